@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds FluidFaaS and runs every test. Installs the Debian packages it needs first (idempotent).
+# Usage: scripts/test.sh [release|debug|asan]     (default: release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+preset="${1:-release}"
+scripts/install-deps.sh
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset"
+ctest --preset "$preset"

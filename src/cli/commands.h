@@ -1,0 +1,19 @@
+// The fluidfaas command line: each Add*Commands registers one subcommand tree on the root app.
+//
+// A command's callback stores its exit code in `exit_code`: 0 success, 1 the work failed, 2 bad input (the
+// reason on stderr, or in the JSON with --json), 3 and up command-specific (documented in its --help).
+// Commands print data on stdout and diagnostics (logs) on stderr.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace fluidfaas::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitBadInput = 2;
+
+void AddMigCommands(CLI::App& app, int& exit_code);
+void AddNodeCommands(CLI::App& app, int& exit_code);
+
+}  // namespace fluidfaas::cli

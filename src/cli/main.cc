@@ -1,0 +1,39 @@
+// fluidfaas: the FluidFaaS command line.
+#include <iostream>
+#include <string>
+
+#include "cli/commands.h"
+#include "common/log.h"
+
+int main(int argc, char** argv) {
+  using fluidfaas::cli::kExitBadInput;
+  CLI::App app{"FluidFaaS: serverless ML inference on MIG-partitioned GPUs", "fluidfaas"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "fluidfaas 0.1.0");
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off (logs go to stderr)")
+      ->capture_default_str();
+
+  int exit_code = fluidfaas::cli::kExitOk;
+  fluidfaas::cli::AddMigCommands(app, exit_code);
+  fluidfaas::cli::AddNodeCommands(app, exit_code);
+  app.parse_complete_callback([&log_level] {
+    if (fluidfaas::Status s = fluidfaas::ConfigureLogging(log_level); !s.ok()) {
+      throw CLI::ValidationError("--log-level", s.message());
+    }
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);  // prints the message and a hint
+    return kExitBadInput;
+  }
+  return exit_code;
+}
