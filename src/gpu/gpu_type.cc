@@ -61,12 +61,12 @@ constexpr std::array<MigProfile, 7> kH200_141GB = {{
     {0, "7g.141gb", 7, 8, 140800, 132, kZero, 1, false},
 }};
 
-// Bandwidth and FP16 peak from NVIDIA's data sheets (SXM parts).
+// Bandwidth, FP16 tensor and FP32 peaks from NVIDIA's data sheets (SXM parts, dense).
 const std::array<GpuType, 4> kGpuTypes = {{
-    {GpuModel::kA100_40GB, "a100-40gb", "NVIDIA A100-SXM4-40GB", 40960, 108, 1555.0, 312.0, kA100_40GB},
-    {GpuModel::kA100_80GB, "a100-80gb", "NVIDIA A100-SXM4-80GB", 81920, 108, 2039.0, 312.0, kA100_80GB},
-    {GpuModel::kH100_80GB, "h100-80gb", "NVIDIA H100 80GB HBM3", 81559, 132, 3350.0, 989.0, kH100_80GB},
-    {GpuModel::kH200_141GB, "h200-141gb", "NVIDIA H200", 143771, 132, 4800.0, 989.0, kH200_141GB},
+    {GpuModel::kA100_40GB, "a100-40gb", "NVIDIA A100-SXM4-40GB", 40960, 108, 1555.0, 312.0, 19.5, 156.0, kA100_40GB},
+    {GpuModel::kA100_80GB, "a100-80gb", "NVIDIA A100-SXM4-80GB", 81920, 108, 2039.0, 312.0, 19.5, 156.0, kA100_80GB},
+    {GpuModel::kH100_80GB, "h100-80gb", "NVIDIA H100 80GB HBM3", 81559, 132, 3350.0, 989.0, 67.0, 494.7, kH100_80GB},
+    {GpuModel::kH200_141GB, "h200-141gb", "NVIDIA H200", 143771, 132, 4800.0, 989.0, 67.0, 494.7, kH200_141GB},
 }};
 
 std::string Lower(std::string_view s) {

@@ -54,6 +54,8 @@ struct GpuType {
   int sms;                        // whole-GPU SMs
   double memory_bandwidth_gbs;    // whole-GPU DRAM bandwidth, GB/s
   double fp16_tensor_tflops;      // dense FP16 tensor-core peak, TFLOP/s
+  double fp32_tflops;             // FP32 CUDA-core peak (no tensor cores), TFLOP/s
+  double tf32_tensor_tflops;      // dense TF32 tensor-core peak, TFLOP/s
   std::span<const MigProfile> profiles;  // in NVML id order of the MIG guide table (19, 20, 15, 14, 9, 5, 0)
 
   // nullptr when the profile does not exist on this GPU type.
