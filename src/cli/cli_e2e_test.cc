@@ -106,4 +106,72 @@ TEST(CliTest, UsageErrorsExitTwoAndHelpExitsZero) {
   EXPECT_EQ(Fluidfaas("node show --help").exit_code, 0);
 }
 
+TEST(CliTest, ZooListJson) {
+  CommandRun r = Fluidfaas("zoo list --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = Json(r);
+  ASSERT_EQ(j.size(), 9u);
+  EXPECT_EQ(j[0]["name"], "resnet50");
+  EXPECT_EQ(j[0]["blocks"], 18);
+  EXPECT_EQ(j[0]["params"], 25557032);
+  EXPECT_NEAR(j[0]["gflops_per_sample"].get<double>(), 4.1, 0.05);
+}
+
+TEST(CliTest, ZooLatencyJson) {
+  CommandRun r = Fluidfaas("zoo latency --model resnet50 --gpu a100-80gb --profile 2g.20gb --batch 8 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = Json(r);
+  EXPECT_GT(j["latency_ms"].get<double>(), 5);
+  EXPECT_LT(j["latency_ms"].get<double>(), 30);  // measured: 14.05 ms
+  EXPECT_EQ(j["fits"], true);
+  EXPECT_EQ(Json(Fluidfaas("zoo latency --model llama2-13b --profile 2g.20gb --json"))["fits"], false);
+  // --seq changes the work of a transformer.
+  const double s64 = Json(Fluidfaas("zoo latency --model bert-base --profile 7g.80gb --batch 32 --seq 64 --json"))
+                         ["latency_ms"].get<double>();
+  const double s128 = Json(Fluidfaas("zoo latency --model bert-base --profile 7g.80gb --batch 32 --json"))
+                          ["latency_ms"].get<double>();
+  EXPECT_GT(s128, 1.7 * s64);
+  EXPECT_EQ(Fluidfaas("zoo latency --model alexnet --profile 2g.20gb").exit_code, 2);
+  EXPECT_EQ(Fluidfaas("zoo latency --model resnet50 --profile 5g.50gb").exit_code, 2);
+}
+
+TEST(CliTest, ZooBlocksWithProfile) {
+  CommandRun r = Fluidfaas("zoo blocks --model vit-b16 --gpu a100-80gb --profile 1g.10gb --batch 4 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = Json(r);
+  ASSERT_EQ(j.size(), 14u);
+  EXPECT_EQ(j[1]["name"], "encoder.0");
+  EXPECT_EQ(j[1]["params"], 7087872);
+  EXPECT_EQ(j[1]["activation_out_bytes"], 197 * 768 * 4);
+  EXPECT_GT(j[1]["latency_ms"].get<double>(), 0);
+  EXPECT_GT(j[1]["memory_mib"].get<double>(), 27);  // 7.1M fp32 weights
+  EXPECT_FALSE(Json(Fluidfaas("zoo blocks --model vit-b16 --json"))[1].contains("latency_ms"));
+}
+
+TEST(CliTest, ZooCalibrateMeetsTargets) {
+  CommandRun r = Fluidfaas(std::string("zoo calibrate --json --data ") + FLUIDFAAS_CALIBRATION_DIR);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = Json(r);
+  EXPECT_LE(j["median_error"].get<double>(), 0.10);
+  EXPECT_LE(j["worst_error"].get<double>(), 0.30);
+  EXPECT_EQ(j["acceptance_points"], 96);
+  EXPECT_EQ(Fluidfaas("zoo calibrate --data /nonexistent").exit_code, 2);
+}
+
+TEST(CliTest, MeasuredProfileReplacesModelledFigures) {
+  const std::string path = testing::TempDir() + "/resnet50.profile.json";
+  ASSERT_EQ(Fluidfaas("zoo profile --model resnet50 --out " + path).exit_code, 0);
+  std::ifstream in(path);
+  nlohmann::json p = nlohmann::json::parse(in);
+  for (auto& e : p["entries"]) {
+    for (auto& ms : e["block_ms"]) ms = 1.0;  // "measured": 1 ms per block everywhere
+  }
+  p["source"] = "measured in a test";
+  std::ofstream(path) << p.dump();
+  nlohmann::json j = Json(Fluidfaas("zoo latency --model resnet50 --profile 2g.20gb --batch 8 --json --measured " + path));
+  EXPECT_DOUBLE_EQ(j["latency_ms"].get<double>(), 18.0);
+  EXPECT_EQ(j["source"], "measured in a test");
+  EXPECT_EQ(Fluidfaas("zoo latency --model resnet152 --profile 2g.20gb --measured " + path).exit_code, 2);
+}
+
 }  // namespace

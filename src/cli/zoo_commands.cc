@@ -1,0 +1,317 @@
+// fluidfaas zoo list | blocks | latency | calibrate | profile
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/commands.h"
+#include "cli/table.h"
+#include "common/csv.h"
+#include "model/calibration.h"
+#include "model/profile.h"
+#include "model/zoo.h"
+
+namespace fluidfaas::cli {
+namespace {
+
+using nlohmann::json;
+
+struct ZooOptions {
+  std::string model;
+  std::string gpu = "a100-80gb";
+  std::string profile;
+  int batch = 1;
+  int seq = 0;
+  std::string measured;  // a profile JSON that replaces the model's figures
+  std::string data_dir = "data/calibration";
+  std::string out;
+  bool fit = false;
+  bool json_output = false;
+};
+
+std::string Fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+int Fail(const Status& s, int code = kExitBadInput) {
+  std::cerr << "fluidfaas: " << s.message() << '\n';
+  return code;
+}
+
+// The model, GPU type and slice profile the options name (profile optional).
+struct Target {
+  model::FunctionSpec f;
+  const gpu::GpuType* gpu = nullptr;
+  const gpu::MigProfile* slice = nullptr;
+};
+
+Result<Target> ResolveTarget(const ZooOptions& o, bool need_profile) {
+  Target t;
+  FF_ASSIGN_OR_RETURN(t.f, model::BuildZooModel(o.model, model::ZooOptions{.seq_len = o.seq}));
+  FF_ASSIGN_OR_RETURN(t.gpu, gpu::FindGpuType(o.gpu));
+  if (o.profile.empty()) {
+    if (need_profile) return Status::InvalidArgument("--profile is required");
+    return t;
+  }
+  t.slice = t.gpu->FindProfile(o.profile);
+  if (t.slice == nullptr) {
+    return Status::InvalidArgument("profile '" + o.profile + "' does not exist on " + std::string(t.gpu->name) +
+                                   " (profiles: " + t.gpu->ProfileNames() + ")");
+  }
+  if (o.batch < 1) return Status::InvalidArgument("--batch must be at least 1");
+  return t;
+}
+
+int RunList(const ZooOptions& o) {
+  json out = json::array();
+  Table table({"model", ">blocks", ">params", ">GFLOPs", "dtype", ">seq", "description"});
+  for (const model::ZooEntry& e : model::ZooModels()) {
+    const model::FunctionSpec f = *model::BuildZooModel(e.name);
+    // GFLOPs as model zoos count them: one multiply-add is one operation (torchvision: ResNet-50 4.09).
+    const double gflops = f.TotalMacs() / 1e9;
+    out.push_back({{"name", f.name},
+                   {"blocks", f.blocks.size()},
+                   {"params", f.TotalParams()},
+                   {"gflops_per_sample", std::round(gflops * 100) / 100},
+                   {"dtype", model::ToString(f.dtype)},
+                   {"seq_len", f.seq_len},
+                   {"max_batch", f.max_batch}});
+    table.AddRow({f.name, std::to_string(f.blocks.size()), std::to_string(f.TotalParams()), Fixed(gflops, 2),
+                  std::string(model::ToString(f.dtype)), f.seq_len ? std::to_string(f.seq_len) : "-",
+                  std::string(e.description)});
+  }
+  if (o.json_output) {
+    std::cout << out.dump(2) << '\n';
+  } else {
+    table.Print(std::cout);
+  }
+  return kExitOk;
+}
+
+int RunBlocks(const ZooOptions& o) {
+  Result<Target> t = ResolveTarget(o, false);
+  if (!t.ok()) return Fail(t.status());
+  const model::LatencyModel lm;
+  json out = json::array();
+  Table table(t->slice ? std::vector<std::string>{">#", "block", "kind", ">params", ">act out B", ">latency ms", ">memory MiB"}
+                       : std::vector<std::string>{">#", "block", "kind", ">params", ">act out B"});
+  for (size_t i = 0; i < t->f.blocks.size(); ++i) {
+    const model::Block& b = t->f.blocks[i];
+    json row = {{"name", b.name},
+                {"kind", model::ToString(b.kind)},
+                {"params", b.params},
+                {"activation_out_bytes", b.ActivationOutBytes(t->f.dtype)}};
+    std::vector<std::string> cells = {std::to_string(i), b.name, std::string(model::ToString(b.kind)),
+                                      std::to_string(b.params), std::to_string(b.ActivationOutBytes(t->f.dtype))};
+    if (t->slice) {
+      const double ms = lm.BlockMs(b, t->f.dtype, *t->gpu, *t->slice, o.batch);
+      // The block's own weights and activations, without the process reserve.
+      const double mib = static_cast<double>(lm.StageBytes(t->f, i, i, o.batch)) / (1 << 20);
+      row["latency_ms"] = ms;
+      row["memory_mib"] = mib;
+      cells.push_back(Fixed(ms, 3));
+      cells.push_back(Fixed(mib, 1));
+    }
+    out.push_back(std::move(row));
+    table.AddRow(std::move(cells));
+  }
+  if (o.json_output) {
+    std::cout << out.dump(2) << '\n';
+  } else {
+    table.Print(std::cout);
+  }
+  return kExitOk;
+}
+
+int RunLatency(const ZooOptions& o) {
+  Result<Target> t = ResolveTarget(o, true);
+  if (!t.ok()) return Fail(t.status());
+  const model::LatencyModel lm;
+  const model::ModelledBlockTimes modelled(t->f, lm);
+  std::unique_ptr<model::ProfiledBlockTimes> profiled;
+  if (!o.measured.empty()) {
+    Result<model::FunctionProfile> p = model::LoadProfile(o.measured);
+    if (!p.ok()) return Fail(p.status());
+    if (Status s = model::CheckProfileMatches(*p, t->f); !s.ok()) return Fail(s.WithContext(o.measured));
+    profiled = std::make_unique<model::ProfiledBlockTimes>(std::move(p).value(), modelled);
+  }
+  const model::BlockTimes& times = profiled ? static_cast<const model::BlockTimes&>(*profiled) : modelled;
+  double ms = 0;
+  for (size_t i = 0; i < t->f.blocks.size(); ++i) ms += times.BlockMs(i, *t->gpu, *t->slice, o.batch);
+  const size_t last = t->f.blocks.size() - 1;
+  const int64_t mib = lm.StageMib(t->f, 0, last, *t->slice, o.batch);
+  const bool fits = mib <= t->slice->memory_mib;
+  const std::string source = times.Source(*t->gpu, *t->slice);
+  if (o.json_output) {
+    std::cout << json{{"latency_ms", ms}, {"memory_mib", mib}, {"fits", fits}, {"source", source}}.dump(2) << '\n';
+  } else {
+    std::cout << t->f.name << " on " << t->gpu->name << " " << t->slice->name << ", batch " << o.batch
+              << (t->f.seq_len ? ", " + std::to_string(t->f.seq_len) + " tokens" : "") << ": " << Fixed(ms, 2)
+              << " ms, " << mib << " MiB of " << t->slice->memory_mib << " (" << (fits ? "fits" : "does not fit")
+              << "; " << source << ")\n";
+  }
+  return kExitOk;
+}
+
+// The model's 4g/3g latency ratio beside MISO's training measurements (the only public 4g figures).
+json FourGComparison(const model::LatencyModel& lm, const std::string& dir, Table& table) {
+  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+  json out = {{"modelled", json::array()}, {"miso_training", json::array()}};
+  for (const char* name : {"resnet50", "vit-b16", "bert-base"}) {
+    const model::FunctionSpec f = *model::BuildZooModel(name);
+    for (int batch : {1, 32, 128}) {
+      const double r = lm.ModelMs(f, a100, *a100.FindProfile("4g.40gb"), batch) /
+                       lm.ModelMs(f, a100, *a100.FindProfile("3g.40gb"), batch);
+      out["modelled"].push_back({{"model", name}, {"batch", batch}, {"ratio_4g_3g", r}});
+      table.AddRow({std::string("modelled ") + name, std::to_string(batch), Fixed(r, 3)});
+    }
+  }
+  Result<CsvTable> miso = CsvTable::ReadFile(dir + "/miso_a100-40gb_train_per_slice.csv");
+  if (miso.ok()) {
+    const auto model_col = miso->Column("model");
+    const auto batch_col = miso->Column("batch");
+    const auto g3 = miso->Column("3g_ms");
+    const auto g4 = miso->Column("4g_ms");
+    for (size_t r = 0; model_col && batch_col && g3 && g4 && r < miso->rows(); ++r) {
+      Result<double> t3 = miso->Number(r, *g3);
+      Result<double> t4 = miso->Number(r, *g4);
+      if (!t3.ok() || !t4.ok()) continue;
+      const double ratio = *t4 / *t3;
+      out["miso_training"].push_back(
+          {{"model", miso->row(r)[*model_col]}, {"batch", miso->row(r)[*batch_col]}, {"ratio_4g_3g", ratio}});
+      table.AddRow({"MISO " + miso->row(r)[*model_col], miso->row(r)[*batch_col], Fixed(ratio, 3)});
+    }
+  }
+  return out;
+}
+
+int RunCalibrate(const ZooOptions& o) {
+  Result<std::vector<model::Measurement>> data = model::ReadMeasurements(o.data_dir);
+  if (!data.ok()) return Fail(data.status());
+  model::LatencyModelParams params;
+  if (o.fit) {
+    Result<model::LatencyModelParams> fitted = model::Fit(*data, params);
+    if (!fitted.ok()) return Fail(fitted.status(), kExitFailure);
+    params = *fitted;
+  }
+  const model::LatencyModel lm(params);
+  Result<model::CalibrationSummary> s = model::Evaluate(lm, *data);
+  if (!s.ok()) return Fail(s.status(), kExitFailure);
+
+  Table four_g({"4g/3g latency", ">batch", ">ratio"});
+  const json four = FourGComparison(lm, o.data_dir, four_g);
+  const json fitted_params = {{"launch_us", params.launch_us},
+                              {"kernel_overhead_us", params.kernel_overhead_us},
+                              {"fp32_matmul_efficiency", params.fp32_matmul_efficiency},
+                              {"tf32_conv_efficiency", params.tf32_conv_efficiency},
+                              {"memory_efficiency", params.memory_efficiency}};
+  if (o.json_output) {
+    json points = json::array();
+    for (const model::CalibrationPoint& p : s->points) {
+      points.push_back({{"file", p.m.file},
+                        {"model", p.m.model},
+                        {"profile", p.m.profile},
+                        {"batch", p.m.batch},
+                        {"seq_len", p.m.seq_len},
+                        {"measured_ms", p.m.measured_ms},
+                        {"modelled_ms", p.modelled_ms},
+                        {"error", p.error},
+                        {"acceptance", p.m.acceptance}});
+    }
+    std::cout << json{{"points", points},
+                      {"median_error", s->median_error},
+                      {"worst_error", s->worst_error},
+                      {"acceptance_points", s->acceptance_points},
+                      {"seq_sweep_median_error", s->seq_median_error},
+                      {"seq_sweep_worst_error", s->seq_worst_error},
+                      {"params", fitted_params},
+                      {"four_g", four}}
+                     .dump(2)
+              << '\n';
+    return kExitOk;
+  }
+  Table table({"model", "profile", ">batch", ">seq", ">measured ms", ">modelled ms", ">error", "set"});
+  for (const model::CalibrationPoint& p : s->points) {
+    table.AddRow({p.m.model, p.m.profile, std::to_string(p.m.batch), p.m.seq_len ? std::to_string(p.m.seq_len) : "-",
+                  Fixed(p.m.measured_ms, 2), Fixed(p.modelled_ms, 2), Fixed(100 * p.error, 1) + "%",
+                  p.m.acceptance ? "acceptance"
+                  : p.m.file.find("seq") != std::string::npos ? "seq sweep"
+                                                               : "batch > 128"});
+  }
+  table.Print(std::cout);
+  std::cout << "\nparameters" << (o.fit ? " (fitted)" : "") << ": " << fitted_params.dump() << "\n\n";
+  four_g.Print(std::cout);
+  std::cout << "\nacceptance set (" << s->acceptance_points << " points: batch 1..128 on 1g, 2g, 3g, 7g): median error "
+            << Fixed(100 * s->median_error, 1) << "%, worst " << Fixed(100 * s->worst_error, 1) << "%\n"
+            << "sequence sweep (bert-base, batch 32, 32..512 tokens): median " << Fixed(100 * s->seq_median_error, 1)
+            << "%, worst " << Fixed(100 * s->seq_worst_error, 1) << "% (measured latency stops growing past 256)\n";
+  return kExitOk;
+}
+
+int RunProfile(const ZooOptions& o) {
+  Result<Target> t = ResolveTarget(o, false);
+  if (!t.ok()) return Fail(t.status());
+  const model::FunctionProfile p = model::MakeModelledProfile(t->f, model::LatencyModel(), {t->gpu});
+  if (o.out.empty() || o.out == "-") {
+    std::cout << model::ProfileToJson(p).dump(1) << '\n';
+    return kExitOk;
+  }
+  if (Status s = model::SaveProfile(p, o.out); !s.ok()) return Fail(s, kExitFailure);
+  std::cerr << "wrote " << p.entries.size() << " entries to " << o.out << '\n';
+  return kExitOk;
+}
+
+void AddModelOptions(CLI::App* cmd, ZooOptions& o, bool required) {
+  auto* opt = cmd->add_option("--model", o.model, "Zoo model (fluidfaas zoo list)");
+  if (required) opt->required();
+  cmd->add_option("--gpu", o.gpu, "GPU type")->capture_default_str();
+  cmd->add_option("--seq", o.seq, "Sequence (prompt) length of a transformer; default: the model's own");
+}
+
+}  // namespace
+
+void AddZooCommands(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<ZooOptions>();
+  CLI::App* zoo = app.add_subcommand("zoo", "Built-in models, their blocks, and the latency model");
+  zoo->require_subcommand(1);
+
+  CLI::App* list = zoo->add_subcommand(
+      "list", "List the zoo's models (GFLOPs counted as model zoos do: one multiply-add is one operation)");
+  list->add_flag("--json", o->json_output, "Print JSON");
+  list->callback([o, &exit_code] { exit_code = RunList(*o); });
+
+  CLI::App* blocks = zoo->add_subcommand("blocks", "A model's blocks; with --profile, their latency and memory");
+  AddModelOptions(blocks, *o, true);
+  blocks->add_option("--profile", o->profile, "Slice profile, e.g. 2g.20gb");
+  blocks->add_option("--batch", o->batch, "Batch size")->capture_default_str();
+  blocks->add_flag("--json", o->json_output, "Print JSON");
+  blocks->callback([o, &exit_code] { exit_code = RunBlocks(*o); });
+
+  CLI::App* latency = zoo->add_subcommand("latency", "A model's latency and memory on one slice");
+  AddModelOptions(latency, *o, true);
+  latency->add_option("--profile", o->profile, "Slice profile, e.g. 2g.20gb")->required();
+  latency->add_option("--batch", o->batch, "Batch size")->capture_default_str();
+  latency->add_option("--measured", o->measured, "Block profile JSON whose figures replace the model's")
+      ->check(CLI::ExistingFile);
+  latency->add_flag("--json", o->json_output, "Print JSON: {latency_ms, memory_mib, fits, source}");
+  latency->callback([o, &exit_code] { exit_code = RunLatency(*o); });
+
+  CLI::App* calibrate = zoo->add_subcommand(
+      "calibrate", "The latency model against measured MIG latencies: error table, median and worst error");
+  calibrate->add_option("--data", o->data_dir, "Folder with the a100-80gb_*.csv files")->capture_default_str();
+  calibrate->add_flag("--fit", o->fit, "Refit the model's parameters first");
+  calibrate->add_flag("--json", o->json_output, "Print JSON");
+  calibrate->callback([o, &exit_code] { exit_code = RunCalibrate(*o); });
+
+  CLI::App* profile = zoo->add_subcommand(
+      "profile", "Write a model's modelled block profile (JSON), to edit or replace with measured figures");
+  AddModelOptions(profile, *o, true);
+  profile->add_option("--out", o->out, "Output file (default: stdout)");
+  profile->callback([o, &exit_code] { exit_code = RunProfile(*o); });
+}
+
+}  // namespace fluidfaas::cli
