@@ -18,6 +18,7 @@ std::string_view ToString(BlockKind kind) {
     case BlockKind::kEncoder: return "encoder";
     case BlockKind::kDecoder: return "decoder";
     case BlockKind::kHead: return "head";
+    case BlockKind::kCustom: return "custom";
   }
   return "?";
 }

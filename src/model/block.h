@@ -30,6 +30,7 @@ enum class BlockKind {
   kEncoder,      // bidirectional transformer layer (ViT, BERT)
   kDecoder,      // causal transformer layer (GPT-2, Llama)
   kHead,         // classifier, pooler or language-model head
+  kCustom,       // a block of a function author's TorchScript model
 };
 std::string_view ToString(BlockKind kind);
 
