@@ -174,4 +174,31 @@ TEST(CliTest, MeasuredProfileReplacesModelledFigures) {
   EXPECT_EQ(Fluidfaas("zoo latency --model resnet152 --profile 2g.20gb --measured " + path).exit_code, 2);
 }
 
+TEST(CliTest, PlanLlama13BOnTwoSmallSlicesIsATwoStagePipeline) {
+  CommandRun r = Fluidfaas("plan --model llama2-13b --gpu a100-80gb --free 0:2g.20gb@4,0:1g.10gb@6 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = Json(r);
+  EXPECT_EQ(j["feasible"], true);
+  ASSERT_EQ(j["stages"].size(), 2u);
+  EXPECT_EQ(j["stages"][0]["first_block"], 0);
+  EXPECT_EQ(j["stages"][1]["last_block"], 41);
+  EXPECT_EQ(j["stages"][0]["last_block"].get<int>() + 1, j["stages"][1]["first_block"].get<int>());
+  for (const char* key : {"slice", "compute_ms", "transfer_ms", "memory_mib"}) EXPECT_TRUE(j["stages"][0].contains(key));
+  for (const char* key : {"bottleneck_ms", "latency_ms", "cv"}) EXPECT_TRUE(j.contains(key));
+}
+
+TEST(CliTest, PlanFreeAllAndNoPlanExitCodes) {
+  nlohmann::json all = Json(Fluidfaas("plan --model llama2-13b --free all --layout 1g.10gb+2g.20gb+4g.40gb --gpus 2 --json"));
+  EXPECT_EQ(all["stages"].size(), 1u);  // a 4g holds it alone
+  CommandRun none = Fluidfaas("plan --model llama2-13b --free 0:1g.10gb@6 --json");
+  EXPECT_EQ(none.exit_code, 3);
+  EXPECT_EQ(Json(none)["feasible"], false);
+  EXPECT_FALSE(Json(none)["reason"].get<std::string>().empty());
+  EXPECT_EQ(Fluidfaas("plan --model llama2-13b --free 0:2g.20gb@4,0:1g.10gb@6 --slo-ms 10").exit_code, 3);
+  EXPECT_EQ(Fluidfaas("plan --model alexnet --free all").exit_code, 2);
+  EXPECT_EQ(Fluidfaas("plan --model resnet50 --free 0:2g.20gb").exit_code, 2);
+  EXPECT_EQ(Fluidfaas("plan --model resnet50 --free 0:2g.20gb@4,0:2g.20gb@4").exit_code, 2);
+  EXPECT_EQ(Fluidfaas("plan --model resnet50 --free 0:9g.90gb@0").exit_code, 2);
+}
+
 }  // namespace

@@ -16,5 +16,6 @@ inline constexpr int kExitBadInput = 2;
 void AddMigCommands(CLI::App& app, int& exit_code);
 void AddNodeCommands(CLI::App& app, int& exit_code);
 void AddZooCommands(CLI::App& app, int& exit_code);
+void AddPlanCommand(CLI::App& app, int& exit_code);
 
 }  // namespace fluidfaas::cli

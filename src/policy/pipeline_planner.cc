@@ -14,6 +14,29 @@ constexpr double kRelTol = 1e-9;
 // a < b by more than the tolerance.
 bool Below(double a, double b) { return a < b - kRelTol * std::max(std::abs(a), std::abs(b)); }
 
+// Coefficient of variation of stage times, accumulated in stage order (the planner and EvaluatePlan share it,
+// so equal plans get bit-identical figures).
+class CvAccumulator {
+ public:
+  void Add(double x) {
+    sum_ += x;
+    sum_sq_ += x * x;
+    ++n_;
+  }
+  double Cv() const {
+    if (n_ < 2) return 0.0;
+    const double k = static_cast<double>(n_);
+    const double mean = sum_ / k;
+    const double var = std::max(0.0, sum_sq_ / k - mean * mean);
+    return mean > 0 ? std::sqrt(var) / mean : 0.0;
+  }
+
+ private:
+  double sum_ = 0;
+  double sum_sq_ = 0;
+  size_t n_ = 0;
+};
+
 // Interchangeable free slices: same kind and free memory.
 struct SliceClass {
   int kind = 0;
@@ -46,6 +69,7 @@ class Search {
     size_t cls;
     size_t first;
     size_t last;
+    double compute_ms;
   };
   struct Candidate {
     double bound;
@@ -53,6 +77,7 @@ class Search {
     size_t last;
     double max_so_far;
     double latency;
+    double compute_ms;
   };
 
   double Bound() const { return found_ ? best_.bottleneck_ms : kInf; }
@@ -61,10 +86,11 @@ class Search {
   // bound_[s][i]: the lowest bottleneck that blocks [i, n) could reach with at most s stages, counting compute
   // only and letting every class be used any number of times: a lower bound for the real search. Stage time
   // grows with the stage's last block and bound_[s-1] shrinks with it, so the best cut is where they cross.
+  // Rows 0..k-1 are all the search reads (the stages left after the one being chosen).
   void BuildBound() {
-    bound_.assign(static_cast<size_t>(k_ + 1), std::vector<double>(n_ + 1, kInf));
+    bound_.assign(static_cast<size_t>(k_), std::vector<double>(n_ + 1, kInf));
     for (auto& row : bound_) row[n_] = 0;
-    for (size_t s = 1; s <= static_cast<size_t>(k_); ++s) {
+    for (size_t s = 1; s < static_cast<size_t>(k_); ++s) {
       const std::vector<double>& rest = bound_[s - 1];
       for (size_t i = 0; i < n_; ++i) {
         double best = kInf;
@@ -92,7 +118,7 @@ class Search {
 
   void Visit(size_t first, int depth, double max_so_far, double latency) {
     if (first == n_) {
-      Leaf(depth);
+      Leaf(depth, max_so_far);
       return;
     }
     if (depth == k_) return;
@@ -115,8 +141,8 @@ class Search {
         if (Exceeds(bound)) continue;
         const double lat = latency + compute + hop;
         const double lat_floor = lat + (j + 1 == n_ ? 0.0 : costs_.MinSuffixMs(j + 1));
-        if (Below(slo_, lat_floor)) continue;
-        list.push_back(Candidate{bound, ci, j, stage_max, lat});
+        if (lat_floor > slo_) continue;
+        list.push_back(Candidate{bound, ci, j, stage_max, lat, compute});
       }
     }
     // Most promising first, so that a good incumbent prunes the rest early.
@@ -126,7 +152,7 @@ class Search {
     for (size_t idx = 0; idx < list.size(); ++idx) {
       const Candidate cand = candidates_[static_cast<size_t>(depth)][idx];  // copy: deeper levels reuse buffers
       if (Exceeds(cand.bound)) break;  // sorted by bound
-      stages_[static_cast<size_t>(depth)] = StageChoice{cand.cls, first, cand.last};
+      stages_[static_cast<size_t>(depth)] = StageChoice{cand.cls, first, cand.last, cand.compute_ms};
       ++used_[cand.cls];
       Visit(cand.last + 1, depth + 1, cand.max_so_far, cand.latency);
       --used_[cand.cls];
@@ -140,11 +166,20 @@ class Search {
     gpus_used_.clear();
     taken_.assign(free_.size(), false);
     current_.assign(static_cast<size_t>(depth), 0);
+    // No assignment uses fewer GPUs than a class's stages need when each GPU holds few of its slices.
+    gpu_floor_ = 1;
+    for (size_t ci = 0; ci < classes_.size(); ++ci) {
+      size_t uses = 0;
+      for (int s = 0; s < depth; ++s) uses += stages_[static_cast<size_t>(s)].cls == ci;
+      size_t per_gpu = 1;
+      for (const auto& entry : classes_[ci].by_gpu) per_gpu = std::max(per_gpu, entry.second.size());
+      gpu_floor_ = std::max(gpu_floor_, (uses + per_gpu - 1) / per_gpu);
+    }
     AssignFrom(0, depth);
   }
 
   void AssignFrom(int s, int depth) {
-    if (gpus_used_.size() >= best_gpus_) return;
+    if (gpus_used_.size() >= best_gpus_ || best_gpus_ <= gpu_floor_) return;
     if (s == depth) {
       best_gpus_ = gpus_used_.size();
       assigned_ = current_;
@@ -170,7 +205,17 @@ class Search {
     }
   }
 
-  void Leaf(int depth) {
+  void Leaf(int depth, double bottleneck) {
+    // Settle on the cheap figures first (bottleneck, CV, stages); GPUs and stranded memory only on a tie.
+    if (found_) {
+      if (Below(best_.bottleneck_ms, bottleneck)) return;
+      if (!Below(bottleneck, best_.bottleneck_ms)) {
+        CvAccumulator cv;
+        for (int s = 0; s < depth; ++s) cv.Add(stages_[static_cast<size_t>(s)].compute_ms);
+        if (cv.Cv() > best_.cv + 1e-9) return;
+        if (cv.Cv() >= best_.cv - 1e-9 && static_cast<size_t>(depth) > best_.stages.size()) return;
+      }
+    }
     AssignSlices(depth);
     std::vector<PlanStage> stages(static_cast<size_t>(depth));
     for (size_t s = 0; s < stages.size(); ++s) {
@@ -201,6 +246,7 @@ class Search {
   Plan best_;
 
   size_t best_gpus_ = kNone;
+  size_t gpu_floor_ = 1;
   std::vector<int> gpus_used_;
   std::vector<bool> taken_;
   std::vector<size_t> current_;
@@ -226,8 +272,7 @@ bool PlanBetter(const Plan& a, const Plan& b) {
 Plan EvaluatePlan(const StageCostTable& costs, const TransferModel& transfer, std::span<const FreeSlice> free,
                   std::vector<PlanStage> stages) {
   Plan p;
-  double sum = 0;
-  double sum_sq = 0;
+  CvAccumulator cv;
   std::vector<int> gpus;
   for (size_t s = 0; s < stages.size(); ++s) {
     PlanStage& st = stages[s];
@@ -242,14 +287,10 @@ Plan EvaluatePlan(const StageCostTable& costs, const TransferModel& transfer, st
     p.latency_ms += st.compute_ms;
     p.latency_ms += st.transfer_ms;
     p.stranded_mib += slice.free_mib - st.memory_mib;
-    sum += st.compute_ms;
-    sum_sq += st.compute_ms * st.compute_ms;
+    cv.Add(st.compute_ms);
     if (std::find(gpus.begin(), gpus.end(), slice.gpu) == gpus.end()) gpus.push_back(slice.gpu);
   }
-  const double k = static_cast<double>(stages.size());
-  const double mean = sum / k;
-  const double var = std::max(0.0, sum_sq / k - mean * mean);
-  p.cv = stages.size() > 1 && mean > 0 ? std::sqrt(var) / mean : 0.0;
+  p.cv = cv.Cv();
   p.gpus = static_cast<int>(gpus.size());
   p.stages = std::move(stages);
   return p;
