@@ -1,0 +1,49 @@
+#include "policy/load_tracker.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fluidfaas::policy {
+
+double LoadTracker::Decayed(double value, TimePoint then, TimePoint now, Duration tau) {
+  const double dt = ToSeconds(now - then);
+  return dt <= 0 ? value : value * std::exp(-dt / ToSeconds(tau));
+}
+
+void LoadTracker::OnArrival(TimePoint now) {
+  rate_short_ = Decayed(rate_short_, rate_at_, now, options_.short_tau) + 1.0 / ToSeconds(options_.short_tau);
+  rate_long_ = Decayed(rate_long_, rate_at_, now, options_.long_tau) + 1.0 / ToSeconds(options_.long_tau);
+  rate_at_ = std::max(rate_at_, now);
+  last_arrival_ = std::max(last_arrival_, now);
+  seen_arrival_ = true;
+}
+
+void LoadTracker::OnBusy(TimePoint start, TimePoint end) {
+  if (end <= start) return;
+  busy_.emplace_back(start, end);
+  // Intervals arrive roughly in order; drop those that ended before any window we could be asked about.
+  while (!busy_.empty() && busy_.front().second < end - options_.busy_window) busy_.pop_front();
+}
+
+void LoadTracker::OnServiceTime(Duration service) {
+  const double ms = ToMillis(service);
+  service_ms_ = service_ms_ < 0 ? ms : (1 - options_.service_alpha) * service_ms_ + options_.service_alpha * ms;
+}
+
+double LoadTracker::RateShort(TimePoint now) const { return Decayed(rate_short_, rate_at_, now, options_.short_tau); }
+double LoadTracker::RateLong(TimePoint now) const { return Decayed(rate_long_, rate_at_, now, options_.long_tau); }
+
+double LoadTracker::BusyFraction(TimePoint now) const {
+  const TimePoint from = now - options_.busy_window;
+  Duration busy{0};
+  for (const auto& [start, end] : busy_) {
+    const TimePoint a = std::max(start, from);
+    const TimePoint b = std::min(end, now);
+    if (b > a) busy += b - a;
+  }
+  return std::min(1.0, ToSeconds(busy) / ToSeconds(options_.busy_window));
+}
+
+Duration LoadTracker::ServiceTime(Duration prior) const { return service_ms_ < 0 ? prior : MillisF(service_ms_); }
+
+}  // namespace fluidfaas::policy
