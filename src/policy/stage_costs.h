@@ -46,6 +46,9 @@ class StageCostTable {
   // Memory of blocks [first, last] on kind `k` for the table's batch, MiB, process reserve included.
   int64_t MemoryMib(int k, size_t first, size_t last) const;
 
+  // The per-process reserve on kind `k`, MiB (part of every MemoryMib answer).
+  int64_t ReserveMib(int k) const { return (reserve_bytes_[static_cast<size_t>(k)] + (1 << 20) - 1) >> 20; }
+
   // Activation bytes leaving block `last` for the next stage, for the table's batch.
   int64_t OutBytes(size_t last) const { return out_bytes_[last]; }
 

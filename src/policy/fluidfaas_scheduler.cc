@@ -1,0 +1,425 @@
+#include "policy/fluidfaas_scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fluidfaas::policy {
+namespace {
+
+bool Live(InstanceState s) {
+  return s == InstanceState::kExclusiveHot || s == InstanceState::kTimeSharing || s == InstanceState::kLoading;
+}
+
+}  // namespace
+
+Duration LoadCostModel::LoadTime(int64_t bytes, bool from_warm) const {
+  const double b = static_cast<double>(bytes);
+  double ms = b / (pcie_gbs * 1e6);
+  if (!from_warm) ms += process_start_ms + b / (disk_gbs * 1e6);
+  return MillisF(ms);
+}
+
+FluidFaaSScheduler::FluidFaaSScheduler(std::vector<ClusterSlice> slices, std::vector<ServedFunction> functions,
+                                       FluidFaaSOptions options)
+    : options_(options), functions_(std::move(functions)), planner_(options.planner) {
+  for (ClusterSlice& s : slices) slices_.push_back(SliceRec{std::move(s), {}, 0, TimePoint{}});
+}
+
+const ServedFunction& FluidFaaSScheduler::Function(FunctionId id) const {
+  for (const ServedFunction& f : functions_) {
+    if (f.id == id) return f;
+  }
+  return functions_.front();  // OnRequest rejects unknown functions before asking
+}
+
+void FluidFaaSScheduler::SetState(InstanceRec& inst, InstanceState to, TimePoint now, std::vector<Decision>& out,
+                                  bool announce) {
+  const Status s = CheckTransition(inst.state, to);
+  if (!s.ok()) {
+    errors_.push_back("instance " + std::to_string(inst.id) + ": " + s.message());
+    return;
+  }
+  if (announce) out.push_back(StateDecision{inst.id, inst.state, to});
+  inst.state = to;
+  inst.state_since = now;
+}
+
+bool FluidFaaSScheduler::Exclusive(const InstanceRec& inst) const {
+  return inst.state == InstanceState::kExclusiveHot ||
+         (inst.state == InstanceState::kLoading && inst.after_load == InstanceState::kExclusiveHot);
+}
+
+TimePoint FluidFaaSScheduler::EstimatedFinish(const InstanceRec& inst, TimePoint now) const {
+  TimePoint start = now;
+  if (inst.state == InstanceState::kLoading) start = std::max(start, inst.ready_at);
+  for (const StagePlacement& st : inst.stages) start = std::max(start, slices_[st.slice].busy_until);
+  return start + inst.load.ServiceTime(inst.service);
+}
+
+void FluidFaaSScheduler::Route(InstanceRec& inst, const RequestEvent& request, TimePoint now,
+                               std::vector<Decision>& out) {
+  const TimePoint finish = EstimatedFinish(inst, now);
+  for (const StagePlacement& st : inst.stages) slices_[st.slice].busy_until = finish;
+  ++inst.outstanding;
+  inst.load.OnArrival(now);
+  out.push_back(RouteDecision{request.id, inst.id});
+}
+
+void FluidFaaSScheduler::OnRequest(const RequestEvent& request, TimePoint now, std::vector<Decision>& out) {
+  const bool known = std::any_of(functions_.begin(), functions_.end(),
+                                 [&](const ServedFunction& f) { return f.id == request.function; });
+  if (!known) {
+    out.push_back(RejectDecision{request.id, "unknown function " + std::to_string(request.function)});
+    return;
+  }
+  const ServedFunction& f = Function(request.function);
+  InstanceRec* best = nullptr;
+  bool best_preferred = false;
+  TimePoint best_finish = TimePoint::max();
+  InstanceRec* earliest = nullptr;
+  TimePoint earliest_finish = TimePoint::max();
+  bool loading = false;
+  for (auto& [id, inst] : instances_) {
+    if (inst.function != request.function || !Live(inst.state) || inst.evict_pending) continue;
+    loading = loading || inst.state == InstanceState::kLoading;
+    const TimePoint finish = EstimatedFinish(inst, now);
+    if (finish < earliest_finish) {
+      earliest = &inst;
+      earliest_finish = finish;
+    }
+    if (finish > request.deadline) continue;
+    // Urgency against this instance's own service time: slack = deadline - now - service.
+    const Duration slack = request.deadline - now - inst.load.ServiceTime(inst.service);
+    const bool urgent = ToMillis(slack) < options_.urgent_slack_fraction * f.slo_ms;
+    const bool preferred = urgent == Exclusive(inst);
+    if (best == nullptr || (preferred && !best_preferred) || (preferred == best_preferred && finish < best_finish)) {
+      best = &inst;
+      best_preferred = preferred;
+      best_finish = finish;
+    }
+  }
+  if (best != nullptr) {
+    Route(*best, request, now, out);
+    return;
+  }
+  // No live instance meets the deadline: add capacity (one load in flight per function at a time).
+  if (!loading) {
+    if (InstanceRec* added = ScaleUp(request.function, now, out)) {
+      const TimePoint finish = EstimatedFinish(*added, now);
+      if (finish <= request.deadline || options_.serve_late) {
+        Route(*added, request, now, out);
+        return;
+      }
+      if (finish < earliest_finish) {
+        earliest = added;
+        earliest_finish = finish;
+      }
+    }
+  }
+  if (options_.serve_late && earliest != nullptr) {
+    Route(*earliest, request, now, out);
+    return;
+  }
+  std::string reason = "no instance of " + f.spec->name + " can finish before the deadline";
+  if (earliest != nullptr) {
+    reason += " (earliest estimate " + FormatDuration(earliest_finish - request.deadline) + " late)";
+  } else {
+    reason += " (no capacity to start one)";
+  }
+  out.push_back(RejectDecision{request.id, std::move(reason)});
+}
+
+FluidFaaSScheduler::InstanceRec& FluidFaaSScheduler::ReusableOrNew(FunctionId fn) {
+  InstanceRec* cold = nullptr;
+  for (auto& [id, inst] : instances_) {
+    if (inst.function != fn) continue;
+    if (inst.state == InstanceState::kWarm) return inst;
+    if (inst.state == InstanceState::kCold && cold == nullptr) cold = &inst;
+  }
+  if (cold != nullptr) return *cold;
+  InstanceRec& inst = instances_[next_instance_];
+  inst.id = next_instance_++;
+  inst.function = fn;
+  inst.load = LoadTracker(options_.tracker);
+  return inst;
+}
+
+std::optional<Plan> FluidFaaSScheduler::PlanOnFreeSlices(const ServedFunction& f, int max_stages) const {
+  std::vector<FreeSlice> free;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    const SliceRec& s = slices_[i];
+    if (!s.info.available || !s.residents.empty()) continue;
+    free.push_back(FreeSlice{s.info.id, s.info.gpu, s.info.kind, s.info.kind.profile->memory_mib});
+    index.push_back(i);
+  }
+  if (free.empty()) return std::nullopt;
+  PlannerOptions po = options_.planner;
+  po.max_stages = max_stages;
+  Result<Plan> plan = PipelinePlanner(po).Best(*f.costs, f.slo_ms, free);
+  if (!plan.ok()) return std::nullopt;
+  for (PlanStage& st : plan->stages) st.slice = index[st.slice];  // back to cluster indices
+  return std::move(plan).value();
+}
+
+std::optional<std::pair<size_t, std::vector<InstanceId>>> FluidFaaSScheduler::TimeSharingSlot(
+    const ServedFunction& f, TimePoint now) const {
+  const size_t last = f.costs->blocks() - 1;
+  std::optional<std::pair<size_t, std::vector<InstanceId>>> best;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    const SliceRec& s = slices_[i];
+    if (!s.info.available || s.residents.empty()) continue;
+    const int k = f.costs->KindIndex(s.info.kind);
+    if (k < 0 || f.costs->ComputeMs(k, 0, last) > f.slo_ms) continue;
+    bool shareable = true;
+    std::vector<const InstanceRec*> idle;
+    for (InstanceId r : s.residents) {
+      const InstanceRec& res = instances_.at(r);
+      shareable = shareable && res.state == InstanceState::kTimeSharing && res.stages.size() == 1;
+      if (res.outstanding == 0) idle.push_back(&res);
+    }
+    if (!shareable) continue;
+    // Least hot first: short-window rate, then the oldest last use.
+    std::sort(idle.begin(), idle.end(), [now](const InstanceRec* a, const InstanceRec* b) {
+      const double ra = a->load.RateShort(now);
+      const double rb = b->load.RateShort(now);
+      return ra != rb ? ra < rb : a->load.last_arrival() < b->load.last_arrival();
+    });
+    const int64_t need = f.costs->MemoryMib(k, 0, last) - f.costs->ReserveMib(k);
+    int64_t free_mib = s.info.kind.profile->memory_mib - f.costs->ReserveMib(k) - s.used_mib;
+    std::vector<InstanceId> evict;
+    for (size_t v = 0; free_mib < need && v < idle.size(); ++v) {
+      evict.push_back(idle[v]->id);
+      free_mib += OwnMib(*idle[v], idle[v]->stages.front());
+    }
+    if (free_mib < need) continue;
+    if (!best || evict.size() < best->second.size()) best = std::make_pair(i, std::move(evict));
+  }
+  return best;
+}
+
+FluidFaaSScheduler::InstanceRec* FluidFaaSScheduler::ScaleUp(FunctionId fn, TimePoint now, std::vector<Decision>& out) {
+  const ServedFunction& f = Function(fn);
+  const size_t last = f.costs->blocks() - 1;
+  // 1. The smallest free slice that fits and serves alone.
+  std::optional<size_t> single;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    const SliceRec& s = slices_[i];
+    if (!s.info.available || !s.residents.empty()) continue;
+    const int k = f.costs->KindIndex(s.info.kind);
+    if (k < 0 || f.costs->MemoryMib(k, 0, last) > s.info.kind.profile->memory_mib ||
+        f.costs->ComputeMs(k, 0, last) > f.slo_ms) {
+      continue;
+    }
+    if (!single || s.info.kind.profile->memory_mib < slices_[*single].info.kind.profile->memory_mib) single = i;
+  }
+  if (single) {
+    InstanceRec& inst = ReusableOrNew(fn);
+    const int k = f.costs->KindIndex(slices_[*single].info.kind);
+    Place(inst, {StagePlacement{*single, 0, last, f.costs->MemoryMib(k, 0, last)}}, InstanceState::kExclusiveHot, now,
+          out);
+    return &inst;
+  }
+  // 2. A pipeline over free slices.
+  if (std::optional<Plan> plan = PlanOnFreeSlices(f, options_.planner.max_stages)) {
+    std::vector<StagePlacement> stages;
+    for (const PlanStage& st : plan->stages) {
+      stages.push_back(StagePlacement{st.slice, st.first_block, st.last_block, st.memory_mib});
+    }
+    InstanceRec& inst = ReusableOrNew(fn);
+    Place(inst, std::move(stages), InstanceState::kExclusiveHot, now, out);
+    inst.service = MillisF(plan->latency_ms);
+    return &inst;
+  }
+  // 3. A time-sharing slice, evicting its least hot idle residents.
+  if (auto slot = TimeSharingSlot(f, now)) {
+    for (InstanceId victim : slot->second) EvictToWarm(instances_.at(victim), now, out);
+    InstanceRec& inst = ReusableOrNew(fn);
+    const int k = f.costs->KindIndex(slices_[slot->first].info.kind);
+    Place(inst, {StagePlacement{slot->first, 0, last, f.costs->MemoryMib(k, 0, last)}}, InstanceState::kTimeSharing,
+          now, out);
+    return &inst;
+  }
+  return nullptr;
+}
+
+void FluidFaaSScheduler::Place(InstanceRec& inst, std::vector<StagePlacement> stages, InstanceState after_load,
+                               TimePoint now, std::vector<Decision>& out) {
+  const ServedFunction& f = Function(inst.function);
+  const bool from_warm = inst.state == InstanceState::kWarm;
+  SetState(inst, InstanceState::kLoading, now, out, /*announce=*/false);
+  inst.after_load = after_load;
+  int64_t largest_bytes = 0;
+  double service_ms = 0;
+  for (size_t s = 0; s < stages.size(); ++s) {
+    const StagePlacement& st = stages[s];
+    SliceRec& slice = slices_[st.slice];
+    const int k = f.costs->KindIndex(slice.info.kind);
+    const int64_t own = OwnMib(inst, st);
+    slice.residents.push_back(inst.id);
+    slice.used_mib += own;
+    largest_bytes = std::max(largest_bytes, own << 20);
+    service_ms += f.costs->ComputeMs(k, st.first_block, st.last_block);
+    if (s + 1 < stages.size()) service_ms += options_.planner.transfer.HopMs(f.costs->OutBytes(st.last_block));
+  }
+  inst.stages = std::move(stages);
+  inst.service = MillisF(service_ms);
+  const Duration load = options_.load.LoadTime(largest_bytes, from_warm);
+  inst.ready_at = now + load;
+  out.push_back(LaunchDecision{inst.id, inst.function, inst.stages, from_warm, load, inst.service});
+}
+
+int64_t FluidFaaSScheduler::OwnMib(const InstanceRec& inst, const StagePlacement& st) const {
+  const ServedFunction& f = Function(inst.function);
+  return st.memory_mib - f.costs->ReserveMib(f.costs->KindIndex(slices_[st.slice].info.kind));
+}
+
+void FluidFaaSScheduler::Release(InstanceRec& inst) {
+  for (const StagePlacement& st : inst.stages) {
+    SliceRec& slice = slices_[st.slice];
+    slice.residents.erase(std::remove(slice.residents.begin(), slice.residents.end(), inst.id), slice.residents.end());
+    slice.used_mib -= OwnMib(inst, st);
+  }
+  inst.stages.clear();
+}
+
+void FluidFaaSScheduler::EvictToWarm(InstanceRec& inst, TimePoint now, std::vector<Decision>& out) {
+  if (inst.outstanding > 0) return;  // never drop a request: only idle instances are evicted
+  if (inst.state != InstanceState::kTimeSharing) return;
+  inst.evict_pending = false;
+  Release(inst);
+  out.push_back(EvictDecision{inst.id});
+  SetState(inst, InstanceState::kWarm, now, out);
+}
+
+void FluidFaaSScheduler::MaybeRetire(InstanceRec& inst, TimePoint now, std::vector<Decision>& out) {
+  if (inst.state != InstanceState::kDraining || inst.outstanding > 0) return;
+  Release(inst);
+  out.push_back(RetireDecision{inst.id});
+  SetState(inst, InstanceState::kRetired, now, out);
+}
+
+void FluidFaaSScheduler::OnStageFinished(const StageEvent& stage, TimePoint now, std::vector<Decision>& out) {
+  if (!stage.last) return;
+  auto it = instances_.find(stage.instance);
+  if (it == instances_.end()) return;
+  InstanceRec& inst = it->second;
+  inst.outstanding = std::max(0, inst.outstanding - 1);
+  inst.load.OnBusy(stage.started, stage.finished);
+  inst.load.OnServiceTime(stage.finished - stage.started);
+  if (inst.evict_pending) EvictToWarm(inst, now, out);
+  MaybeRetire(inst, now, out);
+}
+
+void FluidFaaSScheduler::OnLoadFinished(const LoadEvent& load, TimePoint now, std::vector<Decision>& out) {
+  auto it = instances_.find(load.instance);
+  if (it == instances_.end() || it->second.state != InstanceState::kLoading) return;
+  InstanceRec& inst = it->second;
+  if (!load.ok) {
+    Release(inst);
+    out.push_back(RetireDecision{inst.id});
+    SetState(inst, InstanceState::kRetired, now, out);
+    if (inst.replaces) instances_.at(*inst.replaces).migrating = false;
+    return;
+  }
+  SetState(inst, inst.after_load, now, out);
+  if (inst.replaces) {
+    InstanceRec& old = instances_.at(*inst.replaces);
+    out.push_back(MigrateDecision{old.id, inst.id});
+    old.migrating = false;
+    SetState(old, InstanceState::kDraining, now, out);
+    inst.replaces.reset();
+    MaybeRetire(old, now, out);
+  }
+}
+
+void FluidFaaSScheduler::OnTick(TimePoint now, std::vector<Decision>& out) {
+  for (auto& [id, inst] : instances_) {
+    switch (inst.state) {
+      case InstanceState::kTimeSharing: {
+        if (inst.load.BusyFraction(now) >= options_.promote_busy) {
+          // Exclusive means alone on its slices: idle co-residents leave now, busy ones take no new request
+          // and leave when their last one finishes.
+          for (const StagePlacement& st : inst.stages) {
+            const std::vector<InstanceId> residents = slices_[st.slice].residents;
+            for (InstanceId r : residents) {
+              if (r == id) continue;
+              InstanceRec& other = instances_.at(r);
+              other.evict_pending = true;
+              EvictToWarm(other, now, out);
+            }
+          }
+          SetState(inst, InstanceState::kExclusiveHot, now, out);
+          break;
+        }
+        const TimePoint last_use = std::max(inst.state_since, inst.load.last_arrival());
+        if (inst.outstanding == 0 && now - last_use >= options_.ts_idle_evict) EvictToWarm(inst, now, out);
+        break;
+      }
+      case InstanceState::kExclusiveHot:
+        // A whole busy window in this state before judging, so a fresh instance is not demoted at once.
+        if (now - inst.state_since >= options_.tracker.busy_window &&
+            inst.load.BusyFraction(now) < options_.demote_busy) {
+          SetState(inst, InstanceState::kTimeSharing, now, out);
+        }
+        break;
+      case InstanceState::kWarm:
+        if (now - inst.state_since >= options_.keep_alive) SetState(inst, InstanceState::kCold, now, out);
+        break;
+      case InstanceState::kDraining:
+        MaybeRetire(inst, now, out);
+        break;
+      default:
+        break;
+    }
+  }
+  MaybeMigrate(now, out);
+}
+
+void FluidFaaSScheduler::OnSliceFreed(size_t slice, TimePoint now, std::vector<Decision>& out) {
+  if (slice >= slices_.size()) return;
+  slices_[slice].info.available = true;
+  MaybeMigrate(now, out);
+}
+
+void FluidFaaSScheduler::MaybeMigrate(TimePoint now, std::vector<Decision>& out) {
+  std::vector<InstanceId> pipelines;
+  for (const auto& [id, inst] : instances_) {
+    if (inst.stages.size() > 1 && !inst.migrating &&
+        (inst.state == InstanceState::kExclusiveHot || inst.state == InstanceState::kTimeSharing)) {
+      pipelines.push_back(id);
+    }
+  }
+  for (InstanceId id : pipelines) {
+    InstanceRec& old = instances_.at(id);
+    const ServedFunction& f = Function(old.function);
+    std::optional<Plan> plain = PlanOnFreeSlices(f, 1);
+    if (!plain) continue;
+    // Pays off: the pipeline keeps serving while the plain instance loads, so no request waits for the reload,
+    // and once it is done the pipeline's other slices are free; only a slower plain instance is refused.
+    if (plain->latency_ms > ToMillis(old.service) * (1 + options_.migrate_slowdown)) continue;
+    InstanceRec& target = instances_[next_instance_];
+    target.id = next_instance_++;
+    target.function = old.function;
+    target.load = LoadTracker(options_.tracker);
+    target.replaces = old.id;
+    old.migrating = true;
+    const PlanStage& st = plain->stages.front();
+    Place(target, {StagePlacement{st.slice, st.first_block, st.last_block, st.memory_mib}}, old.state, now, out);
+  }
+}
+
+std::vector<InstanceView> FluidFaaSScheduler::Instances() const {
+  std::vector<InstanceView> out;
+  for (const auto& [id, inst] : instances_) out.push_back(InstanceView{id, inst.function, inst.state, inst.stages, inst.outstanding});
+  return out;
+}
+
+std::optional<InstanceView> FluidFaaSScheduler::Instance(InstanceId id) const {
+  auto it = instances_.find(id);
+  if (it == instances_.end()) return std::nullopt;
+  const InstanceRec& inst = it->second;
+  return InstanceView{id, inst.function, inst.state, inst.stages, inst.outstanding};
+}
+
+}  // namespace fluidfaas::policy

@@ -1,0 +1,143 @@
+// FluidFaaSScheduler: design point 2 on top of the planner (ARCHITECTURE.md). docs/policies.md has the states,
+// thresholds and formulas, and which of them are the design's and which this project's.
+//
+//  - Hotness: each instance has a LoadTracker; on ticks, a time-sharing instance whose busy fraction reaches
+//    promote_busy becomes exclusive_hot (its co-residents are evicted to warm), and an exclusive_hot one whose
+//    busy fraction falls under demote_busy becomes time_sharing (hysteresis: 0.5 / 0.3).
+//  - Routing: the finish time of a request on each live instance is estimated from the queues of its slices,
+//    its remaining load time and its service time. Urgent requests (slack under urgent_slack_fraction x SLO)
+//    go to exclusive instances first, the others to time-sharing ones first; the earliest finish that meets
+//    the deadline wins. When none meets it, the scheduler scales up; a request that still cannot meet its
+//    deadline is rejected at once (or served late with serve_late).
+//  - Scaling up: the smallest free slice that fits and serves; else a pipeline from the planner over the free
+//    slices; else a time-sharing slice, evicting its least hot idle residents to warm. A warm instance of the
+//    function is reloaded before a cold one is started.
+//  - Scaling down: an idle time-sharing instance is evicted to warm after ts_idle_evict; a warm one turns cold
+//    after keep_alive.
+//  - Migration: when a pipelined instance fits alone on a free slice without becoming slower, a plain instance
+//    is launched there; once loaded, new requests go to it and the pipeline drains, then is retired.
+//
+// Thread safety: none (see Scheduler).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/load_tracker.h"
+#include "policy/pipeline_planner.h"
+#include "policy/scheduler.h"
+
+namespace fluidfaas::policy {
+
+// How long loading takes.
+struct LoadCostModel {
+  double process_start_ms = 1500;  // a worker process with CUDA and the framework initialised
+  double disk_gbs = 2.0;           // reading weights from local NVMe
+  double pcie_gbs = 25.0;          // host-to-device copy (PCIe 4.0 x16)
+
+  // Cold: start, read, copy; warm: copy only. `bytes` are the largest stage's weights (stages load in parallel).
+  Duration LoadTime(int64_t bytes, bool from_warm) const;
+};
+
+struct FluidFaaSOptions {
+  double promote_busy = 0.5;             // time_sharing -> exclusive_hot at this busy fraction or more
+  double demote_busy = 0.3;              // exclusive_hot -> time_sharing under this busy fraction (the design's)
+  double urgent_slack_fraction = 0.25;   // urgent when slack < this x SLO
+  Duration ts_idle_evict = Seconds(60);  // idle time-sharing instance -> warm after this
+  Duration keep_alive = Seconds(600);    // warm -> cold after this (the design's 10 min)
+  double migrate_slowdown = 0.05;        // migrate when the plain instance is at most this much slower
+  bool serve_late = false;               // route requests that will miss their deadline instead of rejecting
+  LoadCostModel load;
+  PlannerOptions planner;
+  LoadTrackerOptions tracker;
+};
+
+// A function the scheduler serves. The cost table (batch 1) and spec must outlive the scheduler.
+struct ServedFunction {
+  FunctionId id = 0;
+  const model::FunctionSpec* spec = nullptr;
+  const StageCostTable* costs = nullptr;
+  double slo_ms = 0;
+};
+
+// One instance as the scheduler sees it (exposed for tests, the simulator's reports and the daemon's status).
+struct InstanceView {
+  InstanceId id = 0;
+  FunctionId function = 0;
+  InstanceState state = InstanceState::kCold;
+  std::vector<StagePlacement> stages;
+  int outstanding = 0;
+};
+
+class FluidFaaSScheduler final : public Scheduler {
+ public:
+  FluidFaaSScheduler(std::vector<ClusterSlice> slices, std::vector<ServedFunction> functions,
+                     FluidFaaSOptions options = {});
+
+  std::string_view name() const override { return "fluidfaas"; }
+  void OnRequest(const RequestEvent& request, TimePoint now, std::vector<Decision>& out) override;
+  void OnStageFinished(const StageEvent& stage, TimePoint now, std::vector<Decision>& out) override;
+  void OnLoadFinished(const LoadEvent& load, TimePoint now, std::vector<Decision>& out) override;
+  void OnTick(TimePoint now, std::vector<Decision>& out) override;
+  void OnSliceFreed(size_t slice, TimePoint now, std::vector<Decision>& out) override;
+
+  std::vector<InstanceView> Instances() const;
+  std::optional<InstanceView> Instance(InstanceId id) const;
+  // Invariant violations found (an invalid state transition is a bug, reported here and never applied).
+  const std::vector<std::string>& errors() const { return errors_; }
+
+ private:
+  struct InstanceRec {
+    InstanceId id = 0;
+    FunctionId function = 0;
+    InstanceState state = InstanceState::kCold;
+    InstanceState after_load = InstanceState::kExclusiveHot;
+    std::vector<StagePlacement> stages;
+    LoadTracker load;
+    int outstanding = 0;
+    TimePoint ready_at;            // end of the current load
+    Duration service{0};           // prior service time of the current placement
+    TimePoint state_since;
+    std::optional<InstanceId> replaces;   // a migration target: the pipeline it will take over from
+    bool migrating = false;               // a pipeline with a migration target loading
+    bool evict_pending = false;           // leaving its slice (a co-resident was promoted) once idle
+  };
+  struct SliceRec {
+    ClusterSlice info;
+    std::vector<InstanceId> residents;
+    int64_t used_mib = 0;
+    TimePoint busy_until;          // estimated end of the work queued on it
+  };
+
+  const ServedFunction& Function(FunctionId id) const;
+  void SetState(InstanceRec& inst, InstanceState to, TimePoint now, std::vector<Decision>& out, bool announce = true);
+  TimePoint EstimatedFinish(const InstanceRec& inst, TimePoint now) const;
+  bool Exclusive(const InstanceRec& inst) const;
+  void Route(InstanceRec& inst, const RequestEvent& request, TimePoint now, std::vector<Decision>& out);
+
+  // Scale-up: places an instance of `fn` (reusing a warm or cold one), or nullptr when nothing fits.
+  InstanceRec* ScaleUp(FunctionId fn, TimePoint now, std::vector<Decision>& out);
+  std::optional<Plan> PlanOnFreeSlices(const ServedFunction& f, int max_stages) const;
+  std::optional<std::pair<size_t, std::vector<InstanceId>>> TimeSharingSlot(const ServedFunction& f, TimePoint now) const;
+  InstanceRec& ReusableOrNew(FunctionId fn);
+  void Place(InstanceRec& inst, std::vector<StagePlacement> stages, InstanceState after_load, TimePoint now,
+             std::vector<Decision>& out);
+  void Release(InstanceRec& inst);
+  // Memory of a stage without the slice's process reserve (one worker process per slice hosts its residents).
+  int64_t OwnMib(const InstanceRec& inst, const StagePlacement& st) const;
+  void EvictToWarm(InstanceRec& inst, TimePoint now, std::vector<Decision>& out);
+  void MaybeMigrate(TimePoint now, std::vector<Decision>& out);
+  void MaybeRetire(InstanceRec& inst, TimePoint now, std::vector<Decision>& out);
+
+  FluidFaaSOptions options_;
+  std::vector<SliceRec> slices_;
+  std::vector<ServedFunction> functions_;
+  std::map<InstanceId, InstanceRec> instances_;
+  InstanceId next_instance_ = 1;
+  PipelinePlanner planner_;
+  std::vector<std::string> errors_;
+};
+
+}  // namespace fluidfaas::policy

@@ -1,0 +1,313 @@
+// FluidFaaSScheduler driven on the manual clock by a small fake node that carries out its decisions: loads take
+// the time the scheduler expects, each slice runs one request at a time, and every request is checked to be
+// routed and finished exactly once.
+#include "policy/fluidfaas_scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+#include <set>
+
+#include "common/clock.h"
+#include "gpu/topology.h"
+#include "model/zoo.h"
+
+namespace fluidfaas::policy {
+namespace {
+
+using S = InstanceState;
+
+const gpu::GpuType& A100() { return gpu::GetGpuType(gpu::GpuModel::kA100_80GB); }
+
+ClusterSlice Slice(const std::string& id, bool available = true) {
+  const gpu::SliceId sid = *gpu::SliceId::Parse(id);
+  return ClusterSlice{id, sid.gpu, SliceKind{&A100(), A100().FindProfile(sid.profile)}, available};
+}
+
+// A zoo function with its cost table.
+struct Fn {
+  explicit Fn(const std::string& name, FunctionId id, double slo_ms)
+      : spec(*model::BuildZooModel(name)), times(spec, latency) {
+    std::vector<SliceKind> kinds;
+    for (const gpu::MigProfile& p : A100().profiles) kinds.push_back(SliceKind{&A100(), &p});
+    costs = StageCostTable::Build(spec, times, latency, 1, kinds);
+    served = ServedFunction{id, &spec, &costs, slo_ms};
+  }
+  model::LatencyModel latency;
+  model::FunctionSpec spec;
+  model::ModelledBlockTimes times;
+  StageCostTable costs;
+  ServedFunction served;
+};
+
+class FakeNode {
+ public:
+  struct RequestRecord {
+    FunctionId function = 0;
+    std::vector<InstanceId> routed;
+    int completions = 0;
+    bool rejected = false;
+    TimePoint arrival;
+    TimePoint finished;
+  };
+
+  FakeNode(ManualClock& clock, std::vector<ClusterSlice> slices, std::vector<ServedFunction> functions,
+           FluidFaaSOptions options = {})
+      : clock_(clock), scheduler_(slices, std::move(functions), options), slice_busy_(slices.size()) {}
+
+  FluidFaaSScheduler& scheduler() { return scheduler_; }
+  std::map<RequestId, RequestRecord>& requests() { return requests_; }
+  std::vector<StateDecision>& transitions() { return transitions_; }
+  std::vector<MigrateDecision>& migrations() { return migrations_; }
+  std::vector<InstanceId>& retired() { return retired_; }
+  std::vector<InstanceId>& evicted() { return evicted_; }
+  std::vector<LaunchDecision>& launches() { return launches_; }
+
+  // A request arriving at `at`; `age` makes it look older (it waited upstream), so its slack is smaller.
+  RequestId Submit(FunctionId fn, TimePoint at, double slo_ms, Duration age = Duration{0}) {
+    const RequestId id = next_request_++;
+    clock_.ScheduleAt(at, [this, id, fn, slo_ms, age] {
+      const TimePoint arrival = clock_.Now() - age;
+      requests_[id] = RequestRecord{fn, {}, 0, false, arrival, {}};
+      Apply([&](auto& out) { scheduler_.OnRequest(RequestEvent{id, fn, arrival, arrival + MillisF(slo_ms)}, clock_.Now(), out); });
+    });
+    return id;
+  }
+  void SubmitEvery(FunctionId fn, TimePoint from, TimePoint to, Duration every, double slo_ms) {
+    for (TimePoint t = from; t < to; t += every) Submit(fn, t, slo_ms);
+  }
+  void Ticks(TimePoint from, TimePoint to, Duration every = Seconds(1)) {
+    for (TimePoint t = from; t <= to; t += every) {
+      clock_.ScheduleAt(t, [this] { Apply([&](auto& out) { scheduler_.OnTick(clock_.Now(), out); }); });
+    }
+  }
+  void FreeSlice(size_t slice, TimePoint at) {
+    clock_.ScheduleAt(at, [this, slice] { Apply([&](auto& out) { scheduler_.OnSliceFreed(slice, clock_.Now(), out); }); });
+  }
+
+ private:
+  struct Inst {
+    std::vector<size_t> slices;
+    Duration service{0};
+    bool loaded = false;
+    bool running = false;
+    std::deque<RequestId> queue;
+  };
+
+  template <typename Call>
+  void Apply(Call call) {
+    std::vector<Decision> out;
+    call(out);
+    EXPECT_TRUE(scheduler_.errors().empty()) << scheduler_.errors().front();
+    for (Decision& d : out) std::visit([this](auto& decision) { Carry(decision); }, d);
+  }
+
+  void Carry(const LaunchDecision& d) {
+    launches_.push_back(d);
+    Inst& inst = insts_[d.instance];
+    inst.slices.clear();
+    for (const StagePlacement& st : d.stages) inst.slices.push_back(st.slice);
+    inst.service = d.expected_service;
+    inst.loaded = false;
+    clock_.ScheduleAfter(d.expected_load, [this, id = d.instance] {
+      insts_[id].loaded = true;
+      Apply([&](auto& out) { scheduler_.OnLoadFinished(LoadEvent{id, true}, clock_.Now(), out); });
+      TryStart(id);
+    });
+  }
+  void Carry(const RouteDecision& d) {
+    RequestRecord& r = requests_[d.request];
+    r.routed.push_back(d.instance);
+    EXPECT_EQ(r.routed.size(), 1u) << "request " << d.request << " routed twice";
+    insts_[d.instance].queue.push_back(d.request);
+    TryStart(d.instance);
+  }
+  void Carry(const RejectDecision& d) { requests_[d.request].rejected = true; }
+  void Carry(const EvictDecision& d) {
+    EXPECT_TRUE(insts_[d.instance].queue.empty() && !insts_[d.instance].running) << "evicted a busy instance";
+    insts_[d.instance].loaded = false;
+    evicted_.push_back(d.instance);
+  }
+  void Carry(const StateDecision& d) { transitions_.push_back(d); }
+  void Carry(const MigrateDecision& d) { migrations_.push_back(d); }
+  void Carry(const RetireDecision& d) {
+    EXPECT_TRUE(insts_[d.instance].queue.empty() && !insts_[d.instance].running) << "retired a busy instance";
+    retired_.push_back(d.instance);
+  }
+
+  // Runs the instance's next request once it is loaded and all its slices are idle.
+  void TryStart(InstanceId id) {
+    Inst& inst = insts_[id];
+    if (!inst.loaded || inst.running || inst.queue.empty()) return;
+    TimePoint start = clock_.Now();
+    for (size_t s : inst.slices) start = std::max(start, slice_busy_[s]);
+    const TimePoint end = start + inst.service;
+    for (size_t s : inst.slices) slice_busy_[s] = end;
+    const RequestId req = inst.queue.front();
+    inst.queue.pop_front();
+    inst.running = true;
+    clock_.ScheduleAt(end, [this, id, req, start, end] {
+      insts_[id].running = false;
+      RequestRecord& r = requests_[req];
+      ++r.completions;
+      r.finished = end;
+      Apply([&](auto& out) { scheduler_.OnStageFinished(StageEvent{req, id, 0, true, start, end}, clock_.Now(), out); });
+      TryStart(id);
+    });
+  }
+
+  ManualClock& clock_;
+  FluidFaaSScheduler scheduler_;
+  std::vector<TimePoint> slice_busy_;
+  std::map<InstanceId, Inst> insts_;
+  std::map<RequestId, RequestRecord> requests_;
+  std::vector<StateDecision> transitions_;
+  std::vector<MigrateDecision> migrations_;
+  std::vector<InstanceId> retired_;
+  std::vector<InstanceId> evicted_;
+  std::vector<LaunchDecision> launches_;
+  RequestId next_request_ = 1;
+};
+
+TimePoint At(double seconds) { return TimePoint{} + SecondsF(seconds); }
+
+std::vector<S> StatesOf(const std::vector<StateDecision>& log, InstanceId id) {
+  std::vector<S> out;
+  for (const StateDecision& d : log) {
+    if (d.instance == id) out.push_back(d.to);
+  }
+  return out;
+}
+
+TEST(FluidFaaSSchedulerTest, BurstThenIdleCoolsDownToCold) {
+  ManualClock clock;
+  Fn resnet("resnet50", 0, 50);
+  FakeNode node(clock, {Slice("0:4g.40gb@0"), Slice("0:2g.20gb@4"), Slice("0:1g.10gb@6")}, {resnet.served});
+  node.SubmitEvery(0, At(0), At(30), Millis(20), 50);  // 50 requests/s for 30 s
+  node.Ticks(At(1), At(800));
+  clock.RunUntilIdle();
+
+  const std::vector<InstanceView> all = node.scheduler().Instances();
+  ASSERT_EQ(all.size(), 1u);
+  const InstanceId id = all.front().id;
+  // Busy while the burst lasts, then: demoted, evicted to host memory, expired.
+  EXPECT_EQ(StatesOf(node.transitions(), id), (std::vector<S>{S::kExclusiveHot, S::kTimeSharing, S::kWarm, S::kCold}));
+  EXPECT_EQ(all.front().state, S::kCold);
+  EXPECT_TRUE(all.front().stages.empty());
+  // The smallest slice that serves it alone: the 1g, from a cold start.
+  ASSERT_EQ(node.launches().size(), 1u);
+  EXPECT_EQ(node.launches()[0].stages.at(0).slice, 2u);
+  EXPECT_FALSE(node.launches()[0].from_warm);
+  // Every request ended once: served, or rejected at once while the first load ran.
+  int served = 0;
+  for (const auto& [rid, r] : node.requests()) {
+    EXPECT_TRUE(r.rejected != (r.completions == 1)) << rid;
+    if (r.completions == 1) {
+      ++served;
+      EXPECT_LE(r.finished - r.arrival, Millis(50));
+    }
+  }
+  EXPECT_GT(served, 1300);  // all but the cold start's
+}
+
+TEST(FluidFaaSSchedulerTest, TwoQuietFunctionsShareASliceAndOneIsPromotedWhenItHeatsUp) {
+  ManualClock clock;
+  Fn resnet("resnet50", 0, 100);
+  Fn bert("bert-base", 1, 100);
+  FakeNode node(clock, {Slice("0:2g.20gb@4")}, {resnet.served, bert.served});
+  node.SubmitEvery(0, At(0), At(120), Millis(1000), 100);  // 1 request/s each: both quiet
+  node.SubmitEvery(1, At(20), At(60), Millis(1000), 100);
+  node.SubmitEvery(1, At(60), At(90), Millis(15), 100);    // bert heats up: ~65 requests/s
+  node.Ticks(At(1), At(120));
+  bool shared = false;
+  clock.ScheduleAt(At(50), [&] {
+    const auto all = node.scheduler().Instances();
+    ASSERT_EQ(all.size(), 2u);
+    shared = all[0].state == S::kTimeSharing && all[1].state == S::kTimeSharing &&
+             all[0].stages.size() == 1 && all[1].stages.size() == 1 && all[0].stages[0].slice == all[1].stages[0].slice;
+  });
+  clock.RunUntilIdle();
+  EXPECT_TRUE(shared) << "both functions should share the one slice while quiet";
+  InstanceId bert_id = 0;
+  InstanceId resnet_id = 0;
+  for (const InstanceView& v : node.scheduler().Instances()) (v.function == 1 ? bert_id : resnet_id) = v.id;
+  const std::vector<S> bert_states = StatesOf(node.transitions(), bert_id);
+  for (S st : bert_states) std::printf("bert %s\n", std::string(ToString(st)).c_str());
+  for (S st : StatesOf(node.transitions(), resnet_id)) std::printf("resnet %s\n", std::string(ToString(st)).c_str());
+  int rej = 0; for (auto& [rid, r] : node.requests()) rej += r.rejected; std::printf("rejected %d\n", rej);
+  ASSERT_FALSE(bert_states.empty());
+  EXPECT_NE(std::find(bert_states.begin(), bert_states.end(), S::kExclusiveHot), bert_states.end());
+  // Promotion evicted the quiet co-resident to host memory.
+  EXPECT_NE(std::find(node.evicted().begin(), node.evicted().end(), resnet_id), node.evicted().end());
+  for (const auto& [rid, r] : node.requests()) EXPECT_TRUE(r.rejected != (r.completions == 1)) << rid;
+}
+
+TEST(FluidFaaSSchedulerTest, UrgentRequestsGoToExclusiveInstancesTheRestToTimeSharing) {
+  ManualClock clock;
+  Fn resnet("resnet50", 0, 40);
+  FakeNode node(clock, {Slice("0:1g.10gb@5"), Slice("0:1g.10gb@6")}, {resnet.served});
+  node.Submit(0, At(0), 40);            // starts instance 1 (its first request is lost to the cold start)
+  node.Ticks(At(1), At(40));            // instance 1 is demoted once idle for a busy window
+  for (int i = 0; i < 12; ++i) node.Submit(0, At(20), 40);  // a queue on instance 1: scale up to instance 2
+  const RequestId calm = node.Submit(0, At(30), 40);                       // full slack
+  const RequestId urgent = node.Submit(0, At(30.1), 40, Millis(25));       // waited 25 ms upstream
+  clock.RunUntilIdle();
+  const auto all = node.scheduler().Instances();
+  ASSERT_EQ(all.size(), 2u);
+  const auto& calm_r = node.requests().at(calm);
+  const auto& urgent_r = node.requests().at(urgent);
+  ASSERT_EQ(calm_r.routed.size(), 1u);
+  ASSERT_EQ(urgent_r.routed.size(), 1u);
+  // At 30 s instance 1 is time-sharing and instance 2 (loaded at ~22 s) is exclusive.
+  const InstanceId first = all[0].id;
+  const InstanceId second = all[1].id;
+  EXPECT_EQ(StatesOf(node.transitions(), first).at(1), S::kTimeSharing);
+  EXPECT_EQ(StatesOf(node.transitions(), second).at(0), S::kExclusiveHot);
+  EXPECT_EQ(calm_r.routed[0], first);
+  EXPECT_EQ(urgent_r.routed[0], second);
+}
+
+TEST(FluidFaaSSchedulerTest, PipelineMigratesToAFreed4gWithoutLosingOrRepeatingARequest) {
+  ManualClock clock;
+  Fn llama("llama2-13b", 0, 2000);
+  // The 4g is held by someone else at first: llama2-13b fits only the 2g + 1g pipeline.
+  FakeNode node(clock, {Slice("0:4g.40gb@0", false), Slice("0:2g.20gb@4"), Slice("0:1g.10gb@6")}, {llama.served});
+  node.SubmitEvery(0, At(0), At(120), Millis(1000), 2000);
+  node.Ticks(At(1), At(130));
+  node.FreeSlice(0, At(40));
+  std::vector<InstanceView> before;
+  clock.ScheduleAt(At(35), [&] { before = node.scheduler().Instances(); });
+  clock.RunUntilIdle();
+
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(before[0].stages.size(), 2u) << "a 2g + 1g pipeline before the 4g frees up";
+  const InstanceId pipeline = before[0].id;
+  ASSERT_EQ(node.migrations().size(), 1u);
+  EXPECT_EQ(node.migrations()[0].from, pipeline);
+  const InstanceId plain = node.migrations()[0].to;
+  const auto plain_view = node.scheduler().Instance(plain);
+  ASSERT_TRUE(plain_view.has_value());
+  ASSERT_EQ(plain_view->stages.size(), 1u);
+  EXPECT_EQ(plain_view->stages[0].slice, 0u);  // the 4g
+  EXPECT_EQ(node.scheduler().Instance(pipeline)->state, S::kRetired);
+  EXPECT_TRUE(node.scheduler().Instance(pipeline)->stages.empty());  // its slices are released
+  EXPECT_NE(std::find(node.retired().begin(), node.retired().end(), pipeline), node.retired().end());
+
+  // Every request after the pipeline came up was served exactly once; none was rejected or run twice.
+  bool routed_to_plain_after = false;
+  for (const auto& [rid, r] : node.requests()) {
+    if (r.arrival < At(30)) continue;  // the first requests may meet the cold start
+    EXPECT_FALSE(r.rejected) << rid;
+    EXPECT_EQ(r.routed.size(), 1u) << rid;
+    EXPECT_EQ(r.completions, 1) << rid;
+    if (r.arrival > At(80)) {
+      EXPECT_EQ(r.routed[0], plain) << rid;
+      routed_to_plain_after = true;
+    }
+  }
+  EXPECT_TRUE(routed_to_plain_after);
+}
+
+}  // namespace
+}  // namespace fluidfaas::policy
