@@ -415,6 +415,12 @@ std::vector<InstanceView> FluidFaaSScheduler::Instances() const {
   return out;
 }
 
+std::vector<SliceView> FluidFaaSScheduler::Slices() const {
+  std::vector<SliceView> out;
+  for (const SliceRec& s : slices_) out.push_back(SliceView{s.info.id, s.info.available, s.residents, s.used_mib});
+  return out;
+}
+
 std::optional<InstanceView> FluidFaaSScheduler::Instance(InstanceId id) const {
   auto it = instances_.find(id);
   if (it == instances_.end()) return std::nullopt;

@@ -71,6 +71,14 @@ struct InstanceView {
   int outstanding = 0;
 };
 
+// One slice's occupancy: who is resident and how much memory they use (without the worker's reserve).
+struct SliceView {
+  std::string id;
+  bool available = true;
+  std::vector<InstanceId> residents;
+  int64_t used_mib = 0;
+};
+
 class FluidFaaSScheduler final : public Scheduler {
  public:
   FluidFaaSScheduler(std::vector<ClusterSlice> slices, std::vector<ServedFunction> functions,
@@ -85,6 +93,7 @@ class FluidFaaSScheduler final : public Scheduler {
 
   std::vector<InstanceView> Instances() const;
   std::optional<InstanceView> Instance(InstanceId id) const;
+  std::vector<SliceView> Slices() const;
   // Invariant violations found (an invalid state transition is a bug, reported here and never applied).
   const std::vector<std::string>& errors() const { return errors_; }
 

@@ -229,6 +229,17 @@ TEST(FluidFaaSSchedulerTest, TwoQuietFunctionsShareASliceAndOneIsPromotedWhenItH
   });
   clock.RunUntilIdle();
   EXPECT_TRUE(shared) << "both functions should share the one slice while quiet";
+  // After bert cooled down again, resnet came back beside it: the slice's books hold both residents' memory.
+  const std::vector<SliceView> slices = node.scheduler().Slices();
+  ASSERT_EQ(slices.size(), 1u);
+  const int k = resnet.costs.KindIndex(SliceKind{&A100(), A100().FindProfile("2g.20gb")});
+  int64_t expected_mib = 0;
+  for (InstanceId r : slices[0].residents) {
+    const Fn& f = node.scheduler().Instance(r)->function == 0 ? resnet : bert;
+    expected_mib += f.costs.MemoryMib(k, 0, f.spec.blocks.size() - 1) - f.costs.ReserveMib(k);
+  }
+  EXPECT_EQ(slices[0].residents.size(), 2u);
+  EXPECT_EQ(slices[0].used_mib, expected_mib);
   InstanceId bert_id = 0;
   InstanceId resnet_id = 0;
   for (const InstanceView& v : node.scheduler().Instances()) (v.function == 1 ? bert_id : resnet_id) = v.id;
