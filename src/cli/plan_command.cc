@@ -90,12 +90,6 @@ json PlanJson(const policy::Plan& p) {
           {"stranded_mib", p.stranded_mib}};
 }
 
-std::string Fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 int RunPlan(const PlanOptions& o) {
   const auto bad = [&o](const Status& s) {
     if (o.json_output) {

@@ -1,6 +1,7 @@
 #include "cli/table.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace fluidfaas::cli {
 
@@ -35,6 +36,12 @@ void Table::Print(std::ostream& out) const {
   };
   line(headers_);
   for (const auto& row : rows_) line(row);
+}
+
+std::string Fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
 }
 
 }  // namespace fluidfaas::cli

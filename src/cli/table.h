@@ -22,4 +22,7 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
+// `v` with `digits` digits after the point ("12.35").
+std::string Fixed(double v, int digits);
+
 }  // namespace fluidfaas::cli

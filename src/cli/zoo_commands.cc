@@ -31,12 +31,6 @@ struct ZooOptions {
   bool json_output = false;
 };
 
-std::string Fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 int Fail(const Status& s, int code = kExitBadInput) {
   std::cerr << "fluidfaas: " << s.message() << '\n';
   return code;
