@@ -49,17 +49,28 @@ bool FluidFaaSScheduler::Exclusive(const InstanceRec& inst) const {
          (inst.state == InstanceState::kLoading && inst.after_load == InstanceState::kExclusiveHot);
 }
 
-TimePoint FluidFaaSScheduler::EstimatedFinish(const InstanceRec& inst, TimePoint now) const {
-  TimePoint start = now;
-  if (inst.state == InstanceState::kLoading) start = std::max(start, inst.ready_at);
-  for (const StagePlacement& st : inst.stages) start = std::max(start, slices_[st.slice].busy_until);
-  return start + inst.load.ServiceTime(inst.service);
+TimePoint FluidFaaSScheduler::EstimatedFinish(const InstanceRec& inst, TimePoint now,
+                                              std::vector<TimePoint>* stage_ends) const {
+  TimePoint t = now;
+  if (inst.state == InstanceState::kLoading) t = std::max(t, inst.ready_at);
+  // Observed service times scale the modelled stage times.
+  const double scale = inst.service > Duration{0}
+                           ? ToSeconds(inst.load.ServiceTime(inst.service)) / ToSeconds(inst.service)
+                           : 1.0;
+  for (size_t s = 0; s < inst.stages.size(); ++s) {
+    const TimePoint busy = slices_[inst.stages[s].slice].busy_until;
+    const TimePoint end = std::max(t, busy) + MillisF(ToMillis(inst.stage_time[s]) * scale);
+    if (stage_ends != nullptr) stage_ends->push_back(end);
+    t = end + inst.hop_time[s];
+  }
+  return t;
 }
 
 void FluidFaaSScheduler::Route(InstanceRec& inst, const RequestEvent& request, TimePoint now,
                                std::vector<Decision>& out) {
-  const TimePoint finish = EstimatedFinish(inst, now);
-  for (const StagePlacement& st : inst.stages) slices_[st.slice].busy_until = finish;
+  std::vector<TimePoint> ends;
+  EstimatedFinish(inst, now, &ends);
+  for (size_t s = 0; s < inst.stages.size(); ++s) slices_[inst.stages[s].slice].busy_until = ends[s];
   ++inst.outstanding;
   inst.load.OnArrival(now);
   out.push_back(RouteDecision{request.id, inst.id});
@@ -228,7 +239,6 @@ FluidFaaSScheduler::InstanceRec* FluidFaaSScheduler::ScaleUp(FunctionId fn, Time
     }
     InstanceRec& inst = ReusableOrNew(fn);
     Place(inst, std::move(stages), InstanceState::kExclusiveHot, now, out);
-    inst.service = MillisF(plan->latency_ms);
     return &inst;
   }
   // 3. A time-sharing slice, evicting its least hot idle residents.
@@ -251,6 +261,8 @@ void FluidFaaSScheduler::Place(InstanceRec& inst, std::vector<StagePlacement> st
   inst.after_load = after_load;
   int64_t largest_bytes = 0;
   double service_ms = 0;
+  inst.stage_time.clear();
+  inst.hop_time.clear();
   for (size_t s = 0; s < stages.size(); ++s) {
     const StagePlacement& st = stages[s];
     SliceRec& slice = slices_[st.slice];
@@ -259,8 +271,11 @@ void FluidFaaSScheduler::Place(InstanceRec& inst, std::vector<StagePlacement> st
     slice.residents.push_back(inst.id);
     slice.used_mib += own;
     largest_bytes = std::max(largest_bytes, own << 20);
-    service_ms += f.costs->ComputeMs(k, st.first_block, st.last_block);
-    if (s + 1 < stages.size()) service_ms += options_.planner.transfer.HopMs(f.costs->OutBytes(st.last_block));
+    const double stage_ms = f.costs->ComputeMs(k, st.first_block, st.last_block);
+    const double hop_ms = s + 1 < stages.size() ? options_.planner.transfer.HopMs(f.costs->OutBytes(st.last_block)) : 0.0;
+    inst.stage_time.push_back(MillisF(stage_ms));
+    inst.hop_time.push_back(MillisF(hop_ms));
+    service_ms += stage_ms + hop_ms;
   }
   inst.stages = std::move(stages);
   inst.service = MillisF(service_ms);

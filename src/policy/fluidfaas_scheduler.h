@@ -107,7 +107,9 @@ class FluidFaaSScheduler final : public Scheduler {
     LoadTracker load;
     int outstanding = 0;
     TimePoint ready_at;            // end of the current load
-    Duration service{0};           // prior service time of the current placement
+    Duration service{0};           // prior service time of the current placement (stages and hops)
+    std::vector<Duration> stage_time;  // prior time of each stage
+    std::vector<Duration> hop_time;    // after each stage (0 after the last)
     TimePoint state_since;
     std::optional<InstanceId> replaces;   // a migration target: the pipeline it will take over from
     bool migrating = false;               // a pipeline with a migration target loading
@@ -122,7 +124,11 @@ class FluidFaaSScheduler final : public Scheduler {
 
   const ServedFunction& Function(FunctionId id) const;
   void SetState(InstanceRec& inst, InstanceState to, TimePoint now, std::vector<Decision>& out, bool announce = true);
-  TimePoint EstimatedFinish(const InstanceRec& inst, TimePoint now) const;
+  // When a request routed now would finish: it walks the stages in order, each starting when the request
+  // arrives there and the stage's slice has finished what is queued on it. `stage_ends`, when given, receives
+  // when each stage would end (Route books the slices with them).
+  TimePoint EstimatedFinish(const InstanceRec& inst, TimePoint now,
+                            std::vector<TimePoint>* stage_ends = nullptr) const;
   bool Exclusive(const InstanceRec& inst) const;
   void Route(InstanceRec& inst, const RequestEvent& request, TimePoint now, std::vector<Decision>& out);
 

@@ -1,0 +1,128 @@
+#include "sim/simulator.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "gpu/layout.h"
+#include "model/zoo.h"
+#include "policy/exclusive_scheduler.h"
+#include "policy/fluidfaas_scheduler.h"
+
+namespace fluidfaas::sim {
+namespace {
+
+using policy::ClusterSlice;
+using policy::SliceKind;
+
+const gpu::GpuType& A100() { return gpu::GetGpuType(gpu::GpuModel::kA100_80GB); }
+
+// A cluster of `gpus` A100-80GB with one layout, and zoo functions with SLO = scale x latency on a 7g slice.
+struct TestCluster {
+  TestCluster(int gpus, const std::string& layout, const std::vector<std::string>& models, double slo_scale = 4) {
+    const gpu::Layout l = *gpu::ParseLayout(A100(), layout);
+    for (int g = 0; g < gpus; ++g) {
+      for (const gpu::PlacedSlice& s : l.slices()) {
+        slices.push_back(ClusterSlice{std::to_string(g) + ":" + s.ToString(), g, SliceKind{&A100(), s.profile}, true});
+      }
+    }
+    std::vector<SliceKind> kinds;
+    for (const gpu::MigProfile& p : A100().profiles) kinds.push_back(SliceKind{&A100(), &p});
+    for (const std::string& m : models) {
+      specs.push_back(std::make_unique<model::FunctionSpec>(*model::BuildZooModel(m)));
+      times.push_back(std::make_unique<model::ModelledBlockTimes>(*specs.back(), latency));
+      costs.push_back(std::make_unique<policy::StageCostTable>(
+          policy::StageCostTable::Build(*specs.back(), *times.back(), latency, 1, kinds)));
+      const int full = costs.back()->KindIndex(SliceKind{&A100(), &A100().FullProfile()});
+      const double slo = slo_scale * costs.back()->ComputeMs(full, 0, specs.back()->blocks.size() - 1);
+      functions.push_back(SimFunction{specs.back().get(), costs.back().get(), slo});
+      served.push_back(policy::ServedFunction{static_cast<policy::FunctionId>(served.size()), specs.back().get(),
+                                              costs.back().get(), slo});
+    }
+  }
+  model::LatencyModel latency;
+  std::vector<ClusterSlice> slices;
+  std::vector<std::unique_ptr<model::FunctionSpec>> specs;
+  std::vector<std::unique_ptr<model::ModelledBlockTimes>> times;
+  std::vector<std::unique_ptr<policy::StageCostTable>> costs;
+  std::vector<SimFunction> functions;
+  std::vector<policy::ServedFunction> served;
+};
+
+SimResult RunFluid(const TestCluster& s, const std::vector<Arrival>& arrivals) {
+  policy::FluidFaaSScheduler scheduler(s.slices, s.served);
+  return Simulate(s.slices, s.functions, arrivals, scheduler);
+}
+
+SimResult RunExclusive(const TestCluster& s, const std::vector<Arrival>& arrivals) {
+  policy::ExclusiveScheduler scheduler(s.slices, s.served);
+  return Simulate(s.slices, s.functions, arrivals, scheduler);
+}
+
+void ExpectConserved(const SimResult& r, size_t arrivals) {
+  EXPECT_TRUE(r.errors.empty()) << r.errors.front();
+  ASSERT_EQ(r.requests.size(), arrivals);
+  for (const RequestRecord& q : r.requests) {
+    ASSERT_NE(q.outcome, Outcome::kPending) << "a request never ended";
+    if (q.outcome != Outcome::kRejected) {
+      EXPECT_EQ(q.finished - q.arrival, q.queue + q.load + q.compute + q.transfer);
+      EXPECT_EQ(q.outcome == Outcome::kHit, q.finished <= q.deadline);
+    }
+  }
+  for (size_t s = 0; s < r.slice_busy.size(); ++s) {
+    EXPECT_LE(r.slice_busy[s], r.slice_active[s] + Seconds(1));
+    EXPECT_LE(r.slice_active[s], r.horizon);
+  }
+}
+
+TEST(SimulatorTest, SameInputsSameResults) {
+  TestCluster s(2, "1g.10gb+2g.20gb+4g.40gb", {"resnet50", "bert-base", "vit-b16"});
+  const auto arrivals = GenerateWorkload({.rate_rps = 80, .cv = 2, .functions = 3, .duration = Seconds(120), .seed = 3});
+  const SimResult a = RunFluid(s, arrivals);
+  const SimResult b = RunFluid(s, arrivals);
+  ASSERT_EQ(a.requests.size(), b.requests.size());
+  for (size_t i = 0; i < a.requests.size(); ++i) {
+    ASSERT_EQ(a.requests[i].outcome, b.requests[i].outcome) << i;
+    ASSERT_EQ(a.requests[i].finished, b.requests[i].finished) << i;
+    ASSERT_EQ(a.requests[i].instance, b.requests[i].instance) << i;
+  }
+  EXPECT_EQ(a.events, b.events);
+}
+
+TEST(SimulatorTest, EveryRequestEndsExactlyOnceUnderEachPolicy) {
+  TestCluster s(2, "1g.10gb+2g.20gb+4g.40gb", {"resnet50", "bert-base", "vit-b16", "llama2-7b"});
+  const auto arrivals = GenerateWorkload({.rate_rps = 150, .cv = 3, .diurnal_amplitude = 0.5,
+                                          .diurnal_period = Seconds(60), .functions = 4, .duration = Seconds(180), .seed = 8});
+  const SimResult fluid = RunFluid(s, arrivals);
+  ExpectConserved(fluid, arrivals.size());
+  const SimResult exclusive = RunExclusive(s, arrivals);
+  ExpectConserved(exclusive, arrivals.size());
+  size_t hits = 0;
+  for (const RequestRecord& q : fluid.requests) hits += q.outcome == Outcome::kHit;
+  EXPECT_GT(hits, arrivals.size() / 2);
+}
+
+TEST(SimulatorTest, PipelinesServeWhatNoSingleSliceHoldsAndExclusiveNeverPipelines) {
+  // No slice of this layout holds llama2-13b (fp16, 24.8 GiB) alone.
+  TestCluster s(1, "2g.20gb+2g.20gb+2g.20gb+1g.10gb", {"llama2-13b"}, 6);
+  const auto arrivals = GenerateWorkload({.rate_rps = 1, .duration = Seconds(120), .seed = 2});
+  const SimResult fluid = RunFluid(s, arrivals);
+  ExpectConserved(fluid, arrivals.size());
+  EXPECT_GE(fluid.pipelines, 1);
+  size_t served = 0;
+  for (const RequestRecord& q : fluid.requests) {
+    if (q.outcome == Outcome::kRejected) continue;
+    ++served;
+    EXPECT_GT(q.transfer, Duration{0});  // it crossed stages
+  }
+  EXPECT_GT(served, arrivals.size() * 3 / 4);
+
+  const SimResult exclusive = RunExclusive(s, arrivals);
+  ExpectConserved(exclusive, arrivals.size());
+  EXPECT_EQ(exclusive.pipelines, 0);
+  EXPECT_EQ(exclusive.launches, 0);
+  for (const RequestRecord& q : exclusive.requests) EXPECT_EQ(q.outcome, Outcome::kRejected);
+}
+
+}  // namespace
+}  // namespace fluidfaas::sim
