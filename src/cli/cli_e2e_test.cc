@@ -201,4 +201,29 @@ TEST(CliTest, PlanFreeAllAndNoPlanExitCodes) {
   EXPECT_EQ(Fluidfaas("plan --model resnet50 --free 0:9g.90gb@0").exit_code, 2);
 }
 
+TEST(CliTest, SimWritesTheSummaryForEachPolicyAndLoad) {
+  const std::string out = testing::TempDir() + "/sim_out";
+  CommandRun r = Fluidfaas("sim --preset paper --policies fluidfaas,exclusive --load light,heavy --duration 20 --gpus 2 "
+                           "--seed 3 --json --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = Json(r);
+  ASSERT_EQ(j.size(), 4u);
+  for (const auto& run : j) {
+    EXPECT_GT(run["requests"].get<int>(), 0);
+    EXPECT_GE(run["slo_hit_rate"].get<double>(), 0.0);
+    EXPECT_LE(run["slo_hit_rate"].get<double>(), 1.0);
+    EXPECT_EQ(run["requests"], run["simulated_requests"]);
+    EXPECT_TRUE(run.contains("wall_seconds"));
+  }
+  EXPECT_EQ(j[0]["requests"], j[1]["requests"]);  // the same arrivals for every policy
+  std::ifstream csv(out + "/summary.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_NE(header.find("slo_hit_rate"), std::string::npos);
+  EXPECT_TRUE(std::ifstream(out + "/summary.json").good());
+  EXPECT_EQ(Fluidfaas("sim --policies esg --duration 5").exit_code, 2);
+  EXPECT_EQ(Fluidfaas("sim --load extreme --duration 5").exit_code, 2);
+  EXPECT_EQ(Fluidfaas("sim --preset tiny --duration 5").exit_code, 2);
+}
+
 }  // namespace

@@ -17,5 +17,6 @@ void AddMigCommands(CLI::App& app, int& exit_code);
 void AddNodeCommands(CLI::App& app, int& exit_code);
 void AddZooCommands(CLI::App& app, int& exit_code);
 void AddPlanCommand(CLI::App& app, int& exit_code);
+void AddSimCommand(CLI::App& app, int& exit_code);
 
 }  // namespace fluidfaas::cli

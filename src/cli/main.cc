@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   fluidfaas::cli::AddNodeCommands(app, exit_code);
   fluidfaas::cli::AddZooCommands(app, exit_code);
   fluidfaas::cli::AddPlanCommand(app, exit_code);
+  fluidfaas::cli::AddSimCommand(app, exit_code);
   app.parse_complete_callback([&log_level] {
     if (fluidfaas::Status s = fluidfaas::ConfigureLogging(log_level); !s.ok()) {
       throw CLI::ValidationError("--log-level", s.message());

@@ -1,0 +1,212 @@
+// fluidfaas sim: the evaluation grid (policies x loads) in the simulator, with a summary table and files.
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/commands.h"
+#include "cli/table.h"
+#include "sim/azure_trace.h"
+#include "sim/experiment.h"
+
+namespace fluidfaas::cli {
+namespace {
+
+using nlohmann::json;
+
+struct SimOptions {
+  std::string preset = "paper";
+  std::vector<std::string> policies = {"fluidfaas", "exclusive"};
+  std::vector<std::string> loads = {"light", "medium", "heavy"};
+  std::string trace;
+  double rate_scale = 1.0;
+  uint64_t seed = 1;
+  double duration_s = 600;
+  double slo_scale = 5.0;
+  int gpus = 8;
+  std::string out = "out/sim";
+  bool json_output = false;
+};
+
+json ToJson(const sim::RunSummary& s) {
+  return {{"policy", s.policy},
+          {"load", s.load},
+          {"load_share", s.load_share},
+          {"rate_rps", s.rate_rps},
+          {"requests", s.requests},
+          {"hits", s.hits},
+          {"rejected", s.rejected},
+          {"slo_hit_rate", s.hit_rate},
+          {"mean_ms", s.mean_ms},
+          {"p50_ms", s.p50_ms},
+          {"p99_ms", s.p99_ms},
+          {"queue_ms", s.queue_ms},
+          {"load_ms", s.load_ms},
+          {"compute_ms", s.compute_ms},
+          {"transfer_ms", s.transfer_ms},
+          {"throughput_rps", s.throughput_rps},
+          {"slice_utilization", s.utilization},
+          {"active_fraction", s.active_fraction},
+          {"pipelines", s.pipelines},
+          {"migrations", s.migrations},
+          {"evictions", s.evictions},
+          {"wall_seconds", s.wall_seconds},
+          {"simulated_requests", s.simulated_requests}};
+}
+
+Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& runs) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IoError("cannot create '" + dir + "': " + ec.message());
+  json all = json::array();
+  for (const sim::RunSummary& s : runs) all.push_back(ToJson(s));
+  std::ofstream js(dir + "/summary.json");
+  js << all.dump(2) << '\n';
+  std::ofstream csv(dir + "/summary.csv");
+  bool header = true;
+  for (const json& row : all) {
+    if (header) {
+      std::string line;
+      for (auto it = row.begin(); it != row.end(); ++it) line += (line.empty() ? "" : ",") + it.key();
+      csv << line << '\n';
+      header = false;
+    }
+    std::string line;
+    for (auto it = row.begin(); it != row.end(); ++it) {
+      if (!line.empty()) line += ",";
+      line += it->is_string() ? it->get<std::string>() : it->dump();
+    }
+    csv << line << '\n';
+  }
+  std::ofstream cdf(dir + "/slice_utilization.csv");
+  cdf << "policy,load,slice,utilization\n";
+  for (const sim::RunSummary& s : runs) {
+    for (size_t i = 0; i < s.slice_utilization.size(); ++i) {
+      cdf << s.policy << ',' << s.load << ',' << i << ',' << s.slice_utilization[i] << '\n';
+    }
+  }
+  if (!js || !csv || !cdf) return Status::IoError("cannot write the summary files in '" + dir + "'");
+  return Status::Ok();
+}
+
+int RunSim(const SimOptions& o) {
+  const auto fail = [](const Status& s, int code) {
+    std::cerr << "fluidfaas: " << s.message() << '\n';
+    return code;
+  };
+  Result<std::unique_ptr<sim::Preset>> preset =
+      sim::MakePreset(o.preset, sim::PresetOptions{.slo_scale = o.slo_scale, .gpus = o.gpus});
+  if (!preset.ok()) return fail(preset.status(), kExitBadInput);
+  if (!(o.duration_s > 0)) return fail(Status::InvalidArgument("--duration must be positive"), kExitBadInput);
+  for (const std::string& p : o.policies) {
+    Result<std::unique_ptr<policy::Scheduler>> s = sim::MakeScheduler(p, **preset);
+    if (!s.ok()) return fail(s.status(), kExitBadInput);
+  }
+
+  // (load name, arrivals) pairs: a trace gives one, the synthetic loads one each.
+  std::vector<std::pair<std::string, std::vector<sim::Arrival>>> workloads;
+  std::vector<double> shares;
+  if (!o.trace.empty()) {
+    sim::TraceOptions t;
+    for (const auto& spec : (*preset)->specs) t.models.push_back(spec->name);
+    t.rate_scale = o.rate_scale;
+    t.seed = o.seed;
+    Result<sim::Trace> trace = sim::ReadAzureTrace(o.trace, t);
+    if (!trace.ok()) return fail(trace.status(), kExitBadInput);
+    workloads.emplace_back("trace", std::move(trace->arrivals));
+    shares.push_back(0);
+  } else {
+    for (const std::string& load : o.loads) {
+      Result<double> share = sim::LoadShare(load);
+      if (!share.ok()) return fail(share.status(), kExitBadInput);
+      sim::WorkloadSpec w;
+      w.rate_rps = *share * (*preset)->capacity_rps;
+      w.cv = (*preset)->cv;
+      w.functions = static_cast<uint32_t>((*preset)->functions.size());
+      w.zipf_s = 1.0;
+      w.duration = SecondsF(o.duration_s);
+      w.seed = o.seed;
+      workloads.emplace_back(load, sim::GenerateWorkload(w));
+      shares.push_back(*share);
+    }
+  }
+
+  const bool progress = isatty(STDERR_FILENO) != 0 && !o.json_output;
+  std::vector<sim::RunSummary> runs;
+  const size_t total = o.policies.size() * workloads.size();
+  for (size_t w = 0; w < workloads.size(); ++w) {
+    for (const std::string& p : o.policies) {
+      if (progress) {
+        std::cerr << "\r[" << runs.size() + 1 << "/" << total << "] " << p << " " << workloads[w].first << "   "
+                  << std::flush;
+      }
+      std::unique_ptr<policy::Scheduler> scheduler = std::move(sim::MakeScheduler(p, **preset)).value();
+      const auto t0 = std::chrono::steady_clock::now();
+      const sim::SimResult r = sim::Simulate((*preset)->slices, (*preset)->functions, workloads[w].second, *scheduler);
+      const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (!r.errors.empty()) return fail(Status::Internal(p + ": " + r.errors.front()), kExitFailure);
+      sim::RunSummary s = sim::Summarize(r, wall);
+      s.policy = p;
+      s.load = workloads[w].first;
+      s.load_share = shares[w];
+      s.rate_rps = static_cast<double>(workloads[w].second.size()) / o.duration_s;
+      runs.push_back(std::move(s));
+    }
+  }
+  if (progress) std::cerr << "\r" << std::string(60, ' ') << "\r";
+  if (Status s = WriteFiles(o.out, runs); !s.ok()) return fail(s, kExitFailure);
+
+  if (o.json_output) {
+    json all = json::array();
+    for (const sim::RunSummary& s : runs) all.push_back(ToJson(s));
+    std::cout << all.dump(2) << '\n';
+    return kExitOk;
+  }
+  std::cout << "preset " << o.preset << ": " << (*preset)->slices.size() << " slices, " << (*preset)->functions.size()
+            << " functions, capacity ~" << Fixed((*preset)->capacity_rps, 0) << " req/s; " << o.duration_s
+            << " s per run, seed " << o.seed << "\n\n";
+  std::cout << "| policy | load | req/s | requests | SLO hit rate | mean ms | p50 ms | p99 ms | queue | load | compute | "
+               "transfer | throughput | util | active | pipelines | migrations | evictions | wall s |\n"
+               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const sim::RunSummary& s : runs) {
+    std::cout << "| " << s.policy << " | " << s.load << " | " << Fixed(s.rate_rps, 1) << " | " << s.requests << " | "
+              << Fixed(100 * s.hit_rate, 1) << "% | " << Fixed(s.mean_ms, 1) << " | " << Fixed(s.p50_ms, 1) << " | "
+              << Fixed(s.p99_ms, 1) << " | " << Fixed(s.queue_ms, 1) << " | " << Fixed(s.load_ms, 1) << " | "
+              << Fixed(s.compute_ms, 1) << " | " << Fixed(s.transfer_ms, 2) << " | " << Fixed(s.throughput_rps, 1)
+              << " | " << Fixed(s.utilization, 3) << " | " << Fixed(s.active_fraction, 3) << " | " << s.pipelines
+              << " | " << s.migrations << " | " << s.evictions << " | " << Fixed(s.wall_seconds, 2) << " |\n";
+  }
+  std::cout << "\nwrote " << o.out << "/summary.csv, summary.json, slice_utilization.csv\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddSimCommand(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<SimOptions>();
+  CLI::App* sim = app.add_subcommand(
+      "sim", "Simulate policies x loads on a preset cluster; print a markdown table, write summary files");
+  sim->add_option("--preset", o->preset, "Cluster and function mix (paper: 8 x A100-80GB, 1g+2g+4g each)")
+      ->capture_default_str();
+  sim->add_option("--policies", o->policies, "Comma-separated: fluidfaas, exclusive")->delimiter(',')->capture_default_str();
+  sim->add_option("--load", o->loads, "Comma-separated: light, medium, heavy, or shares of capacity")
+      ->delimiter(',')
+      ->capture_default_str();
+  sim->add_option("--trace", o->trace, "Azure Functions 2019 invocations CSV instead of synthetic loads")
+      ->check(CLI::ExistingFile);
+  sim->add_option("--rate-scale", o->rate_scale, "Multiply the trace's rates")->capture_default_str();
+  sim->add_option("--seed", o->seed, "Random seed")->capture_default_str();
+  sim->add_option("--duration", o->duration_s, "Seconds of arrivals per run (synthetic loads)")->capture_default_str();
+  sim->add_option("--slo-scale", o->slo_scale, "SLO = this x batch-1 latency on a full GPU")->capture_default_str();
+  sim->add_option("--gpus", o->gpus, "GPUs in the preset cluster")->capture_default_str();
+  sim->add_option("--out", o->out, "Output folder")->capture_default_str();
+  sim->add_flag("--json", o->json_output, "Print JSON");
+  sim->callback([o, &exit_code] { exit_code = RunSim(*o); });
+}
+
+}  // namespace fluidfaas::cli

@@ -1,0 +1,136 @@
+#include "sim/experiment.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "gpu/layout.h"
+#include "model/zoo.h"
+#include "policy/exclusive_scheduler.h"
+#include "policy/fluidfaas_scheduler.h"
+
+namespace fluidfaas::sim {
+
+Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const PresetOptions& options) {
+  if (name != "paper") return Status::InvalidArgument("unknown preset '" + name + "' (presets: paper)");
+  if (options.gpus < 1 || options.gpus > 64) return Status::InvalidArgument("preset: gpus must be in 1..64");
+  if (!(options.slo_scale > 0)) return Status::InvalidArgument("preset: slo scale must be positive");
+  auto p = std::make_unique<Preset>();
+  p->name = name;
+  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+  FF_ASSIGN_OR_RETURN(gpu::Layout layout, gpu::ParseLayout(a100, "1g.10gb+2g.20gb+4g.40gb"));
+  for (int g = 0; g < options.gpus; ++g) {
+    for (const gpu::PlacedSlice& s : layout.slices()) {
+      p->slices.push_back(policy::ClusterSlice{std::to_string(g) + ":" + s.ToString(), g,
+                                               policy::SliceKind{&a100, s.profile}, true});
+    }
+  }
+  std::vector<policy::SliceKind> kinds;
+  for (const gpu::MigProfile& prof : a100.profiles) kinds.push_back(policy::SliceKind{&a100, &prof});
+  const int full = 6;  // 7g.80gb, the last profile
+  const std::vector<std::string> models = {"resnet50", "vit-b16", "bert-base", "bert-large",
+                                           "gpt2-xl", "llama2-7b", "llama2-13b"};
+  double weight_sum = 0;
+  for (size_t i = 0; i < models.size(); ++i) {
+    FF_ASSIGN_OR_RETURN(model::FunctionSpec spec, model::BuildZooModel(models[i]));
+    p->specs.push_back(std::make_unique<model::FunctionSpec>(std::move(spec)));
+    p->times.push_back(std::make_unique<model::ModelledBlockTimes>(*p->specs.back(), p->latency));
+    p->costs.push_back(std::make_unique<policy::StageCostTable>(
+        policy::StageCostTable::Build(*p->specs.back(), *p->times.back(), p->latency, 1, kinds)));
+    const double slo = options.slo_scale * p->costs.back()->ComputeMs(full, 0, p->specs.back()->blocks.size() - 1);
+    p->functions.push_back(SimFunction{p->specs.back().get(), p->costs.back().get(), slo});
+    p->popularity.push_back(1.0 / static_cast<double>(i + 1));
+    weight_sum += p->popularity.back();
+  }
+  for (double& w : p->popularity) w /= weight_sum;
+  for (const policy::ClusterSlice& s : p->slices) {
+    const int k = p->costs.front()->KindIndex(s.kind);
+    double share = 0;
+    double ms = 0;
+    for (size_t i = 0; i < p->functions.size(); ++i) {
+      const policy::StageCostTable& c = *p->costs[i];
+      const size_t last = p->specs[i]->blocks.size() - 1;
+      if (c.MemoryMib(k, 0, last) > s.kind.profile->memory_mib) continue;
+      share += p->popularity[i];
+      ms += p->popularity[i] * c.ComputeMs(k, 0, last);
+    }
+    if (share > 0) p->capacity_rps += 1000.0 / (ms / share);
+  }
+  return p;
+}
+
+Result<double> LoadShare(const std::string& load) {
+  if (load == "light") return 0.2;
+  if (load == "medium") return 0.5;
+  if (load == "heavy") return 0.8;
+  double v = 0;
+  const auto [end, ec] = std::from_chars(load.data(), load.data() + load.size(), v);
+  if (ec == std::errc() && end == load.data() + load.size() && v > 0 && v <= 4) return v;
+  return Status::InvalidArgument("load '" + load + "' is not light, medium, heavy or a share of capacity in (0, 4]");
+}
+
+RunSummary Summarize(const SimResult& r, double wall_seconds) {
+  RunSummary s;
+  std::vector<double> latencies;
+  double queue = 0, load = 0, compute = 0, transfer = 0;
+  for (const RequestRecord& q : r.requests) {
+    ++s.requests;
+    if (q.outcome == Outcome::kRejected) {
+      ++s.rejected;
+      continue;
+    }
+    s.hits += q.outcome == Outcome::kHit;
+    latencies.push_back(ToMillis(q.finished - q.arrival));
+    queue += ToMillis(q.queue);
+    load += ToMillis(q.load);
+    compute += ToMillis(q.compute);
+    transfer += ToMillis(q.transfer);
+  }
+  const double served = static_cast<double>(latencies.size());
+  s.hit_rate = s.requests > 0 ? static_cast<double>(s.hits) / static_cast<double>(s.requests) : 0;
+  if (!latencies.empty()) {
+    std::sort(latencies.begin(), latencies.end());
+    double sum = 0;
+    for (double l : latencies) sum += l;
+    s.mean_ms = sum / served;
+    s.p50_ms = latencies[latencies.size() / 2];
+    s.p99_ms = latencies[std::min(latencies.size() - 1, static_cast<size_t>(0.99 * served))];
+    s.queue_ms = queue / served;
+    s.load_ms = load / served;
+    s.compute_ms = compute / served;
+    s.transfer_ms = transfer / served;
+  }
+  const double horizon = ToSeconds(r.horizon);
+  s.throughput_rps = horizon > 0 ? static_cast<double>(s.hits) / horizon : 0;
+  double busy = 0, active = 0;
+  for (size_t i = 0; i < r.slice_busy.size(); ++i) {
+    const double u = horizon > 0 ? ToSeconds(r.slice_busy[i]) / horizon : 0;
+    s.slice_utilization.push_back(u);
+    busy += u;
+    active += horizon > 0 ? ToSeconds(r.slice_active[i]) / horizon : 0;
+  }
+  const double n = static_cast<double>(std::max<size_t>(1, r.slice_busy.size()));
+  s.utilization = busy / n;
+  s.active_fraction = active / n;
+  s.pipelines = r.pipelines;
+  s.migrations = r.migrations;
+  s.evictions = r.evictions;
+  s.wall_seconds = wall_seconds;
+  s.simulated_requests = s.requests;
+  return s;
+}
+
+Result<std::unique_ptr<policy::Scheduler>> MakeScheduler(const std::string& policy, const Preset& preset) {
+  std::vector<policy::ServedFunction> served;
+  for (size_t i = 0; i < preset.functions.size(); ++i) {
+    served.push_back(policy::ServedFunction{static_cast<policy::FunctionId>(i), preset.functions[i].spec,
+                                            preset.functions[i].costs, preset.functions[i].slo_ms});
+  }
+  if (policy == "fluidfaas") return std::unique_ptr<policy::Scheduler>(new policy::FluidFaaSScheduler(preset.slices, served));
+  if (policy == "exclusive") return std::unique_ptr<policy::Scheduler>(new policy::ExclusiveScheduler(preset.slices, served));
+  if (policy == "esg" || policy == "infless") {
+    return Status::Unimplemented("policy '" + policy + "' is not implemented yet (available: fluidfaas, exclusive)");
+  }
+  return Status::InvalidArgument("unknown policy '" + policy + "' (policies: fluidfaas, exclusive; esg and infless to come)");
+}
+
+}  // namespace fluidfaas::sim

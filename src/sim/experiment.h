@@ -1,0 +1,72 @@
+// Experiments: a preset cluster and function mix, loads as shares of the cluster's capacity, and the grid of
+// (policy, load) runs with their summary metrics.
+//
+// The paper preset (ARCHITECTURE.md, evaluation protocol): 8 x A100-80GB, each 1g.10gb + 2g.20gb + 4g.40gb;
+// functions resnet50, vit-b16, bert-base, bert-large, gpt2-xl, llama2-7b, llama2-13b (small models and ones too
+// large for small slices), popularity Zipf(1) in that order; SLO = slo_scale (default 5) x the model's batch-1
+// latency on a full GPU (7g). Arrivals: Gamma with CV 2 (bursty). Loads are shares of the cluster's capacity,
+// estimated as the sum over slices of the requests per second the popularity-weighted mix would get through on
+// that slice alone (functions that do not fit a slice are left out of its mix): light 20%, medium 50%, heavy
+// 80%.
+//
+// Thread safety: plain values and functions.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "sim/simulator.h"
+
+namespace fluidfaas::sim {
+
+struct Preset {
+  std::string name;
+  std::vector<policy::ClusterSlice> slices;
+  std::vector<std::unique_ptr<model::FunctionSpec>> specs;
+  std::vector<std::unique_ptr<model::ModelledBlockTimes>> times;
+  std::vector<std::unique_ptr<policy::StageCostTable>> costs;
+  std::vector<SimFunction> functions;
+  std::vector<double> popularity;    // shares, summing to 1
+  double capacity_rps = 0;           // estimated, see above
+  double cv = 2.0;
+  model::LatencyModel latency;
+};
+
+struct PresetOptions {
+  double slo_scale = 5.0;
+  int gpus = 8;
+};
+
+Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const PresetOptions& options = {});
+
+// "light" 0.2, "medium" 0.5, "heavy" 0.8 of capacity, or a number ("0.35").
+Result<double> LoadShare(const std::string& load);
+
+struct RunSummary {
+  std::string policy;
+  std::string load;
+  double load_share = 0;
+  double rate_rps = 0;
+  int64_t requests = 0;
+  int64_t hits = 0;
+  int64_t rejected = 0;
+  double hit_rate = 0;
+  double mean_ms = 0, p50_ms = 0, p99_ms = 0;     // served requests (rejected ones have no latency)
+  double queue_ms = 0, load_ms = 0, compute_ms = 0, transfer_ms = 0;  // mean breakdown of served requests
+  double throughput_rps = 0;                       // requests finished within their SLO, per second
+  double utilization = 0;                          // mean slice busy fraction
+  double active_fraction = 0;                      // mean share of time slices hold an instance
+  int64_t pipelines = 0, migrations = 0, evictions = 0;
+  double wall_seconds = 0;
+  int64_t simulated_requests = 0;
+  std::vector<double> slice_utilization;           // per slice, for the CDF
+};
+
+RunSummary Summarize(const SimResult& r, double wall_seconds);
+
+// "fluidfaas" or "exclusive" (ESG and INFless are not implemented yet: InvalidArgument says so).
+Result<std::unique_ptr<policy::Scheduler>> MakeScheduler(const std::string& policy, const Preset& preset);
+
+}  // namespace fluidfaas::sim
