@@ -221,6 +221,11 @@ TEST(CliTest, SimWritesTheSummaryForEachPolicyAndLoad) {
   std::getline(csv, header);
   EXPECT_NE(header.find("slo_hit_rate"), std::string::npos);
   EXPECT_TRUE(std::ifstream(out + "/summary.json").good());
+  // gnuplot-nox is one of the project's packages: the plots are drawn.
+  for (const char* plot : {"hit_rate", "throughput", "latency_breakdown", "utilization_cdf"}) {
+    EXPECT_TRUE(std::ifstream(out + "/plots/" + plot + ".svg").good()) << plot;
+    EXPECT_TRUE(std::ifstream(out + "/plots/" + plot + ".png").good()) << plot;
+  }
   EXPECT_EQ(Fluidfaas("sim --policies esg --duration 5").exit_code, 2);
   EXPECT_EQ(Fluidfaas("sim --load extreme --duration 5").exit_code, 2);
   EXPECT_EQ(Fluidfaas("sim --preset tiny --duration 5").exit_code, 2);

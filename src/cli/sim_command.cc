@@ -13,6 +13,7 @@
 #include "cli/table.h"
 #include "sim/azure_trace.h"
 #include "sim/experiment.h"
+#include "sim/plots.h"
 
 namespace fluidfaas::cli {
 namespace {
@@ -160,6 +161,8 @@ int RunSim(const SimOptions& o) {
   }
   if (progress) std::cerr << "\r" << std::string(60, ' ') << "\r";
   if (Status s = WriteFiles(o.out, runs); !s.ok()) return fail(s, kExitFailure);
+  const Status plots = sim::WritePlots(o.out, runs);
+  if (!plots.ok()) std::cerr << "fluidfaas: plots: " << plots.message() << '\n';
 
   if (o.json_output) {
     json all = json::array();
@@ -181,7 +184,8 @@ int RunSim(const SimOptions& o) {
               << " | " << Fixed(s.utilization, 3) << " | " << Fixed(s.active_fraction, 3) << " | " << s.pipelines
               << " | " << s.migrations << " | " << s.evictions << " | " << Fixed(s.wall_seconds, 2) << " |\n";
   }
-  std::cout << "\nwrote " << o.out << "/summary.csv, summary.json, slice_utilization.csv\n";
+  std::cout << "\nwrote " << o.out << "/summary.csv, summary.json, slice_utilization.csv"
+            << (plots.ok() ? ", plots/*.svg and *.png" : "") << '\n';
   return kExitOk;
 }
 
