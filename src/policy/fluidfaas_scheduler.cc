@@ -176,6 +176,12 @@ std::optional<Plan> FluidFaaSScheduler::PlanOnFreeSlices(const ServedFunction& f
 std::optional<std::pair<size_t, std::vector<InstanceId>>> FluidFaaSScheduler::TimeSharingSlot(
     const ServedFunction& f, TimePoint now) const {
   const size_t last = f.costs->blocks() - 1;
+  // Hotness decides who stays: a resident is evicted only for a function hotter than it (otherwise the two
+  // would keep evicting each other).
+  double newcomer_rate = 0;
+  for (const auto& [id, inst] : instances_) {
+    if (inst.function == f.id) newcomer_rate += inst.load.RateShort(now);
+  }
   std::optional<std::pair<size_t, std::vector<InstanceId>>> best;
   for (size_t i = 0; i < slices_.size(); ++i) {
     const SliceRec& s = slices_[i];
@@ -187,7 +193,7 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> FluidFaaSScheduler::Ti
     for (InstanceId r : s.residents) {
       const InstanceRec& res = instances_.at(r);
       shareable = shareable && res.state == InstanceState::kTimeSharing && res.stages.size() == 1;
-      if (res.outstanding == 0) idle.push_back(&res);
+      if (res.outstanding == 0 && res.load.RateShort(now) < newcomer_rate) idle.push_back(&res);
     }
     if (!shareable) continue;
     // Least hot first: short-window rate, then the oldest last use.
@@ -204,6 +210,12 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> FluidFaaSScheduler::Ti
       free_mib += OwnMib(*idle[v], idle[v]->stages.front());
     }
     if (free_mib < need) continue;
+    // Time sharing is for slices that are mostly idle: the residents that stay must leave room.
+    double staying_busy = 0;
+    for (InstanceId r : s.residents) {
+      if (std::find(evict.begin(), evict.end(), r) == evict.end()) staying_busy += instances_.at(r).load.BusyFraction(now);
+    }
+    if (staying_busy >= options_.share_busy_cap) continue;
     if (!best || evict.size() < best->second.size()) best = std::make_pair(i, std::move(evict));
   }
   return best;

@@ -48,6 +48,8 @@ struct FluidFaaSOptions {
   Duration ts_idle_evict = Seconds(60);  // idle time-sharing instance -> warm after this
   Duration keep_alive = Seconds(600);    // warm -> cold after this (the design's 10 min)
   double migrate_slowdown = 0.05;        // migrate when the plain instance is at most this much slower
+  double share_busy_cap = 0.5;           // join a time-sharing slice only while its staying residents are
+                                         // busy less than this fraction of the time, together
   bool serve_late = false;               // route requests that will miss their deadline instead of rejecting
   LoadCostModel load;
   PlannerOptions planner;
