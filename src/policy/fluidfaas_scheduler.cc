@@ -90,8 +90,9 @@ void FluidFaaSScheduler::OnRequest(const RequestEvent& request, TimePoint now, s
   InstanceRec* earliest = nullptr;
   TimePoint earliest_finish = TimePoint::max();
   bool loading = false;
-  for (auto& [id, inst] : instances_) {
-    if (inst.function != request.function || !Live(inst.state) || inst.evict_pending) continue;
+  for (InstanceRec* candidate : by_function_[request.function]) {
+    InstanceRec& inst = *candidate;
+    if (!Live(inst.state) || inst.evict_pending) continue;
     loading = loading || inst.state == InstanceState::kLoading;
     const TimePoint finish = EstimatedFinish(inst, now);
     if (finish < earliest_finish) {
@@ -142,16 +143,19 @@ void FluidFaaSScheduler::OnRequest(const RequestEvent& request, TimePoint now, s
 
 FluidFaaSScheduler::InstanceRec& FluidFaaSScheduler::ReusableOrNew(FunctionId fn) {
   InstanceRec* cold = nullptr;
-  for (auto& [id, inst] : instances_) {
-    if (inst.function != fn) continue;
-    if (inst.state == InstanceState::kWarm) return inst;
-    if (inst.state == InstanceState::kCold && cold == nullptr) cold = &inst;
+  for (InstanceRec* inst : by_function_[fn]) {
+    if (inst->state == InstanceState::kWarm) return *inst;
+    if (inst->state == InstanceState::kCold && cold == nullptr) cold = inst;
   }
-  if (cold != nullptr) return *cold;
+  return cold != nullptr ? *cold : NewInstance(fn);
+}
+
+FluidFaaSScheduler::InstanceRec& FluidFaaSScheduler::NewInstance(FunctionId fn) {
   InstanceRec& inst = instances_[next_instance_];
   inst.id = next_instance_++;
   inst.function = fn;
   inst.load = LoadTracker(options_.tracker);
+  by_function_[fn].push_back(&inst);
   return inst;
 }
 
@@ -179,8 +183,9 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> FluidFaaSScheduler::Ti
   // Hotness decides who stays: a resident is evicted only for a function hotter than it (otherwise the two
   // would keep evicting each other).
   double newcomer_rate = 0;
-  for (const auto& [id, inst] : instances_) {
-    if (inst.function == f.id) newcomer_rate += inst.load.RateShort(now);
+  auto mine = by_function_.find(f.id);
+  if (mine != by_function_.end()) {
+    for (const InstanceRec* inst : mine->second) newcomer_rate += inst->load.RateShort(now);
   }
   std::optional<std::pair<size_t, std::vector<InstanceId>>> best;
   for (size_t i = 0; i < slices_.size(); ++i) {
@@ -425,10 +430,7 @@ void FluidFaaSScheduler::MaybeMigrate(TimePoint now, std::vector<Decision>& out)
     // Pays off: the pipeline keeps serving while the plain instance loads, so no request waits for the reload,
     // and once it is done the pipeline's other slices are free; only a slower plain instance is refused.
     if (plain->latency_ms > ToMillis(old.service) * (1 + options_.migrate_slowdown)) continue;
-    InstanceRec& target = instances_[next_instance_];
-    target.id = next_instance_++;
-    target.function = old.function;
-    target.load = LoadTracker(options_.tracker);
+    InstanceRec& target = NewInstance(old.function);
     target.replaces = old.id;
     old.migrating = true;
     const PlanStage& st = plain->stages.front();

@@ -139,6 +139,7 @@ class FluidFaaSScheduler final : public Scheduler {
   std::optional<Plan> PlanOnFreeSlices(const ServedFunction& f, int max_stages) const;
   std::optional<std::pair<size_t, std::vector<InstanceId>>> TimeSharingSlot(const ServedFunction& f, TimePoint now) const;
   InstanceRec& ReusableOrNew(FunctionId fn);
+  InstanceRec& NewInstance(FunctionId fn);
   void Place(InstanceRec& inst, std::vector<StagePlacement> stages, InstanceState after_load, TimePoint now,
              std::vector<Decision>& out);
   void Release(InstanceRec& inst);
@@ -152,6 +153,7 @@ class FluidFaaSScheduler final : public Scheduler {
   std::vector<SliceRec> slices_;
   std::vector<ServedFunction> functions_;
   std::map<InstanceId, InstanceRec> instances_;
+  std::map<FunctionId, std::vector<InstanceRec*>> by_function_;  // the same records, per function (map nodes are stable)
   InstanceId next_instance_ = 1;
   PipelinePlanner planner_;
   std::vector<std::string> errors_;
