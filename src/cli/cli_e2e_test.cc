@@ -214,6 +214,10 @@ TEST(CliTest, SimWritesTheSummaryForEachPolicyAndLoad) {
     EXPECT_LE(run["slo_hit_rate"].get<double>(), 1.0);
     EXPECT_EQ(run["requests"], run["simulated_requests"]);
     EXPECT_TRUE(run.contains("wall_seconds"));
+    ASSERT_EQ(run["functions"].size(), 7u);
+    int64_t sum = 0;
+    for (const auto& f : run["functions"]) sum += f["requests"].get<int64_t>();
+    EXPECT_EQ(sum, run["requests"].get<int64_t>());
   }
   EXPECT_EQ(j[0]["requests"], j[1]["requests"]);  // the same arrivals for every policy
   std::ifstream csv(out + "/summary.csv");

@@ -35,6 +35,15 @@ struct SimOptions {
 };
 
 json ToJson(const sim::RunSummary& s) {
+  json functions = json::array();
+  for (const sim::FunctionSummary& f : s.functions) {
+    functions.push_back({{"name", f.name},
+                         {"requests", f.requests},
+                         {"hits", f.hits},
+                         {"rejected", f.rejected},
+                         {"slo_hit_rate", f.requests > 0 ? static_cast<double>(f.hits) / static_cast<double>(f.requests) : 0.0},
+                         {"mean_ms", f.mean_ms}});
+  }
   return {{"policy", s.policy},
           {"load", s.load},
           {"load_share", s.load_share},
@@ -57,7 +66,8 @@ json ToJson(const sim::RunSummary& s) {
           {"migrations", s.migrations},
           {"evictions", s.evictions},
           {"wall_seconds", s.wall_seconds},
-          {"simulated_requests", s.simulated_requests}};
+          {"simulated_requests", s.simulated_requests},
+          {"functions", functions}};
 }
 
 Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& runs) {
@@ -73,16 +83,28 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
   for (const json& row : all) {
     if (header) {
       std::string line;
-      for (auto it = row.begin(); it != row.end(); ++it) line += (line.empty() ? "" : ",") + it.key();
+      for (auto it = row.begin(); it != row.end(); ++it) {
+        if (!it->is_array()) line += (line.empty() ? "" : ",") + it.key();
+      }
       csv << line << '\n';
       header = false;
     }
     std::string line;
     for (auto it = row.begin(); it != row.end(); ++it) {
+      if (it->is_array()) continue;  // per-function figures go to functions.csv
       if (!line.empty()) line += ",";
       line += it->is_string() ? it->get<std::string>() : it->dump();
     }
     csv << line << '\n';
+  }
+  std::ofstream per_fn(dir + "/functions.csv");
+  per_fn << "policy,load,function,requests,hits,rejected,slo_hit_rate,mean_ms\n";
+  for (const sim::RunSummary& s : runs) {
+    for (const sim::FunctionSummary& f : s.functions) {
+      per_fn << s.policy << ',' << s.load << ',' << f.name << ',' << f.requests << ',' << f.hits << ',' << f.rejected
+             << ',' << (f.requests > 0 ? static_cast<double>(f.hits) / static_cast<double>(f.requests) : 0.0) << ','
+             << f.mean_ms << '\n';
+    }
   }
   std::ofstream cdf(dir + "/slice_utilization.csv");
   cdf << "policy,load,slice,utilization\n";
@@ -91,7 +113,7 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
       cdf << s.policy << ',' << s.load << ',' << i << ',' << s.slice_utilization[i] << '\n';
     }
   }
-  if (!js || !csv || !cdf) return Status::IoError("cannot write the summary files in '" + dir + "'");
+  if (!js || !csv || !cdf || !per_fn) return Status::IoError("cannot write the summary files in '" + dir + "'");
   return Status::Ok();
 }
 
@@ -151,7 +173,7 @@ int RunSim(const SimOptions& o) {
       const sim::SimResult r = sim::Simulate((*preset)->slices, (*preset)->functions, workloads[w].second, *scheduler);
       const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (!r.errors.empty()) return fail(Status::Internal(p + ": " + r.errors.front()), kExitFailure);
-      sim::RunSummary s = sim::Summarize(r, wall);
+      sim::RunSummary s = sim::Summarize(r, wall, (*preset)->functions);
       s.policy = p;
       s.load = workloads[w].first;
       s.load_share = shares[w];
@@ -184,7 +206,23 @@ int RunSim(const SimOptions& o) {
               << " | " << Fixed(s.utilization, 3) << " | " << Fixed(s.active_fraction, 3) << " | " << s.pipelines
               << " | " << s.migrations << " | " << s.evictions << " | " << Fixed(s.wall_seconds, 2) << " |\n";
   }
-  std::cout << "\nwrote " << o.out << "/summary.csv, summary.json, slice_utilization.csv"
+  // SLO hit rate per function: where a policy wins and loses.
+  std::cout << "\n| policy | load |";
+  for (const sim::FunctionSummary& f : runs.front().functions) std::cout << ' ' << f.name << " |";
+  std::cout << "\n|---|---|" << [&] {
+    std::string cols;
+    for (size_t i = 0; i < runs.front().functions.size(); ++i) cols += "---|";
+    return cols;
+  }() << '\n';
+  for (const sim::RunSummary& s : runs) {
+    std::cout << "| " << s.policy << " | " << s.load << " |";
+    for (const sim::FunctionSummary& f : s.functions) {
+      std::cout << ' ' << (f.requests > 0 ? Fixed(100.0 * static_cast<double>(f.hits) / static_cast<double>(f.requests), 1) + "%" : "-")
+                << " |";
+    }
+    std::cout << '\n';
+  }
+  std::cout << "\nwrote " << o.out << "/summary.csv, summary.json, functions.csv, slice_utilization.csv"
             << (plots.ok() ? ", plots/*.svg and *.png" : "") << '\n';
   return kExitOk;
 }

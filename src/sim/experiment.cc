@@ -68,8 +68,21 @@ Result<double> LoadShare(const std::string& load) {
   return Status::InvalidArgument("load '" + load + "' is not light, medium, heavy or a share of capacity in (0, 4]");
 }
 
-RunSummary Summarize(const SimResult& r, double wall_seconds) {
+RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<SimFunction>& functions) {
   RunSummary s;
+  for (const SimFunction& f : functions) s.functions.push_back(FunctionSummary{f.spec->name});
+  for (const RequestRecord& q : r.requests) {
+    if (q.function >= s.functions.size()) continue;
+    FunctionSummary& fs = s.functions[q.function];
+    ++fs.requests;
+    fs.hits += q.outcome == Outcome::kHit;
+    fs.rejected += q.outcome == Outcome::kRejected;
+    if (q.outcome != Outcome::kRejected) fs.mean_ms += ToMillis(q.finished - q.arrival);
+  }
+  for (FunctionSummary& fs : s.functions) {
+    const int64_t served = fs.requests - fs.rejected;
+    fs.mean_ms = served > 0 ? fs.mean_ms / static_cast<double>(served) : 0;
+  }
   std::vector<double> latencies;
   double queue = 0, load = 0, compute = 0, transfer = 0;
   for (const RequestRecord& q : r.requests) {

@@ -44,6 +44,14 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
 // "light" 0.2, "medium" 0.5, "heavy" 0.8 of capacity, or a number ("0.35").
 Result<double> LoadShare(const std::string& load);
 
+struct FunctionSummary {
+  std::string name;
+  int64_t requests = 0;
+  int64_t hits = 0;
+  int64_t rejected = 0;
+  double mean_ms = 0;  // served requests
+};
+
 struct RunSummary {
   std::string policy;
   std::string load;
@@ -62,9 +70,11 @@ struct RunSummary {
   double wall_seconds = 0;
   int64_t simulated_requests = 0;
   std::vector<double> slice_utilization;           // per slice, for the CDF
+  std::vector<FunctionSummary> functions;          // per function, in the preset's order
 };
 
-RunSummary Summarize(const SimResult& r, double wall_seconds);
+// `functions` names the functions (Arrival::function indexes them).
+RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<SimFunction>& functions);
 
 // "fluidfaas" or "exclusive" (ESG and INFless are not implemented yet: InvalidArgument says so).
 Result<std::unique_ptr<policy::Scheduler>> MakeScheduler(const std::string& policy, const Preset& preset);
