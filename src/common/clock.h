@@ -86,9 +86,9 @@ class ManualClock final : public Clock {
   };
   struct Entry {
     TimePoint when;
-    uint64_t sequence;  // FIFO among callbacks due at the same time
-    uint32_t slot;
-    uint32_t generation;
+    uint64_t sequence = 0;  // FIFO among callbacks due at the same time
+    uint32_t slot = 0;
+    uint32_t generation = 0;
     bool operator>(const Entry& other) const {
       return when != other.when ? when > other.when : sequence > other.sequence;
     }
@@ -129,7 +129,7 @@ class RealClock final : public Clock {
  private:
   struct Entry {
     TimePoint when;
-    TimerId id;
+    TimerId id = 0;
     bool operator>(const Entry& other) const { return when != other.when ? when > other.when : id > other.id; }
   };
 

@@ -73,7 +73,9 @@ Status AsStatus(const Result<T>& result) {
 // value into lhs, which may be a declaration (`auto layout`) or an existing variable. It expands to several
 // statements: never use it as the body of an unbraced if or loop.
 #define FF_ASSIGN_OR_RETURN(lhs, expr) FF_ASSIGN_OR_RETURN_IMPL_(FF_CONCAT_(ff_result_, __COUNTER__), lhs, expr)
+// NOLINTBEGIN(bugprone-macro-parentheses): lhs may be a declaration, which parentheses would break.
 #define FF_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr) \
   auto result = (expr);                              \
   if (!result.ok()) return result.status();          \
   lhs = std::move(result).value()
+// NOLINTEND(bugprone-macro-parentheses)

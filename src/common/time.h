@@ -19,7 +19,7 @@ struct ClockBase {
   using period = std::micro;
   using duration = Duration;
   using time_point = std::chrono::time_point<ClockBase, Duration>;
-  static constexpr bool is_steady = true;
+  static constexpr bool is_steady = true;  // NOLINT(readability-identifier-naming): the std::chrono name
 };
 
 using TimePoint = ClockBase::time_point;

@@ -127,6 +127,7 @@ Result<std::vector<SliceRequest>> ParseLayoutSpec(const GpuType& type, std::stri
 Result<Layout> MakeLayout(const GpuType& type, std::vector<PlacedSlice> slices, const LayoutRules& rules) {
   for (const PlacedSlice& s : slices) FF_RETURN_IF_ERROR(CheckPlacementAllowed(s));
   std::vector<const MigProfile*> profiles;
+  profiles.reserve(slices.size());
   for (const PlacedSlice& s : slices) profiles.push_back(s.profile);
   FF_RETURN_IF_ERROR(CheckProfileMix(type, profiles, rules));
   std::sort(slices.begin(), slices.end(), [](const PlacedSlice& a, const PlacedSlice& b) {
@@ -158,6 +159,7 @@ Result<Layout> PlaceLayout(const GpuType& type, const std::vector<SliceRequest>&
   // Report count and mix problems before trying placements, so the reason is the real one.
   for (const PlacedSlice& s : fixed) FF_RETURN_IF_ERROR(CheckPlacementAllowed(s));
   std::vector<const MigProfile*> profiles;
+  profiles.reserve(requests.size());
   for (const SliceRequest& r : requests) profiles.push_back(r.profile);
   FF_RETURN_IF_ERROR(CheckProfileMix(type, profiles, rules));
   FF_ASSIGN_OR_RETURN(Layout fixed_layout, MakeLayout(type, fixed, rules));  // overlaps among given starts

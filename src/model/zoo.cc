@@ -266,13 +266,13 @@ void BuildTransformer(FunctionSpec& f, Family family, const TransformerShape& t,
 
 struct ModelDef {
   ZooEntry entry;
-  Family family;  // ignored for ResNets
-  bool resnet;
-  std::array<int, 4> resnet_depth;
-  TransformerShape shape;
-  int default_seq;
-  DType dtype;
-  int max_batch;
+  Family family = Family::kVit;  // ignored for ResNets
+  bool resnet = false;
+  std::array<int, 4> resnet_depth{};
+  TransformerShape shape{};
+  int default_seq = 0;
+  DType dtype = DType::kFp32;
+  int max_batch = 1;
 };
 
 constexpr TransformerShape kNoShape{0, 0, 0, 0, 0, 0};

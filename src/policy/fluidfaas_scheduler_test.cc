@@ -100,7 +100,7 @@ class FakeNode {
     std::vector<Decision> out;
     call(out);
     EXPECT_TRUE(scheduler_.errors().empty()) << scheduler_.errors().front();
-    for (Decision& d : out) std::visit([this](auto& decision) { Carry(decision); }, d);
+    for (Decision& d : out) std::visit([this](auto& decision) { this->Carry(decision); }, d);
   }
 
   void Carry(const LaunchDecision& d) {

@@ -64,7 +64,7 @@ class Engine {
   void Apply(Call call) {
     std::vector<Decision> out;
     call(out);
-    for (Decision& d : out) std::visit([this](auto& decision) { Carry(decision); }, d);
+    for (Decision& d : out) std::visit([this](auto& decision) { this->Carry(decision); }, d);
   }
 
   void Arrive(size_t i) {
