@@ -46,9 +46,7 @@ void ExclusiveScheduler::OnRequest(const RequestEvent& request, TimePoint now, s
     for (size_t i = 0; i < slices_.size(); ++i) {
       const SliceRec& s = slices_[i];
       if (s.taken || !s.info.available) continue;
-      const int k = f->costs->KindIndex(s.info.kind);
-      if (k < 0 || f->costs->MemoryMib(k, 0, last) > s.info.kind.profile->memory_mib ||
-          f->costs->ComputeMs(k, 0, last) > f->slo_ms) {
+      if (!f->costs->ServesAlone(f->costs->KindIndex(s.info.kind), s.info.kind.profile->memory_mib, f->slo_ms)) {
         continue;
       }
       if (!pick || s.info.kind.profile->memory_mib < slices_[*pick].info.kind.profile->memory_mib) pick = i;

@@ -234,9 +234,7 @@ FluidFaaSScheduler::InstanceRec* FluidFaaSScheduler::ScaleUp(FunctionId fn, Time
   for (size_t i = 0; i < slices_.size(); ++i) {
     const SliceRec& s = slices_[i];
     if (!s.info.available || !s.residents.empty()) continue;
-    const int k = f.costs->KindIndex(s.info.kind);
-    if (k < 0 || f.costs->MemoryMib(k, 0, last) > s.info.kind.profile->memory_mib ||
-        f.costs->ComputeMs(k, 0, last) > f.slo_ms) {
+    if (!f.costs->ServesAlone(f.costs->KindIndex(s.info.kind), s.info.kind.profile->memory_mib, f.slo_ms)) {
       continue;
     }
     if (!single || s.info.kind.profile->memory_mib < slices_[*single].info.kind.profile->memory_mib) single = i;

@@ -49,6 +49,12 @@ class StageCostTable {
   // The per-process reserve on kind `k`, MiB (part of every MemoryMib answer).
   int64_t ReserveMib(int k) const { return (reserve_bytes_[static_cast<size_t>(k)] + (1 << 20) - 1) >> 20; }
 
+  // Whether the whole function on one slice of kind `k` (-1: an unknown kind) fits `memory_mib` and runs
+  // within `slo_ms`: the test for "a single slice that fits and serves".
+  bool ServesAlone(int k, int64_t memory_mib, double slo_ms) const {
+    return k >= 0 && MemoryMib(k, 0, n_ - 1) <= memory_mib && ComputeMs(k, 0, n_ - 1) <= slo_ms;
+  }
+
   // Activation bytes leaving block `last` for the next stage, for the table's batch.
   int64_t OutBytes(size_t last) const { return out_bytes_[last]; }
 
