@@ -22,7 +22,7 @@ using nlohmann::json;
 
 struct SimOptions {
   std::string preset = "paper";
-  std::vector<std::string> policies = {"fluidfaas", "exclusive"};
+  std::vector<std::string> policies = sim::PolicyNames();
   std::vector<std::string> loads = {"light", "medium", "heavy"};
   std::string trace;
   double rate_scale = 1.0;
@@ -170,7 +170,8 @@ int RunSim(const SimOptions& o) {
       }
       std::unique_ptr<policy::Scheduler> scheduler = std::move(sim::MakeScheduler(p, **preset)).value();
       const auto t0 = std::chrono::steady_clock::now();
-      const sim::SimResult r = sim::Simulate((*preset)->slices, (*preset)->functions, workloads[w].second, *scheduler);
+      const sim::SimResult r =
+          sim::Simulate(sim::ClusterFor(p, **preset), (*preset)->functions, workloads[w].second, *scheduler);
       const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (!r.errors.empty()) return fail(Status::Internal(p + ": " + r.errors.front()), kExitFailure);
       sim::RunSummary s = sim::Summarize(r, wall, (*preset)->functions);
@@ -235,7 +236,7 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
       "sim", "Simulate policies x loads on a preset cluster; print a markdown table, write summary files");
   sim->add_option("--preset", o->preset, "Cluster and function mix (paper: 8 x A100-80GB, 1g+2g+4g each)")
       ->capture_default_str();
-  sim->add_option("--policies", o->policies, "Comma-separated: fluidfaas, exclusive")->delimiter(',')->capture_default_str();
+  sim->add_option("--policies", o->policies, "Comma-separated: fluidfaas, esg, infless, exclusive")->delimiter(',')->capture_default_str();
   sim->add_option("--load", o->loads, "Comma-separated: light, medium, heavy, or shares of capacity")
       ->delimiter(',')
       ->capture_default_str();

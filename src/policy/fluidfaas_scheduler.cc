@@ -12,13 +12,6 @@ bool Live(InstanceState s) {
 
 }  // namespace
 
-Duration LoadCostModel::LoadTime(int64_t bytes, bool from_warm) const {
-  const double b = static_cast<double>(bytes);
-  double ms = b / (pcie_gbs * 1e6);
-  if (!from_warm) ms += process_start_ms + b / (disk_gbs * 1e6);
-  return MillisF(ms);
-}
-
 FluidFaaSScheduler::FluidFaaSScheduler(std::vector<ClusterSlice> slices, std::vector<ServedFunction> functions,
                                        FluidFaaSOptions options)
     : options_(options), functions_(std::move(functions)), planner_(options.planner) {

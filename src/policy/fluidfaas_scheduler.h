@@ -31,16 +31,6 @@
 
 namespace fluidfaas::policy {
 
-// How long loading takes.
-struct LoadCostModel {
-  double process_start_ms = 1500;  // a worker process with CUDA and the framework initialised
-  double disk_gbs = 2.0;           // reading weights from local NVMe
-  double pcie_gbs = 25.0;          // host-to-device copy (PCIe 4.0 x16)
-
-  // Cold: start, read, copy; warm: copy only. `bytes` are the largest stage's weights (stages load in parallel).
-  Duration LoadTime(int64_t bytes, bool from_warm) const;
-};
-
 struct FluidFaaSOptions {
   double promote_busy = 0.5;             // time_sharing -> exclusive_hot at this busy fraction or more
   double demote_busy = 0.3;              // exclusive_hot -> time_sharing under this busy fraction (the design's)
@@ -54,14 +44,6 @@ struct FluidFaaSOptions {
   LoadCostModel load;
   PlannerOptions planner;
   LoadTrackerOptions tracker;
-};
-
-// A function the scheduler serves. The cost table (batch 1) and spec must outlive the scheduler.
-struct ServedFunction {
-  FunctionId id = 0;
-  const model::FunctionSpec* spec = nullptr;
-  const StageCostTable* costs = nullptr;
-  double slo_ms = 0;
 };
 
 // One instance as the scheduler sees it (exposed for tests, the simulator's reports and the daemon's status).

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/time.h"
+#include "policy/batch_costs.h"
 #include "policy/lifecycle.h"
 #include "policy/stage_costs.h"
 
@@ -43,6 +44,33 @@ struct StagePlacement {
   size_t first_block = 0;
   size_t last_block = 0;
   int64_t memory_mib = 0;
+  int mps_share = -1;      // >= 0: the stage runs on an MPS share (gpu::MpsShares index) of `slice`, a whole
+                           // GPU; -1: it has the slice to itself or time-shares it
+};
+
+// A function a scheduler serves. Everything pointed to must outlive the scheduler.
+struct ServedFunction {
+  FunctionId id = 0;
+  const model::FunctionSpec* spec = nullptr;
+  const StageCostTable* costs = nullptr;  // MIG slice kinds, batch 1
+  double slo_ms = 0;
+  const BatchCosts* batched = nullptr;    // MIG slice kinds at several batch sizes (batching policies)
+  const BatchCosts* mps = nullptr;        // MPS share kinds (MpsKinds) at several batch sizes (INFless)
+};
+
+// How long loading takes (every policy is charged the same).
+struct LoadCostModel {
+  double process_start_ms = 1500;  // a worker process with CUDA and the framework initialised
+  double disk_gbs = 2.0;           // reading weights from local NVMe
+  double pcie_gbs = 25.0;          // host-to-device copy (PCIe 4.0 x16)
+
+  // Cold: start, read, copy; warm: copy only. `bytes` are the largest stage's weights (stages load in parallel).
+  Duration LoadTime(int64_t bytes, bool from_warm) const {
+    const double b = static_cast<double>(bytes);
+    double ms = b / (pcie_gbs * 1e6);
+    if (!from_warm) ms += process_start_ms + b / (disk_gbs * 1e6);
+    return MillisF(ms);
+  }
 };
 
 // ---- events
@@ -77,6 +105,8 @@ struct LaunchDecision {    // start (or reload) an instance's processes on its s
   bool from_warm = false;  // weights are in host memory: a host-to-device copy, no process start
   Duration expected_load{0};
   Duration expected_service{0};  // one request at batch 1, all stages and hops
+  int max_batch = 1;       // a stage runs up to this many queued requests of the instance together
+  Duration batch_timeout{0};  // with max_batch > 1: how long the oldest request may wait for a fuller batch
 };
 struct RouteDecision {
   RequestId request = 0;

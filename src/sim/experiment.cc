@@ -5,8 +5,11 @@
 
 #include "gpu/layout.h"
 #include "model/zoo.h"
+#include "common/strings.h"
+#include "policy/esg_scheduler.h"
 #include "policy/exclusive_scheduler.h"
 #include "policy/fluidfaas_scheduler.h"
+#include "policy/infless_scheduler.h"
 
 namespace fluidfaas::sim {
 
@@ -24,8 +27,15 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
                                                policy::SliceKind{&a100, s.profile}, true});
     }
   }
+  p->mps_shares = std::make_unique<gpu::MpsShares>(a100);
+  const gpu::MpsShares& shares = *p->mps_shares;
+  for (int g = 0; g < options.gpus; ++g) {
+    p->whole_gpus.push_back(policy::ClusterSlice{std::to_string(g) + ":mps", g,
+                                                 policy::SliceKind{&a100, &shares.profile(shares.size() - 1)}, true});
+  }
   std::vector<policy::SliceKind> kinds;
   for (const gpu::MigProfile& prof : a100.profiles) kinds.push_back(policy::SliceKind{&a100, &prof});
+  const std::vector<policy::SliceKind> mps_kinds = policy::MpsKinds(shares);
   const int full = 6;  // 7g.80gb, the last profile
   const std::vector<std::string> models = {"resnet50", "vit-b16", "bert-base", "bert-large",
                                            "gpt2-xl", "llama2-7b", "llama2-13b"};
@@ -36,8 +46,13 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
     p->times.push_back(std::make_unique<model::ModelledBlockTimes>(*p->specs.back(), p->latency));
     p->costs.push_back(std::make_unique<policy::StageCostTable>(
         policy::StageCostTable::Build(*p->specs.back(), *p->times.back(), p->latency, 1, kinds)));
+    p->batched.push_back(std::make_unique<policy::BatchCosts>(policy::BatchCosts::Build(
+        *p->specs.back(), *p->times.back(), p->latency, policy::DefaultBatchSizes(), kinds)));
+    p->mps.push_back(std::make_unique<policy::BatchCosts>(policy::BatchCosts::Build(
+        *p->specs.back(), *p->times.back(), p->latency, policy::DefaultBatchSizes(), mps_kinds)));
     const double slo = options.slo_scale * p->costs.back()->ComputeMs(full, 0, p->specs.back()->blocks.size() - 1);
-    p->functions.push_back(SimFunction{p->specs.back().get(), p->costs.back().get(), slo});
+    p->functions.push_back(SimFunction{p->specs.back().get(), p->costs.back().get(), slo, p->batched.back().get(),
+                                       p->mps.back().get()});
     p->popularity.push_back(1.0 / static_cast<double>(i + 1));
     weight_sum += p->popularity.back();
   }
@@ -132,18 +147,32 @@ RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<
   return s;
 }
 
+const std::vector<std::string>& PolicyNames() {
+  static const std::vector<std::string> names = {"fluidfaas", "esg", "infless", "exclusive"};
+  return names;
+}
+
 Result<std::unique_ptr<policy::Scheduler>> MakeScheduler(const std::string& policy, const Preset& preset) {
   std::vector<policy::ServedFunction> served;
   for (size_t i = 0; i < preset.functions.size(); ++i) {
-    served.push_back(policy::ServedFunction{static_cast<policy::FunctionId>(i), preset.functions[i].spec,
-                                            preset.functions[i].costs, preset.functions[i].slo_ms});
+    const SimFunction& f = preset.functions[i];
+    served.push_back(policy::ServedFunction{static_cast<policy::FunctionId>(i), f.spec, f.costs, f.slo_ms, f.batched,
+                                            f.mps});
   }
-  if (policy == "fluidfaas") return std::unique_ptr<policy::Scheduler>(new policy::FluidFaaSScheduler(preset.slices, served));
-  if (policy == "exclusive") return std::unique_ptr<policy::Scheduler>(new policy::ExclusiveScheduler(preset.slices, served));
-  if (policy == "esg" || policy == "infless") {
-    return Status::Unimplemented("policy '" + policy + "' is not implemented yet (available: fluidfaas, exclusive)");
+  const auto& slices = ClusterFor(policy, preset);
+  std::unique_ptr<policy::Scheduler> s;
+  if (policy == "fluidfaas") s = std::make_unique<policy::FluidFaaSScheduler>(slices, served);
+  if (policy == "esg") s = std::make_unique<policy::EsgScheduler>(slices, served);
+  if (policy == "infless") s = std::make_unique<policy::InflessScheduler>(slices, served);
+  if (policy == "exclusive") s = std::make_unique<policy::ExclusiveScheduler>(slices, served);
+  if (s == nullptr) {
+    return Status::InvalidArgument("unknown policy '" + policy + "' (policies: " + Join(PolicyNames(), ", ") + ")");
   }
-  return Status::InvalidArgument("unknown policy '" + policy + "' (policies: fluidfaas, exclusive; esg and infless to come)");
+  return s;
+}
+
+const std::vector<policy::ClusterSlice>& ClusterFor(const std::string& policy, const Preset& preset) {
+  return policy == "infless" ? preset.whole_gpus : preset.slices;
 }
 
 }  // namespace fluidfaas::sim

@@ -17,16 +17,21 @@
 #include <vector>
 
 #include "common/result.h"
+#include "gpu/mps.h"
 #include "sim/simulator.h"
 
 namespace fluidfaas::sim {
 
 struct Preset {
   std::string name;
-  std::vector<policy::ClusterSlice> slices;
+  std::vector<policy::ClusterSlice> slices;       // the MIG slices
+  std::vector<policy::ClusterSlice> whole_gpus;   // the same GPUs with MIG off (INFless: MPS shares of these)
+  std::unique_ptr<gpu::MpsShares> mps_shares;
   std::vector<std::unique_ptr<model::FunctionSpec>> specs;
   std::vector<std::unique_ptr<model::ModelledBlockTimes>> times;
-  std::vector<std::unique_ptr<policy::StageCostTable>> costs;
+  std::vector<std::unique_ptr<policy::StageCostTable>> costs;     // MIG kinds, batch 1 (FluidFaaS, exclusive)
+  std::vector<std::unique_ptr<policy::BatchCosts>> batched;      // MIG kinds by batch (ESG)
+  std::vector<std::unique_ptr<policy::BatchCosts>> mps;          // MPS shares by batch (INFless)
   std::vector<SimFunction> functions;
   std::vector<double> popularity;    // shares, summing to 1
   double capacity_rps = 0;           // estimated, see above
@@ -76,7 +81,13 @@ struct RunSummary {
 // `functions` names the functions (Arrival::function indexes them).
 RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<SimFunction>& functions);
 
-// "fluidfaas" or "exclusive" (ESG and INFless are not implemented yet: InvalidArgument says so).
+// The policies MakeScheduler knows, in the order the report lists them.
+const std::vector<std::string>& PolicyNames();
+
+// "fluidfaas", "esg", "infless" or "exclusive"; InvalidArgument naming the known ones otherwise.
 Result<std::unique_ptr<policy::Scheduler>> MakeScheduler(const std::string& policy, const Preset& preset);
+
+// The cluster a policy runs on: the whole GPUs for INFless (MIG off), the MIG slices for the others.
+const std::vector<policy::ClusterSlice>& ClusterFor(const std::string& policy, const Preset& preset);
 
 }  // namespace fluidfaas::sim

@@ -9,6 +9,13 @@
 //    the slice's kind; between stages it spends the transfer model's hop time (device to host, shared memory,
 //    host to device) and may then queue at the next slice, so a pipeline has requests in several stages at once.
 //  - Requests routed to an instance that is still loading wait for the load.
+//  - Batching: an instance launched with max_batch > 1 runs up to that many of its requests queued
+//    back to back at a stage as one batch (the batch cost table's time); with a batch timeout, a stage whose
+//    batch is not full waits until its oldest request has waited that long.
+//  - MPS: a stage placed on an MPS share of a whole GPU runs on its own lane (MPS runs processes concurrently);
+//    its time lies between the share's time alone and its time with the rest of the GPU busy, by the busy
+//    SM share of the GPU's other lanes when it starts (gpu/mps.h). A GPU's busy time counts each lane's
+//    busy time times its share.
 //
 // Per request it records arrival, deadline, queue, load wait, compute, transfer, finish and outcome; per slice
 // its busy time and the time it had residents. Deterministic: the same inputs give the same results.
@@ -29,8 +36,10 @@ namespace fluidfaas::sim {
 
 struct SimFunction {
   const model::FunctionSpec* spec = nullptr;
-  const policy::StageCostTable* costs = nullptr;  // batch 1
+  const policy::StageCostTable* costs = nullptr;  // MIG slice kinds, batch 1
   double slo_ms = 0;
+  const policy::BatchCosts* batched = nullptr;    // MIG slice kinds by batch: needed for batches > 1
+  const policy::BatchCosts* mps = nullptr;        // MPS share kinds (policy::MpsKinds): needed for MPS stages
 };
 
 struct SimOptions {
