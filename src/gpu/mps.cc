@@ -11,9 +11,6 @@ MpsShares::MpsShares(const GpuType& gpu, int step_percent) : gpu_(gpu), step_(st
     const int sms = std::max(1, static_cast<int>(std::lround(f * gpu.sms)));
     // id -1: not a MIG profile; no placement rules apply to a share.
     profiles_.push_back(MigProfile{-1, names_.back(), kSmSlices, kMemorySlices, gpu.memory_mib, sms, 0, 0, false});
-    GpuType c = gpu;
-    c.memory_bandwidth_gbs = gpu.memory_bandwidth_gbs * f;
-    contended_.push_back(c);
   }
 }
 

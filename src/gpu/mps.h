@@ -3,11 +3,10 @@
 //
 // A share is described with the same types as a MIG slice so that the latency model and the cost tables can
 // price it: a MigProfile with the share's SMs, the whole GPU's memory and all eight memory slices (MPS isolates
-// neither memory nor bandwidth). Interference is modelled through bandwidth: alone, a share gets the whole GPU's
-// DRAM bandwidth; when every other SM on the GPU is busy, it gets bandwidth in proportion to its SMs. For the
-// second case each share has a "contended" GpuType, the real one with its bandwidth scaled down to the share;
-// the simulator interpolates between the two by how much of the rest of the GPU is busy. L2 and scheduling
-// interference are not modelled (they would only make co-located shares slower still).
+// neither memory nor bandwidth).
+// The latency model prices a share alone: its SMs, the whole GPU's DRAM bandwidth. Co-located processes contend
+// for bandwidth and L2; the simulator adds that interference as a slowdown (sim/simulator.h), sized from
+// published MPS measurements rather than derived here.
 //
 // Thread safety: immutable after construction; the references handed out live as long as the object.
 #pragma once
@@ -32,8 +31,6 @@ class MpsShares {
   double fraction(size_t i) const { return percent(i) / 100.0; }
   // The share as a slice: "mps-30%", round(30% x SMs) SMs, whole memory, whole bandwidth.
   const MigProfile& profile(size_t i) const { return profiles_[i]; }
-  // The GPU as share i sees it when the rest of the GPU is busy: bandwidth scaled to the share.
-  const GpuType& contended(size_t i) const { return contended_[i]; }
   // The index of the smallest share of at least `fraction` of the GPU, or size() when none.
   size_t AtLeast(double fraction) const;
 
@@ -42,7 +39,6 @@ class MpsShares {
   int step_;
   std::deque<std::string> names_;
   std::deque<MigProfile> profiles_;
-  std::deque<GpuType> contended_;
 };
 
 }  // namespace fluidfaas::gpu

@@ -36,7 +36,6 @@ std::vector<int> DefaultBatchSizes() { return {1, 2, 4, 8, 16, 32}; }
 std::vector<SliceKind> MpsKinds(const gpu::MpsShares& shares) {
   std::vector<SliceKind> kinds;
   for (size_t i = 0; i < shares.size(); ++i) kinds.push_back(SliceKind{&shares.gpu(), &shares.profile(i)});
-  for (size_t i = 0; i < shares.size(); ++i) kinds.push_back(SliceKind{&shares.contended(i), &shares.profile(i)});
   return kinds;
 }
 

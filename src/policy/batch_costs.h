@@ -46,7 +46,7 @@ class BatchCosts {
 // Batch sizes the presets tabulate: 1, 2, 4, 8, 16, 32.
 std::vector<int> DefaultBatchSizes();
 
-// Cost-table kinds of MPS shares: each share alone (kind i), then each share contended (kind size() + i).
+// Cost-table kinds of MPS shares: kind i is share i of the GPU, alone.
 std::vector<SliceKind> MpsKinds(const gpu::MpsShares& shares);
 
 }  // namespace fluidfaas::policy

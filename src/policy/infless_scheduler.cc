@@ -7,7 +7,7 @@ namespace fluidfaas::policy {
 
 std::optional<InflessConfig> ChooseInflessConfig(const BatchCosts& costs, double slo_ms, double rate_rps,
                                                  int64_t gpu_memory_mib, double exec_budget_batching) {
-  const size_t shares = costs.one().kinds().size() / 2;
+  const size_t shares = costs.one().kinds().size();
   std::optional<InflessConfig> best;
   for (size_t s = 0; s < shares; ++s) {
     const SliceKind& kind = costs.one().kinds()[s];
@@ -15,7 +15,7 @@ std::optional<InflessConfig> ChooseInflessConfig(const BatchCosts& costs, double
     for (int b : costs.batches()) {
       const int k = static_cast<int>(s);
       const double exec = costs.WholeMs(k, b);
-      const double budget = b == 1 ? slo_ms : exec_budget_batching * slo_ms;
+      const double budget = exec_budget_batching * slo_ms;
       if (exec > budget || costs.WholeMib(k, b) > gpu_memory_mib) break;  // larger batches only get worse
       const double timeout_s = (slo_ms - exec) / 1000.0;
       if (b > 1 && rate_rps * timeout_s < b - 1) break;  // the batch would not fill in time

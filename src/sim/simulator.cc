@@ -57,8 +57,7 @@ class Engine {
   struct Stage {
     policy::StagePlacement place;
     size_t lane = 0;
-    int kind = 0;              // in the function's cost tables (batched ones for MPS)
-    int contended_kind = -1;   // MPS: the share's kind with the rest of the GPU busy
+    int kind = 0;              // in the function's cost tables (the MPS ones for an MPS stage)
     Duration time{0};          // batch 1, alone
     Duration hop{0};           // batch 1, to the next stage (0 after the last)
     int64_t out_bytes = 0;     // batch 1
@@ -156,12 +155,10 @@ class Engine {
       SetResident(st.place.slice, +1);
       const auto& p = st.place;
       if (p.mps_share >= 0) {
-        const int shares = static_cast<int>(f.mps->one().kinds().size() / 2);
         const double share = static_cast<double>(f.mps->one().kinds()[p.mps_share].profile->sms) /
                              slices_[p.slice].kind.gpu->sms;
         st.lane = NewMpsLane(p.slice, std::min(1.0, share));
         st.kind = p.mps_share;
-        st.contended_kind = p.mps_share + shares;
         st.time = MillisF(f.mps->ComputeMs(st.kind, p.first_block, p.last_block, 1));
       } else {
         st.lane = p.slice;
@@ -335,10 +332,9 @@ class Engine {
       return batch == 1 ? st.time : MillisF(f.batched->ComputeMs(st.kind, p.first_block, p.last_block, batch));
     }
     const double alone = f.mps->ComputeMs(st.kind, p.first_block, p.last_block, batch);
-    const double contended = f.mps->ComputeMs(st.contended_kind, p.first_block, p.last_block, batch);
     const double rest = 1.0 - lane.share;
     const double busy_others = rest > 1e-9 ? std::min(1.0, mps_busy_[lane.slice] / rest) : 0.0;
-    return MillisF(alone + busy_others * (contended - alone));
+    return MillisF(alone * (1 + options_.mps_interference * busy_others));
   }
 
   void Finish(uint64_t req, InstanceId id) {

@@ -12,10 +12,11 @@
 //  - Batching: an instance launched with max_batch > 1 runs up to that many of its requests queued
 //    back to back at a stage as one batch (the batch cost table's time); with a batch timeout, a stage whose
 //    batch is not full waits until its oldest request has waited that long.
-//  - MPS: a stage placed on an MPS share of a whole GPU runs on its own lane (MPS runs processes concurrently);
-//    its time lies between the share's time alone and its time with the rest of the GPU busy, by the busy
-//    SM share of the GPU's other lanes when it starts (gpu/mps.h). A GPU's busy time counts each lane's
-//    busy time times its share.
+//  - MPS: a stage placed on an MPS share of a whole GPU runs on its own lane (MPS runs processes concurrently).
+//    MPS isolates SMs, not bandwidth or L2: a batch takes the share's time alone x (1 + mps_interference x the
+//    busy fraction of the rest of the GPU's SMs when it starts). mps_interference = 0.3: published comparisons
+//    of MPS and MIG find co-located jobs about 30% slower under memory contention, and 7-20% for LLM inference
+//    sharing an A100 (docs/simulator.md). A GPU's busy time counts each lane's busy time times its share.
 //
 // Per request it records arrival, deadline, queue, load wait, compute, transfer, finish and outcome; per slice
 // its busy time and the time it had residents. Deterministic: the same inputs give the same results.
@@ -46,6 +47,7 @@ struct SimOptions {
   Duration tick = Seconds(1);          // how often the scheduler's OnTick runs
   Duration drain = Seconds(120);       // simulated time after the last arrival for work in flight to finish
   policy::TransferModel transfer;      // hop costs between stages
+  double mps_interference = 0.3;       // slowdown of an MPS batch with the rest of its GPU busy (see above)
 };
 
 enum class Outcome : uint8_t { kPending, kHit, kMiss, kRejected };
