@@ -1,0 +1,273 @@
+// The four policies on the paper preset: each keeps its own rules, every request ends once, runs repeat; and the
+// mechanisms the baselines need (batching, MPS lanes), the ESG search and the INFless configuration rule.
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "policy/esg_scheduler.h"
+#include "policy/infless_scheduler.h"
+#include "sim/experiment.h"
+
+namespace fluidfaas::sim {
+namespace {
+
+using policy::Decision;
+
+std::unique_ptr<Preset> SmallPreset() { return std::move(MakePreset("paper", {.gpus = 2})).value(); }
+
+// Forwards to a policy and keeps every launch it decides.
+class Recording final : public policy::Scheduler {
+ public:
+  explicit Recording(std::unique_ptr<policy::Scheduler> inner) : inner_(std::move(inner)) {}
+  std::string_view name() const override { return inner_->name(); }
+  void OnRequest(const policy::RequestEvent& r, TimePoint now, std::vector<Decision>& out) override {
+    inner_->OnRequest(r, now, out);
+    Keep(out);
+  }
+  void OnStageFinished(const policy::StageEvent& s, TimePoint now, std::vector<Decision>& out) override {
+    inner_->OnStageFinished(s, now, out);
+    Keep(out);
+  }
+  void OnLoadFinished(const policy::LoadEvent& l, TimePoint now, std::vector<Decision>& out) override {
+    inner_->OnLoadFinished(l, now, out);
+    Keep(out);
+  }
+  void OnTick(TimePoint now, std::vector<Decision>& out) override {
+    inner_->OnTick(now, out);
+    Keep(out);
+  }
+  void OnSliceFreed(size_t slice, TimePoint now, std::vector<Decision>& out) override {
+    inner_->OnSliceFreed(slice, now, out);
+    Keep(out);
+  }
+  std::vector<policy::LaunchDecision> launches;
+
+ private:
+  void Keep(const std::vector<Decision>& out) {
+    for (const Decision& d : out) {
+      if (const auto* l = std::get_if<policy::LaunchDecision>(&d)) launches.push_back(*l);
+    }
+  }
+  std::unique_ptr<policy::Scheduler> inner_;
+};
+
+std::vector<Arrival> Load(const Preset& p, double share, Duration duration, uint64_t seed) {
+  return GenerateWorkload({.rate_rps = share * p.capacity_rps, .cv = p.cv,
+                           .functions = static_cast<uint32_t>(p.functions.size()), .zipf_s = 1.0,
+                           .duration = duration, .seed = seed});
+}
+
+struct PolicyRun {
+  SimResult result;
+  std::vector<policy::LaunchDecision> launches;
+};
+
+PolicyRun RunPolicy(const std::string& policy, const Preset& p, const std::vector<Arrival>& arrivals) {
+  Recording scheduler(std::move(MakeScheduler(policy, p)).value());
+  SimResult r = Simulate(ClusterFor(policy, p), p.functions, arrivals, scheduler);
+  return {std::move(r), std::move(scheduler.launches)};
+}
+
+TEST(BaselinesTest, EveryPolicyEndsEveryRequestOnceAndRepeatsItself) {
+  const auto p = SmallPreset();
+  const auto arrivals = Load(*p, 0.6, Seconds(90), 4);
+  for (const std::string& policy : PolicyNames()) {
+    SCOPED_TRACE(policy);
+    const PolicyRun a = RunPolicy(policy, *p, arrivals);
+    const PolicyRun b = RunPolicy(policy, *p, arrivals);
+    EXPECT_TRUE(a.result.errors.empty()) << a.result.errors.front();
+    ASSERT_EQ(a.result.requests.size(), arrivals.size());
+    int64_t hits = 0;
+    for (size_t i = 0; i < arrivals.size(); ++i) {
+      const RequestRecord& q = a.result.requests[i];
+      ASSERT_NE(q.outcome, Outcome::kPending) << "request " << i << " never ended";
+      if (q.outcome != Outcome::kRejected) {
+        EXPECT_EQ(q.finished - q.arrival, q.queue + q.load + q.compute + q.transfer);
+        EXPECT_EQ(q.outcome == Outcome::kHit, q.finished <= q.deadline);
+      }
+      hits += q.outcome == Outcome::kHit;
+      ASSERT_EQ(q.outcome, b.result.requests[i].outcome);
+      ASSERT_EQ(q.finished, b.result.requests[i].finished);
+    }
+    EXPECT_EQ(a.result.events, b.result.events);
+    EXPECT_GT(hits, static_cast<int64_t>(arrivals.size()) / 2);
+    EXPECT_FALSE(a.launches.empty());
+  }
+}
+
+TEST(BaselinesTest, EachPolicyKeepsItsOwnRules) {
+  const auto p = SmallPreset();
+  const auto arrivals = Load(*p, 0.8, Seconds(120), 9);
+  for (const std::string policy : {"esg", "exclusive"}) {
+    const PolicyRun r = RunPolicy(policy, *p, arrivals);
+    EXPECT_EQ(r.result.pipelines, 0) << policy;
+    for (const auto& l : r.launches) {
+      ASSERT_EQ(l.stages.size(), 1u) << policy << " pipelined";
+      EXPECT_EQ(l.stages[0].mps_share, -1) << policy << " used MPS";
+      EXPECT_LT(l.stages[0].slice, p->slices.size());
+    }
+  }
+  const PolicyRun infless = RunPolicy("infless", *p, arrivals);
+  for (const auto& l : infless.launches) {
+    ASSERT_EQ(l.stages.size(), 1u) << "INFless pipelined";
+    EXPECT_GE(l.stages[0].mps_share, 0) << "INFless placed on a MIG slice";
+    EXPECT_LT(l.stages[0].slice, p->whole_gpus.size());
+  }
+  EXPECT_EQ(ClusterFor("infless", *p).size(), 2u);  // two whole GPUs, MIG off
+  const PolicyRun fluid = RunPolicy("fluidfaas", *p, arrivals);
+  for (const auto& l : fluid.launches) {
+    for (const auto& st : l.stages) EXPECT_EQ(st.mps_share, -1) << "FluidFaaS used MPS";
+  }
+}
+
+// Launches one instance with the given placement and batching on the first request, routes everything to it.
+class OneInstance final : public policy::Scheduler {
+ public:
+  OneInstance(std::vector<policy::StagePlacement> stages, int max_batch, Duration timeout)
+      : stages_(std::move(stages)), max_batch_(max_batch), timeout_(timeout) {}
+  std::string_view name() const override { return "one"; }
+  void OnRequest(const policy::RequestEvent& r, TimePoint, std::vector<Decision>& out) override {
+    if (!launched_) {
+      for (size_t i = 0; i < stages_.size(); ++i) {
+        policy::LaunchDecision l{i + 1, 0, {stages_[i]}, true, Duration{0}, Duration{0}};
+        l.max_batch = max_batch_;
+        l.batch_timeout = timeout_;
+        out.push_back(l);
+      }
+      launched_ = true;
+    }
+    out.push_back(policy::RouteDecision{r.id, 1 + r.id % stages_.size()});
+  }
+  void OnStageFinished(const policy::StageEvent&, TimePoint, std::vector<Decision>&) override {}
+  void OnLoadFinished(const policy::LoadEvent&, TimePoint, std::vector<Decision>&) override {}
+  void OnTick(TimePoint, std::vector<Decision>&) override {}
+  void OnSliceFreed(size_t, TimePoint, std::vector<Decision>&) override {}
+
+ private:
+  std::vector<policy::StagePlacement> stages_;
+  int max_batch_;
+  Duration timeout_;
+  bool launched_ = false;
+};
+
+TEST(SimulatorBatchingTest, QueuedRequestsRunAsOneBatchAndALoneOneWaitsForTheTimeout) {
+  const auto p = SmallPreset();
+  const SimFunction& resnet = p->functions[0];
+  const size_t last = resnet.spec->blocks.size() - 1;
+  const size_t slice = 2;  // 0:4g.40gb
+  OneInstance one({policy::StagePlacement{slice, 0, last, 0}}, 4, Millis(50));
+  // Four at once, then one alone a second later.
+  std::vector<Arrival> arrivals;
+  for (int i = 0; i < 4; ++i) arrivals.push_back(Arrival{TimePoint{} + Millis(100), 0});
+  arrivals.push_back(Arrival{TimePoint{} + Seconds(1), 0});
+  const SimResult r = Simulate(p->slices, p->functions, arrivals, one);
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front();
+  const int k = resnet.batched->KindIndex(p->slices[slice].kind);
+  const Duration batch4 = MillisF(resnet.batched->WholeMs(k, 4));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(r.requests[i].compute, batch4) << i;
+    EXPECT_EQ(r.requests[i].queue, Duration{0}) << i;  // the batch was full at once
+    EXPECT_EQ(r.requests[i].finished, r.requests[0].finished);
+  }
+  EXPECT_EQ(r.requests[4].queue, Millis(50));  // waited for the timeout, alone
+  EXPECT_EQ(r.requests[4].compute, MillisF(resnet.batched->WholeMs(k, 1)));
+  EXPECT_LT(resnet.batched->WholeMs(k, 4), 4 * resnet.batched->WholeMs(k, 1));  // batching pays
+}
+
+TEST(SimulatorMpsTest, SharesRunConcurrentlyAndSlowEachOtherDown) {
+  const auto p = SmallPreset();
+  const SimFunction& resnet = p->functions[0];
+  const size_t last = resnet.spec->blocks.size() - 1;
+  const size_t half = p->mps_shares->AtLeast(0.5);
+  ASSERT_EQ(p->mps_shares->percent(half), 50);
+  policy::StagePlacement a{0, 0, last, 0};
+  a.mps_share = static_cast<int>(half);
+  policy::StagePlacement b = a;
+  OneInstance two({a, b}, 1, Duration{0});  // two instances on GPU 0, 50% each; requests alternate
+  const std::vector<Arrival> arrivals = {Arrival{TimePoint{} + Millis(10), 0}, Arrival{TimePoint{} + Millis(10), 0}};
+  const SimResult r = Simulate(p->whole_gpus, p->functions, arrivals, two);
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front();
+  const double alone = resnet.mps->WholeMs(static_cast<int>(half), 1);
+  // Both start at once (no queue: each has its own lane); the second starts with the rest of the GPU busy.
+  EXPECT_EQ(r.requests[0].queue, Duration{0});
+  EXPECT_EQ(r.requests[1].queue, Duration{0});
+  EXPECT_EQ(r.requests[0].compute, MillisF(alone));
+  EXPECT_EQ(r.requests[1].compute, MillisF(alone * 1.3));
+  // GPU busy time counts each lane by its share.
+  EXPECT_EQ(r.slice_busy[0], Duration(static_cast<int64_t>(MillisF(alone).count() * 0.5)) +
+                                 Duration(static_cast<int64_t>(MillisF(alone * 1.3).count() * 0.5)));
+}
+
+TEST(EsgSearchTest, FindsTheCheapestFeasibleConfigurationOverEveryKindSubset) {
+  const auto p = SmallPreset();
+  for (const SimFunction& f : p->functions) {
+    const policy::BatchCosts& c = *f.batched;
+    const int kinds = static_cast<int>(c.one().kinds().size());
+    for (double rate : {0.0, 20.0, 400.0}) {
+      for (int mask = 1; mask < (1 << kinds); ++mask) {
+        std::vector<int> allowed;
+        for (int k = 0; k < kinds; ++k) {
+          if (mask >> k & 1) allowed.push_back(k);
+        }
+        // Brute force over every (kind, batch).
+        double best = 1e300;
+        for (int k : allowed) {
+          for (int b : c.batches()) {
+            const double exec = c.WholeMs(k, b);
+            const double fill = b == 1 ? 0 : (rate > 0 ? 1000.0 * (b - 1) / rate : 1e300);
+            if (c.WholeMib(k, b) > c.one().kinds()[k].profile->memory_mib || exec + fill > f.slo_ms) continue;
+            best = std::min(best, c.one().kinds()[k].profile->sm_slices * exec / b);
+          }
+        }
+        policy::EsgSearchStats stats;
+        const auto got = policy::SearchEsgConfig(c, allowed, f.slo_ms, rate, &stats);
+        if (best == 1e300) {
+          EXPECT_FALSE(got.has_value()) << f.spec->name << " mask " << mask;
+          continue;
+        }
+        ASSERT_TRUE(got.has_value()) << f.spec->name << " mask " << mask;
+        EXPECT_NEAR(got->cost, best, 1e-9 * best) << f.spec->name << " mask " << mask << " rate " << rate;
+        EXPECT_LE(stats.expanded, static_cast<int>(allowed.size() * c.batches().size()));
+      }
+    }
+  }
+}
+
+TEST(EsgSearchTest, BatchesOnlyWhenTheRateFillsTheBatchInTime) {
+  const auto p = SmallPreset();
+  const SimFunction& resnet = p->functions[0];
+  std::vector<int> all(resnet.batched->one().kinds().size());
+  for (size_t k = 0; k < all.size(); ++k) all[k] = static_cast<int>(k);
+  const auto calm = policy::SearchEsgConfig(*resnet.batched, all, resnet.slo_ms, 1);
+  const auto busy = policy::SearchEsgConfig(*resnet.batched, all, resnet.slo_ms, 2000);
+  ASSERT_TRUE(calm && busy);
+  EXPECT_EQ(calm->batch, 1);
+  EXPECT_GT(busy->batch, 1);
+  EXPECT_LT(busy->cost, calm->cost);  // batching is what makes it cheaper
+  EXPECT_EQ(resnet.batched->one().kinds()[calm->kind].profile->sm_slices, 1);  // the smallest slice serves it
+}
+
+TEST(InflessConfigTest, BestThroughputPerShareWithinHalfTheSlo) {
+  const auto p = SmallPreset();
+  for (const SimFunction& f : p->functions) {
+    const auto c = policy::ChooseInflessConfig(*f.mps, f.slo_ms, 200, p->whole_gpus[0].kind.gpu->memory_mib);
+    ASSERT_TRUE(c.has_value()) << f.spec->name;
+    EXPECT_LE(c->exec_ms, f.slo_ms / 2) << f.spec->name;
+    const double chosen = c->throughput_rps / c->fraction;
+    for (size_t s = 0; s < p->mps_shares->size(); ++s) {
+      for (int b : f.mps->batches()) {
+        const double exec = f.mps->WholeMs(static_cast<int>(s), b);
+        if (exec > f.slo_ms / 2 || (b > 1 && 200 * (f.slo_ms - exec) / 1000 < b - 1)) continue;
+        const double fraction = static_cast<double>(p->mps_shares->profile(s).sms) / p->mps_shares->gpu().sms;
+        EXPECT_LE(1000.0 * b / exec / fraction, chosen * (1 + 1e-9)) << f.spec->name;
+      }
+    }
+  }
+  // At no rate there is nothing to batch.
+  const auto idle = policy::ChooseInflessConfig(*p->functions[0].mps, p->functions[0].slo_ms, 0, 81920);
+  ASSERT_TRUE(idle.has_value());
+  EXPECT_EQ(idle->batch, 1);
+}
+
+}  // namespace
+}  // namespace fluidfaas::sim
