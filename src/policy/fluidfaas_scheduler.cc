@@ -15,7 +15,7 @@ bool Live(InstanceState s) {
 FluidFaaSScheduler::FluidFaaSScheduler(std::vector<ClusterSlice> slices, std::vector<ServedFunction> functions,
                                        FluidFaaSOptions options)
     : options_(options), functions_(std::move(functions)), planner_(options.planner) {
-  for (ClusterSlice& s : slices) slices_.push_back(SliceRec{std::move(s), {}, 0, TimePoint{}});
+  for (ClusterSlice& s : slices) slices_.push_back(SliceRec{std::move(s), {}, {}, 0, TimePoint{}});
 }
 
 const ServedFunction& FluidFaaSScheduler::Function(FunctionId id) const {
@@ -43,27 +43,43 @@ bool FluidFaaSScheduler::Exclusive(const InstanceRec& inst) const {
 }
 
 TimePoint FluidFaaSScheduler::EstimatedFinish(const InstanceRec& inst, TimePoint now,
-                                              std::vector<TimePoint>* stage_ends) const {
+                                              std::vector<Booking>* bookings) const {
   TimePoint t = now;
   if (inst.state == InstanceState::kLoading) t = std::max(t, inst.ready_at);
   // Observed service times scale the modelled stage times.
   const double scale = inst.service > Duration{0}
                            ? ToSeconds(inst.load.ServiceTime(inst.service)) / ToSeconds(inst.service)
                            : 1.0;
+  const auto batch_time = [&](size_t s, int n) { return MillisF(ToMillis(inst.stage_batch[s][n - 1]) * scale); };
   for (size_t s = 0; s < inst.stages.size(); ++s) {
-    const TimePoint busy = slices_[inst.stages[s].slice].busy_until;
-    const TimePoint end = std::max(t, busy) + MillisF(ToMillis(inst.stage_time[s]) * scale);
-    if (stage_ends != nullptr) stage_ends->push_back(end);
-    t = end + inst.hop_time[s];
+    // The slice runs FIFO; requests of one instance queued back to back run as one batch. A request that
+    // reaches the stage before the slice's last booked batch starts, and that batch is this instance's and
+    // stage's and not full, joins it; otherwise it opens a new batch after the slice's booked work.
+    const SliceRec& slice = slices_[inst.stages[s].slice];
+    const OpenBatch& open = slice.last_batch;
+    Booking b;
+    if (open.instance == inst.id && open.stage == s && t < open.start &&
+        open.count < static_cast<int>(inst.stage_batch[s].size())) {
+      b = Booking{open.start, open.count + 1, open.start + batch_time(s, open.count + 1)};
+    } else {
+      const TimePoint start = std::max(t, slice.busy_until);
+      b = Booking{start, 1, start + batch_time(s, 1)};
+    }
+    if (bookings != nullptr) bookings->push_back(b);
+    t = b.end + inst.hop_time[s];
   }
   return t;
 }
 
 void FluidFaaSScheduler::Route(InstanceRec& inst, const RequestEvent& request, TimePoint now,
                                std::vector<Decision>& out) {
-  std::vector<TimePoint> ends;
-  EstimatedFinish(inst, now, &ends);
-  for (size_t s = 0; s < inst.stages.size(); ++s) slices_[inst.stages[s].slice].busy_until = ends[s];
+  std::vector<Booking> bookings;
+  EstimatedFinish(inst, now, &bookings);
+  for (size_t s = 0; s < inst.stages.size(); ++s) {
+    SliceRec& slice = slices_[inst.stages[s].slice];
+    slice.last_batch = OpenBatch{inst.id, s, bookings[s].start, bookings[s].count};
+    slice.busy_until = std::max(slice.busy_until, bookings[s].end);
+  }
   ++inst.outstanding;
   inst.load.OnArrival(now);
   out.push_back(RouteDecision{request.id, inst.id});
@@ -107,8 +123,12 @@ void FluidFaaSScheduler::OnRequest(const RequestEvent& request, TimePoint now, s
     Route(*best, request, now, out);
     return;
   }
-  // No live instance meets the deadline: add capacity (one load in flight per function at a time).
-  if (!loading) {
+  // No live instance meets the deadline: add capacity. One cold start in flight per function at a time (a burst
+  // would otherwise start one per request); a warm reload is only a host-to-device copy, so any number.
+  const bool warm = std::any_of(by_function_[request.function].begin(), by_function_[request.function].end(),
+                                [](const InstanceRec* i) { return i->state == InstanceState::kWarm; });
+  std::string why;
+  if (!loading || warm) {
     if (InstanceRec* added = ScaleUp(request.function, now, out)) {
       const TimePoint finish = EstimatedFinish(*added, now);
       if (finish <= request.deadline || options_.serve_late) {
@@ -119,18 +139,19 @@ void FluidFaaSScheduler::OnRequest(const RequestEvent& request, TimePoint now, s
         earliest = added;
         earliest_finish = finish;
       }
+      why = "a new instance would be ready too late";
+    } else {
+      why = "no free slice, pipeline or time-sharing slot for another instance";
     }
+  } else {
+    why = "a cold start is already in flight";
   }
   if (options_.serve_late && earliest != nullptr) {
     Route(*earliest, request, now, out);
     return;
   }
-  std::string reason = "no instance of " + f.spec->name + " can finish before the deadline";
-  if (earliest != nullptr) {
-    reason += " (earliest estimate " + FormatDuration(earliest_finish - request.deadline) + " late)";
-  } else {
-    reason += " (no capacity to start one)";
-  }
+  std::string reason = "no instance of " + f.spec->name + " can finish before the deadline: " + why;
+  if (earliest != nullptr) reason += " (earliest estimate " + FormatDuration(earliest_finish - request.deadline) + " late)";
   out.push_back(RejectDecision{request.id, std::move(reason)});
 }
 
@@ -267,12 +288,37 @@ void FluidFaaSScheduler::Place(InstanceRec& inst, std::vector<StagePlacement> st
   const bool from_warm = inst.state == InstanceState::kWarm;
   SetState(inst, InstanceState::kLoading, now, out, /*announce=*/false);
   inst.after_load = after_load;
+  // Batching: the largest batch up to max_batch whose extra activations fit every stage's slice beside what is
+  // resident there. The stage's memory is booked for that batch.
+  int batch = 1;
+  std::vector<int64_t> extra(stages.size(), 0);
+  if (f.batched != nullptr) {
+    for (size_t i = f.batched->batches().size(); i-- > 1;) {
+      const int b = f.batched->batches()[i];
+      if (b > options_.max_batch) continue;
+      bool fits = true;
+      for (size_t s = 0; s < stages.size() && fits; ++s) {
+        const StagePlacement& st = stages[s];
+        const SliceRec& slice = slices_[st.slice];
+        const int k = f.costs->KindIndex(slice.info.kind);
+        extra[s] = f.batched->MemoryMib(k, st.first_block, st.last_block, b) - st.memory_mib;
+        fits = slice.used_mib + (st.memory_mib + extra[s]) <= slice.info.kind.profile->memory_mib;
+      }
+      if (fits) {
+        batch = b;
+        break;
+      }
+    }
+    if (batch == 1) std::fill(extra.begin(), extra.end(), 0);
+  }
   int64_t largest_bytes = 0;
   double service_ms = 0;
   inst.stage_time.clear();
+  inst.stage_batch.clear();
   inst.hop_time.clear();
   for (size_t s = 0; s < stages.size(); ++s) {
-    const StagePlacement& st = stages[s];
+    StagePlacement& st = stages[s];
+    st.memory_mib += extra[s];
     SliceRec& slice = slices_[st.slice];
     const int k = f.costs->KindIndex(slice.info.kind);
     const int64_t own = OwnMib(inst, st);
@@ -282,6 +328,9 @@ void FluidFaaSScheduler::Place(InstanceRec& inst, std::vector<StagePlacement> st
     const double stage_ms = f.costs->ComputeMs(k, st.first_block, st.last_block);
     const double hop_ms = s + 1 < stages.size() ? options_.planner.transfer.HopMs(f.costs->OutBytes(st.last_block)) : 0.0;
     inst.stage_time.push_back(MillisF(stage_ms));
+    std::vector<Duration> by_batch = {MillisF(stage_ms)};
+    for (int n = 2; n <= batch; ++n) by_batch.push_back(MillisF(f.batched->ComputeMs(k, st.first_block, st.last_block, n)));
+    inst.stage_batch.push_back(std::move(by_batch));
     inst.hop_time.push_back(MillisF(hop_ms));
     service_ms += stage_ms + hop_ms;
   }
@@ -289,7 +338,9 @@ void FluidFaaSScheduler::Place(InstanceRec& inst, std::vector<StagePlacement> st
   inst.service = MillisF(service_ms);
   const Duration load = options_.load.LoadTime(largest_bytes, from_warm);
   inst.ready_at = now + load;
-  out.push_back(LaunchDecision{inst.id, inst.function, inst.stages, from_warm, load, inst.service});
+  LaunchDecision launch{inst.id, inst.function, inst.stages, from_warm, load, inst.service};
+  launch.max_batch = batch;  // opportunistic: whatever is queued back to back, no waiting for a fuller batch
+  out.push_back(std::move(launch));
 }
 
 int64_t FluidFaaSScheduler::OwnMib(const InstanceRec& inst, const StagePlacement& st) const {

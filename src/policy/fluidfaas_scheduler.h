@@ -41,6 +41,8 @@ struct FluidFaaSOptions {
   double share_busy_cap = 0.5;           // join a time-sharing slice only while its staying residents are
                                          // busy less than this fraction of the time, together
   bool serve_late = false;               // route requests that will miss their deadline instead of rejecting
+  int max_batch = 8;                     // requests queued back to back at a stage run together, up to this many
+                                         // (with ServedFunction::batched costs; 1 without them)
   LoadCostModel load;
   PlannerOptions planner;
   LoadTrackerOptions tracker;
@@ -93,14 +95,28 @@ class FluidFaaSScheduler final : public Scheduler {
     TimePoint ready_at;            // end of the current load
     Duration service{0};           // prior service time of the current placement (stages and hops)
     std::vector<Duration> stage_time;  // prior time of each stage
+    std::vector<std::vector<Duration>> stage_batch;  // each stage: prior time of a batch of 1, 2, ... max_batch
     std::vector<Duration> hop_time;    // after each stage (0 after the last)
     TimePoint state_since;
     std::optional<InstanceId> replaces;   // a migration target: the pipeline it will take over from
     bool migrating = false;               // a pipeline with a migration target loading
     bool evict_pending = false;           // leaving its slice (a co-resident was promoted) once idle
   };
+  // The last batch booked on a slice: requests of the same instance and stage that arrive before it starts join it.
+  struct OpenBatch {
+    InstanceId instance = 0;
+    size_t stage = 0;
+    TimePoint start;
+    int count = 0;
+  };
+  struct Booking {
+    TimePoint start;
+    int count = 1;       // the batch's size with this request
+    TimePoint end;
+  };
   struct SliceRec {
     ClusterSlice info;
+    OpenBatch last_batch;
     std::vector<InstanceId> residents;
     int64_t used_mib = 0;
     TimePoint busy_until;          // estimated end of the work queued on it
@@ -109,10 +125,9 @@ class FluidFaaSScheduler final : public Scheduler {
   const ServedFunction& Function(FunctionId id) const;
   void SetState(InstanceRec& inst, InstanceState to, TimePoint now, std::vector<Decision>& out, bool announce = true);
   // When a request routed now would finish: it walks the stages in order, each starting when the request
-  // arrives there and the stage's slice has finished what is queued on it. `stage_ends`, when given, receives
-  // when each stage would end (Route books the slices with them).
-  TimePoint EstimatedFinish(const InstanceRec& inst, TimePoint now,
-                            std::vector<TimePoint>* stage_ends = nullptr) const;
+  // arrives there and the stage's slice has finished what is queued on it (or joining the batch booked last
+  // there). `bookings`, when given, receives each stage's batch (Route books the slices with them).
+  TimePoint EstimatedFinish(const InstanceRec& inst, TimePoint now, std::vector<Booking>* bookings = nullptr) const;
   bool Exclusive(const InstanceRec& inst) const;
   void Route(InstanceRec& inst, const RequestEvent& request, TimePoint now, std::vector<Decision>& out);
 

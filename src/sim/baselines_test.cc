@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "policy/esg_scheduler.h"
+#include "policy/fluidfaas_scheduler.h"
 #include "policy/infless_scheduler.h"
 #include "sim/experiment.h"
 
@@ -196,6 +197,41 @@ TEST(SimulatorMpsTest, SharesRunConcurrentlyAndSlowEachOtherDown) {
   // GPU busy time counts each lane by its share.
   EXPECT_EQ(r.slice_busy[0], Duration(static_cast<int64_t>(MillisF(alone).count() * 0.5)) +
                                  Duration(static_cast<int64_t>(MillisF(alone * 1.3).count() * 0.5)));
+}
+
+// FluidFaaS batches opportunistically: requests queued back to back at an instance run together, and the
+// scheduler books them that way, so a burst it would have to reject one by one is served within the SLO.
+TEST(FluidFaaSBatchingTest, ABurstRunsAsOneBatchAndMeetsItsDeadlines) {
+  const auto p = SmallPreset();
+  std::vector<policy::ServedFunction> served;
+  for (size_t i = 0; i < p->functions.size(); ++i) {
+    const SimFunction& f = p->functions[i];
+    served.push_back(policy::ServedFunction{static_cast<policy::FunctionId>(i), f.spec, f.costs, f.slo_ms, f.batched});
+  }
+  std::vector<Arrival> arrivals = {Arrival{TimePoint{}, 0}};  // starts an instance of resnet50
+  for (int i = 0; i < 5; ++i) arrivals.push_back(Arrival{TimePoint{} + Seconds(10), 0});
+  const auto hits = [](const SimResult& r) {
+    int n = 0;
+    for (size_t i = 1; i < r.requests.size(); ++i) n += r.requests[i].outcome == Outcome::kHit;
+    return n;
+  };
+
+  policy::FluidFaaSScheduler batching(p->slices, served);
+  const SimResult r = Simulate(p->slices, p->functions, arrivals, batching);
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front();
+  EXPECT_EQ(hits(r), 5);
+  // The first of the burst runs at once, alone; the other four queue behind it and run as one batch.
+  EXPECT_EQ(r.requests[1].queue, Duration{0});
+  for (size_t i = 3; i < r.requests.size(); ++i) EXPECT_EQ(r.requests[i].finished, r.requests[2].finished);
+  EXPECT_GT(r.requests[2].compute, r.requests[1].compute);
+  EXPECT_LT(r.requests[2].compute, 4 * r.requests[1].compute);
+
+  policy::FluidFaaSOptions one_by_one;
+  one_by_one.max_batch = 1;
+  policy::FluidFaaSScheduler serial(p->slices, served, one_by_one);
+  const SimResult s = Simulate(p->slices, p->functions, arrivals, serial);
+  ASSERT_TRUE(s.errors.empty()) << s.errors.front();
+  EXPECT_LT(hits(s), 5);  // one by one, the last ones cannot make it
 }
 
 TEST(EsgSearchTest, FindsTheCheapestFeasibleConfigurationOverEveryKindSubset) {
