@@ -241,6 +241,21 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> FluidFaaSScheduler::Ti
 }
 
 FluidFaaSScheduler::InstanceRec* FluidFaaSScheduler::ScaleUp(FunctionId fn, TimePoint now, std::vector<Decision>& out) {
+  // A scale-up that found nothing is not tried again for the same function until a placement changed or
+  // scale_up_retry passed (the time-sharing test reads hotness, which drifts): in a burst every request would
+  // otherwise repeat the same search over every slice and resident.
+  if (auto failed = failed_scale_up_.find(fn);
+      failed != failed_scale_up_.end() && failed->second.first == placement_epoch_ &&
+      now - failed->second.second < options_.scale_up_retry) {
+    return nullptr;
+  }
+  InstanceRec* added = TryScaleUp(fn, now, out);
+  if (added == nullptr) failed_scale_up_[fn] = {placement_epoch_, now};
+  return added;
+}
+
+FluidFaaSScheduler::InstanceRec* FluidFaaSScheduler::TryScaleUp(FunctionId fn, TimePoint now,
+                                                                std::vector<Decision>& out) {
   const ServedFunction& f = Function(fn);
   const size_t last = f.costs->blocks() - 1;
   // 1. The smallest free slice that fits and serves alone.
@@ -286,6 +301,7 @@ void FluidFaaSScheduler::Place(InstanceRec& inst, std::vector<StagePlacement> st
                                TimePoint now, std::vector<Decision>& out) {
   const ServedFunction& f = Function(inst.function);
   const bool from_warm = inst.state == InstanceState::kWarm;
+  ++placement_epoch_;
   SetState(inst, InstanceState::kLoading, now, out, /*announce=*/false);
   inst.after_load = after_load;
   // Batching: the largest batch up to max_batch whose extra activations fit every stage's slice beside what is
@@ -349,6 +365,7 @@ int64_t FluidFaaSScheduler::OwnMib(const InstanceRec& inst, const StagePlacement
 }
 
 void FluidFaaSScheduler::Release(InstanceRec& inst) {
+  ++placement_epoch_;
   for (const StagePlacement& st : inst.stages) {
     SliceRec& slice = slices_[st.slice];
     slice.residents.erase(std::remove(slice.residents.begin(), slice.residents.end(), inst.id), slice.residents.end());

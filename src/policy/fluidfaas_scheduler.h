@@ -41,6 +41,7 @@ struct FluidFaaSOptions {
   double share_busy_cap = 0.5;           // join a time-sharing slice only while its staying residents are
                                          // busy less than this fraction of the time, together
   bool serve_late = false;               // route requests that will miss their deadline instead of rejecting
+  Duration scale_up_retry = Millis(100);  // a failed scale-up is retried after this (or a placement change)
   int max_batch = 8;                     // requests queued back to back at a stage run together, up to this many
                                          // (with ServedFunction::batched costs; 1 without them)
   LoadCostModel load;
@@ -133,6 +134,7 @@ class FluidFaaSScheduler final : public Scheduler {
 
   // Scale-up: places an instance of `fn` (reusing a warm or cold one), or nullptr when nothing fits.
   InstanceRec* ScaleUp(FunctionId fn, TimePoint now, std::vector<Decision>& out);
+  InstanceRec* TryScaleUp(FunctionId fn, TimePoint now, std::vector<Decision>& out);
   std::optional<Plan> PlanOnFreeSlices(const ServedFunction& f, int max_stages) const;
   std::optional<std::pair<size_t, std::vector<InstanceId>>> TimeSharingSlot(const ServedFunction& f, TimePoint now) const;
   InstanceRec& ReusableOrNew(FunctionId fn);
@@ -154,6 +156,8 @@ class FluidFaaSScheduler final : public Scheduler {
   InstanceId next_instance_ = 1;
   PipelinePlanner planner_;
   std::vector<std::string> errors_;
+  uint64_t placement_epoch_ = 0;  // bumped whenever an instance is placed or leaves its slices
+  std::map<FunctionId, std::pair<uint64_t, TimePoint>> failed_scale_up_;  // epoch and time of the last failure
 };
 
 }  // namespace fluidfaas::policy

@@ -21,8 +21,12 @@ void LoadTracker::OnArrival(TimePoint now) {
 void LoadTracker::OnBusy(TimePoint start, TimePoint end) {
   if (end <= start) return;
   busy_.emplace_back(start, end);
+  busy_sum_ += end - start;
   // Intervals arrive roughly in order; drop those that ended before any window we could be asked about.
-  while (!busy_.empty() && busy_.front().second < end - options_.busy_window) busy_.pop_front();
+  while (!busy_.empty() && busy_.front().second < end - options_.busy_window) {
+    busy_sum_ -= busy_.front().second - busy_.front().first;
+    busy_.pop_front();
+  }
 }
 
 void LoadTracker::OnServiceTime(Duration service) {
@@ -34,14 +38,13 @@ double LoadTracker::RateShort(TimePoint now) const { return Decayed(rate_short_,
 double LoadTracker::RateLong(TimePoint now) const { return Decayed(rate_long_, rate_at_, now, options_.long_tau); }
 
 double LoadTracker::BusyFraction(TimePoint now) const {
+  // The running sum of the kept intervals less their parts before the window: intervals start in order, so only
+  // the first few start before it. O(1) amortized; it is asked on every scale-up, for every resident of every
+  // candidate slice. REQUIRES (as the scheduler asks): `now` is not before the last reported end.
   const TimePoint from = now - options_.busy_window;
-  Duration busy{0};
-  for (const auto& [start, end] : busy_) {
-    const TimePoint a = std::max(start, from);
-    const TimePoint b = std::min(end, now);
-    if (b > a) busy += b - a;
-  }
-  return std::min(1.0, ToSeconds(busy) / ToSeconds(options_.busy_window));
+  Duration busy = busy_sum_;
+  for (auto it = busy_.begin(); it != busy_.end() && it->first < from; ++it) busy -= std::min(it->second, from) - it->first;
+  return std::clamp(ToSeconds(busy) / ToSeconds(options_.busy_window), 0.0, 1.0);
 }
 
 Duration LoadTracker::ServiceTime(Duration prior) const { return service_ms_ < 0 ? prior : MillisF(service_ms_); }

@@ -49,6 +49,7 @@ class LoadTracker {
   TimePoint last_arrival_{};
   bool seen_arrival_ = false;
   std::deque<std::pair<TimePoint, TimePoint>> busy_;  // intervals ending within the window
+  Duration busy_sum_{0};                              // their total length
   double service_ms_ = -1;
 };
 
