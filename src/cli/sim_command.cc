@@ -106,6 +106,13 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
              << f.mean_ms << '\n';
     }
   }
+  std::ofstream rej(dir + "/rejections.csv");
+  rej << "policy,load,function,reason,count\n";
+  for (const sim::RunSummary& s : runs) {
+    for (const auto& r : s.rejections) {
+      rej << s.policy << ',' << s.load << ',' << r.function << ",\"" << r.reason << "\"," << r.count << '\n';
+    }
+  }
   std::ofstream cdf(dir + "/slice_utilization.csv");
   cdf << "policy,load,slice,utilization\n";
   for (const sim::RunSummary& s : runs) {
@@ -113,7 +120,7 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
       cdf << s.policy << ',' << s.load << ',' << i << ',' << s.slice_utilization[i] << '\n';
     }
   }
-  if (!js || !csv || !cdf || !per_fn) return Status::IoError("cannot write the summary files in '" + dir + "'");
+  if (!js || !csv || !cdf || !per_fn || !rej) return Status::IoError("cannot write the summary files in '" + dir + "'");
   return Status::Ok();
 }
 

@@ -142,6 +142,10 @@ RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<
   s.pipelines = r.pipelines;
   s.migrations = r.migrations;
   s.evictions = r.evictions;
+  for (const auto& [key, count] : r.rejections) {
+    const std::string name = key.first < functions.size() ? functions[key.first].spec->name : "?";
+    s.rejections.push_back(RunSummary::Rejection{name, key.second, count});
+  }
   s.wall_seconds = wall_seconds;
   s.simulated_requests = s.requests;
   return s;

@@ -76,6 +76,12 @@ struct RunSummary {
   int64_t simulated_requests = 0;
   std::vector<double> slice_utilization;           // per slice, for the CDF
   std::vector<FunctionSummary> functions;          // per function, in the preset's order
+  struct Rejection {
+    std::string function;
+    std::string reason;
+    int64_t count = 0;
+  };
+  std::vector<Rejection> rejections;               // by function and reason
 };
 
 // `functions` names the functions (Arrival::function indexes them).

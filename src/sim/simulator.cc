@@ -206,7 +206,11 @@ class Engine {
     Enqueue(d.request, d.instance, 0);
   }
 
-  void Carry(const policy::RejectDecision& d) { result_.requests[d.request].outcome = Outcome::kRejected; }
+  void Carry(const policy::RejectDecision& d) {
+    RequestRecord& r = result_.requests[d.request];
+    r.outcome = Outcome::kRejected;
+    ++result_.rejections[{r.function, d.reason.substr(0, d.reason.find(" ("))}];
+  }
   void Carry(const policy::EvictDecision& d) {
     ++result_.evictions;
     auto it = instances_.find(d.instance);

@@ -76,6 +76,8 @@ struct SimResult {
   int64_t evictions = 0;
   int64_t events = 0;
   std::vector<std::string> errors;      // decisions the mechanism could not carry out (a scheduler bug)
+  // Rejections by (function, reason); the reason is the scheduler's text up to any " (" detail.
+  std::map<std::pair<uint32_t, std::string>, int64_t> rejections;
 };
 
 // Runs `arrivals` (sorted by time; Arrival::function indexes `functions`) through `scheduler`.
