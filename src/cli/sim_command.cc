@@ -141,6 +141,7 @@ int RunSim(const SimOptions& o) {
   // (load name, arrivals) pairs: a trace gives one, the synthetic loads one each.
   std::vector<std::pair<std::string, std::vector<sim::Arrival>>> workloads;
   std::vector<double> shares;
+  std::vector<double> spans;  // seconds of arrivals in each workload
   if (!o.trace.empty()) {
     sim::TraceOptions t;
     for (const auto& spec : (*preset)->specs) t.models.push_back(spec->name);
@@ -148,6 +149,7 @@ int RunSim(const SimOptions& o) {
     t.seed = o.seed;
     Result<sim::Trace> trace = sim::ReadAzureTrace(o.trace, t);
     if (!trace.ok()) return fail(trace.status(), kExitBadInput);
+    spans.push_back(60.0 * (trace->last_minute - trace->first_minute + 1));
     workloads.emplace_back("trace", std::move(trace->arrivals));
     shares.push_back(0);
   } else {
@@ -163,6 +165,7 @@ int RunSim(const SimOptions& o) {
       w.seed = o.seed;
       workloads.emplace_back(load, sim::GenerateWorkload(w));
       shares.push_back(*share);
+      spans.push_back(o.duration_s);
     }
   }
 
@@ -185,7 +188,7 @@ int RunSim(const SimOptions& o) {
       s.policy = p;
       s.load = workloads[w].first;
       s.load_share = shares[w];
-      s.rate_rps = static_cast<double>(workloads[w].second.size()) / o.duration_s;
+      s.rate_rps = static_cast<double>(workloads[w].second.size()) / spans[w];
       runs.push_back(std::move(s));
     }
   }
