@@ -173,12 +173,14 @@ FluidFaaSScheduler::InstanceRec& FluidFaaSScheduler::NewInstance(FunctionId fn) 
   return inst;
 }
 
-std::optional<Plan> FluidFaaSScheduler::PlanOnFreeSlices(const ServedFunction& f, int max_stages) const {
+std::optional<Plan> FluidFaaSScheduler::PlanOnFreeSlices(const ServedFunction& f, int max_stages,
+                                                         bool spare_needed) const {
   std::vector<FreeSlice> free;
   std::vector<size_t> index;
   for (size_t i = 0; i < slices_.size(); ++i) {
     const SliceRec& s = slices_[i];
     if (!s.info.available || !s.residents.empty()) continue;
+    if (spare_needed && Needed(f, s.info.kind)) continue;
     free.push_back(FreeSlice{s.info.id, s.info.gpu, s.info.kind, s.info.kind.profile->memory_mib});
     index.push_back(i);
   }
@@ -211,8 +213,13 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> FluidFaaSScheduler::Ti
     std::vector<const InstanceRec*> idle;
     for (InstanceId r : s.residents) {
       const InstanceRec& res = instances_.at(r);
-      shareable = shareable && res.state == InstanceState::kTimeSharing && res.stages.size() == 1;
-      if (res.outstanding == 0 && res.load.RateShort(now) < newcomer_rate) idle.push_back(&res);
+      // A second instance of the function on the same slice adds no capacity: they would share one queue.
+      shareable = shareable && res.state == InstanceState::kTimeSharing && res.stages.size() == 1 &&
+                  res.function != f.id;
+      // Residents placed within the dwell time stay: evicting them would undo the last scale-up at once.
+      if (res.outstanding == 0 && res.load.RateShort(now) < newcomer_rate && now - res.state_since >= options_.min_dwell) {
+        idle.push_back(&res);
+      }
     }
     if (!shareable) continue;
     // Least hot first: short-window rate, then the oldest last use.
@@ -268,6 +275,16 @@ FluidFaaSScheduler::InstanceRec* FluidFaaSScheduler::TryScaleUp(FunctionId fn, T
     }
     if (!single || s.info.kind.profile->memory_mib < slices_[*single].info.kind.profile->memory_mib) single = i;
   }
+  // A slice larger than this function needs, of a size that some other function cannot do without (its
+  // smallest serving slice), is taken only when no time-sharing slot is left: spilling small models onto the
+  // slices large ones need is how the large ones lose.
+  // Before that, the fragments: a pipeline over free slices that nobody else needs more.
+  if (single && Needed(f, slices_[*single].info.kind)) {
+    if (std::optional<Plan> plan = PlanOnFreeSlices(f, options_.planner.max_stages, /*spare_needed=*/true)) {
+      return PlacePlan(f, *plan, now, out);
+    }
+    if (InstanceRec* shared = TimeShare(f, now, out)) return shared;
+  }
   if (single) {
     InstanceRec& inst = ReusableOrNew(fn);
     const int k = f.costs->KindIndex(slices_[*single].info.kind);
@@ -276,25 +293,111 @@ FluidFaaSScheduler::InstanceRec* FluidFaaSScheduler::TryScaleUp(FunctionId fn, T
     return &inst;
   }
   // 2. A pipeline over free slices.
-  if (std::optional<Plan> plan = PlanOnFreeSlices(f, options_.planner.max_stages)) {
-    std::vector<StagePlacement> stages;
-    for (const PlanStage& st : plan->stages) {
-      stages.push_back(StagePlacement{st.slice, st.first_block, st.last_block, st.memory_mib});
-    }
-    InstanceRec& inst = ReusableOrNew(fn);
-    Place(inst, std::move(stages), InstanceState::kExclusiveHot, now, out);
-    return &inst;
-  }
+  if (std::optional<Plan> plan = PlanOnFreeSlices(f, options_.planner.max_stages)) return PlacePlan(f, *plan, now, out);
   // 3. A time-sharing slice, evicting its least hot idle residents.
-  if (auto slot = TimeSharingSlot(f, now)) {
-    for (InstanceId victim : slot->second) EvictToWarm(instances_.at(victim), now, out);
+  if (InstanceRec* shared = TimeShare(f, now, out)) return shared;
+  // 4. A slice reclaimed from a function that has capacity to spare.
+  if (std::optional<size_t> slice = Reclaimable(f, now)) {
+    for (InstanceId victim : std::vector<InstanceId>(slices_[*slice].residents)) {
+      InstanceRec& v = instances_.at(victim);
+      if (v.state == InstanceState::kExclusiveHot) SetState(v, InstanceState::kTimeSharing, now, out);  // demoted
+      EvictToWarm(v, now, out);
+    }
+    if (!slices_[*slice].residents.empty()) {
+      errors_.push_back("slice " + slices_[*slice].info.id + " still had residents after reclaiming it");
+      return nullptr;
+    }
+    ++reclaims_;
     InstanceRec& inst = ReusableOrNew(fn);
-    const int k = f.costs->KindIndex(slices_[slot->first].info.kind);
-    Place(inst, {StagePlacement{slot->first, 0, last, f.costs->MemoryMib(k, 0, last)}}, InstanceState::kTimeSharing,
-          now, out);
+    const int k = f.costs->KindIndex(slices_[*slice].info.kind);
+    Place(inst, {StagePlacement{*slice, 0, last, f.costs->MemoryMib(k, 0, last)}}, InstanceState::kExclusiveHot, now,
+          out);
     return &inst;
   }
   return nullptr;
+}
+
+double FluidFaaSScheduler::CapacityRps(const InstanceRec& inst) const {
+  const double ms = ToMillis(inst.service);
+  return ms > 0 ? 1000.0 / ms : 0;
+}
+
+std::optional<size_t> FluidFaaSScheduler::Reclaimable(const ServedFunction& f, TimePoint now) const {
+  std::optional<size_t> best;
+  int64_t best_mib = 0;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    const SliceRec& s = slices_[i];
+    if (!s.info.available || s.residents.empty()) continue;
+    if (!f.costs->ServesAlone(f.costs->KindIndex(s.info.kind), s.info.kind.profile->memory_mib, f.slo_ms)) continue;
+    bool spare = true;
+    for (InstanceId r : s.residents) {
+      const InstanceRec& res = instances_.at(r);
+      if (res.function == f.id || res.outstanding > 0 || res.stages.size() != 1 ||
+          (res.state != InstanceState::kExclusiveHot && res.state != InstanceState::kTimeSharing) ||
+          now - res.state_since < options_.min_dwell || res.load.BusyFraction(now) >= options_.promote_busy) {
+        spare = false;
+        break;
+      }
+      // What its function keeps without it must still carry its rate with room to spare.
+      double rate = 0;
+      double keeps = 0;
+      for (const InstanceRec* other : by_function_.at(res.function)) {
+        rate += other->load.RateShort(now);
+        if (other->id != res.id && Live(other->state) && other->state != InstanceState::kLoading) {
+          keeps += CapacityRps(*other);
+        }
+      }
+      spare = keeps >= options_.reclaim_headroom * rate && keeps > 0;
+      if (!spare) break;
+    }
+    if (!spare) continue;
+    if (!best || s.info.kind.profile->memory_mib < best_mib) {
+      best = i;
+      best_mib = s.info.kind.profile->memory_mib;
+    }
+  }
+  return best;
+}
+
+FluidFaaSScheduler::InstanceRec* FluidFaaSScheduler::PlacePlan(const ServedFunction& f, const Plan& plan, TimePoint now,
+                                                               std::vector<Decision>& out) {
+  std::vector<StagePlacement> stages;
+  for (const PlanStage& st : plan.stages) stages.push_back(StagePlacement{st.slice, st.first_block, st.last_block, st.memory_mib});
+  InstanceRec& inst = ReusableOrNew(f.id);
+  Place(inst, std::move(stages), InstanceState::kExclusiveHot, now, out);
+  return &inst;
+}
+
+FluidFaaSScheduler::InstanceRec* FluidFaaSScheduler::TimeShare(const ServedFunction& f, TimePoint now,
+                                                               std::vector<Decision>& out) {
+  auto slot = TimeSharingSlot(f, now);
+  if (!slot) return nullptr;
+  for (InstanceId victim : slot->second) EvictToWarm(instances_.at(victim), now, out);
+  InstanceRec& inst = ReusableOrNew(f.id);
+  const size_t last = f.costs->blocks() - 1;
+  const int k = f.costs->KindIndex(slices_[slot->first].info.kind);
+  Place(inst, {StagePlacement{slot->first, 0, last, f.costs->MemoryMib(k, 0, last)}}, InstanceState::kTimeSharing,
+        now, out);
+  return &inst;
+}
+
+bool FluidFaaSScheduler::Needed(const ServedFunction& f, const SliceKind& kind) const {
+  const auto smallest = [&](const ServedFunction& g) {
+    int64_t best = INT64_MAX;
+    for (const SliceRec& s : slices_) {
+      const int k = g.costs->KindIndex(s.info.kind);
+      if (g.costs->ServesAlone(k, s.info.kind.profile->memory_mib, g.slo_ms)) {
+        best = std::min<int64_t>(best, s.info.kind.profile->memory_mib);
+      }
+    }
+    return best;
+  };
+  const int64_t mine = smallest(f);
+  const int64_t size = kind.profile->memory_mib;
+  if (size <= mine) return false;
+  return std::any_of(functions_.begin(), functions_.end(), [&](const ServedFunction& g) {
+    return g.id != f.id && smallest(g) == size;
+  });
 }
 
 void FluidFaaSScheduler::Place(InstanceRec& inst, std::vector<StagePlacement> stages, InstanceState after_load,
@@ -340,6 +443,9 @@ void FluidFaaSScheduler::Place(InstanceRec& inst, std::vector<StagePlacement> st
     const int64_t own = OwnMib(inst, st);
     slice.residents.push_back(inst.id);
     slice.used_mib += own;
+    if (slice.used_mib + f.costs->ReserveMib(k) > slice.info.kind.profile->memory_mib) {
+      errors_.push_back("slice " + slice.info.id + " overbooked: " + std::to_string(slice.used_mib) + " MiB in use");
+    }
     largest_bytes = std::max(largest_bytes, own << 20);
     const double stage_ms = f.costs->ComputeMs(k, st.first_block, st.last_block);
     const double hop_ms = s + 1 < stages.size() ? options_.planner.transfer.HopMs(f.costs->OutBytes(st.last_block)) : 0.0;
@@ -448,8 +554,9 @@ void FluidFaaSScheduler::OnTick(TimePoint now, std::vector<Decision>& out) {
         break;
       }
       case InstanceState::kExclusiveHot:
-        // A whole busy window in this state before judging, so a fresh instance is not demoted at once.
-        if (now - inst.state_since >= options_.tracker.busy_window &&
+        // A whole busy window (and the dwell time) in this state before judging, so a fresh instance is not
+        // demoted at once and a promoted one does not flap back while its batches keep its busy time low.
+        if (now - inst.state_since >= std::max(options_.tracker.busy_window, options_.min_dwell) &&
             inst.load.BusyFraction(now) < options_.demote_busy) {
           SetState(inst, InstanceState::kTimeSharing, now, out);
         }

@@ -35,6 +35,10 @@ struct FluidFaaSOptions {
   double promote_busy = 0.5;             // time_sharing -> exclusive_hot at this busy fraction or more
   double demote_busy = 0.3;              // exclusive_hot -> time_sharing under this busy fraction (the design's)
   double urgent_slack_fraction = 0.25;   // urgent when slack < this x SLO
+  Duration min_dwell = Seconds(120);      // an instance keeps its state (exclusive_hot, or a time-sharing
+                                         // resident that may be evicted for another) at least this long
+  double reclaim_headroom = 1.5;         // a function gives up a slice only if its other instances can carry
+                                         // this multiple of its request rate
   Duration ts_idle_evict = Seconds(60);  // idle time-sharing instance -> warm after this
   Duration keep_alive = Seconds(600);    // warm -> cold after this (the design's 10 min)
   double migrate_slowdown = 0.05;        // migrate when the plain instance is at most this much slower
@@ -135,7 +139,16 @@ class FluidFaaSScheduler final : public Scheduler {
   // Scale-up: places an instance of `fn` (reusing a warm or cold one), or nullptr when nothing fits.
   InstanceRec* ScaleUp(FunctionId fn, TimePoint now, std::vector<Decision>& out);
   InstanceRec* TryScaleUp(FunctionId fn, TimePoint now, std::vector<Decision>& out);
-  std::optional<Plan> PlanOnFreeSlices(const ServedFunction& f, int max_stages) const;
+  InstanceRec* TimeShare(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
+  // A slice that serves `f` alone and whose residents are idle instances of functions whose other instances
+  // carry their rate with reclaim_headroom to spare: the smallest such slice.
+  std::optional<size_t> Reclaimable(const ServedFunction& f, TimePoint now) const;
+  double CapacityRps(const InstanceRec& inst) const;  // requests per second at batch 1
+  InstanceRec* PlacePlan(const ServedFunction& f, const Plan& plan, TimePoint now, std::vector<Decision>& out);
+  // Whether a free slice of `kind`, larger than `f` needs, is the smallest one another function can be served on.
+  bool Needed(const ServedFunction& f, const SliceKind& kind) const;
+  // `spare_needed`: leave out free slices Needed by another function.
+  std::optional<Plan> PlanOnFreeSlices(const ServedFunction& f, int max_stages, bool spare_needed = false) const;
   std::optional<std::pair<size_t, std::vector<InstanceId>>> TimeSharingSlot(const ServedFunction& f, TimePoint now) const;
   InstanceRec& ReusableOrNew(FunctionId fn);
   InstanceRec& NewInstance(FunctionId fn);
@@ -156,6 +169,7 @@ class FluidFaaSScheduler final : public Scheduler {
   InstanceId next_instance_ = 1;
   PipelinePlanner planner_;
   std::vector<std::string> errors_;
+  int64_t reclaims_ = 0;
   uint64_t placement_epoch_ = 0;  // bumped whenever an instance is placed or leaves its slices
   std::map<FunctionId, std::pair<uint64_t, TimePoint>> failed_scale_up_;  // epoch and time of the last failure
 };

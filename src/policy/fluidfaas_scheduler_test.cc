@@ -7,6 +7,8 @@
 
 #include <deque>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 
 #include "common/clock.h"
@@ -211,11 +213,57 @@ TEST(FluidFaaSSchedulerTest, BurstThenIdleCoolsDownToCold) {
   EXPECT_GT(served, 1300);  // all but the cold start's
 }
 
+TEST(FluidFaaSSchedulerTest, AnExclusiveInstanceKeepsItsStateForTheDwellTime) {
+  ManualClock clock;
+  Fn resnet("resnet50", 0, 50);
+  FakeNode node(clock, {Slice("0:1g.10gb@6")}, {resnet.served});  // default dwell: 120 s
+  node.SubmitEvery(0, At(0), At(20), Millis(20), 50);                // busy for 20 s, then idle
+  node.Ticks(At(1), At(200));
+  std::optional<S> at_100, at_150;
+  clock.ScheduleAt(At(100), [&] { at_100 = node.scheduler().Instances().at(0).state; });
+  clock.ScheduleAt(At(150), [&] { at_150 = node.scheduler().Instances().at(0).state; });
+  clock.RunUntilIdle();
+  EXPECT_EQ(at_100, S::kExclusiveHot);  // idle long past the busy window, but within the dwell time
+  EXPECT_EQ(at_150, S::kTimeSharing);   // demoted once the dwell time passed
+}
+
+// A function that cannot place an instance anywhere takes a slice from a function whose other instances carry
+// its rate with room to spare (an idle instance, evicted to host memory); not from one that needs it.
+TEST(FluidFaaSSchedulerTest, AStarvedFunctionReclaimsASliceFromOneWithCapacityToSpare) {
+  const auto run = [](double headroom) {
+    ManualClock clock;
+    Fn resnet("resnet50", 0, 20);
+    Fn bert("bert-base", 1, 100);
+    FluidFaaSOptions options;
+    options.min_dwell = Duration{0};
+    options.demote_busy = 0;  // exclusive instances stay exclusive: no time-sharing slot for bert
+    options.reclaim_headroom = headroom;
+    auto node = std::make_unique<FakeNode>(clock, std::vector<ClusterSlice>{Slice("0:1g.10gb@5"), Slice("0:1g.10gb@6")},
+                                           std::vector<ServedFunction>{resnet.served, bert.served}, options);
+    node->SubmitEvery(0, At(0), At(3), Millis(3), 20);    // a burst: resnet takes both slices
+    node->SubmitEvery(0, At(3), At(60), Millis(25), 20);  // then 40 requests/s: one instance carries them
+    node->SubmitEvery(1, At(30), At(60), Millis(500), 100);
+    node->Ticks(At(1), At(60));
+    clock.RunUntilIdle();
+    int bert_served = 0;
+    for (const auto& [rid, r] : node->requests()) bert_served += r.function == 1 && r.completions == 1;
+    return std::make_pair(bert_served, node->evicted().size());
+  };
+  const auto [served, evicted] = run(1.5);
+  EXPECT_GE(served, 55);   // all but the cold start's
+  EXPECT_EQ(evicted, 1u);  // resnet's spare instance went to host memory
+  const auto [served_without, evicted_without] = run(1e9);  // nobody has capacity to spare
+  EXPECT_EQ(served_without, 0);
+  EXPECT_EQ(evicted_without, 0u);
+}
+
 TEST(FluidFaaSSchedulerTest, TwoQuietFunctionsShareASliceAndOneIsPromotedWhenItHeatsUp) {
   ManualClock clock;
   Fn resnet("resnet50", 0, 100);
   Fn bert("bert-base", 1, 100);
-  FakeNode node(clock, {Slice("0:2g.20gb@4")}, {resnet.served, bert.served});
+  FluidFaaSOptions options;
+  options.min_dwell = Duration{0};  // the hysteresis alone (MinimumDwell... tests the dwell)
+  FakeNode node(clock, {Slice("0:2g.20gb@4")}, {resnet.served, bert.served}, options);
   node.SubmitEvery(0, At(0), At(120), Millis(1000), 100);  // 1 request/s each: both quiet
   node.SubmitEvery(1, At(20), At(60), Millis(1000), 100);
   node.SubmitEvery(1, At(60), At(90), Millis(15), 100);    // bert heats up: ~65 requests/s
@@ -244,9 +292,6 @@ TEST(FluidFaaSSchedulerTest, TwoQuietFunctionsShareASliceAndOneIsPromotedWhenItH
   InstanceId resnet_id = 0;
   for (const InstanceView& v : node.scheduler().Instances()) (v.function == 1 ? bert_id : resnet_id) = v.id;
   const std::vector<S> bert_states = StatesOf(node.transitions(), bert_id);
-  for (S st : bert_states) std::printf("bert %s\n", std::string(ToString(st)).c_str());
-  for (S st : StatesOf(node.transitions(), resnet_id)) std::printf("resnet %s\n", std::string(ToString(st)).c_str());
-  int rej = 0; for (auto& [rid, r] : node.requests()) rej += r.rejected; std::printf("rejected %d\n", rej);
   ASSERT_FALSE(bert_states.empty());
   EXPECT_NE(std::find(bert_states.begin(), bert_states.end(), S::kExclusiveHot), bert_states.end());
   // Promotion evicted the quiet co-resident to host memory.
@@ -257,7 +302,9 @@ TEST(FluidFaaSSchedulerTest, TwoQuietFunctionsShareASliceAndOneIsPromotedWhenItH
 TEST(FluidFaaSSchedulerTest, UrgentRequestsGoToExclusiveInstancesTheRestToTimeSharing) {
   ManualClock clock;
   Fn resnet("resnet50", 0, 40);
-  FakeNode node(clock, {Slice("0:1g.10gb@5"), Slice("0:1g.10gb@6")}, {resnet.served});
+  FluidFaaSOptions options;
+  options.min_dwell = Duration{0};  // demoted after one busy window
+  FakeNode node(clock, {Slice("0:1g.10gb@5"), Slice("0:1g.10gb@6")}, {resnet.served}, options);
   node.Submit(0, At(0), 40);            // starts instance 1 (its first request is lost to the cold start)
   node.Ticks(At(1), At(40));            // instance 1 is demoted once idle for a busy window
   for (int i = 0; i < 12; ++i) node.Submit(0, At(20), 40);  // a queue on instance 1: scale up to instance 2

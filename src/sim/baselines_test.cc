@@ -42,6 +42,7 @@ class Recording final : public policy::Scheduler {
     Keep(out);
   }
   std::vector<policy::LaunchDecision> launches;
+  const policy::Scheduler& inner() const { return *inner_; }
 
  private:
   void Keep(const std::vector<Decision>& out) {
@@ -61,12 +62,15 @@ std::vector<Arrival> Load(const Preset& p, double share, Duration duration, uint
 struct PolicyRun {
   SimResult result;
   std::vector<policy::LaunchDecision> launches;
+  std::vector<std::string> scheduler_errors;  // FluidFaaS checks its own books
 };
 
 PolicyRun RunPolicy(const std::string& policy, const Preset& p, const std::vector<Arrival>& arrivals) {
   Recording scheduler(std::move(MakeScheduler(policy, p)).value());
   SimResult r = Simulate(ClusterFor(policy, p), p.functions, arrivals, scheduler);
-  return {std::move(r), std::move(scheduler.launches)};
+  std::vector<std::string> errors;
+  if (const auto* f = dynamic_cast<const policy::FluidFaaSScheduler*>(&scheduler.inner())) errors = f->errors();
+  return {std::move(r), std::move(scheduler.launches), std::move(errors)};
 }
 
 TEST(BaselinesTest, EveryPolicyEndsEveryRequestOnceAndRepeatsItself) {
@@ -77,6 +81,7 @@ TEST(BaselinesTest, EveryPolicyEndsEveryRequestOnceAndRepeatsItself) {
     const PolicyRun a = RunPolicy(policy, *p, arrivals);
     const PolicyRun b = RunPolicy(policy, *p, arrivals);
     EXPECT_TRUE(a.result.errors.empty()) << a.result.errors.front();
+    EXPECT_TRUE(a.scheduler_errors.empty()) << a.scheduler_errors.front();
     ASSERT_EQ(a.result.requests.size(), arrivals.size());
     int64_t hits = 0;
     for (size_t i = 0; i < arrivals.size(); ++i) {
