@@ -9,6 +9,7 @@ set -euo pipefail
 out=${1:?usage: $0 OUT.csv [TOTAL] [FUNCTIONS]}
 total=${2:-10000000}
 functions=${3:-200}
+mkdir -p "$(dirname "$out")"
 awk -v total="$total" -v n="$functions" 'BEGIN {
   pi = atan2(0, -1)
   h = 0
