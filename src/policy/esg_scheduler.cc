@@ -4,6 +4,8 @@
 #include <cmath>
 #include <queue>
 
+#include "policy/baseline_books.h"
+
 namespace fluidfaas::policy {
 
 std::optional<EsgConfig> SearchEsgConfig(const BatchCosts& costs, const std::vector<int>& kinds, double slo_ms,
@@ -143,19 +145,11 @@ std::optional<InstanceId> EsgScheduler::ScaleUp(Fn& fn, TimePoint now, std::vect
 }
 
 void EsgScheduler::OnStageFinished(const StageEvent& stage, TimePoint, std::vector<Decision>&) {
-  if (!stage.last) return;
-  auto it = instances_.find(stage.instance);
-  if (it != instances_.end()) it->second.outstanding = std::max(0, it->second.outstanding - 1);
+  CountRequestEnd(instances_, stage);
 }
 
 void EsgScheduler::OnLoadFinished(const LoadEvent& load, TimePoint, std::vector<Decision>& out) {
-  auto it = instances_.find(load.instance);
-  if (it == instances_.end()) return;
-  if (load.ok) {
-    it->second.loading = false;
-    return;
-  }
-  Retire(load.instance, out);
+  if (!MarkLoaded(instances_, load)) Retire(load.instance, out);
 }
 
 void EsgScheduler::Retire(InstanceId id, std::vector<Decision>& out) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "policy/baseline_books.h"
+
 namespace fluidfaas::policy {
 
 ExclusiveScheduler::ExclusiveScheduler(std::vector<ClusterSlice> slices, std::vector<ServedFunction> functions,
@@ -83,21 +85,14 @@ void ExclusiveScheduler::OnRequest(const RequestEvent& request, TimePoint now, s
 }
 
 void ExclusiveScheduler::OnStageFinished(const StageEvent& stage, TimePoint, std::vector<Decision>&) {
-  if (!stage.last) return;
-  auto it = instances_.find(stage.instance);
-  if (it != instances_.end()) it->second.outstanding = std::max(0, it->second.outstanding - 1);
+  CountRequestEnd(instances_, stage);
 }
 
 void ExclusiveScheduler::OnLoadFinished(const LoadEvent& load, TimePoint, std::vector<Decision>& out) {
-  auto it = instances_.find(load.instance);
-  if (it == instances_.end()) return;
-  if (load.ok) {
-    it->second.loading = false;
-    return;
-  }
-  slices_[it->second.slice].taken = false;
+  if (MarkLoaded(instances_, load)) return;
+  slices_[instances_.at(load.instance).slice].taken = false;
   out.push_back(RetireDecision{load.instance});
-  instances_.erase(it);
+  instances_.erase(load.instance);
 }
 
 void ExclusiveScheduler::OnTick(TimePoint now, std::vector<Decision>& out) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "policy/baseline_books.h"
+
 namespace fluidfaas::policy {
 
 std::optional<InflessConfig> ChooseInflessConfig(const BatchCosts& costs, double slo_ms, double rate_rps,
@@ -140,19 +142,11 @@ std::optional<InstanceId> InflessScheduler::Launch(Fn& fn, TimePoint now, std::v
 }
 
 void InflessScheduler::OnStageFinished(const StageEvent& stage, TimePoint, std::vector<Decision>&) {
-  if (!stage.last) return;
-  auto it = instances_.find(stage.instance);
-  if (it != instances_.end()) it->second.outstanding = std::max(0, it->second.outstanding - 1);
+  CountRequestEnd(instances_, stage);
 }
 
 void InflessScheduler::OnLoadFinished(const LoadEvent& load, TimePoint, std::vector<Decision>& out) {
-  auto it = instances_.find(load.instance);
-  if (it == instances_.end()) return;
-  if (load.ok) {
-    it->second.loading = false;
-    return;
-  }
-  Retire(load.instance, out);
+  if (!MarkLoaded(instances_, load)) Retire(load.instance, out);
 }
 
 void InflessScheduler::Retire(InstanceId id, std::vector<Decision>& out) {
