@@ -113,6 +113,17 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
       rej << s.policy << ',' << s.load << ',' << r.function << ",\"" << r.reason << "\"," << r.count << '\n';
     }
   }
+  std::ofstream timeline(dir + "/slice_timeline.csv");  // busy buckets only: idle ones are left out
+  timeline << "policy,load,slice,start_s,busy_fraction\n";
+  for (const sim::RunSummary& s : runs) {
+    for (size_t i = 0; i < s.slice_timeline.size(); ++i) {
+      for (size_t b = 0; b < s.slice_timeline[i].size(); ++b) {
+        if (s.slice_timeline[i][b] <= 0) continue;
+        timeline << s.policy << ',' << s.load << ',' << i << ',' << static_cast<double>(b) * s.timeline_bucket_s << ','
+                 << s.slice_timeline[i][b] << '\n';
+      }
+    }
+  }
   std::ofstream cdf(dir + "/slice_utilization.csv");
   cdf << "policy,load,slice,utilization\n";
   for (const sim::RunSummary& s : runs) {
@@ -120,7 +131,7 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
       cdf << s.policy << ',' << s.load << ',' << i << ',' << s.slice_utilization[i] << '\n';
     }
   }
-  if (!js || !csv || !cdf || !per_fn || !rej) return Status::IoError("cannot write the summary files in '" + dir + "'");
+  if (!js || !csv || !cdf || !per_fn || !rej || !timeline) return Status::IoError("cannot write the summary files in '" + dir + "'");
   return Status::Ok();
 }
 
@@ -233,7 +244,7 @@ int RunSim(const SimOptions& o) {
     }
     std::cout << '\n';
   }
-  std::cout << "\nwrote " << o.out << "/summary.csv, summary.json, functions.csv, slice_utilization.csv"
+  std::cout << "\nwrote " << o.out << "/summary.csv, summary.json, functions.csv, rejections.csv, slice_utilization.csv,\n  slice_timeline.csv"
             << (plots.ok() ? ", plots/*.svg and *.png" : "") << '\n';
   return kExitOk;
 }

@@ -96,6 +96,17 @@ TEST(BaselinesTest, EveryPolicyEndsEveryRequestOnceAndRepeatsItself) {
       ASSERT_EQ(q.finished, b.result.requests[i].finished);
     }
     EXPECT_EQ(a.result.events, b.result.events);
+    // The busy timeline adds up to each slice's busy time (to a microsecond per bucket for MPS shares).
+    for (size_t sl = 0; sl < a.result.slice_busy.size(); ++sl) {
+      Duration sum{0};
+      for (Duration d : a.result.slice_timeline[sl]) {
+        EXPECT_LE(d, a.result.timeline_bucket);
+        sum += d;
+      }
+      EXPECT_LE(std::abs((sum - a.result.slice_busy[sl]).count()),
+                static_cast<int64_t>(a.result.slice_timeline[sl].size()) + 1000)
+          << "slice " << sl;
+    }
     EXPECT_GT(hits, static_cast<int64_t>(arrivals.size()) / 2);
     EXPECT_FALSE(a.launches.empty());
   }

@@ -136,6 +136,11 @@ RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<
     busy += u;
     active += horizon > 0 ? ToSeconds(r.slice_active[i]) / horizon : 0;
   }
+  s.timeline_bucket_s = ToSeconds(r.timeline_bucket);
+  for (const std::vector<Duration>& line : r.slice_timeline) {
+    std::vector<float>& out = s.slice_timeline.emplace_back();
+    for (Duration d : line) out.push_back(static_cast<float>(ToSeconds(d) / s.timeline_bucket_s));
+  }
   const double n = static_cast<double>(std::max<size_t>(1, r.slice_busy.size()));
   s.utilization = busy / n;
   s.active_fraction = active / n;

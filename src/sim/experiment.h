@@ -75,6 +75,8 @@ struct RunSummary {
   double wall_seconds = 0;
   int64_t simulated_requests = 0;
   std::vector<double> slice_utilization;           // per slice, for the CDF
+  std::vector<std::vector<float>> slice_timeline;  // per slice, busy fraction of each timeline bucket
+  double timeline_bucket_s = 0;
   std::vector<FunctionSummary> functions;          // per function, in the preset's order
   struct Rejection {
     std::string function;

@@ -21,6 +21,8 @@ class Engine {
     for (size_t s = 0; s < slices.size(); ++s) lanes_.push_back(Lane{s});
     result_.slice_busy.assign(slices.size(), Duration{0});
     result_.slice_active.assign(slices.size(), Duration{0});
+    result_.slice_timeline.resize(slices.size());
+    result_.timeline_bucket = options.timeline_bucket;
     result_.requests.resize(arrivals.size());
   }
 
@@ -284,7 +286,9 @@ class Engine {
                           ? MillisF(options_.transfer.HopMs(st.out_bytes * static_cast<int64_t>(batch)))
                           : Duration{0});
     lane.busy = true;
-    result_.slice_busy[lane.slice] += lane.mps ? Duration(static_cast<int64_t>(run.count() * lane.share)) : run;
+    const Duration busy = lane.mps ? Duration(static_cast<int64_t>(run.count() * lane.share)) : run;
+    result_.slice_busy[lane.slice] += busy;
+    AddToTimeline(lane.slice, clock_.Now(), run, lane.mps ? lane.share : 1.0);
     if (lane.mps) mps_busy_[lane.slice] += lane.share;
     if (batch == 1) {  // the common case, without a vector per request
       const Task task = front;
@@ -303,6 +307,22 @@ class Engine {
       Idle(lane_index);
       for (const Task& task : tasks) Done(task, hop);
     });
+  }
+
+  // Spreads a busy interval [start, start + run) over the slice's timeline buckets, weighted by `share`.
+  void AddToTimeline(size_t slice, TimePoint start, Duration run, double share) {
+    const int64_t bucket = options_.timeline_bucket.count();
+    if (bucket <= 0) return;
+    std::vector<Duration>& line = result_.slice_timeline[slice];
+    int64_t t = (start - TimePoint{}).count();
+    const int64_t end = t + run.count();
+    while (t < end) {
+      const size_t i = static_cast<size_t>(t / bucket);
+      const int64_t next = std::min(end, static_cast<int64_t>(i + 1) * bucket);
+      if (line.size() <= i) line.resize(i + 1, Duration{0});
+      line[i] += Duration(static_cast<int64_t>(static_cast<double>(next - t) * share));
+      t = next;
+    }
   }
 
   void Started(const Task& t, Duration run) {

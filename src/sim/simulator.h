@@ -48,6 +48,7 @@ struct SimOptions {
   Duration drain = Seconds(120);       // simulated time after the last arrival for work in flight to finish
   policy::TransferModel transfer;      // hop costs between stages
   double mps_interference = 0.3;       // slowdown of an MPS batch with the rest of its GPU busy (see above)
+  Duration timeline_bucket = Seconds(1);  // resolution of SimResult::slice_timeline
 };
 
 enum class Outcome : uint8_t { kPending, kHit, kMiss, kRejected };
@@ -69,6 +70,10 @@ struct SimResult {
   std::vector<RequestRecord> requests;
   std::vector<Duration> slice_busy;     // per slice
   std::vector<Duration> slice_active;   // per slice: time with at least one resident instance
+  // Per slice, its busy time in each timeline_bucket of simulated time (bucket i covers [i, i + 1) buckets):
+  // the busy timeline, at the resolution the report needs.
+  std::vector<std::vector<Duration>> slice_timeline;
+  Duration timeline_bucket{0};
   Duration horizon{0};                  // simulated time
   int64_t launches = 0;
   int64_t pipelines = 0;                // launches with more than one stage
