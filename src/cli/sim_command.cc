@@ -255,7 +255,7 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<SimOptions>();
   CLI::App* sim = app.add_subcommand(
       "sim", "Simulate policies x loads on a preset cluster; print a markdown table, write summary files");
-  sim->add_option("--preset", o->preset, "Cluster and function mix (paper: 8 x A100-80GB, 1g+2g+4g each)")
+  sim->add_option("--preset", o->preset, "Cluster and function mix: paper (8 x A100-80GB, 1g+2g+4g each) or fragmented (2g+2g+2g+1g each)")
       ->capture_default_str();
   sim->add_option("--policies", o->policies, "Comma-separated: fluidfaas, esg, infless, exclusive")->delimiter(',')->capture_default_str();
   sim->add_option("--load", o->loads, "Comma-separated: light, medium, heavy, or shares of capacity")

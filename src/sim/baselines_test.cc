@@ -137,6 +137,22 @@ TEST(BaselinesTest, EachPolicyKeepsItsOwnRules) {
   }
 }
 
+TEST(BaselinesTest, OnTheFragmentedPresetOnlyFluidFaaSPipelinesServeTheLargestModel) {
+  const auto p = std::move(MakePreset("fragmented", {.gpus = 2})).value();
+  const auto arrivals = Load(*p, 0.2, Seconds(120), 5);
+  const uint32_t llama13 = 6;
+  ASSERT_EQ(p->functions[llama13].spec->name, "llama2-13b");
+  const auto hits_of = [&](const SimResult& r) {
+    int64_t n = 0;
+    for (const RequestRecord& q : r.requests) n += q.function == llama13 && q.outcome == Outcome::kHit;
+    return n;
+  };
+  const PolicyRun fluid = RunPolicy("fluidfaas", *p, arrivals);
+  EXPECT_GE(fluid.result.pipelines, 1);
+  EXPECT_GT(hits_of(fluid.result), 0);
+  for (const std::string policy : {"esg", "exclusive"}) EXPECT_EQ(hits_of(RunPolicy(policy, *p, arrivals).result), 0) << policy;
+}
+
 // Launches one instance with the given placement and batching on the first request, routes everything to it.
 class OneInstance final : public policy::Scheduler {
  public:

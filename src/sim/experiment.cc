@@ -14,13 +14,18 @@
 namespace fluidfaas::sim {
 
 Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const PresetOptions& options) {
-  if (name != "paper") return Status::InvalidArgument("unknown preset '" + name + "' (presets: paper)");
+  std::string layout_text;
+  if (name == "paper") layout_text = "1g.10gb+2g.20gb+4g.40gb";
+  if (name == "fragmented") layout_text = "2g.20gb+2g.20gb+2g.20gb+1g.10gb";
+  if (layout_text.empty()) {
+    return Status::InvalidArgument("unknown preset '" + name + "' (presets: paper, fragmented)");
+  }
   if (options.gpus < 1 || options.gpus > 64) return Status::InvalidArgument("preset: gpus must be in 1..64");
   if (!(options.slo_scale > 0)) return Status::InvalidArgument("preset: slo scale must be positive");
   auto p = std::make_unique<Preset>();
   p->name = name;
   const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
-  FF_ASSIGN_OR_RETURN(gpu::Layout layout, gpu::ParseLayout(a100, "1g.10gb+2g.20gb+4g.40gb"));
+  FF_ASSIGN_OR_RETURN(gpu::Layout layout, gpu::ParseLayout(a100, layout_text));
   for (int g = 0; g < options.gpus; ++g) {
     for (const gpu::PlacedSlice& s : layout.slices()) {
       p->slices.push_back(policy::ClusterSlice{std::to_string(g) + ":" + s.ToString(), g,

@@ -9,6 +9,9 @@
 // that slice alone (functions that do not fit a slice are left out of its mix): light 20%, medium 50%, heavy
 // 80%.
 //
+// The fragmented preset is the same with every GPU split 2g.20gb + 2g.20gb + 2g.20gb + 1g.10gb: no slice holds
+// llama2-13b alone, so only a pipeline serves it (INFless, with MIG off, sees the same whole GPUs).
+//
 // Thread safety: plain values and functions.
 #pragma once
 
