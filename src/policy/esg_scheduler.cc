@@ -54,7 +54,7 @@ std::optional<EsgConfig> SearchEsgConfig(const BatchCosts& costs, const std::vec
   return std::nullopt;
 }
 
-EsgScheduler::EsgScheduler(std::vector<ClusterSlice> slices, std::vector<ServedFunction> functions,
+EsgScheduler::EsgScheduler(std::vector<ClusterSlice> slices, const std::vector<ServedFunction>& functions,
                            EsgOptions options)
     : options_(options), slices_(std::move(slices)), taken_(slices_.size(), false) {
   for (const ServedFunction& f : functions) functions_.emplace(f.id, Fn{f, LoadTracker(options_.tracker), {}});

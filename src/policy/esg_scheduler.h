@@ -58,7 +58,7 @@ std::optional<EsgConfig> SearchEsgConfig(const BatchCosts& costs, const std::vec
 class EsgScheduler final : public Scheduler {
  public:
   // Every function needs `batched` costs over the slices' kinds.
-  EsgScheduler(std::vector<ClusterSlice> slices, std::vector<ServedFunction> functions, EsgOptions options = {});
+  EsgScheduler(std::vector<ClusterSlice> slices, const std::vector<ServedFunction>& functions, EsgOptions options = {});
 
   std::string_view name() const override { return "esg"; }
   void OnRequest(const RequestEvent& request, TimePoint now, std::vector<Decision>& out) override;

@@ -29,7 +29,7 @@ std::optional<InflessConfig> ChooseInflessConfig(const BatchCosts& costs, double
   return best;
 }
 
-InflessScheduler::InflessScheduler(std::vector<ClusterSlice> gpus, std::vector<ServedFunction> functions,
+InflessScheduler::InflessScheduler(std::vector<ClusterSlice> gpus, const std::vector<ServedFunction>& functions,
                                    InflessOptions options)
     : options_(options), next_scale_(TimePoint{} + options.scale_period) {
   for (ClusterSlice& g : gpus) {
@@ -41,7 +41,8 @@ InflessScheduler::InflessScheduler(std::vector<ClusterSlice> gpus, std::vector<S
 
 TimePoint InflessScheduler::EstimatedFinish(const Inst& inst, TimePoint now) const {
   const TimePoint start = std::max(now, inst.ready_at);
-  return start + MillisF(inst.config.exec_ms * (inst.outstanding / inst.config.batch + 1));
+  const int batches_ahead = inst.outstanding / inst.config.batch;  // full batches queued before this request's
+  return start + MillisF(inst.config.exec_ms * (batches_ahead + 1));
 }
 
 double InflessScheduler::Capacity(const Fn& fn) const {

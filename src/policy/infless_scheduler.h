@@ -53,7 +53,7 @@ std::optional<InflessConfig> ChooseInflessConfig(const BatchCosts& costs, double
 class InflessScheduler final : public Scheduler {
  public:
   // `gpus`: one ClusterSlice per whole GPU. Every function needs `mps` costs.
-  InflessScheduler(std::vector<ClusterSlice> gpus, std::vector<ServedFunction> functions,
+  InflessScheduler(std::vector<ClusterSlice> gpus, const std::vector<ServedFunction>& functions,
                    InflessOptions options = {});
 
   std::string_view name() const override { return "infless"; }

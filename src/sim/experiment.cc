@@ -162,8 +162,8 @@ RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<
 }
 
 const std::vector<std::string>& PolicyNames() {
-  static const std::vector<std::string> names = {"fluidfaas", "esg", "infless", "exclusive"};
-  return names;
+  static const std::vector<std::string> kNames = {"fluidfaas", "esg", "infless", "exclusive"};
+  return kNames;
 }
 
 Result<std::unique_ptr<policy::Scheduler>> MakeScheduler(const std::string& policy, const Preset& preset) {
