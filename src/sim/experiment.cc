@@ -132,11 +132,22 @@ RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<
     s.compute_ms = compute / served;
     s.transfer_ms = transfer / served;
   }
+  // Throughput and utilization are over the arrivals' span (the drain after the last arrival would dilute
+  // them); the active fraction is over the whole horizon, since instances stay resident through the drain.
   const double horizon = ToSeconds(r.horizon);
-  s.throughput_rps = horizon > 0 ? static_cast<double>(s.hits) / horizon : 0;
+  const double span = r.arrival_span > Duration{0} ? ToSeconds(r.arrival_span) : horizon;
+  s.throughput_rps = span > 0 ? static_cast<double>(s.hits) / span : 0;
   double busy = 0, active = 0;
   for (size_t i = 0; i < r.slice_busy.size(); ++i) {
-    const double u = horizon > 0 ? ToSeconds(r.slice_busy[i]) / horizon : 0;
+    Duration in_span = r.slice_busy[i];  // without a timeline: the whole busy time
+    if (i < r.slice_timeline.size() && r.timeline_bucket > Duration{0}) {
+      in_span = Duration{0};
+      const std::vector<Duration>& line = r.slice_timeline[i];
+      for (size_t b = 0; b < line.size() && r.timeline_bucket * static_cast<int64_t>(b) < r.arrival_span; ++b) {
+        in_span += line[b];
+      }
+    }
+    const double u = span > 0 ? std::min(1.0, ToSeconds(in_span) / span) : 0;
     s.slice_utilization.push_back(u);
     busy += u;
     active += horizon > 0 ? ToSeconds(r.slice_active[i]) / horizon : 0;

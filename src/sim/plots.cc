@@ -46,7 +46,7 @@ Status WritePlots(const std::string& dir, const std::vector<RunSummary>& runs) {
 
   // Per load: one column per policy (hit rate, throughput).
   std::ofstream by_load(out + "/by_load.dat");
-  by_load << "load";
+  by_load << "# load";  // a comment: gnuplot would read a plain header as a first, empty category
   for (const std::string& p : policies) by_load << ' ' << p << "_hit " << p << "_tput";
   by_load << '\n';
   for (const std::string& l : loads) {
@@ -59,7 +59,7 @@ Status WritePlots(const std::string& dir, const std::vector<RunSummary>& runs) {
   }
   // Per (policy, load): the latency breakdown.
   std::ofstream breakdown(out + "/breakdown.dat");
-  breakdown << "run queue load compute transfer\n";
+  breakdown << "# run queue load compute transfer\n";
   for (const RunSummary& r : runs) {
     breakdown << r.policy << "/" << r.load << ' ' << r.queue_ms << ' ' << r.load_ms << ' ' << r.compute_ms << ' '
               << r.transfer_ms << '\n';

@@ -34,6 +34,7 @@ class Engine {
     }
     result_.events = static_cast<int64_t>(clock_.RunUntilIdle());
     result_.horizon = std::max(end, clock_.Now()) - TimePoint{};
+    result_.arrival_span = arrivals_.empty() ? Duration{0} : arrivals_.back().at - TimePoint{};
     for (size_t s = 0; s < slices_.size(); ++s) {
       if (residents_[s] > 0) result_.slice_active[s] += clock_.Now() - active_since_[s];
     }

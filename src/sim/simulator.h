@@ -74,7 +74,8 @@ struct SimResult {
   // the busy timeline, at the resolution the report needs.
   std::vector<std::vector<Duration>> slice_timeline;
   Duration timeline_bucket{0};
-  Duration horizon{0};                  // simulated time
+  Duration horizon{0};                  // simulated time, the drain after the last arrival included
+  Duration arrival_span{0};             // from time 0 to the last arrival: what rates are measured over
   int64_t launches = 0;
   int64_t pipelines = 0;                // launches with more than one stage
   int64_t migrations = 0;
