@@ -230,6 +230,15 @@ TEST(CliTest, SimWritesTheSummaryForEachPolicyAndLoad) {
     EXPECT_TRUE(std::ifstream(out + "/plots/" + plot + ".svg").good()) << plot;
     EXPECT_TRUE(std::ifstream(out + "/plots/" + plot + ".png").good()) << plot;
   }
+  // Several seeds: every run is kept, with its seed.
+  CommandRun seeds = Fluidfaas("sim --policies fluidfaas --load light --duration 10 --gpus 2 --seed 4,5 --json --out " +
+                               out + "-seeds");
+  ASSERT_EQ(seeds.exit_code, 0) << seeds.out;
+  const nlohmann::json runs = Json(seeds);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0]["seed"], 4);
+  EXPECT_EQ(runs[1]["seed"], 5);
+  EXPECT_NE(runs[0]["requests"], runs[1]["requests"]);
   EXPECT_EQ(Fluidfaas("sim --policies alpaserve --duration 5").exit_code, 2);
   EXPECT_EQ(Fluidfaas("sim --load extreme --duration 5").exit_code, 2);
   EXPECT_EQ(Fluidfaas("sim --preset tiny --duration 5").exit_code, 2);

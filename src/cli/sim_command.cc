@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/table.h"
+#include "common/strings.h"
 #include "sim/azure_trace.h"
 #include "sim/experiment.h"
 #include "sim/plots.h"
@@ -26,7 +27,7 @@ struct SimOptions {
   std::vector<std::string> loads = {"light", "medium", "heavy"};
   std::string trace;
   double rate_scale = 1.0;
-  uint64_t seed = 1;
+  std::vector<uint64_t> seeds = {1};
   double duration_s = 600;
   double slo_scale = 5.0;
   int gpus = 8;
@@ -46,6 +47,7 @@ json ToJson(const sim::RunSummary& s) {
   }
   return {{"policy", s.policy},
           {"load", s.load},
+          {"seed", s.seed},
           {"load_share", s.load_share},
           {"rate_rps", s.rate_rps},
           {"requests", s.requests},
@@ -98,37 +100,37 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
     csv << line << '\n';
   }
   std::ofstream per_fn(dir + "/functions.csv");
-  per_fn << "policy,load,function,requests,hits,rejected,slo_hit_rate,mean_ms\n";
+  per_fn << "policy,load,seed,function,requests,hits,rejected,slo_hit_rate,mean_ms\n";
   for (const sim::RunSummary& s : runs) {
     for (const sim::FunctionSummary& f : s.functions) {
-      per_fn << s.policy << ',' << s.load << ',' << f.name << ',' << f.requests << ',' << f.hits << ',' << f.rejected
+      per_fn << s.policy << ',' << s.load << ',' << s.seed << ',' << f.name << ',' << f.requests << ',' << f.hits << ',' << f.rejected
              << ',' << (f.requests > 0 ? static_cast<double>(f.hits) / static_cast<double>(f.requests) : 0.0) << ','
              << f.mean_ms << '\n';
     }
   }
   std::ofstream rej(dir + "/rejections.csv");
-  rej << "policy,load,function,reason,count\n";
+  rej << "policy,load,seed,function,reason,count\n";
   for (const sim::RunSummary& s : runs) {
     for (const auto& r : s.rejections) {
-      rej << s.policy << ',' << s.load << ',' << r.function << ",\"" << r.reason << "\"," << r.count << '\n';
+      rej << s.policy << ',' << s.load << ',' << s.seed << ',' << r.function << ",\"" << r.reason << "\"," << r.count << '\n';
     }
   }
   std::ofstream timeline(dir + "/slice_timeline.csv");  // busy buckets only: idle ones are left out
-  timeline << "policy,load,slice,start_s,busy_fraction\n";
+  timeline << "policy,load,seed,slice,start_s,busy_fraction\n";
   for (const sim::RunSummary& s : runs) {
     for (size_t i = 0; i < s.slice_timeline.size(); ++i) {
       for (size_t b = 0; b < s.slice_timeline[i].size(); ++b) {
         if (s.slice_timeline[i][b] <= 0) continue;
-        timeline << s.policy << ',' << s.load << ',' << i << ',' << static_cast<double>(b) * s.timeline_bucket_s << ','
+        timeline << s.policy << ',' << s.load << ',' << s.seed << ',' << i << ',' << static_cast<double>(b) * s.timeline_bucket_s << ','
                  << s.slice_timeline[i][b] << '\n';
       }
     }
   }
   std::ofstream cdf(dir + "/slice_utilization.csv");
-  cdf << "policy,load,slice,utilization\n";
+  cdf << "policy,load,seed,slice,utilization\n";
   for (const sim::RunSummary& s : runs) {
     for (size_t i = 0; i < s.slice_utilization.size(); ++i) {
-      cdf << s.policy << ',' << s.load << ',' << i << ',' << s.slice_utilization[i] << '\n';
+      cdf << s.policy << ',' << s.load << ',' << s.seed << ',' << i << ',' << s.slice_utilization[i] << '\n';
     }
   }
   if (!js || !csv || !cdf || !per_fn || !rej || !timeline) return Status::IoError("cannot write the summary files in '" + dir + "'");
@@ -149,63 +151,67 @@ int RunSim(const SimOptions& o) {
     if (!s.ok()) return fail(s.status(), kExitBadInput);
   }
 
-  // (load name, arrivals) pairs: a trace gives one, the synthetic loads one each.
-  std::vector<std::pair<std::string, std::vector<sim::Arrival>>> workloads;
-  std::vector<double> shares;
-  std::vector<double> spans;  // seconds of arrivals in each workload
-  if (!o.trace.empty()) {
-    sim::TraceOptions t;
-    for (const auto& spec : (*preset)->specs) t.models.push_back(spec->name);
-    t.rate_scale = o.rate_scale;
-    t.seed = o.seed;
-    Result<sim::Trace> trace = sim::ReadAzureTrace(o.trace, t);
-    if (!trace.ok()) return fail(trace.status(), kExitBadInput);
-    spans.push_back(60.0 * (trace->last_minute - trace->first_minute + 1));
-    workloads.emplace_back("trace", std::move(trace->arrivals));
-    shares.push_back(0);
-  } else {
-    for (const std::string& load : o.loads) {
-      Result<double> share = sim::LoadShare(load);
-      if (!share.ok()) return fail(share.status(), kExitBadInput);
-      sim::WorkloadSpec w;
-      w.rate_rps = *share * (*preset)->capacity_rps;
-      w.cv = (*preset)->cv;
-      w.functions = static_cast<uint32_t>((*preset)->functions.size());
-      w.zipf_s = 1.0;
-      w.duration = SecondsF(o.duration_s);
-      w.seed = o.seed;
-      workloads.emplace_back(load, sim::GenerateWorkload(w));
-      shares.push_back(*share);
-      spans.push_back(o.duration_s);
-    }
-  }
-
   const bool progress = isatty(STDERR_FILENO) != 0 && !o.json_output;
   std::vector<sim::RunSummary> runs;
-  const size_t total = o.policies.size() * workloads.size();
-  for (size_t w = 0; w < workloads.size(); ++w) {
-    for (const std::string& p : o.policies) {
-      if (progress) {
-        std::cerr << "\r[" << runs.size() + 1 << "/" << total << "] " << p << " " << workloads[w].first << "   "
-                  << std::flush;
+  const size_t per_seed = o.policies.size() * (o.trace.empty() ? o.loads.size() : 1);
+  for (uint64_t seed : o.seeds) {
+    // (load name, arrivals) pairs: a trace gives one, the synthetic loads one each.
+    std::vector<std::pair<std::string, std::vector<sim::Arrival>>> workloads;
+    std::vector<double> shares;
+    std::vector<double> spans;  // seconds of arrivals in each workload
+    if (!o.trace.empty()) {
+      sim::TraceOptions t;
+      for (const auto& spec : (*preset)->specs) t.models.push_back(spec->name);
+      t.rate_scale = o.rate_scale;
+      t.seed = seed;
+      Result<sim::Trace> trace = sim::ReadAzureTrace(o.trace, t);
+      if (!trace.ok()) return fail(trace.status(), kExitBadInput);
+      spans.push_back(60.0 * (trace->last_minute - trace->first_minute + 1));
+      workloads.emplace_back("trace", std::move(trace->arrivals));
+      shares.push_back(0);
+    } else {
+      for (const std::string& load : o.loads) {
+        Result<double> share = sim::LoadShare(load);
+        if (!share.ok()) return fail(share.status(), kExitBadInput);
+        sim::WorkloadSpec w;
+        w.rate_rps = *share * (*preset)->capacity_rps;
+        w.cv = (*preset)->cv;
+        w.functions = static_cast<uint32_t>((*preset)->functions.size());
+        w.zipf_s = 1.0;
+        w.duration = SecondsF(o.duration_s);
+        w.seed = seed;
+        workloads.emplace_back(load, sim::GenerateWorkload(w));
+        shares.push_back(*share);
+        spans.push_back(o.duration_s);
       }
-      std::unique_ptr<policy::Scheduler> scheduler = std::move(sim::MakeScheduler(p, **preset)).value();
-      const auto t0 = std::chrono::steady_clock::now();
-      const sim::SimResult r =
-          sim::Simulate(sim::ClusterFor(p, **preset), (*preset)->functions, workloads[w].second, *scheduler);
-      const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (!r.errors.empty()) return fail(Status::Internal(p + ": " + r.errors.front()), kExitFailure);
-      sim::RunSummary s = sim::Summarize(r, wall, (*preset)->functions);
-      s.policy = p;
-      s.load = workloads[w].first;
-      s.load_share = shares[w];
-      s.rate_rps = static_cast<double>(workloads[w].second.size()) / spans[w];
-      runs.push_back(std::move(s));
+    }
+    for (size_t w = 0; w < workloads.size(); ++w) {
+      for (const std::string& p : o.policies) {
+        if (progress) {
+          std::cerr << "\r[" << runs.size() + 1 << "/" << per_seed * o.seeds.size() << "] seed " << seed << " " << p
+                    << " " << workloads[w].first << "   " << std::flush;
+        }
+        std::unique_ptr<policy::Scheduler> scheduler = std::move(sim::MakeScheduler(p, **preset)).value();
+        const auto t0 = std::chrono::steady_clock::now();
+        const sim::SimResult r =
+            sim::Simulate(sim::ClusterFor(p, **preset), (*preset)->functions, workloads[w].second, *scheduler);
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (!r.errors.empty()) return fail(Status::Internal(p + ": " + r.errors.front()), kExitFailure);
+        sim::RunSummary s = sim::Summarize(r, wall, (*preset)->functions);
+        s.policy = p;
+        s.load = workloads[w].first;
+        s.seed = seed;
+        s.load_share = shares[w];
+        s.rate_rps = static_cast<double>(workloads[w].second.size()) / spans[w];
+        runs.push_back(std::move(s));
+      }
     }
   }
   if (progress) std::cerr << "\r" << std::string(60, ' ') << "\r";
   if (Status s = WriteFiles(o.out, runs); !s.ok()) return fail(s, kExitFailure);
-  const Status plots = sim::WritePlots(o.out, runs);
+  // Tables and plots show one row per (policy, load): the mean over the seeds when there are several.
+  const std::vector<sim::RunSummary> shown = o.seeds.size() > 1 ? sim::MeanOverSeeds(runs) : runs;
+  const Status plots = sim::WritePlots(o.out, shown);
   if (!plots.ok()) std::cerr << "fluidfaas: plots: " << plots.message() << '\n';
 
   if (o.json_output) {
@@ -216,11 +222,11 @@ int RunSim(const SimOptions& o) {
   }
   std::cout << "preset " << o.preset << ": " << (*preset)->slices.size() << " slices, " << (*preset)->functions.size()
             << " functions, capacity ~" << Fixed((*preset)->capacity_rps, 0) << " req/s; " << o.duration_s
-            << " s per run, seed " << o.seed << "\n\n";
+            << " s per run, " << (o.seeds.size() > 1 ? "mean over seeds " : "seed ") << Join(o.seeds, ",", [](uint64_t s) { return std::to_string(s); }) << "\n\n";
   std::cout << "| policy | load | req/s | requests | SLO hit rate | mean ms | p50 ms | p99 ms | queue | load | compute | "
                "transfer | throughput | util | active | pipelines | migrations | evictions | wall s |\n"
                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
-  for (const sim::RunSummary& s : runs) {
+  for (const sim::RunSummary& s : shown) {
     std::cout << "| " << s.policy << " | " << s.load << " | " << Fixed(s.rate_rps, 1) << " | " << s.requests << " | "
               << Fixed(100 * s.hit_rate, 1) << "% | " << Fixed(s.mean_ms, 1) << " | " << Fixed(s.p50_ms, 1) << " | "
               << Fixed(s.p99_ms, 1) << " | " << Fixed(s.queue_ms, 1) << " | " << Fixed(s.load_ms, 1) << " | "
@@ -230,13 +236,13 @@ int RunSim(const SimOptions& o) {
   }
   // SLO hit rate per function: where a policy wins and loses.
   std::cout << "\n| policy | load |";
-  for (const sim::FunctionSummary& f : runs.front().functions) std::cout << ' ' << f.name << " |";
+  for (const sim::FunctionSummary& f : shown.front().functions) std::cout << ' ' << f.name << " |";
   std::cout << "\n|---|---|" << [&] {
     std::string cols;
-    for (size_t i = 0; i < runs.front().functions.size(); ++i) cols += "---|";
+    for (size_t i = 0; i < shown.front().functions.size(); ++i) cols += "---|";
     return cols;
   }() << '\n';
-  for (const sim::RunSummary& s : runs) {
+  for (const sim::RunSummary& s : shown) {
     std::cout << "| " << s.policy << " | " << s.load << " |";
     for (const sim::FunctionSummary& f : s.functions) {
       std::cout << ' ' << (f.requests > 0 ? Fixed(100.0 * static_cast<double>(f.hits) / static_cast<double>(f.requests), 1) + "%" : "-")
@@ -264,7 +270,10 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
   sim->add_option("--trace", o->trace, "Azure Functions 2019 invocations CSV instead of synthetic loads")
       ->check(CLI::ExistingFile);
   sim->add_option("--rate-scale", o->rate_scale, "Multiply the trace's rates")->capture_default_str();
-  sim->add_option("--seed", o->seed, "Random seed")->capture_default_str();
+  sim->add_option("--seed", o->seeds, "Random seed, or comma-separated seeds: every run repeats per seed, the files "
+                                      "keep each, the tables and plots show the means")
+      ->delimiter(',')
+      ->capture_default_str();
   sim->add_option("--duration", o->duration_s, "Seconds of arrivals per run (synthetic loads)")->capture_default_str();
   sim->add_option("--slo-scale", o->slo_scale, "SLO = this x batch-1 latency on a full GPU")->capture_default_str();
   sim->add_option("--gpus", o->gpus, "GPUs in the preset cluster")->capture_default_str();

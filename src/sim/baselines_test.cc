@@ -266,6 +266,41 @@ TEST(FluidFaaSBatchingTest, ABurstRunsAsOneBatchAndMeetsItsDeadlines) {
   EXPECT_LT(hits(s), 5);  // one by one, the last ones cannot make it
 }
 
+TEST(MeanOverSeedsTest, AveragesRatesAndPoolsCountsPerPolicyAndLoad) {
+  RunSummary a{"fluidfaas", "medium"}, b{"fluidfaas", "medium"}, c{"esg", "medium"};
+  a.seed = 1;
+  b.seed = 2;
+  a.hit_rate = 0.9;
+  b.hit_rate = 0.8;
+  a.p99_ms = 100;
+  b.p99_ms = 300;
+  a.evictions = 3;
+  b.evictions = 4;
+  a.wall_seconds = b.wall_seconds = 0.5;
+  a.slice_utilization = {0.2, 0.4};
+  b.slice_utilization = {0.4, 0.8};
+  a.functions = {FunctionSummary{"resnet50", 10, 9, 1, 5.0}};
+  b.functions = {FunctionSummary{"resnet50", 30, 15, 3, 7.0}};
+  a.rejections = {{"resnet50", "no slice", 1}};
+  b.rejections = {{"resnet50", "no slice", 3}};
+  c.hit_rate = 0.5;
+  const std::vector<RunSummary> m = MeanOverSeeds({a, c, b});
+  ASSERT_EQ(m.size(), 2u);  // fluidfaas/medium, then esg/medium: order of first appearance
+  EXPECT_EQ(m[0].policy, "fluidfaas");
+  EXPECT_EQ(m[0].seeds, 2);
+  EXPECT_NEAR(m[0].hit_rate, 0.85, 1e-12);
+  EXPECT_NEAR(m[0].p99_ms, 200, 1e-12);
+  EXPECT_EQ(m[0].evictions, 4);  // 3.5, rounded
+  EXPECT_NEAR(m[0].wall_seconds, 1.0, 1e-12);  // a total
+  EXPECT_NEAR(m[0].slice_utilization[1], 0.6, 1e-12);
+  EXPECT_EQ(m[0].functions[0].requests, 40);  // pooled
+  EXPECT_EQ(m[0].functions[0].hits, 24);
+  EXPECT_EQ(m[0].rejections.at(0).count, 4);
+  EXPECT_EQ(m[1].policy, "esg");
+  EXPECT_EQ(m[1].seeds, 1);
+  EXPECT_NEAR(m[1].hit_rate, 0.5, 1e-12);
+}
+
 TEST(EsgSearchTest, FindsTheCheapestFeasibleConfigurationOverEveryKindSubset) {
   const auto p = SmallPreset();
   for (const SimFunction& f : p->functions) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 
 #include "gpu/layout.h"
 #include "model/zoo.h"
@@ -170,6 +171,77 @@ RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<
   s.wall_seconds = wall_seconds;
   s.simulated_requests = s.requests;
   return s;
+}
+
+std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs) {
+  std::vector<RunSummary> means;
+  std::vector<std::vector<const RunSummary*>> groups;
+  for (const RunSummary& r : runs) {
+    size_t g = 0;
+    while (g < means.size() && (means[g].policy != r.policy || means[g].load != r.load)) ++g;
+    if (g == means.size()) {
+      means.push_back(RunSummary{r.policy, r.load});
+      groups.emplace_back();
+    }
+    groups[g].push_back(&r);
+  }
+  for (size_t g = 0; g < means.size(); ++g) {
+    RunSummary& m = means[g];
+    const double n = static_cast<double>(groups[g].size());
+    const auto mean = [&](auto field) {
+      double sum = 0;
+      for (const RunSummary* r : groups[g]) sum += static_cast<double>(r->*field);
+      return sum / n;
+    };
+    const auto mean_count = [&](auto field) { return static_cast<int64_t>(std::llround(mean(field))); };
+    m.seeds = static_cast<int>(groups[g].size());
+    m.seed = groups[g].front()->seed;
+    m.load_share = mean(&RunSummary::load_share);
+    m.rate_rps = mean(&RunSummary::rate_rps);
+    m.requests = mean_count(&RunSummary::requests);
+    m.hits = mean_count(&RunSummary::hits);
+    m.rejected = mean_count(&RunSummary::rejected);
+    m.hit_rate = mean(&RunSummary::hit_rate);
+    m.mean_ms = mean(&RunSummary::mean_ms);
+    m.p50_ms = mean(&RunSummary::p50_ms);
+    m.p99_ms = mean(&RunSummary::p99_ms);
+    m.queue_ms = mean(&RunSummary::queue_ms);
+    m.load_ms = mean(&RunSummary::load_ms);
+    m.compute_ms = mean(&RunSummary::compute_ms);
+    m.transfer_ms = mean(&RunSummary::transfer_ms);
+    m.throughput_rps = mean(&RunSummary::throughput_rps);
+    m.utilization = mean(&RunSummary::utilization);
+    m.active_fraction = mean(&RunSummary::active_fraction);
+    m.pipelines = mean_count(&RunSummary::pipelines);
+    m.migrations = mean_count(&RunSummary::migrations);
+    m.evictions = mean_count(&RunSummary::evictions);
+    for (const RunSummary* r : groups[g]) {
+      m.wall_seconds += r->wall_seconds;
+      m.simulated_requests += r->simulated_requests;
+      if (m.slice_utilization.size() < r->slice_utilization.size()) m.slice_utilization.resize(r->slice_utilization.size());
+      for (size_t i = 0; i < r->slice_utilization.size(); ++i) m.slice_utilization[i] += r->slice_utilization[i] / n;
+      if (m.functions.empty()) {
+        for (const FunctionSummary& f : r->functions) m.functions.push_back(FunctionSummary{f.name});
+      }
+      for (size_t i = 0; i < r->functions.size() && i < m.functions.size(); ++i) {
+        m.functions[i].requests += r->functions[i].requests;
+        m.functions[i].hits += r->functions[i].hits;
+        m.functions[i].rejected += r->functions[i].rejected;
+        m.functions[i].mean_ms += r->functions[i].mean_ms / n;
+      }
+      for (const RunSummary::Rejection& rej : r->rejections) {
+        auto it = std::find_if(m.rejections.begin(), m.rejections.end(), [&](const RunSummary::Rejection& x) {
+          return x.function == rej.function && x.reason == rej.reason;
+        });
+        if (it == m.rejections.end()) {
+          m.rejections.push_back(rej);
+        } else {
+          it->count += rej.count;
+        }
+      }
+    }
+  }
+  return means;
 }
 
 const std::vector<std::string>& PolicyNames() {

@@ -63,6 +63,8 @@ struct FunctionSummary {
 struct RunSummary {
   std::string policy;
   std::string load;
+  uint64_t seed = 0;
+  int seeds = 1;                                   // runs averaged into this one (MeanOf)
   double load_share = 0;
   double rate_rps = 0;
   int64_t requests = 0;
@@ -91,6 +93,12 @@ struct RunSummary {
 
 // `functions` names the functions (Arrival::function indexes them).
 RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<SimFunction>& functions);
+
+// Runs of the same (policy, load) with different seeds averaged into one per (policy, load), in the order of
+// first appearance: rates, latencies, fractions and counts are means (wall time and simulated requests are
+// totals); per-function and per-reason counts are summed (so their ratios are pooled); slice utilizations are
+// averaged slice by slice; the timeline is left out.
+std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs);
 
 // The policies MakeScheduler knows, in the order the report lists them.
 const std::vector<std::string>& PolicyNames();
