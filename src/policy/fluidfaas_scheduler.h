@@ -3,15 +3,20 @@
 //
 //  - Hotness: each instance has a LoadTracker; on ticks, a time-sharing instance whose busy fraction reaches
 //    promote_busy becomes exclusive_hot (its co-residents are evicted to warm), and an exclusive_hot one whose
-//    busy fraction falls under demote_busy becomes time_sharing (hysteresis: 0.5 / 0.3).
-//  - Routing: the finish time of a request on each live instance is estimated from the queues of its slices,
-//    its remaining load time and its service time. Urgent requests (slack under urgent_slack_fraction x SLO)
+//    busy fraction falls under demote_busy becomes time_sharing (hysteresis: 0.5 / 0.3), judged only after
+//    min_dwell in its state.
+//  - Batching: requests of an instance queued back to back at a stage run as one batch (up to max_batch,
+//    memory permitting); slices are booked batch by batch, so a request may join the last booked batch.
+//  - Routing: the finish time of a request on each live instance is estimated from the queues of its slices
+//    (as batches), its remaining load time and its service time. Urgent requests (slack under urgent_slack_fraction x SLO)
 //    go to exclusive instances first, the others to time-sharing ones first; the earliest finish that meets
 //    the deadline wins. When none meets it, the scheduler scales up; a request that still cannot meet its
 //    deadline is rejected at once (or served late with serve_late).
-//  - Scaling up: the smallest free slice that fits and serves; else a pipeline from the planner over the free
-//    slices; else a time-sharing slice, evicting its least hot idle residents to warm. A warm instance of the
-//    function is reloaded before a cold one is started.
+//  - Scaling up: the smallest free slice that fits and serves (unless another function cannot do without that
+//    slice: then fragments and time sharing first); else a pipeline from the planner over the free slices; else
+//    a time-sharing slice, evicting its least hot idle residents to warm; else a slice reclaimed from idle
+//    instances of a function with capacity to spare. A warm instance of the function is reloaded before a cold
+//    one is started.
 //  - Scaling down: an idle time-sharing instance is evicted to warm after ts_idle_evict; a warm one turns cold
 //    after keep_alive.
 //  - Migration: when a pipelined instance fits alone on a free slice without becoming slower, a plain instance
