@@ -307,7 +307,6 @@ FluidFaaSScheduler::InstanceRec* FluidFaaSScheduler::TryScaleUp(FunctionId fn, T
       errors_.push_back("slice " + slices_[*slice].info.id + " still had residents after reclaiming it");
       return nullptr;
     }
-    ++reclaims_;
     InstanceRec& inst = ReusableOrNew(fn);
     const int k = f.costs->KindIndex(slices_[*slice].info.kind);
     Place(inst, {StagePlacement{*slice, 0, last, f.costs->MemoryMib(k, 0, last)}}, InstanceState::kExclusiveHot, now,
@@ -432,7 +431,6 @@ void FluidFaaSScheduler::Place(InstanceRec& inst, std::vector<StagePlacement> st
   }
   int64_t largest_bytes = 0;
   double service_ms = 0;
-  inst.stage_time.clear();
   inst.stage_batch.clear();
   inst.hop_time.clear();
   for (size_t s = 0; s < stages.size(); ++s) {
@@ -449,7 +447,6 @@ void FluidFaaSScheduler::Place(InstanceRec& inst, std::vector<StagePlacement> st
     largest_bytes = std::max(largest_bytes, own << 20);
     const double stage_ms = f.costs->ComputeMs(k, st.first_block, st.last_block);
     const double hop_ms = s + 1 < stages.size() ? options_.planner.transfer.HopMs(f.costs->OutBytes(st.last_block)) : 0.0;
-    inst.stage_time.push_back(MillisF(stage_ms));
     std::vector<Duration> by_batch = {MillisF(stage_ms)};
     for (int n = 2; n <= batch; ++n) by_batch.push_back(MillisF(f.batched->ComputeMs(k, st.first_block, st.last_block, n)));
     inst.stage_batch.push_back(std::move(by_batch));

@@ -104,7 +104,6 @@ class FluidFaaSScheduler final : public Scheduler {
     int outstanding = 0;
     TimePoint ready_at;            // end of the current load
     Duration service{0};           // prior service time of the current placement (stages and hops)
-    std::vector<Duration> stage_time;  // prior time of each stage
     std::vector<std::vector<Duration>> stage_batch;  // each stage: prior time of a batch of 1, 2, ... max_batch
     std::vector<Duration> hop_time;    // after each stage (0 after the last)
     TimePoint state_since;
@@ -174,7 +173,6 @@ class FluidFaaSScheduler final : public Scheduler {
   InstanceId next_instance_ = 1;
   PipelinePlanner planner_;
   std::vector<std::string> errors_;
-  int64_t reclaims_ = 0;
   uint64_t placement_epoch_ = 0;  // bumped whenever an instance is placed or leaves its slices
   std::map<FunctionId, std::pair<uint64_t, TimePoint>> failed_scale_up_;  // epoch and time of the last failure
 };
