@@ -153,6 +153,43 @@ TEST(BaselinesTest, OnTheFragmentedPresetOnlyFluidFaaSPipelinesServeTheLargestMo
   for (const std::string policy : {"esg", "exclusive"}) EXPECT_EQ(hits_of(RunPolicy(policy, *p, arrivals).result), 0) << policy;
 }
 
+// A failed load retires the instance and frees its place: the next request starts another one there.
+TEST(BaselinesTest, AFailedLoadRetiresTheInstanceAndFreesItsPlace) {
+  const auto p = SmallPreset();
+  for (const std::string& policy : PolicyNames()) {
+    SCOPED_TRACE(policy);
+    std::unique_ptr<policy::Scheduler> s = std::move(MakeScheduler(policy, *p)).value();
+    const auto launch_of = [](const std::vector<Decision>& out) -> const policy::LaunchDecision* {
+      for (const Decision& d : out) {
+        if (const auto* l = std::get_if<policy::LaunchDecision>(&d)) return l;
+      }
+      return nullptr;
+    };
+    std::vector<Decision> out;
+    const TimePoint t0 = TimePoint{} + Seconds(1);
+    s->OnRequest(policy::RequestEvent{1, 0, t0, t0 + Seconds(10)}, t0, out);
+    const policy::LaunchDecision* first = launch_of(out);
+    ASSERT_NE(first, nullptr);
+    const policy::InstanceId failed = first->instance;
+    const policy::StagePlacement place = first->stages.at(0);
+    // The request went to the loading instance or was rejected; either way it is settled.
+    out.clear();
+    s->OnLoadFinished(policy::LoadEvent{failed, false}, t0 + Seconds(2), out);
+    bool retired = false;
+    for (const Decision& d : out) {
+      if (const auto* r = std::get_if<policy::RetireDecision>(&d)) retired = retired || r->instance == failed;
+    }
+    EXPECT_TRUE(retired);
+    out.clear();
+    const TimePoint t1 = t0 + Seconds(3);
+    s->OnRequest(policy::RequestEvent{2, 0, t1, t1 + Seconds(10)}, t1, out);
+    const policy::LaunchDecision* again = launch_of(out);
+    ASSERT_NE(again, nullptr);
+    EXPECT_NE(again->instance, failed);
+    EXPECT_EQ(again->stages.at(0).slice, place.slice);  // the same smallest or best-fit place, free again
+  }
+}
+
 // Launches one instance with the given placement and batching on the first request, routes everything to it.
 class OneInstance final : public policy::Scheduler {
  public:
