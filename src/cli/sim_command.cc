@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "cli/commands.h"
@@ -33,7 +34,45 @@ struct SimOptions {
   int gpus = 8;
   std::string out = "out/sim";
   bool json_output = false;
+  std::string faults;      // "load=P,stage=P,worker=P"
+  double exec_noise = 0;
+  std::string take_slices; // "EVERY_S:HOLD_S"
 };
+
+// "load=0.05,stage=0.001,worker=0.0005": each a probability in [0, 1] (worker: per second of a slice in use).
+Result<sim::Faults> ParseFaults(const std::string& text) {
+  sim::Faults f;
+  if (text.empty()) return f;
+  for (const std::string& item : Split(text, ',')) {
+    const size_t eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    double* field = key == "load" ? &f.load : key == "stage" ? &f.stage : key == "worker" ? &f.worker : nullptr;
+    if (eq == std::string::npos || field == nullptr) {
+      return Status::InvalidArgument("--faults: '" + item + "' is not load=P, stage=P or worker=P");
+    }
+    const std::optional<double> v = ParseFiniteDouble(item.substr(eq + 1));
+    if (!v || !(*v >= 0 && *v <= 1)) {
+      return Status::InvalidArgument("--faults: " + key + " must be a probability in [0, 1], not '" + item.substr(eq + 1) + "'");
+    }
+    *field = *v;
+  }
+  return f;
+}
+
+// "EVERY_S:HOLD_S": a slice taken every EVERY_S seconds on average, for HOLD_S seconds; both in (0, 1e6].
+Result<sim::SliceTaking> ParseTakeSlices(const std::string& text) {
+  sim::SliceTaking t;
+  if (text.empty()) return t;
+  const std::vector<std::string> parts = Split(text, ':');
+  const auto bad = Status::InvalidArgument("--take-slices: '" + text + "' is not EVERY_S:HOLD_S with both in (0, 1000000]");
+  if (parts.size() != 2) return bad;
+  const std::optional<double> every = ParseFiniteDouble(parts[0]);
+  const std::optional<double> hold = ParseFiniteDouble(parts[1]);
+  if (!every || !hold || !(*every > 0 && *every <= 1e6) || !(*hold > 0 && *hold <= 1e6)) return bad;
+  t.every = SecondsF(*every);
+  t.hold = SecondsF(*hold);
+  return t;
+}
 
 json ToJson(const sim::RunSummary& s) {
   json functions = json::array();
@@ -42,6 +81,7 @@ json ToJson(const sim::RunSummary& s) {
                          {"requests", f.requests},
                          {"hits", f.hits},
                          {"rejected", f.rejected},
+                         {"failed", f.failed},
                          {"slo_hit_rate", f.requests > 0 ? static_cast<double>(f.hits) / static_cast<double>(f.requests) : 0.0},
                          {"mean_ms", f.mean_ms}});
   }
@@ -52,7 +92,9 @@ json ToJson(const sim::RunSummary& s) {
           {"rate_rps", s.rate_rps},
           {"requests", s.requests},
           {"hits", s.hits},
+          {"late", s.late},
           {"rejected", s.rejected},
+          {"failed", s.failed},
           {"slo_hit_rate", s.hit_rate},
           {"mean_ms", s.mean_ms},
           {"p50_ms", s.p50_ms},
@@ -67,6 +109,10 @@ json ToJson(const sim::RunSummary& s) {
           {"pipelines", s.pipelines},
           {"migrations", s.migrations},
           {"evictions", s.evictions},
+          {"load_failures", s.load_failures},
+          {"stage_failures", s.stage_failures},
+          {"workers_lost", s.workers_lost},
+          {"slices_taken", s.slices_taken},
           {"wall_seconds", s.wall_seconds},
           {"simulated_requests", s.simulated_requests},
           {"functions", functions}};
@@ -100,19 +146,22 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
     csv << line << '\n';
   }
   std::ofstream per_fn(dir + "/functions.csv");
-  per_fn << "policy,load,seed,function,requests,hits,rejected,slo_hit_rate,mean_ms\n";
+  per_fn << "policy,load,seed,function,requests,hits,rejected,failed,slo_hit_rate,mean_ms\n";
   for (const sim::RunSummary& s : runs) {
     for (const sim::FunctionSummary& f : s.functions) {
       per_fn << s.policy << ',' << s.load << ',' << s.seed << ',' << f.name << ',' << f.requests << ',' << f.hits << ',' << f.rejected
-             << ',' << (f.requests > 0 ? static_cast<double>(f.hits) / static_cast<double>(f.requests) : 0.0) << ','
+             << ',' << f.failed << ',' << (f.requests > 0 ? static_cast<double>(f.hits) / static_cast<double>(f.requests) : 0.0) << ','
              << f.mean_ms << '\n';
     }
   }
   std::ofstream rej(dir + "/rejections.csv");
-  rej << "policy,load,seed,function,reason,count\n";
+  rej << "policy,load,seed,function,outcome,code,count,example\n";
   for (const sim::RunSummary& s : runs) {
-    for (const auto& r : s.rejections) {
-      rej << s.policy << ',' << s.load << ',' << s.seed << ',' << r.function << ",\"" << r.reason << "\"," << r.count << '\n';
+    for (const auto& e : s.ends) {
+      std::string example = e.example;
+      std::replace(example.begin(), example.end(), '"', '\'');
+      rej << s.policy << ',' << s.load << ',' << s.seed << ',' << e.function << ',' << e.outcome << ',' << e.code << ','
+          << e.count << ",\"" << example << "\"\n";
     }
   }
   std::ofstream timeline(dir + "/slice_timeline.csv");  // busy buckets only: idle ones are left out
@@ -146,6 +195,19 @@ int RunSim(const SimOptions& o) {
       sim::MakePreset(o.preset, sim::PresetOptions{.slo_scale = o.slo_scale, .gpus = o.gpus});
   if (!preset.ok()) return fail(preset.status(), kExitBadInput);
   if (!(o.duration_s > 0)) return fail(Status::InvalidArgument("--duration must be positive"), kExitBadInput);
+  sim::SimOptions sim_options;
+  {
+    Result<sim::Faults> faults = ParseFaults(o.faults);
+    if (!faults.ok()) return fail(faults.status(), kExitBadInput);
+    Result<sim::SliceTaking> take = ParseTakeSlices(o.take_slices);
+    if (!take.ok()) return fail(take.status(), kExitBadInput);
+    if (!(o.exec_noise >= 0 && o.exec_noise <= 10)) {
+      return fail(Status::InvalidArgument("--exec-noise must be a coefficient of variation in [0, 10]"), kExitBadInput);
+    }
+    sim_options.faults = *faults;
+    sim_options.take = *take;
+    sim_options.exec_noise_cv = o.exec_noise;
+  }
   for (const std::string& p : o.policies) {
     Result<std::unique_ptr<policy::Scheduler>> s = sim::MakeScheduler(p, **preset);
     if (!s.ok()) return fail(s.status(), kExitBadInput);
@@ -192,9 +254,11 @@ int RunSim(const SimOptions& o) {
                     << " " << workloads[w].first << "   " << std::flush;
         }
         std::unique_ptr<policy::Scheduler> scheduler = std::move(sim::MakeScheduler(p, **preset)).value();
+        sim::SimOptions run_options = sim_options;
+        run_options.seed = seed;
         const auto t0 = std::chrono::steady_clock::now();
-        const sim::SimResult r =
-            sim::Simulate(sim::ClusterFor(p, **preset), (*preset)->functions, workloads[w].second, *scheduler);
+        const sim::SimResult r = sim::Simulate(sim::ClusterFor(p, **preset), (*preset)->functions,
+                                               workloads[w].second, *scheduler, run_options);
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (!r.errors.empty()) return fail(Status::Internal(p + ": " + r.errors.front()), kExitFailure);
         sim::RunSummary s = sim::Summarize(r, wall, (*preset)->functions);
@@ -223,12 +287,13 @@ int RunSim(const SimOptions& o) {
   std::cout << "preset " << o.preset << ": " << (*preset)->slices.size() << " slices, " << (*preset)->functions.size()
             << " functions, capacity ~" << Fixed((*preset)->capacity_rps, 0) << " req/s; " << o.duration_s
             << " s per run, " << (o.seeds.size() > 1 ? "mean over seeds " : "seed ") << Join(o.seeds, ",", [](uint64_t s) { return std::to_string(s); }) << "\n\n";
-  std::cout << "| policy | load | req/s | requests | SLO hit rate | mean ms | p50 ms | p99 ms | queue | load | compute | "
-               "transfer | throughput | util | active | pipelines | migrations | evictions | wall s |\n"
-               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  std::cout << "| policy | load | req/s | requests | SLO hit rate | rejected | failed | mean ms | p50 ms | p99 ms | "
+               "queue | load | compute | transfer | throughput | util | active | pipelines | migrations | evictions | "
+               "wall s |\n"
+               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const sim::RunSummary& s : shown) {
     std::cout << "| " << s.policy << " | " << s.load << " | " << Fixed(s.rate_rps, 1) << " | " << s.requests << " | "
-              << Fixed(100 * s.hit_rate, 1) << "% | " << Fixed(s.mean_ms, 1) << " | " << Fixed(s.p50_ms, 1) << " | "
+              << Fixed(100 * s.hit_rate, 1) << "% | " << s.rejected << " | " << s.failed << " | " << Fixed(s.mean_ms, 1) << " | " << Fixed(s.p50_ms, 1) << " | "
               << Fixed(s.p99_ms, 1) << " | " << Fixed(s.queue_ms, 1) << " | " << Fixed(s.load_ms, 1) << " | "
               << Fixed(s.compute_ms, 1) << " | " << Fixed(s.transfer_ms, 2) << " | " << Fixed(s.throughput_rps, 1)
               << " | " << Fixed(s.utilization, 3) << " | " << Fixed(s.active_fraction, 3) << " | " << s.pipelines
@@ -278,6 +343,15 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
   sim->add_option("--slo-scale", o->slo_scale, "SLO = this x batch-1 latency on a full GPU")->capture_default_str();
   sim->add_option("--gpus", o->gpus, "GPUs in the preset cluster")->capture_default_str();
   sim->add_option("--out", o->out, "Output folder")->capture_default_str();
+  sim->add_option("--faults", o->faults,
+                  "Inject faults: load=P (a load fails), stage=P (a stage's batch fails), worker=P (per second of "
+                  "a slice in use, its worker dies); e.g. load=0.05,stage=0.001,worker=0.0005");
+  sim->add_option("--exec-noise", o->exec_noise,
+                  "Multiply every batch's time by a lognormal factor of mean 1 and this coefficient of variation")
+      ->capture_default_str();
+  sim->add_option("--take-slices", o->take_slices,
+                  "EVERY_S:HOLD_S: another tenant takes a random slice every EVERY_S seconds on average and gives "
+                  "it back after HOLD_S");
   sim->add_flag("--json", o->json_output, "Print JSON");
   sim->callback([o, &exit_code] { exit_code = RunSim(*o); });
 }

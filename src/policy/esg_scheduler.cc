@@ -4,7 +4,6 @@
 #include <cmath>
 #include <queue>
 
-#include "policy/baseline_books.h"
 
 namespace fluidfaas::policy {
 
@@ -54,111 +53,90 @@ std::optional<EsgConfig> SearchEsgConfig(const BatchCosts& costs, const std::vec
   return std::nullopt;
 }
 
-EsgScheduler::EsgScheduler(std::vector<ClusterSlice> slices, const std::vector<ServedFunction>& functions,
-                           EsgOptions options)
-    : options_(options), slices_(std::move(slices)), taken_(slices_.size(), false) {
-  for (const ServedFunction& f : functions) functions_.emplace(f.id, Fn{f, LoadTracker(options_.tracker), {}});
+Result<std::unique_ptr<EsgScheduler>> EsgScheduler::Create(std::vector<ClusterSlice> slices,
+                                                           std::vector<ServedFunction> functions, EsgOptions options) {
+  std::unique_ptr<EsgScheduler> s(new EsgScheduler(std::move(slices), options));
+  for (ServedFunction& f : functions) FF_RETURN_IF_ERROR(s->Deploy(std::move(f)));
+  return s;
 }
 
-TimePoint EsgScheduler::EstimatedFinish(const Inst& inst, TimePoint now) const {
+TimePoint EsgScheduler::EstimatedFinish(const EsgInstance& inst, TimePoint now) const {
   const TimePoint start = std::max(now, inst.ready_at);
   const int batches_ahead = inst.outstanding / inst.config.batch;
   return start + MillisF(inst.config.exec_ms * (batches_ahead + 1));
 }
 
-void EsgScheduler::OnRequest(const RequestEvent& request, TimePoint now, std::vector<Decision>& out) {
-  auto fit = functions_.find(request.function);
-  if (fit == functions_.end()) {
-    out.push_back(RejectDecision{request.id, "unknown function " + std::to_string(request.function)});
-    return;
-  }
-  Fn& fn = fit->second;
+std::optional<EsgScheduler::Refusal> EsgScheduler::Admit(EsgFunction& fn, const RequestEvent& request, TimePoint now,
+                                                         std::vector<Decision>& out) {
   fn.rate.OnArrival(now);
   // Warm first, then the fullest queue (its batch fills first), then the lowest slice.
   std::optional<InstanceId> best;
-  const auto better = [&](const Inst& a, const Inst& b) {
+  const auto better = [&](const EsgInstance& a, const EsgInstance& b) {
     if (a.loading != b.loading) return !a.loading;
     if (a.outstanding != b.outstanding) return a.outstanding > b.outstanding;
     return a.slice < b.slice;
   };
   for (InstanceId id : fn.instances) {
-    const Inst& inst = instances_.at(id);
+    const EsgInstance& inst = instances_.at(id);
     if (EstimatedFinish(inst, now) > request.deadline) continue;
     if (!best || better(inst, instances_.at(*best))) best = id;
   }
+  Refusal refusal{Reason::kDeadlineUnreachable, "a new instance would be ready too late"};
   if (!best) {
     const std::optional<InstanceId> fresh = ScaleUp(fn, now, out);
+    if (!fresh) refusal = Refusal{Reason::kNoCapacity, "no configuration fits a free slice, or one is loading already"};
     if (fresh && EstimatedFinish(instances_.at(*fresh), now) <= request.deadline) best = fresh;
   }
   if (!best) {
-    out.push_back(RejectDecision{request.id, "no ESG instance of " + fn.served.spec->name + " can meet the deadline"});
-    return;
+    refusal.detail = "no ESG instance of " + fn.served.spec->name + " can meet the deadline: " + refusal.detail;
+    return refusal;
   }
-  Inst& inst = instances_.at(*best);
+  EsgInstance& inst = instances_.at(*best);
   inst.last_request = now;
   ++inst.outstanding;
   out.push_back(RouteDecision{request.id, *best});
+  return std::nullopt;
 }
 
-std::optional<InstanceId> EsgScheduler::ScaleUp(Fn& fn, TimePoint now, std::vector<Decision>& out) {
+std::optional<InstanceId> EsgScheduler::ScaleUp(EsgFunction& fn, TimePoint now, std::vector<Decision>& out) {
   const ServedFunction& f = fn.served;
   const double rate = fn.rate.RateShort(now);
   int loading = 0;
   double capacity_rps = 0;
   for (InstanceId id : fn.instances) {
-    const Inst& inst = instances_.at(id);
+    const EsgInstance& inst = instances_.at(id);
     loading += inst.loading;
     capacity_rps += 1000.0 * inst.config.batch / inst.config.exec_ms * options_.target_utilization;
   }
   if (loading > 0 && capacity_rps >= rate) return std::nullopt;
   std::vector<int> kinds;
   for (size_t s = 0; s < slices_.size(); ++s) {
-    if (taken_[s] || !slices_[s].available) continue;
-    const int k = f.batched->KindIndex(slices_[s].kind);
+    if (!slices_.Free(s)) continue;
+    const int k = f.batched->KindIndex(slices_.info(s).kind);
     if (k >= 0 && std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
   }
   const std::optional<EsgConfig> config = SearchEsgConfig(*f.batched, kinds, f.slo_ms, rate);
   if (!config) return std::nullopt;
   size_t slice = 0;
-  while (taken_[slice] || !slices_[slice].available || f.batched->KindIndex(slices_[slice].kind) != config->kind) {
-    ++slice;
-  }
-  taken_[slice] = true;
+  while (!slices_.Free(slice) || f.batched->KindIndex(slices_.info(slice).kind) != config->kind) ++slice;
   const int64_t mib = f.batched->WholeMib(config->kind, config->batch);
-  const int64_t weights = (f.batched->WholeMib(config->kind, 1) - f.costs->ReserveMib(config->kind)) << 20;
+  const int64_t reserve = f.costs->ReserveMib(config->kind);
+  const int64_t weights = (f.batched->WholeMib(config->kind, 1) - reserve) << 20;
   const Duration load = options_.load.LoadTime(weights, /*from_warm=*/false);
   const InstanceId id = next_instance_++;
-  Inst inst;
+  EsgInstance inst;
   inst.function = f.id;
   inst.slice = slice;
   inst.config = *config;
   inst.ready_at = now + load;
   inst.last_request = now;
-  instances_.emplace(id, inst);
-  fn.instances.push_back(id);
-  LaunchDecision launch{id, f.id, {StagePlacement{slice, 0, f.costs->blocks() - 1, mib}}, false, load,
+  Add(id, inst, fn, mib - reserve, reserve);
+  LaunchDecision launch{id, f.id, {StagePlacement{slice, 0, f.costs->blocks() - 1, mib, reserve}}, false, load,
                         MillisF(f.costs->ComputeMs(config->kind, 0, f.costs->blocks() - 1))};
   launch.max_batch = config->batch;
   launch.batch_timeout = MillisF(std::max(0.0, f.slo_ms - 2 * config->exec_ms));
   out.push_back(std::move(launch));
   return id;
-}
-
-void EsgScheduler::OnStageFinished(const StageEvent& stage, TimePoint, std::vector<Decision>&) {
-  CountRequestEnd(instances_, stage);
-}
-
-void EsgScheduler::OnLoadFinished(const LoadEvent& load, TimePoint, std::vector<Decision>& out) {
-  if (!MarkLoaded(instances_, load)) Retire(load.instance, out);
-}
-
-void EsgScheduler::Retire(InstanceId id, std::vector<Decision>& out) {
-  auto it = instances_.find(id);
-  taken_[it->second.slice] = false;
-  std::vector<InstanceId>& list = functions_.at(it->second.function).instances;
-  list.erase(std::find(list.begin(), list.end(), id));
-  instances_.erase(it);
-  out.push_back(RetireDecision{id});
 }
 
 void EsgScheduler::OnTick(TimePoint now, std::vector<Decision>& out) {
@@ -169,10 +147,6 @@ void EsgScheduler::OnTick(TimePoint now, std::vector<Decision>& out) {
     }
   }
   for (InstanceId id : expired) Retire(id, out);
-}
-
-void EsgScheduler::OnSliceFreed(size_t slice, TimePoint, std::vector<Decision>&) {
-  if (slice < slices_.size()) slices_[slice].available = true;
 }
 
 }  // namespace fluidfaas::policy

@@ -20,11 +20,13 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
+#include "common/result.h"
+#include "policy/baseline_scheduler.h"
 #include "policy/load_tracker.h"
-#include "policy/scheduler.h"
 
 namespace fluidfaas::policy {
 
@@ -55,44 +57,45 @@ struct EsgSearchStats {
 std::optional<EsgConfig> SearchEsgConfig(const BatchCosts& costs, const std::vector<int>& kinds, double slo_ms,
                                          double rate_rps, EsgSearchStats* stats = nullptr);
 
-class EsgScheduler final : public Scheduler {
+struct EsgInstance {
+  FunctionId function = 0;
+  size_t slice = 0;
+  bool loading = true;
+  int outstanding = 0;
+  EsgConfig config;
+  TimePoint ready_at;
+  TimePoint last_request;
+};
+
+struct EsgFunction {
+  ServedFunction served;
+  std::vector<InstanceId> instances;
+  bool removed = false;
+  LoadTracker rate;
+};
+
+class EsgScheduler final : public BaselineScheduler<EsgInstance, EsgFunction> {
  public:
   // Every function needs `batched` costs over the slices' kinds.
-  EsgScheduler(std::vector<ClusterSlice> slices, const std::vector<ServedFunction>& functions, EsgOptions options = {});
+  static Result<std::unique_ptr<EsgScheduler>> Create(std::vector<ClusterSlice> slices,
+                                                      std::vector<ServedFunction> functions, EsgOptions options = {});
 
   std::string_view name() const override { return "esg"; }
-  void OnRequest(const RequestEvent& request, TimePoint now, std::vector<Decision>& out) override;
-  void OnStageFinished(const StageEvent& stage, TimePoint now, std::vector<Decision>& out) override;
-  void OnLoadFinished(const LoadEvent& load, TimePoint now, std::vector<Decision>& out) override;
   void OnTick(TimePoint now, std::vector<Decision>& out) override;
-  void OnSliceFreed(size_t slice, TimePoint now, std::vector<Decision>& out) override;
 
  private:
-  struct Inst {
-    FunctionId function = 0;
-    size_t slice = 0;
-    EsgConfig config;
-    bool loading = true;
-    TimePoint ready_at;
-    TimePoint last_request;
-    int outstanding = 0;
-  };
-  struct Fn {
-    ServedFunction served;
-    LoadTracker rate;
-    std::vector<InstanceId> instances;
-  };
+  EsgScheduler(std::vector<ClusterSlice> slices, EsgOptions options)
+      : BaselineScheduler(std::move(slices), true, false), options_(options) {}
 
-  TimePoint EstimatedFinish(const Inst& inst, TimePoint now) const;
-  std::optional<InstanceId> ScaleUp(Fn& fn, TimePoint now, std::vector<Decision>& out);
-  void Retire(InstanceId id, std::vector<Decision>& out);
+  std::optional<Refusal> Admit(EsgFunction& fn, const RequestEvent& request, TimePoint now,
+                               std::vector<Decision>& out) override;
+  EsgFunction MakeFn(ServedFunction served) override {
+    return EsgFunction{std::move(served), {}, false, LoadTracker(options_.tracker)};
+  }
+  TimePoint EstimatedFinish(const EsgInstance& inst, TimePoint now) const;
+  std::optional<InstanceId> ScaleUp(EsgFunction& fn, TimePoint now, std::vector<Decision>& out);
 
   EsgOptions options_;
-  std::vector<ClusterSlice> slices_;
-  std::vector<bool> taken_;
-  std::map<FunctionId, Fn> functions_;
-  std::map<InstanceId, Inst> instances_;
-  InstanceId next_instance_ = 1;
 };
 
 }  // namespace fluidfaas::policy

@@ -2,114 +2,87 @@
 
 #include <algorithm>
 
-#include "policy/baseline_books.h"
-
 namespace fluidfaas::policy {
 
-ExclusiveScheduler::ExclusiveScheduler(std::vector<ClusterSlice> slices, std::vector<ServedFunction> functions,
-                                       ExclusiveOptions options)
-    : options_(options), functions_(std::move(functions)) {
-  for (ClusterSlice& s : slices) slices_.push_back(SliceRec{std::move(s), false, TimePoint{}});
+Result<std::unique_ptr<ExclusiveScheduler>> ExclusiveScheduler::Create(std::vector<ClusterSlice> slices,
+                                                                       std::vector<ServedFunction> functions,
+                                                                       ExclusiveOptions options) {
+  std::unique_ptr<ExclusiveScheduler> s(new ExclusiveScheduler(std::move(slices), options));
+  for (ServedFunction& f : functions) FF_RETURN_IF_ERROR(s->Deploy(std::move(f)));
+  return s;
 }
 
-const ServedFunction* ExclusiveScheduler::Function(FunctionId id) const {
-  for (const ServedFunction& f : functions_) {
-    if (f.id == id) return &f;
-  }
-  return nullptr;
+TimePoint ExclusiveScheduler::Finish(const ExclusiveInstance& inst, TimePoint now) const {
+  return std::max({now, inst.ready_at, slices_.BusyUntil(inst.slice)}) + inst.service;
 }
 
-void ExclusiveScheduler::OnRequest(const RequestEvent& request, TimePoint now, std::vector<Decision>& out) {
-  const ServedFunction* f = Function(request.function);
-  if (f == nullptr) {
-    out.push_back(RejectDecision{request.id, "unknown function " + std::to_string(request.function)});
-    return;
-  }
-  const auto finish_of = [&](const Inst& inst) {
-    const TimePoint start = std::max({now, inst.ready_at, slices_[inst.slice].busy_until});
-    return start + inst.service;
-  };
+std::optional<ExclusiveScheduler::Refusal> ExclusiveScheduler::Admit(ExclusiveFunction& fn, const RequestEvent& request,
+                                                                     TimePoint now, std::vector<Decision>& out) {
+  const ServedFunction& f = fn.served;
   InstanceId best = 0;
   TimePoint best_finish = TimePoint::max();
   bool loading = false;
-  for (const auto& [id, inst] : instances_) {
-    if (inst.function != request.function) continue;
+  for (InstanceId id : fn.instances) {
+    const ExclusiveInstance& inst = instances_.at(id);
     loading = loading || inst.loading;
-    const TimePoint finish = finish_of(inst);
+    const TimePoint finish = Finish(inst, now);
     if (finish <= request.deadline && finish < best_finish) {
       best = id;
       best_finish = finish;
     }
   }
+  Refusal refusal{Reason::kDeadlineUnreachable, "a cold start is already in flight"};
   if (best == 0 && !loading) {
     // One more instance on the smallest free slice that fits and serves.
-    const size_t last = f->costs->blocks() - 1;
+    const size_t last = f.costs->blocks() - 1;
     std::optional<size_t> pick;
     for (size_t i = 0; i < slices_.size(); ++i) {
-      const SliceRec& s = slices_[i];
-      if (s.taken || !s.info.available) continue;
-      if (!f->costs->ServesAlone(f->costs->KindIndex(s.info.kind), s.info.kind.profile->memory_mib, f->slo_ms)) {
-        continue;
-      }
-      if (!pick || s.info.kind.profile->memory_mib < slices_[*pick].info.kind.profile->memory_mib) pick = i;
+      if (!slices_.Free(i)) continue;
+      const SliceKind& kind = slices_.info(i).kind;
+      if (!f.costs->ServesAlone(f.costs->KindIndex(kind), kind.profile->memory_mib, f.slo_ms)) continue;
+      if (!pick || kind.profile->memory_mib < slices_.capacity_mib(*pick)) pick = i;
     }
     if (pick) {
-      const int k = f->costs->KindIndex(slices_[*pick].info.kind);
-      const int64_t mib = f->costs->MemoryMib(k, 0, last);
-      Inst inst;
-      inst.function = request.function;
+      const int k = f.costs->KindIndex(slices_.info(*pick).kind);
+      const int64_t mib = f.costs->MemoryMib(k, 0, last);
+      const int64_t reserve = f.costs->ReserveMib(k);
+      ExclusiveInstance inst;
+      inst.function = f.id;
       inst.slice = *pick;
-      inst.service = MillisF(f->costs->ComputeMs(k, 0, last));
-      const Duration load = options_.load.LoadTime((mib - f->costs->ReserveMib(k)) << 20, /*from_warm=*/false);
+      inst.service = MillisF(f.costs->ComputeMs(k, 0, last));
+      const Duration load = options_.load.LoadTime((mib - reserve) << 20, /*from_warm=*/false);
       inst.ready_at = now + load;
       inst.last_request = now;
-      slices_[*pick].taken = true;
       const InstanceId id = next_instance_++;
-      instances_[id] = inst;
-      out.push_back(LaunchDecision{id, request.function, {StagePlacement{*pick, 0, last, mib}}, false, load, inst.service});
-      if (finish_of(inst) <= request.deadline) {
+      const ExclusiveInstance& added = Add(id, inst, fn, mib - reserve, reserve);
+      out.push_back(LaunchDecision{id, f.id, {StagePlacement{*pick, 0, last, mib, reserve}}, false, load, added.service});
+      refusal.detail = "a new instance would be ready too late";
+      if (Finish(added, now) <= request.deadline) {
         best = id;
-        best_finish = finish_of(inst);
+        best_finish = Finish(added, now);
       }
+    } else {
+      refusal = Refusal{Reason::kNoCapacity, "no free slice serves it alone"};
     }
   }
   if (best == 0) {
-    out.push_back(RejectDecision{request.id, "no exclusive instance of " + f->spec->name + " can meet the deadline"});
-    return;
+    refusal.detail = "no exclusive instance of " + f.spec->name + " can meet the deadline: " + refusal.detail;
+    return refusal;
   }
-  Inst& inst = instances_.at(best);
-  slices_[inst.slice].busy_until = best_finish;
+  ExclusiveInstance& inst = instances_.at(best);
+  slices_.BookBatch(inst.slice, best, 0, best_finish - inst.service, best_finish, request.deadline, false);
   inst.last_request = now;
   ++inst.outstanding;
   out.push_back(RouteDecision{request.id, best});
-}
-
-void ExclusiveScheduler::OnStageFinished(const StageEvent& stage, TimePoint, std::vector<Decision>&) {
-  CountRequestEnd(instances_, stage);
-}
-
-void ExclusiveScheduler::OnLoadFinished(const LoadEvent& load, TimePoint, std::vector<Decision>& out) {
-  if (MarkLoaded(instances_, load)) return;
-  slices_[instances_.at(load.instance).slice].taken = false;
-  out.push_back(RetireDecision{load.instance});
-  instances_.erase(load.instance);
+  return std::nullopt;
 }
 
 void ExclusiveScheduler::OnTick(TimePoint now, std::vector<Decision>& out) {
-  for (auto it = instances_.begin(); it != instances_.end();) {
-    const Inst& inst = it->second;
-    if (!inst.loading && inst.outstanding == 0 && now - inst.last_request >= options_.keep_alive) {
-      slices_[inst.slice].taken = false;
-      out.push_back(RetireDecision{it->first});
-      it = instances_.erase(it);
-    } else {
-      ++it;
-    }
+  std::vector<InstanceId> expired;
+  for (const auto& [id, inst] : instances_) {
+    if (!inst.loading && inst.outstanding == 0 && now - inst.last_request >= options_.keep_alive) expired.push_back(id);
   }
-}
-
-void ExclusiveScheduler::OnSliceFreed(size_t slice, TimePoint, std::vector<Decision>&) {
-  if (slice < slices_.size()) slices_[slice].info.available = true;
+  for (InstanceId id : expired) Retire(id, out);
 }
 
 }  // namespace fluidfaas::policy

@@ -1,6 +1,7 @@
 // FluidFaaSScheduler driven on the manual clock by a small fake node that carries out its decisions: loads take
-// the time the scheduler expects, each slice runs one request at a time, and every request is checked to be
-// routed and finished exactly once.
+// the time the scheduler expects, each slice runs one request at a time, releases are acknowledged 1 ms after
+// an eviction or retirement, and the answer rule (AnswerChecker) and the scheduler's invariants are checked
+// after every call.
 #include "policy/fluidfaas_scheduler.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <set>
 
 #include "common/clock.h"
+#include "policy/answer_checker.h"
 #include "gpu/topology.h"
 #include "model/zoo.h"
 
@@ -30,16 +32,16 @@ ClusterSlice Slice(const std::string& id, bool available = true) {
 // A zoo function with its cost table.
 struct Fn {
   explicit Fn(const std::string& name, FunctionId id, double slo_ms)
-      : spec(*model::BuildZooModel(name)), times(spec, latency) {
+      : spec(std::make_shared<const model::FunctionSpec>(*model::BuildZooModel(name))), times(*spec, latency) {
     std::vector<SliceKind> kinds;
     for (const gpu::MigProfile& p : A100().profiles) kinds.push_back(SliceKind{&A100(), &p});
-    costs = StageCostTable::Build(spec, times, latency, 1, kinds);
-    served = ServedFunction{id, &spec, &costs, slo_ms};
+    costs = std::make_shared<const StageCostTable>(StageCostTable::Build(*spec, times, latency, 1, kinds));
+    served = ServedFunction{id, spec, costs, slo_ms};
   }
   model::LatencyModel latency;
-  model::FunctionSpec spec;
+  std::shared_ptr<const model::FunctionSpec> spec;
   model::ModelledBlockTimes times;
-  StageCostTable costs;
+  std::shared_ptr<const StageCostTable> costs;
   ServedFunction served;
 };
 
@@ -50,15 +52,21 @@ class FakeNode {
     std::vector<InstanceId> routed;
     int completions = 0;
     bool rejected = false;
+    bool failed = false;
     TimePoint arrival;
     TimePoint finished;
   };
 
   FakeNode(ManualClock& clock, std::vector<ClusterSlice> slices, std::vector<ServedFunction> functions,
            FluidFaaSOptions options = {})
-      : clock_(clock), scheduler_(slices, std::move(functions), options), slice_busy_(slices.size()) {}
+      : clock_(clock),
+        scheduler_(std::move(FluidFaaSScheduler::Create(slices, std::move(functions), options)).value()),
+        checker_(slices),
+        slice_busy_(slices.size()) {}
 
-  FluidFaaSScheduler& scheduler() { return scheduler_; }
+  FluidFaaSScheduler& scheduler() { return *scheduler_; }
+  // Loads of these instances fail.
+  void FailLoadsOf(InstanceId id) { failing_loads_.insert(id); }
   std::map<RequestId, RequestRecord>& requests() { return requests_; }
   std::vector<StateDecision>& transitions() { return transitions_; }
   std::vector<MigrateDecision>& migrations() { return migrations_; }
@@ -71,8 +79,11 @@ class FakeNode {
     const RequestId id = next_request_++;
     clock_.ScheduleAt(at, [this, id, fn, slo_ms, age] {
       const TimePoint arrival = clock_.Now() - age;
-      requests_[id] = RequestRecord{fn, {}, 0, false, arrival, {}};
-      Apply([&](auto& out) { scheduler_.OnRequest(RequestEvent{id, fn, arrival, arrival + MillisF(slo_ms)}, clock_.Now(), out); });
+      requests_[id] = RequestRecord{fn, {}, 0, false, false, arrival, {}};
+      const RequestEvent event{id, fn, arrival, arrival + MillisF(slo_ms)};
+      events_[id] = event;
+      checker_.OnRequest(event);
+      Apply([&](auto& out) { scheduler_->OnRequest(event, clock_.Now(), out); });
     });
     return id;
   }
@@ -81,12 +92,30 @@ class FakeNode {
   }
   void Ticks(TimePoint from, TimePoint to, Duration every = Seconds(1)) {
     for (TimePoint t = from; t <= to; t += every) {
-      clock_.ScheduleAt(t, [this] { Apply([&](auto& out) { scheduler_.OnTick(clock_.Now(), out); }); });
+      clock_.ScheduleAt(t, [this] { Apply([&](auto& out) { scheduler_->OnTick(clock_.Now(), out); }); });
     }
   }
   void FreeSlice(size_t slice, TimePoint at) {
-    clock_.ScheduleAt(at, [this, slice] { Apply([&](auto& out) { scheduler_.OnSliceFreed(slice, clock_.Now(), out); }); });
+    clock_.ScheduleAt(at, [this, slice] { Apply([&](auto& out) { scheduler_->OnSliceFreed(slice, clock_.Now(), out); }); });
   }
+  // The worker of `slice` dies at `at`: every request of the instances on it goes back to the scheduler.
+  void KillWorker(size_t slice, TimePoint at) {
+    clock_.ScheduleAt(at, [this, slice] {
+      std::vector<RequestEvent> stranded;
+      for (auto& [id, inst] : insts_) {
+        if (std::find(inst.slices.begin(), inst.slices.end(), slice) == inst.slices.end()) continue;
+        for (RequestId r : inst.queue) stranded.push_back(events_.at(r));
+        if (inst.running) stranded.push_back(events_.at(inst.running_request));
+        inst.queue.clear();
+        inst.running = false;
+        ++inst.generation;
+      }
+      const SliceLost event{slice, Reason::kWorkerLost, "killed by the test", stranded};
+      checker_.OnSliceLost(event);
+      Apply([&](auto& out) { scheduler_->OnSliceLost(event, clock_.Now(), out); });
+    });
+  }
+  AnswerChecker& checker() { return checker_; }
 
  private:
   struct Inst {
@@ -94,6 +123,8 @@ class FakeNode {
     Duration service{0};
     bool loaded = false;
     bool running = false;
+    RequestId running_request = 0;
+    uint64_t generation = 0;
     std::deque<RequestId> queue;
   };
 
@@ -101,8 +132,14 @@ class FakeNode {
   void Apply(Call call) {
     std::vector<Decision> out;
     call(out);
-    EXPECT_TRUE(scheduler_.errors().empty()) << scheduler_.errors().front();
-    for (Decision& d : out) std::visit([this](auto& decision) { this->Carry(decision); }, d);
+    for (Decision& d : out) {
+      checker_.OnDecision(d);
+      std::visit([this](auto& decision) { this->Carry(decision); }, d);
+    }
+    checker_.EndCall();
+    EXPECT_TRUE(checker_.status().ok()) << checker_.status().message();
+    const Status inv = scheduler_->Invariants();
+    EXPECT_TRUE(inv.ok()) << inv.message();
   }
 
   void Carry(const LaunchDecision& d) {
@@ -112,29 +149,60 @@ class FakeNode {
     for (const StagePlacement& st : d.stages) inst.slices.push_back(st.slice);
     inst.service = d.expected_service;
     inst.loaded = false;
-    clock_.ScheduleAfter(d.expected_load, [this, id = d.instance] {
-      insts_[id].loaded = true;
-      Apply([&](auto& out) { scheduler_.OnLoadFinished(LoadEvent{id, true}, clock_.Now(), out); });
+    const uint64_t generation = ++inst.generation;
+    // Memory taken over from an eviction is free 1 ms after it (the acknowledgement comes then).
+    const Duration wait = d.after_release.empty() ? Duration{0} : Millis(1);
+    clock_.ScheduleAfter(wait + d.expected_load, [this, id = d.instance, generation] {
+      Inst& in = insts_[id];
+      if (in.generation != generation) return;
+      if (failing_loads_.contains(id)) {
+        std::vector<RequestEvent> stranded;
+        for (RequestId r : in.queue) stranded.push_back(events_.at(r));
+        in.queue.clear();
+        const LoadFinished event{id, false, "failed by the test", stranded};
+        checker_.OnLoadFinished(event);
+        Apply([&](auto& out) { scheduler_->OnLoadFinished(event, clock_.Now(), out); });
+        return;
+      }
+      in.loaded = true;
+      const LoadFinished event{id, true, {}, {}};
+      checker_.OnLoadFinished(event);
+      Apply([&](auto& out) { scheduler_->OnLoadFinished(event, clock_.Now(), out); });
       TryStart(id);
     });
   }
   void Carry(const RouteDecision& d) {
     RequestRecord& r = requests_[d.request];
-    r.routed.push_back(d.instance);
-    EXPECT_EQ(r.routed.size(), 1u) << "request " << d.request << " routed twice";
+    r.routed.push_back(d.instance);  // twice only after a failure handed it back: the checker sees to that
     insts_[d.instance].queue.push_back(d.request);
     TryStart(d.instance);
   }
   void Carry(const RejectDecision& d) { requests_[d.request].rejected = true; }
+  void Carry(const FailDecision& d) {
+    requests_[d.request].failed = true;
+    fail_codes_.push_back(d.code);
+  }
+  void Release(InstanceId id) {
+    for (size_t slice : insts_[id].slices) {
+      clock_.ScheduleAfter(Millis(1), [this, id, slice] {
+        const Released event{id, slice};
+        checker_.OnReleased(event);
+        Apply([&](auto& out) { scheduler_->OnReleased(event, clock_.Now(), out); });
+      });
+    }
+    ++insts_[id].generation;
+  }
   void Carry(const EvictDecision& d) {
     EXPECT_TRUE(insts_[d.instance].queue.empty() && !insts_[d.instance].running) << "evicted a busy instance";
     insts_[d.instance].loaded = false;
+    Release(d.instance);
     evicted_.push_back(d.instance);
   }
   void Carry(const StateDecision& d) { transitions_.push_back(d); }
   void Carry(const MigrateDecision& d) { migrations_.push_back(d); }
   void Carry(const RetireDecision& d) {
     EXPECT_TRUE(insts_[d.instance].queue.empty() && !insts_[d.instance].running) << "retired a busy instance";
+    Release(d.instance);
     retired_.push_back(d.instance);
   }
 
@@ -149,18 +217,34 @@ class FakeNode {
     const RequestId req = inst.queue.front();
     inst.queue.pop_front();
     inst.running = true;
-    clock_.ScheduleAt(end, [this, id, req, start, end] {
-      insts_[id].running = false;
+    inst.running_request = req;
+    clock_.ScheduleAt(end, [this, id, req, start, end, generation = inst.generation] {
+      Inst& in = insts_[id];
+      if (in.generation != generation) return;  // its worker was killed
+      in.running = false;
       RequestRecord& r = requests_[req];
       ++r.completions;
       r.finished = end;
-      Apply([&](auto& out) { scheduler_.OnStageFinished(StageEvent{req, id, 0, true, start, end}, clock_.Now(), out); });
+      // The fake runs every stage at once: one report per stage, the last one completing the request.
+      const RequestId batch[] = {req};
+      for (size_t s = 0; s < in.slices.size(); ++s) {
+        const StageFinished event{id, s, s + 1 == in.slices.size(), batch, start, end};
+        checker_.OnStageFinished(event);
+        Apply([&](auto& out) { scheduler_->OnStageFinished(event, clock_.Now(), out); });
+      }
       TryStart(id);
     });
   }
 
+ public:
+  std::vector<Reason> fail_codes_;
+
+ private:
   ManualClock& clock_;
-  FluidFaaSScheduler scheduler_;
+  std::unique_ptr<FluidFaaSScheduler> scheduler_;
+  AnswerChecker checker_;
+  std::map<RequestId, RequestEvent> events_;
+  std::set<InstanceId> failing_loads_;
   std::vector<TimePoint> slice_busy_;
   std::map<InstanceId, Inst> insts_;
   std::map<RequestId, RequestRecord> requests_;
@@ -190,15 +274,14 @@ TEST(FluidFaaSSchedulerTest, BurstThenIdleCoolsDownToCold) {
   node.Ticks(At(1), At(800));
   clock.RunUntilIdle();
 
-  const std::vector<InstanceView> all = node.scheduler().Instances();
-  ASSERT_EQ(all.size(), 1u);
-  const InstanceId id = all.front().id;
-  // Busy while the burst lasts, then: demoted, evicted to host memory, expired.
-  EXPECT_EQ(StatesOf(node.transitions(), id), (std::vector<S>{S::kExclusiveHot, S::kTimeSharing, S::kWarm, S::kCold}));
-  EXPECT_EQ(all.front().state, S::kCold);
-  EXPECT_TRUE(all.front().stages.empty());
   // The smallest slice that serves it alone: the 1g, from a cold start.
   ASSERT_EQ(node.launches().size(), 1u);
+  const InstanceId id = node.launches()[0].instance;
+  // Busy while the burst lasts, then: demoted, evicted to host memory, expired; a cold instance is nothing to
+  // keep, so the table is empty again (a long-running daemon's table does not grow).
+  EXPECT_EQ(StatesOf(node.transitions(), id), (std::vector<S>{S::kExclusiveHot, S::kTimeSharing, S::kWarm, S::kCold}));
+  EXPECT_TRUE(node.scheduler().Instances().empty());
+  EXPECT_TRUE(node.scheduler().Slices()[2].residents.empty());
   EXPECT_EQ(node.launches()[0].stages.at(0).slice, 2u);
   EXPECT_FALSE(node.launches()[0].from_warm);
   // Every request ended once: served, or rejected at once while the first load ran.
@@ -280,11 +363,11 @@ TEST(FluidFaaSSchedulerTest, TwoQuietFunctionsShareASliceAndOneIsPromotedWhenItH
   // After bert cooled down again, resnet came back beside it: the slice's books hold both residents' memory.
   const std::vector<SliceView> slices = node.scheduler().Slices();
   ASSERT_EQ(slices.size(), 1u);
-  const int k = resnet.costs.KindIndex(SliceKind{&A100(), A100().FindProfile("2g.20gb")});
+  const int k = resnet.costs->KindIndex(SliceKind{&A100(), A100().FindProfile("2g.20gb")});
   int64_t expected_mib = 0;
   for (InstanceId r : slices[0].residents) {
     const Fn& f = node.scheduler().Instance(r)->function == 0 ? resnet : bert;
-    expected_mib += f.costs.MemoryMib(k, 0, f.spec.blocks.size() - 1) - f.costs.ReserveMib(k);
+    expected_mib += f.costs->MemoryMib(k, 0, f.spec->blocks.size() - 1) - f.costs->ReserveMib(k);
   }
   EXPECT_EQ(slices[0].residents.size(), 2u);
   EXPECT_EQ(slices[0].used_mib, expected_mib);
@@ -348,8 +431,8 @@ TEST(FluidFaaSSchedulerTest, PipelineMigratesToAFreed4gWithoutLosingOrRepeatingA
   ASSERT_TRUE(plain_view.has_value());
   ASSERT_EQ(plain_view->stages.size(), 1u);
   EXPECT_EQ(plain_view->stages[0].slice, 0u);  // the 4g
-  EXPECT_EQ(node.scheduler().Instance(pipeline)->state, S::kRetired);
-  EXPECT_TRUE(node.scheduler().Instance(pipeline)->stages.empty());  // its slices are released
+  EXPECT_FALSE(node.scheduler().Instance(pipeline).has_value());  // retired: gone from the table
+  EXPECT_EQ(StatesOf(node.transitions(), pipeline).back(), S::kRetired);
   EXPECT_NE(std::find(node.retired().begin(), node.retired().end(), pipeline), node.retired().end());
 
   // Every request after the pipeline came up was served exactly once; none was rejected or run twice.
@@ -365,6 +448,61 @@ TEST(FluidFaaSSchedulerTest, PipelineMigratesToAFreed4gWithoutLosingOrRepeatingA
     }
   }
   EXPECT_TRUE(routed_to_plain_after);
+}
+
+// Regression (issue: a request routed to an instance whose load then failed was never answered): the request
+// is routed again to an instance that can still make it, or failed with load_failed; answered once either way.
+TEST(FluidFaaSSchedulerTest, ARequestWaitingOnAFailedLoadIsRoutedAgainOrFailedOnce) {
+  ManualClock clock;
+  Fn resnet("resnet50", 0, 4000);  // a loose SLO: a second cold start still makes it
+  FakeNode node(clock, {Slice("0:1g.10gb@5"), Slice("0:1g.10gb@6")}, {resnet.served});
+  node.FailLoadsOf(1);  // the first instance's load fails
+  const RequestId first = node.Submit(0, At(0), 4000);
+  const RequestId second = node.Submit(0, At(0.1), 4000);
+  node.Ticks(At(1), At(30));
+  clock.RunUntilIdle();
+  for (RequestId r : {first, second}) {
+    const auto& rec = node.requests().at(r);
+    EXPECT_EQ(rec.completions, 1) << r;  // routed again to a second instance, which loaded
+    EXPECT_FALSE(rec.rejected || rec.failed) << r;
+    ASSERT_EQ(rec.routed.size(), 2u) << r;
+    EXPECT_EQ(rec.routed[0], 1u);
+    EXPECT_NE(rec.routed[1], 1u);
+  }
+  EXPECT_NE(std::find(node.retired().begin(), node.retired().end(), 1u), node.retired().end());
+  EXPECT_EQ(node.checker().open_requests(), 0);
+
+  // With a tight SLO a second cold start is too late: the request fails with load_failed, once.
+  ManualClock clock2;
+  Fn tight("resnet50", 0, 1800);
+  FakeNode node2(clock2, {Slice("0:1g.10gb@5"), Slice("0:1g.10gb@6")}, {tight.served});
+  node2.FailLoadsOf(1);
+  const RequestId lost = node2.Submit(0, At(0), 1800);
+  clock2.RunUntilIdle();
+  EXPECT_TRUE(node2.requests().at(lost).failed);
+  EXPECT_EQ(node2.requests().at(lost).completions, 0);
+  ASSERT_EQ(node2.fail_codes_.size(), 1u);
+  EXPECT_EQ(node2.fail_codes_[0], Reason::kLoadFailed);
+  EXPECT_TRUE(node2.checker().Finish().ok()) << node2.checker().status().message();
+}
+
+TEST(FluidFaaSSchedulerTest, AWorkerLostWithABatchInFlightAnswersEachRequestOnce) {
+  ManualClock clock;
+  Fn resnet("resnet50", 0, 3000);
+  FakeNode node(clock, {Slice("0:1g.10gb@5"), Slice("0:1g.10gb@6")}, {resnet.served});
+  node.SubmitEvery(0, At(0), At(20), Millis(20), 3000);
+  node.KillWorker(1, At(10.0005));  // mid-request on whichever instance holds slice 1 (or nothing there yet)
+  node.KillWorker(0, At(10.0005));
+  node.Ticks(At(1), At(40));
+  clock.RunUntilIdle();
+  EXPECT_TRUE(node.checker().Finish().ok()) << node.checker().status().message();
+  int rerouted = 0;
+  for (const auto& [rid, r] : node.requests()) {
+    EXPECT_EQ(r.completions + r.rejected + r.failed, 1) << rid;
+    rerouted += r.routed.size() == 2 && r.completions == 1;
+  }
+  EXPECT_GT(rerouted, 0);  // the stranded requests found a new instance in time (3 s SLO, ~2 s cold start)
+  for (Reason code : node.fail_codes_) EXPECT_EQ(code, Reason::kWorkerLost);
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "policy/baseline_books.h"
 
 namespace fluidfaas::policy {
 
@@ -29,37 +28,45 @@ std::optional<InflessConfig> ChooseInflessConfig(const BatchCosts& costs, double
   return best;
 }
 
-InflessScheduler::InflessScheduler(std::vector<ClusterSlice> gpus, const std::vector<ServedFunction>& functions,
-                                   InflessOptions options)
-    : options_(options), next_scale_(TimePoint{} + options.scale_period) {
-  for (ClusterSlice& g : gpus) {
-    const int64_t mib = g.kind.gpu->memory_mib;
-    gpus_.push_back(Gpu{std::move(g), 1.0, mib});
+InflessScheduler::InflessScheduler(std::vector<ClusterSlice> gpus, InflessOptions options)
+    : BaselineScheduler(std::move(gpus), false, true),
+      options_(options),
+      free_share_(slices_.size(), 1.0),
+      next_split_(TimePoint{} + options.split_period),
+      next_scale_(TimePoint{} + options.scale_period) {}
+
+Result<std::unique_ptr<InflessScheduler>> InflessScheduler::Create(std::vector<ClusterSlice> gpus,
+                                                                   std::vector<ServedFunction> functions,
+                                                                   InflessOptions options) {
+  if (!(options.split_period > Duration{0}) || !(options.scale_period > Duration{0})) {
+    return Status::InvalidArgument("infless: the split and scaling periods must be positive");
   }
-  for (const ServedFunction& f : functions) functions_.emplace(f.id, Fn{f, LoadTracker(options_.tracker), {}});
+  std::unique_ptr<InflessScheduler> s(new InflessScheduler(std::move(gpus), options));
+  for (ServedFunction& f : functions) FF_RETURN_IF_ERROR(s->Deploy(std::move(f)));
+  return s;
 }
 
-TimePoint InflessScheduler::EstimatedFinish(const Inst& inst, TimePoint now) const {
+TimePoint InflessScheduler::EstimatedFinish(const InflessInstance& inst, TimePoint now) const {
   const TimePoint start = std::max(now, inst.ready_at);
   const int batches_ahead = inst.outstanding / inst.config.batch;  // full batches queued before this request's
   return start + MillisF(inst.config.exec_ms * (batches_ahead + 1));
 }
 
-double InflessScheduler::Capacity(const Fn& fn) const {
+double InflessScheduler::Capacity(const InflessFunction& fn) const {
   double rps = 0;
   for (InstanceId id : fn.instances) rps += instances_.at(id).config.throughput_rps;
   return rps;
 }
 
-std::optional<InstanceId> InflessScheduler::PickWeighted(Fn& fn) {
+std::optional<InstanceId> InflessScheduler::PickWeighted(InflessFunction& fn) {
   // Smooth weighted round robin over the loaded instances (all of them while none is loaded yet).
   const bool any_loaded = std::any_of(fn.instances.begin(), fn.instances.end(),
                                       [&](InstanceId id) { return !instances_.at(id).loading; });
   double total = 0;
-  Inst* pick = nullptr;
+  InflessInstance* pick = nullptr;
   InstanceId pick_id = 0;
   for (InstanceId id : fn.instances) {
-    Inst& inst = instances_.at(id);
+    InflessInstance& inst = instances_.at(id);
     if (any_loaded && inst.loading) continue;
     inst.credit += inst.config.throughput_rps;
     total += inst.config.throughput_rps;
@@ -73,17 +80,22 @@ std::optional<InstanceId> InflessScheduler::PickWeighted(Fn& fn) {
   return pick_id;
 }
 
-void InflessScheduler::OnRequest(const RequestEvent& request, TimePoint now, std::vector<Decision>& out) {
-  auto fit = functions_.find(request.function);
-  if (fit == functions_.end()) {
-    out.push_back(RejectDecision{request.id, "unknown function " + std::to_string(request.function)});
-    return;
-  }
-  Fn& fn = fit->second;
+void InflessScheduler::Split(TimePoint now) {
+  if (now < next_split_) return;
+  while (next_split_ <= now) next_split_ += options_.split_period;
+  for (auto& [id, fn] : functions_) fn.arrivals_this_split = 0;
+}
+
+std::optional<InflessScheduler::Refusal> InflessScheduler::Admit(InflessFunction& fn, const RequestEvent& request,
+                                                                 TimePoint now, std::vector<Decision>& out) {
+  Split(now);
   fn.rate.OnArrival(now);
   ++fn.arrivals;
-  if (++fn.arrivals_this_second > Capacity(fn)) ++fn.overflow;
-  if (fn.instances.empty()) Launch(fn, now, out);
+  if (static_cast<double>(++fn.arrivals_this_split) > Capacity(fn) * ToSeconds(options_.split_period)) ++fn.overflow;
+  Refusal refusal{Reason::kDeadlineUnreachable, "none of its instances can finish in time"};
+  if (fn.instances.empty() && !Launch(fn, now, out)) {
+    refusal = Refusal{Reason::kNoCapacity, "no GPU has the SM share and memory for an instance"};
+  }
   InstanceId pick = PickWeighted(fn).value_or(0);
   if (pick != 0 && EstimatedFinish(instances_.at(pick), now) > request.deadline) {
     pick = 0;
@@ -97,43 +109,40 @@ void InflessScheduler::OnRequest(const RequestEvent& request, TimePoint now, std
     }
   }
   if (pick == 0) {
-    out.push_back(RejectDecision{request.id, "no INFless instance of " + fn.served.spec->name + " can meet the deadline"});
-    return;
+    refusal.detail = "no INFless instance of " + fn.served.spec->name + " can meet the deadline: " + refusal.detail;
+    return refusal;
   }
-  Inst& inst = instances_.at(pick);
+  InflessInstance& inst = instances_.at(pick);
   ++inst.outstanding;
   ++inst.served_this_period;
   out.push_back(RouteDecision{request.id, pick});
+  return std::nullopt;
 }
 
-std::optional<InstanceId> InflessScheduler::Launch(Fn& fn, TimePoint now, std::vector<Decision>& out) {
+std::optional<InstanceId> InflessScheduler::Launch(InflessFunction& fn, TimePoint now, std::vector<Decision>& out) {
   const ServedFunction& f = fn.served;
-  const int64_t gpu_mib = gpus_.empty() ? 0 : gpus_.front().info.kind.gpu->memory_mib;
+  const int64_t gpu_mib = slices_.size() == 0 ? 0 : slices_.capacity_mib(0);
   const std::optional<InflessConfig> config =
       ChooseInflessConfig(*f.mps, f.slo_ms, fn.rate.RateShort(now), gpu_mib, options_.exec_budget_batching);
   if (!config) return std::nullopt;
   const int64_t mib = f.mps->WholeMib(config->share, config->batch);
   std::optional<size_t> gpu;
-  for (size_t g = 0; g < gpus_.size(); ++g) {
-    const Gpu& c = gpus_[g];
-    if (!c.info.available || c.free_share + 1e-9 < config->fraction || c.free_mib < mib) continue;
-    if (!gpu || c.free_share < gpus_[*gpu].free_share) gpu = g;  // best fit: least left over
+  for (size_t g = 0; g < slices_.size(); ++g) {
+    if (!slices_.available(g) || free_share_[g] + 1e-9 < config->fraction || slices_.FreeMib(g, 0) < mib) continue;
+    if (!gpu || free_share_[g] < free_share_[*gpu]) gpu = g;  // best fit: least left over
   }
   if (!gpu) return std::nullopt;
-  gpus_[*gpu].free_share -= config->fraction;
-  gpus_[*gpu].free_mib -= mib;
+  free_share_[*gpu] -= config->fraction;
   const int64_t weights = (f.mps->WholeMib(config->share, 1) - f.mps->one().ReserveMib(config->share)) << 20;
   const Duration load = options_.load.LoadTime(weights, /*from_warm=*/false);
   const InstanceId id = next_instance_++;
-  Inst inst;
+  InflessInstance inst;
   inst.function = f.id;
-  inst.gpu = *gpu;
+  inst.slice = *gpu;
   inst.config = *config;
-  inst.memory_mib = mib;
   inst.ready_at = now + load;
-  instances_.emplace(id, inst);
-  fn.instances.push_back(id);
-  StagePlacement place{*gpu, 0, f.mps->blocks() - 1, mib};
+  Add(id, inst, fn, mib, 0);  // an MPS client is a process of its own: its reserve is its own
+  StagePlacement place{*gpu, 0, f.mps->blocks() - 1, mib, 0};
   place.mps_share = config->share;
   LaunchDecision launch{id, f.id, {place}, false, load, MillisF(f.mps->WholeMs(config->share, 1))};
   launch.max_batch = config->batch;
@@ -142,32 +151,31 @@ std::optional<InstanceId> InflessScheduler::Launch(Fn& fn, TimePoint now, std::v
   return id;
 }
 
-void InflessScheduler::OnStageFinished(const StageEvent& stage, TimePoint, std::vector<Decision>&) {
-  CountRequestEnd(instances_, stage);
+void InflessScheduler::Retired(InstanceId id, const InflessInstance& inst) {
+  share_releasing_[id] = {inst.slice, inst.config.fraction};
 }
 
-void InflessScheduler::OnLoadFinished(const LoadEvent& load, TimePoint, std::vector<Decision>& out) {
-  if (!MarkLoaded(instances_, load)) Retire(load.instance, out);
+void InflessScheduler::ReleaseDone(const Released& released) {
+  auto it = share_releasing_.find(released.instance);
+  if (it == share_releasing_.end() || it->second.first != released.slice) return;
+  free_share_[released.slice] = std::min(1.0, free_share_[released.slice] + it->second.second);
+  share_releasing_.erase(it);
 }
 
-void InflessScheduler::Retire(InstanceId id, std::vector<Decision>& out) {
-  auto it = instances_.find(id);
-  Gpu& g = gpus_[it->second.gpu];
-  g.free_share = std::min(1.0, g.free_share + it->second.config.fraction);
-  g.free_mib += it->second.memory_mib;
-  std::vector<InstanceId>& list = functions_.at(it->second.function).instances;
-  list.erase(std::find(list.begin(), list.end(), id));
-  instances_.erase(it);
-  out.push_back(RetireDecision{id});
+void InflessScheduler::SliceGone(size_t gpu) {
+  // Every MPS client of the GPU is gone: its whole share is free (nothing else will be acknowledged there).
+  free_share_[gpu] = 1.0;
+  std::erase_if(share_releasing_, [gpu](const auto& entry) { return entry.second.first == gpu; });
 }
 
 void InflessScheduler::OnTick(TimePoint now, std::vector<Decision>& out) {
-  for (auto& [id, fn] : functions_) fn.arrivals_this_second = 0;  // a new split period
+  Split(now);
   if (now < next_scale_) return;
   next_scale_ = now + options_.scale_period;
   const double period_s = ToSeconds(options_.scale_period);
   for (auto& [fid, fn] : functions_) {
-    if (fn.arrivals > 0 && static_cast<double>(fn.overflow) > options_.overflow_threshold * fn.arrivals) {
+    if (!fn.removed && fn.arrivals > 0 &&
+        static_cast<double>(fn.overflow) > options_.overflow_threshold * static_cast<double>(fn.arrivals)) {
       const double extra_rps = static_cast<double>(fn.overflow) / period_s;
       double added = 0;
       while (added < extra_rps) {
@@ -186,10 +194,6 @@ void InflessScheduler::OnTick(TimePoint now, std::vector<Decision>& out) {
     if (!inst.loading && inst.outstanding == 0 && inst.idle_periods >= options_.idle_periods) idle.push_back(id);
   }
   for (InstanceId id : idle) Retire(id, out);
-}
-
-void InflessScheduler::OnSliceFreed(size_t slice, TimePoint, std::vector<Decision>&) {
-  if (slice < gpus_.size()) gpus_[slice].info.available = true;
 }
 
 }  // namespace fluidfaas::policy

@@ -7,7 +7,7 @@
 //  - Placement: greedy best fit: the GPU with enough free SM share and memory that is left with the least free
 //    SM share (least fragmentation).
 //  - Batching: built into every instance, timeout = SLO - execution time of the batch.
-//  - Dispatch: every second (a tick) each function's next second of requests is split across its loaded
+//  - Dispatch: every split period (1 s) each function's requests are split across its loaded
 //    instances in proportion to their throughput (smooth weighted round robin); a request whose share goes to an
 //    instance that cannot meet its deadline goes to the instance with the earliest estimated finish, and is
 //    rejected at once when none meets it (as every policy here does).
@@ -20,11 +20,13 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
+#include "common/result.h"
+#include "policy/baseline_scheduler.h"
 #include "policy/load_tracker.h"
-#include "policy/scheduler.h"
 
 namespace fluidfaas::policy {
 
@@ -50,57 +52,61 @@ struct InflessConfig {
 std::optional<InflessConfig> ChooseInflessConfig(const BatchCosts& costs, double slo_ms, double rate_rps,
                                                  int64_t gpu_memory_mib, double exec_budget_batching = 0.5);
 
-class InflessScheduler final : public Scheduler {
+struct InflessInstance {
+  FunctionId function = 0;
+  size_t slice = 0;        // the GPU
+  bool loading = true;
+  int outstanding = 0;
+  InflessConfig config;
+  TimePoint ready_at;
+  int64_t served_this_period = 0;
+  int idle_periods = 0;
+  double credit = 0;       // smooth weighted round robin
+};
+
+struct InflessFunction {
+  ServedFunction served;
+  std::vector<InstanceId> instances;
+  bool removed = false;
+  LoadTracker rate;
+  int64_t arrivals_this_split = 0;  // in the current split period
+  int64_t overflow = 0;             // over the current scaling period
+  int64_t arrivals = 0;             // over the current scaling period
+};
+
+class InflessScheduler final : public BaselineScheduler<InflessInstance, InflessFunction> {
  public:
   // `gpus`: one ClusterSlice per whole GPU. Every function needs `mps` costs.
-  InflessScheduler(std::vector<ClusterSlice> gpus, const std::vector<ServedFunction>& functions,
-                   InflessOptions options = {});
+  static Result<std::unique_ptr<InflessScheduler>> Create(std::vector<ClusterSlice> gpus,
+                                                          std::vector<ServedFunction> functions,
+                                                          InflessOptions options = {});
 
   std::string_view name() const override { return "infless"; }
-  void OnRequest(const RequestEvent& request, TimePoint now, std::vector<Decision>& out) override;
-  void OnStageFinished(const StageEvent& stage, TimePoint now, std::vector<Decision>& out) override;
-  void OnLoadFinished(const LoadEvent& load, TimePoint now, std::vector<Decision>& out) override;
   void OnTick(TimePoint now, std::vector<Decision>& out) override;
-  void OnSliceFreed(size_t slice, TimePoint now, std::vector<Decision>& out) override;
 
  private:
-  struct Inst {
-    FunctionId function = 0;
-    size_t gpu = 0;
-    InflessConfig config;
-    int64_t memory_mib = 0;
-    bool loading = true;
-    TimePoint ready_at;
-    int outstanding = 0;
-    int64_t served_this_period = 0;
-    int idle_periods = 0;
-    double credit = 0;       // smooth weighted round robin
-  };
-  struct Fn {
-    ServedFunction served;
-    LoadTracker rate;
-    std::vector<InstanceId> instances;
-    int64_t arrivals_this_second = 0;
-    int64_t overflow = 0;    // over the current scaling period
-    int64_t arrivals = 0;    // over the current scaling period
-  };
-  struct Gpu {
-    ClusterSlice info;
-    double free_share = 1.0;
-    int64_t free_mib = 0;
-  };
+  InflessScheduler(std::vector<ClusterSlice> gpus, InflessOptions options);
 
-  TimePoint EstimatedFinish(const Inst& inst, TimePoint now) const;
-  double Capacity(const Fn& fn) const;  // requests per second of its instances
-  std::optional<InstanceId> Launch(Fn& fn, TimePoint now, std::vector<Decision>& out);
-  std::optional<InstanceId> PickWeighted(Fn& fn);
-  void Retire(InstanceId id, std::vector<Decision>& out);
+  std::optional<Refusal> Admit(InflessFunction& fn, const RequestEvent& request, TimePoint now,
+                               std::vector<Decision>& out) override;
+  InflessFunction MakeFn(ServedFunction served) override {
+    return InflessFunction{std::move(served), {}, false, LoadTracker(options_.tracker)};
+  }
+  void Retired(InstanceId id, const InflessInstance& inst) override;
+  void ReleaseDone(const Released& released) override;
+  void SliceGone(size_t gpu) override;
+
+  TimePoint EstimatedFinish(const InflessInstance& inst, TimePoint now) const;
+  double Capacity(const InflessFunction& fn) const;  // requests per second of its instances
+  std::optional<InstanceId> Launch(InflessFunction& fn, TimePoint now, std::vector<Decision>& out);
+  std::optional<InstanceId> PickWeighted(InflessFunction& fn);
+  void Split(TimePoint now);  // a new split period when it is due
 
   InflessOptions options_;
-  std::vector<Gpu> gpus_;
-  std::map<FunctionId, Fn> functions_;
-  std::map<InstanceId, Inst> instances_;
-  InstanceId next_instance_ = 1;
+  std::vector<double> free_share_;                    // per GPU: SM share not held by an instance
+  std::map<InstanceId, std::pair<size_t, double>> share_releasing_;  // GPU and SM share of retired instances,
+                                                                     // until their release
+  TimePoint next_split_;
   TimePoint next_scale_;
 };
 

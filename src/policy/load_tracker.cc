@@ -20,6 +20,14 @@ void LoadTracker::OnArrival(TimePoint now) {
 
 void LoadTracker::OnBusy(TimePoint start, TimePoint end) {
   if (end <= start) return;
+  // The union: intervals kept are disjoint and end no later than `end`, so the new one swallows every kept
+  // interval that ends at or after its start (from the back). Amortized O(1).
+  while (!busy_.empty() && busy_.back().second >= start) {
+    start = std::min(start, busy_.back().first);
+    end = std::max(end, busy_.back().second);
+    busy_sum_ -= busy_.back().second - busy_.back().first;
+    busy_.pop_back();
+  }
   busy_.emplace_back(start, end);
   busy_sum_ += end - start;
   // Intervals arrive roughly in order; drop those that ended before any window we could be asked about.
@@ -27,11 +35,6 @@ void LoadTracker::OnBusy(TimePoint start, TimePoint end) {
     busy_sum_ -= busy_.front().second - busy_.front().first;
     busy_.pop_front();
   }
-}
-
-void LoadTracker::OnServiceTime(Duration service) {
-  const double ms = ToMillis(service);
-  service_ms_ = service_ms_ < 0 ? ms : (1 - options_.service_alpha) * service_ms_ + options_.service_alpha * ms;
 }
 
 double LoadTracker::RateShort(TimePoint now) const { return Decayed(rate_short_, rate_at_, now, options_.short_tau); }
@@ -46,7 +49,5 @@ double LoadTracker::BusyFraction(TimePoint now) const {
   for (auto it = busy_.begin(); it != busy_.end() && it->first < from; ++it) busy -= std::min(it->second, from) - it->first;
   return std::clamp(ToSeconds(busy) / ToSeconds(options_.busy_window), 0.0, 1.0);
 }
-
-Duration LoadTracker::ServiceTime(Duration prior) const { return service_ms_ < 0 ? prior : MillisF(service_ms_); }
 
 }  // namespace fluidfaas::policy

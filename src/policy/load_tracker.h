@@ -2,8 +2,9 @@
 //
 // Request rate: exponentially weighted over a short and a long time constant (each arrival adds 1/tau, and the
 // sum decays as exp(-dt/tau)), so a burst shows at once in the short rate and lingers in the long one.
-// Busy fraction: the share of the last `window` during which the instance's slices were running its requests.
-// Service time: an exponentially weighted mean of the service times reported.
+// Busy fraction: the share of the last `window` during which the instance was running anything: the union of
+// the batches' busy intervals (a batch of 8 that runs 1 s is 1 s of busy time, not 8; a pipeline's stages
+// running at once count once).
 //
 // Thread safety: none; owned by one scheduler.
 #pragma once
@@ -19,7 +20,6 @@ struct LoadTrackerOptions {
   Duration short_tau = Seconds(10);   // time constant of the short rate
   Duration long_tau = Seconds(120);   // time constant of the long rate
   Duration busy_window = Seconds(10); // window of the busy fraction (the design's default)
-  double service_alpha = 0.2;         // weight of a new service time in its running mean
 };
 
 class LoadTracker {
@@ -27,15 +27,13 @@ class LoadTracker {
   explicit LoadTracker(LoadTrackerOptions options = {}) : options_(options) {}
 
   void OnArrival(TimePoint now);
-  // The instance ran a request from `start` to `end` (busy time) taking `service` of compute.
+  // The instance ran a batch from `start` to `end`. REQUIRES: `end` is not before any end reported before
+  // (events come in time order); `start` may be (a pipeline's stages overlap).
   void OnBusy(TimePoint start, TimePoint end);
-  void OnServiceTime(Duration service);
 
   double RateShort(TimePoint now) const;  // requests per second
   double RateLong(TimePoint now) const;
   double BusyFraction(TimePoint now) const;  // 0..1 over the window ending at now
-  // The running mean, or `prior` before any was reported.
-  Duration ServiceTime(Duration prior) const;
   TimePoint last_arrival() const { return last_arrival_; }
   bool seen_arrival() const { return seen_arrival_; }
 
@@ -48,9 +46,8 @@ class LoadTracker {
   TimePoint rate_at_{};
   TimePoint last_arrival_{};
   bool seen_arrival_ = false;
-  std::deque<std::pair<TimePoint, TimePoint>> busy_;  // intervals ending within the window
+  std::deque<std::pair<TimePoint, TimePoint>> busy_;  // disjoint, in order, ending within the window
   Duration busy_sum_{0};                              // their total length
-  double service_ms_ = -1;
 };
 
 }  // namespace fluidfaas::policy

@@ -7,10 +7,7 @@
 #include "gpu/layout.h"
 #include "model/zoo.h"
 #include "common/strings.h"
-#include "policy/esg_scheduler.h"
-#include "policy/exclusive_scheduler.h"
-#include "policy/fluidfaas_scheduler.h"
-#include "policy/infless_scheduler.h"
+#include "policy/factory.h"
 
 namespace fluidfaas::sim {
 
@@ -48,17 +45,19 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
   double weight_sum = 0;
   for (size_t i = 0; i < models.size(); ++i) {
     FF_ASSIGN_OR_RETURN(model::FunctionSpec spec, model::BuildZooModel(models[i]));
-    p->specs.push_back(std::make_unique<model::FunctionSpec>(std::move(spec)));
+    p->specs.push_back(std::make_shared<const model::FunctionSpec>(std::move(spec)));
     p->times.push_back(std::make_unique<model::ModelledBlockTimes>(*p->specs.back(), p->latency));
-    p->costs.push_back(std::make_unique<policy::StageCostTable>(
+    p->costs.push_back(std::make_shared<const policy::StageCostTable>(
         policy::StageCostTable::Build(*p->specs.back(), *p->times.back(), p->latency, 1, kinds)));
-    p->batched.push_back(std::make_unique<policy::BatchCosts>(policy::BatchCosts::Build(
+    p->batched.push_back(std::make_shared<const policy::BatchCosts>(policy::BatchCosts::Build(
         *p->specs.back(), *p->times.back(), p->latency, policy::DefaultBatchSizes(), kinds)));
-    p->mps.push_back(std::make_unique<policy::BatchCosts>(policy::BatchCosts::Build(
+    p->mps.push_back(std::make_shared<const policy::BatchCosts>(policy::BatchCosts::Build(
         *p->specs.back(), *p->times.back(), p->latency, policy::DefaultBatchSizes(), mps_kinds)));
     const double slo = options.slo_scale * p->costs.back()->ComputeMs(full, 0, p->specs.back()->blocks.size() - 1);
     p->functions.push_back(SimFunction{p->specs.back().get(), p->costs.back().get(), slo, p->batched.back().get(),
                                        p->mps.back().get()});
+    p->served.push_back(policy::ServedFunction{static_cast<policy::FunctionId>(i), p->specs.back(), p->costs.back(),
+                                               slo, p->batched.back(), p->mps.back()});
     p->popularity.push_back(1.0 / static_cast<double>(i + 1));
     weight_sum += p->popularity.back();
   }
@@ -92,32 +91,33 @@ Result<double> LoadShare(const std::string& load) {
 RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<SimFunction>& functions) {
   RunSummary s;
   for (const SimFunction& f : functions) s.functions.push_back(FunctionSummary{f.spec->name});
-  for (const RequestRecord& q : r.requests) {
-    if (q.function >= s.functions.size()) continue;
-    FunctionSummary& fs = s.functions[q.function];
-    ++fs.requests;
-    fs.hits += q.outcome == Outcome::kHit;
-    fs.rejected += q.outcome == Outcome::kRejected;
-    if (q.outcome != Outcome::kRejected) fs.mean_ms += ToMillis(q.finished - q.arrival);
-  }
-  for (FunctionSummary& fs : s.functions) {
-    const int64_t served = fs.requests - fs.rejected;
-    fs.mean_ms = served > 0 ? fs.mean_ms / static_cast<double>(served) : 0;
-  }
   std::vector<double> latencies;
   double queue = 0, load = 0, compute = 0, transfer = 0;
   for (const RequestRecord& q : r.requests) {
     ++s.requests;
-    if (q.outcome == Outcome::kRejected) {
-      ++s.rejected;
+    FunctionSummary* fs = q.function < s.functions.size() ? &s.functions[q.function] : nullptr;
+    if (fs != nullptr) ++fs->requests;
+    if (q.outcome == Outcome::kRejected || q.outcome == Outcome::kFailed || q.outcome == Outcome::kPending) {
+      const bool failed = q.outcome != Outcome::kRejected;  // a request that never ended counts as failed
+      (failed ? s.failed : s.rejected) += 1;
+      if (fs != nullptr) (failed ? fs->failed : fs->rejected) += 1;
       continue;
     }
-    s.hits += q.outcome == Outcome::kHit;
-    latencies.push_back(ToMillis(q.finished - q.arrival));
+    const double ms = ToMillis(q.finished - q.arrival);
+    (q.outcome == Outcome::kHit ? s.hits : s.late) += 1;
+    if (fs != nullptr) {
+      fs->hits += q.outcome == Outcome::kHit;
+      fs->mean_ms += ms;
+    }
+    latencies.push_back(ms);
     queue += ToMillis(q.queue);
     load += ToMillis(q.load);
     compute += ToMillis(q.compute);
     transfer += ToMillis(q.transfer);
+  }
+  for (FunctionSummary& fs : s.functions) {
+    const int64_t completed = fs.requests - fs.rejected - fs.failed;
+    fs.mean_ms = completed > 0 ? fs.mean_ms / static_cast<double>(completed) : 0;
   }
   const double served = static_cast<double>(latencies.size());
   s.hit_rate = s.requests > 0 ? static_cast<double>(s.hits) / static_cast<double>(s.requests) : 0;
@@ -164,9 +164,15 @@ RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<
   s.pipelines = r.pipelines;
   s.migrations = r.migrations;
   s.evictions = r.evictions;
-  for (const auto& [key, count] : r.rejections) {
-    const std::string name = key.first < functions.size() ? functions[key.first].spec->name : "?";
-    s.rejections.push_back(RunSummary::Rejection{name, key.second, count});
+  s.load_failures = r.load_failures;
+  s.stage_failures = r.stage_failures;
+  s.workers_lost = r.workers_lost;
+  s.slices_taken = r.slices_taken;
+  for (const auto& [key, end] : r.ends) {
+    const auto& [function, outcome, code] = key;
+    const std::string name = function < functions.size() ? functions[function].spec->name : "?";
+    s.ends.push_back(RunSummary::End{name, outcome == Outcome::kFailed ? "failed" : "rejected",
+                                     std::string(policy::ToString(code)), end.count, end.example});
   }
   s.wall_seconds = wall_seconds;
   s.simulated_requests = s.requests;
@@ -200,7 +206,9 @@ std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs) {
     m.rate_rps = mean(&RunSummary::rate_rps);
     m.requests = mean_count(&RunSummary::requests);
     m.hits = mean_count(&RunSummary::hits);
+    m.late = mean_count(&RunSummary::late);
     m.rejected = mean_count(&RunSummary::rejected);
+    m.failed = mean_count(&RunSummary::failed);
     m.hit_rate = mean(&RunSummary::hit_rate);
     m.mean_ms = mean(&RunSummary::mean_ms);
     m.p50_ms = mean(&RunSummary::p50_ms);
@@ -215,6 +223,10 @@ std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs) {
     m.pipelines = mean_count(&RunSummary::pipelines);
     m.migrations = mean_count(&RunSummary::migrations);
     m.evictions = mean_count(&RunSummary::evictions);
+    m.load_failures = mean_count(&RunSummary::load_failures);
+    m.stage_failures = mean_count(&RunSummary::stage_failures);
+    m.workers_lost = mean_count(&RunSummary::workers_lost);
+    m.slices_taken = mean_count(&RunSummary::slices_taken);
     for (const RunSummary* r : groups[g]) {
       m.wall_seconds += r->wall_seconds;
       m.simulated_requests += r->simulated_requests;
@@ -227,16 +239,17 @@ std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs) {
         m.functions[i].requests += r->functions[i].requests;
         m.functions[i].hits += r->functions[i].hits;
         m.functions[i].rejected += r->functions[i].rejected;
+        m.functions[i].failed += r->functions[i].failed;
         m.functions[i].mean_ms += r->functions[i].mean_ms / n;
       }
-      for (const RunSummary::Rejection& rej : r->rejections) {
-        auto it = std::find_if(m.rejections.begin(), m.rejections.end(), [&](const RunSummary::Rejection& x) {
-          return x.function == rej.function && x.reason == rej.reason;
+      for (const RunSummary::End& e : r->ends) {
+        auto it = std::find_if(m.ends.begin(), m.ends.end(), [&](const RunSummary::End& x) {
+          return x.function == e.function && x.outcome == e.outcome && x.code == e.code;
         });
-        if (it == m.rejections.end()) {
-          m.rejections.push_back(rej);
+        if (it == m.ends.end()) {
+          m.ends.push_back(e);
         } else {
-          it->count += rej.count;
+          it->count += e.count;
         }
       }
     }
@@ -244,32 +257,12 @@ std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs) {
   return means;
 }
 
-const std::vector<std::string>& PolicyNames() {
-  static const std::vector<std::string> kNames = {"fluidfaas", "esg", "infless", "exclusive"};
-  return kNames;
-}
-
 Result<std::unique_ptr<policy::Scheduler>> MakeScheduler(const std::string& policy, const Preset& preset) {
-  std::vector<policy::ServedFunction> served;
-  for (size_t i = 0; i < preset.functions.size(); ++i) {
-    const SimFunction& f = preset.functions[i];
-    served.push_back(policy::ServedFunction{static_cast<policy::FunctionId>(i), f.spec, f.costs, f.slo_ms, f.batched,
-                                            f.mps});
-  }
-  const auto& slices = ClusterFor(policy, preset);
-  std::unique_ptr<policy::Scheduler> s;
-  if (policy == "fluidfaas") s = std::make_unique<policy::FluidFaaSScheduler>(slices, served);
-  if (policy == "esg") s = std::make_unique<policy::EsgScheduler>(slices, served);
-  if (policy == "infless") s = std::make_unique<policy::InflessScheduler>(slices, served);
-  if (policy == "exclusive") s = std::make_unique<policy::ExclusiveScheduler>(slices, served);
-  if (s == nullptr) {
-    return Status::InvalidArgument("unknown policy '" + policy + "' (policies: " + Join(PolicyNames(), ", ") + ")");
-  }
-  return s;
+  return policy::MakeScheduler(policy, ClusterFor(policy, preset), preset.served);
 }
 
 const std::vector<policy::ClusterSlice>& ClusterFor(const std::string& policy, const Preset& preset) {
-  return policy == "infless" ? preset.whole_gpus : preset.slices;
+  return policy::UsesWholeGpus(policy) ? preset.whole_gpus : preset.slices;
 }
 
 }  // namespace fluidfaas::sim

@@ -21,6 +21,7 @@
 
 #include "common/result.h"
 #include "gpu/mps.h"
+#include "policy/factory.h"
 #include "sim/simulator.h"
 
 namespace fluidfaas::sim {
@@ -30,12 +31,13 @@ struct Preset {
   std::vector<policy::ClusterSlice> slices;       // the MIG slices
   std::vector<policy::ClusterSlice> whole_gpus;   // the same GPUs with MIG off (INFless: MPS shares of these)
   std::unique_ptr<gpu::MpsShares> mps_shares;
-  std::vector<std::unique_ptr<model::FunctionSpec>> specs;
+  std::vector<std::shared_ptr<const model::FunctionSpec>> specs;
   std::vector<std::unique_ptr<model::ModelledBlockTimes>> times;
-  std::vector<std::unique_ptr<policy::StageCostTable>> costs;     // MIG kinds, batch 1 (FluidFaaS, exclusive)
-  std::vector<std::unique_ptr<policy::BatchCosts>> batched;      // MIG kinds by batch (ESG)
-  std::vector<std::unique_ptr<policy::BatchCosts>> mps;          // MPS shares by batch (INFless)
+  std::vector<std::shared_ptr<const policy::StageCostTable>> costs;  // MIG kinds, batch 1 (FluidFaaS, exclusive)
+  std::vector<std::shared_ptr<const policy::BatchCosts>> batched;   // MIG kinds by batch (ESG)
+  std::vector<std::shared_ptr<const policy::BatchCosts>> mps;       // MPS shares by batch (INFless)
   std::vector<SimFunction> functions;
+  std::vector<policy::ServedFunction> served;  // the same functions, as schedulers hold them (id = index)
   std::vector<double> popularity;    // shares, summing to 1
   double capacity_rps = 0;           // estimated, see above
   double cv = 2.0;
@@ -57,7 +59,8 @@ struct FunctionSummary {
   int64_t requests = 0;
   int64_t hits = 0;
   int64_t rejected = 0;
-  double mean_ms = 0;  // served requests
+  int64_t failed = 0;
+  double mean_ms = 0;  // completed requests
 };
 
 struct RunSummary {
@@ -67,28 +70,33 @@ struct RunSummary {
   int seeds = 1;                                   // runs averaged into this one (MeanOf)
   double load_share = 0;
   double rate_rps = 0;
-  int64_t requests = 0;
-  int64_t hits = 0;
-  int64_t rejected = 0;
+  int64_t requests = 0;                            // = hits + late + rejected + failed
+  int64_t hits = 0;                                // completed within the SLO
+  int64_t late = 0;                                // completed after it
+  int64_t rejected = 0;                            // turned away before running
+  int64_t failed = 0;                              // accepted, then lost to a fault
   double hit_rate = 0;
-  double mean_ms = 0, p50_ms = 0, p99_ms = 0;     // served requests (rejected ones have no latency)
-  double queue_ms = 0, load_ms = 0, compute_ms = 0, transfer_ms = 0;  // mean breakdown of served requests
+  double mean_ms = 0, p50_ms = 0, p99_ms = 0;     // completed requests (rejected and failed ones have none)
+  double queue_ms = 0, load_ms = 0, compute_ms = 0, transfer_ms = 0;  // mean breakdown of completed requests
   double throughput_rps = 0;                       // requests finished within their SLO, per second
   double utilization = 0;                          // mean slice busy fraction
   double active_fraction = 0;                      // mean share of time slices hold an instance
   int64_t pipelines = 0, migrations = 0, evictions = 0;
+  int64_t load_failures = 0, stage_failures = 0, workers_lost = 0, slices_taken = 0;  // faults injected
   double wall_seconds = 0;
   int64_t simulated_requests = 0;
   std::vector<double> slice_utilization;           // per slice, for the CDF
   std::vector<std::vector<float>> slice_timeline;  // per slice, busy fraction of each timeline bucket
   double timeline_bucket_s = 0;
   std::vector<FunctionSummary> functions;          // per function, in the preset's order
-  struct Rejection {
+  struct End {                                     // rejections and failures of one function with one code
     std::string function;
-    std::string reason;
+    std::string outcome;                           // "rejected" or "failed"
+    std::string code;                              // policy::ToString(Reason)
     int64_t count = 0;
+    std::string example;                           // the first one's detail
   };
-  std::vector<Rejection> rejections;               // by function and reason
+  std::vector<End> ends;
 };
 
 // `functions` names the functions (Arrival::function indexes them).
@@ -100,10 +108,10 @@ RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<
 // averaged slice by slice; the timeline is left out.
 std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs);
 
-// The policies MakeScheduler knows, in the order the report lists them.
-const std::vector<std::string>& PolicyNames();
+using policy::PolicyNames;
 
-// "fluidfaas", "esg", "infless" or "exclusive"; InvalidArgument naming the known ones otherwise.
+// A policy (policy::PolicyNames) over the preset's cluster and functions; InvalidArgument naming the known
+// ones otherwise.
 Result<std::unique_ptr<policy::Scheduler>> MakeScheduler(const std::string& policy, const Preset& preset);
 
 // The cluster a policy runs on: the whole GPUs for INFless (MIG off), the MIG slices for the others.

@@ -18,8 +18,21 @@
 //    of MPS and MIG find co-located jobs about 30% slower under memory contention, and 7-20% for LLM inference
 //    sharing an A100 (docs/simulator.md). A GPU's busy time counts each lane's busy time times its share.
 //
-// Per request it records arrival, deadline, queue, load wait, compute, transfer, finish and outcome; per slice
-// its busy time and the time it had residents. Deterministic: the same inputs give the same results.
+// The world a node lives in (SimOptions): loads fail with probability `faults.load`, a stage's batch fails with
+// probability `faults.stage`, the worker of a slice in use dies at `faults.worker` per second (every instance on
+// the slice is lost); `exec_noise_cv` multiplies every batch's time by a lognormal factor of mean 1 with that
+// coefficient of variation, so what runs differs from what the scheduler estimates; `take` lets another tenant
+// take a random slice every so often and give it back later. Evicted and retired instances release their memory
+// `release_delay` after the decision, and the scheduler hears of it then (OnReleased); a launch that takes over
+// such memory starts loading once it is released.
+//
+// The mechanism tells the scheduler what really ran: one StageFinished per batch per stage, with its requests,
+// start and end. Every run checks the answer rule (AnswerChecker) on the whole event and decision stream, and
+// the scheduler's own invariants every tick; the first violation goes to SimResult::errors.
+//
+// Per request it records arrival, deadline, queue, load wait, compute, transfer, finish, outcome and, for a
+// rejection or failure, its reason code; per slice its busy time and the time it had residents. Deterministic:
+// the same inputs and seed give the same results, bit for bit.
 //
 // Thread safety: one simulation per object, on one thread.
 #pragma once
@@ -27,6 +40,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "policy/pipeline_planner.h"
@@ -43,7 +57,25 @@ struct SimFunction {
   const policy::BatchCosts* mps = nullptr;        // MPS share kinds (policy::MpsKinds): needed for MPS stages
 };
 
+struct Faults {
+  double load = 0;    // probability that a load fails (at its end)
+  double stage = 0;   // probability that a stage's batch fails (at its end)
+  double worker = 0;  // per second, for each slice in use: its worker process dies
+};
+
+// Another tenant takes a slice (any slice of the cluster, uniformly) at exponential intervals of mean `every`
+// and gives it back `hold` later. Off while `every` is zero.
+struct SliceTaking {
+  Duration every{0};
+  Duration hold{0};
+};
+
 struct SimOptions {
+  uint64_t seed = 1;                   // faults, noise and slice taking
+  Faults faults;
+  double exec_noise_cv = 0;            // lognormal noise on every batch's time (0: none)
+  SliceTaking take;
+  Duration release_delay = Millis(1);  // from an Evict or Retire to the release of its memory
   Duration tick = Seconds(1);          // how often the scheduler's OnTick runs
   Duration drain = Seconds(120);       // simulated time after the last arrival for work in flight to finish
   policy::TransferModel transfer;      // hop costs between stages
@@ -51,7 +83,7 @@ struct SimOptions {
   Duration timeline_bucket = Seconds(1);  // resolution of SimResult::slice_timeline
 };
 
-enum class Outcome : uint8_t { kPending, kHit, kMiss, kRejected };
+enum class Outcome : uint8_t { kPending, kHit, kMiss, kRejected, kFailed };
 
 struct RequestRecord {
   uint32_t function = 0;
@@ -64,6 +96,13 @@ struct RequestRecord {
   Duration transfer{0};
   policy::InstanceId instance = 0;
   Outcome outcome = Outcome::kPending;
+  policy::Reason code = policy::Reason::kNoCapacity;  // for kRejected and kFailed
+};
+
+// Rejections and failures of one function with one code: their count and the first one's detail.
+struct EndCount {
+  int64_t count = 0;
+  std::string example;
 };
 
 struct SimResult {
@@ -81,9 +120,11 @@ struct SimResult {
   int64_t migrations = 0;
   int64_t evictions = 0;
   int64_t events = 0;
-  std::vector<std::string> errors;      // decisions the mechanism could not carry out (a scheduler bug)
-  // Rejections by (function, reason); the reason is the scheduler's text up to any " (" detail.
-  std::map<std::pair<uint32_t, std::string>, int64_t> rejections;
+  int64_t load_failures = 0, stage_failures = 0, workers_lost = 0, slices_taken = 0;  // faults injected
+  // Answer-rule violations, broken invariants, decisions the mechanism could not carry out: a scheduler bug.
+  std::vector<std::string> errors;
+  // Rejections and failures by (function, outcome kRejected or kFailed, code).
+  std::map<std::tuple<uint32_t, Outcome, policy::Reason>, EndCount> ends;
 };
 
 // Runs `arrivals` (sorted by time; Arrival::function indexes `functions`) through `scheduler`.

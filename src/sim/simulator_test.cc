@@ -29,34 +29,34 @@ struct TestCluster {
     std::vector<SliceKind> kinds;
     for (const gpu::MigProfile& p : A100().profiles) kinds.push_back(SliceKind{&A100(), &p});
     for (const std::string& m : models) {
-      specs.push_back(std::make_unique<model::FunctionSpec>(*model::BuildZooModel(m)));
+      specs.push_back(std::make_shared<const model::FunctionSpec>(*model::BuildZooModel(m)));
       times.push_back(std::make_unique<model::ModelledBlockTimes>(*specs.back(), latency));
-      costs.push_back(std::make_unique<policy::StageCostTable>(
+      costs.push_back(std::make_shared<const policy::StageCostTable>(
           policy::StageCostTable::Build(*specs.back(), *times.back(), latency, 1, kinds)));
       const int full = costs.back()->KindIndex(SliceKind{&A100(), &A100().FullProfile()});
       const double slo = slo_scale * costs.back()->ComputeMs(full, 0, specs.back()->blocks.size() - 1);
       functions.push_back(SimFunction{specs.back().get(), costs.back().get(), slo});
-      served.push_back(policy::ServedFunction{static_cast<policy::FunctionId>(served.size()), specs.back().get(),
-                                              costs.back().get(), slo});
+      served.push_back(policy::ServedFunction{static_cast<policy::FunctionId>(served.size()), specs.back(),
+                                              costs.back(), slo});
     }
   }
   model::LatencyModel latency;
   std::vector<ClusterSlice> slices;
-  std::vector<std::unique_ptr<model::FunctionSpec>> specs;
+  std::vector<std::shared_ptr<const model::FunctionSpec>> specs;
   std::vector<std::unique_ptr<model::ModelledBlockTimes>> times;
-  std::vector<std::unique_ptr<policy::StageCostTable>> costs;
+  std::vector<std::shared_ptr<const policy::StageCostTable>> costs;
   std::vector<SimFunction> functions;
   std::vector<policy::ServedFunction> served;
 };
 
 SimResult RunFluid(const TestCluster& s, const std::vector<Arrival>& arrivals) {
-  policy::FluidFaaSScheduler scheduler(s.slices, s.served);
-  return Simulate(s.slices, s.functions, arrivals, scheduler);
+  auto scheduler = std::move(policy::FluidFaaSScheduler::Create(s.slices, s.served)).value();
+  return Simulate(s.slices, s.functions, arrivals, *scheduler);
 }
 
 SimResult RunExclusive(const TestCluster& s, const std::vector<Arrival>& arrivals) {
-  policy::ExclusiveScheduler scheduler(s.slices, s.served);
-  return Simulate(s.slices, s.functions, arrivals, scheduler);
+  auto scheduler = std::move(policy::ExclusiveScheduler::Create(s.slices, s.served)).value();
+  return Simulate(s.slices, s.functions, arrivals, *scheduler);
 }
 
 void ExpectConserved(const SimResult& r, size_t arrivals) {
@@ -64,7 +64,7 @@ void ExpectConserved(const SimResult& r, size_t arrivals) {
   ASSERT_EQ(r.requests.size(), arrivals);
   for (const RequestRecord& q : r.requests) {
     ASSERT_NE(q.outcome, Outcome::kPending) << "a request never ended";
-    if (q.outcome != Outcome::kRejected) {
+    if (q.outcome == Outcome::kHit || q.outcome == Outcome::kMiss) {
       EXPECT_EQ(q.finished - q.arrival, q.queue + q.load + q.compute + q.transfer);
       EXPECT_EQ(q.outcome == Outcome::kHit, q.finished <= q.deadline);
     }

@@ -1,0 +1,104 @@
+// InstanceTable: FluidFaaS's instances, their checked lifecycle, and what placing and removing one does to the
+// slice books.
+//
+// Every state change goes through SetState (lifecycle.h's table; an illegal move is recorded as an error and
+// never applied). Place books an instance's stages on their slices and emits its Launch; Evict and Retire
+// unbook them (their memory stays booked as releasing until acknowledged) and emit the decision. Records leave
+// the table when they can never be used again: a retired instance once it is retired, a warm one when it
+// turns cold; so a long-running daemon's table holds only what is placed or in host memory.
+//
+// Thread safety: none; owned by one scheduler.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/fluidfaas_options.h"
+#include "policy/slice_books.h"
+
+namespace fluidfaas::policy {
+
+struct InstanceRec {
+  InstanceId id = 0;
+  FunctionId function = 0;
+  InstanceState state = InstanceState::kCold;
+  InstanceState after_load = InstanceState::kExclusiveHot;
+  std::vector<StagePlacement> stages;
+  LoadTracker load;
+  int outstanding = 0;           // requests routed to it and not ended
+  TimePoint ready_at;            // end of the current load (estimated)
+  Duration service{0};           // estimated service time of the current placement at batch 1 (stages, hops)
+  std::vector<std::vector<Duration>> stage_batch;  // each stage: estimated time of a batch of 1, 2, ... max
+  std::vector<Duration> hop_time;  // after each stage (0 after the last)
+  double speed = 1.0;            // measured / estimated batch time, running mean: scales every estimate
+  TimePoint state_since;
+  std::optional<InstanceId> replaces;  // a migration target: the pipeline it will take over from
+  bool migrating = false;              // a pipeline with a migration target loading
+  bool evict_pending = false;          // leaving its slice (a co-resident was promoted) once idle
+
+  // Estimated time of a batch of `n` at stage `s`, corrected by measurements.
+  Duration BatchTime(size_t s, int n) const {
+    return Duration(static_cast<int64_t>(static_cast<double>(stage_batch[s][static_cast<size_t>(n - 1)].count()) * speed));
+  }
+  int max_batch(size_t s) const { return static_cast<int>(stage_batch[s].size()); }
+  bool Live() const {
+    return state == InstanceState::kExclusiveHot || state == InstanceState::kTimeSharing ||
+           state == InstanceState::kLoading;
+  }
+  bool Exclusive() const {
+    return state == InstanceState::kExclusiveHot ||
+           (state == InstanceState::kLoading && after_load == InstanceState::kExclusiveHot);
+  }
+};
+
+class InstanceTable {
+ public:
+  InstanceTable(const FluidFaaSOptions& options, SliceBooks& slices) : options_(options), slices_(slices) {}
+
+  InstanceRec& New(FunctionId fn);
+  InstanceRec* Find(InstanceId id);
+  const InstanceRec* Find(InstanceId id) const;
+  InstanceRec& at(InstanceId id) { return instances_.at(id); }
+  const InstanceRec& at(InstanceId id) const { return instances_.at(id); }
+  const std::vector<InstanceRec*>& OfFunction(FunctionId fn) const;
+  const std::map<InstanceId, InstanceRec>& all() const { return instances_; }
+  std::map<InstanceId, InstanceRec>& all() { return instances_; }
+  // A warm instance of `fn` to reload, else a new one.
+  InstanceRec& ReusableOrNew(FunctionId fn);
+
+  // The checked state change; announced to the mechanism with a StateDecision unless `announce` is false.
+  bool SetState(InstanceRec& inst, InstanceState to, TimePoint now, std::vector<Decision>& out, bool announce = true);
+
+  // Books `stages` for `inst` (a warm reload or a new instance of `f`), picks its batch size (the largest up to
+  // max_batch whose activations fit every stage's slice), and emits its Launch. `after_release` names evicted
+  // instances whose releasing memory the launch takes over.
+  void Place(InstanceRec& inst, const ServedFunction& f, std::vector<StagePlacement> stages, InstanceState after_load,
+             TimePoint now, std::vector<Decision>& out, std::vector<InstanceId> after_release = {});
+  // An idle time-sharing instance leaves its slice for host memory (false when it is not idle and time-sharing).
+  bool Evict(InstanceRec& inst, TimePoint now, std::vector<Decision>& out);
+  // Stops the instance and releases its slices; the record leaves the table (`inst` dangles after).
+  void Retire(InstanceRec& inst, TimePoint now, std::vector<Decision>& out);
+  // A warm instance turns cold: its host copy is dropped and the record leaves the table.
+  void Expire(InstanceRec& inst, TimePoint now, std::vector<Decision>& out);
+
+  // Bumped whenever an instance is placed or leaves its slices.
+  uint64_t placement_epoch() const { return placement_epoch_; }
+  const std::vector<std::string>& errors() const { return errors_; }
+  void Error(std::string what) { errors_.push_back(std::move(what)); }
+
+ private:
+  void Unplace(InstanceRec& inst);
+  void Erase(InstanceRec& inst);
+
+  const FluidFaaSOptions& options_;
+  SliceBooks& slices_;
+  std::map<InstanceId, InstanceRec> instances_;
+  std::map<FunctionId, std::vector<InstanceRec*>> by_function_;  // the same records (map nodes are stable)
+  InstanceId next_instance_ = 1;
+  uint64_t placement_epoch_ = 0;
+  std::vector<std::string> errors_;
+};
+
+}  // namespace fluidfaas::policy

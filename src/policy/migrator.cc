@@ -1,0 +1,40 @@
+#include "policy/migrator.h"
+
+namespace fluidfaas::policy {
+
+void Migrator::Consider(TimePoint now, std::vector<Decision>& out) {
+  std::vector<InstanceId> pipelines;
+  for (const auto& [id, inst] : instances_.all()) {
+    if (inst.stages.size() > 1 && !inst.migrating &&
+        (inst.state == InstanceState::kExclusiveHot || inst.state == InstanceState::kTimeSharing)) {
+      pipelines.push_back(id);
+    }
+  }
+  for (InstanceId id : pipelines) {
+    InstanceRec& old = instances_.at(id);
+    auto f = functions_.find(old.function);
+    if (f == functions_.end()) continue;
+    std::optional<Plan> plain = placer_.PlanOnFreeSlices(f->second, 1);
+    if (!plain) continue;
+    // Pays off: the pipeline keeps serving while the plain instance loads, so no request waits for the reload,
+    // and once it is done the pipeline's other slices are free; only a slower plain instance is refused.
+    if (plain->latency_ms > ToMillis(old.service) * (1 + options_.migrate_slowdown)) continue;
+    const InstanceState state = old.state;
+    old.migrating = true;
+    InstanceRec& target = placer_.PlacePlan(f->second, *plain, state, now, out, /*reuse=*/false);
+    target.replaces = id;
+  }
+}
+
+void Migrator::TargetLoaded(InstanceRec& target, bool ok, TimePoint now, std::vector<Decision>& out) {
+  InstanceRec* old = instances_.Find(*target.replaces);
+  target.replaces.reset();
+  if (old == nullptr) return;  // the pipeline is gone (its worker was lost): the target simply serves
+  old->migrating = false;
+  if (!ok) return;
+  out.push_back(MigrateDecision{old->id, target.id});
+  instances_.SetState(*old, InstanceState::kDraining, now, out);
+  if (old->outstanding == 0) instances_.Retire(*old, now, out);
+}
+
+}  // namespace fluidfaas::policy

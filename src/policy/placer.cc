@@ -1,0 +1,218 @@
+#include "policy/placer.h"
+
+#include <algorithm>
+#include <climits>
+
+namespace fluidfaas::policy {
+
+InstanceRec* Placer::ScaleUp(const ServedFunction& f, TimePoint now, std::vector<Decision>& out) {
+  // In a burst every request would otherwise repeat the same search over every slice and resident; the
+  // time-sharing test reads hotness, which drifts, hence the retry after scale_up_retry.
+  if (auto failed = failed_.find(f.id); failed != failed_.end() &&
+                                        failed->second.first == instances_.placement_epoch() &&
+                                        now - failed->second.second < options_.scale_up_retry) {
+    return nullptr;
+  }
+  InstanceRec* added = TryScaleUp(f, now, out);
+  if (added == nullptr) failed_[f.id] = {instances_.placement_epoch(), now};
+  return added;
+}
+
+InstanceRec* Placer::TryScaleUp(const ServedFunction& f, TimePoint now, std::vector<Decision>& out) {
+  // 1. The smallest free slice that fits and serves alone.
+  std::optional<size_t> single;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    if (!slices_.Free(i)) continue;
+    const SliceKind& kind = slices_.info(i).kind;
+    if (!f.costs->ServesAlone(f.costs->KindIndex(kind), kind.profile->memory_mib, f.slo_ms)) continue;
+    if (!single || kind.profile->memory_mib < slices_.capacity_mib(*single)) single = i;
+  }
+  // A slice larger than this function needs, of a size some other function cannot do without (its smallest
+  // serving slice), is taken only when no time-sharing slot is left: spilling small models onto the slices
+  // large ones need is how the large ones lose. Before that, the fragments nobody else needs more.
+  if (single && Needed(f, slices_.info(*single).kind)) {
+    if (std::optional<Plan> plan = PlanOnFreeSlices(f, options_.planner.max_stages, /*spare_needed=*/true)) {
+      return &PlacePlan(f, *plan, InstanceState::kExclusiveHot, now, out);
+    }
+    if (InstanceRec* shared = TimeShare(f, now, out)) return shared;
+  }
+  if (single) return &PlaceWhole(f, *single, InstanceState::kExclusiveHot, now, out);
+  // 2. A pipeline over free slices.
+  if (std::optional<Plan> plan = PlanOnFreeSlices(f, options_.planner.max_stages)) {
+    return &PlacePlan(f, *plan, InstanceState::kExclusiveHot, now, out);
+  }
+  // 3. A time-sharing slice, evicting its least hot idle residents.
+  if (InstanceRec* shared = TimeShare(f, now, out)) return shared;
+  // 4. A slice reclaimed from a function that has capacity to spare.
+  return Reclaim(f, now, out);
+}
+
+InstanceRec& Placer::PlaceWhole(const ServedFunction& f, size_t slice, InstanceState after_load, TimePoint now,
+                                std::vector<Decision>& out, std::vector<InstanceId> after_release) {
+  InstanceRec& inst = instances_.ReusableOrNew(f.id);
+  const size_t last = f.costs->blocks() - 1;
+  const int k = f.costs->KindIndex(slices_.info(slice).kind);
+  instances_.Place(inst, f, {StagePlacement{slice, 0, last, f.costs->MemoryMib(k, 0, last)}}, after_load, now, out,
+                   std::move(after_release));
+  return inst;
+}
+
+InstanceRec& Placer::PlacePlan(const ServedFunction& f, const Plan& plan, InstanceState after_load, TimePoint now,
+                               std::vector<Decision>& out, bool reuse) {
+  std::vector<StagePlacement> stages;
+  for (const PlanStage& st : plan.stages) {
+    stages.push_back(StagePlacement{st.slice, st.first_block, st.last_block, st.memory_mib});
+  }
+  InstanceRec& inst = reuse ? instances_.ReusableOrNew(f.id) : instances_.New(f.id);
+  instances_.Place(inst, f, std::move(stages), after_load, now, out);
+  return inst;
+}
+
+InstanceRec* Placer::TimeShare(const ServedFunction& f, TimePoint now, std::vector<Decision>& out) {
+  auto slot = TimeSharingSlot(f, now);
+  if (!slot) return nullptr;
+  std::vector<InstanceId> evicted;
+  for (InstanceId victim : slot->second) {
+    if (instances_.Evict(instances_.at(victim), now, out)) evicted.push_back(victim);
+  }
+  return &PlaceWhole(f, slot->first, InstanceState::kTimeSharing, now, out, std::move(evicted));
+}
+
+InstanceRec* Placer::Reclaim(const ServedFunction& f, TimePoint now, std::vector<Decision>& out) {
+  const std::optional<size_t> slice = Reclaimable(f, now);
+  if (!slice) return nullptr;
+  const std::vector<InstanceId> victims = slices_.residents(*slice);
+  for (InstanceId victim : victims) {
+    InstanceRec& v = instances_.at(victim);
+    if (v.state == InstanceState::kExclusiveHot) instances_.SetState(v, InstanceState::kTimeSharing, now, out);
+    instances_.Evict(v, now, out);
+  }
+  if (!slices_.residents(*slice).empty()) {
+    instances_.Error("slice " + slices_.info(*slice).id + " still had residents after reclaiming it");
+    return nullptr;
+  }
+  return &PlaceWhole(f, *slice, InstanceState::kExclusiveHot, now, out, victims);
+}
+
+double Placer::CapacityRps(const InstanceRec& inst) const {
+  const double ms = ToMillis(inst.service) * inst.speed;
+  return ms > 0 ? 1000.0 / ms : 0;
+}
+
+std::optional<size_t> Placer::Reclaimable(const ServedFunction& f, TimePoint now) const {
+  std::optional<size_t> best;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    if (!slices_.available(i) || slices_.residents(i).empty() || slices_.releasing(i)) continue;
+    const SliceKind& kind = slices_.info(i).kind;
+    if (!f.costs->ServesAlone(f.costs->KindIndex(kind), kind.profile->memory_mib, f.slo_ms)) continue;
+    bool spare = true;
+    for (InstanceId r : slices_.residents(i)) {
+      const InstanceRec& res = instances_.at(r);
+      if (res.function == f.id || res.outstanding > 0 || res.stages.size() != 1 ||
+          (res.state != InstanceState::kExclusiveHot && res.state != InstanceState::kTimeSharing) ||
+          now - res.state_since < options_.min_dwell || res.load.BusyFraction(now) >= options_.promote_busy) {
+        spare = false;
+        break;
+      }
+      // What its function keeps without it must still carry its rate with room to spare.
+      double rate = 0;
+      double keeps = 0;
+      for (const InstanceRec* other : instances_.OfFunction(res.function)) {
+        rate += other->load.RateShort(now);
+        if (other->id != res.id && other->Live() && other->state != InstanceState::kLoading) keeps += CapacityRps(*other);
+      }
+      spare = keeps >= options_.reclaim_headroom * rate && keeps > 0;
+      if (!spare) break;
+    }
+    if (spare && (!best || kind.profile->memory_mib < slices_.capacity_mib(*best))) best = i;
+  }
+  return best;
+}
+
+bool Placer::Needed(const ServedFunction& f, const SliceKind& kind) const {
+  const auto smallest = [&](const ServedFunction& g) {
+    int64_t best = INT64_MAX;
+    for (size_t i = 0; i < slices_.size(); ++i) {
+      const SliceKind& k = slices_.info(i).kind;
+      if (g.costs->ServesAlone(g.costs->KindIndex(k), k.profile->memory_mib, g.slo_ms)) {
+        best = std::min<int64_t>(best, k.profile->memory_mib);
+      }
+    }
+    return best;
+  };
+  const int64_t size = kind.profile->memory_mib;
+  if (size <= smallest(f)) return false;
+  return std::any_of(functions_.begin(), functions_.end(),
+                     [&](const auto& entry) { return entry.first != f.id && smallest(entry.second) == size; });
+}
+
+std::optional<Plan> Placer::PlanOnFreeSlices(const ServedFunction& f, int max_stages, bool spare_needed) const {
+  std::vector<FreeSlice> free;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    if (!slices_.Free(i)) continue;
+    const ClusterSlice& s = slices_.info(i);
+    if (spare_needed && Needed(f, s.kind)) continue;
+    free.push_back(FreeSlice{s.id, s.gpu, s.kind, s.kind.profile->memory_mib});
+    index.push_back(i);
+  }
+  if (free.empty()) return std::nullopt;
+  PlannerOptions po = options_.planner;
+  po.max_stages = max_stages;
+  Result<Plan> plan = PipelinePlanner(po).Best(*f.costs, f.slo_ms, free);
+  if (!plan.ok()) return std::nullopt;
+  for (PlanStage& st : plan->stages) st.slice = index[st.slice];  // back to cluster indices
+  return std::move(plan).value();
+}
+
+std::optional<std::pair<size_t, std::vector<InstanceId>>> Placer::TimeSharingSlot(const ServedFunction& f,
+                                                                                  TimePoint now) const {
+  const size_t last = f.costs->blocks() - 1;
+  // Hotness decides who stays: a resident is evicted only for a function hotter than it (otherwise the two
+  // would keep evicting each other).
+  double newcomer_rate = 0;
+  for (const InstanceRec* inst : instances_.OfFunction(f.id)) newcomer_rate += inst->load.RateShort(now);
+  std::optional<std::pair<size_t, std::vector<InstanceId>>> best;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    if (!slices_.available(i) || slices_.residents(i).empty()) continue;
+    const int k = f.costs->KindIndex(slices_.info(i).kind);
+    if (k < 0 || f.costs->ComputeMs(k, 0, last) > f.slo_ms) continue;
+    bool shareable = true;
+    std::vector<const InstanceRec*> idle;
+    for (InstanceId r : slices_.residents(i)) {
+      const InstanceRec& res = instances_.at(r);
+      // A second instance of the function on the same slice adds no capacity: they would share one queue.
+      shareable = shareable && res.state == InstanceState::kTimeSharing && res.stages.size() == 1 && res.function != f.id;
+      // Residents placed within the dwell time stay: evicting them would undo the last scale-up at once.
+      if (res.outstanding == 0 && res.load.RateShort(now) < newcomer_rate && now - res.state_since >= options_.min_dwell) {
+        idle.push_back(&res);
+      }
+    }
+    if (!shareable) continue;
+    // Least hot first: short-window rate, then the oldest last use.
+    std::sort(idle.begin(), idle.end(), [now](const InstanceRec* a, const InstanceRec* b) {
+      const double ra = a->load.RateShort(now);
+      const double rb = b->load.RateShort(now);
+      return ra != rb ? ra < rb : a->load.last_arrival() < b->load.last_arrival();
+    });
+    const int64_t reserve = f.costs->ReserveMib(k);
+    const int64_t need = f.costs->MemoryMib(k, 0, last) - reserve;
+    int64_t free_mib = slices_.FreeMib(i, reserve);
+    std::vector<InstanceId> evict;
+    for (size_t v = 0; free_mib < need && v < idle.size(); ++v) {
+      evict.push_back(idle[v]->id);
+      free_mib += idle[v]->stages.front().memory_mib - idle[v]->stages.front().reserve_mib;
+    }
+    if (free_mib < need) continue;
+    // Time sharing is for slices that are mostly idle: the residents that stay must leave room.
+    double staying_busy = 0;
+    for (InstanceId r : slices_.residents(i)) {
+      if (std::find(evict.begin(), evict.end(), r) == evict.end()) staying_busy += instances_.at(r).load.BusyFraction(now);
+    }
+    if (staying_busy >= options_.share_busy_cap) continue;
+    if (!best || evict.size() < best->second.size()) best = std::make_pair(i, std::move(evict));
+  }
+  return best;
+}
+
+}  // namespace fluidfaas::policy

@@ -1,0 +1,63 @@
+// Placer: where a new instance of a function goes (the scale-up ladder of design point 2).
+//
+// In order: the smallest free slice that fits and serves the function alone (unless another function cannot
+// do without a slice of that size: then a pipeline over the slices nobody else needs, or a time-sharing slot,
+// first); else a pipeline from the planner over the free slices; else a time-sharing slice, evicting its least
+// hot idle residents to host memory; else a slice reclaimed from idle instances of a function with capacity to
+// spare. A warm instance of the function is reloaded before a new one is started. A ladder that found nothing
+// is not climbed again for the function until a placement changes or scale_up_retry passes.
+//
+// Thread safety: none; owned by one scheduler.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "policy/instance_table.h"
+
+namespace fluidfaas::policy {
+
+class Placer {
+ public:
+  Placer(const FluidFaaSOptions& options, SliceBooks& slices, InstanceTable& instances,
+         const std::map<FunctionId, ServedFunction>& functions)
+      : options_(options), slices_(slices), instances_(instances), functions_(functions), planner_(options.planner) {}
+
+  // Places an instance of `f` (a warm one reloaded, or a new one), or nullptr when nothing fits.
+  InstanceRec* ScaleUp(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
+
+  // The best plan for `f` on the free slices with at most `max_stages` stages (1: a single slice), in cluster
+  // slice indices. `spare_needed`: leave out free slices another function cannot do without.
+  std::optional<Plan> PlanOnFreeSlices(const ServedFunction& f, int max_stages, bool spare_needed = false) const;
+  // Places `f` on `plan` (a warm instance reloaded or a new one); `reuse` false: always a new instance.
+  InstanceRec& PlacePlan(const ServedFunction& f, const Plan& plan, InstanceState after_load, TimePoint now,
+                         std::vector<Decision>& out, bool reuse = true);
+
+  void Forget(FunctionId fn) { failed_.erase(fn); }
+
+ private:
+  InstanceRec* TryScaleUp(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
+  InstanceRec* TimeShare(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
+  InstanceRec* Reclaim(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
+  InstanceRec& PlaceWhole(const ServedFunction& f, size_t slice, InstanceState after_load, TimePoint now,
+                          std::vector<Decision>& out, std::vector<InstanceId> after_release = {});
+  // A slice whose residents are all idle instances of functions whose other instances carry their rate with
+  // reclaim_headroom to spare, and which serves `f` alone: the smallest such.
+  std::optional<size_t> Reclaimable(const ServedFunction& f, TimePoint now) const;
+  // Whether a free slice of `kind`, larger than `f` needs, is the smallest one another function is served on.
+  bool Needed(const ServedFunction& f, const SliceKind& kind) const;
+  // A time-sharing slice `f` can join, with the idle residents to evict first (the fewest).
+  std::optional<std::pair<size_t, std::vector<InstanceId>>> TimeSharingSlot(const ServedFunction& f, TimePoint now) const;
+  double CapacityRps(const InstanceRec& inst) const;  // requests per second at batch 1
+
+  const FluidFaaSOptions& options_;
+  SliceBooks& slices_;
+  InstanceTable& instances_;
+  const std::map<FunctionId, ServedFunction>& functions_;
+  PipelinePlanner planner_;
+  std::map<FunctionId, std::pair<uint64_t, TimePoint>> failed_;  // epoch and time of the last failed ladder
+};
+
+}  // namespace fluidfaas::policy
