@@ -201,6 +201,35 @@ TEST(CliTest, PlanFreeAllAndNoPlanExitCodes) {
   EXPECT_EQ(Fluidfaas("plan --model resnet50 --free 0:9g.90gb@0").exit_code, 2);
 }
 
+// The acceptance run of the scheduler-interface issue, shortened: faults and noise, every request accounted for
+// with integer fields, failures by code in rejections.csv; bad fault specs are exit 2.
+TEST(CliTest, SimWithFaultsAccountsForEveryRequest) {
+  const std::string out = testing::TempDir() + "/sim_faults";
+  CommandRun r = Fluidfaas("sim --preset paper --load medium --duration 60 --gpus 2 --faults load=0.05,stage=0.001,worker=0.0005 "
+                           "--exec-noise 0.3 --take-slices 30:20 --json --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json j = Json(r);
+  ASSERT_EQ(j.size(), 4u);
+  for (const auto& run : j) {
+    for (const char* field : {"requests", "hits", "late", "rejected", "failed"}) {
+      ASSERT_TRUE(run[field].is_number_integer()) << field;
+    }
+    EXPECT_EQ(run["requests"].get<int64_t>(), run["hits"].get<int64_t>() + run["late"].get<int64_t>() +
+                                                  run["rejected"].get<int64_t>() + run["failed"].get<int64_t>());
+    EXPECT_GT(run["failed"].get<int64_t>(), 0) << run["policy"];
+  }
+  std::ifstream csv(out + "/rejections.csv");
+  std::string header, line, all;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "policy,load,seed,function,outcome,code,count,example");
+  while (std::getline(csv, line)) all += line + "\n";
+  EXPECT_NE(all.find(",failed,stage_failed,"), std::string::npos);
+  EXPECT_EQ(Fluidfaas("sim --faults load=2 --duration 5 --out " + out).exit_code, 2);
+  EXPECT_EQ(Fluidfaas("sim --faults disk=0.1 --duration 5 --out " + out).exit_code, 2);
+  EXPECT_EQ(Fluidfaas("sim --exec-noise nan --duration 5 --out " + out).exit_code, 2);
+  EXPECT_EQ(Fluidfaas("sim --take-slices 0:5 --duration 5 --out " + out).exit_code, 2);
+}
+
 TEST(CliTest, SimWritesTheSummaryForEachPolicyAndLoad) {
   const std::string out = testing::TempDir() + "/sim_out";
   CommandRun r = Fluidfaas("sim --preset paper --policies fluidfaas,esg,infless,exclusive --load light,heavy --duration 20 --gpus 2 "

@@ -278,6 +278,56 @@ TEST(FaultsTest, WhenEveryLoadFailsEveryRequestIsStillAnsweredOnce) {
   }
 }
 
+TEST(FactoryTest, MissingCostTablesAreErrorsNamingTheFunction) {
+  const auto p = SmallPreset();
+  std::vector<policy::ServedFunction> no_batches = p->served;
+  no_batches[2].batched = nullptr;
+  auto esg = policy::MakeScheduler("esg", p->slices, no_batches);
+  ASSERT_FALSE(esg.ok());
+  EXPECT_NE(esg.status().message().find("bert-base"), std::string::npos) << esg.status().message();
+  std::vector<policy::ServedFunction> no_mps = p->served;
+  no_mps[0].mps = nullptr;
+  EXPECT_FALSE(policy::MakeScheduler("infless", p->whole_gpus, no_mps).ok());
+  EXPECT_TRUE(policy::MakeScheduler("fluidfaas", p->slices, no_batches).ok());  // batching is optional there
+  EXPECT_FALSE(policy::MakeScheduler("nonesuch", p->slices, p->served).ok());
+}
+
+// A function removed at run time: every policy refuses its new requests (unknown_function) and retires its idle
+// instances; deploying it again works.
+TEST(BaselinesTest, EveryPolicyRemovesAndRedeploysAFunction) {
+  const auto p = SmallPreset();
+  for (const std::string& policy : PolicyNames()) {
+    SCOPED_TRACE(policy);
+    std::unique_ptr<policy::Scheduler> s = std::move(MakeScheduler(policy, *p)).value();
+    std::vector<Decision> out;
+    const TimePoint t0 = TimePoint{} + Seconds(1);
+    s->OnRequest(policy::RequestEvent{1, 0, t0, t0 + Seconds(10)}, t0, out);
+    policy::InstanceId launched = 0;
+    for (const Decision& d : out) {
+      if (const auto* l = std::get_if<policy::LaunchDecision>(&d)) launched = l->instance;
+    }
+    ASSERT_NE(launched, 0u);
+    out.clear();
+    s->OnLoadFinished(policy::LoadFinished{launched, true}, t0 + Seconds(3), out);
+    const policy::RequestId batch[] = {1};
+    s->OnStageFinished(policy::StageFinished{launched, 0, true, batch, t0 + Seconds(3), t0 + Seconds(3)}, t0 + Seconds(3), out);
+    out.clear();
+    ASSERT_TRUE(s->Remove(0, t0 + Seconds(4), out).ok());
+    bool retired = false;
+    for (const Decision& d : out) {
+      if (const auto* r = std::get_if<policy::RetireDecision>(&d)) retired = retired || r->instance == launched;
+    }
+    EXPECT_TRUE(retired);
+    EXPECT_EQ(s->Remove(0, t0 + Seconds(4), out).code(), StatusCode::kNotFound);
+    out.clear();
+    s->OnRequest(policy::RequestEvent{2, 0, t0 + Seconds(5), t0 + Seconds(15)}, t0 + Seconds(5), out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(std::get<policy::RejectDecision>(out[0]).code, policy::Reason::kUnknownFunction);
+    EXPECT_TRUE(s->Deploy(p->served[0]).ok());
+    EXPECT_TRUE(s->Invariants().ok()) << s->Invariants().message();
+  }
+}
+
 // Launches one instance with the given placement and batching on the first request, routes everything to it.
 class OneInstance final : public policy::Scheduler {
  public:

@@ -1,0 +1,200 @@
+// FluidFaaSScheduler's parts, each on its own: SliceBooks, InstanceTable, Router, Placer, Hotness.
+#include <gtest/gtest.h>
+
+#include "policy/fake_node.h"
+#include "policy/hotness.h"
+#include "policy/instance_table.h"
+#include "policy/placer.h"
+#include "policy/router.h"
+#include "policy/slice_books.h"
+
+namespace fluidfaas::policy {
+namespace {
+
+using fake::At;
+using fake::Fn;
+using fake::Slice;
+using S = InstanceState;
+
+// ---- SliceBooks
+
+TEST(SliceBooksTest, MemoryStaysBookedUntilTheReleaseIsAcknowledgedOrTakenOver) {
+  SliceBooks books({Slice("0:1g.10gb@6")});
+  const int64_t cap = books.capacity_mib(0);
+  EXPECT_TRUE(books.Free(0));
+  books.Book(0, 1, 3000, 1000);
+  books.Book(0, 2, 2000, 1000);  // the worker's reserve counts once
+  EXPECT_EQ(books.FreeMib(0, 1000), cap - 1000 - 5000);
+  books.Unbook(0, 1);
+  EXPECT_EQ(books.FreeMib(0, 1000), cap - 1000 - 5000);  // releasing: still in use
+  EXPECT_EQ(books.ReleasingMib(0, 1), 3000);
+  books.Acknowledge(0, 1);
+  EXPECT_EQ(books.FreeMib(0, 1000), cap - 1000 - 2000);
+  books.Unbook(0, 2);
+  EXPECT_FALSE(books.Free(0));  // nobody resident, but memory is being released
+  EXPECT_TRUE(books.TakeOver(0, 2));
+  EXPECT_FALSE(books.TakeOver(0, 2));
+  EXPECT_TRUE(books.Free(0));
+  EXPECT_TRUE(books.Check().ok());
+  books.Book(0, 3, 4000, 1000);
+  EXPECT_EQ(books.Lose(0), std::vector<InstanceId>{3});
+  EXPECT_EQ(books.FreeMib(0, 1000), cap - 1000);
+}
+
+TEST(SliceBooksTest, TheQueueEstimateMovesByTheMeasuredError) {
+  SliceBooks books({Slice("0:1g.10gb@6")});
+  books.BookBatch(0, 1, 0, At(1), At(2), At(9), false);
+  books.BookBatch(0, 1, 0, At(2), At(3), At(9), false);
+  books.BookBatch(0, 1, 0, At(2), At(3.5), At(9), true);  // joins: two requests, ends later
+  EXPECT_EQ(books.BusyUntil(0), At(3.5));
+  EXPECT_EQ(books.LastBatch(0)->count, 2);
+  books.BatchDone(0, 1, 0, 1, At(2.5));  // the first batch ran 0.5 s longer than estimated
+  EXPECT_EQ(books.BusyUntil(0), At(4));
+  EXPECT_EQ(books.LastBatch(0)->start, At(2.5));
+  books.BatchDone(0, 1, 0, 2, At(3.8));  // and the second was quicker: the queue is empty, the slice idle since
+  EXPECT_FALSE(books.LastBatch(0).has_value());
+  EXPECT_EQ(books.BusyUntil(0), At(3.8));
+  books.BookBatch(0, 2, 0, At(4), At(5), At(9), false);
+  books.BookBatch(0, 2, 1, At(5), At(6), At(9), false);
+  books.Cancel(0, 2, 1, 1);  // failed upstream: no measurement
+  EXPECT_EQ(books.BusyUntil(0), At(5));
+  books.DropBatches(0, 2);
+  EXPECT_EQ(books.BusyUntil(0), At(3.8));
+}
+
+// ---- InstanceTable
+
+struct Table {
+  explicit Table(std::vector<ClusterSlice> s) : slices(std::move(s)), instances(options, slices) {}
+  FluidFaaSOptions options;
+  SliceBooks slices;
+  InstanceTable instances;
+};
+
+TEST(InstanceTableTest, PlaceEvictRetireAndExpireKeepTheBooksAndTheLifecycle) {
+  Fn resnet("resnet50", 0, 50);
+  Table t({Slice("0:1g.10gb@6")});
+  std::vector<Decision> out;
+  InstanceRec& inst = t.instances.New(0);
+  const size_t last = resnet.costs->blocks() - 1;
+  const int k = resnet.costs->KindIndex(t.slices.info(0).kind);
+  t.instances.Place(inst, resnet.served, {StagePlacement{0, 0, last, resnet.costs->MemoryMib(k, 0, last)}},
+                    S::kTimeSharing, At(0), out);
+  ASSERT_EQ(out.size(), 1u);
+  const auto& launch = std::get<LaunchDecision>(out[0]);
+  EXPECT_EQ(launch.stages[0].reserve_mib, resnet.costs->ReserveMib(k));
+  EXPECT_TRUE(launch.batch_by_deadline);
+  EXPECT_EQ(inst.state, S::kLoading);
+  EXPECT_EQ(t.slices.residents(0), std::vector<InstanceId>{inst.id});
+  // Not time-sharing yet: it cannot be evicted; an illegal move is an error, never applied.
+  EXPECT_FALSE(t.instances.Evict(inst, At(1), out));
+  EXPECT_FALSE(t.instances.SetState(inst, S::kWarm, At(1), out));
+  EXPECT_EQ(inst.state, S::kLoading);
+  EXPECT_EQ(t.instances.errors().size(), 1u);
+  ASSERT_TRUE(t.instances.SetState(inst, S::kTimeSharing, At(1), out));
+  out.clear();
+  EXPECT_TRUE(t.instances.Evict(inst, At(2), out));
+  EXPECT_EQ(inst.state, S::kWarm);
+  EXPECT_TRUE(t.slices.residents(0).empty());
+  EXPECT_GT(t.slices.ReleasingMib(0, inst.id), 0);
+  // A warm instance is reloaded, not replaced; an expired one leaves the table.
+  EXPECT_EQ(&t.instances.ReusableOrNew(0), &inst);
+  const InstanceId id = inst.id;
+  t.instances.Expire(inst, At(700), out);
+  EXPECT_EQ(t.instances.Find(id), nullptr);
+  EXPECT_TRUE(t.instances.OfFunction(0).empty());
+}
+
+// ---- Router
+
+TEST(RouterTest, ARequestJoinsTheOpenBatchOnlyWhileEveryDeadlineInItHolds) {
+  FluidFaaSOptions options;
+  SliceBooks slices({Slice("0:1g.10gb@6")});
+  InstanceTable instances(options, slices);
+  Router router(options, slices, instances);
+  InstanceRec& inst = instances.New(0);
+  inst.state = S::kExclusiveHot;
+  inst.stages = {StagePlacement{0}};
+  inst.stage_batch = {{Millis(10), Millis(15), Millis(20)}};
+  inst.hop_time = {Duration{0}};
+  inst.service = Millis(10);
+  std::vector<Decision> out;
+  slices.BookBatch(0, 99, 0, At(0), At(1), At(5), false);  // another instance's work until 1 s
+  router.Route(inst, RequestEvent{1, 0, At(0.5), At(1.1)}, At(0.5), out);  // its own batch at 1 s
+  EXPECT_EQ(slices.BusyUntil(0), At(1.010));
+  // A second request joins (batch of 2: 15 ms, still before the first one's deadline)...
+  EXPECT_EQ(router.EstimatedFinish(inst, At(0.6), At(2)), At(1.015));
+  router.Route(inst, RequestEvent{2, 0, At(0.6), At(1.016)}, At(0.6), out);
+  // ...a third would make the second late (20 ms > its 1.016 s deadline): it queues after the batch instead.
+  EXPECT_EQ(router.EstimatedFinish(inst, At(0.7), At(2)), At(1.025));
+  EXPECT_EQ(inst.outstanding, 2);
+}
+
+// ---- Placer
+
+TEST(PlacerTest, TheLadderTakesTheSmallestSliceThenAPipelineThenTimeSharing) {
+  Fn resnet("resnet50", 0, 100);
+  Fn llama("llama2-13b", 1, 4000);
+  FluidFaaSOptions options;
+  options.min_dwell = Duration{0};
+  SliceBooks slices({Slice("0:2g.20gb@4"), Slice("0:1g.10gb@6"), Slice("0:4g.40gb@0", false)});
+  InstanceTable instances(options, slices);
+  std::map<FunctionId, ServedFunction> functions = {{0, resnet.served}, {1, llama.served}};
+  Placer placer(options, slices, instances, functions);
+  std::vector<Decision> out;
+  // resnet50: the smallest slice that serves it alone, the 1g.
+  InstanceRec* r = placer.ScaleUp(resnet.served, At(0), out);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->stages.size(), 1u);
+  EXPECT_EQ(r->stages[0].slice, 1u);
+  // llama2-13b: no free slice holds it (the 4g is taken): nothing, since the 2g alone cannot.
+  EXPECT_EQ(placer.ScaleUp(llama.served, At(0), out), nullptr);
+  // Free the 1g (resnet goes to host memory) and llama2-13b fits a 2g + 1g pipeline.
+  ASSERT_TRUE(instances.SetState(*r, S::kTimeSharing, At(1), out));
+  ASSERT_TRUE(instances.Evict(*r, At(1), out));
+  slices.Acknowledge(1, r->id);
+  InstanceRec* p = placer.ScaleUp(llama.served, At(2), out);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->stages.size(), 2u);
+  // resnet50 again: no free slice now, so it time-shares a slice of... nobody: every slice is exclusive.
+  EXPECT_EQ(placer.ScaleUp(resnet.served, At(3), out), nullptr);
+  EXPECT_TRUE(slices.Check().ok());
+}
+
+// ---- Hotness
+
+TEST(HotnessTest, PromotesBusyDemotesIdleEvictsAndExpires) {
+  Fn resnet("resnet50", 0, 100);
+  FluidFaaSOptions options;
+  options.min_dwell = Seconds(20);
+  SliceBooks slices({Slice("0:2g.20gb@4")});
+  InstanceTable instances(options, slices);
+  Hotness hotness(options, slices, instances);
+  std::vector<Decision> out;
+  const size_t last = resnet.costs->blocks() - 1;
+  const int k = resnet.costs->KindIndex(slices.info(0).kind);
+  const StagePlacement place{0, 0, last, resnet.costs->MemoryMib(k, 0, last)};
+  InstanceRec& hot = instances.New(0);
+  InstanceRec& quiet = instances.New(0);
+  instances.Place(hot, resnet.served, {place}, S::kTimeSharing, At(0), out);
+  instances.Place(quiet, resnet.served, {place}, S::kTimeSharing, At(0), out);
+  instances.SetState(hot, S::kTimeSharing, At(0), out);
+  instances.SetState(quiet, S::kTimeSharing, At(0), out);
+  hot.load.OnBusy(At(0), At(6));  // 60% of the last 10 s
+  hotness.Tick(At(10), out);
+  EXPECT_EQ(hot.state, S::kExclusiveHot);
+  EXPECT_EQ(quiet.state, S::kWarm);  // idle co-resident left for host memory
+  // Within the dwell time it stays exclusive, however idle; after it, it is demoted.
+  hotness.Tick(At(25), out);
+  EXPECT_EQ(hot.state, S::kExclusiveHot);
+  hotness.Tick(At(31), out);
+  EXPECT_EQ(hot.state, S::kTimeSharing);
+  hotness.Tick(At(31) + options.ts_idle_evict, out);
+  EXPECT_EQ(hot.state, S::kWarm);
+  const InstanceId quiet_id = quiet.id;
+  hotness.Tick(At(10) + options.keep_alive, out);
+  EXPECT_EQ(instances.Find(quiet_id), nullptr);  // expired to cold: gone
+}
+
+}  // namespace
+}  // namespace fluidfaas::policy
