@@ -44,7 +44,7 @@ TEST(AnswerCheckerTest, ACleanStreamPasses) {
   t.checker_.OnLoadFinished(LoadFinished{7, true});
   t.checker_.EndCall();
   const RequestId batch[] = {1};
-  t.checker_.OnStageFinished(StageFinished{7, 0, true, batch, At(1), At(1.1)});
+  t.checker_.OnStageFinished(StageFinished{7, 0, 1, true, batch, At(1), At(1.1)});
   t.checker_.EndCall();
   t.Arrive(2);
   t.Call({RejectDecision{2, Reason::kNoCapacity, "full"}});

@@ -240,7 +240,7 @@ class FakeNode {
       // The fake runs every stage at once: one report per stage, the last one completing the request.
       const RequestId batch[] = {req};
       for (size_t s = 0; s < in.slices.size(); ++s) {
-        const StageFinished event{id, s, s + 1 == in.slices.size(), batch, start, end};
+        const StageFinished event{id, s, 0, s + 1 == in.slices.size(), batch, start, end};
         checker_.OnStageFinished(event);
         Apply([&](auto& out) { scheduler_->OnStageFinished(event, clock_.Now(), out); });
       }

@@ -123,6 +123,7 @@ struct RequestEvent {
 struct StageFinished {
   InstanceId instance = 0;
   size_t stage = 0;
+  uint64_t batch = 0;                 // the mechanism's id of the batch (for logs and traces)
   bool last = true;                   // the instance's last stage: these requests are complete
   std::span<const RequestId> requests;  // the batch (its size is requests.size())
   TimePoint started;                  // when the batch began running (after its queue)
@@ -133,6 +134,7 @@ struct StageFinished {
 struct StageFailed {
   InstanceId instance = 0;
   size_t stage = 0;
+  uint64_t batch = 0;
   std::span<const RequestId> requests;
   std::string_view detail;
 };

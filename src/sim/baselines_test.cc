@@ -250,6 +250,11 @@ TEST(FaultsTest, EveryPolicyAnswersEveryRequestOnceUnderFaultsNoiseAndTakenSlice
       if (std::get<1>(key) == Outcome::kFailed) failed_by_code[std::get<2>(key)] += end.count;
     }
     EXPECT_GT(failed_by_code[policy::Reason::kStageFailed], 0);
+    // Requests a lost worker or a taken slice stranded (running batches among them) were routed again or failed
+    // with that code; each still ended once.
+    int64_t moved = 0;
+    for (const RequestRecord& q : a.result.requests) moved += q.routes > 1;
+    EXPECT_GT(moved + failed_by_code[policy::Reason::kWorkerLost] + failed_by_code[policy::Reason::kSliceTaken], 0);
     for (size_t i = 0; i < arrivals.size(); ++i) {
       const RequestRecord& q = a.result.requests[i];
       ASSERT_NE(q.outcome, Outcome::kPending) << i;
@@ -310,7 +315,7 @@ TEST(BaselinesTest, EveryPolicyRemovesAndRedeploysAFunction) {
     out.clear();
     s->OnLoadFinished(policy::LoadFinished{launched, true}, t0 + Seconds(3), out);
     const policy::RequestId batch[] = {1};
-    s->OnStageFinished(policy::StageFinished{launched, 0, true, batch, t0 + Seconds(3), t0 + Seconds(3)}, t0 + Seconds(3), out);
+    s->OnStageFinished(policy::StageFinished{launched, 0, 1, true, batch, t0 + Seconds(3), t0 + Seconds(3)}, t0 + Seconds(3), out);
     out.clear();
     ASSERT_TRUE(s->Remove(0, t0 + Seconds(4), out).ok());
     bool retired = false;

@@ -303,6 +303,7 @@ class Engine {
       return;
     }
     r.instance = d.instance;
+    ++r.routes;
     if (!it->second.loaded) {
       it->second.waiting.push_back(d.request);
       return;
@@ -524,7 +525,7 @@ class Engine {
     if (failed) {
       ++result_.stage_failures;
       for (const Task& t : tasks) result_.requests[t.request].instance = 0;
-      const policy::StageFailed event{id, first.stage, ids, "injected stage failure"};
+      const policy::StageFailed event{id, first.stage, ++batches_, ids, "injected stage failure"};
       checker_.OnStageFailed(event);
       Apply([&](auto& out) { scheduler_.OnStageFailed(event, clock_.Now(), out); });
       return;
@@ -537,7 +538,7 @@ class Engine {
         r.outcome = r.finished <= r.deadline ? Outcome::kHit : Outcome::kMiss;
       }
     }
-    const policy::StageFinished event{id, first.stage, last, ids, started, clock_.Now()};
+    const policy::StageFinished event{id, first.stage, ++batches_, last, ids, started, clock_.Now()};
     checker_.OnStageFinished(event);
     Apply([&](auto& out) { scheduler_.OnStageFinished(event, clock_.Now(), out); });
     if (last) return;
@@ -580,6 +581,7 @@ class Engine {
   std::map<InstanceId, Instance> instances_;
   std::map<InstanceId, TimePoint> released_at_;  // when an evicted or retired instance's memory is free
   uint64_t generations_ = 0;
+  uint64_t batches_ = 0;
   uint64_t arrived_ = 0;
   std::mt19937_64 load_rng_, stage_rng_, worker_rng_, noise_rng_;
   std::lognormal_distribution<double> noise_;

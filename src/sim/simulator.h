@@ -95,6 +95,7 @@ struct RequestRecord {
   Duration compute{0};
   Duration transfer{0};
   policy::InstanceId instance = 0;
+  int routes = 0;         // times routed: more than once after a failure handed it back
   Outcome outcome = Outcome::kPending;
   policy::Reason code = policy::Reason::kNoCapacity;  // for kRejected and kFailed
 };
