@@ -7,11 +7,20 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/limits.h"
+
 namespace fluidfaas::cli {
 
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitBadInput = 2;
+
+// --seq (-1 when not given: the model's own; given, at least 1, the model checks its own maximum) and --batch
+// (1..kMaxBatch).
+inline Status CheckSeqAndBatch(int seq, int batch) {
+  if (seq != -1) FF_RETURN_IF_ERROR(CheckRange("--seq", int64_t{seq}, 1, 1 << 20));
+  return CheckRange("--batch", int64_t{batch}, 1, kMaxBatch);
+}
 
 void AddMigCommands(CLI::App& app, int& exit_code);
 void AddNodeCommands(CLI::App& app, int& exit_code);

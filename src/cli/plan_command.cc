@@ -3,12 +3,16 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <optional>
+#include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/commands.h"
 #include "cli/table.h"
+#include "common/limits.h"
+#include "common/strings.h"
 #include "gpu/topology.h"
 #include "model/zoo.h"
 #include "policy/pipeline_planner.h"
@@ -27,8 +31,8 @@ struct PlanOptions {
   std::string layout = "1g.10gb+2g.20gb+4g.40gb";
   int gpus = 1;
   int batch = 1;
-  int seq = 0;
-  double slo_ms = 0;
+  int seq = -1;           // -1: the model's own
+  std::string slo_ms;     // empty: no budget
   int max_stages = 4;
   bool json_output = false;
 };
@@ -99,12 +103,18 @@ int RunPlan(const PlanOptions& o) {
     }
     return kExitBadInput;
   };
-  Result<model::FunctionSpec> f = model::BuildZooModel(o.model, model::ZooOptions{.seq_len = o.seq});
+  if (Status st = CheckSeqAndBatch(o.seq, o.batch); !st.ok()) return bad(st);
+  double slo = std::numeric_limits<double>::infinity();
+  if (!o.slo_ms.empty()) {
+    const std::optional<double> v = ParseFiniteDouble(o.slo_ms);
+    if (!v) return bad(Status::InvalidArgument("--slo-ms: '" + Printable(o.slo_ms, 30) + "' is not a number"));
+    if (Status st = CheckRange("--slo-ms", *v, 0, 1e9, /*open_low=*/true); !st.ok()) return bad(st);
+    slo = *v;
+  }
+  Result<model::FunctionSpec> f = model::BuildZooModel(o.model, model::ZooOptions{.seq_len = std::max(o.seq, 0)});
   if (!f.ok()) return bad(f.status());
   Result<const gpu::GpuType*> type = gpu::FindGpuType(o.gpu);
   if (!type.ok()) return bad(type.status());
-  if (o.batch < 1) return bad(Status::InvalidArgument("--batch must be at least 1"));
-  if (o.slo_ms < 0) return bad(Status::InvalidArgument("--slo-ms must not be negative"));
   if (o.max_stages < 1 || o.max_stages > 8) return bad(Status::InvalidArgument("--max-stages must be in 1..8"));
   Result<std::vector<policy::FreeSlice>> free = ParseFree(o, **type);
   if (!free.ok()) return bad(free.status());
@@ -114,7 +124,6 @@ int RunPlan(const PlanOptions& o) {
   const model::LatencyModel latency;
   const model::ModelledBlockTimes times(*f, latency);
   const policy::StageCostTable costs = policy::StageCostTable::Build(*f, times, latency, o.batch, kinds);
-  const double slo = o.slo_ms > 0 ? o.slo_ms : std::numeric_limits<double>::infinity();
   const Result<policy::Plan> plan =
       policy::PipelinePlanner(policy::PlannerOptions{.max_stages = o.max_stages}).Best(costs, slo, *free);
 
@@ -162,7 +171,7 @@ void AddPlanCommand(CLI::App& app, int& exit_code) {
   plan->add_option("--gpus", o->gpus, "GPUs with --free all")->capture_default_str();
   plan->add_option("--batch", o->batch, "Batch size")->capture_default_str();
   plan->add_option("--seq", o->seq, "Sequence (prompt) length of a transformer");
-  plan->add_option("--slo-ms", o->slo_ms, "End-to-end latency budget, ms (default: none)");
+  plan->add_option("--slo-ms", o->slo_ms, "End-to-end latency budget, ms, in (0, 1e9] (default: none)");
   plan->add_option("--max-stages", o->max_stages, "Most pipeline stages")->capture_default_str();
   plan->add_flag("--json", o->json_output, "Print JSON");
   plan->callback([o, &exit_code] { exit_code = RunPlan(*o); });

@@ -1,7 +1,9 @@
 // fluidfaas sim: the evaluation grid (policies x loads) in the simulator, with a summary table and files.
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -12,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/table.h"
+#include "common/limits.h"
 #include "common/strings.h"
 #include "sim/azure_trace.h"
 #include "sim/experiment.h"
@@ -28,7 +31,11 @@ struct SimOptions {
   std::vector<std::string> loads = {"light", "medium", "heavy"};
   std::string trace;
   double rate_scale = 1.0;
-  std::vector<uint64_t> seeds = {1};
+  std::vector<std::string> seed_texts = {"1"};
+  std::vector<uint64_t> seeds;  // parsed from seed_texts
+  bool duration_given = false;
+  bool load_given = false;
+  bool rate_scale_given = false;
   double duration_s = 600;
   double slo_scale = 5.0;
   int gpus = 8;
@@ -186,24 +193,64 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
   return Status::Ok();
 }
 
-int RunSim(const SimOptions& o) {
+// Seeds: unsigned decimal integers, at most 100 of them.
+Result<std::vector<uint64_t>> ParseSeeds(const std::vector<std::string>& texts) {
+  if (texts.empty() || texts.size() > 100) return Status::InvalidArgument("--seed: give 1..100 seeds");
+  std::vector<uint64_t> seeds;
+  for (const std::string& t : texts) {
+    uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc() || end != t.data() + t.size()) {
+      return Status::InvalidArgument("--seed: '" + Printable(t, 30) + "' is not an unsigned integer in 0.." +
+                                     std::to_string(UINT64_MAX));
+    }
+    seeds.push_back(v);
+  }
+  return seeds;
+}
+
+// Every number the command takes, against the ranges in common/limits.h; and the flags that do not go together.
+Status Validate(const SimOptions& o, double capacity_rps) {
+  FF_RETURN_IF_ERROR(CheckRange("--slo-scale", o.slo_scale, 0, 1000, /*open_low=*/true));
+  FF_RETURN_IF_ERROR(CheckRange("--exec-noise", o.exec_noise, 0, 10));
+  if (!o.trace.empty()) {
+    if (o.duration_given) return Status::InvalidArgument("--duration is for synthetic loads: a trace sets its own span");
+    if (o.load_given) return Status::InvalidArgument("--load is for synthetic loads: a trace sets its own rates");
+    return CheckRange("--rate-scale", o.rate_scale, 0, 1e6, /*open_low=*/true);
+  }
+  if (o.rate_scale_given) return Status::InvalidArgument("--rate-scale scales a trace's rates: give --trace");
+  FF_RETURN_IF_ERROR(CheckRange("--duration", o.duration_s, 0, kMaxSimDurationS, /*open_low=*/true));
+  for (const std::string& load : o.loads) {
+    FF_ASSIGN_OR_RETURN(double share, sim::LoadShare(load));
+    const double expected = share * capacity_rps * o.duration_s;
+    if (expected > static_cast<double>(kMaxRequestsPerRun)) {
+      return Status::InvalidArgument("--duration " + Fixed(o.duration_s, 0) + " at load " + load + " is about " +
+                                     Fixed(expected / 1e6, 1) + "M requests per run, over the limit of " +
+                                     std::to_string(kMaxRequestsPerRun / 1000000) + "M");
+    }
+  }
+  return Status::Ok();
+}
+
+int RunSim(SimOptions o) {
   const auto fail = [](const Status& s, int code) {
     std::cerr << "fluidfaas: " << s.message() << '\n';
     return code;
   };
+  Result<std::vector<uint64_t>> seeds = ParseSeeds(o.seed_texts);
+  if (!seeds.ok()) return fail(seeds.status(), kExitBadInput);
+  o.seeds = *seeds;
+  if (Status st = CheckRange("--slo-scale", o.slo_scale, 0, 1000, /*open_low=*/true); !st.ok()) return fail(st, kExitBadInput);
   Result<std::unique_ptr<sim::Preset>> preset =
       sim::MakePreset(o.preset, sim::PresetOptions{.slo_scale = o.slo_scale, .gpus = o.gpus});
   if (!preset.ok()) return fail(preset.status(), kExitBadInput);
-  if (!(o.duration_s > 0)) return fail(Status::InvalidArgument("--duration must be positive"), kExitBadInput);
   sim::SimOptions sim_options;
+  if (Status st = Validate(o, (*preset)->capacity_rps); !st.ok()) return fail(st, kExitBadInput);
   {
     Result<sim::Faults> faults = ParseFaults(o.faults);
     if (!faults.ok()) return fail(faults.status(), kExitBadInput);
     Result<sim::SliceTaking> take = ParseTakeSlices(o.take_slices);
     if (!take.ok()) return fail(take.status(), kExitBadInput);
-    if (!(o.exec_noise >= 0 && o.exec_noise <= 10)) {
-      return fail(Status::InvalidArgument("--exec-noise must be a coefficient of variation in [0, 10]"), kExitBadInput);
-    }
     sim_options.faults = *faults;
     sim_options.take = *take;
     sim_options.exec_noise_cv = o.exec_noise;
@@ -216,6 +263,7 @@ int RunSim(const SimOptions& o) {
   const bool progress = isatty(STDERR_FILENO) != 0 && !o.json_output;
   std::vector<sim::RunSummary> runs;
   const size_t per_seed = o.policies.size() * (o.trace.empty() ? o.loads.size() : 1);
+  double trace_span_s = 0;
   for (uint64_t seed : o.seeds) {
     // (load name, arrivals) pairs: a trace gives one, the synthetic loads one each.
     std::vector<std::pair<std::string, std::vector<sim::Arrival>>> workloads;
@@ -229,6 +277,7 @@ int RunSim(const SimOptions& o) {
       Result<sim::Trace> trace = sim::ReadAzureTrace(o.trace, t);
       if (!trace.ok()) return fail(trace.status(), kExitBadInput);
       spans.push_back(60.0 * (trace->last_minute - trace->first_minute + 1));
+      trace_span_s = spans.back();
       workloads.emplace_back("trace", std::move(trace->arrivals));
       shares.push_back(0);
     } else {
@@ -285,8 +334,10 @@ int RunSim(const SimOptions& o) {
     return kExitOk;
   }
   std::cout << "preset " << o.preset << ": " << (*preset)->slices.size() << " slices, " << (*preset)->functions.size()
-            << " functions, capacity ~" << Fixed((*preset)->capacity_rps, 0) << " req/s; " << o.duration_s
-            << " s per run, " << (o.seeds.size() > 1 ? "mean over seeds " : "seed ") << Join(o.seeds, ",", [](uint64_t s) { return std::to_string(s); }) << "\n\n";
+            << " functions, capacity ~" << Fixed((*preset)->capacity_rps, 0) << " req/s; "
+            << (o.trace.empty() ? Fixed(o.duration_s, 0) + " s per run, "
+                                : "trace " + o.trace + ", " + Fixed(trace_span_s, 0) + " s of arrivals, ")
+            << (o.seeds.size() > 1 ? "mean over seeds " : "seed ") << Join(o.seeds, ",", [](uint64_t s) { return std::to_string(s); }) << "\n\n";
   std::cout << "| policy | load | req/s | requests | SLO hit rate | rejected | failed | mean ms | p50 ms | p99 ms | "
                "queue | load | compute | transfer | throughput | util | active | pipelines | migrations | evictions | "
                "wall s |\n"
@@ -335,7 +386,7 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
   sim->add_option("--trace", o->trace, "Azure Functions 2019 invocations CSV instead of synthetic loads")
       ->check(CLI::ExistingFile);
   sim->add_option("--rate-scale", o->rate_scale, "Multiply the trace's rates")->capture_default_str();
-  sim->add_option("--seed", o->seeds, "Random seed, or comma-separated seeds: every run repeats per seed, the files "
+  sim->add_option("--seed", o->seed_texts, "Random seed, or comma-separated seeds: every run repeats per seed, the files "
                                       "keep each, the tables and plots show the means")
       ->delimiter(',')
       ->capture_default_str();
@@ -353,7 +404,12 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
                   "EVERY_S:HOLD_S: another tenant takes a random slice every EVERY_S seconds on average and gives "
                   "it back after HOLD_S");
   sim->add_flag("--json", o->json_output, "Print JSON");
-  sim->callback([o, &exit_code] { exit_code = RunSim(*o); });
+  sim->callback([o, sim, &exit_code] {
+    o->duration_given = sim->count("--duration") > 0;
+    o->load_given = sim->count("--load") > 0;
+    o->rate_scale_given = sim->count("--rate-scale") > 0;
+    exit_code = RunSim(*o);
+  });
 }
 
 }  // namespace fluidfaas::cli

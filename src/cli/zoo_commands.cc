@@ -1,4 +1,5 @@
 // fluidfaas zoo list | blocks | latency | calibrate | profile
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -9,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/table.h"
 #include "common/csv.h"
+#include "common/limits.h"
 #include "model/calibration.h"
 #include "model/profile.h"
 #include "model/zoo.h"
@@ -23,7 +25,7 @@ struct ZooOptions {
   std::string gpu = "a100-80gb";
   std::string profile;
   int batch = 1;
-  int seq = 0;
+  int seq = -1;  // -1: the model's own
   std::string measured;  // a profile JSON that replaces the model's figures
   std::string data_dir = "data/calibration";
   std::string out;
@@ -45,7 +47,8 @@ struct Target {
 
 Result<Target> ResolveTarget(const ZooOptions& o, bool need_profile) {
   Target t;
-  FF_ASSIGN_OR_RETURN(t.f, model::BuildZooModel(o.model, model::ZooOptions{.seq_len = o.seq}));
+  FF_RETURN_IF_ERROR(CheckSeqAndBatch(o.seq, o.batch));
+  FF_ASSIGN_OR_RETURN(t.f, model::BuildZooModel(o.model, model::ZooOptions{.seq_len = std::max(o.seq, 0)}));
   FF_ASSIGN_OR_RETURN(t.gpu, gpu::FindGpuType(o.gpu));
   if (o.profile.empty()) {
     if (need_profile) return Status::InvalidArgument("--profile is required");
@@ -56,7 +59,6 @@ Result<Target> ResolveTarget(const ZooOptions& o, bool need_profile) {
     return Status::InvalidArgument("profile '" + o.profile + "' does not exist on " + std::string(t.gpu->name) +
                                    " (profiles: " + t.gpu->ProfileNames() + ")");
   }
-  if (o.batch < 1) return Status::InvalidArgument("--batch must be at least 1");
   return t;
 }
 

@@ -1,5 +1,7 @@
 #include "gpu/node_config.h"
 
+#include "common/limits.h"
+
 #include <spdlog/spdlog.h>
 
 #include "common/config.h"
@@ -72,7 +74,7 @@ Result<NodeConfig> ParseNodeConfig(const YAML::Node& root) {
 }
 
 Status ValidateNodeConfig(const NodeConfig& config) {
-  if (config.name.empty()) return Status::InvalidArgument("node.name: must not be empty");
+  FF_RETURN_IF_ERROR(CheckName("node.name", config.name));
   int total = 0;
   for (size_t i = 0; i < config.gpus.size(); ++i) {
     const EmulatedGpuGroup& g = config.gpus[i];

@@ -1,5 +1,7 @@
 #include "model/latency_model.h"
 
+#include "common/limits.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -72,13 +74,16 @@ int64_t LatencyModel::StageBytes(const FunctionSpec& f, size_t first, size_t las
   // The stage's input and output buffers stay allocated while a block runs.
   const int64_t in = first == 0 ? 0 : f.blocks[first - 1].out_elems;
   const int64_t io = in + f.blocks[last].out_elems;
-  return StageWeightBytes(f, first, last) + (peak + io + state) * batch * BytesPerElement(f.dtype);
+  // Saturating: a batch too large for any GPU stays "too large", never wraps to a small or negative size.
+  const int64_t per_sample = SaturatingAdd(SaturatingAdd(peak, io), state);
+  return SaturatingAdd(StageWeightBytes(f, first, last),
+                       SaturatingMul(SaturatingMul(per_sample, batch), BytesPerElement(f.dtype)));
 }
 
 int64_t LatencyModel::StageMib(const FunctionSpec& f, size_t first, size_t last, const gpu::MigProfile& slice,
                                int batch) const {
-  const int64_t bytes = ReserveBytes(slice) + StageBytes(f, first, last, batch);
-  return (bytes + (1 << 20) - 1) >> 20;
+  const int64_t bytes = SaturatingAdd(ReserveBytes(slice), StageBytes(f, first, last, batch));
+  return SaturatingAdd(bytes, (1 << 20) - 1) >> 20;
 }
 
 }  // namespace fluidfaas::model

@@ -6,7 +6,6 @@
 #include <fstream>
 #include <numeric>
 
-#include "common/config.h"
 #include "common/strings.h"
 
 namespace fluidfaas::model {
@@ -16,8 +15,23 @@ std::string ShapeText(const std::vector<int64_t>& shape) {
   return "[" + Join(shape, ", ", [](int64_t d) { return std::to_string(d); }) + "]";
 }
 
-// The first line of a LibTorch error: the rest is a C++ backtrace.
-std::string FirstLine(const std::string& what) { return what.substr(0, what.find('\n')); }
+// What a LibTorch error says, without its C++ backtrace. An error inside the TorchScript interpreter reads
+// "The following operation failed in the TorchScript interpreter. Traceback ...: RuntimeError: <cause>": the
+// cause is what a function author needs, so it comes first.
+std::string TorchMessage(const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  const std::string what = c10 != nullptr ? c10->what_without_backtrace() : e.what();
+  const std::string first = what.substr(0, what.find('\n'));
+  for (const char* marker : {"RuntimeError: ", "Error: "}) {
+    const size_t at = what.rfind(marker);
+    if (at != std::string::npos && what.find("TorchScript interpreter") != std::string::npos) {
+      std::string cause = what.substr(at);
+      cause = cause.substr(0, cause.find('\n'));
+      return cause + " (" + first + ")";
+    }
+  }
+  return first;
+}
 
 torch::Tensor ToTorch(const HostTensor& t) {
   return torch::from_blob(const_cast<float*>(t.data.data()), t.shape, torch::kFloat32).clone();
@@ -39,58 +53,6 @@ struct TorchScriptFunction::Modules {
 
 TorchScriptFunction::~TorchScriptFunction() = default;
 
-Result<FunctionManifest> ReadManifest(const std::string& dir) {
-  const std::string path = (std::filesystem::path(dir) / "manifest.yaml").string();
-  FF_ASSIGN_OR_RETURN(YAML::Node doc, config::LoadYamlFile(path));
-  const auto in_file = [&path](const Status& s) { return s.WithContext(path); };
-  if (Status s = config::CheckMap(doc, "manifest", {"name", "slo_ms", "max_batch", "dtype", "input_shape", "blocks"});
-      !s.ok()) {
-    return in_file(s);
-  }
-  FunctionManifest m;
-  Result<std::string> name = config::Required<std::string>(doc, "name", "manifest");
-  if (!name.ok()) return in_file(name.status());
-  m.name = *name;
-  Result<double> slo = config::Required<double>(doc, "slo_ms", "manifest");
-  if (!slo.ok()) return in_file(slo.status());
-  m.slo_ms = *slo;
-  Result<std::optional<int>> max_batch = config::Optional<int>(doc, "max_batch", "manifest");
-  if (!max_batch.ok()) return in_file(max_batch.status());
-  m.max_batch = max_batch->value_or(1);
-  Result<std::optional<std::string>> dtype = config::Optional<std::string>(doc, "dtype", "manifest");
-  if (!dtype.ok()) return in_file(dtype.status());
-  if (*dtype) {
-    Result<DType> d = ParseDType(**dtype);
-    if (!d.ok()) return in_file(d.status().WithContext("manifest.dtype"));
-    m.dtype = *d;
-  }
-  Result<std::vector<int64_t>> shape = config::Required<std::vector<int64_t>>(doc, "input_shape", "manifest");
-  if (!shape.ok()) return in_file(shape.status());
-  m.input_shape = *shape;
-
-  if (m.name.empty()) return in_file(Status::InvalidArgument("manifest.name: must not be empty"));
-  if (!(m.slo_ms > 0)) return in_file(Status::InvalidArgument("manifest.slo_ms: must be positive"));
-  if (m.max_batch < 1) return in_file(Status::InvalidArgument("manifest.max_batch: must be at least 1"));
-  if (m.input_shape.empty()) return in_file(Status::InvalidArgument("manifest.input_shape: must not be empty"));
-  for (int64_t d : m.input_shape) {
-    if (d < 1) return in_file(Status::InvalidArgument("manifest.input_shape: dimensions must be positive"));
-  }
-  const YAML::Node blocks = doc["blocks"];
-  if (!blocks || !blocks.IsSequence() || blocks.size() == 0) {
-    return in_file(Status::InvalidArgument("manifest.blocks: expected a non-empty list"));
-  }
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    const std::string where = "manifest.blocks[" + std::to_string(i) + "]";
-    if (Status s = config::CheckMap(blocks[i], where, {"name", "file"}); !s.ok()) return in_file(s);
-    Result<std::string> block_name = config::Required<std::string>(blocks[i], "name", where);
-    if (!block_name.ok()) return in_file(block_name.status());
-    Result<std::string> file = config::Required<std::string>(blocks[i], "file", where);
-    if (!file.ok()) return in_file(file.status());
-    m.blocks.push_back(BlockFile{*block_name, *file});
-  }
-  return m;
-}
-
 Result<std::unique_ptr<TorchScriptFunction>> TorchScriptFunction::Load(const std::string& dir) {
   FF_ASSIGN_OR_RETURN(FunctionManifest manifest, ReadManifest(dir));
   std::unique_ptr<TorchScriptFunction> f(new TorchScriptFunction());
@@ -111,14 +73,20 @@ Result<std::unique_ptr<TorchScriptFunction>> TorchScriptFunction::Load(const std
       f->block_params_.push_back(params);
       f->modules_->blocks.push_back(std::move(module));
     } catch (const std::exception& e) {
-      return Status::InvalidArgument(who + ": not a loadable TorchScript file: " + FirstLine(e.what()));
+      return Status::InvalidArgument(who + ": not a loadable TorchScript file: " + TorchMessage(e));
     }
   }
 
   // Chain check: one zero sample through every block.
   std::vector<int64_t> shape = manifest.input_shape;
   shape.insert(shape.begin(), 1);
-  torch::Tensor x = torch::zeros(shape, manifest.dtype == DType::kFp16 ? torch::kFloat16 : torch::kFloat32);
+  torch::Tensor x;
+  try {
+    x = torch::zeros(shape, manifest.dtype == DType::kFp16 ? torch::kFloat16 : torch::kFloat32);
+  } catch (const std::exception& e) {
+    return Status::ResourceExhausted("a sample of the manifest's input_shape " + ShapeText(shape) +
+                                     " cannot be allocated: " + TorchMessage(e));
+  }
   for (size_t i = 0; i < manifest.blocks.size(); ++i) {
     const BlockFile& b = manifest.blocks[i];
     const std::string who = "block " + std::to_string(i) + " '" + b.name + "' (" + b.file + ")";
@@ -130,7 +98,7 @@ Result<std::unique_ptr<TorchScriptFunction>> TorchScriptFunction::Load(const std
     } catch (const std::exception& e) {
       const std::string from = i == 0 ? "the manifest's input_shape" : "block " + std::to_string(i - 1) + "'s output";
       return Status::InvalidArgument(who + ": rejects " + from + " of shape " + ShapeText(in_shape) + ": " +
-                                     FirstLine(e.what()));
+                                     TorchMessage(e));
     }
     if (x.dim() < 1 || x.size(0) != 1) {
       return Status::InvalidArgument(who + ": output " + ShapeText({x.sizes().begin(), x.sizes().end()}) +
@@ -160,7 +128,7 @@ Result<HostTensor> TorchScriptFunction::Run(size_t first, size_t last, const Hos
       x = modules_->blocks[i].forward({x}).toTensor();
     } catch (const std::exception& e) {
       return Status::InvalidArgument("block " + std::to_string(i) + " '" + manifest_.blocks[i].name +
-                                     "': " + FirstLine(e.what()));
+                                     "': " + TorchMessage(e));
     }
   }
   return FromTorch(x);
@@ -189,8 +157,11 @@ FunctionSpec TorchScriptFunction::ToFunctionSpec() const {
   return f;
 }
 
-Status WriteExampleFunction(const std::string& dir) {
+Status WriteExampleFunction(const std::string& dir, bool force) {
   std::error_code ec;
+  if (!force && std::filesystem::exists(dir, ec) && !std::filesystem::is_empty(dir, ec)) {
+    return Status::AlreadyExists("'" + dir + "' exists and is not empty (--force writes into it anyway)");
+  }
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("cannot create '" + dir + "': " + ec.message());
   try {
@@ -209,7 +180,7 @@ Status WriteExampleFunction(const std::string& dir) {
     fc2.define("def forward(self, x):\n    return torch.matmul(x.flatten(1), self.weight.t()) + self.bias\n");
     fc2.save((std::filesystem::path(dir) / "fc2.pt").string());
   } catch (const std::exception& e) {
-    return Status::IoError("cannot write the example blocks into '" + dir + "': " + FirstLine(e.what()));
+    return Status::IoError("cannot write the example blocks into '" + dir + "': " + TorchMessage(e));
   }
   std::ofstream manifest(std::filesystem::path(dir) / "manifest.yaml");
   manifest << "# A FluidFaaS function: blocks run in this order; each .pt is a TorchScript module.\n"

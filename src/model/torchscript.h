@@ -31,25 +31,9 @@
 
 #include "common/result.h"
 #include "model/block.h"
+#include "model/manifest.h"
 
 namespace fluidfaas::model {
-
-struct BlockFile {
-  std::string name;
-  std::string file;  // relative to the function directory
-};
-
-struct FunctionManifest {
-  std::string name;
-  double slo_ms = 0;
-  int max_batch = 1;
-  DType dtype = DType::kFp32;
-  std::vector<int64_t> input_shape;  // per sample
-  std::vector<BlockFile> blocks;
-};
-
-// Reads and validates DIR/manifest.yaml. Errors name the file and the field.
-Result<FunctionManifest> ReadManifest(const std::string& dir);
 
 // A dense float tensor in host memory, row-major; shape[0] is the batch.
 struct HostTensor {
@@ -89,6 +73,6 @@ class TorchScriptFunction {
 
 // Writes a small example function (a three-block MLP with seeded random weights: fc1 16->32 with ReLU, a
 // reshape to [4, 8], fc2 32->8) into `dir`, creating it: a template for function authors.
-Status WriteExampleFunction(const std::string& dir);
+Status WriteExampleFunction(const std::string& dir, bool force = false);
 
 }  // namespace fluidfaas::model

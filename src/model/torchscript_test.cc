@@ -133,6 +133,19 @@ TEST_F(TorchScriptTest, WrongInputShapeInTheManifestNamesTheFirstBlock) {
   EXPECT_NE(f.status().message().find("block 0 'fc1' (fc1.pt): rejects the manifest's input_shape of shape [1, 17]"),
             std::string::npos)
       << f.status().message();
+  // Regression (hardening issue): the message ended at "The following operation failed in the TorchScript
+  // interpreter." without LibTorch's own words for the cause.
+  EXPECT_NE(f.status().message().find("RuntimeError: "), std::string::npos) << f.status().message();
+}
+
+// Regression (hardening issue: input_shape [100000,100000,100000] let a c10::Error escape): refused by the
+// manifest's element limit before LibTorch allocates anything.
+TEST_F(TorchScriptTest, AHugeInputShapeIsAnErrorNotACrash) {
+  WriteManifest("name: m\nslo_ms: 5\ninput_shape: [100000, 100000, 100000]\nblocks:\n  - {name: fc1, file: fc1.pt}\n");
+  Result<std::unique_ptr<TorchScriptFunction>> f = TorchScriptFunction::Load(dir_.string());
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(f.status().message().find("input_shape"), std::string::npos) << f.status().message();
 }
 
 TEST_F(TorchScriptTest, MissingOrCorruptFilesNameTheBlockAndFile) {
@@ -152,13 +165,13 @@ TEST_F(TorchScriptTest, MissingOrCorruptFilesNameTheBlockAndFile) {
 TEST_F(TorchScriptTest, MalformedManifestsNameTheFileAndField) {
   const std::pair<const char*, const char*> cases[] = {
       {"name: m\ninput_shape: [16]\nblocks: [{name: a, file: fc1.pt}]\n", "manifest: missing required key 'slo_ms'"},
-      {"name: m\nslo_ms: 5\ninput_shape: [16]\nblocks: []\n", "manifest.blocks: expected a non-empty list"},
+      {"name: m\nslo_ms: 5\ninput_shape: [16]\nblocks: []\n", "manifest.blocks: expected a list of 1..1024 blocks"},
       {"name: m\nslo_ms: 5\ninput_shape: [16]\nblocks: [{name: a}]\n", "manifest.blocks[0]: missing required key 'file'"},
-      {"name: m\nslo_ms: -1\ninput_shape: [16]\nblocks: [{name: a, file: fc1.pt}]\n", "manifest.slo_ms: must be positive"},
+      {"name: m\nslo_ms: -1\ninput_shape: [16]\nblocks: [{name: a, file: fc1.pt}]\n", "manifest.slo_ms: -1 is not in (0, 1e+07]"},
       {"name: m\nslo_ms: 5\ndtype: int8\ninput_shape: [16]\nblocks: [{name: a, file: fc1.pt}]\n",
        "manifest.dtype: unknown dtype 'int8'"},
       {"name: m\nslo_ms: 5\ninput_shape: [0]\nblocks: [{name: a, file: fc1.pt}]\n",
-       "manifest.input_shape: dimensions must be positive"},
+       "manifest.input_shape: 0 is not in 1..2147483648"},
       {"name: m\nslo: 5\n", "manifest: unknown key 'slo'"},
       {"name: [unclosed\n", "manifest.yaml:"},
   };
@@ -193,6 +206,10 @@ TEST(TorchScriptExampleTest, ExampleFunctionLoadsAndRuns) {
   Result<HostTensor> y = (*f)->Run(0, 2, HostTensor{{2, 16}, std::vector<float>(32, 1.0f)});
   ASSERT_TRUE(y.ok());
   EXPECT_EQ(y->shape, (std::vector<int64_t>{2, 8}));
+  // Regression (hardening issue: `example DIR` overwrote an existing directory silently).
+  const Status again = WriteExampleFunction(dir.string());
+  EXPECT_EQ(again.code(), StatusCode::kAlreadyExists) << again.message();
+  EXPECT_TRUE(WriteExampleFunction(dir.string(), /*force=*/true).ok());
   fs::remove_all(dir);
 }
 

@@ -72,11 +72,13 @@ int main(int argc, char** argv) {
   check->add_flag("--json", json_output, "Print JSON");
   check->callback([&] { exit_code = RunCheck(dir, json_output); });
   CLI::App* example = app.add_subcommand("example", "Write an example function directory (a three-block MLP)");
-  example->add_option("DIR", dir, "Directory to create")->required();
+  example->add_option("DIR", dir, "Directory to create (refused when it exists and is not empty)")->required();
+  bool force = false;
+  example->add_flag("--force", force, "Write into DIR even when it is not empty");
   example->callback([&] {
-    const fluidfaas::Status s = fluidfaas::model::WriteExampleFunction(dir);
+    const fluidfaas::Status s = fluidfaas::model::WriteExampleFunction(dir, force);
     if (!s.ok()) std::cerr << "fluidfaas-worker: " << s.message() << '\n';
-    exit_code = s.ok() ? 0 : 1;
+    exit_code = s.ok() ? 0 : (s.code() == fluidfaas::StatusCode::kAlreadyExists ? 2 : 1);
   });
   try {
     app.parse(argc, argv);

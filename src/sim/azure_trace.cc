@@ -1,12 +1,12 @@
 #include "sim/azure_trace.h"
 
+#include "common/limits.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <random>
-#include <sstream>
 
 namespace fluidfaas::sim {
 namespace {
@@ -41,7 +41,8 @@ uint64_t HashWithSeed(std::string_view s, uint64_t seed) {
 
 Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, const TraceOptions& options) {
   if (options.models.empty()) return Status::InvalidArgument("trace: no models to map functions onto");
-  if (!(options.rate_scale > 0)) return Status::InvalidArgument("trace: rate scale must be positive");
+  FF_RETURN_IF_ERROR(CheckRange("trace: rate scale", options.rate_scale, 0, 1e6, /*open_low=*/true));
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a UTF-8 byte-order mark
   Trace trace;
   trace.models = options.models;
   trace.per_model.assign(options.models.size(), 0);
@@ -54,19 +55,32 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
   std::map<std::string_view, size_t> named;
   std::vector<std::pair<int, size_t>> minutes;  // (minute, column)
   for (size_t c = 0; c < header.size(); ++c) {
-    int minute = 0;
+    int64_t minute = 0;
     const auto [end, ec] = std::from_chars(header[c].data(), header[c].data() + header[c].size(), minute);
-    if (ec == std::errc() && end == header[c].data() + header[c].size() && !header[c].empty()) {
-      minutes.emplace_back(minute, c);
-    } else {
-      named[header[c]] = c;
+    const bool numeric = !header[c].empty() && end == header[c].data() + header[c].size() &&
+                         (ec == std::errc() || ec == std::errc::result_out_of_range);
+    if (!numeric) {
+      if (!named.emplace(header[c], c).second) {
+        return Status::InvalidArgument(source + ":1: column '" + Printable(header[c], 40) + "' appears twice");
+      }
+      continue;
     }
+    if (ec != std::errc() || minute < 1 || minute > kMaxTraceMinute) {
+      return Status::InvalidArgument(source + ":1: minute column '" + Printable(header[c], 40) + "' is not in 1.." +
+                                     std::to_string(kMaxTraceMinute));
+    }
+    minutes.emplace_back(static_cast<int>(minute), c);
   }
   for (const char* col : {"HashOwner", "HashApp", "HashFunction", "Trigger"}) {
     if (!named.contains(col)) return Status::InvalidArgument(source + ":1: no column named '" + col + "'");
   }
   if (minutes.empty()) return Status::InvalidArgument(source + ":1: no minute columns (numbered headers)");
   std::sort(minutes.begin(), minutes.end());
+  for (size_t i = 1; i < minutes.size(); ++i) {
+    if (minutes[i].first == minutes[i - 1].first) {
+      return Status::InvalidArgument(source + ":1: minute " + std::to_string(minutes[i].first) + " appears twice");
+    }
+  }
   const int file_first = minutes.front().first;
   const int file_last = minutes.back().first;
   trace.first_minute = options.first_minute != 0 ? options.first_minute : file_first;
@@ -114,6 +128,13 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
     const auto model = static_cast<uint32_t>(HashWithSeed(fields[fn_col], options.seed) % options.models.size());
     for (size_t i = 0; i < minutes.size(); ++i) {
       const double expected = static_cast<double>(counts[i]) * options.rate_scale;
+      // Bounded before anything is allocated: the whole run may hold kMaxRequestsPerRun requests.
+      if (expected + static_cast<double>(trace.arrivals.size()) > static_cast<double>(kMaxRequestsPerRun)) {
+        return Status::InvalidArgument(source + ":" + std::to_string(line_no) + ": the trace holds more than " +
+                                       std::to_string(kMaxRequestsPerRun) +
+                                       " invocations in the minutes selected, the limit of one run (select fewer "
+                                       "minutes or scale the rate down)");
+      }
       auto n = static_cast<int64_t>(expected);
       if (coin(rng) < expected - static_cast<double>(n)) ++n;
       const double minute_start = 60.0 * (minutes[i].first - trace.first_minute);
@@ -123,6 +144,11 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
       trace.per_model[model] += n;
     }
   }
+  if (trace.arrivals.empty()) {
+    return Status::InvalidArgument(source + ": no invocations in minutes " + std::to_string(trace.first_minute) + ".." +
+                                   std::to_string(trace.last_minute) +
+                                   (trace.functions == 0 ? " (no function rows)" : ""));
+  }
   std::sort(trace.arrivals.begin(), trace.arrivals.end(), [](const Arrival& a, const Arrival& b) {
     return a.at != b.at ? a.at < b.at : a.function < b.function;
   });
@@ -130,12 +156,8 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
 }
 
 Result<Trace> ReadAzureTrace(const std::string& path, const TraceOptions& options) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound("cannot open trace '" + path + "'");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return Status::IoError("cannot read trace '" + path + "'");
-  return ParseAzureTrace(text.str(), path, options);
+  FF_ASSIGN_OR_RETURN(std::string text, ReadBoundedFile(path, kMaxTraceBytes, "trace"));
+  return ParseAzureTrace(text, path, options);
 }
 
 }  // namespace fluidfaas::sim

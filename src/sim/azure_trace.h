@@ -11,7 +11,10 @@
 // of the first selected minute.
 //
 // A malformed row (wrong field count, a count that is not a non-negative integer) is an error naming the file
-// and line, or, with `lenient`, skipped and counted.
+// and line, or, with `lenient`, skipped and counted. The header is strict: minute columns are 1..20160 and
+// unique, named columns unique. A UTF-8 byte-order mark and CRLF line ends are accepted. The file is at most
+// kMaxTraceBytes, the selected minutes hold at most kMaxRequestsPerRun invocations (after scaling; checked
+// before they are generated), and at least one (common/limits.h).
 //
 // Thread safety: pure functions.
 #pragma once

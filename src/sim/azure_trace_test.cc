@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <string>
+
 namespace fluidfaas::sim {
 namespace {
 
@@ -80,6 +83,33 @@ TEST(AzureTraceTest, BadRowsAreErrorsWithTheLineOrSkippedWhenLenient) {
   EXPECT_EQ(ParseAzureTrace("HashOwner,HashApp,Trigger,1\n", "t", Options()).status().message(),
             "t:1: no column named 'HashFunction'");
   EXPECT_EQ(ReadAzureTrace("/nonexistent.csv", Options()).status().code(), StatusCode::kNotFound);
+}
+
+// Regressions from the hardening issue: each header or size problem is an error naming it, found before any
+// arrival is generated; a byte-order mark and CRLF are accepted.
+TEST(AzureTraceTest, HeadersAndSizesAreCheckedBeforeAnythingIsGenerated) {
+  const std::string head = "HashOwner,HashApp,HashFunction,Trigger,";
+  const auto err = [](const std::string& text) {
+    Result<Trace> t = ParseAzureTrace(text, "t.csv", Options());
+    return t.ok() ? std::string() : t.status().message();
+  };
+  EXPECT_NE(err(head + "1,1\no,a,f,http,1,2\n").find("minute 1 appears twice"), std::string::npos);
+  EXPECT_NE(err(head + "0,1\no,a,f,http,1,2\n").find("is not in 1..20160"), std::string::npos);
+  EXPECT_NE(err(head + "-5\no,a,f,http,1\n").find("is not in 1..20160"), std::string::npos);
+  EXPECT_NE(err(head + "1,1000000\no,a,f,http,1,2\n").find("'1000000' is not in"), std::string::npos);
+  EXPECT_NE(err("HashOwner,HashOwner,HashApp,HashFunction,Trigger,1\no,o,a,f,http,1\n").find("appears twice"),
+            std::string::npos);
+  EXPECT_NE(err(head + "1\no,a,f,http,1000000000000\n").find("limit of one run"), std::string::npos);
+  EXPECT_NE(err(head + "1,2\no,a,f,http,0,0\n").find("no invocations in minutes 1..2"), std::string::npos);
+  EXPECT_NE(err(head + "1\n").find("no function rows"), std::string::npos);
+  TraceOptions huge = Options();
+  huge.rate_scale = 1e300;
+  EXPECT_FALSE(ParseAzureTrace(kSample, "t.csv", huge).ok());
+  huge.rate_scale = std::numeric_limits<double>::infinity();
+  EXPECT_FALSE(ParseAzureTrace(kSample, "t.csv", huge).ok());
+  Result<Trace> bom = ParseAzureTrace(std::string("\xEF\xBB\xBF") + kSample, "t.csv", Options());
+  ASSERT_TRUE(bom.ok()) << bom.status().message();
+  EXPECT_EQ(bom->arrivals.size(), 38u);
 }
 
 }  // namespace

@@ -39,9 +39,8 @@ class Engine {
   SimResult Run() {
     const TimePoint end = (arrivals_.empty() ? TimePoint{} : arrivals_.back().at) + options_.drain;
     if (!arrivals_.empty()) clock_.ScheduleAt(arrivals_.front().at, [this] { Arrive(0); });
-    for (TimePoint t = TimePoint{} + options_.tick; t <= end; t += options_.tick) {
-      clock_.ScheduleAt(t, [this] { Tick(); });
-    }
+    // One pending tick at a time (like arrivals): the event queue stays small however long the run.
+    if (TimePoint{} + options_.tick <= end) clock_.ScheduleAt(TimePoint{} + options_.tick, [this, end] { Tick(end); });
     if (options_.take.every > Duration{0} && !slices_.empty()) ScheduleTake(end);
     result_.events = static_cast<int64_t>(clock_.RunUntilIdle());
     result_.horizon = std::max(end, clock_.Now()) - TimePoint{};
@@ -134,7 +133,8 @@ class Engine {
     if (i + 1 < arrivals_.size()) clock_.ScheduleAt(arrivals_[i + 1].at, [this, i] { Arrive(i + 1); });
   }
 
-  void Tick() {
+  void Tick(TimePoint end) {
+    if (clock_.Now() + options_.tick <= end) clock_.ScheduleAfter(options_.tick, [this, end] { Tick(end); });
     if (options_.faults.worker > 0) {
       const double p = 1 - std::exp(-options_.faults.worker * ToSeconds(options_.tick));
       for (size_t s = 0; s < slices_.size(); ++s) {
