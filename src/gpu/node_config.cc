@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
+
 #include "common/config.h"
 
 namespace fluidfaas::gpu {
@@ -131,13 +133,24 @@ Result<NodeTopology> ResolveNode(const NodeConfig& config, const std::function<R
   Result<NodeTopology> found = discover();
   if (found.ok()) return found;
   if (config.discovery == DiscoveryMode::kNvml) return found.status().WithContext("NVML discovery");
-  spdlog::info("NVML discovery unavailable ({}); emulating the node from its config", found.status().message());
-  return EmulateNode(config, "emulated (NVML unavailable: " + found.status().message() + ")");
+  // No NVML at all is the normal case of a machine without GPUs; NVML that is there and fails (no driver
+  // loaded, a GPU this build does not know, MIG off) is worth a warning: the operator may expect real GPUs.
+  if (found.status().code() == StatusCode::kNotFound) {
+    spdlog::info("NVML is not installed ({}); emulating the node from its config", found.status().message());
+    return EmulateNode(config, "emulated (NVML absent)");
+  }
+  spdlog::warn("NVML discovery failed: {}; emulating the node from its config (set discovery: nvml to make this "
+               "an error)",
+               found.status().message());
+  return EmulateNode(config, "emulated (NVML failed: " + found.status().message() + ")");
 }
 
 Result<NodeTopology> ResolveNode(const NodeConfig& config) {
   return ResolveNode(config, [&config]() -> Result<NodeTopology> {
-    FF_ASSIGN_OR_RETURN(std::unique_ptr<nvml::Library> lib, nvml::Library::Open());
+    // FLUIDFAAS_NVML_LIBRARY names another library (tests point it nowhere to emulate on any host).
+    const char* path = std::getenv("FLUIDFAAS_NVML_LIBRARY");
+    FF_ASSIGN_OR_RETURN(std::unique_ptr<nvml::Library> lib,
+                        nvml::Library::Open(path != nullptr && *path != '\0' ? path : "libnvidia-ml.so.1"));
     return nvml::Discover(lib->api(), config.name);
   });
 }

@@ -14,7 +14,8 @@ Result<NodeConfig> ParseText(const std::string& text) {
   return c;
 }
 
-Result<NodeTopology> NoNvml() { return Status::Unavailable("no driver"); }
+Result<NodeTopology> NoNvml() { return Status::NotFound("libnvidia-ml.so.1: cannot open shared object file"); }
+Result<NodeTopology> FailingNvml() { return Status::Unimplemented("GPU 0: product 'NVIDIA V100' is not supported"); }
 
 TEST(NodeConfigTest, EmbeddedDefaultIsOneA100WithThreeSlices) {
   Result<NodeConfig> config = LoadNodeConfig("");
@@ -22,7 +23,7 @@ TEST(NodeConfigTest, EmbeddedDefaultIsOneA100WithThreeSlices) {
   Result<NodeTopology> node = ResolveNode(*config, NoNvml);
   ASSERT_TRUE(node.ok()) << node.status().ToString();
   EXPECT_TRUE(node->emulated);
-  EXPECT_EQ(node->source, "emulated (NVML unavailable: no driver)");
+  EXPECT_EQ(node->source, "emulated (NVML absent)");
   ASSERT_EQ(node->gpus.size(), 1u);
   EXPECT_EQ(node->gpus[0].type->model, GpuModel::kA100_80GB);
   ASSERT_EQ(node->slices.size(), 3u);
@@ -58,8 +59,23 @@ TEST(NodeConfigTest, NvmlModeFailsWithoutNvml) {
   Result<NodeConfig> c = ParseText("node: {discovery: nvml}\n");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   Result<NodeTopology> node = ResolveNode(*c, NoNvml);
-  EXPECT_EQ(node.status().code(), StatusCode::kUnavailable);
-  EXPECT_EQ(node.status().message(), "NVML discovery: no driver");
+  EXPECT_EQ(node.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(node.status().message(), "NVML discovery: libnvidia-ml.so.1: cannot open shared object file");
+  Result<NodeTopology> failing = ResolveNode(*c, FailingNvml);
+  EXPECT_EQ(failing.status().code(), StatusCode::kUnimplemented);
+}
+
+// Regression (hardening issue: any NVML failure, an unsupported GPU included, silently became an emulated node,
+// logged below the default level): absence and failure are told apart, and the failure is named.
+TEST(NodeConfigTest, AutoModeTellsAnAbsentNvmlFromAFailingOne) {
+  Result<NodeConfig> c = LoadNodeConfig("");
+  ASSERT_TRUE(c.ok());
+  Result<NodeTopology> absent = ResolveNode(*c, NoNvml);
+  ASSERT_TRUE(absent.ok());
+  EXPECT_EQ(absent->source, "emulated (NVML absent)");
+  Result<NodeTopology> failing = ResolveNode(*c, FailingNvml);
+  ASSERT_TRUE(failing.ok());
+  EXPECT_EQ(failing->source, "emulated (NVML failed: GPU 0: product 'NVIDIA V100' is not supported)");
 }
 
 TEST(NodeConfigTest, AutoModePrefersDiscoveredNode) {

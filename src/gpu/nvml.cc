@@ -136,8 +136,8 @@ Result<GpuInfo> DiscoverGpu(const Api& api, const Session& session, unsigned ind
 Result<std::unique_ptr<Library>> Library::Open(const std::string& path) {
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
-    const char* why = dlerror();
-    return Status::Unavailable(why != nullptr ? why : "cannot load " + path);
+    const char* why = dlerror();  // NotFound: no NVML here at all (ResolveNode tells absence from failure)
+    return Status::NotFound(why != nullptr ? why : "cannot load " + path);
   }
   std::unique_ptr<Library> lib(new Library());
   lib->handle_ = handle;

@@ -76,6 +76,7 @@ struct Api {
 class Library {
  public:
   // Unavailable when the library or one of the entry points is missing (no driver on this machine).
+  // NotFound when the library cannot be loaded (no driver installed); Unavailable when it lacks a function.
   static Result<std::unique_ptr<Library>> Open(const std::string& path = "libnvidia-ml.so.1");
   ~Library();
   Library(const Library&) = delete;
