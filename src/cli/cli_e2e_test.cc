@@ -205,6 +205,54 @@ TEST(CliTest, PlanFreeAllAndNoPlanExitCodes) {
 
 // The acceptance run of the scheduler-interface issue, shortened: faults and noise, every request accounted for
 // with integer fields, failures by code in rejections.csv; bad fault specs are exit 2.
+// Regressions for the hardening issue: each command is one of a class of inputs that crashed (exit 134) or was
+// accepted silently; every one is now exit 2 naming the field, quickly.
+TEST(CliTest, BadInputIsExit2NamingTheFieldNeverACrash) {
+  const std::string dir = testing::TempDir();
+  const std::string out = " --out " + dir + "/hard_out";
+  std::ofstream(dir + "/dup.yaml") << "node:\n  name: a\n  gpus:\n    - {type: a100-80gb, layout: 7g.80gb, count: 1, count: 5}\n";
+  std::ofstream(dir + "/dup2.yaml") << "node: {name: a}\nnode: {name: b}\n";
+  std::ofstream(dir + "/esc.yaml") << "node:\n  name: \"x\\e[2Jy\"\n";
+  std::ofstream(dir + "/big.yaml") << std::string(2 << 20, '#');
+  std::ofstream(dir + "/huge.csv") << "HashOwner,HashApp,HashFunction,Trigger,1\no,a,f,http,1000000000000\n";
+  std::ofstream(dir + "/span.csv") << "HashOwner,HashApp,HashFunction,Trigger,1,1000000\no,a,f,http,1,2\n";
+  std::ofstream(dir + "/dupmin.csv") << "HashOwner,HashApp,HashFunction,Trigger,1,1\no,a,f,http,1,2\n";
+  std::ofstream(dir + "/empty.csv") << "HashOwner,HashApp,HashFunction,Trigger,1\no,a,f,http,0\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {"sim --policies exclusive --load light --duration inf" + out, "--duration: inf is not in"},
+      {"sim --policies exclusive --load light --duration 1e9" + out, "--duration: 1e+09 is not in"},
+      {"sim --trace " + dir + "/huge.csv" + out, "limit of one run"},
+      {"sim --trace " + dir + "/span.csv" + out, "'1000000' is not in 1..20160"},
+      {"sim --trace " + dir + "/dupmin.csv" + out, "minute 1 appears twice"},
+      {"sim --trace " + dir + "/empty.csv" + out, "no invocations"},
+      {"sim --trace " + dir + "/empty.csv --duration 60" + out, "--duration is for synthetic loads"},
+      {"sim --trace " + dir + "/huge.csv --rate-scale inf" + out, "--rate-scale: inf is not in"},
+      {"sim --rate-scale 2" + out, "give --trace"},
+      {"sim --seed -1" + out, "--seed: '-1' is not an unsigned integer"},
+      {"sim --seed ''" + out, "--seed: '' is not an unsigned integer"},
+      {"plan --model resnet50 --free 0:2g.20gb@4 --slo-ms nan", "--slo-ms: 'nan' is not a number"},
+      {"plan --model resnet50 --free 0:2g.20gb@4 --slo-ms 0", "--slo-ms: 0 is not in"},
+      {"zoo latency --model llama2-13b --gpu a100-80gb --profile 7g.80gb --batch 2147483647 --seq 4096 --json",
+       "--batch: 2147483647 is not in 1..4096"},
+      {"zoo latency --model llama2-13b --gpu a100-80gb --profile 7g.80gb --seq 0", "--seq: 0 is not in"},
+      {"node show --config " + dir + "/dup.yaml", "duplicate key 'count'"},
+      {"node show --config " + dir + "/dup2.yaml", "duplicate key 'node'"},
+      {"node show --config " + dir + "/esc.yaml", "node.name: 'x\\x1b[2Jy' is not a name"},
+      {"node show --config " + dir + "/big.yaml", "over the limit of 1048576"},
+  };
+  for (const auto& [args, want] : cases) {
+    const CommandRun r = Fluidfaas(args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find(want), std::string::npos) << args << "\n" << r.out;
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << args << ": an escape sequence echoed raw";
+  }
+  // A large 4096-token batch that fits nothing: memory saturates, it does not wrap to a small number.
+  const CommandRun big = Fluidfaas("zoo latency --model llama2-13b --gpu a100-80gb --profile 7g.80gb --batch 4096 --seq 4096 --json");
+  ASSERT_EQ(big.exit_code, 0) << big.out;
+  EXPECT_FALSE(Json(big)["fits"].get<bool>());
+  EXPECT_GT(Json(big)["memory_mib"].get<int64_t>(), 81920);
+}
+
 TEST(CliTest, SimWithFaultsAccountsForEveryRequest) {
   const std::string out = testing::TempDir() + "/sim_faults";
   CommandRun r = Fluidfaas("sim --preset paper --load medium --duration 60 --gpus 2 --faults load=0.05,stage=0.001,worker=0.0005 "

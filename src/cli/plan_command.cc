@@ -54,27 +54,9 @@ Result<std::vector<policy::FreeSlice>> ParseFree(const PlanOptions& o, const gpu
     }
     return free;
   }
-  std::map<int, std::vector<gpu::PlacedSlice>> by_gpu;
-  size_t pos = 0;
-  while (pos <= o.free.size()) {
-    size_t comma = o.free.find(',', pos);
-    if (comma == std::string::npos) comma = o.free.size();
-    const std::string item = o.free.substr(pos, comma - pos);
-    pos = comma + 1;
-    FF_ASSIGN_OR_RETURN(gpu::SliceId id, gpu::SliceId::Parse(item));
-    const gpu::MigProfile* profile = type.FindProfile(id.profile);
-    if (profile == nullptr) {
-      return Status::InvalidArgument("slice '" + item + "': profile '" + id.profile + "' does not exist on " +
-                                     std::string(type.name));
-    }
-    by_gpu[id.gpu].push_back(gpu::PlacedSlice{profile, id.start});
-    add(id.gpu, gpu::PlacedSlice{profile, id.start});
-  }
-  // The free slices of one GPU must be a valid (partial) layout: allowed starts, no overlap, no duplicates.
-  for (const auto& [g, slices] : by_gpu) {
-    Result<gpu::Layout> layout = gpu::MakeLayout(type, slices);
-    if (!layout.ok()) return layout.status().WithContext("--free: GPU " + std::to_string(g));
-  }
+  Result<std::vector<std::pair<int, gpu::PlacedSlice>>> list = gpu::ParseSliceList(type, o.free);
+  if (!list.ok()) return list.status().WithContext("--free");
+  for (const auto& [g, s] : *list) add(g, s);
   return free;
 }
 

@@ -1,5 +1,9 @@
 #include "gpu/topology.h"
 
+#include <map>
+
+#include "common/limits.h"
+
 #include <charconv>
 #include <cstdio>
 
@@ -28,7 +32,7 @@ std::string SliceId::ToString() const {
 
 Result<SliceId> SliceId::Parse(std::string_view text) {
   const auto bad = [&text](std::string_view why) {
-    return Status::InvalidArgument("slice id '" + std::string(text) + "': " + std::string(why) +
+    return Status::InvalidArgument("slice id '" + Printable(text, 40) + "': " + std::string(why) +
                                    " (expected gpu:profile@start, e.g. 0:2g.20gb@4)");
   };
   const size_t colon = text.find(':');
@@ -37,11 +41,44 @@ Result<SliceId> SliceId::Parse(std::string_view text) {
     return bad("missing ':' or '@'");
   }
   SliceId id;
-  if (!ParseInt(text.substr(0, colon), &id.gpu)) return bad("GPU index is not a number");
+  if (!ParseInt(text.substr(0, colon), &id.gpu) || id.gpu < 0 || id.gpu >= kMaxSliceListGpus) {
+    return bad("GPU index is not a number in 0.." + std::to_string(kMaxSliceListGpus - 1));
+  }
   id.profile = std::string(text.substr(colon + 1, at - colon - 1));
   if (id.profile.empty()) return bad("empty profile");
-  if (!ParseInt(text.substr(at + 1), &id.start)) return bad("start is not a number");
+  if (!ParseInt(text.substr(at + 1), &id.start) || id.start < 0 || id.start > 7) {
+    return bad("start is not a memory slice 0..7");
+  }
   return id;
+}
+
+Result<std::vector<std::pair<int, PlacedSlice>>> ParseSliceList(const GpuType& type, std::string_view text) {
+  std::vector<std::pair<int, PlacedSlice>> out;
+  std::map<int, std::vector<PlacedSlice>> by_gpu;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string_view::npos) comma = text.size();
+    const std::string_view item = text.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (out.size() >= static_cast<size_t>(kMaxSliceListGpus) * 8) {
+      return Status::InvalidArgument("slice list: more than " + std::to_string(kMaxSliceListGpus * 8) + " slices");
+    }
+    FF_ASSIGN_OR_RETURN(SliceId id, SliceId::Parse(item));
+    const MigProfile* profile = type.FindProfile(id.profile);
+    if (profile == nullptr) {
+      return Status::InvalidArgument("slice '" + Printable(item, 40) + "': profile '" + Printable(id.profile, 20) +
+                                     "' does not exist on " + std::string(type.name));
+    }
+    by_gpu[id.gpu].push_back(PlacedSlice{profile, id.start});
+    out.emplace_back(id.gpu, PlacedSlice{profile, id.start});
+  }
+  // The slices of one GPU must be a valid (partial) layout: allowed starts, no overlap, no duplicates.
+  for (const auto& [g, slices] : by_gpu) {
+    Result<Layout> layout = MakeLayout(type, slices);
+    if (!layout.ok()) return layout.status().WithContext("GPU " + std::to_string(g));
+  }
+  return out;
 }
 
 const Slice* NodeTopology::FindSlice(std::string_view id) const {

@@ -27,6 +27,13 @@ struct SliceId {
   friend bool operator==(const SliceId&, const SliceId&) = default;
 };
 
+// GPUs a slice list may name (a cluster's, for planning; a node has at most kMaxGpusPerNode).
+inline constexpr int kMaxSliceListGpus = 64;
+
+// "0:2g.20gb@4,0:1g.10gb@6,1:4g.40gb@0": each a profile of `type` at an allowed start; the slices of one GPU
+// must form a valid (partial) layout. (GPU index, slice) in the order given.
+Result<std::vector<std::pair<int, PlacedSlice>>> ParseSliceList(const GpuType& type, std::string_view text);
+
 struct Slice {
   std::string id;               // "0:2g.20gb@4"
   int gpu = 0;                  // index of its GPU on the node

@@ -1,0 +1,14 @@
+// The Azure Functions 2019 trace reader (sim/azure_trace.h), strict and lenient, at a few rate scales.
+#include "fuzz/fuzz_common.h"
+#include "sim/azure_trace.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  fluidfaas::sim::TraceOptions options;
+  options.models = {"resnet50", "bert-base", "llama2-7b"};
+  options.lenient = (data[0] & 1) != 0;
+  options.rate_scale = (data[0] & 2) != 0 ? 0.5 : 1.0;
+  options.seed = data[0];
+  (void)fluidfaas::sim::ParseAzureTrace(FuzzText(data + 1, size - 1), "fuzz.csv", options);
+  return 0;
+}
