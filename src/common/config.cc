@@ -62,11 +62,16 @@ Result<YAML::Node> LoadYamlFile(const std::string& path) {
 Status CheckMap(const YAML::Node& node, std::string_view where, std::initializer_list<std::string_view> known) {
   if (!node.IsMap()) return Status::InvalidArgument(std::string(where) + ": expected a map");
   for (const auto& item : node) {
-    const std::string key = item.first.as<std::string>();
+    // Found by fuzzing: a key that is itself a map or list ({a: 1}: x) threw out of here.
+    if (!item.first.IsScalar()) {
+      return Status::InvalidArgument(std::string(where) + ": a key must be a plain name, not '" +
+                                     Printable(YAML::Dump(item.first), 40) + "'");
+    }
+    const std::string key = item.first.Scalar();
     bool found = false;
     for (std::string_view k : known) found = found || k == key;
     if (!found) {
-      return Status::InvalidArgument(std::string(where) + ": unknown key '" + key + "' (known: " +
+      return Status::InvalidArgument(std::string(where) + ": unknown key '" + Printable(key, 40) + "' (known: " +
                                      Join(known, ", ") + ")");
     }
   }

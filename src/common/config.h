@@ -29,15 +29,24 @@ Result<YAML::Node> LoadYamlFile(const std::string& path);
 Status CheckMap(const YAML::Node& node, std::string_view where, std::initializer_list<std::string_view> known);
 
 // The value of map[key] as T, or nullopt when the key is absent. InvalidArgument when it does not convert.
+// No yaml-cpp exception leaves these readers: a node of the wrong shape is an InvalidArgument naming the field.
 template <typename T>
 Result<std::optional<T>> Optional(const YAML::Node& map, std::string_view key, std::string_view where) {
-  const YAML::Node value = map[std::string(key)];
-  if (!value) return std::optional<T>();
   try {
-    return std::optional<T>(value.as<T>());
-  } catch (const YAML::Exception&) {
-    return Status::InvalidArgument(std::string(where) + "." + std::string(key) + ": cannot read '" +
-                                   YAML::Dump(value) + "' as the expected type");
+    if (!map.IsMap()) return Status::InvalidArgument(std::string(where) + ": expected a map");
+    const YAML::Node value = map[std::string(key)];
+    if (!value) return std::optional<T>();
+    try {
+      return std::optional<T>(value.as<T>());
+    } catch (const YAML::Exception&) {
+      std::string text = YAML::Dump(value);
+      if (text.size() > 60) text = text.substr(0, 60) + "...";
+      for (char& c : text) c = (c >= 0x20 && c < 0x7f) ? c : '?';
+      return Status::InvalidArgument(std::string(where) + "." + std::string(key) + ": cannot read '" + text +
+                                     "' as the expected type");
+    }
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument(std::string(where) + "." + std::string(key) + ": " + e.what());
   }
 }
 

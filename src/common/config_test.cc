@@ -62,6 +62,16 @@ TEST(ConfigTest, DuplicateKeysAreErrorsAtAnyDepth) {
   EXPECT_TRUE(ParseYaml("a: 1\nb: {a: 2}\n", "c.yaml").ok());  // the same key in different maps is fine
 }
 
+// Found by fuzzing (node_config_fuzz, manifest_fuzz): a key that is itself a map threw a yaml-cpp exception
+// through CheckMap and killed the process.
+TEST(ConfigTest, AKeyThatIsAMapIsAnErrorNotAnException) {
+  const YAML::Node n = *ParseYaml("{type: a, count: 2}: h100\nname: x\n", "t");
+  const Status s = CheckMap(n, "node", {"name"});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("a key must be a plain name"), std::string::npos) << s.message();
+  EXPECT_FALSE(Optional<int>(*ParseYaml("[1, 2]", "t"), "count", "node").ok());  // not a map: an error
+}
+
 // Regression (hardening issue: a 50 MB config took 48 s and 2.8 GB before it was rejected).
 TEST(ConfigTest, OversizedTextIsRefusedBeforeParsing) {
   const Result<YAML::Node> big = ParseYaml(std::string(2 << 20, '#'), "big.yaml");

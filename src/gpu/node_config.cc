@@ -41,7 +41,9 @@ std::string_view ToString(DiscoveryMode mode) {
 
 std::string_view EmbeddedDefaultConfig() { return kEmbeddedDefault; }
 
-Result<NodeConfig> ParseNodeConfig(const YAML::Node& root) {
+namespace {
+
+Result<NodeConfig> ParseNodeConfigUnguarded(const YAML::Node& root) {
   if (!root.IsMap()) return Status::InvalidArgument("config: expected a map with a 'node' section");
   const YAML::Node node = root["node"];
   if (!node) return Status::InvalidArgument("config: missing the 'node' section");
@@ -73,6 +75,16 @@ Result<NodeConfig> ParseNodeConfig(const YAML::Node& root) {
     out.gpus.push_back(std::move(group));
   }
   return out;
+}
+
+}  // namespace
+
+Result<NodeConfig> ParseNodeConfig(const YAML::Node& root) {
+  try {
+    return ParseNodeConfigUnguarded(root);
+  } catch (const YAML::Exception& e) {  // a shape the readers did not expect: an error, never a crash
+    return Status::InvalidArgument(std::string("config: ") + e.what());
+  }
 }
 
 Status ValidateNodeConfig(const NodeConfig& config) {

@@ -67,7 +67,12 @@ Result<FunctionManifest> Parse(const YAML::Node& doc) {
 
 Result<FunctionManifest> ParseManifest(const std::string& text, const std::string& source) {
   FF_ASSIGN_OR_RETURN(YAML::Node doc, config::ParseYaml(text, source));
-  Result<FunctionManifest> m = Parse(doc);
+  Result<FunctionManifest> m = Status::Internal("unset");
+  try {
+    m = Parse(doc);
+  } catch (const YAML::Exception& e) {  // a shape the readers did not expect: an error, never a crash
+    m = Status::InvalidArgument(std::string("manifest: ") + e.what());
+  }
   if (!m.ok()) return m.status().WithContext(source);
   return m;
 }
