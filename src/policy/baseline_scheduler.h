@@ -105,7 +105,8 @@ class BaselineScheduler : public Scheduler {
       return Status::FailedPrecondition("function id " + std::to_string(function.id) + " is still being removed");
     }
     if (it != functions_.end()) functions_.erase(it);
-    functions_.emplace(function.id, MakeFn(std::move(function)));
+    const FunctionId id = function.id;
+    functions_.emplace(id, MakeFn(std::move(function)));
     return Status::Ok();
   }
 
@@ -145,7 +146,7 @@ class BaselineScheduler : public Scheduler {
 
   // Routes `request` of `fn` (scaling up by the baseline's rules), or says why it cannot.
   virtual std::optional<Refusal> Admit(Fn& fn, const RequestEvent& request, TimePoint now, std::vector<Decision>& out) = 0;
-  virtual Fn MakeFn(ServedFunction served) {
+  virtual Fn MakeFn(ServedFunction&& served) {
     Fn fn;
     fn.served = std::move(served);
     return fn;

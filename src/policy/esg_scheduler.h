@@ -89,7 +89,7 @@ class EsgScheduler final : public BaselineScheduler<EsgInstance, EsgFunction> {
 
   std::optional<Refusal> Admit(EsgFunction& fn, const RequestEvent& request, TimePoint now,
                                std::vector<Decision>& out) override;
-  EsgFunction MakeFn(ServedFunction served) override {
+  EsgFunction MakeFn(ServedFunction&& served) override {
     return EsgFunction{std::move(served), {}, false, LoadTracker(options_.tracker)};
   }
   TimePoint EstimatedFinish(const EsgInstance& inst, TimePoint now) const;

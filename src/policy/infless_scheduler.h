@@ -89,7 +89,7 @@ class InflessScheduler final : public BaselineScheduler<InflessInstance, Infless
 
   std::optional<Refusal> Admit(InflessFunction& fn, const RequestEvent& request, TimePoint now,
                                std::vector<Decision>& out) override;
-  InflessFunction MakeFn(ServedFunction served) override {
+  InflessFunction MakeFn(ServedFunction&& served) override {
     return InflessFunction{std::move(served), {}, false, LoadTracker(options_.tracker)};
   }
   void Retired(InstanceId id, const InflessInstance& inst) override;

@@ -120,8 +120,11 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
       counts.push_back(count);
     }
     if (!problem.empty()) {
-      if (!options.lenient) return Status::InvalidArgument(source + ":" + std::to_string(line_no) + ": " + problem);
-      if (trace.skipped_rows++ == 0) trace.first_skip = source + ":" + std::to_string(line_no) + ": " + problem;
+      std::string where = source;
+      where += ":" + std::to_string(line_no) + ": ";
+      where += problem;
+      if (!options.lenient) return Status::InvalidArgument(where);
+      if (trace.skipped_rows++ == 0) trace.first_skip = std::move(where);
       continue;
     }
     ++trace.functions;
