@@ -15,7 +15,9 @@
 namespace fluidfaas::policy {
 namespace {
 
-const gpu::GpuType& A100() { return gpu::GetGpuType(gpu::GpuModel::kA100_80GB); }
+const gpu::GpuType& A100() {
+  return gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+}
 
 std::vector<SliceKind> Kinds() {
   std::vector<SliceKind> kinds;

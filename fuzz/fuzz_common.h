@@ -7,4 +7,6 @@
 #include <cstdint>
 #include <string>
 
-inline std::string FuzzText(const uint8_t* data, size_t size) { return std::string(reinterpret_cast<const char*>(data), size); }
+inline std::string FuzzText(const uint8_t* data, size_t size) {
+  return std::string(reinterpret_cast<const char*>(data), size);
+}

@@ -17,8 +17,8 @@ struct CommandRun {
 
 // Every command runs as on a host without NVML, whatever this host has (the node is the embedded emulated one).
 CommandRun Fluidfaas(const std::string& args) {
-  const std::string cmd = "FLUIDFAAS_NVML_LIBRARY=/nonexistent/libnvidia-ml.so.1 " + std::string(FLUIDFAAS_BINARY) +
-                          " " + args + " 2>&1";
+  const std::string cmd =
+      "FLUIDFAAS_NVML_LIBRARY=/nonexistent/libnvidia-ml.so.1 " + std::string(FLUIDFAAS_BINARY) + " " + args + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (pipe == nullptr) return {-1, "popen failed"};
   std::string out;
@@ -87,7 +87,8 @@ TEST(CliTest, NodeShowEmbeddedDefault) {
 
 TEST(CliTest, NodeShowConfigFile) {
   const std::string path = testing::TempDir() + "/cli_node.yaml";
-  std::ofstream(path) << "node:\n  discovery: emulated\n  gpus:\n    - {type: a100-80gb, layout: 3g.40gb+3g.40gb, count: 2}\n";
+  std::ofstream(path)
+      << "node:\n  discovery: emulated\n  gpus:\n    - {type: a100-80gb, layout: 3g.40gb+3g.40gb, count: 2}\n";
   CommandRun r = Fluidfaas("node show --json --config " + path);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(Json(r)["slices"].size(), 4u);
@@ -128,10 +129,11 @@ TEST(CliTest, ZooLatencyJson) {
   EXPECT_EQ(j["fits"], true);
   EXPECT_EQ(Json(Fluidfaas("zoo latency --model llama2-13b --profile 2g.20gb --json"))["fits"], false);
   // --seq changes the work of a transformer.
-  const double s64 = Json(Fluidfaas("zoo latency --model bert-base --profile 7g.80gb --batch 32 --seq 64 --json"))
-                         ["latency_ms"].get<double>();
-  const double s128 = Json(Fluidfaas("zoo latency --model bert-base --profile 7g.80gb --batch 32 --json"))
-                          ["latency_ms"].get<double>();
+  const double s64 =
+      Json(Fluidfaas("zoo latency --model bert-base --profile 7g.80gb --batch 32 --seq 64 --json"))["latency_ms"]
+          .get<double>();
+  const double s128 =
+      Json(Fluidfaas("zoo latency --model bert-base --profile 7g.80gb --batch 32 --json"))["latency_ms"].get<double>();
   EXPECT_GT(s128, 1.7 * s64);
   EXPECT_EQ(Fluidfaas("zoo latency --model alexnet --profile 2g.20gb").exit_code, 2);
   EXPECT_EQ(Fluidfaas("zoo latency --model resnet50 --profile 5g.50gb").exit_code, 2);
@@ -170,7 +172,8 @@ TEST(CliTest, MeasuredProfileReplacesModelledFigures) {
   }
   p["source"] = "measured in a test";
   std::ofstream(path) << p.dump();
-  nlohmann::json j = Json(Fluidfaas("zoo latency --model resnet50 --profile 2g.20gb --batch 8 --json --measured " + path));
+  nlohmann::json j =
+      Json(Fluidfaas("zoo latency --model resnet50 --profile 2g.20gb --batch 8 --json --measured " + path));
   EXPECT_DOUBLE_EQ(j["latency_ms"].get<double>(), 18.0);
   EXPECT_EQ(j["source"], "measured in a test");
   EXPECT_EQ(Fluidfaas("zoo latency --model resnet152 --profile 2g.20gb --measured " + path).exit_code, 2);
@@ -185,12 +188,14 @@ TEST(CliTest, PlanLlama13BOnTwoSmallSlicesIsATwoStagePipeline) {
   EXPECT_EQ(j["stages"][0]["first_block"], 0);
   EXPECT_EQ(j["stages"][1]["last_block"], 41);
   EXPECT_EQ(j["stages"][0]["last_block"].get<int>() + 1, j["stages"][1]["first_block"].get<int>());
-  for (const char* key : {"slice", "compute_ms", "transfer_ms", "memory_mib"}) EXPECT_TRUE(j["stages"][0].contains(key));
+  for (const char* key : {"slice", "compute_ms", "transfer_ms", "memory_mib"})
+    EXPECT_TRUE(j["stages"][0].contains(key));
   for (const char* key : {"bottleneck_ms", "latency_ms", "cv"}) EXPECT_TRUE(j.contains(key));
 }
 
 TEST(CliTest, PlanFreeAllAndNoPlanExitCodes) {
-  nlohmann::json all = Json(Fluidfaas("plan --model llama2-13b --free all --layout 1g.10gb+2g.20gb+4g.40gb --gpus 2 --json"));
+  nlohmann::json all =
+      Json(Fluidfaas("plan --model llama2-13b --free all --layout 1g.10gb+2g.20gb+4g.40gb --gpus 2 --json"));
   EXPECT_EQ(all["stages"].size(), 1u);  // a 4g holds it alone
   CommandRun none = Fluidfaas("plan --model llama2-13b --free 0:1g.10gb@6 --json");
   EXPECT_EQ(none.exit_code, 3);
@@ -210,7 +215,8 @@ TEST(CliTest, PlanFreeAllAndNoPlanExitCodes) {
 TEST(CliTest, BadInputIsExit2NamingTheFieldNeverACrash) {
   const std::string dir = testing::TempDir();
   const std::string out = " --out " + dir + "/hard_out";
-  std::ofstream(dir + "/dup.yaml") << "node:\n  name: a\n  gpus:\n    - {type: a100-80gb, layout: 7g.80gb, count: 1, count: 5}\n";
+  std::ofstream(dir + "/dup.yaml")
+      << "node:\n  name: a\n  gpus:\n    - {type: a100-80gb, layout: 7g.80gb, count: 1, count: 5}\n";
   std::ofstream(dir + "/dup2.yaml") << "node: {name: a}\nnode: {name: b}\n";
   std::ofstream(dir + "/esc.yaml") << "node:\n  name: \"x\\e[2Jy\"\n";
   std::ofstream(dir + "/big.yaml") << std::string(2 << 20, '#');
@@ -247,7 +253,8 @@ TEST(CliTest, BadInputIsExit2NamingTheFieldNeverACrash) {
     EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << args << ": an escape sequence echoed raw";
   }
   // A large 4096-token batch that fits nothing: memory saturates, it does not wrap to a small number.
-  const CommandRun big = Fluidfaas("zoo latency --model llama2-13b --gpu a100-80gb --profile 7g.80gb --batch 4096 --seq 4096 --json");
+  const CommandRun big =
+      Fluidfaas("zoo latency --model llama2-13b --gpu a100-80gb --profile 7g.80gb --batch 4096 --seq 4096 --json");
   ASSERT_EQ(big.exit_code, 0) << big.out;
   EXPECT_FALSE(Json(big)["fits"].get<bool>());
   EXPECT_GT(Json(big)["memory_mib"].get<int64_t>(), 81920);
@@ -255,8 +262,10 @@ TEST(CliTest, BadInputIsExit2NamingTheFieldNeverACrash) {
 
 TEST(CliTest, SimWithFaultsAccountsForEveryRequest) {
   const std::string out = testing::TempDir() + "/sim_faults";
-  CommandRun r = Fluidfaas("sim --preset paper --load medium --duration 60 --gpus 2 --faults load=0.05,stage=0.001,worker=0.0005 "
-                           "--exec-noise 0.3 --take-slices 30:20 --json --out " + out);
+  CommandRun r = Fluidfaas(
+      "sim --preset paper --load medium --duration 60 --gpus 2 --faults load=0.05,stage=0.001,worker=0.0005 "
+      "--exec-noise 0.3 --take-slices 30:20 --json --out " +
+      out);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const nlohmann::json j = Json(r);
   ASSERT_EQ(j.size(), 4u);
@@ -282,8 +291,10 @@ TEST(CliTest, SimWithFaultsAccountsForEveryRequest) {
 
 TEST(CliTest, SimWritesTheSummaryForEachPolicyAndLoad) {
   const std::string out = testing::TempDir() + "/sim_out";
-  CommandRun r = Fluidfaas("sim --preset paper --policies fluidfaas,esg,infless,exclusive --load light,heavy --duration 20 --gpus 2 "
-                           "--seed 3 --json --out " + out);
+  CommandRun r = Fluidfaas(
+      "sim --preset paper --policies fluidfaas,esg,infless,exclusive --load light,heavy --duration 20 --gpus 2 "
+      "--seed 3 --json --out " +
+      out);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   nlohmann::json j = Json(r);
   ASSERT_EQ(j.size(), 8u);

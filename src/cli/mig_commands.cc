@@ -38,8 +38,8 @@ int RunProfiles(const MigOptions& opts) {
     std::cout << json(type->profiles).dump(2) << '\n';
     return kExitOk;
   }
-  std::cout << type->product << " (" << type->name << "): " << type->memory_mib << " MiB, " << type->sms
-            << " SMs, " << gpu::kSmSlices << " SM slices, " << gpu::kMemorySlices << " memory slices\n\n";
+  std::cout << type->product << " (" << type->name << "): " << type->memory_mib << " MiB, " << type->sms << " SMs, "
+            << gpu::kSmSlices << " SM slices, " << gpu::kMemorySlices << " memory slices\n\n";
   Table table({">id", "profile", ">SM slices", ">mem slices", ">memory MiB", ">SMs", "placements", ">max"});
   for (const gpu::MigProfile& p : type->profiles) {
     table.AddRow({std::to_string(p.id), std::string(p.name), std::to_string(p.sm_slices),
@@ -89,8 +89,7 @@ int RunValidate(const MigOptions& opts) {
 }
 
 void AddGpuOption(CLI::App* cmd, MigOptions& opts) {
-  cmd->add_option("--gpu", opts.gpu, "GPU type: a100-40gb, a100-80gb, h100-80gb or h200-141gb")
-      ->capture_default_str();
+  cmd->add_option("--gpu", opts.gpu, "GPU type: a100-40gb, a100-80gb, h100-80gb or h200-141gb")->capture_default_str();
 }
 
 }  // namespace
@@ -115,8 +114,7 @@ void AddMigCommands(CLI::App& app, int& exit_code) {
   layouts->callback([opts, &exit_code] { exit_code = RunLayouts(*opts); });
 
   CLI::App* validate = mig->add_subcommand(
-      "validate",
-      "Check a layout and assign placements; exit 0 and print the placed layout, or exit 2 and the reason");
+      "validate", "Check a layout and assign placements; exit 0 and print the placed layout, or exit 2 and the reason");
   AddGpuOption(validate, *opts);
   validate->add_option("LAYOUT", opts->layout, "e.g. 1g.10gb+2g.20gb+4g.40gb or 4g.40gb@0+2g.20gb@4+1g.10gb@6")
       ->required();

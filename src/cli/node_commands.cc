@@ -31,8 +31,8 @@ int RunShow(const NodeOptions& opts) {
     std::cout << nlohmann::json(*node).dump(2) << '\n';
     return kExitOk;
   }
-  std::cout << "node " << node->name << ": " << node->gpus.size() << " GPU(s), " << node->slices.size()
-            << " slice(s), " << node->source << "\n\n";
+  std::cout << "node " << node->name << ": " << node->gpus.size() << " GPU(s), " << node->slices.size() << " slice(s), "
+            << node->source << "\n\n";
   Table gpus({">gpu", "type", "uuid", "MIG", "layout"});
   for (const gpu::GpuInfo& g : node->gpus) {
     gpus.AddRow({std::to_string(g.index), std::string(g.type->name), g.uuid, g.mig_enabled ? "on" : "off",
@@ -58,8 +58,7 @@ void AddNodeCommands(CLI::App& app, int& exit_code) {
       "show",
       "Show the node: discovered through NVML when a driver is present, else emulated from the config (the "
       "embedded default is one A100-80GB with 1g.10gb + 2g.20gb + 4g.40gb)");
-  show->add_option("--config", opts->config_path, "YAML config file with a 'node' section")
-      ->check(CLI::ExistingFile);
+  show->add_option("--config", opts->config_path, "YAML config file with a 'node' section")->check(CLI::ExistingFile);
   show->add_flag("--json", opts->json_output, "Print JSON");
   show->callback([opts, &exit_code] { exit_code = RunShow(*opts); });
 }

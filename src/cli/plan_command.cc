@@ -1,12 +1,12 @@
 // fluidfaas plan: the pipeline planner on the command line.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <limits>
 #include <map>
-#include <optional>
-#include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "cli/commands.h"
@@ -31,8 +31,8 @@ struct PlanOptions {
   std::string layout = "1g.10gb+2g.20gb+4g.40gb";
   int gpus = 1;
   int batch = 1;
-  int seq = -1;           // -1: the model's own
-  std::string slo_ms;     // empty: no budget
+  int seq = -1;        // -1: the model's own
+  std::string slo_ms;  // empty: no budget
   int max_stages = 4;
   bool json_output = false;
 };
@@ -71,9 +71,8 @@ json PlanJson(const policy::Plan& p) {
                       {"transfer_ms", s.transfer_ms},
                       {"memory_mib", s.memory_mib}});
   }
-  return {{"feasible", true},         {"stages", stages}, {"bottleneck_ms", p.bottleneck_ms},
-          {"latency_ms", p.latency_ms}, {"cv", p.cv},       {"gpus", p.gpus},
-          {"stranded_mib", p.stranded_mib}};
+  return {{"feasible", true}, {"stages", stages}, {"bottleneck_ms", p.bottleneck_ms}, {"latency_ms", p.latency_ms},
+          {"cv", p.cv},       {"gpus", p.gpus},   {"stranded_mib", p.stranded_mib}};
 }
 
 int RunPlan(const PlanOptions& o) {
@@ -122,8 +121,8 @@ int RunPlan(const PlanOptions& o) {
     return kExitOk;
   }
   std::cout << f->name << ", batch " << o.batch << ": " << plan->stages.size() << " stage(s) on " << plan->gpus
-            << " GPU(s); bottleneck " << Fixed(plan->bottleneck_ms, 2) << " ms, latency "
-            << Fixed(plan->latency_ms, 2) << " ms, CV " << Fixed(plan->cv, 3) << "\n\n";
+            << " GPU(s); bottleneck " << Fixed(plan->bottleneck_ms, 2) << " ms, latency " << Fixed(plan->latency_ms, 2)
+            << " ms, CV " << Fixed(plan->cv, 3) << "\n\n";
   Table table({"slice", "blocks", ">compute ms", ">transfer ms", ">memory MiB"});
   for (const policy::PlanStage& s : plan->stages) {
     table.AddRow({s.slice_id,

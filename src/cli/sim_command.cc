@@ -41,9 +41,9 @@ struct SimOptions {
   int gpus = 8;
   std::string out = "out/sim";
   bool json_output = false;
-  std::string faults;      // "load=P,stage=P,worker=P"
+  std::string faults;  // "load=P,stage=P,worker=P"
   double exec_noise = 0;
-  std::string take_slices; // "EVERY_S:HOLD_S"
+  std::string take_slices;  // "EVERY_S:HOLD_S"
 };
 
 // "load=0.05,stage=0.001,worker=0.0005": each a probability in [0, 1] (worker: per second of a slice in use).
@@ -59,7 +59,8 @@ Result<sim::Faults> ParseFaults(const std::string& text) {
     }
     const std::optional<double> v = ParseFiniteDouble(item.substr(eq + 1));
     if (!v || !(*v >= 0 && *v <= 1)) {
-      return Status::InvalidArgument("--faults: " + key + " must be a probability in [0, 1], not '" + item.substr(eq + 1) + "'");
+      return Status::InvalidArgument("--faults: " + key + " must be a probability in [0, 1], not '" +
+                                     item.substr(eq + 1) + "'");
     }
     *field = *v;
   }
@@ -71,7 +72,8 @@ Result<sim::SliceTaking> ParseTakeSlices(const std::string& text) {
   sim::SliceTaking t;
   if (text.empty()) return t;
   const std::vector<std::string> parts = Split(text, ':');
-  const auto bad = Status::InvalidArgument("--take-slices: '" + text + "' is not EVERY_S:HOLD_S with both in (0, 1000000]");
+  const auto bad =
+      Status::InvalidArgument("--take-slices: '" + text + "' is not EVERY_S:HOLD_S with both in (0, 1000000]");
   if (parts.size() != 2) return bad;
   const std::optional<double> every = ParseFiniteDouble(parts[0]);
   const std::optional<double> hold = ParseFiniteDouble(parts[1]);
@@ -84,13 +86,14 @@ Result<sim::SliceTaking> ParseTakeSlices(const std::string& text) {
 json ToJson(const sim::RunSummary& s) {
   json functions = json::array();
   for (const sim::FunctionSummary& f : s.functions) {
-    functions.push_back({{"name", f.name},
-                         {"requests", f.requests},
-                         {"hits", f.hits},
-                         {"rejected", f.rejected},
-                         {"failed", f.failed},
-                         {"slo_hit_rate", f.requests > 0 ? static_cast<double>(f.hits) / static_cast<double>(f.requests) : 0.0},
-                         {"mean_ms", f.mean_ms}});
+    functions.push_back(
+        {{"name", f.name},
+         {"requests", f.requests},
+         {"hits", f.hits},
+         {"rejected", f.rejected},
+         {"failed", f.failed},
+         {"slo_hit_rate", f.requests > 0 ? static_cast<double>(f.hits) / static_cast<double>(f.requests) : 0.0},
+         {"mean_ms", f.mean_ms}});
   }
   return {{"policy", s.policy},
           {"load", s.load},
@@ -156,8 +159,9 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
   per_fn << "policy,load,seed,function,requests,hits,rejected,failed,slo_hit_rate,mean_ms\n";
   for (const sim::RunSummary& s : runs) {
     for (const sim::FunctionSummary& f : s.functions) {
-      per_fn << s.policy << ',' << s.load << ',' << s.seed << ',' << f.name << ',' << f.requests << ',' << f.hits << ',' << f.rejected
-             << ',' << f.failed << ',' << (f.requests > 0 ? static_cast<double>(f.hits) / static_cast<double>(f.requests) : 0.0) << ','
+      per_fn << s.policy << ',' << s.load << ',' << s.seed << ',' << f.name << ',' << f.requests << ',' << f.hits << ','
+             << f.rejected << ',' << f.failed << ','
+             << (f.requests > 0 ? static_cast<double>(f.hits) / static_cast<double>(f.requests) : 0.0) << ','
              << f.mean_ms << '\n';
     }
   }
@@ -177,8 +181,8 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
     for (size_t i = 0; i < s.slice_timeline.size(); ++i) {
       for (size_t b = 0; b < s.slice_timeline[i].size(); ++b) {
         if (s.slice_timeline[i][b] <= 0) continue;
-        timeline << s.policy << ',' << s.load << ',' << s.seed << ',' << i << ',' << static_cast<double>(b) * s.timeline_bucket_s << ','
-                 << s.slice_timeline[i][b] << '\n';
+        timeline << s.policy << ',' << s.load << ',' << s.seed << ',' << i << ','
+                 << static_cast<double>(b) * s.timeline_bucket_s << ',' << s.slice_timeline[i][b] << '\n';
       }
     }
   }
@@ -189,7 +193,8 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
       cdf << s.policy << ',' << s.load << ',' << s.seed << ',' << i << ',' << s.slice_utilization[i] << '\n';
     }
   }
-  if (!js || !csv || !cdf || !per_fn || !rej || !timeline) return Status::IoError("cannot write the summary files in '" + dir + "'");
+  if (!js || !csv || !cdf || !per_fn || !rej || !timeline)
+    return Status::IoError("cannot write the summary files in '" + dir + "'");
   return Status::Ok();
 }
 
@@ -214,7 +219,8 @@ Status Validate(const SimOptions& o, double capacity_rps) {
   FF_RETURN_IF_ERROR(CheckRange("--slo-scale", o.slo_scale, 0, 1000, /*open_low=*/true));
   FF_RETURN_IF_ERROR(CheckRange("--exec-noise", o.exec_noise, 0, 10));
   if (!o.trace.empty()) {
-    if (o.duration_given) return Status::InvalidArgument("--duration is for synthetic loads: a trace sets its own span");
+    if (o.duration_given)
+      return Status::InvalidArgument("--duration is for synthetic loads: a trace sets its own span");
     if (o.load_given) return Status::InvalidArgument("--load is for synthetic loads: a trace sets its own rates");
     return CheckRange("--rate-scale", o.rate_scale, 0, 1e6, /*open_low=*/true);
   }
@@ -240,7 +246,8 @@ int RunSim(SimOptions o) {
   Result<std::vector<uint64_t>> seeds = ParseSeeds(o.seed_texts);
   if (!seeds.ok()) return fail(seeds.status(), kExitBadInput);
   o.seeds = *seeds;
-  if (Status st = CheckRange("--slo-scale", o.slo_scale, 0, 1000, /*open_low=*/true); !st.ok()) return fail(st, kExitBadInput);
+  if (Status st = CheckRange("--slo-scale", o.slo_scale, 0, 1000, /*open_low=*/true); !st.ok())
+    return fail(st, kExitBadInput);
   Result<std::unique_ptr<sim::Preset>> preset =
       sim::MakePreset(o.preset, sim::PresetOptions{.slo_scale = o.slo_scale, .gpus = o.gpus});
   if (!preset.ok()) return fail(preset.status(), kExitBadInput);
@@ -306,8 +313,8 @@ int RunSim(SimOptions o) {
         sim::SimOptions run_options = sim_options;
         run_options.seed = seed;
         const auto t0 = std::chrono::steady_clock::now();
-        const sim::SimResult r = sim::Simulate(sim::ClusterFor(p, **preset), (*preset)->functions,
-                                               workloads[w].second, *scheduler, run_options);
+        const sim::SimResult r = sim::Simulate(sim::ClusterFor(p, **preset), (*preset)->functions, workloads[w].second,
+                                               *scheduler, run_options);
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (!r.errors.empty()) return fail(Status::Internal(p + ": " + r.errors.front()), kExitFailure);
         sim::RunSummary s = sim::Summarize(r, wall, (*preset)->functions);
@@ -337,18 +344,20 @@ int RunSim(SimOptions o) {
             << " functions, capacity ~" << Fixed((*preset)->capacity_rps, 0) << " req/s; "
             << (o.trace.empty() ? Fixed(o.duration_s, 0) + " s per run, "
                                 : "trace " + o.trace + ", " + Fixed(trace_span_s, 0) + " s of arrivals, ")
-            << (o.seeds.size() > 1 ? "mean over seeds " : "seed ") << Join(o.seeds, ",", [](uint64_t s) { return std::to_string(s); }) << "\n\n";
+            << (o.seeds.size() > 1 ? "mean over seeds " : "seed ")
+            << Join(o.seeds, ",", [](uint64_t s) { return std::to_string(s); }) << "\n\n";
   std::cout << "| policy | load | req/s | requests | SLO hit rate | rejected | failed | mean ms | p50 ms | p99 ms | "
                "queue | load | compute | transfer | throughput | util | active | pipelines | migrations | evictions | "
                "wall s |\n"
                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const sim::RunSummary& s : shown) {
     std::cout << "| " << s.policy << " | " << s.load << " | " << Fixed(s.rate_rps, 1) << " | " << s.requests << " | "
-              << Fixed(100 * s.hit_rate, 1) << "% | " << s.rejected << " | " << s.failed << " | " << Fixed(s.mean_ms, 1) << " | " << Fixed(s.p50_ms, 1) << " | "
-              << Fixed(s.p99_ms, 1) << " | " << Fixed(s.queue_ms, 1) << " | " << Fixed(s.load_ms, 1) << " | "
-              << Fixed(s.compute_ms, 1) << " | " << Fixed(s.transfer_ms, 2) << " | " << Fixed(s.throughput_rps, 1)
-              << " | " << Fixed(s.utilization, 3) << " | " << Fixed(s.active_fraction, 3) << " | " << s.pipelines
-              << " | " << s.migrations << " | " << s.evictions << " | " << Fixed(s.wall_seconds, 2) << " |\n";
+              << Fixed(100 * s.hit_rate, 1) << "% | " << s.rejected << " | " << s.failed << " | " << Fixed(s.mean_ms, 1)
+              << " | " << Fixed(s.p50_ms, 1) << " | " << Fixed(s.p99_ms, 1) << " | " << Fixed(s.queue_ms, 1) << " | "
+              << Fixed(s.load_ms, 1) << " | " << Fixed(s.compute_ms, 1) << " | " << Fixed(s.transfer_ms, 2) << " | "
+              << Fixed(s.throughput_rps, 1) << " | " << Fixed(s.utilization, 3) << " | " << Fixed(s.active_fraction, 3)
+              << " | " << s.pipelines << " | " << s.migrations << " | " << s.evictions << " | "
+              << Fixed(s.wall_seconds, 2) << " |\n";
   }
   // SLO hit rate per function: where a policy wins and loses.
   std::cout << "\n| policy | load |";
@@ -361,12 +370,16 @@ int RunSim(SimOptions o) {
   for (const sim::RunSummary& s : shown) {
     std::cout << "| " << s.policy << " | " << s.load << " |";
     for (const sim::FunctionSummary& f : s.functions) {
-      std::cout << ' ' << (f.requests > 0 ? Fixed(100.0 * static_cast<double>(f.hits) / static_cast<double>(f.requests), 1) + "%" : "-")
+      std::cout << ' '
+                << (f.requests > 0
+                        ? Fixed(100.0 * static_cast<double>(f.hits) / static_cast<double>(f.requests), 1) + "%"
+                        : "-")
                 << " |";
     }
     std::cout << '\n';
   }
-  std::cout << "\nwrote " << o.out << "/summary.csv, summary.json, functions.csv, rejections.csv, slice_utilization.csv,\n  slice_timeline.csv"
+  std::cout << "\nwrote " << o.out
+            << "/summary.csv, summary.json, functions.csv, rejections.csv, slice_utilization.csv,\n  slice_timeline.csv"
             << (plots.ok() ? ", plots/*.svg and *.png" : "") << '\n';
   return kExitOk;
 }
@@ -377,17 +390,21 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<SimOptions>();
   CLI::App* sim = app.add_subcommand(
       "sim", "Simulate policies x loads on a preset cluster; print a markdown table, write summary files");
-  sim->add_option("--preset", o->preset, "Cluster and function mix: paper (8 x A100-80GB, 1g+2g+4g each) or fragmented (2g+2g+2g+1g each)")
+  sim->add_option("--preset", o->preset,
+                  "Cluster and function mix: paper (8 x A100-80GB, 1g+2g+4g each) or fragmented (2g+2g+2g+1g each)")
       ->capture_default_str();
-  sim->add_option("--policies", o->policies, "Comma-separated: fluidfaas, esg, infless, exclusive")->delimiter(',')->capture_default_str();
+  sim->add_option("--policies", o->policies, "Comma-separated: fluidfaas, esg, infless, exclusive")
+      ->delimiter(',')
+      ->capture_default_str();
   sim->add_option("--load", o->loads, "Comma-separated: light, medium, heavy, or shares of capacity")
       ->delimiter(',')
       ->capture_default_str();
   sim->add_option("--trace", o->trace, "Azure Functions 2019 invocations CSV instead of synthetic loads")
       ->check(CLI::ExistingFile);
   sim->add_option("--rate-scale", o->rate_scale, "Multiply the trace's rates")->capture_default_str();
-  sim->add_option("--seed", o->seed_texts, "Random seed, or comma-separated seeds: every run repeats per seed, the files "
-                                      "keep each, the tables and plots show the means")
+  sim->add_option("--seed", o->seed_texts,
+                  "Random seed, or comma-separated seeds: every run repeats per seed, the files "
+                  "keep each, the tables and plots show the means")
       ->delimiter(',')
       ->capture_default_str();
   sim->add_option("--duration", o->duration_s, "Seconds of arrivals per run (synthetic loads)")->capture_default_str();

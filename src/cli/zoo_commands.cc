@@ -25,7 +25,7 @@ struct ZooOptions {
   std::string gpu = "a100-80gb";
   std::string profile;
   int batch = 1;
-  int seq = -1;  // -1: the model's own
+  int seq = -1;          // -1: the model's own
   std::string measured;  // a profile JSON that replaces the model's figures
   std::string data_dir = "data/calibration";
   std::string out;
@@ -93,8 +93,9 @@ int RunBlocks(const ZooOptions& o) {
   if (!t.ok()) return Fail(t.status());
   const model::LatencyModel lm;
   json out = json::array();
-  Table table(t->slice ? std::vector<std::string>{">#", "block", "kind", ">params", ">act out B", ">latency ms", ">memory MiB"}
-                       : std::vector<std::string>{">#", "block", "kind", ">params", ">act out B"});
+  Table table(
+      t->slice ? std::vector<std::string>{">#", "block", "kind", ">params", ">act out B", ">latency ms", ">memory MiB"}
+               : std::vector<std::string>{">#", "block", "kind", ">params", ">act out B"});
   for (size_t i = 0; i < t->f.blocks.size(); ++i) {
     const model::Block& b = t->f.blocks[i];
     json row = {{"name", b.name},
@@ -234,9 +235,9 @@ int RunCalibrate(const ZooOptions& o) {
   for (const model::CalibrationPoint& p : s->points) {
     table.AddRow({p.m.model, p.m.profile, std::to_string(p.m.batch), p.m.seq_len ? std::to_string(p.m.seq_len) : "-",
                   Fixed(p.m.measured_ms, 2), Fixed(p.modelled_ms, 2), Fixed(100 * p.error, 1) + "%",
-                  p.m.acceptance ? "acceptance"
+                  p.m.acceptance                              ? "acceptance"
                   : p.m.file.find("seq") != std::string::npos ? "seq sweep"
-                                                               : "batch > 128"});
+                                                              : "batch > 128"});
   }
   table.Print(std::cout);
   std::cout << "\nparameters" << (o.fit ? " (fitted)" : "") << ": " << fitted_params.dump() << "\n\n";

@@ -138,11 +138,11 @@ class RealClock final : public Clock {
   const std::chrono::steady_clock::time_point epoch_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  bool stopping_ = false;                                                  // guarded by mutex_
-  TimerId next_id_ = 1;                                                    // guarded by mutex_
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;    // guarded by mutex_
-  std::unordered_map<TimerId, Callback> callbacks_;                        // guarded by mutex_
-  std::thread thread_;  // last: starts after everything above exists
+  bool stopping_ = false;                                                // guarded by mutex_
+  TimerId next_id_ = 1;                                                  // guarded by mutex_
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;  // guarded by mutex_
+  std::unordered_map<TimerId, Callback> callbacks_;                      // guarded by mutex_
+  std::thread thread_;                                                   // last: starts after everything above exists
 };
 
 }  // namespace fluidfaas

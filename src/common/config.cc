@@ -24,7 +24,8 @@ Status CheckUniqueKeys(const YAML::Node& node, std::string_view source, int dept
       const std::string key = item.first.IsScalar() ? item.first.Scalar() : YAML::Dump(item.first);
       if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
         return Status::InvalidArgument(std::string(source) + ":" + std::to_string(mark.line + 1) + ":" +
-                                       std::to_string(mark.column + 1) + ": duplicate key '" + Printable(key, 40) + "'");
+                                       std::to_string(mark.column + 1) + ": duplicate key '" + Printable(key, 40) +
+                                       "'");
       }
       keys.push_back(key);
       FF_RETURN_IF_ERROR(CheckUniqueKeys(item.second, source, depth + 1));
@@ -71,8 +72,8 @@ Status CheckMap(const YAML::Node& node, std::string_view where, std::initializer
     bool found = false;
     for (std::string_view k : known) found = found || k == key;
     if (!found) {
-      return Status::InvalidArgument(std::string(where) + ": unknown key '" + Printable(key, 40) + "' (known: " +
-                                     Join(known, ", ") + ")");
+      return Status::InvalidArgument(std::string(where) + ": unknown key '" + Printable(key, 40) +
+                                     "' (known: " + Join(known, ", ") + ")");
     }
   }
   return Status::Ok();

@@ -56,7 +56,8 @@ TEST(ConfigTest, DuplicateKeysAreErrorsAtAnyDepth) {
   const Result<YAML::Node> top = ParseYaml("node:\n  name: a\nnode:\n  name: b\n", "c.yaml");
   ASSERT_FALSE(top.ok());
   EXPECT_EQ(top.status().message(), "c.yaml:3:1: duplicate key 'node'");
-  const Result<YAML::Node> deep = ParseYaml("node:\n  gpus:\n    - type: a100-80gb\n      count: 1\n      count: 5\n", "c.yaml");
+  const Result<YAML::Node> deep =
+      ParseYaml("node:\n  gpus:\n    - type: a100-80gb\n      count: 1\n      count: 5\n", "c.yaml");
   ASSERT_FALSE(deep.ok());
   EXPECT_NE(deep.status().message().find("duplicate key 'count'"), std::string::npos) << deep.status().message();
   EXPECT_TRUE(ParseYaml("a: 1\nb: {a: 2}\n", "c.yaml").ok());  // the same key in different maps is fine
@@ -77,7 +78,7 @@ TEST(ConfigTest, OversizedTextIsRefusedBeforeParsing) {
   const Result<YAML::Node> big = ParseYaml(std::string(2 << 20, '#'), "big.yaml");
   ASSERT_FALSE(big.ok());
   EXPECT_NE(big.status().message().find("over the limit"), std::string::npos);
-  EXPECT_FALSE(ParseYaml(std::string(100, '[') , "deep.yaml").ok());  // unbalanced and deep: an error, no crash
+  EXPECT_FALSE(ParseYaml(std::string(100, '['), "deep.yaml").ok());  // unbalanced and deep: an error, no crash
 }
 
 }  // namespace

@@ -20,13 +20,13 @@
 namespace fluidfaas {
 
 // ---- the stated limits
-inline constexpr int64_t kMaxRequestsPerRun = 20'000'000;   // simulated requests in one run (~2 GB of records)
-inline constexpr double kMaxSimDurationS = 7 * 86400.0;     // seconds of synthetic arrivals in one run
-inline constexpr int kMaxTraceMinute = 20160;                // trace minute columns: 1..14 days
-inline constexpr int64_t kMaxTraceBytes = int64_t{1} << 30;  // a trace file (a whole Azure day is ~150 MB)
-inline constexpr int64_t kMaxConfigBytes = int64_t{1} << 20; // a YAML config or manifest
-inline constexpr size_t kMaxNameLength = 63;                 // a node or function name (a DNS label's)
-inline constexpr int kMaxBatch = 4096;                       // a batch size
+inline constexpr int64_t kMaxRequestsPerRun = 20'000'000;        // simulated requests in one run (~2 GB of records)
+inline constexpr double kMaxSimDurationS = 7 * 86400.0;          // seconds of synthetic arrivals in one run
+inline constexpr int kMaxTraceMinute = 20160;                    // trace minute columns: 1..14 days
+inline constexpr int64_t kMaxTraceBytes = int64_t{1} << 30;      // a trace file (a whole Azure day is ~150 MB)
+inline constexpr int64_t kMaxConfigBytes = int64_t{1} << 20;     // a YAML config or manifest
+inline constexpr size_t kMaxNameLength = 63;                     // a node or function name (a DNS label's)
+inline constexpr int kMaxBatch = 4096;                           // a batch size
 inline constexpr int64_t kMaxTensorElements = int64_t{1} << 31;  // one input tensor
 
 // InvalidArgument unless `value` is finite and lo <= value <= hi (lo < value with `open_low`).

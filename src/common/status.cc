@@ -27,7 +27,9 @@ std::string Status::ToString() const {
   return out;
 }
 
-Status Status::WithContext(std::string_view context) const& { return Status(*this).WithContext(context); }
+Status Status::WithContext(std::string_view context) const& {
+  return Status(*this).WithContext(context);
+}
 
 Status Status::WithContext(std::string_view context) && {
   if (ok()) return std::move(*this);

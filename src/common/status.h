@@ -15,16 +15,16 @@ namespace fluidfaas {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // the caller's input is malformed or out of range
-  kNotFound,           // a named thing (file, model, slice) does not exist
-  kAlreadyExists,      // a thing to create is there already
-  kFailedPrecondition, // the system is not in a state where the call makes sense
-  kResourceExhausted,  // not enough memory, slices, queue space
-  kUnavailable,        // a dependency (NVML, a worker) cannot be reached now
-  kDeadlineExceeded,   // the deadline passed before the work finished
-  kIoError,            // the operating system refused a read or write
-  kUnimplemented,      // the feature does not exist (yet) for this input
-  kInternal,           // an invariant broke: a bug in FluidFaaS
+  kInvalidArgument,     // the caller's input is malformed or out of range
+  kNotFound,            // a named thing (file, model, slice) does not exist
+  kAlreadyExists,       // a thing to create is there already
+  kFailedPrecondition,  // the system is not in a state where the call makes sense
+  kResourceExhausted,   // not enough memory, slices, queue space
+  kUnavailable,         // a dependency (NVML, a worker) cannot be reached now
+  kDeadlineExceeded,    // the deadline passed before the work finished
+  kIoError,             // the operating system refused a read or write
+  kUnimplemented,       // the feature does not exist (yet) for this input
+  kInternal,            // an invariant broke: a bug in FluidFaaS
 };
 
 // "InvalidArgument", "NotFound", ...
@@ -41,9 +41,7 @@ class [[nodiscard]] Status {
   static Status FailedPrecondition(std::string message) {
     return {StatusCode::kFailedPrecondition, std::move(message)};
   }
-  static Status ResourceExhausted(std::string message) {
-    return {StatusCode::kResourceExhausted, std::move(message)};
-  }
+  static Status ResourceExhausted(std::string message) { return {StatusCode::kResourceExhausted, std::move(message)}; }
   static Status Unavailable(std::string message) { return {StatusCode::kUnavailable, std::move(message)}; }
   static Status DeadlineExceeded(std::string message) { return {StatusCode::kDeadlineExceeded, std::move(message)}; }
   static Status IoError(std::string message) { return {StatusCode::kIoError, std::move(message)}; }
@@ -71,14 +69,16 @@ class [[nodiscard]] Status {
 };
 
 // The status of a Status (itself); result.h adds the overload for Result<T>.
-inline const Status& AsStatus(const Status& status) { return status; }
+inline const Status& AsStatus(const Status& status) {
+  return status;
+}
 
 }  // namespace fluidfaas
 
 // FF_RETURN_IF_ERROR(expr): returns the status of `expr` (a Status or a Result) from the enclosing function
 // when it is not OK.
-#define FF_RETURN_IF_ERROR(expr)                                      \
-  do {                                                                \
-    ::fluidfaas::Status ff_status_ = ::fluidfaas::AsStatus(expr);     \
-    if (!ff_status_.ok()) return ff_status_;                          \
+#define FF_RETURN_IF_ERROR(expr)                                  \
+  do {                                                            \
+    ::fluidfaas::Status ff_status_ = ::fluidfaas::AsStatus(expr); \
+    if (!ff_status_.ok()) return ff_status_;                      \
   } while (false)

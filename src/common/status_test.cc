@@ -31,7 +31,9 @@ TEST(StatusTest, WithContextPrefixesErrorsAndKeepsOk) {
   EXPECT_EQ(Status::Ok().WithContext("anything").message(), "");
 }
 
-Status FailIf(bool fail) { return fail ? Status::FailedPrecondition("failed") : Status::Ok(); }
+Status FailIf(bool fail) {
+  return fail ? Status::FailedPrecondition("failed") : Status::Ok();
+}
 
 Status Chain(bool fail, int* reached) {
   FF_RETURN_IF_ERROR(FailIf(fail));

@@ -24,21 +24,41 @@ struct ClockBase {
 
 using TimePoint = ClockBase::time_point;
 
-constexpr Duration Micros(int64_t us) { return Duration(us); }
-constexpr Duration Millis(int64_t ms) { return std::chrono::milliseconds(ms); }
-constexpr Duration Seconds(int64_t s) { return std::chrono::seconds(s); }
+constexpr Duration Micros(int64_t us) {
+  return Duration(us);
+}
+constexpr Duration Millis(int64_t ms) {
+  return std::chrono::milliseconds(ms);
+}
+constexpr Duration Seconds(int64_t s) {
+  return std::chrono::seconds(s);
+}
 // Rounds to the nearest microsecond.
 constexpr Duration MillisF(double ms) {
   return Duration(static_cast<int64_t>(ms * 1000.0 + (ms >= 0 ? 0.5 : -0.5)));
 }
-constexpr Duration SecondsF(double s) { return MillisF(s * 1000.0); }
+constexpr Duration SecondsF(double s) {
+  return MillisF(s * 1000.0);
+}
 
-constexpr TimePoint AtMicros(int64_t us) { return TimePoint(Duration(us)); }
-constexpr int64_t ToMicros(Duration d) { return d.count(); }
-constexpr int64_t ToMicros(TimePoint t) { return t.time_since_epoch().count(); }
-constexpr double ToMillis(Duration d) { return static_cast<double>(d.count()) / 1e3; }
-constexpr double ToSeconds(Duration d) { return static_cast<double>(d.count()) / 1e6; }
-constexpr double ToSeconds(TimePoint t) { return ToSeconds(t.time_since_epoch()); }
+constexpr TimePoint AtMicros(int64_t us) {
+  return TimePoint(Duration(us));
+}
+constexpr int64_t ToMicros(Duration d) {
+  return d.count();
+}
+constexpr int64_t ToMicros(TimePoint t) {
+  return t.time_since_epoch().count();
+}
+constexpr double ToMillis(Duration d) {
+  return static_cast<double>(d.count()) / 1e3;
+}
+constexpr double ToSeconds(Duration d) {
+  return static_cast<double>(d.count()) / 1e6;
+}
+constexpr double ToSeconds(TimePoint t) {
+  return ToSeconds(t.time_since_epoch());
+}
 
 // "1.5ms", "250us", "2.000s": for logs and tables.
 std::string FormatDuration(Duration d);

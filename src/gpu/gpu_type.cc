@@ -102,13 +102,17 @@ const MigProfile* GpuType::FindProfileById(int id) const {
   return nullptr;
 }
 
-const MigProfile& GpuType::FullProfile() const { return *FindProfileById(0); }
+const MigProfile& GpuType::FullProfile() const {
+  return *FindProfileById(0);
+}
 
 std::string GpuType::ProfileNames() const {
   return Join(profiles, ", ", [](const MigProfile& p) { return p.name; });
 }
 
-std::span<const GpuType> AllGpuTypes() { return kGpuTypes; }
+std::span<const GpuType> AllGpuTypes() {
+  return kGpuTypes;
+}
 
 const GpuType& GetGpuType(GpuModel model) {
   for (const GpuType& t : kGpuTypes) {
@@ -122,8 +126,8 @@ Result<const GpuType*> FindGpuType(std::string_view name) {
   for (const GpuType& t : kGpuTypes) {
     if (t.name == wanted) return &t;
   }
-  return Status::InvalidArgument("unknown GPU type '" + std::string(name) + "' (known: " +
-                                 Join(kGpuTypes, ", ", [](const GpuType& t) { return t.name; }) + ")");
+  return Status::InvalidArgument("unknown GPU type '" + std::string(name) +
+                                 "' (known: " + Join(kGpuTypes, ", ", [](const GpuType& t) { return t.name; }) + ")");
 }
 
 Result<const GpuType*> GpuTypeFromProductName(std::string_view product, int64_t memory_mib) {

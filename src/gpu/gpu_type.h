@@ -39,23 +39,21 @@ struct MigProfile {
   bool classic() const { return id == 19 || id == 14 || id == 9 || id == 5 || id == 0; }
   bool AllowsStart(int start) const { return start >= 0 && start < kMemorySlices && (placement_mask >> start) & 1; }
   // Memory slices [start, start + memory_slices) as a bit mask.
-  uint8_t MemoryMask(int start) const {
-    return static_cast<uint8_t>(((1u << memory_slices) - 1u) << start);
-  }
+  uint8_t MemoryMask(int start) const { return static_cast<uint8_t>(((1u << memory_slices) - 1u) << start); }
   // "{0,2,4}:2", as the MIG user guide writes placements.
   std::string PlacementsToString() const;
 };
 
 struct GpuType {
   GpuModel model;
-  std::string_view name;          // "a100-80gb": the name used in configs and on the command line
-  std::string_view product;       // "NVIDIA A100-SXM4-80GB"
-  int memory_mib;                 // whole-GPU memory, MiB
-  int sms;                        // whole-GPU SMs
-  double memory_bandwidth_gbs;    // whole-GPU DRAM bandwidth, GB/s
-  double fp16_tensor_tflops;      // dense FP16 tensor-core peak, TFLOP/s
-  double fp32_tflops;             // FP32 CUDA-core peak (no tensor cores), TFLOP/s
-  double tf32_tensor_tflops;      // dense TF32 tensor-core peak, TFLOP/s
+  std::string_view name;                 // "a100-80gb": the name used in configs and on the command line
+  std::string_view product;              // "NVIDIA A100-SXM4-80GB"
+  int memory_mib;                        // whole-GPU memory, MiB
+  int sms;                               // whole-GPU SMs
+  double memory_bandwidth_gbs;           // whole-GPU DRAM bandwidth, GB/s
+  double fp16_tensor_tflops;             // dense FP16 tensor-core peak, TFLOP/s
+  double fp32_tflops;                    // FP32 CUDA-core peak (no tensor cores), TFLOP/s
+  double tf32_tensor_tflops;             // dense TF32 tensor-core peak, TFLOP/s
   std::span<const MigProfile> profiles;  // in NVML id order of the MIG guide table (19, 20, 15, 14, 9, 5, 0)
 
   // nullptr when the profile does not exist on this GPU type.

@@ -63,8 +63,7 @@ TEST(GpuTypeTest, FindByNameIsCaseInsensitiveAndListsKnownNames) {
   EXPECT_EQ((*t)->model, GpuModel::kA100_80GB);
   Result<const GpuType*> bad = FindGpuType("v100");
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().message(),
-            "unknown GPU type 'v100' (known: a100-40gb, a100-80gb, h100-80gb, h200-141gb)");
+  EXPECT_EQ(bad.status().message(), "unknown GPU type 'v100' (known: a100-40gb, a100-80gb, h100-80gb, h200-141gb)");
 }
 
 TEST(GpuTypeTest, ProductNamesMapToTypes) {

@@ -20,19 +20,24 @@ void to_json(json& j, const MigProfile& p) {
            {"media_extensions", p.media_extensions}};
 }
 
-void to_json(json& j, const PlacedSlice& s) { j = json{{"profile", s.profile->name}, {"start", s.start}}; }
+void to_json(json& j, const PlacedSlice& s) {
+  j = json{{"profile", s.profile->name}, {"start", s.start}};
+}
 
-void to_json(json& j, const Layout& layout) { j = json{{"slices", layout.slices()}}; }
+void to_json(json& j, const Layout& layout) {
+  j = json{{"slices", layout.slices()}};
+}
 
 void to_json(json& j, const Slice& s) {
-  j = json{{"id", s.id},         {"gpu", s.gpu},   {"profile", s.profile->name}, {"start", s.start},
-           {"memory_mib", s.memory_mib}, {"sms", s.sms}, {"uuid", s.uuid}};
+  j = json{
+      {"id", s.id},   {"gpu", s.gpu},  {"profile", s.profile->name}, {"start", s.start}, {"memory_mib", s.memory_mib},
+      {"sms", s.sms}, {"uuid", s.uuid}};
   if (s.gpu_instance_id >= 0) j["gpu_instance_id"] = s.gpu_instance_id;
 }
 
 void to_json(json& j, const GpuInfo& g) {
-  j = json{{"index", g.index},     {"type", g.type->name},         {"product", g.product},
-           {"uuid", g.uuid},       {"mig_enabled", g.mig_enabled}, {"layout", g.layout.ToString()}};
+  j = json{{"index", g.index}, {"type", g.type->name},         {"product", g.product},
+           {"uuid", g.uuid},   {"mig_enabled", g.mig_enabled}, {"layout", g.layout.ToString()}};
 }
 
 void to_json(json& j, const NodeTopology& node) {

@@ -15,8 +15,7 @@ std::string MemoryRange(int first, int last) {
 }
 
 // Count rules that need no placement: one +me, max per profile, 7 SM slices, 4g + 3g before R510.
-Status CheckProfileMix(const GpuType& type, const std::vector<const MigProfile*>& profiles,
-                       const LayoutRules& rules) {
+Status CheckProfileMix(const GpuType& type, const std::vector<const MigProfile*>& profiles, const LayoutRules& rules) {
   const auto me = std::count_if(profiles.begin(), profiles.end(), [](auto* p) { return p->media_extensions; });
   if (me > 1) {
     return Status::InvalidArgument("at most one +me profile per GPU; the layout has " + std::to_string(me));
@@ -47,8 +46,8 @@ Status CheckProfileMix(const GpuType& type, const std::vector<const MigProfile*>
 Status CheckPlacementAllowed(const PlacedSlice& s) {
   if (s.profile->AllowsStart(s.start)) return Status::Ok();
   return Status::InvalidArgument(std::string(s.profile->name) + " cannot start at memory slice " +
-                                 std::to_string(s.start) + " (allowed placements " +
-                                 s.profile->PlacementsToString() + ")");
+                                 std::to_string(s.start) + " (allowed placements " + s.profile->PlacementsToString() +
+                                 ")");
 }
 
 // Backtracking search for starts of `todo` (sorted largest first) around the memory slices already `used`.
@@ -65,7 +64,9 @@ bool AssignStarts(std::vector<PlacedSlice>& todo, size_t i, uint8_t used) {
 
 }  // namespace
 
-std::string PlacedSlice::ToString() const { return std::string(profile->name) + "@" + std::to_string(start); }
+std::string PlacedSlice::ToString() const {
+  return std::string(profile->name) + "@" + std::to_string(start);
+}
 
 int Layout::sm_slices_used() const {
   int sm = 0;

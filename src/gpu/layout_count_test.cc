@@ -129,7 +129,10 @@ TEST(LayoutCountTest, ClassicLayoutsAreTheMigGuideTable) {
   for (const Layout& l : EnumerateMaximalLayouts(a100, ProfileSet::kClassic)) got.insert(l.ToString());
   // Left half (memory 0-3): 4g | 3g | 2g+2g | 2g+1g+1g | 1g+1g+2g | 4 x 1g; right half (4-7): 3g | 2g+1g |
   // 3 x 1g; 6 x 3 = 18, plus 7g alone.
-  const std::vector<std::string> left = {"4g.40gb@0", "3g.40gb@0", "2g.20gb@0+2g.20gb@2", "2g.20gb@0+1g.10gb@2+1g.10gb@3",
+  const std::vector<std::string> left = {"4g.40gb@0",
+                                         "3g.40gb@0",
+                                         "2g.20gb@0+2g.20gb@2",
+                                         "2g.20gb@0+1g.10gb@2+1g.10gb@3",
                                          "1g.10gb@0+1g.10gb@1+2g.20gb@2",
                                          "1g.10gb@0+1g.10gb@1+1g.10gb@2+1g.10gb@3"};
   const std::vector<std::string> right = {"3g.40gb@4", "2g.20gb@4+1g.10gb@6", "1g.10gb@4+1g.10gb@5+1g.10gb@6"};

@@ -8,7 +8,9 @@
 namespace fluidfaas::gpu {
 namespace {
 
-const GpuType& A100() { return GetGpuType(GpuModel::kA100_80GB); }
+const GpuType& A100() {
+  return GetGpuType(GpuModel::kA100_80GB);
+}
 
 std::string Placed(std::string_view spec, LayoutRules rules = {}) {
   Result<Layout> l = ParseLayout(A100(), spec, rules);
@@ -92,7 +94,8 @@ TEST(LayoutValidationTest, FourGPlusThreeGNeedsDriverR510) {
 
 TEST(LayoutValidationTest, NoRoomForUnplacedSlices) {
   // 7 SM slices, but 9 memory slices.
-  EXPECT_EQ(Placed("3g.40gb+3g.40gb+1g.10gb"), "error: no placement fits 3g.40gb + 3g.40gb + 1g.10gb in 8 memory slices");
+  EXPECT_EQ(Placed("3g.40gb+3g.40gb+1g.10gb"),
+            "error: no placement fits 3g.40gb + 3g.40gb + 1g.10gb in 8 memory slices");
   EXPECT_EQ(Placed("2g.20gb@2+4g.40gb"), "error: no placement fits 4g.40gb beside 2g.20gb@2 in 8 memory slices");
 }
 
@@ -117,11 +120,11 @@ bool SomePlacementExists(const std::vector<const MigProfile*>& profiles, size_t 
 }
 
 RC_GTEST_PROP(LayoutPropertyTest, PlacementSucceedsExactlyWhenALegalPlacementExists, ()) {
-  const GpuType& type = **rc::gen::elementOf(std::vector<const GpuType*>{
-      &GetGpuType(GpuModel::kA100_40GB), &GetGpuType(GpuModel::kA100_80GB), &GetGpuType(GpuModel::kH100_80GB),
-      &GetGpuType(GpuModel::kH200_141GB)});
-  const auto indexes = *rc::gen::container<std::vector<int>>(*rc::gen::inRange(1, 6),
-                                                             rc::gen::inRange(0, static_cast<int>(type.profiles.size())));
+  const GpuType& type = **rc::gen::elementOf(
+      std::vector<const GpuType*>{&GetGpuType(GpuModel::kA100_40GB), &GetGpuType(GpuModel::kA100_80GB),
+                                  &GetGpuType(GpuModel::kH100_80GB), &GetGpuType(GpuModel::kH200_141GB)});
+  const auto indexes = *rc::gen::container<std::vector<int>>(
+      *rc::gen::inRange(1, 6), rc::gen::inRange(0, static_cast<int>(type.profiles.size())));
   std::vector<SliceRequest> requests;
   std::vector<const MigProfile*> profiles;
   for (int i : indexes) {

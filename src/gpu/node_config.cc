@@ -1,12 +1,11 @@
 #include "gpu/node_config.h"
 
-#include "common/limits.h"
-
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
 
 #include "common/config.h"
+#include "common/limits.h"
 
 namespace fluidfaas::gpu {
 namespace {
@@ -39,7 +38,9 @@ std::string_view ToString(DiscoveryMode mode) {
   return "?";
 }
 
-std::string_view EmbeddedDefaultConfig() { return kEmbeddedDefault; }
+std::string_view EmbeddedDefaultConfig() {
+  return kEmbeddedDefault;
+}
 
 namespace {
 
@@ -151,9 +152,10 @@ Result<NodeTopology> ResolveNode(const NodeConfig& config, const std::function<R
     spdlog::info("NVML is not installed ({}); emulating the node from its config", found.status().message());
     return EmulateNode(config, "emulated (NVML absent)");
   }
-  spdlog::warn("NVML discovery failed: {}; emulating the node from its config (set discovery: nvml to make this "
-               "an error)",
-               found.status().message());
+  spdlog::warn(
+      "NVML discovery failed: {}; emulating the node from its config (set discovery: nvml to make this "
+      "an error)",
+      found.status().message());
   return EmulateNode(config, "emulated (NVML failed: " + found.status().message() + ")");
 }
 

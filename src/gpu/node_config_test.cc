@@ -14,8 +14,12 @@ Result<NodeConfig> ParseText(const std::string& text) {
   return c;
 }
 
-Result<NodeTopology> NoNvml() { return Status::NotFound("libnvidia-ml.so.1: cannot open shared object file"); }
-Result<NodeTopology> FailingNvml() { return Status::Unimplemented("GPU 0: product 'NVIDIA V100' is not supported"); }
+Result<NodeTopology> NoNvml() {
+  return Status::NotFound("libnvidia-ml.so.1: cannot open shared object file");
+}
+Result<NodeTopology> FailingNvml() {
+  return Status::Unimplemented("GPU 0: product 'NVIDIA V100' is not supported");
+}
 
 TEST(NodeConfigTest, EmbeddedDefaultIsOneA100WithThreeSlices) {
   Result<NodeConfig> config = LoadNodeConfig("");
@@ -81,9 +85,8 @@ TEST(NodeConfigTest, AutoModeTellsAnAbsentNvmlFromAFailingOne) {
 TEST(NodeConfigTest, AutoModePrefersDiscoveredNode) {
   Result<NodeConfig> c = LoadNodeConfig("");
   ASSERT_TRUE(c.ok());
-  Result<NodeTopology> node = ResolveNode(*c, []() -> Result<NodeTopology> {
-    return MakeNodeTopology("real", false, "nvml", {});
-  });
+  Result<NodeTopology> node =
+      ResolveNode(*c, []() -> Result<NodeTopology> { return MakeNodeTopology("real", false, "nvml", {}); });
   ASSERT_TRUE(node.ok());
   EXPECT_EQ(node->source, "nvml");
 }

@@ -53,14 +53,14 @@ class Session {
 Result<GpuInfo> DiscoverGpu(const Api& api, const Session& session, unsigned index) {
   const std::string where = "GPU " + std::to_string(index) + ": ";
   Device device = nullptr;
-  FF_RETURN_IF_ERROR(session.Check(api.device_get_handle_by_index(index, &device), where + "nvmlDeviceGetHandleByIndex"));
+  FF_RETURN_IF_ERROR(
+      session.Check(api.device_get_handle_by_index(index, &device), where + "nvmlDeviceGetHandleByIndex"));
   char name[kDeviceNameBuffer] = {};
   char uuid[kUuidBuffer] = {};
   Memory memory{};
   FF_RETURN_IF_ERROR(session.Check(api.device_get_name(device, name, sizeof name), where + "nvmlDeviceGetName"));
   FF_RETURN_IF_ERROR(session.Check(api.device_get_uuid(device, uuid, sizeof uuid), where + "nvmlDeviceGetUUID"));
-  FF_RETURN_IF_ERROR(
-      session.Check(api.device_get_memory_info(device, &memory), where + "nvmlDeviceGetMemoryInfo"));
+  FF_RETURN_IF_ERROR(session.Check(api.device_get_memory_info(device, &memory), where + "nvmlDeviceGetMemoryInfo"));
 
   GpuInfo gpu;
   gpu.index = static_cast<int>(index);
@@ -99,7 +99,8 @@ Result<GpuInfo> DiscoverGpu(const Api& api, const Session& session, unsigned ind
     unsigned gi_id = 0;
     GpuInstance gi = nullptr;
     GpuInstanceInfo info{};
-    FF_RETURN_IF_ERROR(session.Check(api.device_get_uuid(mig, mig_uuid, sizeof mig_uuid), mig_where + "nvmlDeviceGetUUID"));
+    FF_RETURN_IF_ERROR(
+        session.Check(api.device_get_uuid(mig, mig_uuid, sizeof mig_uuid), mig_where + "nvmlDeviceGetUUID"));
     FF_RETURN_IF_ERROR(
         session.Check(api.device_get_gpu_instance_id(mig, &gi_id), mig_where + "nvmlDeviceGetGpuInstanceId"));
     FF_RETURN_IF_ERROR(session.Check(api.device_get_gpu_instance_by_id(device, gi_id, &gi),
@@ -110,8 +111,8 @@ Result<GpuInfo> DiscoverGpu(const Api& api, const Session& session, unsigned ind
       return Status::Unimplemented(mig_where + "GPU-instance profile id " + std::to_string(info.profile_id) +
                                    " is not a known profile of " + std::string(gpu.type->name));
     }
-    found.push_back(Found{PlacedSlice{profile, static_cast<int>(info.placement.start)}, static_cast<int>(gi_id),
-                          mig_uuid});
+    found.push_back(
+        Found{PlacedSlice{profile, static_cast<int>(info.placement.start)}, static_cast<int>(gi_id), mig_uuid});
   }
 
   std::vector<PlacedSlice> placed;

@@ -29,7 +29,7 @@ inline constexpr Return kErrorLibraryNotFound = 12;
 inline constexpr Return kErrorFunctionNotFound = 13;
 inline constexpr Return kErrorUnknown = 999;
 
-inline constexpr unsigned kMigEnabled = 1;       // NVML_DEVICE_MIG_ENABLE
+inline constexpr unsigned kMigEnabled = 1;         // NVML_DEVICE_MIG_ENABLE
 inline constexpr unsigned kDeviceNameBuffer = 96;  // NVML_DEVICE_NAME_V2_BUFFER_SIZE
 inline constexpr unsigned kUuidBuffer = 96;        // NVML_DEVICE_UUID_V2_BUFFER_SIZE
 
@@ -56,18 +56,18 @@ struct Memory {  // nvmlMemory_t
 
 // The NVML entry points discovery uses; each member has the signature of the nvml.h function it names.
 struct Api {
-  std::function<Return()> init;                                            // nvmlInit_v2
-  std::function<Return()> shutdown;                                        // nvmlShutdown
-  std::function<const char*(Return)> error_string;                         // nvmlErrorString
-  std::function<Return(unsigned*)> device_get_count;                       // nvmlDeviceGetCount_v2
-  std::function<Return(unsigned, Device*)> device_get_handle_by_index;     // nvmlDeviceGetHandleByIndex_v2
-  std::function<Return(Device, char*, unsigned)> device_get_name;          // nvmlDeviceGetName
-  std::function<Return(Device, char*, unsigned)> device_get_uuid;          // nvmlDeviceGetUUID
-  std::function<Return(Device, Memory*)> device_get_memory_info;           // nvmlDeviceGetMemoryInfo
-  std::function<Return(Device, unsigned*, unsigned*)> device_get_mig_mode;  // nvmlDeviceGetMigMode
+  std::function<Return()> init;                                              // nvmlInit_v2
+  std::function<Return()> shutdown;                                          // nvmlShutdown
+  std::function<const char*(Return)> error_string;                           // nvmlErrorString
+  std::function<Return(unsigned*)> device_get_count;                         // nvmlDeviceGetCount_v2
+  std::function<Return(unsigned, Device*)> device_get_handle_by_index;       // nvmlDeviceGetHandleByIndex_v2
+  std::function<Return(Device, char*, unsigned)> device_get_name;            // nvmlDeviceGetName
+  std::function<Return(Device, char*, unsigned)> device_get_uuid;            // nvmlDeviceGetUUID
+  std::function<Return(Device, Memory*)> device_get_memory_info;             // nvmlDeviceGetMemoryInfo
+  std::function<Return(Device, unsigned*, unsigned*)> device_get_mig_mode;   // nvmlDeviceGetMigMode
   std::function<Return(Device, unsigned*)> device_get_max_mig_device_count;  // nvmlDeviceGetMaxMigDeviceCount
   std::function<Return(Device, unsigned, Device*)> device_get_mig_device_handle_by_index;
-  std::function<Return(Device, unsigned*)> device_get_gpu_instance_id;     // nvmlDeviceGetGpuInstanceId
+  std::function<Return(Device, unsigned*)> device_get_gpu_instance_id;  // nvmlDeviceGetGpuInstanceId
   std::function<Return(Device, unsigned, GpuInstance*)> device_get_gpu_instance_by_id;
   std::function<Return(GpuInstance, GpuInstanceInfo*)> gpu_instance_get_info;  // nvmlGpuInstanceGetInfo
 };

@@ -210,8 +210,7 @@ TEST(NvmlDiscoveryTest, OtherMigIndexErrorsAreReportedWithWhere) {
   nvml.gpus[0].index_errors[5] = kErrorNoPermission;
   Result<NodeTopology> node = Discover(nvml.MakeApi(), "n");
   ASSERT_FALSE(node.ok());
-  EXPECT_EQ(node.status().message(),
-            "GPU 0: MIG device 5: nvmlDeviceGetMigDeviceHandleByIndex failed: Fake Error (4)");
+  EXPECT_EQ(node.status().message(), "GPU 0: MIG device 5: nvmlDeviceGetMigDeviceHandleByIndex failed: Fake Error (4)");
   EXPECT_EQ(nvml.shutdowns, 1);  // the session still ends
 }
 

@@ -1,11 +1,10 @@
 #include "gpu/topology.h"
 
+#include <charconv>
+#include <cstdio>
 #include <map>
 
 #include "common/limits.h"
-
-#include <charconv>
-#include <cstdio>
 
 namespace fluidfaas::gpu {
 namespace {

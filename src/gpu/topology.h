@@ -35,23 +35,23 @@ inline constexpr int kMaxSliceListGpus = 64;
 Result<std::vector<std::pair<int, PlacedSlice>>> ParseSliceList(const GpuType& type, std::string_view text);
 
 struct Slice {
-  std::string id;               // "0:2g.20gb@4"
-  int gpu = 0;                  // index of its GPU on the node
+  std::string id;  // "0:2g.20gb@4"
+  int gpu = 0;     // index of its GPU on the node
   const MigProfile* profile = nullptr;
-  int start = 0;                // first memory slice
+  int start = 0;  // first memory slice
   int memory_mib = 0;
   int sms = 0;
-  std::string uuid;             // "MIG-..." (real or made up); "GPU-..." for a GPU with MIG disabled
-  int gpu_instance_id = -1;     // NVML GPU-instance id; -1 on an emulated node
+  std::string uuid;          // "MIG-..." (real or made up); "GPU-..." for a GPU with MIG disabled
+  int gpu_instance_id = -1;  // NVML GPU-instance id; -1 on an emulated node
 };
 
 struct GpuInfo {
   int index = 0;
   const GpuType* type = nullptr;
-  std::string product;          // as NVML reports it, or the type's product name when emulated
-  std::string uuid;             // "GPU-..."
+  std::string product;  // as NVML reports it, or the type's product name when emulated
+  std::string uuid;     // "GPU-..."
   bool mig_enabled = true;
-  Layout layout;                // the full profile alone when MIG is disabled
+  Layout layout;  // the full profile alone when MIG is disabled
   // NVML GPU-instance ids of layout.slices(), same order; empty on an emulated node.
   std::vector<int> gpu_instance_ids;
   // MIG device UUIDs of layout.slices(), same order; empty on an emulated node.
@@ -61,9 +61,9 @@ struct GpuInfo {
 struct NodeTopology {
   std::string name;
   bool emulated = true;
-  std::string source;           // how it was obtained: "nvml", or "emulated (<why>)"
+  std::string source;  // how it was obtained: "nvml", or "emulated (<why>)"
   std::vector<GpuInfo> gpus;
-  std::vector<Slice> slices;    // every slice of every GPU, by GPU then start
+  std::vector<Slice> slices;  // every slice of every GPU, by GPU then start
 
   // nullptr when there is no such slice.
   const Slice* FindSlice(std::string_view id) const;

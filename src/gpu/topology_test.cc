@@ -17,8 +17,8 @@ TEST(SliceIdTest, FormatsAndParses) {
 }
 
 TEST(SliceIdTest, RejectsMalformedIds) {
-  for (const char* bad : {"", "2g.20gb@4", "0:2g.20gb", "x:2g.20gb@4", "0:@4", "0:2g.20gb@", "0:2g.20gb@a",
-                          "-1:2g.20gb@4", "0@4:2g"}) {
+  for (const char* bad :
+       {"", "2g.20gb@4", "0:2g.20gb", "x:2g.20gb@4", "0:@4", "0:2g.20gb@", "0:2g.20gb@a", "-1:2g.20gb@4", "0@4:2g"}) {
     Result<SliceId> r = SliceId::Parse(bad);
     EXPECT_FALSE(r.ok()) << bad;
     EXPECT_NE(r.status().message().find("expected gpu:profile@start"), std::string::npos) << bad;
@@ -37,8 +37,8 @@ GpuInfo MakeGpu(int index, std::string_view layout, bool mig = true) {
 }
 
 TEST(TopologyTest, SlicesHaveStableIdsMemoryAndUuids) {
-  NodeTopology node = MakeNodeTopology("n1", true, "emulated",
-                                       {MakeGpu(0, "1g.10gb+2g.20gb+4g.40gb"), MakeGpu(1, "3g.40gb+3g.40gb")});
+  NodeTopology node =
+      MakeNodeTopology("n1", true, "emulated", {MakeGpu(0, "1g.10gb+2g.20gb+4g.40gb"), MakeGpu(1, "3g.40gb+3g.40gb")});
   ASSERT_EQ(node.slices.size(), 5u);
   EXPECT_EQ(node.slices[0].id, "0:4g.40gb@0");
   EXPECT_EQ(node.slices[1].id, "0:2g.20gb@4");

@@ -2,7 +2,9 @@
 
 namespace fluidfaas::model {
 
-std::string_view ToString(DType dtype) { return dtype == DType::kFp16 ? "fp16" : "fp32"; }
+std::string_view ToString(DType dtype) {
+  return dtype == DType::kFp16 ? "fp16" : "fp32";
+}
 
 Result<DType> ParseDType(std::string_view text) {
   if (text == "fp16" || text == "float16" || text == "half") return DType::kFp16;

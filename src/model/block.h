@@ -21,16 +21,18 @@ namespace fluidfaas::model {
 enum class DType { kFp16, kFp32 };
 std::string_view ToString(DType dtype);
 Result<DType> ParseDType(std::string_view text);
-constexpr int64_t BytesPerElement(DType dtype) { return dtype == DType::kFp16 ? 2 : 4; }
+constexpr int64_t BytesPerElement(DType dtype) {
+  return dtype == DType::kFp16 ? 2 : 4;
+}
 
 enum class BlockKind {
-  kStem,         // CNN stem: first convolution(s) and pooling
-  kBottleneck,   // ResNet bottleneck
-  kEmbedding,    // token (and position) embedding, or ViT patch embedding
-  kEncoder,      // bidirectional transformer layer (ViT, BERT)
-  kDecoder,      // causal transformer layer (GPT-2, Llama)
-  kHead,         // classifier, pooler or language-model head
-  kCustom,       // a block of a function author's TorchScript model
+  kStem,        // CNN stem: first convolution(s) and pooling
+  kBottleneck,  // ResNet bottleneck
+  kEmbedding,   // token (and position) embedding, or ViT patch embedding
+  kEncoder,     // bidirectional transformer layer (ViT, BERT)
+  kDecoder,     // causal transformer layer (GPT-2, Llama)
+  kHead,        // classifier, pooler or language-model head
+  kCustom,      // a block of a function author's TorchScript model
 };
 std::string_view ToString(BlockKind kind);
 
@@ -42,10 +44,10 @@ struct Op {
     kMemory,  // elementwise, normalisation, softmax, copy: bound by the slice's memory bandwidth
   };
   Class op_class = Class::kMemory;
-  int count = 1;              // identical kernels launched per block call
-  double macs = 0;            // multiply-adds per sample, per kernel
-  double act_elems = 0;       // activation elements read + written per sample, per kernel
-  double weight_elems = 0;    // weight elements read per kernel call (once per batch)
+  int count = 1;            // identical kernels launched per block call
+  double macs = 0;          // multiply-adds per sample, per kernel
+  double act_elems = 0;     // activation elements read + written per sample, per kernel
+  double weight_elems = 0;  // weight elements read per kernel call (once per batch)
 };
 
 struct Block {
@@ -69,13 +71,13 @@ struct FunctionSpec {
   std::string name;
   DType dtype = DType::kFp32;
   std::vector<Block> blocks;
-  double slo_ms = 0;                 // latency objective; 0 until a deployment sets it
+  double slo_ms = 0;  // latency objective; 0 until a deployment sets it
   int max_batch = 32;
   std::vector<int64_t> input_shape;  // per sample (no batch dimension)
   std::vector<int64_t> output_shape;
-  int seq_len = 0;                   // tokens per sample for transformers; 0 for CNNs
+  int seq_len = 0;  // tokens per sample for transformers; 0 for CNNs
 
-  int64_t TotalParams() const;       // tied parameters counted once
+  int64_t TotalParams() const;  // tied parameters counted once
   double TotalMacs() const;
 };
 

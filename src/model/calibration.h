@@ -22,11 +22,11 @@
 namespace fluidfaas::model {
 
 struct Measurement {
-  std::string file;      // the CSV it came from
-  std::string model;     // zoo name
-  std::string profile;   // "1g.10gb"
+  std::string file;     // the CSV it came from
+  std::string model;    // zoo name
+  std::string profile;  // "1g.10gb"
   int batch = 0;
-  int seq_len = 0;       // 0 for CNNs
+  int seq_len = 0;  // 0 for CNNs
   double measured_ms = 0;
   bool acceptance = false;  // part of the acceptance set
 };
@@ -39,8 +39,8 @@ struct CalibrationPoint {
 
 struct CalibrationSummary {
   std::vector<CalibrationPoint> points;
-  double median_error = 0;   // over the acceptance set
-  double worst_error = 0;    // over the acceptance set
+  double median_error = 0;  // over the acceptance set
+  double worst_error = 0;   // over the acceptance set
   size_t acceptance_points = 0;
   double seq_median_error = 0;  // over the sequence sweep
   double seq_worst_error = 0;

@@ -1,13 +1,15 @@
 #include "model/latency_model.h"
 
-#include "common/limits.h"
-
 #include <algorithm>
 #include <cmath>
 
+#include "common/limits.h"
+
 namespace fluidfaas::model {
 
-bool IsCalibrated(const gpu::GpuType& type) { return type.model == gpu::GpuModel::kA100_80GB; }
+bool IsCalibrated(const gpu::GpuType& type) {
+  return type.model == gpu::GpuModel::kA100_80GB;
+}
 
 double LatencyModel::BlockMs(const Block& block, DType dtype, const gpu::GpuType& gpu, const gpu::MigProfile& slice,
                              int batch) const {
@@ -17,10 +19,10 @@ double LatencyModel::BlockMs(const Block& block, DType dtype, const gpu::GpuType
   const double gemm_flops_per_s = 1e12 * slice_share *
                                   (fp16 ? gpu.fp16_tensor_tflops * params_.fp16_matmul_efficiency
                                         : gpu.fp32_tflops * params_.fp32_matmul_efficiency);
-  const double conv_flops_per_s = fp16 ? gemm_flops_per_s
-                                       : 1e12 * slice_share * gpu.tf32_tensor_tflops * params_.tf32_conv_efficiency;
-  const double bytes_per_s = gpu.memory_bandwidth_gbs * 1e9 * slice.memory_slices / gpu::kMemorySlices *
-                             params_.memory_efficiency;
+  const double conv_flops_per_s =
+      fp16 ? gemm_flops_per_s : 1e12 * slice_share * gpu.tf32_tensor_tflops * params_.tf32_conv_efficiency;
+  const double bytes_per_s =
+      gpu.memory_bandwidth_gbs * 1e9 * slice.memory_slices / gpu::kMemorySlices * params_.memory_efficiency;
   const double launch_s = params_.launch_us * 1e-6;
   const double overhead_s = params_.kernel_overhead_us * 1e-6;
   const double b = static_cast<double>(batch);

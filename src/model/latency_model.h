@@ -10,8 +10,8 @@
 // The host issues one kernel per launch cost (an eager framework's per-operator overhead) without waiting, and
 // the GPU runs each kernel once it is issued and the previous one is done; a block's time is when its last
 // kernel ends. Small kernels are thus hidden behind launches (why batch-1 latency barely improves beyond a 2g
-// slice) and large ones queue up. The launch cost and the three fp32 efficiencies are fitted to the MIGProfiler A100-80GB
-// measurements (`fluidfaas zoo calibrate --fit`); H100 and H200 reuse them with their own SMs, peaks and
+// slice) and large ones queue up. The launch cost and the three fp32 efficiencies are fitted to the MIGProfiler
+// A100-80GB measurements (`fluidfaas zoo calibrate --fit`); H100 and H200 reuse them with their own SMs, peaks and
 // bandwidth, which makes their figures modelled rather than calibrated.
 //
 // Memory of a stage on a slice: a per-process reserve (CUDA context, library handles and workspaces; from the

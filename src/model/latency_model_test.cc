@@ -10,8 +10,12 @@ namespace {
 using gpu::GetGpuType;
 using gpu::GpuModel;
 
-const gpu::GpuType& A100() { return GetGpuType(GpuModel::kA100_80GB); }
-const gpu::MigProfile& P(std::string_view name) { return *A100().FindProfile(name); }
+const gpu::GpuType& A100() {
+  return GetGpuType(GpuModel::kA100_80GB);
+}
+const gpu::MigProfile& P(std::string_view name) {
+  return *A100().FindProfile(name);
+}
 
 TEST(LatencyModelTest, BiggerSlicesAreFasterAndBatchesCostMore) {
   LatencyModel model;

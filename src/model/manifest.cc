@@ -21,7 +21,8 @@ Status CheckBlockFile(const std::string& where, const std::string& file) {
 }
 
 Result<FunctionManifest> Parse(const YAML::Node& doc) {
-  FF_RETURN_IF_ERROR(config::CheckMap(doc, "manifest", {"name", "slo_ms", "max_batch", "dtype", "input_shape", "blocks"}));
+  FF_RETURN_IF_ERROR(
+      config::CheckMap(doc, "manifest", {"name", "slo_ms", "max_batch", "dtype", "input_shape", "blocks"}));
   FunctionManifest m;
   FF_ASSIGN_OR_RETURN(m.name, config::Required<std::string>(doc, "name", "manifest"));
   FF_RETURN_IF_ERROR(CheckName("manifest.name", m.name));

@@ -5,7 +5,8 @@
 namespace fluidfaas::model {
 namespace {
 
-constexpr const char* kGood = "name: tiny-mlp\nslo_ms: 50\nmax_batch: 8\ninput_shape: [16]\nblocks:\n  - {name: fc1, file: fc1.pt}\n";
+constexpr const char* kGood =
+    "name: tiny-mlp\nslo_ms: 50\nmax_batch: 8\ninput_shape: [16]\nblocks:\n  - {name: fc1, file: fc1.pt}\n";
 
 TEST(ManifestTest, AGoodManifestParses) {
   Result<FunctionManifest> m = ParseManifest(kGood, "manifest.yaml");

@@ -37,7 +37,7 @@ json ProfileToJson(const FunctionProfile& p) {
     entries.push_back({{"gpu", e.gpu}, {"profile", e.profile}, {"batch", e.batch}, {"block_ms", e.block_ms}});
   }
   return {{"function", p.function}, {"dtype", ToString(p.dtype)}, {"seq_len", p.seq_len},
-          {"source", p.source},     {"blocks", p.blocks},          {"entries", std::move(entries)}};
+          {"source", p.source},     {"blocks", p.blocks},         {"entries", std::move(entries)}};
 }
 
 Result<FunctionProfile> ProfileFromJson(const json& j) {
@@ -65,8 +65,8 @@ Result<FunctionProfile> ProfileFromJson(const json& j) {
       }
       if (e.batch < 1) return Status::InvalidArgument(where + ".batch: must be at least 1");
       if (e.block_ms.size() != p.blocks.size()) {
-        return Status::InvalidArgument(where + ".block_ms: " + std::to_string(e.block_ms.size()) +
-                                       " times for " + std::to_string(p.blocks.size()) + " blocks");
+        return Status::InvalidArgument(where + ".block_ms: " + std::to_string(e.block_ms.size()) + " times for " +
+                                       std::to_string(p.blocks.size()) + " blocks");
       }
       for (double ms : e.block_ms) {
         if (!(ms >= 0)) return Status::InvalidArgument(where + ".block_ms: times must be non-negative numbers");
@@ -116,8 +116,8 @@ Status CheckProfileMatches(const FunctionProfile& p, const FunctionSpec& f) {
   }
   for (size_t i = 0; i < p.blocks.size(); ++i) {
     if (p.blocks[i] != f.blocks[i].name) {
-      return Status::InvalidArgument("profile of " + f.name + ": block " + std::to_string(i) + " is '" +
-                                     p.blocks[i] + "', the function's is '" + f.blocks[i].name + "'");
+      return Status::InvalidArgument("profile of " + f.name + ": block " + std::to_string(i) + " is '" + p.blocks[i] +
+                                     "', the function's is '" + f.blocks[i].name + "'");
     }
   }
   return Status::Ok();
@@ -141,7 +141,8 @@ ProfiledBlockTimes::ProfiledBlockTimes(FunctionProfile profile, const BlockTimes
     it->second.push_back(&e);
   }
   for (auto& [key, list] : by_slice_) {
-    std::sort(list.begin(), list.end(), [](const ProfileEntry* a, const ProfileEntry* b) { return a->batch < b->batch; });
+    std::sort(list.begin(), list.end(),
+              [](const ProfileEntry* a, const ProfileEntry* b) { return a->batch < b->batch; });
   }
 }
 

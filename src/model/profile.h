@@ -14,9 +14,8 @@
 // Thread safety: immutable values; const methods are safe from any thread.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -26,8 +25,8 @@
 namespace fluidfaas::model {
 
 struct ProfileEntry {
-  std::string gpu;       // GPU type name ("a100-80gb")
-  std::string profile;   // slice profile name ("2g.20gb")
+  std::string gpu;      // GPU type name ("a100-80gb")
+  std::string profile;  // slice profile name ("2g.20gb")
   int batch = 1;
   std::vector<double> block_ms;  // one per block
 };
@@ -36,7 +35,7 @@ struct FunctionProfile {
   std::string function;
   DType dtype = DType::kFp32;
   int seq_len = 0;
-  std::string source;    // "modelled", or where the figures were measured
+  std::string source;  // "modelled", or where the figures were measured
   std::vector<std::string> blocks;
   std::vector<ProfileEntry> entries;
 };

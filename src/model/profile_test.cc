@@ -7,8 +7,12 @@
 namespace fluidfaas::model {
 namespace {
 
-const gpu::GpuType& A100() { return gpu::GetGpuType(gpu::GpuModel::kA100_80GB); }
-const gpu::MigProfile& P(std::string_view name) { return *A100().FindProfile(name); }
+const gpu::GpuType& A100() {
+  return gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+}
+const gpu::MigProfile& P(std::string_view name) {
+  return *A100().FindProfile(name);
+}
 
 TEST(ProfileTest, ModelledProfileRoundTripsThroughJson) {
   const FunctionSpec f = *BuildZooModel("resnet50");
@@ -47,9 +51,7 @@ TEST(ProfileTest, MeasuredFiguresReplaceModelledOnesWhereTheyExist) {
 }
 
 TEST(ProfileTest, MalformedProfilesAreRejectedWithTheField) {
-  const auto error = [](const char* text) {
-    return ProfileFromJson(nlohmann::json::parse(text)).status().message();
-  };
+  const auto error = [](const char* text) { return ProfileFromJson(nlohmann::json::parse(text)).status().message(); };
   EXPECT_EQ(error("[]"), "profile: expected a JSON object");
   EXPECT_NE(error(R"({"function":"f","dtype":"fp32","blocks":["a"]})").find("entries"), std::string::npos);
   EXPECT_EQ(error(R"({"function":"f","dtype":"fp8","blocks":["a"],"entries":[]})"),

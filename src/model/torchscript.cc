@@ -148,9 +148,9 @@ FunctionSpec TorchScriptFunction::ToFunctionSpec() const {
     b.kind = BlockKind::kCustom;
     b.params = block_params_[i];
     b.out_elems = std::accumulate(output_shapes_[i].begin(), output_shapes_[i].end(), int64_t{1}, std::multiplies<>());
-    const int64_t in_elems = i == 0 ? std::accumulate(f.input_shape.begin(), f.input_shape.end(), int64_t{1},
-                                                      std::multiplies<>())
-                                    : f.blocks[i - 1].out_elems;
+    const int64_t in_elems =
+        i == 0 ? std::accumulate(f.input_shape.begin(), f.input_shape.end(), int64_t{1}, std::multiplies<>())
+               : f.blocks[i - 1].out_elems;
     b.peak_act_elems = in_elems + b.out_elems;
     f.blocks.push_back(std::move(b));
   }

@@ -35,7 +35,8 @@ class TorchScriptTest : public testing::Test {
  protected:
   void SetUp() override {
     torch::manual_seed(7);
-    dir_ = fs::path(testing::TempDir()) / ("ts_" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
+    dir_ = fs::path(testing::TempDir()) /
+           ("ts_" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     w0_ = torch::randn({32, 16});
@@ -116,8 +117,9 @@ TEST_F(TorchScriptTest, ShapesAndParametersBecomeAFunctionSpec) {
 TEST_F(TorchScriptTest, ShapesThatDoNotChainNameTheBlock) {
   // fc2 replaced by a layer that expects 20 features.
   LinearBlock("fc2", torch::randn({8, 20}), torch::randn({8}), false).save((dir_ / "fc2.pt").string());
-  WriteManifest("name: m\nslo_ms: 5\ninput_shape: [16]\nblocks:\n  - {name: fc1, file: fc1.pt}\n"
-                "  - {name: fc2, file: fc2.pt}\n");
+  WriteManifest(
+      "name: m\nslo_ms: 5\ninput_shape: [16]\nblocks:\n  - {name: fc1, file: fc1.pt}\n"
+      "  - {name: fc2, file: fc2.pt}\n");
   Result<std::unique_ptr<TorchScriptFunction>> f = TorchScriptFunction::Load(dir_.string());
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.status().code(), StatusCode::kInvalidArgument);
@@ -166,8 +168,10 @@ TEST_F(TorchScriptTest, MalformedManifestsNameTheFileAndField) {
   const std::pair<const char*, const char*> cases[] = {
       {"name: m\ninput_shape: [16]\nblocks: [{name: a, file: fc1.pt}]\n", "manifest: missing required key 'slo_ms'"},
       {"name: m\nslo_ms: 5\ninput_shape: [16]\nblocks: []\n", "manifest.blocks: expected a list of 1..1024 blocks"},
-      {"name: m\nslo_ms: 5\ninput_shape: [16]\nblocks: [{name: a}]\n", "manifest.blocks[0]: missing required key 'file'"},
-      {"name: m\nslo_ms: -1\ninput_shape: [16]\nblocks: [{name: a, file: fc1.pt}]\n", "manifest.slo_ms: -1 is not in (0, 1e+07]"},
+      {"name: m\nslo_ms: 5\ninput_shape: [16]\nblocks: [{name: a}]\n",
+       "manifest.blocks[0]: missing required key 'file'"},
+      {"name: m\nslo_ms: -1\ninput_shape: [16]\nblocks: [{name: a, file: fc1.pt}]\n",
+       "manifest.slo_ms: -1 is not in (0, 1e+07]"},
       {"name: m\nslo_ms: 5\ndtype: int8\ninput_shape: [16]\nblocks: [{name: a, file: fc1.pt}]\n",
        "manifest.dtype: unknown dtype 'int8'"},
       {"name: m\nslo_ms: 5\ninput_shape: [0]\nblocks: [{name: a, file: fc1.pt}]\n",

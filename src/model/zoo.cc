@@ -116,11 +116,11 @@ void BuildResNet(FunctionSpec& f, const std::array<int, 4>& depth) {
 // ------------------------------------------------------------------------------------------- Transformers
 
 struct TransformerShape {
-  int64_t d;       // hidden size
+  int64_t d;  // hidden size
   int64_t heads;
-  int64_t ffn;     // MLP inner size
+  int64_t ffn;  // MLP inner size
   int64_t layers;
-  int64_t vocab;   // 0 for ViT
+  int64_t vocab;  // 0 for ViT
   int64_t max_positions;
 };
 
@@ -134,14 +134,14 @@ void Attention(BlockBuilder& b, const TransformerShape& t, double s, bool fused_
   } else {
     b.Matmul(sd * t.d, sd, sd, t.d * t.d + bias_params, 3);
   }
-  b.Memory(3 * sd, 3 * sd);                                  // split heads
-  b.Matmul(s * sd, 2 * sd, scores, 0);                       // Q K^T
-  if (causal) b.Elementwise(scores, 2);                      // mask
-  b.Memory(scores, scores);                                  // softmax (scaled)
-  b.Matmul(s * sd, scores + sd, sd, 0);                      // attention x V
-  b.Memory(sd, sd);                                          // merge heads
-  b.Matmul(sd * t.d, sd, sd, t.d * t.d + bias_params);       // output projection
-  b.Elementwise(sd, 2);                                      // residual add
+  b.Memory(3 * sd, 3 * sd);                             // split heads
+  b.Matmul(s * sd, 2 * sd, scores, 0);                  // Q K^T
+  if (causal) b.Elementwise(scores, 2);                 // mask
+  b.Memory(scores, scores);                             // softmax (scaled)
+  b.Matmul(s * sd, scores + sd, sd, 0);                 // attention x V
+  b.Memory(sd, sd);                                     // merge heads
+  b.Matmul(sd * t.d, sd, sd, t.d * t.d + bias_params);  // output projection
+  b.Elementwise(sd, 2);                                 // residual add
 }
 
 // LayerNorm (one kernel, weight and bias) or RMSNorm (eager: square, mean, rsqrt, scale; weight only).
@@ -159,15 +159,15 @@ void Mlp(BlockBuilder& b, const TransformerShape& t, double s, bool swiglu) {
   const double sd = s * static_cast<double>(t.d);
   const double sf = s * static_cast<double>(t.ffn);
   if (swiglu) {
-    b.Matmul(sd * t.ffn, sd, sf, t.d * t.ffn, 2);            // gate and up
-    b.Elementwise(sf).Elementwise(sf, 2);                    // SiLU, product
+    b.Matmul(sd * t.ffn, sd, sf, t.d * t.ffn, 2);  // gate and up
+    b.Elementwise(sf).Elementwise(sf, 2);          // SiLU, product
     b.Matmul(sf * t.d, sf, sd, t.ffn * t.d);
   } else {
     b.Matmul(sd * t.ffn, sd, sf, t.d * t.ffn + t.ffn);
-    b.Elementwise(sf);                                       // GELU
+    b.Elementwise(sf);  // GELU
     b.Matmul(sf * t.d, sf, sd, t.ffn * t.d + t.d);
   }
-  b.Elementwise(sd, 2);                                      // residual add
+  b.Elementwise(sd, 2);  // residual add
 }
 
 enum class Family { kVit, kBert, kGpt2, kLlama };
@@ -198,7 +198,7 @@ void BuildTransformer(FunctionSpec& f, Family family, const TransformerShape& t,
       BlockBuilder e("embed", BlockKind::kEmbedding);
       e.Matmul(static_cast<double>(patches * 768 * t.d), 3.0 * 224 * 224, static_cast<double>(patches * t.d),
                768 * t.d + t.d, 1, Op::Class::kConv);  // 16x16 patch convolution
-      e.Memory(sd, sd, 1, t.d);   // prepend the class token
+      e.Memory(sd, sd, 1, t.d);                        // prepend the class token
       e.Elementwise(sd, 2, 1).ExtraParams(197 * t.d);  // add position embeddings (197 positions)
       f.blocks.push_back(e.Finish(s * t.d));
       f.input_shape = {3, 224, 224};
@@ -208,7 +208,7 @@ void BuildTransformer(FunctionSpec& f, Family family, const TransformerShape& t,
       BlockBuilder e("embeddings", BlockKind::kEmbedding);
       e.Memory(static_cast<double>(s), sd, 1, t.vocab * t.d);  // token gather
       e.Memory(static_cast<double>(s), sd, 1, t.max_positions * t.d);
-      e.Memory(static_cast<double>(s), sd, 1, 2 * t.d);        // token types
+      e.Memory(static_cast<double>(s), sd, 1, 2 * t.d);  // token types
       e.Elementwise(sd, 2, 2);
       Norm(e, t, static_cast<double>(s), false);
       f.blocks.push_back(e.Finish(s * t.d));
@@ -278,24 +278,78 @@ struct ModelDef {
 constexpr TransformerShape kNoShape{0, 0, 0, 0, 0, 0};
 
 const std::array<ModelDef, 9> kModels = {{
-    {{"resnet50", "ResNet-50 (torchvision), 224x224", 25.6e6}, Family::kVit, true, {3, 4, 6, 3}, kNoShape, 0,
-     DType::kFp32, 64},
-    {{"resnet152", "ResNet-152 (torchvision), 224x224", 60.2e6}, Family::kVit, true, {3, 8, 36, 3}, kNoShape, 0,
-     DType::kFp32, 64},
-    {{"vit-b16", "ViT-B/16 (torchvision), 224x224", 86.6e6}, Family::kVit, false, {}, {768, 12, 3072, 12, 0, 197},
-     197, DType::kFp32, 32},
-    {{"vit-l16", "ViT-L/16 (torchvision), 224x224", 304.3e6}, Family::kVit, false, {},
-     {1024, 16, 4096, 24, 0, 197}, 197, DType::kFp32, 32},
-    {{"bert-base", "BERT-base uncased, 128 tokens", 110e6}, Family::kBert, false, {},
-     {768, 12, 3072, 12, 30522, 512}, 128, DType::kFp32, 32},
-    {{"bert-large", "BERT-large uncased, 128 tokens", 340e6}, Family::kBert, false, {},
-     {1024, 16, 4096, 24, 30522, 512}, 128, DType::kFp32, 32},
-    {{"gpt2-xl", "GPT-2 XL, 512-token prompt", 1542e6}, Family::kGpt2, false, {},
-     {1600, 25, 6400, 48, 50257, 1024}, 512, DType::kFp16, 8},
-    {{"llama2-7b", "Llama 2 7B, fp16, 512-token prefill", 6.7e9}, Family::kLlama, false, {},
-     {4096, 32, 11008, 32, 32000, 4096}, 512, DType::kFp16, 4},
-    {{"llama2-13b", "Llama 2 13B, fp16, 512-token prefill", 13.0e9}, Family::kLlama, false, {},
-     {5120, 40, 13824, 40, 32000, 4096}, 512, DType::kFp16, 4},
+    {{"resnet50", "ResNet-50 (torchvision), 224x224", 25.6e6},
+     Family::kVit,
+     true,
+     {3, 4, 6, 3},
+     kNoShape,
+     0,
+     DType::kFp32,
+     64},
+    {{"resnet152", "ResNet-152 (torchvision), 224x224", 60.2e6},
+     Family::kVit,
+     true,
+     {3, 8, 36, 3},
+     kNoShape,
+     0,
+     DType::kFp32,
+     64},
+    {{"vit-b16", "ViT-B/16 (torchvision), 224x224", 86.6e6},
+     Family::kVit,
+     false,
+     {},
+     {768, 12, 3072, 12, 0, 197},
+     197,
+     DType::kFp32,
+     32},
+    {{"vit-l16", "ViT-L/16 (torchvision), 224x224", 304.3e6},
+     Family::kVit,
+     false,
+     {},
+     {1024, 16, 4096, 24, 0, 197},
+     197,
+     DType::kFp32,
+     32},
+    {{"bert-base", "BERT-base uncased, 128 tokens", 110e6},
+     Family::kBert,
+     false,
+     {},
+     {768, 12, 3072, 12, 30522, 512},
+     128,
+     DType::kFp32,
+     32},
+    {{"bert-large", "BERT-large uncased, 128 tokens", 340e6},
+     Family::kBert,
+     false,
+     {},
+     {1024, 16, 4096, 24, 30522, 512},
+     128,
+     DType::kFp32,
+     32},
+    {{"gpt2-xl", "GPT-2 XL, 512-token prompt", 1542e6},
+     Family::kGpt2,
+     false,
+     {},
+     {1600, 25, 6400, 48, 50257, 1024},
+     512,
+     DType::kFp16,
+     8},
+    {{"llama2-7b", "Llama 2 7B, fp16, 512-token prefill", 6.7e9},
+     Family::kLlama,
+     false,
+     {},
+     {4096, 32, 11008, 32, 32000, 4096},
+     512,
+     DType::kFp16,
+     4},
+    {{"llama2-13b", "Llama 2 13B, fp16, 512-token prefill", 13.0e9},
+     Family::kLlama,
+     false,
+     {},
+     {5120, 40, 13824, 40, 32000, 4096},
+     512,
+     DType::kFp16,
+     4},
 }};
 
 const std::array<ZooEntry, 9> kEntries = [] {
@@ -306,7 +360,9 @@ const std::array<ZooEntry, 9> kEntries = [] {
 
 }  // namespace
 
-std::span<const ZooEntry> ZooModels() { return kEntries; }
+std::span<const ZooEntry> ZooModels() {
+  return kEntries;
+}
 
 Result<FunctionSpec> BuildZooModel(std::string_view name, const ZooOptions& options) {
   const ModelDef* def = nullptr;
@@ -314,8 +370,8 @@ Result<FunctionSpec> BuildZooModel(std::string_view name, const ZooOptions& opti
     if (m.entry.name == name) def = &m;
   }
   if (def == nullptr) {
-    return Status::InvalidArgument("unknown model '" + std::string(name) + "' (zoo: " +
-                                   Join(kEntries, ", ", [](const ZooEntry& e) { return e.name; }) + ")");
+    return Status::InvalidArgument("unknown model '" + std::string(name) +
+                                   "' (zoo: " + Join(kEntries, ", ", [](const ZooEntry& e) { return e.name; }) + ")");
   }
   FunctionSpec f;
   f.name = std::string(def->entry.name);

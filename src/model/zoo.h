@@ -23,14 +23,14 @@
 namespace fluidfaas::model {
 
 struct ZooOptions {
-  int seq_len = 0;               // tokens per sample (prompt length); 0: the model's default
-  std::optional<DType> dtype;    // nullopt: the model's default
+  int seq_len = 0;             // tokens per sample (prompt length); 0: the model's default
+  std::optional<DType> dtype;  // nullopt: the model's default
 };
 
 struct ZooEntry {
   std::string_view name;
   std::string_view description;
-  double published_params;       // parameter count as its paper or model card gives it
+  double published_params;  // parameter count as its paper or model card gives it
 };
 
 std::span<const ZooEntry> ZooModels();

@@ -38,7 +38,7 @@ TEST(ZooTest, WorkMatchesPublishedMultiplyAdds) {
 }
 
 TEST(ZooTest, BlockGranularity) {
-  EXPECT_EQ(BuildZooModel("resnet50")->blocks.size(), 18u);   // stem, 16 bottlenecks, head
+  EXPECT_EQ(BuildZooModel("resnet50")->blocks.size(), 18u);  // stem, 16 bottlenecks, head
   EXPECT_EQ(BuildZooModel("resnet152")->blocks.size(), 52u);
   EXPECT_EQ(BuildZooModel("vit-b16")->blocks.size(), 14u);
   EXPECT_EQ(BuildZooModel("bert-large")->blocks.size(), 26u);

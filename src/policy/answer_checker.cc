@@ -244,7 +244,8 @@ void AnswerChecker::Check(const StateDecision&) {}
 void AnswerChecker::Check(const MigrateDecision& d) {
   auto to = instances_.find(d.to);
   if (to == instances_.end() || !to->second.placed || !instances_.contains(d.from)) {
-    Violation("migration from " + std::to_string(d.from) + " to " + std::to_string(d.to) + " names an unplaced instance");
+    Violation("migration from " + std::to_string(d.from) + " to " + std::to_string(d.to) +
+              " names an unplaced instance");
   }
 }
 

@@ -62,14 +62,14 @@ class AnswerChecker {
     int64_t Used() const;
   };
   struct Inst {
-    bool placed = false;        // launched and not evicted or retired since
-    bool must_retire = false;   // its load failed or it lost a slice: Retire is due in this call
+    bool placed = false;       // launched and not evicted or retired since
+    bool must_retire = false;  // its load failed or it lost a slice: Retire is due in this call
     std::vector<StagePlacement> stages;
-    int64_t in_flight = 0;      // requests the mechanism owns on it
+    int64_t in_flight = 0;  // requests the mechanism owns on it
   };
   // A request the scheduler owns in this call (`fresh`: it arrived now; otherwise it was handed back).
   struct Open {
-    InstanceId instance = 0;    // 0: the scheduler owns it
+    InstanceId instance = 0;  // 0: the scheduler owns it
     bool fresh = false;
   };
 
@@ -88,8 +88,8 @@ class AnswerChecker {
   std::vector<SliceBooks> slices_;
   std::unordered_map<RequestId, Open> requests_;  // open requests only: an ended one is erased
   std::unordered_map<InstanceId, Inst> instances_;
-  std::vector<RequestId> owned_;                  // the scheduler owns these in the current call
-  std::vector<InstanceId> to_retire_;             // instances whose Retire is due in the current call
+  std::vector<RequestId> owned_;       // the scheduler owns these in the current call
+  std::vector<InstanceId> to_retire_;  // instances whose Retire is due in the current call
   std::string first_;
   int64_t violations_ = 0;
   int64_t completed_ = 0, rejected_ = 0, failed_ = 0;

@@ -33,8 +33,8 @@ class BaselineScheduler : public Scheduler {
   void OnRequest(const RequestEvent& request, TimePoint now, std::vector<Decision>& out) final {
     auto fit = functions_.find(request.function);
     if (fit == functions_.end() || fit->second.removed) {
-      out.push_back(RejectDecision{request.id, Reason::kUnknownFunction,
-                                   "unknown function " + std::to_string(request.function)});
+      out.push_back(
+          RejectDecision{request.id, Reason::kUnknownFunction, "unknown function " + std::to_string(request.function)});
       return;
     }
     if (std::optional<Refusal> no = Admit(fit->second, request, now, out)) {
@@ -45,7 +45,8 @@ class BaselineScheduler : public Scheduler {
   void OnStageFinished(const StageFinished& stage, TimePoint now, std::vector<Decision>& out) final {
     auto it = instances_.find(stage.instance);
     if (it == instances_.end()) return;
-    slices_.BatchDone(it->second.slice, stage.instance, stage.stage, static_cast<int>(stage.requests.size()), stage.finished);
+    slices_.BatchDone(it->second.slice, stage.instance, stage.stage, static_cast<int>(stage.requests.size()),
+                      stage.finished);
     Measured(it->second, stage);
     if (stage.last) Ended(stage.instance, static_cast<int>(stage.requests.size()), now, out);
   }
@@ -145,7 +146,8 @@ class BaselineScheduler : public Scheduler {
       : slices_(std::move(slices)), needs_batched_(needs_batched), needs_mps_(needs_mps) {}
 
   // Routes `request` of `fn` (scaling up by the baseline's rules), or says why it cannot.
-  virtual std::optional<Refusal> Admit(Fn& fn, const RequestEvent& request, TimePoint now, std::vector<Decision>& out) = 0;
+  virtual std::optional<Refusal> Admit(Fn& fn, const RequestEvent& request, TimePoint now,
+                                       std::vector<Decision>& out) = 0;
   virtual Fn MakeFn(ServedFunction&& served) {
     Fn fn;
     fn.served = std::move(served);

@@ -31,7 +31,9 @@ int64_t BatchCosts::MemoryMib(int k, size_t first, size_t last, int batch) const
   return tables_[Upper(batch)].MemoryMib(k, first, last);
 }
 
-std::vector<int> DefaultBatchSizes() { return {1, 2, 4, 8, 16, 32}; }
+std::vector<int> DefaultBatchSizes() {
+  return {1, 2, 4, 8, 16, 32};
+}
 
 std::vector<SliceKind> MpsKinds(const gpu::MpsShares& shares) {
   std::vector<SliceKind> kinds;

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <queue>
 
-
 namespace fluidfaas::policy {
 
 std::optional<EsgConfig> SearchEsgConfig(const BatchCosts& costs, const std::vector<int>& kinds, double slo_ms,
@@ -131,8 +130,8 @@ std::optional<InstanceId> EsgScheduler::ScaleUp(EsgFunction& fn, TimePoint now, 
   inst.ready_at = now + load;
   inst.last_request = now;
   Add(id, inst, fn, mib - reserve, reserve);
-  LaunchDecision launch{id, f.id, {StagePlacement{slice, 0, f.costs->blocks() - 1, mib, reserve}}, false, load,
-                        MillisF(f.costs->ComputeMs(config->kind, 0, f.costs->blocks() - 1))};
+  LaunchDecision launch{id,    f.id, {StagePlacement{slice, 0, f.costs->blocks() - 1, mib, reserve}},
+                        false, load, MillisF(f.costs->ComputeMs(config->kind, 0, f.costs->blocks() - 1))};
   launch.max_batch = config->batch;
   launch.batch_timeout = MillisF(std::max(0.0, f.slo_ms - 2 * config->exec_ms));
   out.push_back(std::move(launch));

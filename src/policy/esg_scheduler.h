@@ -38,15 +38,15 @@ struct EsgOptions {
 };
 
 struct EsgConfig {
-  int kind = -1;          // index into the cost tables' kinds
+  int kind = -1;  // index into the cost tables' kinds
   int batch = 1;
-  double exec_ms = 0;     // one batch
-  double cost = 0;        // SM slices x exec_ms / batch
+  double exec_ms = 0;  // one batch
+  double cost = 0;     // SM slices x exec_ms / batch
 };
 
 struct EsgSearchStats {
-  int expanded = 0;       // configurations evaluated
-  int pruned = 0;         // subtrees cut (batch too slow or too large for the slice)
+  int expanded = 0;  // configurations evaluated
+  int pruned = 0;    // subtrees cut (batch too slow or too large for the slice)
 };
 
 // A* over (kind, batch index): each kind's batches form a chain; a node's priority is a lower bound on the

@@ -55,7 +55,8 @@ std::optional<ExclusiveScheduler::Refusal> ExclusiveScheduler::Admit(ExclusiveFu
       inst.last_request = now;
       const InstanceId id = next_instance_++;
       const ExclusiveInstance& added = Add(id, inst, fn, mib - reserve, reserve);
-      out.push_back(LaunchDecision{id, f.id, {StagePlacement{*pick, 0, last, mib, reserve}}, false, load, added.service});
+      out.push_back(
+          LaunchDecision{id, f.id, {StagePlacement{*pick, 0, last, mib, reserve}}, false, load, added.service});
       refusal.detail = "a new instance would be ready too late";
       if (Finish(added, now) <= request.deadline) {
         best = id;

@@ -22,7 +22,9 @@ const std::vector<std::string>& PolicyNames() {
   return kNames;
 }
 
-bool UsesWholeGpus(std::string_view policy) { return policy == "infless"; }
+bool UsesWholeGpus(std::string_view policy) {
+  return policy == "infless";
+}
 
 Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view policy, std::vector<ClusterSlice> cluster,
                                                  std::vector<ServedFunction> functions) {
@@ -30,7 +32,8 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view policy, std::v
   if (policy == "esg") return Upcast(EsgScheduler::Create(std::move(cluster), std::move(functions)));
   if (policy == "infless") return Upcast(InflessScheduler::Create(std::move(cluster), std::move(functions)));
   if (policy == "exclusive") return Upcast(ExclusiveScheduler::Create(std::move(cluster), std::move(functions)));
-  return Status::InvalidArgument("unknown policy '" + std::string(policy) + "' (policies: " + Join(PolicyNames(), ", ") + ")");
+  return Status::InvalidArgument("unknown policy '" + std::string(policy) +
+                                 "' (policies: " + Join(PolicyNames(), ", ") + ")");
 }
 
 }  // namespace fluidfaas::policy

@@ -27,7 +27,9 @@ namespace fluidfaas::policy::fake {
 
 using S = InstanceState;
 
-inline const gpu::GpuType& A100() { return gpu::GetGpuType(gpu::GpuModel::kA100_80GB); }
+inline const gpu::GpuType& A100() {
+  return gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+}
 
 inline ClusterSlice Slice(const std::string& id, bool available = true) {
   const gpu::SliceId sid = *gpu::SliceId::Parse(id);
@@ -101,7 +103,8 @@ class FakeNode {
     }
   }
   void FreeSlice(size_t slice, TimePoint at) {
-    clock_.ScheduleAt(at, [this, slice] { Apply([&](auto& out) { scheduler_->OnSliceFreed(slice, clock_.Now(), out); }); });
+    clock_.ScheduleAt(at,
+                      [this, slice] { Apply([&](auto& out) { scheduler_->OnSliceFreed(slice, clock_.Now(), out); }); });
   }
   // The worker of `slice` dies at `at`: every request of the instances on it goes back to the scheduler.
   void KillWorker(size_t slice, TimePoint at) {
@@ -126,7 +129,8 @@ class FakeNode {
     clock_.ScheduleAt(at, [this, f = std::move(f), status] { *status = scheduler_->Deploy(f); });
   }
   void Remove(FunctionId f, TimePoint at, Status* status) {
-    clock_.ScheduleAt(at, [this, f, status] { Apply([&](auto& out) { *status = scheduler_->Remove(f, clock_.Now(), out); }); });
+    clock_.ScheduleAt(
+        at, [this, f, status] { Apply([&](auto& out) { *status = scheduler_->Remove(f, clock_.Now(), out); }); });
   }
 
  private:
@@ -268,7 +272,9 @@ class FakeNode {
   RequestId next_request_ = 1;
 };
 
-inline TimePoint At(double seconds) { return TimePoint{} + SecondsF(seconds); }
+inline TimePoint At(double seconds) {
+  return TimePoint{} + SecondsF(seconds);
+}
 
 inline std::vector<S> StatesOf(const std::vector<StateDecision>& log, InstanceId id) {
   std::vector<S> out;

@@ -76,7 +76,7 @@ TEST(FluidFaaSSchedulerTest, FunctionsAreDeployedAndRemovedAtRunTime) {
   Status again = Status::Ok();
   const RequestId early = node.Submit(1, At(0), 3000);  // not deployed yet
   node.Deploy(bert.served, At(1), &deployed);
-  node.Deploy(bert.served, At(1.5), &again);            // the same id twice
+  node.Deploy(bert.served, At(1.5), &again);  // the same id twice
   node.SubmitEvery(1, At(2), At(10), Millis(200), 3000);
   node.Remove(1, At(10), &removed);
   const RequestId late = node.Submit(1, At(11), 3000);

@@ -9,23 +9,23 @@
 namespace fluidfaas::policy {
 
 struct FluidFaaSOptions {
-  double promote_busy = 0.5;             // time_sharing -> exclusive_hot at this busy fraction or more
-  double demote_busy = 0.3;              // exclusive_hot -> time_sharing under this busy fraction (the design's)
-  double urgent_slack_fraction = 0.25;   // urgent when slack < this x SLO
-  Duration min_dwell = Seconds(120);     // an instance keeps its state (exclusive_hot, or a time-sharing
-                                         // resident that may be evicted for another) at least this long
-  double reclaim_headroom = 1.5;         // a function gives up a slice only if its other instances can carry
-                                         // this multiple of its request rate
-  Duration ts_idle_evict = Seconds(60);  // idle time-sharing instance -> warm after this
-  Duration keep_alive = Seconds(600);    // warm -> cold after this (the design's 10 min)
-  double migrate_slowdown = 0.05;        // migrate when the plain instance is at most this much slower
-  double share_busy_cap = 0.5;           // join a time-sharing slice only while its staying residents are
-                                         // busy less than this fraction of the time, together
-  bool serve_late = false;               // route requests that will miss their deadline instead of rejecting
-  Duration scale_up_retry = Millis(100); // a failed scale-up is retried after this (or a placement change)
-  int max_batch = 8;                     // requests queued back to back at a stage run together, up to this many
-                                         // (with ServedFunction::batched costs; 1 without them)
-  double speed_alpha = 0.2;              // weight of a new measured/estimated batch-time ratio in its running mean
+  double promote_busy = 0.5;              // time_sharing -> exclusive_hot at this busy fraction or more
+  double demote_busy = 0.3;               // exclusive_hot -> time_sharing under this busy fraction (the design's)
+  double urgent_slack_fraction = 0.25;    // urgent when slack < this x SLO
+  Duration min_dwell = Seconds(120);      // an instance keeps its state (exclusive_hot, or a time-sharing
+                                          // resident that may be evicted for another) at least this long
+  double reclaim_headroom = 1.5;          // a function gives up a slice only if its other instances can carry
+                                          // this multiple of its request rate
+  Duration ts_idle_evict = Seconds(60);   // idle time-sharing instance -> warm after this
+  Duration keep_alive = Seconds(600);     // warm -> cold after this (the design's 10 min)
+  double migrate_slowdown = 0.05;         // migrate when the plain instance is at most this much slower
+  double share_busy_cap = 0.5;            // join a time-sharing slice only while its staying residents are
+                                          // busy less than this fraction of the time, together
+  bool serve_late = false;                // route requests that will miss their deadline instead of rejecting
+  Duration scale_up_retry = Millis(100);  // a failed scale-up is retried after this (or a placement change)
+  int max_batch = 8;                      // requests queued back to back at a stage run together, up to this many
+                                          // (with ServedFunction::batched costs; 1 without them)
+  double speed_alpha = 0.2;               // weight of a new measured/estimated batch-time ratio in its running mean
   LoadCostModel load;
   PlannerOptions planner;
   LoadTrackerOptions tracker;

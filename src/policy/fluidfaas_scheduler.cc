@@ -49,7 +49,8 @@ Status FluidFaaSScheduler::Deploy(ServedFunction function) {
 }
 
 Status FluidFaaSScheduler::Remove(FunctionId function, TimePoint now, std::vector<Decision>& out) {
-  if (functions_.erase(function) == 0) return Status::NotFound("function id " + std::to_string(function) + " is not deployed");
+  if (functions_.erase(function) == 0)
+    return Status::NotFound("function id " + std::to_string(function) + " is not deployed");
   const std::vector<InstanceRec*> mine = instances_.OfFunction(function);
   for (InstanceRec* inst : mine) {
     if (inst->state == InstanceState::kWarm) {
@@ -74,7 +75,8 @@ std::optional<FluidFaaSScheduler::Refusal> FluidFaaSScheduler::Admit(const Serve
   // No live instance meets the deadline: add capacity. One cold start in flight per function at a time (a burst
   // would otherwise start one per request); a warm reload is only a host-to-device copy, so any number.
   const std::vector<InstanceRec*>& mine = instances_.OfFunction(f.id);
-  const bool warm = std::any_of(mine.begin(), mine.end(), [](const InstanceRec* i) { return i->state == InstanceState::kWarm; });
+  const bool warm =
+      std::any_of(mine.begin(), mine.end(), [](const InstanceRec* i) { return i->state == InstanceState::kWarm; });
   Refusal refusal{Reason::kDeadlineUnreachable, "a cold start is already in flight"};
   if (!c.loading || warm) {
     if (InstanceRec* added = placer_.ScaleUp(f, now, out)) {
@@ -106,8 +108,8 @@ std::optional<FluidFaaSScheduler::Refusal> FluidFaaSScheduler::Admit(const Serve
 void FluidFaaSScheduler::OnRequest(const RequestEvent& request, TimePoint now, std::vector<Decision>& out) {
   auto f = functions_.find(request.function);
   if (f == functions_.end()) {
-    out.push_back(RejectDecision{request.id, Reason::kUnknownFunction,
-                                 "unknown function " + std::to_string(request.function)});
+    out.push_back(
+        RejectDecision{request.id, Reason::kUnknownFunction, "unknown function " + std::to_string(request.function)});
     return;
   }
   if (std::optional<Refusal> no = Admit(f->second, request, now, out)) {
@@ -124,7 +126,8 @@ void FluidFaaSScheduler::Reroute(std::span<const RequestEvent> stranded, Reason 
       continue;
     }
     // Past its deadline nothing is added for it; otherwise it may scale up like a new request ("move or fail").
-    if (r.deadline <= now || Admit(f->second, r, now, out)) out.push_back(FailDecision{r.id, code, std::string(detail)});
+    if (r.deadline <= now || Admit(f->second, r, now, out))
+      out.push_back(FailDecision{r.id, code, std::string(detail)});
   }
 }
 
@@ -141,9 +144,11 @@ void FluidFaaSScheduler::OnStageFinished(const StageFinished& stage, TimePoint n
   slices_.BatchDone(inst->stages[stage.stage].slice, inst->id, stage.stage, n, stage.finished);
   inst->load.OnBusy(stage.started, stage.finished);
   // Measured speed: what the batch took against what the cost table said, as a running mean.
-  const Duration estimate = inst->stage_batch[stage.stage][static_cast<size_t>(std::min(n, inst->max_batch(stage.stage)) - 1)];
+  const Duration estimate =
+      inst->stage_batch[stage.stage][static_cast<size_t>(std::min(n, inst->max_batch(stage.stage)) - 1)];
   if (estimate > Duration{0} && stage.finished > stage.started) {
-    const double ratio = static_cast<double>((stage.finished - stage.started).count()) / static_cast<double>(estimate.count());
+    const double ratio =
+        static_cast<double>((stage.finished - stage.started).count()) / static_cast<double>(estimate.count());
     inst->speed = (1 - options_.speed_alpha) * inst->speed + options_.speed_alpha * ratio;
   }
   if (stage.last) Ended(*inst, n, now, out);
@@ -153,7 +158,8 @@ void FluidFaaSScheduler::OnStageFailed(const StageFailed& stage, TimePoint now, 
   InstanceRec* inst = instances_.Find(stage.instance);
   const int n = static_cast<int>(stage.requests.size());
   for (RequestId r : stage.requests) {
-    out.push_back(FailDecision{r, Reason::kStageFailed, "stage " + std::to_string(stage.stage) + ": " + std::string(stage.detail)});
+    out.push_back(FailDecision{r, Reason::kStageFailed,
+                               "stage " + std::to_string(stage.stage) + ": " + std::string(stage.detail)});
   }
   if (inst == nullptr) return;
   for (size_t s = stage.stage; s < inst->stages.size(); ++s) {
@@ -240,7 +246,8 @@ Status FluidFaaSScheduler::Invariants() const {
 
 std::vector<InstanceView> FluidFaaSScheduler::Instances() const {
   std::vector<InstanceView> out;
-  for (const auto& [id, inst] : instances_.all()) out.push_back(InstanceView{id, inst.function, inst.state, inst.stages, inst.outstanding});
+  for (const auto& [id, inst] : instances_.all())
+    out.push_back(InstanceView{id, inst.function, inst.state, inst.stages, inst.outstanding});
   return out;
 }
 

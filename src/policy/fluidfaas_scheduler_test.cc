@@ -46,7 +46,7 @@ TEST(FluidFaaSSchedulerTest, AnExclusiveInstanceKeepsItsStateForTheDwellTime) {
   ManualClock clock;
   Fn resnet("resnet50", 0, 50);
   FakeNode node(clock, {Slice("0:1g.10gb@6")}, {resnet.served});  // default dwell: 120 s
-  node.SubmitEvery(0, At(0), At(20), Millis(20), 50);                // busy for 20 s, then idle
+  node.SubmitEvery(0, At(0), At(20), Millis(20), 50);             // busy for 20 s, then idle
   node.Ticks(At(1), At(200));
   std::optional<S> at_100, at_150;
   clock.ScheduleAt(At(100), [&] { at_100 = node.scheduler().Instances().at(0).state; });
@@ -79,8 +79,8 @@ TEST(FluidFaaSSchedulerTest, AStarvedFunctionReclaimsASliceFromOneWithCapacityTo
     return std::make_pair(bert_served, node->evicted().size());
   };
   const auto [served, evicted] = run(1.5);
-  EXPECT_GE(served, 55);   // all but the cold start's
-  EXPECT_EQ(evicted, 1u);  // resnet's spare instance went to host memory
+  EXPECT_GE(served, 55);                                    // all but the cold start's
+  EXPECT_EQ(evicted, 1u);                                   // resnet's spare instance went to host memory
   const auto [served_without, evicted_without] = run(1e9);  // nobody has capacity to spare
   EXPECT_EQ(served_without, 0);
   EXPECT_EQ(evicted_without, 0u);
@@ -95,14 +95,14 @@ TEST(FluidFaaSSchedulerTest, TwoQuietFunctionsShareASliceAndOneIsPromotedWhenItH
   FakeNode node(clock, {Slice("0:2g.20gb@4")}, {resnet.served, bert.served}, options);
   node.SubmitEvery(0, At(0), At(120), Millis(1000), 100);  // 1 request/s each: both quiet
   node.SubmitEvery(1, At(20), At(60), Millis(1000), 100);
-  node.SubmitEvery(1, At(60), At(90), Millis(15), 100);    // bert heats up: ~65 requests/s
+  node.SubmitEvery(1, At(60), At(90), Millis(15), 100);  // bert heats up: ~65 requests/s
   node.Ticks(At(1), At(120));
   bool shared = false;
   clock.ScheduleAt(At(50), [&] {
     const auto all = node.scheduler().Instances();
     ASSERT_EQ(all.size(), 2u);
-    shared = all[0].state == S::kTimeSharing && all[1].state == S::kTimeSharing &&
-             all[0].stages.size() == 1 && all[1].stages.size() == 1 && all[0].stages[0].slice == all[1].stages[0].slice;
+    shared = all[0].state == S::kTimeSharing && all[1].state == S::kTimeSharing && all[0].stages.size() == 1 &&
+             all[1].stages.size() == 1 && all[0].stages[0].slice == all[1].stages[0].slice;
   });
   clock.RunUntilIdle();
   EXPECT_TRUE(shared) << "both functions should share the one slice while quiet";
@@ -134,11 +134,11 @@ TEST(FluidFaaSSchedulerTest, UrgentRequestsGoToExclusiveInstancesTheRestToTimeSh
   FluidFaaSOptions options;
   options.min_dwell = Duration{0};  // demoted after one busy window
   FakeNode node(clock, {Slice("0:1g.10gb@5"), Slice("0:1g.10gb@6")}, {resnet.served}, options);
-  node.Submit(0, At(0), 40);            // starts instance 1 (its first request is lost to the cold start)
-  node.Ticks(At(1), At(40));            // instance 1 is demoted once idle for a busy window
-  for (int i = 0; i < 12; ++i) node.Submit(0, At(20), 40);  // a queue on instance 1: scale up to instance 2
-  const RequestId calm = node.Submit(0, At(30), 40);                       // full slack
-  const RequestId urgent = node.Submit(0, At(30.1), 40, Millis(25));       // waited 25 ms upstream
+  node.Submit(0, At(0), 40);  // starts instance 1 (its first request is lost to the cold start)
+  node.Ticks(At(1), At(40));  // instance 1 is demoted once idle for a busy window
+  for (int i = 0; i < 12; ++i) node.Submit(0, At(20), 40);            // a queue on instance 1: scale up to instance 2
+  const RequestId calm = node.Submit(0, At(30), 40);                  // full slack
+  const RequestId urgent = node.Submit(0, At(30.1), 40, Millis(25));  // waited 25 ms upstream
   clock.RunUntilIdle();
   const auto all = node.scheduler().Instances();
   ASSERT_EQ(all.size(), 2u);
@@ -176,7 +176,7 @@ TEST(FluidFaaSSchedulerTest, PipelineMigratesToAFreed4gWithoutLosingOrRepeatingA
   const auto plain_view = node.scheduler().Instance(plain);
   ASSERT_TRUE(plain_view.has_value());
   ASSERT_EQ(plain_view->stages.size(), 1u);
-  EXPECT_EQ(plain_view->stages[0].slice, 0u);  // the 4g
+  EXPECT_EQ(plain_view->stages[0].slice, 0u);                     // the 4g
   EXPECT_FALSE(node.scheduler().Instance(pipeline).has_value());  // retired: gone from the table
   EXPECT_EQ(StatesOf(node.transitions(), pipeline).back(), S::kRetired);
   EXPECT_NE(std::find(node.retired().begin(), node.retired().end(), pipeline), node.retired().end());

@@ -47,8 +47,7 @@ void Hotness::Tick(TimePoint now, std::vector<Decision>& out) {
       case InstanceState::kDraining:
         if (inst.outstanding == 0) retire.push_back(id);
         break;
-      default:
-        break;
+      default: break;
     }
   }
   for (InstanceId id : expire) instances_.Expire(instances_.at(id), now, out);

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-
 namespace fluidfaas::policy {
 
 std::optional<InflessConfig> ChooseInflessConfig(const BatchCosts& costs, double slo_ms, double rate_rps,
@@ -60,8 +59,8 @@ double InflessScheduler::Capacity(const InflessFunction& fn) const {
 
 std::optional<InstanceId> InflessScheduler::PickWeighted(InflessFunction& fn) {
   // Smooth weighted round robin over the loaded instances (all of them while none is loaded yet).
-  const bool any_loaded = std::any_of(fn.instances.begin(), fn.instances.end(),
-                                      [&](InstanceId id) { return !instances_.at(id).loading; });
+  const bool any_loaded =
+      std::any_of(fn.instances.begin(), fn.instances.end(), [&](InstanceId id) { return !instances_.at(id).loading; });
   double total = 0;
   InflessInstance* pick = nullptr;
   InstanceId pick_id = 0;

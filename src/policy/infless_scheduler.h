@@ -41,10 +41,10 @@ struct InflessOptions {
 };
 
 struct InflessConfig {
-  int share = -1;          // MPS share index (the alone kind in MpsKinds)
+  int share = -1;  // MPS share index (the alone kind in MpsKinds)
   int batch = 1;
-  double exec_ms = 0;      // one batch, alone
-  double fraction = 0;     // of the GPU's SMs
+  double exec_ms = 0;   // one batch, alone
+  double fraction = 0;  // of the GPU's SMs
   double throughput_rps = 0;
 };
 
@@ -54,14 +54,14 @@ std::optional<InflessConfig> ChooseInflessConfig(const BatchCosts& costs, double
 
 struct InflessInstance {
   FunctionId function = 0;
-  size_t slice = 0;        // the GPU
+  size_t slice = 0;  // the GPU
   bool loading = true;
   int outstanding = 0;
   InflessConfig config;
   TimePoint ready_at;
   int64_t served_this_period = 0;
   int idle_periods = 0;
-  double credit = 0;       // smooth weighted round robin
+  double credit = 0;  // smooth weighted round robin
 };
 
 struct InflessFunction {
@@ -103,7 +103,7 @@ class InflessScheduler final : public BaselineScheduler<InflessInstance, Infless
   void Split(TimePoint now);  // a new split period when it is due
 
   InflessOptions options_;
-  std::vector<double> free_share_;                    // per GPU: SM share not held by an instance
+  std::vector<double> free_share_;                                   // per GPU: SM share not held by an instance
   std::map<InstanceId, std::pair<size_t, double>> share_releasing_;  // GPU and SM share of retired instances,
                                                                      // until their release
   TimePoint next_split_;

@@ -100,9 +100,11 @@ void InstanceTable::Place(InstanceRec& inst, const ServedFunction& f, std::vecto
     slices_.Book(st.slice, inst.id, own, st.reserve_mib);
     largest_bytes = std::max(largest_bytes, own << 20);
     const double stage_ms = f.costs->ComputeMs(k, st.first_block, st.last_block);
-    const double hop_ms = s + 1 < stages.size() ? options_.planner.transfer.HopMs(f.costs->OutBytes(st.last_block)) : 0.0;
+    const double hop_ms =
+        s + 1 < stages.size() ? options_.planner.transfer.HopMs(f.costs->OutBytes(st.last_block)) : 0.0;
     std::vector<Duration> by_batch = {MillisF(stage_ms)};
-    for (int n = 2; n <= batch; ++n) by_batch.push_back(MillisF(f.batched->ComputeMs(k, st.first_block, st.last_block, n)));
+    for (int n = 2; n <= batch; ++n)
+      by_batch.push_back(MillisF(f.batched->ComputeMs(k, st.first_block, st.last_block, n)));
     inst.stage_batch.push_back(std::move(by_batch));
     inst.hop_time.push_back(MillisF(hop_ms));
     service_ms += stage_ms + hop_ms;
@@ -112,7 +114,7 @@ void InstanceTable::Place(InstanceRec& inst, const ServedFunction& f, std::vecto
   const Duration load = options_.load.LoadTime(largest_bytes, from_warm);
   inst.ready_at = now + load;
   LaunchDecision launch{inst.id, inst.function, inst.stages, from_warm, load, inst.service};
-  launch.max_batch = batch;  // opportunistic: whatever is queued back to back, no waiting for a fuller batch,
+  launch.max_batch = batch;         // opportunistic: whatever is queued back to back, no waiting for a fuller batch,
   launch.batch_by_deadline = true;  // and no larger than the deadlines in it allow (as Router books them)
   launch.after_release = std::move(after_release);
   out.push_back(std::move(launch));

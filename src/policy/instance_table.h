@@ -27,12 +27,12 @@ struct InstanceRec {
   InstanceState after_load = InstanceState::kExclusiveHot;
   std::vector<StagePlacement> stages;
   LoadTracker load;
-  int outstanding = 0;           // requests routed to it and not ended
-  TimePoint ready_at;            // end of the current load (estimated)
-  Duration service{0};           // estimated service time of the current placement at batch 1 (stages, hops)
+  int outstanding = 0;  // requests routed to it and not ended
+  TimePoint ready_at;   // end of the current load (estimated)
+  Duration service{0};  // estimated service time of the current placement at batch 1 (stages, hops)
   std::vector<std::vector<Duration>> stage_batch;  // each stage: estimated time of a batch of 1, 2, ... max
-  std::vector<Duration> hop_time;  // after each stage (0 after the last)
-  double speed = 1.0;            // measured / estimated batch time, running mean: scales every estimate
+  std::vector<Duration> hop_time;                  // after each stage (0 after the last)
+  double speed = 1.0;  // measured / estimated batch time, running mean: scales every estimate
   TimePoint state_since;
   std::optional<InstanceId> replaces;  // a migration target: the pipeline it will take over from
   bool migrating = false;              // a pipeline with a migration target loading
@@ -40,7 +40,8 @@ struct InstanceRec {
 
   // Estimated time of a batch of `n` at stage `s`, corrected by measurements.
   Duration BatchTime(size_t s, int n) const {
-    return Duration(static_cast<int64_t>(static_cast<double>(stage_batch[s][static_cast<size_t>(n - 1)].count()) * speed));
+    return Duration(
+        static_cast<int64_t>(static_cast<double>(stage_batch[s][static_cast<size_t>(n - 1)].count()) * speed));
   }
   int max_batch(size_t s) const { return static_cast<int>(stage_batch[s].size()); }
   bool Live() const {

@@ -12,10 +12,12 @@ using S = InstanceState;
 
 TEST(LifecycleTest, EveryPairIsAllowedExactlyWhenInTheTable) {
   const std::set<std::pair<S, S>> allowed = {
-      {S::kCold, S::kLoading},          {S::kCold, S::kRetired},          {S::kLoading, S::kExclusiveHot},
-      {S::kLoading, S::kTimeSharing},   {S::kLoading, S::kRetired},       {S::kExclusiveHot, S::kTimeSharing},
-      {S::kExclusiveHot, S::kDraining}, {S::kTimeSharing, S::kExclusiveHot}, {S::kTimeSharing, S::kWarm},
-      {S::kTimeSharing, S::kDraining},  {S::kWarm, S::kLoading},          {S::kWarm, S::kCold},
+      {S::kCold, S::kLoading},          {S::kCold, S::kRetired},
+      {S::kLoading, S::kExclusiveHot},  {S::kLoading, S::kTimeSharing},
+      {S::kLoading, S::kRetired},       {S::kExclusiveHot, S::kTimeSharing},
+      {S::kExclusiveHot, S::kDraining}, {S::kTimeSharing, S::kExclusiveHot},
+      {S::kTimeSharing, S::kWarm},      {S::kTimeSharing, S::kDraining},
+      {S::kWarm, S::kLoading},          {S::kWarm, S::kCold},
       {S::kDraining, S::kRetired},
   };
   const S all[] = {S::kCold, S::kLoading, S::kExclusiveHot, S::kTimeSharing, S::kWarm, S::kDraining, S::kRetired};
@@ -27,8 +29,8 @@ TEST(LifecycleTest, EveryPairIsAllowedExactlyWhenInTheTable) {
       EXPECT_EQ(s.ok(), want) << ToString(from) << " -> " << ToString(to);
       if (!want) {
         EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
-        EXPECT_EQ(s.message(), "invalid instance transition " + std::string(ToString(from)) + " -> " +
-                                   std::string(ToString(to)));
+        EXPECT_EQ(s.message(),
+                  "invalid instance transition " + std::string(ToString(from)) + " -> " + std::string(ToString(to)));
       }
       valid += want;
     }

@@ -37,8 +37,12 @@ void LoadTracker::OnBusy(TimePoint start, TimePoint end) {
   }
 }
 
-double LoadTracker::RateShort(TimePoint now) const { return Decayed(rate_short_, rate_at_, now, options_.short_tau); }
-double LoadTracker::RateLong(TimePoint now) const { return Decayed(rate_long_, rate_at_, now, options_.long_tau); }
+double LoadTracker::RateShort(TimePoint now) const {
+  return Decayed(rate_short_, rate_at_, now, options_.short_tau);
+}
+double LoadTracker::RateLong(TimePoint now) const {
+  return Decayed(rate_long_, rate_at_, now, options_.long_tau);
+}
 
 double LoadTracker::BusyFraction(TimePoint now) const {
   // The running sum of the kept intervals less their parts before the window: intervals start in order, so only
@@ -46,7 +50,8 @@ double LoadTracker::BusyFraction(TimePoint now) const {
   // candidate slice. REQUIRES (as the scheduler asks): `now` is not before the last reported end.
   const TimePoint from = now - options_.busy_window;
   Duration busy = busy_sum_;
-  for (auto it = busy_.begin(); it != busy_.end() && it->first < from; ++it) busy -= std::min(it->second, from) - it->first;
+  for (auto it = busy_.begin(); it != busy_.end() && it->first < from; ++it)
+    busy -= std::min(it->second, from) - it->first;
   return std::clamp(ToSeconds(busy) / ToSeconds(options_.busy_window), 0.0, 1.0);
 }
 

@@ -17,9 +17,9 @@
 namespace fluidfaas::policy {
 
 struct LoadTrackerOptions {
-  Duration short_tau = Seconds(10);   // time constant of the short rate
-  Duration long_tau = Seconds(120);   // time constant of the long rate
-  Duration busy_window = Seconds(10); // window of the busy fraction (the design's default)
+  Duration short_tau = Seconds(10);    // time constant of the short rate
+  Duration long_tau = Seconds(120);    // time constant of the long rate
+  Duration busy_window = Seconds(10);  // window of the busy fraction (the design's default)
 };
 
 class LoadTracker {

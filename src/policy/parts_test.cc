@@ -119,7 +119,7 @@ TEST(RouterTest, ARequestJoinsTheOpenBatchOnlyWhileEveryDeadlineInItHolds) {
   inst.hop_time = {Duration{0}};
   inst.service = Millis(10);
   std::vector<Decision> out;
-  slices.BookBatch(0, 99, 0, At(0), At(1), At(5), false);  // another instance's work until 1 s
+  slices.BookBatch(0, 99, 0, At(0), At(1), At(5), false);                  // another instance's work until 1 s
   router.Route(inst, RequestEvent{1, 0, At(0.5), At(1.1)}, At(0.5), out);  // its own batch at 1 s
   EXPECT_EQ(slices.BusyUntil(0), At(1.010));
   // A second request joins (batch of 2: 15 ms, still before the first one's deadline)...

@@ -12,7 +12,9 @@ constexpr size_t kNone = std::numeric_limits<size_t>::max();
 constexpr double kRelTol = 1e-9;
 
 // a < b by more than the tolerance.
-bool Below(double a, double b) { return a < b - kRelTol * std::max(std::abs(a), std::abs(b)); }
+bool Below(double a, double b) {
+  return a < b - kRelTol * std::max(std::abs(a), std::abs(b));
+}
 
 // Coefficient of variation of stage times, accumulated in stage order (the planner and EvaluatePlan share it,
 // so equal plans get bit-identical figures).
@@ -41,16 +43,21 @@ class CvAccumulator {
 struct SliceClass {
   int kind = 0;
   int64_t free_mib = 0;
-  std::vector<size_t> slices;                             // indices into the free slices
+  std::vector<size_t> slices;                               // indices into the free slices
   std::vector<std::pair<int, std::vector<size_t>>> by_gpu;  // the same slices grouped by GPU, GPUs ascending
-  std::vector<size_t> max_last;                           // per first block: the last block that fits, or kNone
+  std::vector<size_t> max_last;                             // per first block: the last block that fits, or kNone
 };
 
 class Search {
  public:
   Search(const StageCostTable& costs, const TransferModel& transfer, std::span<const FreeSlice> free,
          const std::vector<SliceClass>& classes, int max_stages, double slo_ms)
-      : costs_(costs), transfer_(transfer), free_(free), classes_(classes), k_(max_stages), slo_(slo_ms),
+      : costs_(costs),
+        transfer_(transfer),
+        free_(free),
+        classes_(classes),
+        k_(max_stages),
+        slo_(slo_ms),
         n_(costs.blocks()) {
     used_.assign(classes_.size(), 0);
     stages_.resize(static_cast<size_t>(k_));
@@ -151,7 +158,7 @@ class Search {
     });
     for (size_t idx = 0; idx < list.size(); ++idx) {
       const Candidate cand = candidates_[static_cast<size_t>(depth)][idx];  // copy: deeper levels reuse buffers
-      if (Exceeds(cand.bound)) break;  // sorted by bound
+      if (Exceeds(cand.bound)) break;                                       // sorted by bound
       stages_[static_cast<size_t>(depth)] = StageChoice{cand.cls, first, cand.last, cand.compute_ms};
       ++used_[cand.cls];
       Visit(cand.last + 1, depth + 1, cand.max_so_far, cand.latency);
@@ -310,9 +317,8 @@ Result<Plan> PipelinePlanner::Best(const StageCostTable& costs, double slo_ms, s
     if (kind < 0) {
       return Status::InvalidArgument("free slice " + free[i].id + " is of a kind the cost table was not built for");
     }
-    auto it = std::find_if(classes.begin(), classes.end(), [&](const SliceClass& c) {
-      return c.kind == kind && c.free_mib == free[i].free_mib;
-    });
+    auto it = std::find_if(classes.begin(), classes.end(),
+                           [&](const SliceClass& c) { return c.kind == kind && c.free_mib == free[i].free_mib; });
     if (it == classes.end()) {
       it = classes.insert(classes.end(), SliceClass{});
       it->kind = kind;
@@ -348,9 +354,8 @@ Result<Plan> PipelinePlanner::Best(const StageCostTable& costs, double slo_ms, s
   // Why none: memory alone, or the SLO?
   Search unbounded(costs, options_.transfer, free, classes, options_.max_stages, kInf);
   if (!unbounded.Run()) {
-    return Status::ResourceExhausted("does not fit the free memory in up to " +
-                                     std::to_string(options_.max_stages) + " stages on the " +
-                                     std::to_string(free.size()) + " free slice(s)");
+    return Status::ResourceExhausted("does not fit the free memory in up to " + std::to_string(options_.max_stages) +
+                                     " stages on the " + std::to_string(free.size()) + " free slice(s)");
   }
   const Plan fastest = unbounded.TakeBest();
   return Status::DeadlineExceeded("SLO unreachable: the best plan that fits takes " +

@@ -45,20 +45,20 @@ struct PlannerOptions {
 };
 
 struct FreeSlice {
-  std::string id;        // "0:2g.20gb@4"
-  int gpu = 0;           // GPU index (on the node, or cluster-wide)
+  std::string id;  // "0:2g.20gb@4"
+  int gpu = 0;     // GPU index (on the node, or cluster-wide)
   SliceKind kind;
   int64_t free_mib = 0;  // memory a new process may use
 };
 
 struct PlanStage {
-  size_t slice = 0;         // index into the free slices given
+  size_t slice = 0;  // index into the free slices given
   std::string slice_id;
   int gpu = 0;
   size_t first_block = 0;
   size_t last_block = 0;
   double compute_ms = 0;
-  double transfer_ms = 0;   // hop to the next stage; 0 for the last
+  double transfer_ms = 0;  // hop to the next stage; 0 for the last
   int64_t memory_mib = 0;
 };
 

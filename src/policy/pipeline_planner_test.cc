@@ -15,9 +15,13 @@ namespace {
 using gpu::GetGpuType;
 using gpu::GpuModel;
 
-const gpu::GpuType& A100() { return GetGpuType(GpuModel::kA100_80GB); }
+const gpu::GpuType& A100() {
+  return GetGpuType(GpuModel::kA100_80GB);
+}
 
-SliceKind Kind(std::string_view profile) { return SliceKind{&A100(), A100().FindProfile(profile)}; }
+SliceKind Kind(std::string_view profile) {
+  return SliceKind{&A100(), A100().FindProfile(profile)};
+}
 
 std::vector<SliceKind> A100Kinds() {
   std::vector<SliceKind> kinds;
@@ -213,8 +217,9 @@ TEST_F(PlannerScenarioTest, Llama13BWithAFree4gIsOneStage) {
 }
 
 TEST_F(PlannerScenarioTest, ResNetNeverPipelinesWhenOneSliceServesIt) {
-  for (const auto& free : std::vector<std::vector<std::string>>{
-           {"0:4g.40gb@0", "0:2g.20gb@4", "0:1g.10gb@6"}, {"0:2g.20gb@4", "0:1g.10gb@6"}, {"0:1g.10gb@6", "1:1g.10gb@6"}}) {
+  for (const auto& free : std::vector<std::vector<std::string>>{{"0:4g.40gb@0", "0:2g.20gb@4", "0:1g.10gb@6"},
+                                                                {"0:2g.20gb@4", "0:1g.10gb@6"},
+                                                                {"0:1g.10gb@6", "1:1g.10gb@6"}}) {
     Result<Plan> plan = PlanFor("resnet50", free, 500, 8);
     ASSERT_TRUE(plan.ok()) << plan.status().ToString();
     EXPECT_EQ(plan->stages.size(), 1u);

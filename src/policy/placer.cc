@@ -119,7 +119,8 @@ std::optional<size_t> Placer::Reclaimable(const ServedFunction& f, TimePoint now
       double keeps = 0;
       for (const InstanceRec* other : instances_.OfFunction(res.function)) {
         rate += other->load.RateShort(now);
-        if (other->id != res.id && other->Live() && other->state != InstanceState::kLoading) keeps += CapacityRps(*other);
+        if (other->id != res.id && other->Live() && other->state != InstanceState::kLoading)
+          keeps += CapacityRps(*other);
       }
       spare = keeps >= options_.reclaim_headroom * rate && keeps > 0;
       if (!spare) break;
@@ -182,9 +183,11 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> Placer::TimeSharingSlo
     for (InstanceId r : slices_.residents(i)) {
       const InstanceRec& res = instances_.at(r);
       // A second instance of the function on the same slice adds no capacity: they would share one queue.
-      shareable = shareable && res.state == InstanceState::kTimeSharing && res.stages.size() == 1 && res.function != f.id;
+      shareable =
+          shareable && res.state == InstanceState::kTimeSharing && res.stages.size() == 1 && res.function != f.id;
       // Residents placed within the dwell time stay: evicting them would undo the last scale-up at once.
-      if (res.outstanding == 0 && res.load.RateShort(now) < newcomer_rate && now - res.state_since >= options_.min_dwell) {
+      if (res.outstanding == 0 && res.load.RateShort(now) < newcomer_rate &&
+          now - res.state_since >= options_.min_dwell) {
         idle.push_back(&res);
       }
     }
@@ -207,7 +210,8 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> Placer::TimeSharingSlo
     // Time sharing is for slices that are mostly idle: the residents that stay must leave room.
     double staying_busy = 0;
     for (InstanceId r : slices_.residents(i)) {
-      if (std::find(evict.begin(), evict.end(), r) == evict.end()) staying_busy += instances_.at(r).load.BusyFraction(now);
+      if (std::find(evict.begin(), evict.end(), r) == evict.end())
+        staying_busy += instances_.at(r).load.BusyFraction(now);
     }
     if (staying_busy >= options_.share_busy_cap) continue;
     if (!best || evict.size() < best->second.size()) best = std::make_pair(i, std::move(evict));

@@ -49,7 +49,8 @@ class Placer {
   // Whether a free slice of `kind`, larger than `f` needs, is the smallest one another function is served on.
   bool Needed(const ServedFunction& f, const SliceKind& kind) const;
   // A time-sharing slice `f` can join, with the idle residents to evict first (the fewest).
-  std::optional<std::pair<size_t, std::vector<InstanceId>>> TimeSharingSlot(const ServedFunction& f, TimePoint now) const;
+  std::optional<std::pair<size_t, std::vector<InstanceId>>> TimeSharingSlot(const ServedFunction& f,
+                                                                            TimePoint now) const;
   double CapacityRps(const InstanceRec& inst) const;  // requests per second at batch 1
 
   const FluidFaaSOptions& options_;

@@ -27,7 +27,7 @@ class Router {
     InstanceRec* best = nullptr;      // meets the deadline, by preference then finish
     InstanceRec* earliest = nullptr;  // the earliest finish, deadline or not
     TimePoint earliest_finish = TimePoint::max();
-    bool loading = false;             // an instance of the function is loading
+    bool loading = false;  // an instance of the function is loading
   };
   Choice Choose(const ServedFunction& f, const RequestEvent& request, TimePoint now) const;
 

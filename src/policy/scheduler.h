@@ -68,21 +68,21 @@ std::string_view ToString(Reason reason);
 
 // A slice of the cluster the scheduler may place on.
 struct ClusterSlice {
-  std::string id;          // "0:2g.20gb@4"
+  std::string id;  // "0:2g.20gb@4"
   int gpu = 0;
   SliceKind kind;
-  bool available = true;   // false: held by something outside FluidFaaS until OnSliceFreed
+  bool available = true;  // false: held by something outside FluidFaaS until OnSliceFreed
 };
 
 struct StagePlacement {
-  size_t slice = 0;        // index into the cluster's slices
+  size_t slice = 0;  // index into the cluster's slices
   size_t first_block = 0;
   size_t last_block = 0;
-  int64_t memory_mib = 0;  // booked on the slice, the worker process's reserve included
-  int64_t reserve_mib = 0; // the part of memory_mib that is the worker process's reserve: one process per slice
-                           // hosts all its residents, so it counts once per slice (0: a process of its own)
-  int mps_share = -1;      // >= 0: the stage runs on an MPS share (gpu::MpsShares index) of `slice`, a whole
-                           // GPU; -1: it has the slice to itself or time-shares it
+  int64_t memory_mib = 0;   // booked on the slice, the worker process's reserve included
+  int64_t reserve_mib = 0;  // the part of memory_mib that is the worker process's reserve: one process per slice
+                            // hosts all its residents, so it counts once per slice (0: a process of its own)
+  int mps_share = -1;       // >= 0: the stage runs on an MPS share (gpu::MpsShares index) of `slice`, a whole
+                            // GPU; -1: it has the slice to itself or time-shares it
 };
 
 // A function a scheduler serves; the scheduler holds its cost tables (shared, immutable).
@@ -91,8 +91,8 @@ struct ServedFunction {
   std::shared_ptr<const model::FunctionSpec> spec;
   std::shared_ptr<const StageCostTable> costs;  // MIG slice kinds, batch 1 (every policy)
   double slo_ms = 0;
-  std::shared_ptr<const BatchCosts> batched;    // MIG slice kinds at several batch sizes (batching policies)
-  std::shared_ptr<const BatchCosts> mps;        // MPS share kinds (MpsKinds) at several batch sizes (INFless)
+  std::shared_ptr<const BatchCosts> batched;  // MIG slice kinds at several batch sizes (batching policies)
+  std::shared_ptr<const BatchCosts> mps;      // MPS share kinds (MpsKinds) at several batch sizes (INFless)
 };
 
 // How long loading takes (every policy is charged the same).
@@ -116,17 +116,17 @@ struct RequestEvent {
   RequestId id = 0;
   FunctionId function = 0;
   TimePoint arrival;
-  TimePoint deadline;      // arrival + SLO (or the caller's own timeout)
+  TimePoint deadline;  // arrival + SLO (or the caller's own timeout)
 };
 
 // A stage ran one batch. Busy time counts once per batch: [started, finished) on the stage's slice.
 struct StageFinished {
   InstanceId instance = 0;
   size_t stage = 0;
-  uint64_t batch = 0;                 // the mechanism's id of the batch (for logs and traces)
-  bool last = true;                   // the instance's last stage: these requests are complete
+  uint64_t batch = 0;                   // the mechanism's id of the batch (for logs and traces)
+  bool last = true;                     // the instance's last stage: these requests are complete
   std::span<const RequestId> requests;  // the batch (its size is requests.size())
-  TimePoint started;                  // when the batch began running (after its queue)
+  TimePoint started;                    // when the batch began running (after its queue)
   TimePoint finished;
 };
 
@@ -141,7 +141,7 @@ struct StageFailed {
 
 struct LoadFinished {
   InstanceId instance = 0;
-  bool ok = true;                     // false: the load failed; its slices must be released (Retire)
+  bool ok = true;  // false: the load failed; its slices must be released (Retire)
   std::string_view detail;
   std::span<const RequestEvent> stranded;  // on failure: the requests routed to it, handed back
 };
@@ -163,17 +163,17 @@ struct Released {
 
 // ---- decisions
 
-struct LaunchDecision {    // start (or reload) an instance's processes on its slices
+struct LaunchDecision {  // start (or reload) an instance's processes on its slices
   InstanceId instance = 0;
   FunctionId function = 0;
   std::vector<StagePlacement> stages;
   bool from_warm = false;  // weights are in host memory: a host-to-device copy, no process start
   Duration expected_load{0};
-  Duration expected_service{0};  // one request at batch 1, all stages and hops
-  int max_batch = 1;       // a stage runs up to this many queued requests of the instance together
-  Duration batch_timeout{0};  // with max_batch > 1: how long the oldest request may wait for a fuller batch
-  bool batch_by_deadline = false;  // cut a batch short so that every request in it still meets its deadline
-                                   // (the longest such run of the queue, at least one request)
+  Duration expected_service{0};           // one request at batch 1, all stages and hops
+  int max_batch = 1;                      // a stage runs up to this many queued requests of the instance together
+  Duration batch_timeout{0};              // with max_batch > 1: how long the oldest request may wait for a fuller batch
+  bool batch_by_deadline = false;         // cut a batch short so that every request in it still meets its deadline
+                                          // (the longest such run of the queue, at least one request)
   std::vector<InstanceId> after_release;  // evicted or retired instances whose memory on these slices this
                                           // launch takes over: load once their releases are acknowledged
 };
@@ -181,34 +181,34 @@ struct RouteDecision {
   RequestId request = 0;
   InstanceId instance = 0;
 };
-struct RejectDecision {    // a request the scheduler owns, never routed, ends here
+struct RejectDecision {  // a request the scheduler owns, never routed, ends here
   RequestId request = 0;
   Reason code = Reason::kNoCapacity;
   std::string detail;
 };
-struct FailDecision {      // a request handed back by the mechanism ends here
+struct FailDecision {  // a request handed back by the mechanism ends here
   RequestId request = 0;
   Reason code = Reason::kStageFailed;
   std::string detail;
 };
-struct EvictDecision {     // drop the instance's weights from its slice, keep them in host memory
+struct EvictDecision {  // drop the instance's weights from its slice, keep them in host memory
   InstanceId instance = 0;
 };
-struct StateDecision {     // an instance changed state (promote, demote, expire): for the mechanism's books
+struct StateDecision {  // an instance changed state (promote, demote, expire): for the mechanism's books
   InstanceId instance = 0;
   InstanceState from = InstanceState::kCold;
   InstanceState to = InstanceState::kCold;
 };
-struct MigrateDecision {   // new requests go to `to` from now on; `from` drains and is then retired
+struct MigrateDecision {  // new requests go to `to` from now on; `from` drains and is then retired
   InstanceId from = 0;
   InstanceId to = 0;
 };
-struct RetireDecision {    // stop the instance's processes and release its slices
+struct RetireDecision {  // stop the instance's processes and release its slices
   InstanceId instance = 0;
 };
 
-using Decision = std::variant<LaunchDecision, RouteDecision, RejectDecision, FailDecision, EvictDecision,
-                              StateDecision, MigrateDecision, RetireDecision>;
+using Decision = std::variant<LaunchDecision, RouteDecision, RejectDecision, FailDecision, EvictDecision, StateDecision,
+                              MigrateDecision, RetireDecision>;
 
 class Scheduler {
  public:

@@ -29,8 +29,8 @@ struct BookedBatch {
   size_t stage = 0;
   TimePoint start;
   TimePoint end;
-  int count = 0;           // requests in it
-  TimePoint deadline;      // the earliest by which one of them must leave this stage
+  int count = 0;       // requests in it
+  TimePoint deadline;  // the earliest by which one of them must leave this stage
 };
 
 class SliceBooks {
@@ -89,12 +89,12 @@ class SliceBooks {
     std::vector<InstanceId> residents;
     std::vector<std::pair<InstanceId, int64_t>> own;        // per resident, beside the reserve
     std::vector<std::pair<InstanceId, int64_t>> releasing;  // own memory being released
-    int64_t used_mib = 0;      // sum of `own`
-    int64_t releasing_mib = 0; // sum of `releasing`
-    int64_t reserve_mib = 0;   // the worker's reserve while anyone is resident or releasing
+    int64_t used_mib = 0;                                   // sum of `own`
+    int64_t releasing_mib = 0;                              // sum of `releasing`
+    int64_t reserve_mib = 0;        // the worker's reserve while anyone is resident or releasing
     std::deque<BookedBatch> queue;  // times relative to `shift`
     Duration shift{0};
-    TimePoint idle_at;         // the end of the last batch measured, when the queue is empty
+    TimePoint idle_at;  // the end of the last batch measured, when the queue is empty
   };
 
   std::vector<Slice> slices_;

@@ -6,7 +6,8 @@
 namespace fluidfaas::policy {
 
 StageCostTable StageCostTable::Build(const model::FunctionSpec& f, const model::BlockTimes& times,
-                                     const model::LatencyModel& memory, int batch, const std::vector<SliceKind>& kinds) {
+                                     const model::LatencyModel& memory, int batch,
+                                     const std::vector<SliceKind>& kinds) {
   StageCostTable t;
   t.n_ = f.blocks.size();
   t.batch_ = batch;

@@ -65,16 +65,16 @@ class StageCostTable {
   int batch_ = 1;
   int64_t elem_bytes_ = 4;
   std::vector<SliceKind> kinds_;
-  std::vector<double> prefix_ms_;        // kinds x (n + 1)
-  std::vector<double> min_suffix_ms_;    // n + 1
-  std::vector<int64_t> prefix_weights_;  // n + 1, parameters (tied ones owned by their owner)
-  std::vector<int64_t> prefix_state_;    // n + 1
-  std::vector<size_t> tied_blocks_;      // blocks that read another block's weights (rare: GPT-2's head)
-  std::vector<int64_t> tied_params_;     // per block
-  std::vector<int> tied_to_;             // per block
-  std::vector<int64_t> out_elems_;       // per block
-  std::vector<int64_t> out_bytes_;       // per block, x batch
-  std::vector<int64_t> reserve_bytes_;   // per kind
+  std::vector<double> prefix_ms_;                 // kinds x (n + 1)
+  std::vector<double> min_suffix_ms_;             // n + 1
+  std::vector<int64_t> prefix_weights_;           // n + 1, parameters (tied ones owned by their owner)
+  std::vector<int64_t> prefix_state_;             // n + 1
+  std::vector<size_t> tied_blocks_;               // blocks that read another block's weights (rare: GPT-2's head)
+  std::vector<int64_t> tied_params_;              // per block
+  std::vector<int> tied_to_;                      // per block
+  std::vector<int64_t> out_elems_;                // per block
+  std::vector<int64_t> out_bytes_;                // per block, x batch
+  std::vector<int64_t> reserve_bytes_;            // per kind
   std::vector<std::vector<int64_t>> peak_table_;  // sparse table over peak_act_elems
 };
 

@@ -1,12 +1,12 @@
 #include "sim/azure_trace.h"
 
-#include "common/limits.h"
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <map>
 #include <random>
+
+#include "common/limits.h"
 
 namespace fluidfaas::sim {
 namespace {
@@ -152,9 +152,8 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
                                    std::to_string(trace.last_minute) +
                                    (trace.functions == 0 ? " (no function rows)" : ""));
   }
-  std::sort(trace.arrivals.begin(), trace.arrivals.end(), [](const Arrival& a, const Arrival& b) {
-    return a.at != b.at ? a.at < b.at : a.function < b.function;
-  });
+  std::sort(trace.arrivals.begin(), trace.arrivals.end(),
+            [](const Arrival& a, const Arrival& b) { return a.at != b.at ? a.at < b.at : a.function < b.function; });
   return trace;
 }
 

@@ -34,16 +34,16 @@ struct TraceOptions {
   int last_minute = 0;              // last minute column to use (inclusive); 0: the file's last
   double rate_scale = 1.0;          // multiplies every count. REQUIRES: > 0
   uint64_t seed = 1;
-  bool lenient = false;             // skip malformed rows instead of failing
+  bool lenient = false;  // skip malformed rows instead of failing
 };
 
 struct Trace {
-  std::vector<Arrival> arrivals;     // Arrival::function indexes TraceOptions::models; sorted by time
+  std::vector<Arrival> arrivals;  // Arrival::function indexes TraceOptions::models; sorted by time
   std::vector<std::string> models;
-  std::vector<int64_t> per_model;    // arrivals per model
-  size_t functions = 0;              // rows read
-  size_t skipped_rows = 0;           // malformed rows skipped (lenient)
-  std::string first_skip;            // why the first skipped row was skipped
+  std::vector<int64_t> per_model;  // arrivals per model
+  size_t functions = 0;            // rows read
+  size_t skipped_rows = 0;         // malformed rows skipped (lenient)
+  std::string first_skip;          // why the first skipped row was skipped
   int first_minute = 0;
   int last_minute = 0;
   Duration duration{0};

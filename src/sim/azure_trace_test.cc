@@ -15,7 +15,9 @@ constexpr const char* kSample =
     "o1,a1,f2,timer,1,1,1\r\n"
     "o2,a2,f3,queue,0,20,0\n";
 
-TraceOptions Options() { return TraceOptions{.models = {"resnet50", "bert-base"}, .seed = 4}; }
+TraceOptions Options() {
+  return TraceOptions{.models = {"resnet50", "bert-base"}, .seed = 4};
+}
 
 TEST(AzureTraceTest, ReadsMinuteColumnsByHeaderAndSpreadsCountsWithinTheMinute) {
   Result<Trace> t = ParseAzureTrace(kSample, "d01.csv", Options());

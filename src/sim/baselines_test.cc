@@ -15,7 +15,9 @@ namespace {
 
 using policy::Decision;
 
-std::unique_ptr<Preset> SmallPreset() { return std::move(MakePreset("paper", {.gpus = 2})).value(); }
+std::unique_ptr<Preset> SmallPreset() {
+  return std::move(MakePreset("paper", {.gpus = 2})).value();
+}
 
 // Forwards to a policy and keeps every launch it decides.
 class Recording final : public policy::Scheduler {
@@ -72,9 +74,12 @@ class Recording final : public policy::Scheduler {
 };
 
 std::vector<Arrival> Load(const Preset& p, double share, Duration duration, uint64_t seed) {
-  return GenerateWorkload({.rate_rps = share * p.capacity_rps, .cv = p.cv,
-                           .functions = static_cast<uint32_t>(p.functions.size()), .zipf_s = 1.0,
-                           .duration = duration, .seed = seed});
+  return GenerateWorkload({.rate_rps = share * p.capacity_rps,
+                           .cv = p.cv,
+                           .functions = static_cast<uint32_t>(p.functions.size()),
+                           .zipf_s = 1.0,
+                           .duration = duration,
+                           .seed = seed});
 }
 
 struct PolicyRun {
@@ -165,7 +170,8 @@ TEST(BaselinesTest, OnTheFragmentedPresetOnlyFluidFaaSPipelinesServeTheLargestMo
   const PolicyRun fluid = RunPolicy("fluidfaas", *p, arrivals);
   EXPECT_GE(fluid.result.pipelines, 1);
   EXPECT_GT(hits_of(fluid.result), 0);
-  for (const std::string policy : {"esg", "exclusive"}) EXPECT_EQ(hits_of(RunPolicy(policy, *p, arrivals).result), 0) << policy;
+  for (const std::string policy : {"esg", "exclusive"})
+    EXPECT_EQ(hits_of(RunPolicy(policy, *p, arrivals).result), 0) << policy;
 }
 
 // A failed load retires the instance, answers the request that waited on it (here too late for another
@@ -315,7 +321,8 @@ TEST(BaselinesTest, EveryPolicyRemovesAndRedeploysAFunction) {
     out.clear();
     s->OnLoadFinished(policy::LoadFinished{launched, true}, t0 + Seconds(3), out);
     const policy::RequestId batch[] = {1};
-    s->OnStageFinished(policy::StageFinished{launched, 0, 1, true, batch, t0 + Seconds(3), t0 + Seconds(3)}, t0 + Seconds(3), out);
+    s->OnStageFinished(policy::StageFinished{launched, 0, 1, true, batch, t0 + Seconds(3), t0 + Seconds(3)},
+                       t0 + Seconds(3), out);
     out.clear();
     ASSERT_TRUE(s->Remove(0, t0 + Seconds(4), out).ok());
     bool retired = false;
@@ -472,7 +479,7 @@ TEST(MeanOverSeedsTest, AveragesRatesAndPoolsCountsPerPolicyAndLoad) {
   EXPECT_EQ(m[0].seeds, 2);
   EXPECT_NEAR(m[0].hit_rate, 0.85, 1e-12);
   EXPECT_NEAR(m[0].p99_ms, 200, 1e-12);
-  EXPECT_EQ(m[0].evictions, 4);  // 3.5, rounded
+  EXPECT_EQ(m[0].evictions, 4);                // 3.5, rounded
   EXPECT_NEAR(m[0].wall_seconds, 1.0, 1e-12);  // a total
   EXPECT_NEAR(m[0].slice_utilization[1], 0.6, 1e-12);
   EXPECT_EQ(m[0].functions[0].requests, 40);  // pooled
@@ -529,7 +536,7 @@ TEST(EsgSearchTest, BatchesOnlyWhenTheRateFillsTheBatchInTime) {
   ASSERT_TRUE(calm && busy);
   EXPECT_EQ(calm->batch, 1);
   EXPECT_GT(busy->batch, 1);
-  EXPECT_LT(busy->cost, calm->cost);  // batching is what makes it cheaper
+  EXPECT_LT(busy->cost, calm->cost);                                           // batching is what makes it cheaper
   EXPECT_EQ(resnet.batched->one().kinds()[calm->kind].profile->sm_slices, 1);  // the smallest slice serves it
 }
 

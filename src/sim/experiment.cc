@@ -4,9 +4,9 @@
 #include <charconv>
 #include <cmath>
 
+#include "common/strings.h"
 #include "gpu/layout.h"
 #include "model/zoo.h"
-#include "common/strings.h"
 #include "policy/factory.h"
 
 namespace fluidfaas::sim {
@@ -26,8 +26,8 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
   FF_ASSIGN_OR_RETURN(gpu::Layout layout, gpu::ParseLayout(a100, layout_text));
   for (int g = 0; g < options.gpus; ++g) {
     for (const gpu::PlacedSlice& s : layout.slices()) {
-      p->slices.push_back(policy::ClusterSlice{std::to_string(g) + ":" + s.ToString(), g,
-                                               policy::SliceKind{&a100, s.profile}, true});
+      p->slices.push_back(
+          policy::ClusterSlice{std::to_string(g) + ":" + s.ToString(), g, policy::SliceKind{&a100, s.profile}, true});
     }
   }
   p->mps_shares = std::make_unique<gpu::MpsShares>(a100);
@@ -40,8 +40,8 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
   for (const gpu::MigProfile& prof : a100.profiles) kinds.push_back(policy::SliceKind{&a100, &prof});
   const std::vector<policy::SliceKind> mps_kinds = policy::MpsKinds(shares);
   const int full = 6;  // 7g.80gb, the last profile
-  const std::vector<std::string> models = {"resnet50", "vit-b16", "bert-base", "bert-large",
-                                           "gpt2-xl", "llama2-7b", "llama2-13b"};
+  const std::vector<std::string> models = {"resnet50", "vit-b16",   "bert-base", "bert-large",
+                                           "gpt2-xl",  "llama2-7b", "llama2-13b"};
   double weight_sum = 0;
   for (size_t i = 0; i < models.size(); ++i) {
     FF_ASSIGN_OR_RETURN(model::FunctionSpec spec, model::BuildZooModel(models[i]));
@@ -49,13 +49,13 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
     p->times.push_back(std::make_unique<model::ModelledBlockTimes>(*p->specs.back(), p->latency));
     p->costs.push_back(std::make_shared<const policy::StageCostTable>(
         policy::StageCostTable::Build(*p->specs.back(), *p->times.back(), p->latency, 1, kinds)));
-    p->batched.push_back(std::make_shared<const policy::BatchCosts>(policy::BatchCosts::Build(
-        *p->specs.back(), *p->times.back(), p->latency, policy::DefaultBatchSizes(), kinds)));
+    p->batched.push_back(std::make_shared<const policy::BatchCosts>(
+        policy::BatchCosts::Build(*p->specs.back(), *p->times.back(), p->latency, policy::DefaultBatchSizes(), kinds)));
     p->mps.push_back(std::make_shared<const policy::BatchCosts>(policy::BatchCosts::Build(
         *p->specs.back(), *p->times.back(), p->latency, policy::DefaultBatchSizes(), mps_kinds)));
     const double slo = options.slo_scale * p->costs.back()->ComputeMs(full, 0, p->specs.back()->blocks.size() - 1);
-    p->functions.push_back(SimFunction{p->specs.back().get(), p->costs.back().get(), slo, p->batched.back().get(),
-                                       p->mps.back().get()});
+    p->functions.push_back(
+        SimFunction{p->specs.back().get(), p->costs.back().get(), slo, p->batched.back().get(), p->mps.back().get()});
     p->served.push_back(policy::ServedFunction{static_cast<policy::FunctionId>(i), p->specs.back(), p->costs.back(),
                                                slo, p->batched.back(), p->mps.back()});
     p->popularity.push_back(1.0 / static_cast<double>(i + 1));
@@ -230,7 +230,8 @@ std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs) {
     for (const RunSummary* r : groups[g]) {
       m.wall_seconds += r->wall_seconds;
       m.simulated_requests += r->simulated_requests;
-      if (m.slice_utilization.size() < r->slice_utilization.size()) m.slice_utilization.resize(r->slice_utilization.size());
+      if (m.slice_utilization.size() < r->slice_utilization.size())
+        m.slice_utilization.resize(r->slice_utilization.size());
       for (size_t i = 0; i < r->slice_utilization.size(); ++i) m.slice_utilization[i] += r->slice_utilization[i] / n;
       if (m.functions.empty()) {
         for (const FunctionSummary& f : r->functions) m.functions.push_back(FunctionSummary{f.name});

@@ -28,18 +28,18 @@ namespace fluidfaas::sim {
 
 struct Preset {
   std::string name;
-  std::vector<policy::ClusterSlice> slices;       // the MIG slices
-  std::vector<policy::ClusterSlice> whole_gpus;   // the same GPUs with MIG off (INFless: MPS shares of these)
+  std::vector<policy::ClusterSlice> slices;      // the MIG slices
+  std::vector<policy::ClusterSlice> whole_gpus;  // the same GPUs with MIG off (INFless: MPS shares of these)
   std::unique_ptr<gpu::MpsShares> mps_shares;
   std::vector<std::shared_ptr<const model::FunctionSpec>> specs;
   std::vector<std::unique_ptr<model::ModelledBlockTimes>> times;
   std::vector<std::shared_ptr<const policy::StageCostTable>> costs;  // MIG kinds, batch 1 (FluidFaaS, exclusive)
-  std::vector<std::shared_ptr<const policy::BatchCosts>> batched;   // MIG kinds by batch (ESG)
-  std::vector<std::shared_ptr<const policy::BatchCosts>> mps;       // MPS shares by batch (INFless)
+  std::vector<std::shared_ptr<const policy::BatchCosts>> batched;    // MIG kinds by batch (ESG)
+  std::vector<std::shared_ptr<const policy::BatchCosts>> mps;        // MPS shares by batch (INFless)
   std::vector<SimFunction> functions;
   std::vector<policy::ServedFunction> served;  // the same functions, as schedulers hold them (id = index)
-  std::vector<double> popularity;    // shares, summing to 1
-  double capacity_rps = 0;           // estimated, see above
+  std::vector<double> popularity;              // shares, summing to 1
+  double capacity_rps = 0;                     // estimated, see above
   double cv = 2.0;
   model::LatencyModel latency;
 };
@@ -67,20 +67,20 @@ struct RunSummary {
   std::string policy;
   std::string load;
   uint64_t seed = 0;
-  int seeds = 1;                                   // runs averaged into this one (MeanOf)
+  int seeds = 1;  // runs averaged into this one (MeanOf)
   double load_share = 0;
   double rate_rps = 0;
-  int64_t requests = 0;                            // = hits + late + rejected + failed
-  int64_t hits = 0;                                // completed within the SLO
-  int64_t late = 0;                                // completed after it
-  int64_t rejected = 0;                            // turned away before running
-  int64_t failed = 0;                              // accepted, then lost to a fault
+  int64_t requests = 0;  // = hits + late + rejected + failed
+  int64_t hits = 0;      // completed within the SLO
+  int64_t late = 0;      // completed after it
+  int64_t rejected = 0;  // turned away before running
+  int64_t failed = 0;    // accepted, then lost to a fault
   double hit_rate = 0;
-  double mean_ms = 0, p50_ms = 0, p99_ms = 0;     // completed requests (rejected and failed ones have none)
+  double mean_ms = 0, p50_ms = 0, p99_ms = 0;  // completed requests (rejected and failed ones have none)
   double queue_ms = 0, load_ms = 0, compute_ms = 0, transfer_ms = 0;  // mean breakdown of completed requests
-  double throughput_rps = 0;                       // requests finished within their SLO, per second
-  double utilization = 0;                          // mean slice busy fraction
-  double active_fraction = 0;                      // mean share of time slices hold an instance
+  double throughput_rps = 0;                                          // requests finished within their SLO, per second
+  double utilization = 0;                                             // mean slice busy fraction
+  double active_fraction = 0;                                         // mean share of time slices hold an instance
   int64_t pipelines = 0, migrations = 0, evictions = 0;
   int64_t load_failures = 0, stage_failures = 0, workers_lost = 0, slices_taken = 0;  // faults injected
   double wall_seconds = 0;
@@ -88,13 +88,13 @@ struct RunSummary {
   std::vector<double> slice_utilization;           // per slice, for the CDF
   std::vector<std::vector<float>> slice_timeline;  // per slice, busy fraction of each timeline bucket
   double timeline_bucket_s = 0;
-  std::vector<FunctionSummary> functions;          // per function, in the preset's order
-  struct End {                                     // rejections and failures of one function with one code
+  std::vector<FunctionSummary> functions;  // per function, in the preset's order
+  struct End {                             // rejections and failures of one function with one code
     std::string function;
-    std::string outcome;                           // "rejected" or "failed"
-    std::string code;                              // policy::ToString(Reason)
+    std::string outcome;  // "rejected" or "failed"
+    std::string code;     // policy::ToString(Reason)
     int64_t count = 0;
-    std::string example;                           // the first one's detail
+    std::string example;  // the first one's detail
   };
   std::vector<End> ends;
 };

@@ -70,15 +70,18 @@ Status WritePlots(const std::string& dir, const std::vector<RunSummary>& runs) {
     std::vector<double> u = r.slice_utilization;
     std::sort(u.begin(), u.end());
     cdf << "# " << r.policy << "/" << r.load << '\n';
-    for (size_t i = 0; i < u.size(); ++i) cdf << u[i] << ' ' << static_cast<double>(i + 1) / static_cast<double>(u.size()) << '\n';
+    for (size_t i = 0; i < u.size(); ++i)
+      cdf << u[i] << ' ' << static_cast<double>(i + 1) / static_cast<double>(u.size()) << '\n';
     cdf << "\n\n";
   }
 
   const std::string histogram =
       "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
       "set key outside right\nset grid ytics\n";
-  std::string hit = histogram + "set ylabel 'SLO hit rate (%)'\nset yrange [0:100]\nset title 'SLO hit rate by load'\nplot ";
-  std::string tput = histogram + "set ylabel 'requests within SLO per second'\nset yrange [0:*]\nset title 'Throughput'\nplot ";
+  std::string hit =
+      histogram + "set ylabel 'SLO hit rate (%)'\nset yrange [0:100]\nset title 'SLO hit rate by load'\nplot ";
+  std::string tput =
+      histogram + "set ylabel 'requests within SLO per second'\nset yrange [0:*]\nset title 'Throughput'\nplot ";
   for (size_t i = 0; i < policies.size(); ++i) {
     const std::string sep = i + 1 < policies.size() ? ", " : "";
     hit += "'by_load.dat' using " + std::to_string(2 + 2 * i) + ":xtic(1) title '" + policies[i] + "'" + sep;
@@ -89,8 +92,9 @@ Status WritePlots(const std::string& dir, const std::vector<RunSummary>& runs) {
       "set key outside right\nset grid ytics\nset xtics rotate by -30\nset ylabel 'mean latency (ms)'\n"
       "set title 'Latency breakdown'\nplot 'breakdown.dat' using 2:xtic(1) title 'queue', '' using 3 title 'load', "
       "'' using 4 title 'compute', '' using 5 title 'transfer'";
-  std::string cdf_plot = "set key outside right\nset grid\nset xlabel 'slice utilization'\nset ylabel 'CDF'\n"
-                         "set xrange [0:1]\nset yrange [0:1]\nset title 'Slice utilization'\nplot ";
+  std::string cdf_plot =
+      "set key outside right\nset grid\nset xlabel 'slice utilization'\nset ylabel 'CDF'\n"
+      "set xrange [0:1]\nset yrange [0:1]\nset title 'Slice utilization'\nplot ";
   for (size_t i = 0; i < runs.size(); ++i) {
     cdf_plot += "'utilization_cdf.dat' index " + std::to_string(i) + " using 1:2 with steps title '" + runs[i].policy +
                 "/" + runs[i].load + "'" + (i + 1 < runs.size() ? ", " : "");

@@ -20,10 +20,20 @@ class Engine {
  public:
   Engine(const std::vector<policy::ClusterSlice>& slices, const std::vector<SimFunction>& functions,
          const std::vector<Arrival>& arrivals, policy::Scheduler& scheduler, const SimOptions& options)
-      : slices_(slices), functions_(functions), arrivals_(arrivals), scheduler_(scheduler), options_(options),
-        checker_(slices), residents_(slices.size(), 0), active_since_(slices.size()), mps_busy_(slices.size(), 0.0),
-        taken_(slices.size(), false), load_rng_(options.seed * 4 + 1), stage_rng_(options.seed * 4 + 2),
-        worker_rng_(options.seed * 4 + 3), noise_rng_(options.seed * 4 + 4) {
+      : slices_(slices),
+        functions_(functions),
+        arrivals_(arrivals),
+        scheduler_(scheduler),
+        options_(options),
+        checker_(slices),
+        residents_(slices.size(), 0),
+        active_since_(slices.size()),
+        mps_busy_(slices.size(), 0.0),
+        taken_(slices.size(), false),
+        load_rng_(options.seed * 4 + 1),
+        stage_rng_(options.seed * 4 + 2),
+        worker_rng_(options.seed * 4 + 3),
+        noise_rng_(options.seed * 4 + 4) {
     for (size_t s = 0; s < slices.size(); ++s) lanes_.push_back(Lane{s});
     result_.slice_busy.assign(slices.size(), Duration{0});
     result_.slice_active.assign(slices.size(), Duration{0});
@@ -64,22 +74,22 @@ class Engine {
   // Where stages run one batch at a time: a slice (lanes [0, slices)) or an MPS share of a GPU.
   struct Lane {
     size_t slice = 0;
-    double share = 1.0;        // of the slice's SMs (MPS); 1 for a slice
+    double share = 1.0;  // of the slice's SMs (MPS); 1 for a slice
     bool mps = false;
     bool busy = false;
-    InstanceId running = 0;    // whose batch runs now
-    uint64_t generation = 0;   // bumped when a lost worker resets the lane: its pending completion is void
+    InstanceId running = 0;   // whose batch runs now
+    uint64_t generation = 0;  // bumped when a lost worker resets the lane: its pending completion is void
     std::deque<Task> queue;
     TimePoint wake_at = TimePoint::max();  // a pending batch-timeout wake-up
   };
   struct Stage {
     policy::StagePlacement place;
     size_t lane = 0;
-    int kind = 0;              // in the function's cost tables (the MPS ones for an MPS stage)
-    Duration time{0};          // batch 1, alone
-    Duration hop{0};           // batch 1, to the next stage (0 after the last)
-    Duration after{0};         // batch 1: this stage's hop and every later stage with its hop
-    int64_t out_bytes = 0;     // batch 1
+    int kind = 0;           // in the function's cost tables (the MPS ones for an MPS stage)
+    Duration time{0};       // batch 1, alone
+    Duration hop{0};        // batch 1, to the next stage (0 after the last)
+    Duration after{0};      // batch 1: this stage's hop and every later stage with its hop
+    int64_t out_bytes = 0;  // batch 1
   };
   struct Instance {
     uint32_t function = 0;
@@ -202,7 +212,7 @@ class Engine {
     if (d.function >= functions_.size() || d.stages.empty()) {
       why = "bad function or no stages";
     } else if (d.max_batch < 1 || (d.max_batch > 1 && (functions_[d.function].batched == nullptr ||
-                                                        d.max_batch > functions_[d.function].batched->max_batch()))) {
+                                                       d.max_batch > functions_[d.function].batched->max_batch()))) {
       why = "batch " + std::to_string(d.max_batch) + " has no cost table";
     } else {
       for (const auto& st : d.stages) {
@@ -238,8 +248,8 @@ class Engine {
       SetResident(st.place.slice, +1);
       const auto& p = st.place;
       if (p.mps_share >= 0) {
-        const double share = static_cast<double>(f.mps->one().kinds()[p.mps_share].profile->sms) /
-                             slices_[p.slice].kind.gpu->sms;
+        const double share =
+            static_cast<double>(f.mps->one().kinds()[p.mps_share].profile->sms) / slices_[p.slice].kind.gpu->sms;
         st.lane = NewMpsLane(p.slice, std::min(1.0, share));
         st.kind = p.mps_share;
         st.time = MillisF(f.mps->ComputeMs(st.kind, p.first_block, p.last_block, 1));
@@ -260,8 +270,10 @@ class Engine {
     for (InstanceId prior : d.after_release) {
       if (auto it = released_at_.find(prior); it != released_at_.end()) start = std::max(start, it->second);
     }
-    const bool fail = options_.faults.load > 0 && std::uniform_real_distribution<double>()(load_rng_) < options_.faults.load;
-    clock_.ScheduleAt(start + d.expected_load, [this, id = d.instance, gen = inst.generation, fail] { Loaded(id, gen, fail); });
+    const bool fail =
+        options_.faults.load > 0 && std::uniform_real_distribution<double>()(load_rng_) < options_.faults.load;
+    clock_.ScheduleAt(start + d.expected_load,
+                      [this, id = d.instance, gen = inst.generation, fail] { Loaded(id, gen, fail); });
   }
 
   void Loaded(InstanceId id, uint64_t generation, bool fail) {
@@ -298,7 +310,8 @@ class Engine {
     RequestRecord& r = result_.requests[d.request];
     auto it = instances_.find(d.instance);
     if (it == instances_.end() || it->second.stages.empty()) {
-      Report("request " + std::to_string(d.request) + " routed to unknown or unplaced instance " + std::to_string(d.instance));
+      Report("request " + std::to_string(d.request) + " routed to unknown or unplaced instance " +
+             std::to_string(d.instance));
       End(d.request, Outcome::kFailed, Reason::kNoCapacity, "routed nowhere");
       return;
     }
@@ -346,7 +359,8 @@ class Engine {
       // instances, and a lost one's lane was reset).
       if (lanes_[st.lane].mps) free_lanes_.push_back(st.lane);
       clock_.ScheduleAt(done, [this, id, slice = st.place.slice] {
-        if (auto at = released_at_.find(id); at != released_at_.end() && at->second <= clock_.Now()) released_at_.erase(at);
+        if (auto at = released_at_.find(id); at != released_at_.end() && at->second <= clock_.Now())
+          released_at_.erase(at);
         const policy::Released event{id, slice};
         checker_.OnReleased(event);
         Apply([&](auto& out) { scheduler_.OnReleased(event, clock_.Now(), out); });
@@ -363,7 +377,8 @@ class Engine {
   void LoseSlice(size_t slice, Reason reason, const char* detail) {
     std::vector<InstanceId> lost;
     for (auto& [id, inst] : instances_) {
-      if (std::any_of(inst.stages.begin(), inst.stages.end(), [slice](const Stage& st) { return st.place.slice == slice; })) {
+      if (std::any_of(inst.stages.begin(), inst.stages.end(),
+                      [slice](const Stage& st) { return st.place.slice == slice; })) {
         lost.push_back(id);
       }
     }
@@ -380,7 +395,8 @@ class Engine {
       Lane& lane = lanes_[l];
       const bool mine = lane.slice == slice && (!lane.mps || lane.busy || !lane.queue.empty());
       const bool running_lost = lane.busy && std::find(lost.begin(), lost.end(), lane.running) != lost.end();
-      std::erase_if(lane.queue, [&](const Task& t) { return std::find(lost.begin(), lost.end(), t.instance) != lost.end(); });
+      std::erase_if(lane.queue,
+                    [&](const Task& t) { return std::find(lost.begin(), lost.end(), t.instance) != lost.end(); });
       if (!mine && !running_lost) continue;
       if (lane.busy && lane.mps) mps_busy_[lane.slice] = std::max(0.0, mps_busy_[lane.slice] - lane.share);
       lane.busy = false;
@@ -443,15 +459,17 @@ class Engine {
     }
     lane.wake_at = TimePoint::max();
     const Duration run = RunTime(inst, st, static_cast<int>(batch), lane);
-    const Duration hop =
-        batch == 1 ? st.hop
-                   : (front.stage + 1 < inst.stages.size()
-                          ? MillisF(options_.transfer.HopMs(st.out_bytes * static_cast<int64_t>(batch)))
-                          : Duration{0});
-    const bool fail = options_.faults.stage > 0 && std::uniform_real_distribution<double>()(stage_rng_) < options_.faults.stage;
+    const Duration hop = batch == 1
+                             ? st.hop
+                             : (front.stage + 1 < inst.stages.size()
+                                    ? MillisF(options_.transfer.HopMs(st.out_bytes * static_cast<int64_t>(batch)))
+                                    : Duration{0});
+    const bool fail =
+        options_.faults.stage > 0 && std::uniform_real_distribution<double>()(stage_rng_) < options_.faults.stage;
     lane.busy = true;
     lane.running = front.instance;
-    const Duration busy = lane.mps ? Duration(static_cast<int64_t>(static_cast<double>(run.count()) * lane.share)) : run;
+    const Duration busy =
+        lane.mps ? Duration(static_cast<int64_t>(static_cast<double>(run.count()) * lane.share)) : run;
     result_.slice_busy[lane.slice] += busy;
     AddToTimeline(lane.slice, clock_.Now(), run, lane.mps ? lane.share : 1.0);
     if (lane.mps) mps_busy_[lane.slice] += lane.share;
@@ -475,7 +493,8 @@ class Engine {
       earliest = std::min(earliest, result_.requests[lane.queue[n - 1].request].deadline - st.after);
       if (n == 1) continue;
       const SimFunction& f = functions_[inst.function];
-      const Duration run = MillisF(f.batched->ComputeMs(st.kind, st.place.first_block, st.place.last_block, static_cast<int>(n)));
+      const Duration run =
+          MillisF(f.batched->ComputeMs(st.kind, st.place.first_block, st.place.last_block, static_cast<int>(n)));
       if (clock_.Now() + run > earliest) break;
       fits = n;
     }
@@ -517,7 +536,7 @@ class Engine {
   void BatchDone(const std::vector<Task>& tasks, Duration hop, TimePoint started, bool failed) {
     const Task& first = tasks.front();
     const Instance* inst = Current(first);
-    if (inst == nullptr) return;  // lost meanwhile: its requests were handed back
+    if (inst == nullptr) return;                       // lost meanwhile: its requests were handed back
     std::vector<policy::RequestId>& ids = batch_ids_;  // reused, like decisions_
     ids.clear();
     for (const Task& t : tasks) ids.push_back(t.request);
@@ -545,7 +564,8 @@ class Engine {
     for (const Task& t : tasks) {
       result_.requests[t.request].transfer += hop;
       clock_.ScheduleAfter(hop, [this, t] {
-        if (Current(t) != nullptr && result_.requests[t.request].instance == t.instance) Enqueue(t.request, t.instance, t.stage + 1);
+        if (Current(t) != nullptr && result_.requests[t.request].instance == t.instance)
+          Enqueue(t.request, t.instance, t.stage + 1);
       });
     }
   }

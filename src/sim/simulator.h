@@ -53,8 +53,8 @@ struct SimFunction {
   const model::FunctionSpec* spec = nullptr;
   const policy::StageCostTable* costs = nullptr;  // MIG slice kinds, batch 1
   double slo_ms = 0;
-  const policy::BatchCosts* batched = nullptr;    // MIG slice kinds by batch: needed for batches > 1
-  const policy::BatchCosts* mps = nullptr;        // MPS share kinds (policy::MpsKinds): needed for MPS stages
+  const policy::BatchCosts* batched = nullptr;  // MIG slice kinds by batch: needed for batches > 1
+  const policy::BatchCosts* mps = nullptr;      // MPS share kinds (policy::MpsKinds): needed for MPS stages
 };
 
 struct Faults {
@@ -71,15 +71,15 @@ struct SliceTaking {
 };
 
 struct SimOptions {
-  uint64_t seed = 1;                   // faults, noise and slice taking
+  uint64_t seed = 1;  // faults, noise and slice taking
   Faults faults;
-  double exec_noise_cv = 0;            // lognormal noise on every batch's time (0: none)
+  double exec_noise_cv = 0;  // lognormal noise on every batch's time (0: none)
   SliceTaking take;
-  Duration release_delay = Millis(1);  // from an Evict or Retire to the release of its memory
-  Duration tick = Seconds(1);          // how often the scheduler's OnTick runs
-  Duration drain = Seconds(120);       // simulated time after the last arrival for work in flight to finish
-  policy::TransferModel transfer;      // hop costs between stages
-  double mps_interference = 0.3;       // slowdown of an MPS batch with the rest of its GPU busy (see above)
+  Duration release_delay = Millis(1);     // from an Evict or Retire to the release of its memory
+  Duration tick = Seconds(1);             // how often the scheduler's OnTick runs
+  Duration drain = Seconds(120);          // simulated time after the last arrival for work in flight to finish
+  policy::TransferModel transfer;         // hop costs between stages
+  double mps_interference = 0.3;          // slowdown of an MPS batch with the rest of its GPU busy (see above)
   Duration timeline_bucket = Seconds(1);  // resolution of SimResult::slice_timeline
 };
 
@@ -90,12 +90,12 @@ struct RequestRecord {
   TimePoint arrival;
   TimePoint deadline;
   TimePoint finished;
-  Duration queue{0};      // waiting for a busy slice
-  Duration load{0};       // waiting for its instance to load
+  Duration queue{0};  // waiting for a busy slice
+  Duration load{0};   // waiting for its instance to load
   Duration compute{0};
   Duration transfer{0};
   policy::InstanceId instance = 0;
-  int routes = 0;         // times routed: more than once after a failure handed it back
+  int routes = 0;  // times routed: more than once after a failure handed it back
   Outcome outcome = Outcome::kPending;
   policy::Reason code = policy::Reason::kNoCapacity;  // for kRejected and kFailed
 };
@@ -108,16 +108,16 @@ struct EndCount {
 
 struct SimResult {
   std::vector<RequestRecord> requests;
-  std::vector<Duration> slice_busy;     // per slice
-  std::vector<Duration> slice_active;   // per slice: time with at least one resident instance
+  std::vector<Duration> slice_busy;    // per slice
+  std::vector<Duration> slice_active;  // per slice: time with at least one resident instance
   // Per slice, its busy time in each timeline_bucket of simulated time (bucket i covers [i, i + 1) buckets):
   // the busy timeline, at the resolution the report needs.
   std::vector<std::vector<Duration>> slice_timeline;
   Duration timeline_bucket{0};
-  Duration horizon{0};                  // simulated time, the drain after the last arrival included
-  Duration arrival_span{0};             // from time 0 to the last arrival: what rates are measured over
+  Duration horizon{0};       // simulated time, the drain after the last arrival included
+  Duration arrival_span{0};  // from time 0 to the last arrival: what rates are measured over
   int64_t launches = 0;
-  int64_t pipelines = 0;                // launches with more than one stage
+  int64_t pipelines = 0;  // launches with more than one stage
   int64_t migrations = 0;
   int64_t evictions = 0;
   int64_t events = 0;

@@ -15,7 +15,9 @@ namespace {
 using policy::ClusterSlice;
 using policy::SliceKind;
 
-const gpu::GpuType& A100() { return gpu::GetGpuType(gpu::GpuModel::kA100_80GB); }
+const gpu::GpuType& A100() {
+  return gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+}
 
 // A cluster of `gpus` A100-80GB with one layout, and zoo functions with SLO = scale x latency on a 7g slice.
 struct TestCluster {
@@ -36,8 +38,8 @@ struct TestCluster {
       const int full = costs.back()->KindIndex(SliceKind{&A100(), &A100().FullProfile()});
       const double slo = slo_scale * costs.back()->ComputeMs(full, 0, specs.back()->blocks.size() - 1);
       functions.push_back(SimFunction{specs.back().get(), costs.back().get(), slo});
-      served.push_back(policy::ServedFunction{static_cast<policy::FunctionId>(served.size()), specs.back(),
-                                              costs.back(), slo});
+      served.push_back(
+          policy::ServedFunction{static_cast<policy::FunctionId>(served.size()), specs.back(), costs.back(), slo});
     }
   }
   model::LatencyModel latency;
@@ -77,7 +79,8 @@ void ExpectConserved(const SimResult& r, size_t arrivals) {
 
 TEST(SimulatorTest, SameInputsSameResults) {
   TestCluster s(2, "1g.10gb+2g.20gb+4g.40gb", {"resnet50", "bert-base", "vit-b16"});
-  const auto arrivals = GenerateWorkload({.rate_rps = 80, .cv = 2, .functions = 3, .duration = Seconds(120), .seed = 3});
+  const auto arrivals =
+      GenerateWorkload({.rate_rps = 80, .cv = 2, .functions = 3, .duration = Seconds(120), .seed = 3});
   const SimResult a = RunFluid(s, arrivals);
   const SimResult b = RunFluid(s, arrivals);
   ASSERT_EQ(a.requests.size(), b.requests.size());
@@ -91,8 +94,13 @@ TEST(SimulatorTest, SameInputsSameResults) {
 
 TEST(SimulatorTest, EveryRequestEndsExactlyOnceUnderEachPolicy) {
   TestCluster s(2, "1g.10gb+2g.20gb+4g.40gb", {"resnet50", "bert-base", "vit-b16", "llama2-7b"});
-  const auto arrivals = GenerateWorkload({.rate_rps = 150, .cv = 3, .diurnal_amplitude = 0.5,
-                                          .diurnal_period = Seconds(60), .functions = 4, .duration = Seconds(180), .seed = 8});
+  const auto arrivals = GenerateWorkload({.rate_rps = 150,
+                                          .cv = 3,
+                                          .diurnal_amplitude = 0.5,
+                                          .diurnal_period = Seconds(60),
+                                          .functions = 4,
+                                          .duration = Seconds(180),
+                                          .seed = 8});
   const SimResult fluid = RunFluid(s, arrivals);
   ExpectConserved(fluid, arrivals.size());
   const SimResult exclusive = RunExclusive(s, arrivals);

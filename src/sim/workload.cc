@@ -54,7 +54,10 @@ double WorkloadGenerator::InverseIntensity(double lambda) const {
   for (int i = 0; i < 60; ++i) {
     const double f = Intensity(t) - lambda;
     if (std::abs(f) < 1e-9 * std::max(1.0, lambda)) break;
-    if (f > 0) hi = t; else lo = t;
+    if (f > 0)
+      hi = t;
+    else
+      lo = t;
     const double rate = spec_.rate_rps * (1 + spec_.diurnal_amplitude * std::sin(w * t));
     double next = t - f / rate;
     if (!(next > lo && next < hi)) next = (lo + hi) / 2;

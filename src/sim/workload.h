@@ -26,13 +26,13 @@ struct Arrival {
 };
 
 struct WorkloadSpec {
-  double rate_rps = 10;                  // mean total arrival rate, requests per second. REQUIRES: > 0
-  double cv = 1.0;                       // CV of inter-arrival times; 1 is Poisson. REQUIRES: > 0
-  double diurnal_amplitude = 0;          // a in [0, 1): 0 is a constant rate
+  double rate_rps = 10;          // mean total arrival rate, requests per second. REQUIRES: > 0
+  double cv = 1.0;               // CV of inter-arrival times; 1 is Poisson. REQUIRES: > 0
+  double diurnal_amplitude = 0;  // a in [0, 1): 0 is a constant rate
   Duration diurnal_period = Seconds(86400);
-  uint32_t functions = 1;                // REQUIRES: >= 1
-  double zipf_s = 1.0;                   // popularity exponent; 0 is uniform. REQUIRES: >= 0
-  Duration duration = Seconds(60);       // arrivals in [0, duration)
+  uint32_t functions = 1;           // REQUIRES: >= 1
+  double zipf_s = 1.0;              // popularity exponent; 0 is uniform. REQUIRES: >= 0
+  Duration duration = Seconds(60);  // arrivals in [0, duration)
   uint64_t seed = 1;
 };
 
@@ -56,7 +56,7 @@ class WorkloadGenerator {
   std::mt19937_64 rng_;
   std::gamma_distribution<double> gap_;  // unit-mean gaps in operational time
   std::discrete_distribution<uint32_t> popularity_;
-  double lambda_ = 0;                    // operational time of the last arrival
+  double lambda_ = 0;  // operational time of the last arrival
 };
 
 // All arrivals of a spec, in time order.

@@ -34,8 +34,11 @@ TEST(WorkloadTest, GammaKeepsTheRateWithTheAskedCv) {
 
 TEST(WorkloadTest, DiurnalModulationFollowsTheSine) {
   // Amplitude 0.8 over a 100 s period: the first quarter is busy, the third quiet.
-  const auto a = GenerateWorkload({.rate_rps = 100, .diurnal_amplitude = 0.8, .diurnal_period = Seconds(100),
-                                   .duration = Seconds(1000), .seed = 5});
+  const auto a = GenerateWorkload({.rate_rps = 100,
+                                   .diurnal_amplitude = 0.8,
+                                   .diurnal_period = Seconds(100),
+                                   .duration = Seconds(1000),
+                                   .seed = 5});
   size_t peak = 0;
   size_t trough = 0;
   for (const Arrival& x : a) {
@@ -48,7 +51,8 @@ TEST(WorkloadTest, DiurnalModulationFollowsTheSine) {
 }
 
 TEST(WorkloadTest, ZipfPopularity) {
-  const auto a = GenerateWorkload({.rate_rps = 1000, .functions = 4, .zipf_s = 1.0, .duration = Seconds(100), .seed = 9});
+  const auto a =
+      GenerateWorkload({.rate_rps = 1000, .functions = 4, .zipf_s = 1.0, .duration = Seconds(100), .seed = 9});
   std::vector<double> n(4);
   for (const Arrival& x : a) n[x.function] += 1;
   EXPECT_NEAR(n[0] / n[1], 2.0, 0.1);
