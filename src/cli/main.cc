@@ -5,7 +5,9 @@
 #include "cli/commands.h"
 #include "common/log.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   using fluidfaas::cli::kExitBadInput;
   CLI::App app{"FluidFaaS: serverless ML inference on MIG-partitioned GPUs", "fluidfaas"};
   app.require_subcommand(1);
@@ -39,4 +41,19 @@ int main(int argc, char** argv) {
     return kExitBadInput;
   }
   return exit_code;
+}
+
+}  // namespace
+
+// Commands answer errors as values; anything thrown past them (a library's exception, memory exhausted) is a
+// bug, reported as a failure (exit 1) with its message rather than an abort.
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "fluidfaas: internal error: " << e.what() << '\n';
+  } catch (...) {
+    std::cerr << "fluidfaas: internal error\n";
+  }
+  return fluidfaas::cli::kExitFailure;
 }

@@ -10,7 +10,7 @@ std::string FormatDuration(Duration d) {
   char buf[48];
   if (mag < 1000) {
     std::snprintf(buf, sizeof buf, "%lldus", static_cast<long long>(us));
-  } else if (mag < 1000 * 1000) {
+  } else if (mag < int64_t{1000} * 1000) {
     std::snprintf(buf, sizeof buf, "%.3gms", static_cast<double>(us) / 1e3);
   } else {
     std::snprintf(buf, sizeof buf, "%.3fs", static_cast<double>(us) / 1e6);

@@ -17,6 +17,7 @@ constexpr uint8_t kHalf = 0b0001'0001;  // {0,4}:4
 constexpr uint8_t kZero = 0b0000'0001;  // {0}
 
 // Columns: id, name, SM slices, memory slices, memory MiB, SMs, placements, max count, +me.
+// NOLINTNEXTLINE(readability-identifier-naming): named after the GPU model
 constexpr std::array<MigProfile, 7> kA100_40GB = {{
     {19, "1g.5gb", 1, 1, 4864, 14, kAny1, 7, false},
     {20, "1g.5gb+me", 1, 1, 4864, 14, kAny1, 1, true},
@@ -27,6 +28,7 @@ constexpr std::array<MigProfile, 7> kA100_40GB = {{
     {0, "7g.40gb", 7, 8, 40192, 98, kZero, 1, false},
 }};
 
+// NOLINTNEXTLINE(readability-identifier-naming): named after the GPU model
 constexpr std::array<MigProfile, 7> kA100_80GB = {{
     {19, "1g.10gb", 1, 1, 9856, 14, kAny1, 7, false},
     {20, "1g.10gb+me", 1, 1, 9856, 14, kAny1, 1, true},
@@ -39,6 +41,7 @@ constexpr std::array<MigProfile, 7> kA100_80GB = {{
 
 // `nvidia-smi mig -lgip` on an H100 80GB HBM3: 9.75, 19.62, 39.50 and 79.25 GiB; 16, 26 (1g.20gb), 32, 60, 64
 // and 132 SMs.
+// NOLINTNEXTLINE(readability-identifier-naming): named after the GPU model
 constexpr std::array<MigProfile, 7> kH100_80GB = {{
     {19, "1g.10gb", 1, 1, 9984, 16, kAny1, 7, false},
     {20, "1g.10gb+me", 1, 1, 9984, 16, kAny1, 1, true},
@@ -51,6 +54,7 @@ constexpr std::array<MigProfile, 7> kH100_80GB = {{
 
 // Modelled: H100's SM counts (same die) and the nominal size of each profile times H100's ratio of reported
 // to nominal memory (about 0.975 GiB per GB). Replace with NVML's figures when a H200 reports them.
+// NOLINTNEXTLINE(readability-identifier-naming): named after the GPU model
 constexpr std::array<MigProfile, 7> kH200_141GB = {{
     {19, "1g.18gb", 1, 1, 17920, 16, kAny1, 7, false},
     {20, "1g.18gb+me", 1, 1, 17920, 16, kAny1, 1, true},

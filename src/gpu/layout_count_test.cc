@@ -138,7 +138,7 @@ TEST(LayoutCountTest, ClassicLayoutsAreTheMigGuideTable) {
   const std::vector<std::string> right = {"3g.40gb@4", "2g.20gb@4+1g.10gb@6", "1g.10gb@4+1g.10gb@5+1g.10gb@6"};
   std::set<std::string> want = {"7g.80gb@0"};
   for (const auto& l : left) {
-    for (const auto& r : right) want.insert(l + "+" + r);
+    for (const auto& r : right) want.insert(std::string(l).append("+").append(r));
   }
   EXPECT_EQ(got, want);
 }

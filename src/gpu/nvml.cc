@@ -116,6 +116,7 @@ Result<GpuInfo> DiscoverGpu(const Api& api, const Session& session, unsigned ind
   }
 
   std::vector<PlacedSlice> placed;
+  placed.reserve(found.size());
   for (const Found& f : found) placed.push_back(f.slice);
   Result<Layout> layout = MakeLayout(*gpu.type, placed);
   if (!layout.ok()) return layout.status().WithContext(where + "the driver reports an invalid layout");

@@ -7,7 +7,7 @@
 namespace fluidfaas::model {
 namespace {
 
-const char* kData = FLUIDFAAS_CALIBRATION_DIR;
+constexpr const char* kData = FLUIDFAAS_CALIBRATION_DIR;
 
 TEST(CalibrationTest, DefaultModelMeetsTheAccuracyTargets) {
   Result<std::vector<Measurement>> data = ReadMeasurements(kData);

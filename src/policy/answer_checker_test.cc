@@ -28,7 +28,7 @@ struct Stream {
     return r;
   }
   // One call's decisions.
-  void Call(std::vector<Decision> decisions) {
+  void Call(const std::vector<Decision>& decisions) {
     for (const Decision& d : decisions) checker_.OnDecision(d);
     checker_.EndCall();
   }

@@ -64,7 +64,7 @@ class FakeNode {
     TimePoint finished;
   };
 
-  FakeNode(ManualClock& clock, std::vector<ClusterSlice> slices, std::vector<ServedFunction> functions,
+  FakeNode(ManualClock& clock, const std::vector<ClusterSlice>& slices, std::vector<ServedFunction> functions,
            FluidFaaSOptions options = {})
       : clock_(clock),
         scheduler_(std::move(FluidFaaSScheduler::Create(slices, std::move(functions), options)).value()),

@@ -383,8 +383,7 @@ TEST(SimulatorBatchingTest, QueuedRequestsRunAsOneBatchAndALoneOneWaitsForTheTim
   const size_t slice = 2;  // 0:4g.40gb
   OneInstance one({policy::StagePlacement{slice, 0, last, 0}}, 4, Millis(50));
   // Four at once, then one alone a second later.
-  std::vector<Arrival> arrivals;
-  for (int i = 0; i < 4; ++i) arrivals.push_back(Arrival{TimePoint{} + Millis(100), 0});
+  std::vector<Arrival> arrivals(4, Arrival{TimePoint{} + Millis(100), 0});
   arrivals.push_back(Arrival{TimePoint{} + Seconds(1), 0});
   const SimResult r = Simulate(p->slices, p->functions, arrivals, one);
   ASSERT_TRUE(r.errors.empty()) << r.errors.front();

@@ -29,7 +29,8 @@ std::string Script(const std::string& name, const std::string& body) {
   std::string s;
   for (const char* term : {"svg size 800,480 dynamic background rgb 'white'", "pngcairo size 800,480"}) {
     const std::string ext = std::string(term).rfind("svg", 0) == 0 ? "svg" : "png";
-    s += "set terminal " + std::string(term) + "\nset output '" + name + "." + ext + "'\n" + body + "\nunset output\n";
+    s.append("set terminal ").append(term).append("\nset output '").append(name).append(".").append(ext);
+    s.append("'\n").append(body).append("\nunset output\n");
   }
   return s;
 }
@@ -101,7 +102,8 @@ Status WritePlots(const std::string& dir, const std::vector<RunSummary>& runs) {
   }
   const std::vector<std::pair<std::string, std::string>> scripts = {
       {"hit_rate", hit}, {"throughput", tput}, {"latency_breakdown", stacked}, {"utilization_cdf", cdf_plot}};
-  for (const auto& [name, body] : scripts) std::ofstream(out + "/" + name + ".gp") << Script(name, body);
+  for (const auto& [name, body] : scripts)
+    std::ofstream(std::string(out).append("/").append(name).append(".gp")) << Script(name, body);
   by_load.close();
   breakdown.close();
   cdf.close();  // flushed before gnuplot reads them
@@ -111,8 +113,11 @@ Status WritePlots(const std::string& dir, const std::vector<RunSummary>& runs) {
     return Status::Unavailable("gnuplot is not installed: wrote the data and scripts in " + out + " only");
   }
   for (const auto& [name, body] : scripts) {
-    const std::string cmd = "cd '" + out + "' && gnuplot " + name + ".gp 2>/dev/null";
-    if (std::system(cmd.c_str()) != 0) return Status::Internal("gnuplot failed on " + out + "/" + name + ".gp");
+    const std::string cmd =
+        std::string("cd '").append(out).append("' && gnuplot ").append(name).append(".gp 2>/dev/null");
+    if (std::system(cmd.c_str()) != 0) {
+      return Status::Internal(std::string("gnuplot failed on ").append(out).append("/").append(name).append(".gp"));
+    }
   }
   return Status::Ok();
 }
