@@ -112,29 +112,7 @@ void SliceBooks::BookBatch(size_t s, InstanceId id, size_t stage, TimePoint star
   sl.queue.push_back(BookedBatch{id, stage, start - sl.shift, end - sl.shift, 1, deadline - sl.shift});
 }
 
-void SliceBooks::BatchDone(size_t s, InstanceId id, size_t stage, int n, TimePoint finished) {
-  Slice& sl = slices_[s];
-  auto it = sl.queue.begin();
-  while (n > 0 && it != sl.queue.end()) {
-    if (it->instance != id || it->stage != stage) {
-      ++it;
-      continue;
-    }
-    const int used = std::min(n, it->count);
-    n -= used;
-    it->count -= used;
-    if (it->count > 0) break;  // the mechanism ran a smaller batch than booked: the rest runs later
-    // The batch is done: everything booked after it moves by the error of its estimated end.
-    const Duration error = finished - (it->end + sl.shift);
-    const bool front = it == sl.queue.begin();
-    it = sl.queue.erase(it);
-    if (front) sl.shift += error;
-  }
-  if (sl.queue.empty()) sl.shift = Duration{0};
-  sl.idle_at = std::max(sl.idle_at, finished);
-}
-
-void SliceBooks::Cancel(size_t s, InstanceId id, size_t stage, int n) {
+void SliceBooks::Consume(size_t s, InstanceId id, size_t stage, int n, std::optional<TimePoint> finished) {
   Slice& sl = slices_[s];
   for (auto it = sl.queue.begin(); n > 0 && it != sl.queue.end();) {
     if (it->instance != id || it->stage != stage) {
@@ -144,9 +122,23 @@ void SliceBooks::Cancel(size_t s, InstanceId id, size_t stage, int n) {
     const int used = std::min(n, it->count);
     n -= used;
     it->count -= used;
-    it = it->count == 0 ? sl.queue.erase(it) : std::next(it);
+    if (it->count > 0) break;  // the mechanism ran a smaller batch than booked: the rest runs later
+    // With a measurement, a finished batch at the front moves everything booked after it by its error.
+    const bool front = it == sl.queue.begin();
+    const Duration error = finished ? *finished - (it->end + sl.shift) : Duration{0};
+    it = sl.queue.erase(it);
+    if (front) sl.shift += error;
   }
   if (sl.queue.empty()) sl.shift = Duration{0};
+  if (finished) sl.idle_at = std::max(sl.idle_at, *finished);
+}
+
+void SliceBooks::BatchDone(size_t s, InstanceId id, size_t stage, int n, TimePoint finished) {
+  Consume(s, id, stage, n, finished);
+}
+
+void SliceBooks::Cancel(size_t s, InstanceId id, size_t stage, int n) {
+  Consume(s, id, stage, n, std::nullopt);
 }
 
 void SliceBooks::DropBatches(size_t s, InstanceId id) {

@@ -97,6 +97,10 @@ class SliceBooks {
     TimePoint idle_at;  // the end of the last batch measured, when the queue is empty
   };
 
+  // Takes `n` requests of (`id`, `stage`) off the booked batches, FIFO; with `finished`, the measured end of the
+  // batch that ran them.
+  void Consume(size_t s, InstanceId id, size_t stage, int n, std::optional<TimePoint> finished);
+
   std::vector<Slice> slices_;
 };
 
