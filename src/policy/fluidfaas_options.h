@@ -26,6 +26,8 @@ struct FluidFaaSOptions {
   int max_batch = 8;                      // requests queued back to back at a stage run together, up to this many
                                           // (with ServedFunction::batched costs; 1 without them)
   double speed_alpha = 0.2;               // weight of a new measured/estimated batch-time ratio in its running mean
+  double noise_margin = 0.5;              // batches are booked at the mean measured speed plus this many standard
+                                          // deviations of it (0: at the mean)
   LoadCostModel load;
   PlannerOptions planner;
   LoadTrackerOptions tracker;

@@ -149,7 +149,7 @@ void FluidFaaSScheduler::OnStageFinished(const StageFinished& stage, TimePoint n
   if (estimate > Duration{0} && stage.finished > stage.started) {
     const double ratio =
         static_cast<double>((stage.finished - stage.started).count()) / static_cast<double>(estimate.count());
-    inst->speed = (1 - options_.speed_alpha) * inst->speed + options_.speed_alpha * ratio;
+    inst->Measured(ratio, options_.speed_alpha, options_.noise_margin);
   }
   if (stage.last) Ended(*inst, n, now, out);
 }

@@ -88,7 +88,8 @@ void InstanceTable::Place(InstanceRec& inst, const ServedFunction& f, std::vecto
   double service_ms = 0;
   inst.stage_batch.clear();
   inst.hop_time.clear();
-  inst.speed = 1.0;
+  inst.speed = inst.booking_speed = 1.0;
+  inst.speed_var = 0;
   for (size_t s = 0; s < stages.size(); ++s) {
     StagePlacement& st = stages[s];
     st.memory_mib += extra[s];

@@ -10,6 +10,7 @@
 // Thread safety: none; owned by one scheduler.
 #pragma once
 
+#include <cmath>
 #include <map>
 #include <optional>
 #include <string>
@@ -32,7 +33,9 @@ struct InstanceRec {
   Duration service{0};  // estimated service time of the current placement at batch 1 (stages, hops)
   std::vector<std::vector<Duration>> stage_batch;  // each stage: estimated time of a batch of 1, 2, ... max
   std::vector<Duration> hop_time;                  // after each stage (0 after the last)
-  double speed = 1.0;  // measured / estimated batch time, running mean: scales every estimate
+  double speed = 1.0;                              // measured / estimated batch time, running mean
+  double speed_var = 0;                            // its running variance
+  double booking_speed = 1.0;  // speed + noise_margin standard deviations: what batches are booked at
   TimePoint state_since;
   std::optional<InstanceId> replaces;  // a migration target: the pipeline it will take over from
   bool migrating = false;              // a pipeline with a migration target loading
@@ -41,9 +44,18 @@ struct InstanceRec {
   // Estimated time of a batch of `n` at stage `s`, corrected by measurements.
   Duration BatchTime(size_t s, int n) const {
     return Duration(
-        static_cast<int64_t>(static_cast<double>(stage_batch[s][static_cast<size_t>(n - 1)].count()) * speed));
+        static_cast<int64_t>(static_cast<double>(stage_batch[s][static_cast<size_t>(n - 1)].count()) * booking_speed));
   }
   int max_batch(size_t s) const { return static_cast<int>(stage_batch[s].size()); }
+  // A batch took `ratio` times its estimate: the exponentially weighted mean and variance move (weight `alpha`),
+  // and batches are booked from now on at the mean plus `margin` standard deviations, so noisy execution makes
+  // bookings cautious instead of late.
+  void Measured(double ratio, double alpha, double margin) {
+    const double delta = ratio - speed;
+    speed += alpha * delta;
+    speed_var = (1 - alpha) * (speed_var + alpha * delta * delta);
+    booking_speed = speed + margin * std::sqrt(speed_var);
+  }
   bool Live() const {
     return state == InstanceState::kExclusiveHot || state == InstanceState::kTimeSharing ||
            state == InstanceState::kLoading;

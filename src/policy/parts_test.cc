@@ -105,6 +105,21 @@ TEST(InstanceTableTest, PlaceEvictRetireAndExpireKeepTheBooksAndTheLifecycle) {
   EXPECT_TRUE(t.instances.OfFunction(0).empty());
 }
 
+TEST(InstanceTableTest, MeasuredSpeedCorrectsEstimatesAndNoiseWidensTheBookingMargin) {
+  InstanceRec inst;
+  inst.stage_batch = {{Millis(10)}};
+  for (int i = 0; i < 50; ++i) inst.Measured(1.5, 0.2, 0.5);  // always 1.5x slower than estimated, no spread
+  EXPECT_NEAR(inst.speed, 1.5, 1e-3);
+  EXPECT_NEAR(inst.booking_speed, 1.5, 1e-3);
+  EXPECT_NEAR(ToMillis(inst.BatchTime(0, 1)), 15.0, 0.05);
+  InstanceRec noisy;
+  noisy.stage_batch = {{Millis(10)}};
+  for (int i = 0; i < 50; ++i) noisy.Measured(i % 2 == 0 ? 0.7 : 1.3, 0.2, 0.5);  // mean 1, spread 0.3
+  EXPECT_NEAR(noisy.speed, 1.0, 0.05);
+  EXPECT_GT(noisy.booking_speed, noisy.speed + 0.1);  // booked with a margin for the spread
+  EXPECT_GT(noisy.BatchTime(0, 1), Millis(11));
+}
+
 // ---- Router
 
 TEST(RouterTest, ARequestJoinsTheOpenBatchOnlyWhileEveryDeadlineInItHolds) {
