@@ -16,6 +16,6 @@ for name in "${names[@]}"; do
   scratch="$(mktemp -d)"
   echo "== fuzz: $name for ${seconds} s"
   (cd build/fuzz && ./fuzz/"${name}_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 \
-     -max_len=65536 -print_final_stats=1 "$scratch" "../../fuzz/corpus/$name" 2>&1 | tail -n 14)
+     -max_len=65536 -print_final_stats=1 "$scratch" "../../fuzz/corpus/$name" 2>&1 | tail -n 40)
   rm -rf "$scratch"
 done
