@@ -1,5 +1,8 @@
 #include "policy/factory.h"
 
+#include <map>
+
+#include "common/limits.h"
 #include "common/strings.h"
 #include "policy/esg_scheduler.h"
 #include "policy/exclusive_scheduler.h"
@@ -15,6 +18,25 @@ Result<std::unique_ptr<Scheduler>> Upcast(Result<std::unique_ptr<T>> made) {
   return std::unique_ptr<Scheduler>(std::move(made).value());
 }
 
+// "60s", "500ms", "10m", "1h", or plain seconds; in (0, 1 day].
+Result<Duration> ParseSpan(const std::string& where, const std::string& text) {
+  double scale = 1.0;
+  std::string number = text;
+  for (const auto& [unit, s] :
+       {std::pair{"ms", 1e-3}, std::pair{"s", 1.0}, std::pair{"m", 60.0}, std::pair{"h", 3600.0}}) {
+    const std::string u = unit;
+    if (text.size() > u.size() && text.ends_with(u)) {
+      number = text.substr(0, text.size() - u.size());
+      scale = s;
+      break;
+    }
+  }
+  const std::optional<double> v = ParseFiniteDouble(number);
+  if (!v) return Status::InvalidArgument(where + ": '" + Printable(text, 20) + "' is not a duration (60s, 500ms, 10m)");
+  FF_RETURN_IF_ERROR(CheckRange(where + " (seconds)", *v * scale, 0, 86400, /*open_low=*/true));
+  return SecondsF(*v * scale);
+}
+
 }  // namespace
 
 const std::vector<std::string>& PolicyNames() {
@@ -22,17 +44,64 @@ const std::vector<std::string>& PolicyNames() {
   return kNames;
 }
 
-bool UsesWholeGpus(std::string_view policy) {
-  return policy == "infless";
+std::string_view PolicyName(std::string_view spec) {
+  return spec.substr(0, spec.find(':'));
 }
 
-Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view policy, std::vector<ClusterSlice> cluster,
+bool UsesWholeGpus(std::string_view policy) {
+  return PolicyName(policy) == "infless";
+}
+
+Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vector<ClusterSlice> cluster,
                                                  std::vector<ServedFunction> functions) {
-  if (policy == "fluidfaas") return Upcast(FluidFaaSScheduler::Create(std::move(cluster), std::move(functions)));
-  if (policy == "esg") return Upcast(EsgScheduler::Create(std::move(cluster), std::move(functions)));
-  if (policy == "infless") return Upcast(InflessScheduler::Create(std::move(cluster), std::move(functions)));
-  if (policy == "exclusive") return Upcast(ExclusiveScheduler::Create(std::move(cluster), std::move(functions)));
-  return Status::InvalidArgument("unknown policy '" + std::string(policy) +
+  const std::string name(PolicyName(spec));
+  // Options: name:key=value:key=value, each known to the policy.
+  std::map<std::string, std::string> options;
+  if (name.size() < spec.size()) {
+    for (const std::string& item : Split(spec.substr(name.size() + 1), ':')) {
+      const size_t eq = item.find('=');
+      if (eq == std::string::npos || eq == 0 || !options.emplace(item.substr(0, eq), item.substr(eq + 1)).second) {
+        return Status::InvalidArgument("policy '" + Printable(spec, 60) + "': '" + Printable(item, 30) +
+                                       "' is not key=value (each key once)");
+      }
+    }
+  }
+  const auto take_span = [&](const char* key, Duration& into) -> Status {
+    auto it = options.find(key);
+    if (it == options.end()) return Status::Ok();
+    FF_ASSIGN_OR_RETURN(into, ParseSpan(name + ":" + key, it->second));
+    options.erase(it);
+    return Status::Ok();
+  };
+  const auto leftover = [&]() -> Status {
+    if (options.empty()) return Status::Ok();
+    return Status::InvalidArgument("policy " + name + " has no option '" + Printable(options.begin()->first, 30) +
+                                   "' (options: keep_alive" + (name == "fluidfaas" ? ", idle_evict" : "") + ")");
+  };
+  if (name == "fluidfaas") {
+    FluidFaaSOptions o;
+    FF_RETURN_IF_ERROR(take_span("keep_alive", o.keep_alive));
+    FF_RETURN_IF_ERROR(take_span("idle_evict", o.ts_idle_evict));
+    FF_RETURN_IF_ERROR(leftover());
+    return Upcast(FluidFaaSScheduler::Create(std::move(cluster), std::move(functions), o));
+  }
+  if (name == "esg") {
+    EsgOptions o;
+    FF_RETURN_IF_ERROR(take_span("keep_alive", o.keep_alive));
+    FF_RETURN_IF_ERROR(leftover());
+    return Upcast(EsgScheduler::Create(std::move(cluster), std::move(functions), o));
+  }
+  if (name == "infless") {
+    FF_RETURN_IF_ERROR(leftover());
+    return Upcast(InflessScheduler::Create(std::move(cluster), std::move(functions)));
+  }
+  if (name == "exclusive") {
+    ExclusiveOptions o;
+    FF_RETURN_IF_ERROR(take_span("keep_alive", o.keep_alive));
+    FF_RETURN_IF_ERROR(leftover());
+    return Upcast(ExclusiveScheduler::Create(std::move(cluster), std::move(functions), o));
+  }
+  return Status::InvalidArgument("unknown policy '" + Printable(name, 30) +
                                  "' (policies: " + Join(PolicyNames(), ", ") + ")");
 }
 

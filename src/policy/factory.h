@@ -18,11 +18,18 @@ namespace fluidfaas::policy {
 // "fluidfaas", "esg", "infless", "exclusive", in the order reports list them.
 const std::vector<std::string>& PolicyNames();
 
-// Whether the policy runs on whole GPUs with MIG off (INFless, on MPS) rather than on the MIG slices.
-bool UsesWholeGpus(std::string_view policy);
+// A policy spec is a name with options: "exclusive:keep_alive=60s", "fluidfaas:keep_alive=5m:idle_evict=30s".
+// Options: keep_alive (fluidfaas, esg, exclusive: how long an idle instance, or fluidfaas's warm copy, is kept)
+// and idle_evict (fluidfaas: an idle time-sharing instance goes to host memory after this); durations as 60s,
+// 500ms, 10m, 1h, in (0, 1 day]. The name part of a spec.
+std::string_view PolicyName(std::string_view spec);
 
-// `cluster`: the MIG slices, or the whole GPUs for a policy that UsesWholeGpus.
-Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view policy, std::vector<ClusterSlice> cluster,
+// Whether the policy runs on whole GPUs with MIG off (INFless, on MPS) rather than on the MIG slices.
+bool UsesWholeGpus(std::string_view spec);
+
+// `cluster`: the MIG slices, or the whole GPUs for a policy that UsesWholeGpus. InvalidArgument for an unknown
+// policy or option, a bad value, or a function without the cost tables the policy needs.
+Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vector<ClusterSlice> cluster,
                                                  std::vector<ServedFunction> functions);
 
 }  // namespace fluidfaas::policy

@@ -303,6 +303,38 @@ TEST(FactoryTest, MissingCostTablesAreErrorsNamingTheFunction) {
   EXPECT_FALSE(policy::MakeScheduler("nonesuch", p->slices, p->served).ok());
 }
 
+// The alternative a user would pick instead of FluidFaaS: exclusive slices with a short keep-alive. Options are
+// checked like every input from outside.
+TEST(FactoryTest, PolicySpecsTakeOptions) {
+  const auto p = SmallPreset();
+  EXPECT_TRUE(policy::MakeScheduler("exclusive:keep_alive=60s", p->slices, p->served).ok());
+  EXPECT_TRUE(policy::MakeScheduler("fluidfaas:keep_alive=5m:idle_evict=500ms", p->slices, p->served).ok());
+  EXPECT_TRUE(policy::MakeScheduler("esg:keep_alive=90", p->slices, p->served).ok());
+  EXPECT_EQ(policy::PolicyName("exclusive:keep_alive=60s"), "exclusive");
+  EXPECT_TRUE(policy::UsesWholeGpus("infless"));
+  for (const char* bad :
+       {"exclusive:keep_alive=0s", "exclusive:keep_alive=inf", "exclusive:keep_alive=2d", "exclusive:keep_live=60s",
+        "exclusive:keep_alive", "exclusive:keep_alive=1s:keep_alive=2s", "infless:keep_alive=60s"}) {
+    EXPECT_FALSE(
+        policy::MakeScheduler(bad, bad == std::string("infless:keep_alive=60s") ? p->whole_gpus : p->slices, p->served)
+            .ok())
+        << bad;
+  }
+  // A 60 s keep-alive retires idle instances that the 10-minute default keeps.
+  const auto arrivals = Load(*p, 0.2, Seconds(60), 3);
+  const auto retired_by = [&](const std::string& spec) {
+    auto s = std::move(MakeScheduler(spec, *p)).value();
+    SimOptions o;
+    o.drain = Seconds(200);
+    const SimResult r = Simulate(ClusterFor(spec, *p), p->functions, arrivals, *s, o);
+    EXPECT_TRUE(r.errors.empty()) << r.errors.front();
+    Duration active{0};
+    for (Duration d : r.slice_active) active += d;
+    return active;
+  };
+  EXPECT_LT(retired_by("exclusive:keep_alive=60s"), retired_by("exclusive"));
+}
+
 // A function removed at run time: every policy refuses its new requests (unknown_function) and retires its idle
 // instances; deploying it again works.
 TEST(BaselinesTest, EveryPolicyRemovesAndRedeploysAFunction) {
