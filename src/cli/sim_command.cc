@@ -393,7 +393,8 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
   sim->add_option("--preset", o->preset,
                   "Cluster and function mix: paper (8 x A100-80GB, 1g+2g+4g each) or fragmented (2g+2g+2g+1g each)")
       ->capture_default_str();
-  sim->add_option("--policies", o->policies, "Comma-separated policy specs: fluidfaas, esg, infless, exclusive, with options as in "
+  sim->add_option("--policies", o->policies,
+                  "Comma-separated policy specs: fluidfaas, esg, infless, exclusive, with options as in "
                   "exclusive:keep_alive=60s or fluidfaas:keep_alive=5m:idle_evict=30s")
       ->delimiter(',')
       ->capture_default_str();
