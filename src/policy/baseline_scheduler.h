@@ -24,9 +24,6 @@
 
 namespace fluidfaas::policy {
 
-// Defined in fluidfaas_scheduler.cc: the checks every policy makes of a function it is asked to serve.
-Status CheckServedFunction(const ServedFunction& f, bool needs_batched, bool needs_mps);
-
 template <typename Inst, typename Fn>
 class BaselineScheduler : public Scheduler {
  public:

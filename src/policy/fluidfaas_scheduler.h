@@ -97,8 +97,4 @@ class FluidFaaSScheduler final : public Scheduler {
   Migrator migrator_;
 };
 
-// The checks every policy makes of a function it is asked to serve: a spec and batch-1 costs over `kinds` that
-// agree on the blocks, a finite positive SLO, and the tables the policy needs.
-Status CheckServedFunction(const ServedFunction& f, bool needs_batched, bool needs_mps);
-
 }  // namespace fluidfaas::policy

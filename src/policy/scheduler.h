@@ -95,6 +95,11 @@ struct ServedFunction {
   std::shared_ptr<const BatchCosts> mps;      // MPS share kinds (MpsKinds) at several batch sizes (INFless)
 };
 
+// The checks every policy makes of a function it is asked to serve: a spec and batch-1 costs that agree on the
+// blocks, a finite positive SLO, and the tables the policy needs (`batched`, `mps`). InvalidArgument naming the
+// function otherwise.
+Status CheckServedFunction(const ServedFunction& f, bool needs_batched, bool needs_mps);
+
 // How long loading takes (every policy is charged the same).
 struct LoadCostModel {
   double process_start_ms = 1500;  // a worker process with CUDA and the framework initialised
