@@ -22,10 +22,11 @@ class Hotness {
       : options_(options), slices_(slices), instances_(instances) {}
 
   void Tick(TimePoint now, std::vector<Decision>& out);
+
+ private:
   // Promotes `inst` to exclusive_hot: its co-residents leave its slices.
   void Promote(InstanceRec& inst, TimePoint now, std::vector<Decision>& out);
 
- private:
   const FluidFaaSOptions& options_;
   SliceBooks& slices_;
   InstanceTable& instances_;

@@ -487,12 +487,12 @@ class Engine {
   // The longest run of the `batch` requests at the front of `lane` that, run together now, still leaves each of
   // them its deadline (at least one): a batcher that never makes a request late by adding others to its batch.
   size_t DeadlineCut(const Lane& lane, const Instance& inst, const Stage& st, size_t batch) const {
+    const SimFunction& f = functions_[inst.function];
     TimePoint earliest = TimePoint::max();
     size_t fits = 1;
     for (size_t n = 1; n <= batch; ++n) {
       earliest = std::min(earliest, result_.requests[lane.queue[n - 1].request].deadline - st.after);
       if (n == 1) continue;
-      const SimFunction& f = functions_[inst.function];
       const Duration run =
           MillisF(f.batched->ComputeMs(st.kind, st.place.first_block, st.place.last_block, static_cast<int>(n)));
       if (clock_.Now() + run > earliest) break;
