@@ -27,5 +27,6 @@ void AddNodeCommands(CLI::App& app, int& exit_code);
 void AddZooCommands(CLI::App& app, int& exit_code);
 void AddPlanCommand(CLI::App& app, int& exit_code);
 void AddSimCommand(CLI::App& app, int& exit_code);
+void AddBenchCommands(CLI::App& app, int& exit_code);
 
 }  // namespace fluidfaas::cli

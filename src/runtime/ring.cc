@@ -28,11 +28,11 @@ struct Ring::Header {
   uint64_t slot_stride;
   uint64_t ids_offset;
   uint64_t payload_offset;
-  alignas(64) std::atomic<uint64_t> head;      // messages published (written by the producer)
-  std::atomic<uint32_t> data_word;             // futex: bumped on every publish and on close
+  alignas(64) std::atomic<uint64_t> head;  // messages published (written by the producer)
+  std::atomic<uint32_t> data_word;         // futex: bumped on every publish and on close
   std::atomic<uint32_t> reader_sleeping;
-  alignas(64) std::atomic<uint64_t> tail;      // messages consumed (written by the consumer)
-  std::atomic<uint32_t> space_word;            // futex: bumped on every release and on close
+  alignas(64) std::atomic<uint64_t> tail;  // messages consumed (written by the consumer)
+  std::atomic<uint32_t> space_word;        // futex: bumped on every release and on close
   std::atomic<uint32_t> writer_sleeping;
   alignas(64) std::atomic<uint32_t> closed;
 };

@@ -49,24 +49,24 @@ struct StageTiming {
 // The fixed header of every slot. Version-checked by the reader; `count` ids follow it.
 struct SlotHeader {
   uint32_t version = kRingVersion;
-  uint32_t count = 0;           // requests in the batch (ids follow the header)
-  uint64_t sequence = 0;        // the ring's message number (checked by the reader)
-  uint64_t batch = 0;           // the node's batch id
-  uint64_t instance = 0;        // the instance the batch runs on
-  uint64_t payload_bytes = 0;   // bytes of payload written
-  uint32_t dtype = 0;           // model::DType of the payload
-  uint32_t rank = 0;            // dimensions of `shape` in use
+  uint32_t count = 0;            // requests in the batch (ids follow the header)
+  uint64_t sequence = 0;         // the ring's message number (checked by the reader)
+  uint64_t batch = 0;            // the node's batch id
+  uint64_t instance = 0;         // the instance the batch runs on
+  uint64_t payload_bytes = 0;    // bytes of payload written
+  uint32_t dtype = 0;            // model::DType of the payload
+  uint32_t rank = 0;             // dimensions of `shape` in use
   int64_t shape[kMaxRank] = {};  // the payload tensor's shape, batch first
-  int64_t published_ns = 0;     // when EndWrite published it (CLOCK_MONOTONIC)
-  uint32_t stages_done = 0;     // stages that have run it (timings[0..stages_done))
+  int64_t published_ns = 0;      // when EndWrite published it (CLOCK_MONOTONIC)
+  uint32_t stages_done = 0;      // stages that have run it (timings[0..stages_done))
   uint32_t flags = 0;
   StageTiming timings[kMaxStages] = {};
 };
 
 struct RingSpec {
-  uint32_t slot_count = 4;       // 2 .. 1024
-  uint32_t max_batch = 1;        // request ids per slot, 1 .. kMaxBatch
-  uint64_t payload_bytes = 0;    // per slot (hop bytes per sample x max batch), 1 .. 1 TiB / slot_count
+  uint32_t slot_count = 4;     // 2 .. 1024
+  uint32_t max_batch = 1;      // request ids per slot, 1 .. kMaxBatch
+  uint64_t payload_bytes = 0;  // per slot (hop bytes per sample x max batch), 1 .. 1 TiB / slot_count
 };
 
 // A slot while one side holds it. `ids` has max_batch entries (the first header->count in use).
@@ -116,8 +116,7 @@ class Ring {
 
  private:
   struct Header;
-  Ring(SharedSegment segment, const RingSpec& spec, uint64_t slot_stride, uint64_t ids_offset,
-       uint64_t payload_offset);
+  Ring(SharedSegment segment, const RingSpec& spec, uint64_t slot_stride, uint64_t ids_offset, uint64_t payload_offset);
   Header* header() const;
   Slot SlotAt(uint64_t sequence) const;
   enum class Readiness { kReady, kWait, kBroken };
