@@ -98,6 +98,8 @@ class Ring {
   // its sequence and published_ns). REQUIRES: a BeginWrite succeeded and was not yet ended.
   Result<Slot> BeginWrite(Duration timeout);
   void EndWrite();
+  // Gives up the slot of a BeginWrite without publishing it (the next BeginWrite gets the same slot).
+  void AbandonWrite() { writing_ = false; }
   // Consumer side. BeginRead waits up to `timeout` for a message: DeadlineExceeded when none comes, Unavailable
   // once the ring is closed and drained, Internal when the writer's counter or slot header is corrupt. EndRead
   // gives the slot back to the producer.

@@ -1,18 +1,29 @@
-// fluidfaas-worker: the process that runs a function's blocks on one slice (one worker per MIG slice).
+// fluidfaas-worker: the process that runs stages on one slice (one worker per MIG slice in use).
 //
-// It is the only FluidFaaS binary that links LibTorch. Today it checks function directories; the node daemon
-// will start one per slice to host stages.
+//   fluidfaas-worker serve --control-fd N   started by the node (runtime/worker_process.h), never by hand
+//   fluidfaas-worker check DIR [--json]     load a TorchScript function directory and check its blocks chain
+//   fluidfaas-worker example DIR            write an example function directory
+//
+// It is the only FluidFaaS binary that links LibTorch (when it is built with it): loading LibTorch costs most of
+// a second and 160 MB per process.
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "cli/table.h"
+#include "common/log.h"
 #include "common/strings.h"
+#include "runtime/emulated_executor.h"
+#include "runtime/worker.h"
+
+#ifdef FLUIDFAAS_HAS_TORCH
 #include "model/torchscript.h"
+#include "runtime/torch_executor.h"
+#endif
 
 namespace {
 
+#ifdef FLUIDFAAS_HAS_TORCH
 std::string Shape(const std::vector<int64_t>& s) {
   return "[" + fluidfaas::Join(s, ", ", [](int64_t d) { return std::to_string(d); }) + "]";
 }
@@ -49,23 +60,46 @@ int RunCheck(const std::string& dir, bool json_output) {
   }
   std::cout << m.name << ": " << m.blocks.size() << " blocks, input " << Shape(m.input_shape) << ", SLO " << m.slo_ms
             << " ms, max batch " << m.max_batch << "\n\n";
-  fluidfaas::cli::Table table({">#", "block", "file", ">params", "output"});
   for (size_t i = 0; i < m.blocks.size(); ++i) {
-    table.AddRow({std::to_string(i), m.blocks[i].name, m.blocks[i].file, std::to_string((*f)->block_params()[i]),
-                  Shape((*f)->output_shapes()[i])});
+    std::cout << "  " << i << "  " << m.blocks[i].name << "  " << m.blocks[i].file << "  "
+              << (*f)->block_params()[i] << " params  -> " << Shape((*f)->output_shapes()[i]) << '\n';
   }
-  table.Print(std::cout);
   return 0;
 }
+#endif
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"FluidFaaS worker: runs a function's TorchScript blocks on one slice", "fluidfaas-worker"};
+  CLI::App app{"FluidFaaS worker: runs a function's stages on one slice", "fluidfaas-worker"};
   app.require_subcommand(1);
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")->capture_default_str();
+  int exit_code = 0;
+
+  int control_fd = -1;
+  CLI::App* serve = app.add_subcommand("serve", "Serve stages for the node over a control socket (started by the node)");
+  serve->add_option("--control-fd", control_fd, "The control socket's descriptor")->required()->check(CLI::Range(0, 1 << 20));
+  serve->callback([&] {
+    if (fluidfaas::Status s = fluidfaas::ConfigureLogging(log_level); !s.ok()) {
+      std::cerr << "fluidfaas-worker: " << s.message() << '\n';
+      exit_code = 2;
+      return;
+    }
+    fluidfaas::runtime::WorkerOptions options;
+    options.control_fd = control_fd;
+    options.executors["emulated"] = fluidfaas::runtime::MakeEmulatedExecutor;
+    options.device = "emulated";
+#ifdef FLUIDFAAS_HAS_TORCH
+    options.executors["torchscript"] = fluidfaas::runtime::MakeTorchExecutor;
+    options.device = fluidfaas::runtime::TorchDeviceName();
+#endif
+    exit_code = fluidfaas::runtime::ServeWorker(options);
+  });
+
+#ifdef FLUIDFAAS_HAS_TORCH
   std::string dir;
   bool json_output = false;
-  int exit_code = 0;
   CLI::App* check = app.add_subcommand(
       "check", "Load a function directory (manifest.yaml + one .pt per block) and check that its blocks chain");
   check->add_option("DIR", dir, "Function directory")->required();
@@ -80,6 +114,7 @@ int main(int argc, char** argv) {
     if (!s.ok()) std::cerr << "fluidfaas-worker: " << s.message() << '\n';
     exit_code = s.ok() ? 0 : (s.code() == fluidfaas::StatusCode::kAlreadyExists ? 2 : 1);
   });
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

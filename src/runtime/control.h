@@ -1,0 +1,53 @@
+// The control channel between the node and a worker process: a Unix SOCK_SEQPACKET socket carrying one JSON
+// object per message (at most kMaxControlBytes), plus up to kMaxControlFds file descriptors (SCM_RIGHTS: how a
+// worker receives its rings). Tensors never travel here; they go through rings (ring.h).
+//
+// Messages, node to worker:
+//   {"op":"load", "instance", "stage", "spec": StageSpec (executor.h), "from_warm"}   fds: [input ring, output ring]
+//   {"op":"evict", "instance", "stage", "keep_warm"}    drop the device copy (and the host copy unless keep_warm)
+//   {"op":"ping", "seq"}                                {"op":"stop"}
+// worker to node:
+//   {"op":"ready", "pid", "version", "device", "executors"}
+//   {"op":"loaded", "instance", "stage", "ok", "detail", "from_warm", "load_ms", "device_bytes", "host_bytes"}
+//   {"op":"released", "instance", "stage", "host_bytes"}   the device copy is gone (host_bytes: the warm copy kept)
+//   {"op":"stage_failed", "instance", "stage", "batch", "detail"}   the batch's requests will not complete
+//   {"op":"pong", "seq"}
+// A batch run is a slot in the stage's input ring; its completion is a slot in the output ring.
+//
+// Thread safety: Send and Receive on one socket may run on different threads (each message is one datagram).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <span>
+#include <vector>
+
+#include "common/result.h"
+#include "common/time.h"
+#include "runtime/unique_fd.h"
+
+namespace fluidfaas::runtime {
+
+inline constexpr size_t kMaxControlBytes = 64 * 1024;
+inline constexpr size_t kMaxControlFds = 4;
+inline constexpr int kControlVersion = 1;
+
+struct ControlMessage {
+  nlohmann::json body;
+  std::vector<UniqueFd> fds;
+};
+
+// A connected pair (node end, worker end), close-on-exec.
+Result<std::pair<UniqueFd, UniqueFd>> ControlSocketPair();
+
+// Sends one message. Unavailable when the peer is gone.
+Status SendControl(int socket, const nlohmann::json& body, std::span<const int> fds = {});
+
+// Waits up to `timeout` for one message. DeadlineExceeded on timeout; Unavailable when the peer hung up;
+// InvalidArgument for a message that is not a JSON object with a string "op" (the message is dropped).
+Result<ControlMessage> ReceiveControl(int socket, Duration timeout);
+
+// Field readers that name the field and its range in their errors.
+Result<uint64_t> GetU64(const nlohmann::json& body, const char* field);
+Result<std::string> GetString(const nlohmann::json& body, const char* field);
+
+}  // namespace fluidfaas::runtime
