@@ -6,7 +6,11 @@
 //
 // It is the only FluidFaaS binary that links LibTorch (when it is built with it): loading LibTorch costs most of
 // a second and 160 MB per process.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -113,6 +117,35 @@ int main(int argc, char** argv) {
     const fluidfaas::Status s = fluidfaas::model::WriteExampleFunction(dir, force);
     if (!s.ok()) std::cerr << "fluidfaas-worker: " << s.message() << '\n';
     exit_code = s.ok() ? 0 : (s.code() == fluidfaas::StatusCode::kAlreadyExists ? 2 : 1);
+  });
+  int mib = 256;
+  int trials = 5;
+  CLI::App* reload = app.add_subcommand(
+      "bench-reload", "Measure a TorchScript stage's cold load and warm reload (host to device) against memcpy");
+  reload->add_option("--mib", mib, "Weights of the stage, MiB")->capture_default_str();
+  reload->add_option("--trials", trials, "Warm reloads timed (the median is reported)")->capture_default_str();
+  reload->add_flag("--json", json_output, "Print JSON");
+  reload->callback([&] {
+    const std::string tmp = (std::filesystem::temp_directory_path() / ("fluidfaas-reload-" + std::to_string(getpid()))).string();
+    auto r = fluidfaas::runtime::MeasureReload(tmp, mib, trials);
+    if (!r.ok()) {
+      std::cerr << "fluidfaas-worker: " << r.status().message() << '\n';
+      exit_code = r.status().code() == fluidfaas::StatusCode::kInvalidArgument ? 2 : 1;
+      return;
+    }
+    if (json_output) {
+      std::cout << nlohmann::json{{"device", r->device}, {"bytes", r->bytes}, {"cold_ms", r->cold_ms},
+                                  {"warm_ms", r->warm_ms}, {"warm_gbs", r->warm_gbs}, {"memcpy_gbs", r->memcpy_gbs},
+                                  {"warm_over_memcpy", r->warm_gbs / r->memcpy_gbs}}
+                       .dump(2)
+                << '\n';
+      return;
+    }
+    std::printf("device %s, %.1f MiB of weights\n  cold load   %9.1f ms (disk to host to device)\n"
+                "  warm reload %9.1f ms  %6.2f GB/s (host to device)\n  memcpy                   %6.2f GB/s"
+                "  (warm reload at %.0f%% of it)\n",
+                r->device.c_str(), static_cast<double>(r->bytes) / (1 << 20), r->cold_ms, r->warm_ms, r->warm_gbs,
+                r->memcpy_gbs, 100 * r->warm_gbs / r->memcpy_gbs);
   });
 #endif
   try {
