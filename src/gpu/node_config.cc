@@ -48,7 +48,7 @@ Result<NodeConfig> ParseNodeConfigUnguarded(const YAML::Node& root) {
   if (!root.IsMap()) return Status::InvalidArgument("config: expected a map with a 'node' section");
   const YAML::Node node = root["node"];
   if (!node) return Status::InvalidArgument("config: missing the 'node' section");
-  FF_RETURN_IF_ERROR(config::CheckMap(node, "node", {"name", "discovery", "driver_before_r510", "gpus"}));
+  FF_RETURN_IF_ERROR(config::CheckMap(node, "node", {"name", "discovery", "driver_before_r510", "gpus", "host_memory_gib"}));
 
   NodeConfig out;
   FF_ASSIGN_OR_RETURN(auto name, config::Optional<std::string>(node, "name", "node"));
@@ -59,6 +59,7 @@ Result<NodeConfig> ParseNodeConfigUnguarded(const YAML::Node& root) {
   }
   FF_ASSIGN_OR_RETURN(auto before_r510, config::Optional<bool>(node, "driver_before_r510", "node"));
   out.rules.driver_before_r510 = before_r510.value_or(false);
+  FF_ASSIGN_OR_RETURN(out.host_memory_gib, config::Optional<double>(node, "host_memory_gib", "node"));
 
   const YAML::Node gpus = node["gpus"];
   if (gpus && !gpus.IsSequence()) return Status::InvalidArgument("node.gpus: expected a list");
@@ -90,6 +91,9 @@ Result<NodeConfig> ParseNodeConfig(const YAML::Node& root) {
 
 Status ValidateNodeConfig(const NodeConfig& config) {
   FF_RETURN_IF_ERROR(CheckName("node.name", config.name));
+  if (config.host_memory_gib) {
+    FF_RETURN_IF_ERROR(CheckRange("node.host_memory_gib", *config.host_memory_gib, 0.0, 65536.0, /*open_low=*/true));
+  }
   int total = 0;
   for (size_t i = 0; i < config.gpus.size(); ++i) {
     const EmulatedGpuGroup& g = config.gpus[i];

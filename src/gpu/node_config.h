@@ -5,6 +5,8 @@
 //     name: node-a                # default: fluidfaas-node
 //     discovery: auto             # auto (NVML, else emulate) | nvml (fail without it) | emulated
 //     driver_before_r510: false   # forbid 4g + 3g on one GPU
+//     host_memory_gib: 64         # host memory for warm copies of evicted instances (default: the machine's
+//                                 # memory less a quarter, at least 4 GiB of headroom); (0, 65536]
 //     gpus:                       # the emulated node (ignored when NVML discovery succeeds)
 //       - type: a100-80gb
 //         layout: 1g.10gb+2g.20gb+4g.40gb
@@ -48,6 +50,7 @@ struct NodeConfig {
   DiscoveryMode discovery = DiscoveryMode::kAuto;
   LayoutRules rules;
   std::vector<EmulatedGpuGroup> gpus;
+  std::optional<double> host_memory_gib;  // nullopt: the runtime's default (runtime/residency.h)
 };
 
 // The node FluidFaaS runs on when no config is given: one A100-80GB with 1g.10gb + 2g.20gb + 4g.40gb.

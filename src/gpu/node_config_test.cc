@@ -124,3 +124,21 @@ TEST(NodeConfigTest, LoadNamesTheFile) {
 
 }  // namespace
 }  // namespace fluidfaas::gpu
+
+namespace fluidfaas::gpu {
+namespace {
+
+TEST(NodeConfigTest, HostMemoryBudgetIsOptionalAndRangeChecked) {
+  const std::string gpus = "  gpus:\n    - {type: a100-80gb, layout: 7g.80gb}\n";
+  Result<NodeConfig> c = ParseText("node:\n  host_memory_gib: 48\n" + gpus);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_TRUE(c->host_memory_gib.has_value());
+  EXPECT_DOUBLE_EQ(*c->host_memory_gib, 48.0);
+  EXPECT_FALSE(ParseText("node:\n  name: n\n" + gpus)->host_memory_gib.has_value());
+  for (const char* bad : {"0", "-1", ".nan", "1e9", "lots"}) {
+    EXPECT_FALSE(ParseText(std::string("node:\n  host_memory_gib: ") + bad + "\n" + gpus).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace fluidfaas::gpu

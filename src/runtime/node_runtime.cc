@@ -56,6 +56,9 @@ Result<std::unique_ptr<NodeRuntime>> NodeRuntime::Start(RuntimeOptions options, 
   if (options.slices.empty()) return Status::InvalidArgument("runtime: no slices");
   FF_RETURN_IF_ERROR(CheckRange("runtime ring_slots", int64_t{options.ring_slots}, 2, 1024));
   FF_RETURN_IF_ERROR(CheckRange("runtime host_memory_bytes", options.host_memory_bytes, 0, int64_t{1} << 50));
+  if (options.heartbeat_timeout <= options.heartbeat_interval || options.heartbeat_interval <= Duration(0)) {
+    return Status::InvalidArgument("runtime: heartbeat_timeout must exceed heartbeat_interval > 0");
+  }
   if (!sink) return Status::InvalidArgument("runtime: no event sink");
   std::unique_ptr<NodeRuntime> rt(new NodeRuntime(std::move(options), std::move(sink)));
   rt->monitor_ = std::thread([r = rt.get()] { r->Monitor(); });
@@ -91,6 +94,9 @@ Status NodeRuntime::StartWorker(size_t slice) {
                                                                    .slice_uuid = options_.slices[slice].uuid,
                                                                    .log_level = options_.worker_log_level}));
   w.started_ns = MonotonicNanos();
+  w.last_heard_ns = w.started_ns;
+  w.last_ping_ns = w.started_ns;
+  w.ready = false;
   w.restart_at_ns = 0;
   spdlog::info("runtime: worker for slice {} started (pid {})", options_.slices[slice].id, w.process->pid());
   return Status::Ok();
@@ -409,6 +415,18 @@ void NodeRuntime::Monitor() {
           }
         }
         if (w.process == nullptr) continue;
+        const Duration limit = w.ready ? options_.heartbeat_timeout : options_.start_timeout;
+        if (now - w.last_heard_ns > ToMicros(limit) * 1000) {
+          HandleDeath(s,
+                      std::string(w.ready ? "no heartbeat" : "not ready") + " for " +
+                          std::to_string(ToMicros(limit) / 1000) + " ms",
+                      events, stopped);
+          continue;
+        }
+        if (now - w.last_ping_ns >= ToMicros(options_.heartbeat_interval) * 1000) {
+          w.last_ping_ns = now;
+          (void)w.process->Send({{"op", "ping"}, {"seq", static_cast<uint64_t>(now)}});
+        }
         fds.push_back(pollfd{w.process->control_fd(), POLLIN, 0});
         owners.emplace_back(s, false);
         if (w.process->pidfd() >= 0) {
@@ -418,8 +436,7 @@ void NodeRuntime::Monitor() {
       }
     }
     const int n = poll(fds.data(), fds.size(), 50);
-    if (n <= 0) continue;
-    for (size_t i = 0; i < fds.size(); ++i) {
+    for (size_t i = 0; n > 0 && i < fds.size(); ++i) {
       if (fds[i].revents == 0) continue;
       const auto [slice, is_pidfd] = owners[i];
       std::lock_guard<std::mutex> lock(mu_);
@@ -433,6 +450,8 @@ void NodeRuntime::Monitor() {
       for (;;) {
         auto m = ReceiveControl(fds[i].fd, Duration(0));
         if (m.ok()) {
+          w.last_heard_ns = MonotonicNanos();
+          if (m->body["op"] == "ready") w.ready = true;
           HandleMessage(slice, m->body, events);
           continue;
         }

@@ -9,7 +9,8 @@
 // (SIGKILL, a crash) is noticed through its control socket and pidfd within the monitor's 50 ms poll: every
 // instance with a stage on its slice is gone, its batches in flight are listed in WorkerLost, its warm copies
 // leave the books, and the worker is started again after a backoff (100 ms doubling to 10 s; reset after 30 s of
-// life). Launch on a slice whose worker is in backoff is refused (Unavailable), so the scheduler places elsewhere.
+// life). A worker that answers no heartbeat for heartbeat_timeout (stopped, or its control thread stuck) is killed
+// and handled the same way. Launch on a slice whose worker is in backoff is refused (Unavailable), so the scheduler places elsewhere.
 //
 // Migration (MigrateDecision) needs nothing special here: launch the target while the source serves, submit new
 // batches to the target, retire the source once InFlight(source) is 0.
@@ -51,6 +52,9 @@ struct RuntimeOptions {
   uint32_t ring_slots = 4;            // slots per hop ring, 2..1024
   Duration restart_min = Millis(100);
   Duration restart_max = Seconds(10);
+  Duration heartbeat_interval = Seconds(1);  // a ping to every worker this often
+  Duration heartbeat_timeout = Seconds(5);   // no message for this long: the worker is hung; killed and restarted
+  Duration start_timeout = Seconds(60);      // no "ready" for this long after its start: the same
   std::string worker_log_level = "warn";
 };
 
@@ -156,6 +160,9 @@ class NodeRuntime {
     int64_t started_ns = 0;
     int64_t restart_at_ns = 0;  // > 0: dead, start again then
     int64_t backoff_ns = 0;
+    int64_t last_heard_ns = 0;  // any message from it
+    int64_t last_ping_ns = 0;
+    bool ready = false;   // said "ready": heartbeats count from then (starting LibTorch takes about a second)
     bool in_use = false;  // has hosted a stage: restart it after a death
   };
 

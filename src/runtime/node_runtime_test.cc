@@ -226,6 +226,28 @@ TEST(NodeRuntimeTest, AKilledWorkerStrandsItsBatchesOnceAndIsRestarted) {
   EXPECT_EQ(done->requests, std::vector<uint64_t>{500});
 }
 
+TEST(NodeRuntimeTest, AHungWorkerIsKilledAtItsHeartbeatTimeoutAndRestarted) {
+  EventLog log;
+  RuntimeOptions o = Options(1);
+  o.heartbeat_interval = Millis(50);
+  o.heartbeat_timeout = Millis(400);
+  auto rt = NodeRuntime::Start(o, log.Sink());
+  ASSERT_TRUE(rt.ok());
+  ASSERT_TRUE((*rt)->Launch(EmulatedPipeline(1, "resnet50", {}, {0}, 1)).ok());
+  ASSERT_TRUE(log.Next<LoadDone>()->ok);
+  const int pid = (*rt)->Stats().worker_pids[0];
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // answers its pings: stays
+  EXPECT_EQ((*rt)->Stats().worker_pids[0], pid);
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);  // alive, but answers nothing
+  auto lost = log.Next<WorkerLost>();
+  ASSERT_TRUE(lost.has_value());
+  EXPECT_NE(lost->detail.find("heartbeat"), std::string::npos) << lost->detail;
+  for (int i = 0; i < 100 && (*rt)->Stats().worker_restarts == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ((*rt)->Stats().worker_restarts, 1u);
+}
+
 TEST(NodeRuntimeTest, MigrationUnderAStreamAnswersEveryRequestOnce) {
   EventLog log;
   auto rt = NodeRuntime::Start(Options(3), log.Sink());
