@@ -48,7 +48,8 @@ Result<NodeConfig> ParseNodeConfigUnguarded(const YAML::Node& root) {
   if (!root.IsMap()) return Status::InvalidArgument("config: expected a map with a 'node' section");
   const YAML::Node node = root["node"];
   if (!node) return Status::InvalidArgument("config: missing the 'node' section");
-  FF_RETURN_IF_ERROR(config::CheckMap(node, "node", {"name", "discovery", "driver_before_r510", "gpus", "host_memory_gib"}));
+  FF_RETURN_IF_ERROR(
+      config::CheckMap(node, "node", {"name", "discovery", "driver_before_r510", "gpus", "host_memory_gib"}));
 
   NodeConfig out;
   FF_ASSIGN_OR_RETURN(auto name, config::Optional<std::string>(node, "name", "node"));

@@ -19,6 +19,8 @@
 
 #include <nlohmann/json.hpp>
 #include <span>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/result.h"
@@ -45,6 +47,24 @@ Status SendControl(int socket, const nlohmann::json& body, std::span<const int> 
 // Waits up to `timeout` for one message. DeadlineExceeded on timeout; Unavailable when the peer hung up;
 // InvalidArgument for a message that is not a JSON object with a string "op" (the message is dropped).
 Result<ControlMessage> ReceiveControl(int socket, Duration timeout);
+
+// `field` when it is there with the type of `fallback`, else `fallback` (never throws, whatever the peer sent).
+template <typename T>
+T ValueOr(const nlohmann::json& body, const char* field, T fallback) {
+  const auto it = body.find(field);
+  if (it == body.end()) return fallback;
+  if constexpr (std::is_same_v<T, bool>) {
+    return it->is_boolean() ? it->get<bool>() : fallback;
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return it->is_string() ? it->get<std::string>() : fallback;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return it->is_number() ? it->get<T>() : fallback;
+  } else if constexpr (std::is_unsigned_v<T>) {
+    return it->is_number_unsigned() ? it->get<T>() : fallback;
+  } else {
+    return it->is_number_integer() ? it->get<T>() : fallback;
+  }
+}
 
 // Field readers that name the field and its range in their errors.
 Result<uint64_t> GetU64(const nlohmann::json& body, const char* field);

@@ -29,8 +29,8 @@ class EmulatedExecutor final : public StageExecutor {
     const int64_t start = MonotonicNanos();
     SleepUntilNanos(start + static_cast<int64_t>(ms * spec_.time_scale * 1e6));
     r.load_ms = static_cast<double>(MonotonicNanos() - start) / 1e6;
-    r.device_bytes = latency_.StageBytes(f_, spec_.first_block, spec_.last_block, spec_.max_batch) +
-                     latency_.ReserveBytes(*slice_);
+    r.device_bytes =
+        latency_.StageBytes(f_, spec_.first_block, spec_.last_block, spec_.max_batch) + latency_.ReserveBytes(*slice_);
     r.host_bytes = weight_bytes_;
     warm_ = true;
     return r;
@@ -45,8 +45,8 @@ class EmulatedExecutor final : public StageExecutor {
   Status Run(const Slot& in, Slot& out) override {
     const int batch = static_cast<int>(in.header->count);
     if (batch < 1 || batch > spec_.max_batch) {
-      return Status::InvalidArgument("batch of " + std::to_string(batch) + " (max " +
-                                     std::to_string(spec_.max_batch) + ")");
+      return Status::InvalidArgument("batch of " + std::to_string(batch) + " (max " + std::to_string(spec_.max_batch) +
+                                     ")");
     }
     const int64_t start = MonotonicNanos();
     const double ms = latency_.RangeMs(f_, spec_.first_block, spec_.last_block, *gpu_, *slice_, batch);
@@ -98,8 +98,7 @@ Result<std::unique_ptr<StageExecutor>> MakeEmulatedExecutor(const StageSpec& spe
   FF_ASSIGN_OR_RETURN(const gpu::GpuType* gpu, gpu::FindGpuType(spec.gpu));
   const gpu::MigProfile* slice = gpu->FindProfile(spec.profile);
   if (slice == nullptr) {
-    return Status::NotFound("profile '" + spec.profile + "' on " + spec.gpu + " (one of " + gpu->ProfileNames() +
-                            ")");
+    return Status::NotFound("profile '" + spec.profile + "' on " + spec.gpu + " (one of " + gpu->ProfileNames() + ")");
   }
   if (spec.first_block > spec.last_block || spec.last_block >= f.blocks.size()) {
     return Status::InvalidArgument("blocks [" + std::to_string(spec.first_block) + ", " +

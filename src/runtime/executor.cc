@@ -5,10 +5,17 @@
 namespace fluidfaas::runtime {
 
 nlohmann::json StageSpec::ToJson() const {
-  return {{"executor", executor}, {"function", function}, {"first_block", first_block},
-          {"last_block", last_block}, {"max_batch", max_batch}, {"model", model},
-          {"seq_len", seq_len},   {"gpu", gpu},           {"profile", profile},
-          {"time_scale", time_scale}, {"dir", dir}};
+  return {{"executor", executor},
+          {"function", function},
+          {"first_block", first_block},
+          {"last_block", last_block},
+          {"max_batch", max_batch},
+          {"model", model},
+          {"seq_len", seq_len},
+          {"gpu", gpu},
+          {"profile", profile},
+          {"time_scale", time_scale},
+          {"dir", dir}};
 }
 
 Result<StageSpec> StageSpec::FromJson(const nlohmann::json& j) {

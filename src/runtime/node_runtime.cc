@@ -1,10 +1,11 @@
 #include "runtime/node_runtime.h"
 
 #include <poll.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
-#include <spdlog/spdlog.h>
 
 #include "common/limits.h"
 #include "runtime/control.h"
@@ -41,10 +42,6 @@ struct NodeRuntime::Instance {
 namespace {
 
 constexpr int64_t kHealthyNs = 30'000'000'000;  // a worker that lived this long restarts with the shortest backoff
-
-bool StageOn(const PipelineSpec& spec, size_t slice) {
-  return std::any_of(spec.stages.begin(), spec.stages.end(), [&](const PipelineStage& s) { return s.slice == slice; });
-}
 
 }  // namespace
 
@@ -109,18 +106,19 @@ Status NodeRuntime::Launch(const PipelineSpec& spec) {
   FF_RETURN_IF_ERROR(CheckRange("launch max_batch", int64_t{spec.max_batch}, 1, kMaxBatch));
   std::vector<uint64_t> hop_bytes = {spec.input_bytes_per_sample};
   for (const PipelineStage& s : spec.stages) {
-    if (s.slice >= options_.slices.size()) return Status::InvalidArgument("launch: no slice " + std::to_string(s.slice));
+    if (s.slice >= options_.slices.size())
+      return Status::InvalidArgument("launch: no slice " + std::to_string(s.slice));
     hop_bytes.push_back(s.output_bytes_per_sample);
   }
   auto inst = std::make_shared<Instance>();
   inst->spec = spec;
   for (size_t i = 0; i < hop_bytes.size(); ++i) {
-    FF_ASSIGN_OR_RETURN(const int64_t payload, CheckedMul("launch hop bytes", static_cast<int64_t>(hop_bytes[i]),
-                                                          int64_t{spec.max_batch}));
-    FF_ASSIGN_OR_RETURN(Ring ring, Ring::Create("hop" + std::to_string(i),
-                                                RingSpec{.slot_count = options_.ring_slots,
-                                                         .max_batch = static_cast<uint32_t>(spec.max_batch),
-                                                         .payload_bytes = static_cast<uint64_t>(payload)}));
+    FF_ASSIGN_OR_RETURN(const int64_t payload,
+                        CheckedMul("launch hop bytes", static_cast<int64_t>(hop_bytes[i]), int64_t{spec.max_batch}));
+    FF_ASSIGN_OR_RETURN(
+        Ring ring, Ring::Create("hop" + std::to_string(i), RingSpec{.slot_count = options_.ring_slots,
+                                                                    .max_batch = static_cast<uint32_t>(spec.max_batch),
+                                                                    .payload_bytes = static_cast<uint64_t>(payload)}));
     inst->rings.push_back(std::move(ring));
   }
   std::vector<RuntimeEvent> events;
@@ -307,12 +305,13 @@ void NodeRuntime::HandleMessage(size_t slice, const nlohmann::json& body, std::v
   Instance* inst = it == instances_.end() ? nullptr : it->second.get();
   if (op == "loaded") {
     if (inst == nullptr || inst->releasing || inst->loads_pending == 0) return;
-    if (!body.value("ok", false)) {
+    if (!ValueOr(body, "ok", false)) {
       inst->load_failed = true;
-      if (inst->load_detail.empty()) inst->load_detail = body.value("detail", std::string("load failed"));
+      if (inst->load_detail.empty()) inst->load_detail = ValueOr(body, "detail", std::string("load failed"));
     }
-    inst->all_warm = inst->all_warm && body.value("from_warm", false);
-    inst->load_ms = std::max(inst->load_ms, body.value("load_ms", 0.0));
+    inst->all_warm = inst->all_warm && ValueOr(body, "from_warm", false);
+    const double load_ms = ValueOr(body, "load_ms", 0.0);  // from another process: finite and in range, or 0
+    if (std::isfinite(load_ms) && load_ms >= 0 && load_ms < 1e9) inst->load_ms = std::max(inst->load_ms, load_ms);
     if (--inst->loads_pending == 0) {
       events.push_back(LoadDone{.instance = *instance_id,
                                 .ok = !inst->load_failed,
@@ -321,7 +320,8 @@ void NodeRuntime::HandleMessage(size_t slice, const nlohmann::json& body, std::v
                                 .load_ms = inst->load_ms});
     }
   } else if (op == "released") {
-    const int64_t host_bytes = body.value("host_bytes", int64_t{0});
+    int64_t host_bytes = ValueOr(body, "host_bytes", int64_t{0});
+    if (host_bytes < 0 || host_bytes > (int64_t{1} << 50)) host_bytes = 0;
     if (inst == nullptr || !inst->releasing) return;  // a dropped warm copy's acknowledgement
     if (host_bytes > 0) {
       for (const WarmCopy& victim : residency_.Add(WarmCopy{{*instance_id, *stage_id}, slice, host_bytes})) {
@@ -343,7 +343,7 @@ void NodeRuntime::HandleMessage(size_t slice, const nlohmann::json& body, std::v
                                  .stage = static_cast<size_t>(*stage_id),
                                  .batch = *batch,
                                  .requests = std::move(b->second),
-                                 .detail = body.value("detail", std::string("stage failed"))});
+                                 .detail = ValueOr(body, "detail", std::string("stage failed"))});
     inst->in_flight.erase(b);
   }
 }
@@ -352,15 +352,21 @@ void NodeRuntime::HandleDeath(size_t slice, const std::string& detail, std::vect
                               std::vector<std::shared_ptr<Instance>>& stopped) {
   Worker& w = workers_[slice];
   if (w.process == nullptr) return;
-  spdlog::warn("runtime: worker of slice {} (pid {}) is gone: {}", options_.slices[slice].id, w.process->pid(),
-               detail);
+  spdlog::warn("runtime: worker of slice {} (pid {}) is gone: {}", options_.slices[slice].id, w.process->pid(), detail);
   w.process->Kill();
   w.process.reset();  // reaps
   WorkerLost lost{.slice = slice, .detail = detail};
   for (auto it = instances_.begin(); it != instances_.end();) {
     Instance& inst = *it->second;
-    if (!StageOn(inst.spec, slice)) {
+    const auto on_slice = static_cast<size_t>(std::count_if(inst.spec.stages.begin(), inst.spec.stages.end(),
+                                                            [&](const PipelineStage& s) { return s.slice == slice; }));
+    if (on_slice == 0) {
       ++it;
+      continue;
+    }
+    if (inst.releasing) {  // evicted or retired already: its memory on this slice is free with the process
+      inst.releases_pending -= std::min(inst.releases_pending, on_slice);
+      it = inst.releases_pending == 0 ? instances_.erase(it) : std::next(it);
       continue;
     }
     lost.instances.push_back(it->first);
@@ -370,15 +376,18 @@ void NodeRuntime::HandleDeath(size_t slice, const std::string& detail, std::vect
     inst.in_flight.clear();
     inst.stop.store(true);
     for (Ring& r : inst.rings) r.Close();
-    // Its stages on other slices are stopped too (the instance is gone), their memory released.
+    stopped.push_back(it->second);
+    // The instance is gone. Its stages on other slices are evicted; each acknowledges with StageReleased, as a
+    // retirement would (the scheduler retires a lost instance and waits for those releases).
+    inst.releasing = true;
+    inst.releases_pending = 0;
     for (size_t i = 0; i < inst.spec.stages.size(); ++i) {
       Worker& other = workers_[inst.spec.stages[i].slice];
-      if (inst.spec.stages[i].slice != slice && other.process != nullptr) {
-        (void)other.process->Send({{"op", "evict"}, {"instance", it->first}, {"stage", i}, {"keep_warm", false}});
-      }
+      if (inst.spec.stages[i].slice == slice || other.process == nullptr) continue;
+      (void)other.process->Send({{"op", "evict"}, {"instance", it->first}, {"stage", i}, {"keep_warm", false}});
+      ++inst.releases_pending;
     }
-    stopped.push_back(it->second);
-    it = instances_.erase(it);
+    it = inst.releases_pending == 0 ? instances_.erase(it) : std::next(it);
   }
   residency_.RemoveSlice(slice);
   const int64_t now = MonotonicNanos();
@@ -452,7 +461,11 @@ void NodeRuntime::Monitor() {
         if (m.ok()) {
           w.last_heard_ns = MonotonicNanos();
           if (m->body["op"] == "ready") w.ready = true;
-          HandleMessage(slice, m->body, events);
+          try {
+            HandleMessage(slice, m->body, events);
+          } catch (const std::exception& e) {  // a worker's message of an unexpected shape: dropped, never fatal
+            spdlog::error("runtime: slice {}: message dropped: {}", options_.slices[slice].id, e.what());
+          }
           continue;
         }
         if (m.status().code() == StatusCode::kDeadlineExceeded) break;

@@ -7,10 +7,12 @@
 // batches (each ends in exactly one BatchCompleted, BatchFailed or WorkerLost) -> Evict or Retire (only with
 // nothing in flight; one StageReleased per stage when its worker has dropped the device copy). A worker that dies
 // (SIGKILL, a crash) is noticed through its control socket and pidfd within the monitor's 50 ms poll: every
-// instance with a stage on its slice is gone, its batches in flight are listed in WorkerLost, its warm copies
-// leave the books, and the worker is started again after a backoff (100 ms doubling to 10 s; reset after 30 s of
-// life). A worker that answers no heartbeat for heartbeat_timeout (stopped, or its control thread stuck) is killed
-// and handled the same way. Launch on a slice whose worker is in backoff is refused (Unavailable), so the scheduler places elsewhere.
+// instance with a stage on its slice is gone, its batches in flight are listed in WorkerLost, its stages on other
+// slices are evicted (each acknowledged with StageReleased; its memory on the lost slice is free at once), its
+// warm copies leave the books, and the worker is started again after a backoff (100 ms doubling to 10 s; reset after 30
+// s of life). A worker that answers no heartbeat for heartbeat_timeout (stopped, or its control thread stuck) is killed
+// and handled the same way. Launch on a slice whose worker is in backoff is refused (Unavailable), so the scheduler
+// places elsewhere.
 //
 // Migration (MigrateDecision) needs nothing special here: launch the target while the source serves, submit new
 // batches to the target, retire the source once InFlight(source) is 0.
@@ -46,10 +48,10 @@ struct RuntimeSlice {
 };
 
 struct RuntimeOptions {
-  std::string worker_binary;          // fluidfaas-worker
-  std::vector<RuntimeSlice> slices;   // the node's slices; indices match the scheduler's ClusterSlice indices
+  std::string worker_binary;         // fluidfaas-worker
+  std::vector<RuntimeSlice> slices;  // the node's slices; indices match the scheduler's ClusterSlice indices
   int64_t host_memory_bytes = DefaultHostMemoryBytes();  // budget for warm copies (node config host_memory_gib)
-  uint32_t ring_slots = 4;            // slots per hop ring, 2..1024
+  uint32_t ring_slots = 4;                               // slots per hop ring, 2..1024
   Duration restart_min = Millis(100);
   Duration restart_max = Seconds(10);
   Duration heartbeat_interval = Seconds(1);  // a ping to every worker this often
@@ -111,7 +113,7 @@ struct StrandedBatch {
 struct WorkerLost {
   size_t slice = 0;
   std::string detail;
-  std::vector<uint64_t> instances;  // gone: every instance with a stage on the slice
+  std::vector<uint64_t> instances;  // gone: every live instance with a stage on the slice (Retire is not needed)
   std::vector<StrandedBatch> stranded;
 };
 struct StageReleased {
@@ -179,10 +181,10 @@ class NodeRuntime {
   const RuntimeOptions options_;
   const EventSink sink_;
   mutable std::mutex mu_;
-  std::vector<Worker> workers_;                               // GUARDED_BY(mu_), per slice
+  std::vector<Worker> workers_;                              // GUARDED_BY(mu_), per slice
   std::map<uint64_t, std::shared_ptr<Instance>> instances_;  // GUARDED_BY(mu_)
-  HostResidency residency_;                                   // GUARDED_BY(mu_)
-  uint64_t restarts_ = 0;                                     // GUARDED_BY(mu_)
+  HostResidency residency_;                                  // GUARDED_BY(mu_)
+  uint64_t restarts_ = 0;                                    // GUARDED_BY(mu_)
   std::atomic<bool> stop_{false};
   std::thread monitor_;
 };

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "runtime/control.h"
 #include "runtime/runtime_test_util.h"
 
 namespace fluidfaas::runtime {
@@ -45,7 +47,8 @@ std::set<std::string> FluidFaaSSegments() {
   for (dirent* e = readdir(d); e != nullptr; e = readdir(d)) {
     char target[256] = {};
     const std::string path = std::string("/proc/self/fd/") + e->d_name;
-    if (readlink(path.c_str(), target, sizeof(target) - 1) > 0 && std::string(target).find("memfd:fluidfaas") != std::string::npos) {
+    if (readlink(path.c_str(), target, sizeof(target) - 1) > 0 &&
+        std::string(target).find("memfd:fluidfaas") != std::string::npos) {
       out.insert(target);
     }
   }
@@ -201,13 +204,20 @@ TEST(NodeRuntimeTest, AKilledWorkerStrandsItsBatchesOnceAndIsRestarted) {
   // Every batch ends exactly once: completed before the death, or stranded by it.
   std::set<uint64_t> ended;
   for (const StrandedBatch& s : lost->stranded) EXPECT_TRUE(ended.insert(s.batch).second);
+  std::optional<StageReleased> released;
   for (const RuntimeEvent& e : log.TakeAll()) {
     if (const auto* c = std::get_if<BatchCompleted>(&e)) {
       EXPECT_TRUE(ended.insert(c->batch).second);
     }
+    if (const auto* r = std::get_if<StageReleased>(&e)) released = *r;
   }
   EXPECT_EQ(ended.size(), submitted);
   EXPECT_FALSE(lost->stranded.empty());
+  // Its stage on the surviving slice is released, and acknowledged.
+  if (!released) released = log.Next<StageReleased>();
+  ASSERT_TRUE(released.has_value());
+  EXPECT_EQ(released->instance, 1u);
+  EXPECT_EQ(released->slice, 0u);
   EXPECT_EQ((*rt)->Submit(1, 99, std::vector<uint64_t>{99}, TensorView{.shape = {1}, .bytes = input}).code(),
             StatusCode::kNotFound);
 
@@ -294,6 +304,38 @@ TEST(NodeRuntimeTest, TeardownLeavesNoSegmentOrDescriptorBehind) {
   }
   EXPECT_TRUE(FluidFaaSSegments().empty());
   EXPECT_EQ(OpenFds(), fds_before);
+}
+
+TEST(WorkerProcessTest, GarbageOnTheControlSocketNeverTakesAWorkerDown) {
+  auto w = WorkerProcess::Start(WorkerLaunch{.binary = FLUIDFAAS_WORKER, .slice_uuid = "MIG-test"});
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  auto ready = ReceiveControl((*w)->control_fd(), Seconds(30));
+  ASSERT_TRUE(ready.ok()) << ready.status().ToString();
+  EXPECT_EQ(ready->body["op"], "ready");
+  const char junk[] = "\x01\x02{{{ not json";
+  ASSERT_GT(send((*w)->control_fd(), junk, sizeof(junk), 0), 0);
+  ASSERT_TRUE((*w)->Send({{"op", 42}}).ok());
+  ASSERT_TRUE((*w)->Send({{"op", "launch-missiles"}}).ok());
+  ASSERT_TRUE((*w)->Send({{"op", "load"}, {"instance", "x"}}).ok());  // bad fields, no rings
+  ASSERT_TRUE((*w)->Send({{"op", "load"}, {"instance", 1}, {"stage", 0}, {"spec", {{"executor", "emulated"}}}}).ok());
+  ASSERT_TRUE((*w)->Send({{"op", "evict"}, {"instance", 5}, {"stage", 0}}).ok());  // nothing loaded
+  ASSERT_TRUE((*w)->Send({{"op", "ping"}, {"seq", 7}}).ok());
+  // Each bad load is answered with its reason; the ping is answered; the process is alive.
+  int failed_loads = 0;
+  bool pong = false;
+  for (int i = 0; i < 10 && !pong; ++i) {
+    auto m = ReceiveControl((*w)->control_fd(), Seconds(10));
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    if (m->body["op"] == "loaded") {
+      EXPECT_FALSE(m->body["ok"].get<bool>());
+      EXPECT_FALSE(m->body["detail"].get<std::string>().empty());
+      ++failed_loads;
+    }
+    pong = m->body["op"] == "pong" && m->body["seq"] == 7;
+  }
+  EXPECT_TRUE(pong);
+  EXPECT_EQ(failed_loads, 2);
+  EXPECT_FALSE((*w)->Reap());
 }
 
 bool Dead(int pid) {

@@ -15,7 +15,7 @@ namespace {
 
 constexpr Duration kWait = Seconds(30);
 constexpr int kStreamTrials = 5;
-constexpr uint64_t kDefaultSizes[] = {64,        1 << 10,   16 << 10,  256 << 10,
+constexpr uint64_t kDefaultSizes[] = {64,         1 << 10,    16 << 10,    256 << 10,
                                       1ull << 20, 4ull << 20, 16ull << 20, 64ull << 20};
 
 double Percentile(std::vector<double> v, double p) {
@@ -153,7 +153,8 @@ Result<ShmBenchRow> BenchOne(uint64_t bytes, const ShmBenchOptions& options) {
   row.bytes = bytes;
   const RingSpec spec{.slot_count = 2, .max_batch = 1, .payload_bytes = bytes};
   FF_ASSIGN_OR_RETURN(Ring forth, Ring::Create("bench-forth", spec));
-  FF_ASSIGN_OR_RETURN(Ring back, Ring::Create("bench-back", RingSpec{.slot_count = 4, .max_batch = 1, .payload_bytes = 64}));
+  FF_ASSIGN_OR_RETURN(Ring back,
+                      Ring::Create("bench-back", RingSpec{.slot_count = 4, .max_batch = 1, .payload_bytes = 64}));
   std::vector<std::byte> src(bytes, std::byte{7});
   // Fault every slot's pages in before timing (a real node does this once, when it creates a pipeline).
   for (uint32_t i = 0; i < spec.slot_count; ++i) {

@@ -12,7 +12,6 @@
 #include <thread>
 
 #include "common/limits.h"
-
 #include "model/manifest.h"
 
 namespace fluidfaas::runtime {
@@ -115,7 +114,7 @@ class TorchExecutor final : public StageExecutor {
       torch::from_blob(out.payload.data(), x.sizes(), x.scalar_type()).copy_(x);
       out.header->payload_bytes = static_cast<uint64_t>(bytes);
       out.header->dtype = x.scalar_type() == torch::kFloat16 ? static_cast<uint32_t>(model::DType::kFp16)
-                                                               : static_cast<uint32_t>(model::DType::kFp32);
+                                                             : static_cast<uint32_t>(model::DType::kFp32);
       out.header->rank = static_cast<uint32_t>(x.dim());
       for (int64_t i = 0; i < x.dim(); ++i) out.header->shape[i] = x.size(i);
     } catch (const std::exception& e) {

@@ -6,8 +6,8 @@
 // Residency: a cold load reads the stage's block files (disk to host), keeps every parameter as a host copy
 // (pinned when CUDA is there) and copies them to the device. Evict(keep_warm) drops the device copies only; the
 // next Load is a host-to-device copy of each parameter (on the CPU "device", a copy into a fresh arena mapped with
-// transparent huge pages, freed whole at eviction). Inputs are read in place from the input slot (a view, no copy); the output is
-// written into the output slot by one copy (on CUDA, that copy is the device-to-host transfer).
+// transparent huge pages, freed whole at eviction). Inputs are read in place from the input slot (a view, no copy); the
+// output is written into the output slot by one copy (on CUDA, that copy is the device-to-host transfer).
 //
 // Only the worker binary compiles this file.
 //

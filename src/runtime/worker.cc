@@ -1,10 +1,10 @@
 #include "runtime/worker.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <mutex>
-#include <spdlog/spdlog.h>
 #include <thread>
 #include <utility>
 
@@ -40,7 +40,11 @@ class WorkerServer {
         }
         break;  // the node is gone
       }
-      running = Handle(*message);
+      try {
+        running = Handle(*message);
+      } catch (const std::exception& e) {  // a message of a shape no handler expected: dropped, never fatal
+        spdlog::error("worker: control message '{}' dropped: {}", message->body.dump().substr(0, 200), e.what());
+      }
     }
     StopAll();
     return code;
@@ -62,14 +66,14 @@ class WorkerServer {
   bool Handle(ControlMessage& m) {
     const std::string op = m.body["op"].get<std::string>();
     if (op == "ping") {
-      Send({{"op", "pong"}, {"seq", m.body.value("seq", uint64_t{0})}});
+      Send({{"op", "pong"}, {"seq", ValueOr(m.body, "seq", uint64_t{0})}});
     } else if (op == "stop") {
       return false;
     } else if (op == "load") {
       if (Status s = StartLoad(m); !s.ok()) {
         Send({{"op", "loaded"},
-              {"instance", m.body.value("instance", uint64_t{0})},
-              {"stage", m.body.value("stage", uint64_t{0})},
+              {"instance", ValueOr(m.body, "instance", uint64_t{0})},
+              {"stage", ValueOr(m.body, "stage", uint64_t{0})},
               {"ok", false},
               {"detail", s.message()}});
       }
@@ -84,7 +88,9 @@ class WorkerServer {
   Status StartLoad(ControlMessage& m) {
     FF_ASSIGN_OR_RETURN(uint64_t instance, GetU64(m.body, "instance"));
     FF_ASSIGN_OR_RETURN(uint64_t index, GetU64(m.body, "stage"));
-    FF_ASSIGN_OR_RETURN(StageSpec spec, StageSpec::FromJson(m.body.value("spec", nlohmann::json())));
+    const auto spec_json = m.body.find("spec");
+    if (spec_json == m.body.end()) return Status::InvalidArgument("load: no \"spec\"");
+    FF_ASSIGN_OR_RETURN(StageSpec spec, StageSpec::FromJson(*spec_json));
     if (m.fds.size() != 2) return Status::InvalidArgument("load: expected 2 ring descriptors");
     const StageKey key{instance, index};
     if (stages_.contains(key)) return Status::AlreadyExists("load: the stage is loaded already");
@@ -114,7 +120,10 @@ class WorkerServer {
   void RunStage(Stage& s) {
     auto report = s.executor->Load();
     if (!report.ok()) {
-      Send({{"op", "loaded"}, {"instance", s.instance}, {"stage", s.index}, {"ok", false},
+      Send({{"op", "loaded"},
+            {"instance", s.instance},
+            {"stage", s.index},
+            {"ok", false},
             {"detail", report.status().message()}});
       return;
     }
@@ -154,7 +163,10 @@ class WorkerServer {
       }
       if (!ran.ok()) {
         s.out.AbandonWrite();
-        Send({{"op", "stage_failed"}, {"instance", s.instance}, {"stage", s.index}, {"batch", ih.batch},
+        Send({{"op", "stage_failed"},
+              {"instance", s.instance},
+              {"stage", s.index},
+              {"batch", ih.batch},
               {"detail", ran.message()}});
       } else {
         SlotHeader& oh = *out->header;
@@ -174,7 +186,7 @@ class WorkerServer {
   Status Evict(const nlohmann::json& body) {
     FF_ASSIGN_OR_RETURN(uint64_t instance, GetU64(body, "instance"));
     FF_ASSIGN_OR_RETURN(uint64_t index, GetU64(body, "stage"));
-    const bool keep_warm = body.value("keep_warm", false);
+    const bool keep_warm = ValueOr(body, "keep_warm", false);
     const StageKey key{instance, index};
     int64_t host_bytes = 0;
     if (auto it = stages_.find(key); it != stages_.end()) {
@@ -215,8 +227,8 @@ class WorkerServer {
   }
 
   const WorkerOptions& options_;
-  std::map<StageKey, std::unique_ptr<Stage>> stages_;                 // control thread only
-  std::map<StageKey, std::unique_ptr<StageExecutor>> warm_;           // control thread only
+  std::map<StageKey, std::unique_ptr<Stage>> stages_;        // control thread only
+  std::map<StageKey, std::unique_ptr<StageExecutor>> warm_;  // control thread only
   std::mutex send_mu_;
   std::mutex device_mu_;  // one batch on the slice at a time
 };

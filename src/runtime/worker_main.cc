@@ -65,8 +65,8 @@ int RunCheck(const std::string& dir, bool json_output) {
   std::cout << m.name << ": " << m.blocks.size() << " blocks, input " << Shape(m.input_shape) << ", SLO " << m.slo_ms
             << " ms, max batch " << m.max_batch << "\n\n";
   for (size_t i = 0; i < m.blocks.size(); ++i) {
-    std::cout << "  " << i << "  " << m.blocks[i].name << "  " << m.blocks[i].file << "  "
-              << (*f)->block_params()[i] << " params  -> " << Shape((*f)->output_shapes()[i]) << '\n';
+    std::cout << "  " << i << "  " << m.blocks[i].name << "  " << m.blocks[i].file << "  " << (*f)->block_params()[i]
+              << " params  -> " << Shape((*f)->output_shapes()[i]) << '\n';
   }
   return 0;
 }
@@ -82,8 +82,11 @@ int main(int argc, char** argv) {
   int exit_code = 0;
 
   int control_fd = -1;
-  CLI::App* serve = app.add_subcommand("serve", "Serve stages for the node over a control socket (started by the node)");
-  serve->add_option("--control-fd", control_fd, "The control socket's descriptor")->required()->check(CLI::Range(0, 1 << 20));
+  CLI::App* serve =
+      app.add_subcommand("serve", "Serve stages for the node over a control socket (started by the node)");
+  serve->add_option("--control-fd", control_fd, "The control socket's descriptor")
+      ->required()
+      ->check(CLI::Range(0, 1 << 20));
   serve->callback([&] {
     if (fluidfaas::Status s = fluidfaas::ConfigureLogging(log_level); !s.ok()) {
       std::cerr << "fluidfaas-worker: " << s.message() << '\n';
@@ -126,7 +129,8 @@ int main(int argc, char** argv) {
   reload->add_option("--trials", trials, "Warm reloads timed (the median is reported)")->capture_default_str();
   reload->add_flag("--json", json_output, "Print JSON");
   reload->callback([&] {
-    const std::string tmp = (std::filesystem::temp_directory_path() / ("fluidfaas-reload-" + std::to_string(getpid()))).string();
+    const std::string tmp =
+        (std::filesystem::temp_directory_path() / ("fluidfaas-reload-" + std::to_string(getpid()))).string();
     auto r = fluidfaas::runtime::MeasureReload(tmp, mib, trials);
     if (!r.ok()) {
       std::cerr << "fluidfaas-worker: " << r.status().message() << '\n';
@@ -134,18 +138,23 @@ int main(int argc, char** argv) {
       return;
     }
     if (json_output) {
-      std::cout << nlohmann::json{{"device", r->device}, {"bytes", r->bytes}, {"cold_ms", r->cold_ms},
-                                  {"warm_ms", r->warm_ms}, {"warm_gbs", r->warm_gbs}, {"memcpy_gbs", r->memcpy_gbs},
+      std::cout << nlohmann::json{{"device", r->device},
+                                  {"bytes", r->bytes},
+                                  {"cold_ms", r->cold_ms},
+                                  {"warm_ms", r->warm_ms},
+                                  {"warm_gbs", r->warm_gbs},
+                                  {"memcpy_gbs", r->memcpy_gbs},
                                   {"warm_over_memcpy", r->warm_gbs / r->memcpy_gbs}}
                        .dump(2)
                 << '\n';
       return;
     }
-    std::printf("device %s, %.1f MiB of weights\n  cold load   %9.1f ms (disk to host to device)\n"
-                "  warm reload %9.1f ms  %6.2f GB/s (host to device)\n  memcpy                   %6.2f GB/s"
-                "  (warm reload at %.0f%% of it)\n",
-                r->device.c_str(), static_cast<double>(r->bytes) / (1 << 20), r->cold_ms, r->warm_ms, r->warm_gbs,
-                r->memcpy_gbs, 100 * r->warm_gbs / r->memcpy_gbs);
+    std::printf(
+        "device %s, %.1f MiB of weights\n  cold load   %9.1f ms (disk to host to device)\n"
+        "  warm reload %9.1f ms  %6.2f GB/s (host to device)\n  memcpy                   %6.2f GB/s"
+        "  (warm reload at %.0f%% of it)\n",
+        r->device.c_str(), static_cast<double>(r->bytes) / (1 << 20), r->cold_ms, r->warm_ms, r->warm_gbs,
+        r->memcpy_gbs, 100 * r->warm_gbs / r->memcpy_gbs);
   });
 #endif
   try {

@@ -40,7 +40,7 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const WorkerLaunch& 
   if (pid < 0) return Status::IoError(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);  // the node died before prctl
+    if (getppid() != parent) _exit(127);                                               // the node died before prctl
     if (child_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(child_fd, 3) < 0) _exit(127);  // fd 3, kept across exec
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
