@@ -12,7 +12,7 @@ if [ "${1:-}" = "--no-tests" ]; then
   shift
 fi
 if [ $# -eq 0 ]; then
-  mapfile -t files < <(git ls-files 'src/*.cc' | grep -v -e torchscript -e worker_main | grep -v -E "$skip")
+  mapfile -t files < <(git ls-files 'src/*.cc' | grep -v -e torchscript -e torch_executor -e worker_main | grep -v -E "$skip")
 else
   files=("$@")
 fi

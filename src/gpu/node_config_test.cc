@@ -94,7 +94,8 @@ TEST(NodeConfigTest, AutoModePrefersDiscoveredNode) {
 TEST(NodeConfigTest, ErrorsNameTheField) {
   const std::pair<const char*, const char*> cases[] = {
       {"gpus: []\n", "config: missing the 'node' section"},
-      {"node: {nmae: x, gpus: []}\n", "node: unknown key 'nmae' (known: name, discovery, driver_before_r510, gpus, host_memory_gib)"},
+      {"node: {nmae: x, gpus: []}\n",
+       "node: unknown key 'nmae' (known: name, discovery, driver_before_r510, gpus, host_memory_gib)"},
       {"node: {discovery: maybe}\n", "node.discovery: 'maybe' is not one of auto, nvml, emulated"},
       {"node: {gpus: [{type: v100, layout: 7g.80gb}]}\n",
        "node.gpus[0].type: unknown GPU type 'v100' (known: a100-40gb, a100-80gb, h100-80gb, h200-141gb)"},
