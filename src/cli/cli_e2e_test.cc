@@ -160,6 +160,17 @@ TEST(CliTest, ZooCalibrateMeetsTargets) {
   EXPECT_LE(j["worst_error"].get<double>(), 0.30);
   EXPECT_EQ(j["acceptance_points"], 96);
   EXPECT_EQ(Fluidfaas("zoo calibrate --data /nonexistent").exit_code, 2);
+  for (const auto& c : j["ratio_constraints"]) EXPECT_LE(c["modelled"].get<double>(), 0.92);
+}
+
+TEST(CliTest, ZooCalibrateCrossValidates) {
+  CommandRun r = Fluidfaas(std::string("zoo calibrate --cross-validate --json --data ") + FLUIDFAAS_CALIBRATION_DIR);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = Json(r);
+  ASSERT_EQ(j["folds"].size(), 7u);
+  EXPECT_LE(j["leave_one_profile_out_median_error"].get<double>(), 0.15);
+  EXPECT_EQ(j["folds"][0]["held_out"], "profile");
+  EXPECT_EQ(j["folds"][6]["held_out"], "model");
 }
 
 TEST(CliTest, MeasuredProfileReplacesModelledFigures) {

@@ -30,6 +30,7 @@ struct ZooOptions {
   std::string data_dir = "data/calibration";
   std::string out;
   bool fit = false;
+  bool cross_validate = false;
   bool json_output = false;
 };
 
@@ -186,18 +187,66 @@ json FourGComparison(const model::LatencyModel& lm, const std::string& dir, Tabl
   return out;
 }
 
+int RunCrossValidate(const std::vector<model::Measurement>& data, const std::vector<model::RatioConstraint>& ratios,
+                     bool json_output) {
+  Result<model::CrossValidation> cv = model::CrossValidate(data, ratios);
+  if (!cv.ok()) return Fail(cv.status(), kExitFailure);
+  if (json_output) {
+    json folds = json::array();
+    for (const model::HeldOut& f : cv->folds) {
+      folds.push_back({{"held_out", f.kind},
+                       {"name", f.name},
+                       {"points", f.points},
+                       {"median_error", f.median_error},
+                       {"worst_error", f.worst_error}});
+    }
+    std::cout << json{{"folds", folds},
+                      {"leave_one_profile_out_median_error", cv->profile_median_error},
+                      {"leave_one_model_out_median_error", cv->model_median_error}}
+                     .dump(2)
+              << '\n';
+    return kExitOk;
+  }
+  Table table({"held out", "", ">points", ">median error", ">worst error"});
+  for (const model::HeldOut& f : cv->folds) {
+    table.AddRow({f.kind, f.name, std::to_string(f.points), Fixed(100 * f.median_error, 1) + "%",
+                  Fixed(100 * f.worst_error, 1) + "%"});
+  }
+  table.Print(std::cout);
+  std::cout << "\nleave-one-profile-out: median error " << Fixed(100 * cv->profile_median_error, 1)
+            << "%; leave-one-model-out: median error " << Fixed(100 * cv->model_median_error, 1)
+            << "% (each fold refits the parameters without the held-out points)\n";
+  return kExitOk;
+}
+
 int RunCalibrate(const ZooOptions& o) {
   Result<std::vector<model::Measurement>> data = model::ReadMeasurements(o.data_dir);
   if (!data.ok()) return Fail(data.status());
   model::LatencyModelParams params;
+  const std::vector<model::RatioConstraint> ratios = model::DefaultRatioConstraints();
+  if (o.cross_validate) return RunCrossValidate(*data, ratios, o.json_output);
   if (o.fit) {
-    Result<model::LatencyModelParams> fitted = model::Fit(*data, params);
+    Result<model::LatencyModelParams> fitted = model::Fit(*data, params, ratios);
     if (!fitted.ok()) return Fail(fitted.status(), kExitFailure);
     params = *fitted;
   }
   const model::LatencyModel lm(params);
-  Result<model::CalibrationSummary> s = model::Evaluate(lm, *data);
+  Result<model::CalibrationSummary> s = model::Evaluate(lm, *data, ratios);
   if (!s.ok()) return Fail(s.status(), kExitFailure);
+  json ratio_json = json::array();
+  Table ratio_table({"constraint", ">batch", ">modelled", "held-out range", "ok"});
+  for (const model::RatioCheck& r : s->ratios) {
+    const bool ok = r.modelled >= r.c.lo && r.modelled <= r.c.hi;
+    ratio_json.push_back({{"model", r.c.model},
+                          {"ratio", r.c.profile + "/" + r.c.over_profile},
+                          {"batch", r.c.batch},
+                          {"modelled", r.modelled},
+                          {"lo", r.c.lo},
+                          {"hi", r.c.hi},
+                          {"ok", ok}});
+    ratio_table.AddRow({r.c.model + " " + r.c.profile + "/" + r.c.over_profile, std::to_string(r.c.batch),
+                        Fixed(r.modelled, 3), Fixed(r.c.lo, 2) + "-" + Fixed(r.c.hi, 2), ok ? "yes" : "NO"});
+  }
 
   Table four_g({"4g/3g latency", ">batch", ">ratio"});
   const json four = FourGComparison(lm, o.data_dir, four_g);
@@ -205,7 +254,8 @@ int RunCalibrate(const ZooOptions& o) {
                               {"kernel_overhead_us", params.kernel_overhead_us},
                               {"fp32_matmul_efficiency", params.fp32_matmul_efficiency},
                               {"tf32_conv_efficiency", params.tf32_conv_efficiency},
-                              {"memory_efficiency", params.memory_efficiency}};
+                              {"memory_efficiency", params.memory_efficiency},
+                              {"sm_bandwidth_gbs", params.sm_bandwidth_gbs}};
   if (o.json_output) {
     json points = json::array();
     for (const model::CalibrationPoint& p : s->points) {
@@ -226,6 +276,7 @@ int RunCalibrate(const ZooOptions& o) {
                       {"seq_sweep_median_error", s->seq_median_error},
                       {"seq_sweep_worst_error", s->seq_worst_error},
                       {"params", fitted_params},
+                      {"ratio_constraints", ratio_json},
                       {"four_g", four}}
                      .dump(2)
               << '\n';
@@ -241,6 +292,8 @@ int RunCalibrate(const ZooOptions& o) {
   }
   table.Print(std::cout);
   std::cout << "\nparameters" << (o.fit ? " (fitted)" : "") << ": " << fitted_params.dump() << "\n\n";
+  ratio_table.Print(std::cout);
+  std::cout << '\n';
   four_g.Print(std::cout);
   std::cout << "\nacceptance set (" << s->acceptance_points << " points: batch 1..128 on 1g, 2g, 3g, 7g): median error "
             << Fixed(100 * s->median_error, 1) << "%, worst " << Fixed(100 * s->worst_error, 1) << "%\n"
@@ -302,6 +355,9 @@ void AddZooCommands(CLI::App& app, int& exit_code) {
   calibrate->add_option("--data", o->data_dir, "Folder with the a100-80gb_*.csv files")->capture_default_str();
   calibrate->add_flag("--fit", o->fit, "Refit the model's parameters first");
   calibrate->add_flag("--json", o->json_output, "Print JSON");
+  calibrate->add_flag("--cross-validate", o->cross_validate,
+                      "Out-of-sample errors: refit leaving out each profile, then each model, and price the held-out "
+                      "points");
   calibrate->callback([o, &exit_code] { exit_code = RunCalibrate(*o); });
 
   CLI::App* profile = zoo->add_subcommand(

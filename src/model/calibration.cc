@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 
 #include "common/csv.h"
@@ -17,6 +18,7 @@ constexpr const char* kNlpBatchFile = "a100-80gb_mig_nlp_infer_batch.csv";
 constexpr const char* kNlpSeqFile = "a100-80gb_mig_nlp_infer_seq.csv";
 constexpr int kMaxAcceptanceBatch = 128;
 constexpr double kWorstWeight = 0.1;
+constexpr double kRatioWeight = 50;
 
 Result<std::string> ZooName(const std::string& measured_name) {
   if (measured_name == "resnet50") return std::string("resnet50");
@@ -93,7 +95,16 @@ Result<std::vector<Measurement>> ReadMeasurements(const std::string& dir) {
   return out;
 }
 
-Result<CalibrationSummary> Evaluate(const LatencyModel& model, const std::vector<Measurement>& data) {
+std::vector<RatioConstraint> DefaultRatioConstraints() {
+  std::vector<RatioConstraint> out;
+  for (const char* model : {"resnet50", "resnet152"}) {
+    for (int batch : {8, 16, 32, 64, 128}) out.push_back({model, "4g.40gb", "3g.40gb", batch, 0.82, 0.89});
+  }
+  return out;
+}
+
+Result<CalibrationSummary> Evaluate(const LatencyModel& model, const std::vector<Measurement>& data,
+                                    const std::vector<RatioConstraint>& ratios) {
   const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
   ModelCache models;
   CalibrationSummary summary;
@@ -116,14 +127,24 @@ Result<CalibrationSummary> Evaluate(const LatencyModel& model, const std::vector
   summary.worst_error = accepted.empty() ? 0 : *std::max_element(accepted.begin(), accepted.end());
   summary.seq_median_error = Median(seq);
   summary.seq_worst_error = seq.empty() ? 0 : *std::max_element(seq.begin(), seq.end());
+  for (const RatioConstraint& c : ratios) {
+    const gpu::MigProfile* top = a100.FindProfile(c.profile);
+    const gpu::MigProfile* bottom = a100.FindProfile(c.over_profile);
+    if (top == nullptr || bottom == nullptr) return Status::InvalidArgument("ratio constraint: unknown profile");
+    FF_ASSIGN_OR_RETURN(const FunctionSpec* f, models.Get(c.model, 0));
+    summary.ratios.push_back(
+        RatioCheck{c, model.ModelMs(*f, a100, *top, c.batch) / model.ModelMs(*f, a100, *bottom, c.batch)});
+  }
   return summary;
 }
 
-Result<LatencyModelParams> Fit(const std::vector<Measurement>& data, LatencyModelParams start) {
+Result<LatencyModelParams> Fit(const std::vector<Measurement>& data, LatencyModelParams start,
+                               const std::vector<RatioConstraint>& ratios) {
   // Objective: mean squared log error over the acceptance set, plus the worst one, so that no point is
-  // sacrificed for the median.
-  const auto objective = [&data](const LatencyModelParams& p) -> Result<double> {
-    FF_ASSIGN_OR_RETURN(CalibrationSummary s, Evaluate(LatencyModel(p), data));
+  // sacrificed for the median; plus, per ratio constraint, the squared log distance outside its range, weighted
+  // like kRatioWeight data points.
+  const auto objective = [&data, &ratios](const LatencyModelParams& p) -> Result<double> {
+    FF_ASSIGN_OR_RETURN(CalibrationSummary s, Evaluate(LatencyModel(p), data, ratios));
     double sum = 0;
     double worst = 0;
     for (const CalibrationPoint& point : s.points) {
@@ -132,11 +153,17 @@ Result<LatencyModelParams> Fit(const std::vector<Measurement>& data, LatencyMode
       sum += e * e;
       worst = std::max(worst, e * e);
     }
-    return sum / static_cast<double>(std::max<size_t>(1, s.acceptance_points)) + kWorstWeight * worst;
+    double penalty = 0;
+    for (const RatioCheck& r : s.ratios) {
+      const double out = r.modelled < r.c.lo   ? std::log(r.c.lo / r.modelled)
+                         : r.modelled > r.c.hi ? std::log(r.modelled / r.c.hi)
+                                               : 0.0;
+      penalty += out * out;
+    }
+    const double n = static_cast<double>(std::max<size_t>(1, s.acceptance_points));
+    return (sum + kRatioWeight * penalty) / n + kWorstWeight * worst;
   };
-  using Point = std::array<double, 5>;
-  Point x = {std::log(start.launch_us), std::log(start.fp32_matmul_efficiency), std::log(start.tf32_conv_efficiency),
-             std::log(start.memory_efficiency), std::log(start.kernel_overhead_us)};
+  using Point = std::array<double, 6>;
   const auto params_of = [&start](const Point& v) {
     LatencyModelParams p = start;
     p.launch_us = std::exp(v[0]);
@@ -144,31 +171,93 @@ Result<LatencyModelParams> Fit(const std::vector<Measurement>& data, LatencyMode
     p.tf32_conv_efficiency = std::min(1.0, std::exp(v[2]));
     p.memory_efficiency = std::min(1.0, std::exp(v[3]));
     p.kernel_overhead_us = std::exp(v[4]);
+    p.sm_bandwidth_gbs = std::exp(v[5]);
     return p;
   };
-  FF_ASSIGN_OR_RETURN(double best, objective(params_of(x)));
-  // Restart with a large step while a restart still improves: pattern search stalls in narrow valleys.
-  for (int restart = 0; restart < 8; ++restart) {
-    const double before = best;
-    for (double step = 0.5; step > 1e-3;) {
-      bool improved = false;
-      for (size_t i = 0; i < x.size(); ++i) {
-        for (double dir : {-1.0, 1.0}) {
-          Point y = x;
-          y[i] += dir * step;
-          FF_ASSIGN_OR_RETURN(double value, objective(params_of(y)));
-          if (value < best) {
-            best = value;
-            x = y;
-            improved = true;
+  // The per-SM bandwidth cap is flat (it binds nowhere) above some value, where a local search cannot feel it:
+  // start from several caps, from binding on every slice to binding on none, and keep the best.
+  Point best_x{};
+  double best = std::numeric_limits<double>::infinity();
+  for (const double sm_gbs : {6.0, 9.0, 13.0, std::min(start.sm_bandwidth_gbs, 1e6)}) {
+    Point x = {
+        std::log(start.launch_us),         std::log(start.fp32_matmul_efficiency), std::log(start.tf32_conv_efficiency),
+        std::log(start.memory_efficiency), std::log(start.kernel_overhead_us),     std::log(sm_gbs)};
+    FF_ASSIGN_OR_RETURN(double value, objective(params_of(x)));
+    // Restart with a large step while a restart still improves: pattern search stalls in narrow valleys.
+    for (int restart = 0; restart < 8; ++restart) {
+      const double before = value;
+      for (double step = 0.5; step > 1e-3;) {
+        bool improved = false;
+        for (size_t i = 0; i < x.size(); ++i) {
+          for (double dir : {-1.0, 1.0}) {
+            Point y = x;
+            y[i] += dir * step;
+            FF_ASSIGN_OR_RETURN(double v, objective(params_of(y)));
+            if (v < value) {
+              value = v;
+              x = y;
+              improved = true;
+            }
           }
         }
+        if (!improved) step /= 2;
       }
-      if (!improved) step /= 2;
+      if (value > before * 0.999) break;
     }
-    if (best > before * 0.999) break;
+    if (value < best) {
+      best = value;
+      best_x = x;
+    }
   }
-  return params_of(x);
+  return params_of(best_x);
+}
+
+namespace {
+
+HeldOut Score(std::string kind, std::string name, const std::vector<double>& errors) {
+  HeldOut h{std::move(kind), std::move(name), errors.size(), Median(errors), 0};
+  h.worst_error = errors.empty() ? 0 : *std::max_element(errors.begin(), errors.end());
+  return h;
+}
+
+}  // namespace
+
+Result<CrossValidation> CrossValidate(const std::vector<Measurement>& data, const std::vector<RatioConstraint>& ratios,
+                                      LatencyModelParams start) {
+  std::vector<std::string> profiles;
+  std::vector<std::string> models;
+  for (const Measurement& m : data) {
+    if (!m.acceptance) continue;
+    if (std::find(profiles.begin(), profiles.end(), m.profile) == profiles.end()) profiles.push_back(m.profile);
+    if (std::find(models.begin(), models.end(), m.model) == models.end()) models.push_back(m.model);
+  }
+  CrossValidation cv;
+  std::vector<double> all_profile;
+  std::vector<double> all_model;
+  for (const bool by_profile : {true, false}) {
+    for (const std::string& held : by_profile ? profiles : models) {
+      std::vector<Measurement> train;
+      std::vector<Measurement> test;
+      for (const Measurement& m : data) {
+        if (!m.acceptance) continue;
+        ((by_profile ? m.profile : m.model) == held ? test : train).push_back(m);
+      }
+      std::vector<RatioConstraint> kept;
+      for (const RatioConstraint& c : ratios) {
+        if (by_profile || c.model != held) kept.push_back(c);
+      }
+      FF_ASSIGN_OR_RETURN(LatencyModelParams fitted, Fit(train, start, kept));
+      FF_ASSIGN_OR_RETURN(CalibrationSummary s, Evaluate(LatencyModel(fitted), test));
+      std::vector<double> errors;
+      for (const CalibrationPoint& p : s.points) errors.push_back(p.error);
+      (by_profile ? all_profile : all_model)
+          .insert((by_profile ? all_profile : all_model).end(), errors.begin(), errors.end());
+      cv.folds.push_back(Score(by_profile ? "profile" : "model", held, errors));
+    }
+  }
+  cv.profile_median_error = Median(all_profile);
+  cv.model_median_error = Median(all_model);
+  return cv;
 }
 
 }  // namespace fluidfaas::model

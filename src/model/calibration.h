@@ -21,6 +21,28 @@
 
 namespace fluidfaas::model {
 
+// A bound on the modelled latency ratio of two slices for one model and batch: what makes the split between
+// compute-bound and bandwidth-bound time identifiable, which whole-model latencies alone do not. A 4g.40gb and a
+// 3g.40gb slice have the same memory bandwidth and L2 (4 of 8 memory slices) and 56 against 42 SMs, so their
+// ratio is 0.75 for purely compute-bound work and 1.0 for purely bandwidth-bound work.
+struct RatioConstraint {
+  std::string model;
+  std::string profile;       // numerator: "4g.40gb"
+  std::string over_profile;  // denominator: "3g.40gb"
+  int batch = 0;
+  double lo = 0;
+  double hi = 0;
+};
+
+// The held-out 4g/3g measurements (PyTorch, A100-80GB, one process per slice, batch 8 to 128) put ResNet-50's and
+// ResNet-152's ratio at 0.82-0.89: one constraint per model and batch 8, 16, 32, 64, 128.
+std::vector<RatioConstraint> DefaultRatioConstraints();
+
+struct RatioCheck {
+  RatioConstraint c;
+  double modelled = 0;
+};
+
 struct Measurement {
   std::string file;     // the CSV it came from
   std::string model;    // zoo name
@@ -44,14 +66,35 @@ struct CalibrationSummary {
   size_t acceptance_points = 0;
   double seq_median_error = 0;  // over the sequence sweep
   double seq_worst_error = 0;
+  std::vector<RatioCheck> ratios;  // the constraints Evaluate was given, with the model's ratios
 };
 
 // Reads the measurements in `dir`. NotFound when none of the known files is there.
 Result<std::vector<Measurement>> ReadMeasurements(const std::string& dir);
 
-Result<CalibrationSummary> Evaluate(const LatencyModel& model, const std::vector<Measurement>& data);
+Result<CalibrationSummary> Evaluate(const LatencyModel& model, const std::vector<Measurement>& data,
+                                    const std::vector<RatioConstraint>& ratios = {});
 
-// Pattern search in log space from `start`; returns the best parameters found.
-Result<LatencyModelParams> Fit(const std::vector<Measurement>& data, LatencyModelParams start = {});
+// Pattern search in log space from `start` over the acceptance points of `data`, with `ratios` as penalties
+// (squared log distance outside [lo, hi]); returns the best parameters found.
+Result<LatencyModelParams> Fit(const std::vector<Measurement>& data, LatencyModelParams start = {},
+                               const std::vector<RatioConstraint>& ratios = {});
+
+// Out-of-sample errors: for each acceptance profile (then each model), fit on the acceptance points of the
+// others and price the held-out ones. A held-out model's own ratio constraints are left out of its fit.
+struct HeldOut {
+  std::string kind;  // "profile" | "model"
+  std::string name;  // "3g.40gb" | "resnet50"
+  size_t points = 0;
+  double median_error = 0;
+  double worst_error = 0;
+};
+struct CrossValidation {
+  std::vector<HeldOut> folds;
+  double profile_median_error = 0;  // median over every point of the leave-one-profile-out folds
+  double model_median_error = 0;    // the same for leave-one-model-out
+};
+Result<CrossValidation> CrossValidate(const std::vector<Measurement>& data, const std::vector<RatioConstraint>& ratios,
+                                      LatencyModelParams start = {});
 
 }  // namespace fluidfaas::model

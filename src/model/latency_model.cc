@@ -22,7 +22,8 @@ double LatencyModel::BlockMs(const Block& block, DType dtype, const gpu::GpuType
   const double conv_flops_per_s =
       fp16 ? gemm_flops_per_s : 1e12 * slice_share * gpu.tf32_tensor_tflops * params_.tf32_conv_efficiency;
   const double bytes_per_s =
-      gpu.memory_bandwidth_gbs * 1e9 * slice.memory_slices / gpu::kMemorySlices * params_.memory_efficiency;
+      std::min(gpu.memory_bandwidth_gbs * 1e9 * slice.memory_slices / gpu::kMemorySlices * params_.memory_efficiency,
+               params_.sm_bandwidth_gbs * 1e9 * slice.sms);
   const double launch_s = params_.launch_us * 1e-6;
   const double overhead_s = params_.kernel_overhead_us * 1e-6;
   const double b = static_cast<double>(batch);

@@ -29,11 +29,11 @@
 
 namespace fluidfaas::runtime {
 
-inline constexpr size_t kMaxControlBytes = 64 * 1024;
+inline constexpr size_t kMaxControlBytes = size_t{64} * 1024;
 inline constexpr size_t kMaxControlFds = 4;
 inline constexpr int kControlVersion = 1;
 
-struct ControlMessage {
+struct ControlMessage {  // NOLINT(bugprone-exception-escape): json's implicit members
   nlohmann::json body;
   std::vector<UniqueFd> fds;
 };

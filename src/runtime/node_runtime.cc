@@ -259,7 +259,7 @@ Status NodeRuntime::KillWorker(size_t slice) {
   return Status::Ok();
 }
 
-void NodeRuntime::Collect(std::shared_ptr<Instance> inst) {
+void NodeRuntime::Collect(const std::shared_ptr<Instance>& inst) {
   Ring& ring = inst->rings.back();
   while (!inst->stop.load()) {
     auto slot = ring.BeginRead(Millis(100));

@@ -175,7 +175,7 @@ class NodeRuntime {
   void HandleDeath(size_t slice, const std::string& detail, std::vector<RuntimeEvent>& events,
                    std::vector<std::shared_ptr<Instance>>& stopped);
   Status StartWorker(size_t slice);
-  void Collect(std::shared_ptr<Instance> instance);
+  void Collect(const std::shared_ptr<Instance>& instance);
   void Deliver(std::vector<RuntimeEvent>& events);
 
   const RuntimeOptions options_;

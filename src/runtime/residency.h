@@ -20,7 +20,7 @@ namespace fluidfaas::runtime {
 struct WarmKey {
   uint64_t instance = 0;
   uint64_t stage = 0;
-  auto operator<=>(const WarmKey&) const = default;
+  auto operator<=>(const WarmKey&) const = default;  // NOLINT(modernize-use-nullptr): a false positive
 };
 
 struct WarmCopy {

@@ -23,6 +23,7 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const WorkerLaunch& 
   // Everything the child needs is built before fork: after it, only async-signal-safe calls.
   std::vector<std::string> args = {launch.binary, "--log-level", launch.log_level, "serve", "--control-fd", "3"};
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::vector<std::string> env;
@@ -31,6 +32,7 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const WorkerLaunch& 
   }
   env.push_back("CUDA_VISIBLE_DEVICES=" + launch.slice_uuid);
   std::vector<char*> envp;
+  envp.reserve(env.size() + 1);
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
   const pid_t parent = getpid();
@@ -68,7 +70,7 @@ Status WorkerProcess::Send(const nlohmann::json& body, std::span<const int> fds)
   return SendControl(control_.get(), body, fds);
 }
 
-void WorkerProcess::Kill() {
+void WorkerProcess::Kill() const {
   if (pid_ > 0 && !reaped_) kill(pid_, SIGKILL);
 }
 

@@ -40,7 +40,7 @@ class WorkerProcess {
   int pidfd() const { return pidfd_.get(); }  // -1 where the kernel has no pidfd_open
   Status Send(const nlohmann::json& body, std::span<const int> fds = {});
   // SIGKILL (fault injection, or a worker that stopped answering).
-  void Kill();
+  void Kill() const;
   // Reaps without blocking; true once the process is gone.
   bool Reap();
 
