@@ -11,6 +11,25 @@
 
 namespace fluidfaas::sim {
 
+Result<policy::ServedFunction> ServeZooModel(policy::FunctionId id, std::shared_ptr<const model::FunctionSpec> spec,
+                                             const model::LatencyModel& latency, const gpu::MpsShares& shares,
+                                             double slo_scale) {
+  if (!(slo_scale > 0)) return Status::InvalidArgument("slo scale must be positive");
+  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+  std::vector<policy::SliceKind> kinds;
+  for (const gpu::MigProfile& prof : a100.profiles) kinds.push_back(policy::SliceKind{&a100, &prof});
+  const model::ModelledBlockTimes times(*spec, latency);  // read while the tables are built, not kept
+  auto costs =
+      std::make_shared<const policy::StageCostTable>(policy::StageCostTable::Build(*spec, times, latency, 1, kinds));
+  auto batched = std::make_shared<const policy::BatchCosts>(
+      policy::BatchCosts::Build(*spec, times, latency, policy::DefaultBatchSizes(), kinds));
+  auto mps = std::make_shared<const policy::BatchCosts>(
+      policy::BatchCosts::Build(*spec, times, latency, policy::DefaultBatchSizes(), policy::MpsKinds(shares)));
+  const int full = static_cast<int>(kinds.size()) - 1;  // 7g.80gb, the last profile
+  const double slo = slo_scale * costs->ComputeMs(full, 0, spec->blocks.size() - 1);
+  return policy::ServedFunction{id, std::move(spec), std::move(costs), slo, std::move(batched), std::move(mps)};
+}
+
 Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const PresetOptions& options) {
   std::string layout_text;
   if (name == "paper") layout_text = "1g.10gb+2g.20gb+4g.40gb";
@@ -36,28 +55,22 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
     p->whole_gpus.push_back(policy::ClusterSlice{std::to_string(g) + ":mps", g,
                                                  policy::SliceKind{&a100, &shares.profile(shares.size() - 1)}, true});
   }
-  std::vector<policy::SliceKind> kinds;
-  for (const gpu::MigProfile& prof : a100.profiles) kinds.push_back(policy::SliceKind{&a100, &prof});
-  const std::vector<policy::SliceKind> mps_kinds = policy::MpsKinds(shares);
-  const int full = 6;  // 7g.80gb, the last profile
   const std::vector<std::string> models = {"resnet50", "vit-b16",   "bert-base", "bert-large",
                                            "gpt2-xl",  "llama2-7b", "llama2-13b"};
   double weight_sum = 0;
   for (size_t i = 0; i < models.size(); ++i) {
     FF_ASSIGN_OR_RETURN(model::FunctionSpec spec, model::BuildZooModel(models[i]));
-    p->specs.push_back(std::make_shared<const model::FunctionSpec>(std::move(spec)));
-    p->times.push_back(std::make_unique<model::ModelledBlockTimes>(*p->specs.back(), p->latency));
-    p->costs.push_back(std::make_shared<const policy::StageCostTable>(
-        policy::StageCostTable::Build(*p->specs.back(), *p->times.back(), p->latency, 1, kinds)));
-    p->batched.push_back(std::make_shared<const policy::BatchCosts>(
-        policy::BatchCosts::Build(*p->specs.back(), *p->times.back(), p->latency, policy::DefaultBatchSizes(), kinds)));
-    p->mps.push_back(std::make_shared<const policy::BatchCosts>(policy::BatchCosts::Build(
-        *p->specs.back(), *p->times.back(), p->latency, policy::DefaultBatchSizes(), mps_kinds)));
-    const double slo = options.slo_scale * p->costs.back()->ComputeMs(full, 0, p->specs.back()->blocks.size() - 1);
+    FF_ASSIGN_OR_RETURN(
+        policy::ServedFunction served,
+        ServeZooModel(static_cast<policy::FunctionId>(i), std::make_shared<const model::FunctionSpec>(std::move(spec)),
+                      p->latency, shares, options.slo_scale));
+    p->specs.push_back(served.spec);
+    p->costs.push_back(served.costs);
+    p->batched.push_back(served.batched);
+    p->mps.push_back(served.mps);
     p->functions.push_back(
-        SimFunction{p->specs.back().get(), p->costs.back().get(), slo, p->batched.back().get(), p->mps.back().get()});
-    p->served.push_back(policy::ServedFunction{static_cast<policy::FunctionId>(i), p->specs.back(), p->costs.back(),
-                                               slo, p->batched.back(), p->mps.back()});
+        SimFunction{served.spec.get(), served.costs.get(), served.slo_ms, served.batched.get(), served.mps.get()});
+    p->served.push_back(std::move(served));
     p->popularity.push_back(1.0 / static_cast<double>(i + 1));
     weight_sum += p->popularity.back();
   }

@@ -32,7 +32,6 @@ struct Preset {
   std::vector<policy::ClusterSlice> whole_gpus;  // the same GPUs with MIG off (INFless: MPS shares of these)
   std::unique_ptr<gpu::MpsShares> mps_shares;
   std::vector<std::shared_ptr<const model::FunctionSpec>> specs;
-  std::vector<std::unique_ptr<model::ModelledBlockTimes>> times;
   std::vector<std::shared_ptr<const policy::StageCostTable>> costs;  // MIG kinds, batch 1 (FluidFaaS, exclusive)
   std::vector<std::shared_ptr<const policy::BatchCosts>> batched;    // MIG kinds by batch (ESG)
   std::vector<std::shared_ptr<const policy::BatchCosts>> mps;        // MPS shares by batch (INFless)
@@ -43,6 +42,13 @@ struct Preset {
   double cv = 2.0;
   model::LatencyModel latency;
 };
+
+// A zoo model as every policy serves it on A100-80GB MIG slices (and MPS shares of whole GPUs): its batch-1 and
+// batched cost tables over every MIG kind, its MPS table, and an SLO of `slo_scale` x its batch-1 latency on a
+// full GPU. The node daemon deploys functions with it; presets are built from it.
+Result<policy::ServedFunction> ServeZooModel(policy::FunctionId id, std::shared_ptr<const model::FunctionSpec> spec,
+                                             const model::LatencyModel& latency, const gpu::MpsShares& shares,
+                                             double slo_scale);
 
 struct PresetOptions {
   double slo_scale = 5.0;
