@@ -1,0 +1,795 @@
+#include "daemon/controller.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <future>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+#include "common/limits.h"
+#include "gpu/mps.h"
+#include "model/zoo.h"
+#include "policy/factory.h"
+#include "sim/experiment.h"
+
+namespace fluidfaas::daemon {
+
+using policy::Decision;
+using policy::FunctionId;
+using policy::InstanceId;
+using policy::Reason;
+using policy::RequestId;
+
+std::string_view ToString(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kCompleted: return "completed";
+    case Outcome::kRejected: return "rejected";
+    case Outcome::kFailed: return "failed";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr double kDefaultSloScale = 5.0;
+constexpr Duration kTick = Seconds(1);
+
+// Latency histogram buckets, seconds.
+constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+struct Histogram {
+  std::vector<uint64_t> counts = std::vector<uint64_t>(std::size(kBuckets) + 1, 0);
+  double sum = 0;
+  uint64_t count = 0;
+  void Observe(double seconds) {
+    size_t i = 0;
+    while (i < std::size(kBuckets) && seconds > kBuckets[i]) ++i;
+    ++counts[i];
+    sum += seconds;
+    ++count;
+  }
+};
+
+std::string Labels(const std::vector<std::pair<std::string, std::string>>& labels) {
+  std::string out = "{";
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (i > 0) out += ",";
+    out += labels[i].first + "=\"" + labels[i].second + "\"";  // names and codes are plain (no escaping needed)
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+struct Controller::Impl {
+  struct Function {
+    FunctionId id = 0;
+    FunctionConfig config;
+    FunctionInfo info;
+    std::shared_ptr<const model::FunctionSpec> spec;
+    uint64_t input_bytes = 0;  // per sample
+    bool removed = false;
+  };
+  struct Request {
+    FunctionId function = 0;
+    TimePoint arrival;
+    TimePoint deadline;
+    std::vector<std::byte> input;
+    InferCallback done;
+    InstanceId instance = 0;
+  };
+  struct Instance {
+    FunctionId function = 0;
+    std::vector<policy::StagePlacement> stages;
+    int max_batch = 1;
+    bool loaded = false;
+    std::deque<RequestId> queue;  // routed, not yet submitted
+    size_t in_flight = 0;         // batches submitted
+    policy::InstanceState state = policy::InstanceState::kLoading;
+  };
+
+  ControllerOptions options;
+  RealClock clock;
+  int64_t epoch_ns = 0;  // CLOCK_MONOTONIC of clock's time 0
+  std::vector<policy::ClusterSlice> cluster;
+  std::unique_ptr<gpu::MpsShares> mps_shares;
+  model::LatencyModel latency;
+  runtime::NodeRuntime* runtime = nullptr;
+
+  // ---- shared with other threads
+  mutable std::mutex mu;
+  std::condition_variable wake;
+  std::deque<std::function<void()>> tasks;  // GUARDED_BY(mu)
+  bool stop = false;                        // GUARDED_BY(mu)
+  bool draining = false;                    // GUARDED_BY(mu)
+  size_t open = 0;                          // GUARDED_BY(mu): admitted, not answered
+  std::map<std::string, Function> functions;  // GUARDED_BY(mu) (written on the control thread only)
+  std::condition_variable idle;               // open == 0
+  // metrics, GUARDED_BY(mu)
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> ends;  // (function, outcome, code)
+  std::map<std::string, Histogram> latency_hist;                               // by function
+  std::map<std::string, Histogram> queue_hist;
+  std::map<std::string, Histogram> compute_hist;
+  uint64_t pipelines = 0, migrations = 0, evictions = 0, launches = 0, violations = 0;
+  nlohmann::json node_snapshot = nlohmann::json::object();
+
+  // ---- control thread only
+  std::unique_ptr<policy::Scheduler> scheduler;
+  std::unique_ptr<policy::AnswerChecker> checker;
+  std::unordered_map<RequestId, Request> requests;
+  std::map<InstanceId, Instance> instances;
+  std::map<uint64_t, std::vector<RequestId>> batches;  // submitted batch -> its requests
+  std::set<std::pair<InstanceId, size_t>> releasing;   // (instance, slice) releases not yet acknowledged
+  std::vector<policy::LaunchDecision> deferred;         // launches waiting for releases
+  std::vector<Decision> decisions;
+  RequestId next_request = 1;
+  uint64_t next_batch = 1;
+  FunctionId next_function = 0;
+  std::thread thread;
+
+  // ---------------------------------------------------------------- plumbing
+  void Post(std::function<void()> task) {
+    std::lock_guard<std::mutex> lock(mu);
+    tasks.push_back(std::move(task));
+    wake.notify_one();
+  }
+
+  TimePoint FromNanos(int64_t ns) const { return AtMicros((ns - epoch_ns) / 1000); }
+
+  void Loop() {
+    TimePoint next_tick = clock.Now() + kTick;
+    for (;;) {
+      std::deque<std::function<void()>> batch;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        wake.wait_for(lock, std::chrono::milliseconds(20), [&] { return stop || !tasks.empty(); });
+        if (stop) return;
+        batch.swap(tasks);
+      }
+      for (auto& t : batch) t();
+      const TimePoint now = clock.Now();
+      if (now >= next_tick) {
+        next_tick = now + kTick;
+        Apply([&](auto& out) { scheduler->OnTick(now, out); });
+        if (Status s = scheduler->Invariants(); !s.ok()) spdlog::error("scheduler invariants: {}", s.message());
+        Snapshot();
+      }
+    }
+  }
+
+  template <typename Call>
+  void Apply(Call call) {
+    std::vector<Decision> out;
+    call(out);
+    for (Decision& d : out) {
+      checker->OnDecision(d);
+      std::visit([this](auto& decision) { Carry(decision); }, d);
+    }
+    checker->EndCall();
+    if (checker->violations() > 0) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (violations == 0) spdlog::error("answer rule violated: {}", checker->status().message());
+      violations = static_cast<uint64_t>(checker->violations());
+    }
+  }
+
+  // ---------------------------------------------------------------- answering
+  void Answer(RequestId id, Outcome outcome, Reason code, const std::string& detail) {
+    auto it = requests.find(id);
+    if (it == requests.end()) return;
+    Request r = std::move(it->second);
+    requests.erase(it);
+    InferResult result;
+    result.outcome = outcome;
+    result.code = std::string(policy::ToString(code));
+    result.detail = detail;
+    Finish(std::move(r), std::move(result));
+  }
+
+  // The one place a request's callback runs: metrics, the open count, then the callback.
+  void Finish(Request r, InferResult result) {
+    result.total_ms = static_cast<double>(ToMicros(clock.Now() - r.arrival)) / 1000.0;
+    const std::string& name = FunctionName(r.function);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++ends[{name, std::string(daemon::ToString(result.outcome)), result.code}];
+      if (result.outcome == Outcome::kCompleted) {
+        latency_hist[name].Observe(result.total_ms / 1000.0);
+        queue_hist[name].Observe(std::max(0.0, result.queue_ms) / 1000.0);
+        compute_hist[name].Observe(result.compute_ms / 1000.0);
+      }
+      --open;
+      if (open == 0) idle.notify_all();
+    }
+    spdlog::debug("{} request: {} {} {}", name, daemon::ToString(result.outcome), result.code, result.detail);
+    r.done(std::move(result));
+  }
+
+  const std::string& FunctionName(FunctionId id) const {
+    static const std::string unknown = "unknown";
+    for (const auto& [name, f] : functions) {
+      if (f.id == id) return name;
+    }
+    return unknown;
+  }
+  const Function* FindFunction(FunctionId id) const {
+    for (const auto& [name, f] : functions) {
+      if (f.id == id) return &f;
+    }
+    return nullptr;
+  }
+
+  policy::RequestEvent EventOf(RequestId id) const {
+    const Request& r = requests.at(id);
+    return policy::RequestEvent{id, r.function, r.arrival, r.deadline};
+  }
+
+  // ---------------------------------------------------------------- decisions
+  void Carry(const policy::LaunchDecision& d) {
+    for (InstanceId prior : d.after_release) {
+      for (const auto& [inst, slice] : releasing) {
+        if (inst == prior) {
+          deferred.push_back(d);
+          return;
+        }
+      }
+    }
+    Launch(d);
+  }
+
+  void Launch(const policy::LaunchDecision& d) {
+    const Function* f = FindFunction(d.function);
+    Instance inst;
+    inst.function = d.function;
+    inst.stages = d.stages;
+    inst.max_batch = std::max(1, d.max_batch);
+    instances[d.instance] = inst;
+    runtime::PipelineSpec p;
+    p.instance = d.instance;
+    p.max_batch = inst.max_batch;
+    p.input_bytes_per_sample = f != nullptr ? f->input_bytes : 1;
+    for (const policy::StagePlacement& st : d.stages) {
+      runtime::PipelineStage s;
+      s.slice = st.slice;
+      s.spec.executor = "emulated";
+      s.spec.function = f != nullptr ? f->info.name : "?";
+      s.spec.model = f != nullptr ? f->config.model : "?";
+      s.spec.first_block = st.first_block;
+      s.spec.last_block = st.last_block;
+      s.spec.max_batch = inst.max_batch;
+      s.spec.gpu = std::string(cluster[st.slice].kind.gpu->name);
+      s.spec.profile = std::string(cluster[st.slice].kind.profile->name);
+      s.spec.time_scale = f != nullptr ? f->config.time_scale : 1.0;
+      s.output_bytes_per_sample =
+          f != nullptr ? static_cast<uint64_t>(f->spec->blocks[st.last_block].ActivationOutBytes(f->spec->dtype)) : 1;
+      p.stages.push_back(std::move(s));
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++launches;
+      if (d.stages.size() > 1) ++pipelines;
+    }
+    if (Status s = runtime->Launch(p); !s.ok()) {
+      // Reported as a failed load, on the next turn of the loop (never inside the scheduler's call).
+      spdlog::warn("launch of instance {}: {}", d.instance, s.message());
+      Post([this, id = d.instance, detail = s.message()] { LoadDone(runtime::LoadDone{id, false, detail}); });
+    }
+  }
+
+  void Carry(const policy::RouteDecision& d) {
+    auto r = requests.find(d.request);
+    auto inst = instances.find(d.instance);
+    if (r == requests.end() || inst == instances.end()) return;  // the checker reports it
+    r->second.instance = d.instance;
+    inst->second.queue.push_back(d.request);
+    Dispatch(d.instance);
+  }
+  void Carry(const policy::RejectDecision& d) { Answer(d.request, Outcome::kRejected, d.code, d.detail); }
+  void Carry(const policy::FailDecision& d) { Answer(d.request, Outcome::kFailed, d.code, d.detail); }
+  void Carry(const policy::EvictDecision& d) { Release(d.instance, /*keep_warm=*/true); }
+  void Carry(const policy::RetireDecision& d) { Release(d.instance, /*keep_warm=*/false); }
+  void Carry(const policy::StateDecision& d) {
+    if (auto it = instances.find(d.instance); it != instances.end()) it->second.state = d.to;
+  }
+  void Carry(const policy::MigrateDecision&) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++migrations;
+  }
+
+  void Release(InstanceId id, bool keep_warm) {
+    auto it = instances.find(id);
+    if (it == instances.end()) return;  // gone with a worker: its releases are on their way
+    for (const policy::StagePlacement& st : it->second.stages) releasing.insert({id, st.slice});
+    if (keep_warm) {
+      std::lock_guard<std::mutex> lock(mu);
+      ++evictions;
+    }
+    instances.erase(it);
+    if (Status s = runtime->Evict(id, keep_warm); !s.ok()) spdlog::warn("release of instance {}: {}", id, s.message());
+  }
+
+  // Submits batches while the instance has room: one batch in flight per stage keeps every stage busy.
+  void Dispatch(InstanceId id) {
+    auto it = instances.find(id);
+    if (it == instances.end()) return;
+    Instance& inst = it->second;
+    const Function* f = FindFunction(inst.function);
+    if (f == nullptr) return;
+    while (inst.loaded && !inst.queue.empty() && inst.in_flight < inst.stages.size()) {
+      const size_t n = std::min(inst.queue.size(), static_cast<size_t>(inst.max_batch));
+      std::vector<RequestId> ids(inst.queue.begin(), inst.queue.begin() + static_cast<ptrdiff_t>(n));
+      std::vector<std::byte> input;
+      input.reserve(n * f->input_bytes);
+      for (RequestId r : ids) {
+        const auto& bytes = requests.at(r).input;
+        input.insert(input.end(), bytes.begin(), bytes.end());
+      }
+      std::vector<int64_t> shape = {static_cast<int64_t>(n)};
+      shape.insert(shape.end(), f->spec->input_shape.begin(), f->spec->input_shape.end());
+      const uint64_t batch = next_batch++;
+      const Status s = runtime->Submit(
+          id, batch, ids, runtime::TensorView{static_cast<uint32_t>(f->spec->dtype), shape, input});
+      if (s.code() == StatusCode::kResourceExhausted) return;  // the ring is full: the next completion retries
+      if (!s.ok()) {
+        spdlog::warn("submit to instance {}: {}", id, s.message());
+        return;  // the instance is going away; its event hands the queue back
+      }
+      inst.queue.erase(inst.queue.begin(), inst.queue.begin() + static_cast<ptrdiff_t>(n));
+      ++inst.in_flight;
+      batches[batch] = std::move(ids);
+    }
+  }
+
+  // ---------------------------------------------------------------- events from HTTP and the runtime
+  void Arrive(RequestId id, Request r) {
+    requests.emplace(id, std::move(r));
+    const policy::RequestEvent event = EventOf(id);
+    checker->OnRequest(event);
+    Apply([&](auto& out) { scheduler->OnRequest(event, clock.Now(), out); });
+  }
+
+  void BatchCompleted(runtime::BatchCompleted& done) {
+    auto b = batches.find(done.batch);
+    if (b == batches.end()) return;
+    const std::vector<RequestId> ids = std::move(b->second);
+    batches.erase(b);
+    auto inst = instances.find(done.instance);
+    if (inst != instances.end() && inst->second.in_flight > 0) --inst->second.in_flight;
+    const size_t n = ids.size();
+    const size_t row = n > 0 ? done.output.size() / n : 0;
+    // Answer first (their output rows), then tell the scheduler every stage's run.
+    for (size_t i = 0; i < n; ++i) {
+      auto r = requests.find(ids[i]);
+      if (r == requests.end()) continue;
+      InferResult result;
+      result.instance = done.instance;
+      result.dtype = done.dtype;
+      result.shape = done.shape;
+      if (!result.shape.empty()) result.shape[0] = 1;
+      result.output.assign(done.output.begin() + static_cast<ptrdiff_t>(i * row),
+                           done.output.begin() + static_cast<ptrdiff_t>((i + 1) * row));
+      if (!done.timings.empty()) {
+        result.queue_ms = static_cast<double>(ToMicros(FromNanos(done.timings.front().started_ns) - r->second.arrival)) / 1000.0;
+        for (const runtime::StageTiming& t : done.timings) {
+          result.compute_ms += static_cast<double>(t.finished_ns - t.started_ns) / 1e6;
+        }
+      }
+      // The request ends with its last stage's event below; the answer goes out now.
+      Request req = std::move(r->second);
+      requests.erase(r);
+      Finish(std::move(req), std::move(result));
+    }
+    for (size_t s = 0; s < done.timings.size(); ++s) {
+      const policy::StageFinished event{done.instance,
+                                        s,
+                                        done.batch,
+                                        s + 1 == done.timings.size(),
+                                        ids,
+                                        FromNanos(done.timings[s].started_ns),
+                                        FromNanos(done.timings[s].finished_ns)};
+      checker->OnStageFinished(event);
+      Apply([&](auto& out) { scheduler->OnStageFinished(event, clock.Now(), out); });
+    }
+    Dispatch(done.instance);
+  }
+
+  void BatchFailed(const runtime::BatchFailed& failed) {
+    auto b = batches.find(failed.batch);
+    if (b == batches.end()) return;
+    const std::vector<RequestId> ids = std::move(b->second);
+    batches.erase(b);
+    if (auto inst = instances.find(failed.instance); inst != instances.end() && inst->second.in_flight > 0) {
+      --inst->second.in_flight;
+    }
+    for (RequestId r : ids) {
+      if (auto it = requests.find(r); it != requests.end()) it->second.instance = 0;
+    }
+    const policy::StageFailed event{failed.instance, failed.stage, failed.batch, ids, failed.detail};
+    checker->OnStageFailed(event);
+    Apply([&](auto& out) { scheduler->OnStageFailed(event, clock.Now(), out); });
+    Dispatch(failed.instance);
+  }
+
+  void LoadDone(const runtime::LoadDone& load) {
+    auto it = instances.find(load.instance);
+    if (it == instances.end()) return;
+    std::vector<policy::RequestEvent> stranded;
+    if (load.ok) {
+      it->second.loaded = true;
+    } else {
+      for (RequestId r : it->second.queue) {
+        requests.at(r).instance = 0;
+        stranded.push_back(EventOf(r));
+      }
+      it->second.queue.clear();
+    }
+    const policy::LoadFinished event{load.instance, load.ok, load.detail, stranded};
+    checker->OnLoadFinished(event);
+    Apply([&](auto& out) { scheduler->OnLoadFinished(event, clock.Now(), out); });
+    if (load.ok) Dispatch(load.instance);
+  }
+
+  void WorkerLost(runtime::WorkerLost& lost) {
+    std::vector<policy::RequestEvent> stranded;
+    for (const runtime::StrandedBatch& b : lost.stranded) {
+      auto it = batches.find(b.batch);
+      if (it == batches.end()) continue;
+      for (RequestId r : it->second) {
+        if (requests.contains(r)) stranded.push_back(EventOf(r));
+      }
+      batches.erase(it);
+    }
+    for (InstanceId id : lost.instances) {
+      auto it = instances.find(id);
+      if (it == instances.end()) continue;
+      for (RequestId r : it->second.queue) stranded.push_back(EventOf(r));
+      // Its other slices' releases come as StageReleased; the lost slice's memory is free now.
+      for (const policy::StagePlacement& st : it->second.stages) {
+        if (st.slice != lost.slice) releasing.insert({id, st.slice});
+      }
+      instances.erase(it);
+    }
+    std::erase_if(releasing, [&](const auto& p) { return p.second == lost.slice; });
+    for (const policy::RequestEvent& e : stranded) requests.at(e.id).instance = 0;
+    const policy::SliceLost event{lost.slice, Reason::kWorkerLost, lost.detail, stranded};
+    checker->OnSliceLost(event);
+    Apply([&](auto& out) { scheduler->OnSliceLost(event, clock.Now(), out); });
+    LaunchDeferred();
+  }
+
+  void Released(const runtime::StageReleased& r) {
+    releasing.erase({r.instance, r.slice});
+    const policy::Released event{r.instance, r.slice};
+    checker->OnReleased(event);
+    Apply([&](auto& out) { scheduler->OnReleased(event, clock.Now(), out); });
+    LaunchDeferred();
+  }
+
+  void LaunchDeferred() {
+    std::vector<policy::LaunchDecision> ready;
+    std::erase_if(deferred, [&](const policy::LaunchDecision& d) {
+      for (InstanceId prior : d.after_release) {
+        for (const auto& [inst, slice] : releasing) {
+          if (inst == prior) return false;
+        }
+      }
+      ready.push_back(d);
+      return true;
+    });
+    for (const auto& d : ready) Launch(d);
+  }
+
+  void OnRuntimeEvent(runtime::RuntimeEvent e) {
+    Post([this, e = std::move(e)]() mutable {
+      std::visit(
+          [this](auto& event) {
+            using T = std::decay_t<decltype(event)>;
+            if constexpr (std::is_same_v<T, runtime::BatchCompleted>) BatchCompleted(event);
+            if constexpr (std::is_same_v<T, runtime::BatchFailed>) BatchFailed(event);
+            if constexpr (std::is_same_v<T, runtime::LoadDone>) LoadDone(event);
+            if constexpr (std::is_same_v<T, runtime::WorkerLost>) WorkerLost(event);
+            if constexpr (std::is_same_v<T, runtime::StageReleased>) Released(event);
+          },
+          e);
+    });
+  }
+
+  // ---------------------------------------------------------------- deploy
+  Status DeployNow(const FunctionConfig& in) {
+    FunctionConfig c = in;
+    if (c.name.empty()) c.name = c.model;
+    FF_RETURN_IF_ERROR(CheckName("function name", c.name));
+    FF_RETURN_IF_ERROR(CheckRange("time_scale", c.time_scale, 0.0, 1000.0, /*open_low=*/true));
+    if (c.slo_ms != 0) FF_RETURN_IF_ERROR(CheckRange("slo_ms", c.slo_ms, 0.0, 1e7, /*open_low=*/true));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (auto it = functions.find(c.name); it != functions.end() && !it->second.removed) {
+        return Status::AlreadyExists("function '" + c.name + "' is deployed");
+      }
+    }
+    const auto zoo = model::ZooModels();
+    if (std::none_of(zoo.begin(), zoo.end(), [&](const model::ZooEntry& e) { return e.name == c.model; })) {
+      return Status::NotFound("no zoo model '" + c.model + "' (fluidfaas zoo list)");
+    }
+    FF_ASSIGN_OR_RETURN(model::FunctionSpec spec, model::BuildZooModel(c.model));
+    auto shared = std::make_shared<const model::FunctionSpec>(std::move(spec));
+    const FunctionId id = next_function++;
+    FF_ASSIGN_OR_RETURN(policy::ServedFunction served,
+                        sim::ServeZooModel(id, shared, latency, *mps_shares, kDefaultSloScale));
+    if (c.slo_ms > 0) served.slo_ms = c.slo_ms;
+    FF_RETURN_IF_ERROR(scheduler->Deploy(served));
+    Function f;
+    f.id = id;
+    f.config = c;
+    f.spec = shared;
+    f.input_bytes = static_cast<uint64_t>(model::BytesPerElement(shared->dtype));
+    for (int64_t d : shared->input_shape) f.input_bytes *= static_cast<uint64_t>(d);
+    f.info = FunctionInfo{c.name, c.model, served.slo_ms, shared->dtype == model::DType::kFp16 ? "FP16" : "FP32",
+                          shared->input_shape, {}};
+    f.info.output_shape = {shared->blocks.back().out_elems};
+    std::lock_guard<std::mutex> lock(mu);
+    functions[c.name] = std::move(f);
+    return Status::Ok();
+  }
+
+  // Runs `task` on the control thread and waits for it.
+  template <typename T>
+  T RunOnControl(std::function<T()> task) {
+    std::promise<T> promise;
+    auto future = promise.get_future();
+    Post([&] { promise.set_value(task()); });
+    return future.get();
+  }
+
+  void Snapshot() {
+    nlohmann::json slices = nlohmann::json::array();
+    for (size_t s = 0; s < cluster.size(); ++s) {
+      slices.push_back({{"id", cluster[s].id},
+                        {"profile", cluster[s].kind.profile->name},
+                        {"uuid", options.node.slices[s].uuid},
+                        {"residents", nlohmann::json::array()}});
+    }
+    nlohmann::json insts = nlohmann::json::array();
+    for (const auto& [id, inst] : instances) {
+      nlohmann::json stages = nlohmann::json::array();
+      for (const auto& st : inst.stages) {
+        stages.push_back({{"slice", cluster[st.slice].id}, {"blocks", {st.first_block, st.last_block}},
+                          {"memory_mib", st.memory_mib}});
+        slices[st.slice]["residents"].push_back(id);
+      }
+      insts.push_back({{"id", id},
+                       {"function", FunctionName(inst.function)},
+                       {"state", policy::ToString(inst.state)},
+                       {"loaded", inst.loaded},
+                       {"queued", inst.queue.size()},
+                       {"batches_in_flight", inst.in_flight},
+                       {"pipeline", inst.stages.size() > 1},
+                       {"stages", stages}});
+    }
+    const runtime::RuntimeStats rs = runtime->Stats();
+    nlohmann::json node = {{"name", options.node.name},
+                           {"emulated", options.node.emulated},
+                           {"policy", options.policy},
+                           {"slices", slices},
+                           {"instances", insts},
+                           {"host_memory", {{"warm_bytes", rs.warm_bytes}, {"warm_copies", rs.warm_copies}}},
+                           {"workers", {{"alive", rs.workers_alive}, {"restarts", rs.worker_restarts}}}};
+    std::lock_guard<std::mutex> lock(mu);
+    node_snapshot = std::move(node);
+  }
+};
+
+// ---------------------------------------------------------------- Controller
+
+Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
+                                                      const std::vector<FunctionConfig>& functions) {
+  if (options.node.slices.empty()) return Status::InvalidArgument("the node has no slices");
+  if (policy::UsesWholeGpus(options.policy)) {
+    return Status::InvalidArgument("policy '" + options.policy + "' runs on whole GPUs with MPS, which the node "
+                                   "daemon does not drive (the simulator does)");
+  }
+  std::unique_ptr<Controller> c(new Controller());
+  c->impl_ = std::make_unique<Impl>();
+  Impl& impl = *c->impl_;
+  impl.epoch_ns = runtime::MonotonicNanos() - ToMicros(impl.clock.Now()) * 1000;
+  const gpu::GpuType* type = nullptr;
+  for (const gpu::Slice& s : options.node.slices) {
+    const gpu::GpuType* t = options.node.gpus.at(static_cast<size_t>(s.gpu)).type;
+    if (t->model != gpu::GpuModel::kA100_80GB) {
+      return Status::Unimplemented("the daemon's cost tables are built for A100-80GB slices; slice " + s.id + " is on " +
+                                   std::string(t->name));
+    }
+    type = t;
+    impl.cluster.push_back(policy::ClusterSlice{s.id, s.gpu, policy::SliceKind{t, s.profile}, true});
+  }
+  impl.mps_shares = std::make_unique<gpu::MpsShares>(*type);
+  FF_ASSIGN_OR_RETURN(impl.scheduler, policy::MakeScheduler(options.policy, impl.cluster, {}));
+  impl.checker = std::make_unique<policy::AnswerChecker>(impl.cluster);
+  impl.options = options;
+
+  runtime::RuntimeOptions ro = options.runtime;
+  ro.worker_binary = options.worker_binary;
+  ro.slices.clear();
+  for (const gpu::Slice& s : options.node.slices) ro.slices.push_back(runtime::RuntimeSlice{s.id, s.uuid});
+  if (options.host_memory_bytes) ro.host_memory_bytes = *options.host_memory_bytes;
+  FF_ASSIGN_OR_RETURN(c->runtime_,
+                      runtime::NodeRuntime::Start(ro, [&impl](runtime::RuntimeEvent e) { impl.OnRuntimeEvent(std::move(e)); }));
+  impl.runtime = c->runtime_.get();
+  for (const FunctionConfig& f : functions) {
+    if (Status s = impl.DeployNow(f); !s.ok()) return s.WithContext("deploying '" + f.model + "'");
+  }
+  impl.Snapshot();
+  impl.thread = std::thread([&impl] { impl.Loop(); });
+  return c;
+}
+
+Controller::~Controller() {
+  if (impl_ == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+    impl_->wake.notify_all();
+  }
+  if (impl_->thread.joinable()) impl_->thread.join();
+  runtime_.reset();  // its threads may still post; the queue outlives them
+}
+
+void Controller::Infer(const std::string& function, std::vector<std::byte> input, std::optional<double> timeout_ms,
+                       InferCallback done) {
+  Impl& impl = *impl_;
+  InferResult refusal;
+  refusal.outcome = Outcome::kRejected;
+  Impl::Request r;
+  {
+    std::lock_guard<std::mutex> lock(impl.mu);
+    const auto it = impl.functions.find(function);
+    if (it == impl.functions.end() || it->second.removed) {
+      refusal.code = std::string(policy::ToString(Reason::kUnknownFunction));
+      refusal.detail = "no function '" + function + "' is deployed";
+    } else if (impl.draining) {
+      refusal.code = "draining";
+      refusal.detail = "the node is draining: it takes no new request";
+    } else if (impl.open >= impl.options.max_open_requests) {
+      refusal.code = std::string(policy::ToString(Reason::kOverloaded));
+      refusal.detail = "the node has " + std::to_string(impl.open) + " requests open (its limit)";
+    } else if (input.size() != it->second.input_bytes) {
+      refusal.code = "bad_input";
+      refusal.detail = "input of " + std::to_string(input.size()) + " bytes; '" + function + "' takes " +
+                       std::to_string(it->second.input_bytes);
+    } else {
+      ++impl.open;
+      r.function = it->second.id;
+      r.arrival = impl.clock.Now();
+      const double slo = timeout_ms.value_or(it->second.info.slo_ms);
+      r.deadline = r.arrival + MillisF(slo);
+    }
+    if (!refusal.code.empty()) {
+      ++impl.ends[{function.size() <= kMaxNameLength && CheckName("f", function).ok() ? function : "unknown",
+                   "rejected", refusal.code}];
+    }
+  }
+  if (!refusal.code.empty()) {
+    done(std::move(refusal));
+    return;
+  }
+  r.input = std::move(input);
+  r.done = std::move(done);
+  impl.Post([&impl, r = std::move(r)]() mutable {
+    const RequestId id = impl.next_request++;
+    impl.Arrive(id, std::move(r));
+  });
+}
+
+Status Controller::Deploy(const FunctionConfig& config) {
+  return impl_->RunOnControl<Status>([this, config] { return impl_->DeployNow(config); });
+}
+
+Status Controller::Remove(const std::string& name) {
+  return impl_->RunOnControl<Status>([this, name]() -> Status {
+    Impl& impl = *impl_;
+    FunctionId id = 0;
+    {
+      std::lock_guard<std::mutex> lock(impl.mu);
+      auto it = impl.functions.find(name);
+      if (it == impl.functions.end() || it->second.removed) return Status::NotFound("no function '" + name + "'");
+      it->second.removed = true;
+      id = it->second.id;
+    }
+    Status s;
+    impl.Apply([&](auto& out) { s = impl.scheduler->Remove(id, impl.clock.Now(), out); });
+    return s;
+  });
+}
+
+std::optional<FunctionInfo> Controller::Function(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const auto it = impl_->functions.find(name);
+  if (it == impl_->functions.end() || it->second.removed) return std::nullopt;
+  return it->second.info;
+}
+
+std::vector<FunctionInfo> Controller::Functions() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<FunctionInfo> out;
+  for (const auto& [name, f] : impl_->functions) {
+    if (!f.removed) out.push_back(f.info);
+  }
+  return out;
+}
+
+nlohmann::json Controller::NodeJson() const {
+  impl_->Post([this] { impl_->Snapshot(); });
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->node_snapshot;
+}
+
+std::string Controller::MetricsText() const {
+  const Impl& impl = *impl_;
+  const runtime::RuntimeStats rs = runtime_->Stats();
+  std::lock_guard<std::mutex> lock(impl.mu);
+  std::ostringstream o;
+  o << "# HELP fluidfaas_requests_total Requests that ended, by function, outcome and reason code.\n"
+       "# TYPE fluidfaas_requests_total counter\n";
+  for (const auto& [key, n] : impl.ends) {
+    const auto& [function, outcome, code] = key;
+    o << "fluidfaas_requests_total" << Labels({{"function", function}, {"outcome", outcome}, {"code", code}}) << ' '
+      << n << '\n';
+  }
+  const auto histogram = [&o](const char* name, const char* help, const std::map<std::string, Histogram>& hs) {
+    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " histogram\n";
+    for (const auto& [function, h] : hs) {
+      uint64_t cumulative = 0;
+      for (size_t i = 0; i < std::size(kBuckets); ++i) {
+        cumulative += h.counts[i];
+        std::ostringstream le;
+        le << kBuckets[i];
+        o << name << "_bucket" << Labels({{"function", function}, {"le", le.str()}}) << ' ' << cumulative << '\n';
+      }
+      o << name << "_bucket" << Labels({{"function", function}, {"le", "+Inf"}}) << ' ' << h.count << '\n';
+      o << name << "_sum" << Labels({{"function", function}}) << ' ' << h.sum << '\n';
+      o << name << "_count" << Labels({{"function", function}}) << ' ' << h.count << '\n';
+    }
+  };
+  histogram("fluidfaas_request_duration_seconds", "End-to-end latency of completed requests.", impl.latency_hist);
+  histogram("fluidfaas_queue_duration_seconds", "Arrival to the start of the first stage, completed requests.",
+            impl.queue_hist);
+  histogram("fluidfaas_compute_duration_seconds", "Time in the stages, completed requests.", impl.compute_hist);
+  const auto gauge = [&o](const char* name, const char* type, const char* help, double v) {
+    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n' << name << ' ' << v << '\n';
+  };
+  gauge("fluidfaas_open_requests", "gauge", "Requests admitted and not yet answered.", static_cast<double>(impl.open));
+  gauge("fluidfaas_launches_total", "counter", "Instances launched.", static_cast<double>(impl.launches));
+  gauge("fluidfaas_pipelines_total", "counter", "Instances launched as pipelines of two or more stages.",
+        static_cast<double>(impl.pipelines));
+  gauge("fluidfaas_migrations_total", "counter", "Pipelines migrated to one slice.", static_cast<double>(impl.migrations));
+  gauge("fluidfaas_evictions_total", "counter", "Instances evicted to host memory.", static_cast<double>(impl.evictions));
+  gauge("fluidfaas_answer_rule_violations", "gauge", "Violations of the answer rule seen on the decision stream.",
+        static_cast<double>(impl.violations));
+  gauge("fluidfaas_host_warm_bytes", "gauge", "Host memory held by warm copies.", static_cast<double>(rs.warm_bytes));
+  gauge("fluidfaas_workers_alive", "gauge", "Worker processes running.", static_cast<double>(rs.workers_alive));
+  gauge("fluidfaas_worker_restarts_total", "counter", "Worker processes restarted after a failure.",
+        static_cast<double>(rs.worker_restarts));
+  gauge("fluidfaas_batches_in_flight", "gauge", "Batches submitted to pipelines and not finished.",
+        static_cast<double>(rs.batches_in_flight));
+  return o.str();
+}
+
+bool Controller::Drain(Duration timeout) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->draining = true;
+  return impl_->idle.wait_for(lock, std::chrono::microseconds(ToMicros(timeout)), [this] { return impl_->open == 0; });
+}
+
+bool Controller::draining() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->draining;
+}
+
+size_t Controller::open_requests() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->open;
+}
+
+}  // namespace fluidfaas::daemon

@@ -1,0 +1,113 @@
+// Controller: the node daemon's core. One control thread owns the Scheduler (the same policy objects as the
+// simulator), the answer-rule checker, the table of open requests and the per-instance queues; it carries the
+// scheduler's decisions out on the NodeRuntime (runtime/node_runtime.h) and turns the runtime's events back into
+// the scheduler's events. HTTP threads and the runtime's threads only post work to it.
+//
+// A request: Infer() checks it against the function (unknown: rejected at once; queue full or draining: turned
+// away with a code), gives it a deadline (the function's SLO, or the caller's timeout) and posts it. The control
+// thread asks the scheduler, which Routes it (to an instance's queue; batches of up to the instance's max batch go
+// to the runtime while the pipeline has room), or Rejects it. The callback runs exactly once per request, on the
+// control thread, with the outcome, the reason code of a rejection or failure, and the output.
+//
+// Thread safety: every public method may be called from any thread, except the destructor.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "gpu/topology.h"
+#include "policy/answer_checker.h"
+#include "policy/scheduler.h"
+#include "runtime/node_runtime.h"
+
+namespace fluidfaas::daemon {
+
+// A function to deploy: a zoo model on the node's emulated executor.
+struct FunctionConfig {
+  std::string name;          // a plain name (common/limits.h); the model's name when empty
+  std::string model;         // zoo model
+  double slo_ms = 0;         // 0: 5 x the model's batch-1 latency on a full GPU
+  double time_scale = 1.0;   // the emulated executor's clock speed factor, (0, 1000]
+};
+
+struct FunctionInfo {
+  std::string name;
+  std::string model;
+  double slo_ms = 0;
+  std::string datatype;               // "FP32" | "FP16"
+  std::vector<int64_t> input_shape;   // per sample
+  std::vector<int64_t> output_shape;  // per sample
+};
+
+struct ControllerOptions {
+  gpu::NodeTopology node;            // its slices are the scheduler's cluster
+  std::string policy = "fluidfaas";  // a policy spec (policy/factory.h); not one that uses whole GPUs
+  std::string worker_binary;         // fluidfaas-worker
+  std::optional<int64_t> host_memory_bytes;
+  size_t max_open_requests = 4096;   // admitted and not yet answered; beyond it requests are turned away
+  runtime::RuntimeOptions runtime;   // restart and heartbeat settings (slices and binary are filled in)
+};
+
+enum class Outcome { kCompleted, kRejected, kFailed };
+std::string_view ToString(Outcome outcome);
+
+struct InferResult {
+  Outcome outcome = Outcome::kCompleted;
+  std::string code;    // policy::Reason as text, "draining", or "" when completed
+  std::string detail;  // for people
+  uint64_t instance = 0;
+  uint32_t dtype = 0;
+  std::vector<int64_t> shape;  // batch of one first
+  std::vector<std::byte> output;
+  double queue_ms = 0;    // arrival to the start of its first stage
+  double compute_ms = 0;  // its stages' run time
+  double total_ms = 0;    // arrival to the answer
+};
+using InferCallback = std::function<void(InferResult)>;
+
+class Controller {
+ public:
+  // Starts the runtime and the control thread and deploys `functions`. InvalidArgument for a bad option.
+  static Result<std::unique_ptr<Controller>> Start(ControllerOptions options,
+                                                   const std::vector<FunctionConfig>& functions);
+  ~Controller();
+
+  // `input`: one sample in row-major order, `shape` with a leading batch dimension of 1. Calls `done` once.
+  void Infer(const std::string& function, std::vector<std::byte> input, std::optional<double> timeout_ms,
+             InferCallback done);
+
+  Status Deploy(const FunctionConfig& config);
+  Status Remove(const std::string& name);
+  std::optional<FunctionInfo> Function(const std::string& name) const;
+  std::vector<FunctionInfo> Functions() const;
+
+  nlohmann::json NodeJson() const;    // slices, instances and their states, pipelines, host memory
+  std::string MetricsText() const;    // Prometheus text format
+  // Stop admitting (new requests end with code "draining"); wait up to `timeout` for the open ones.
+  bool Drain(Duration timeout);
+  bool draining() const;
+  size_t open_requests() const;
+  // Fault injection and tests: the runtime underneath.
+  runtime::NodeRuntime& node_runtime() { return *runtime_; }
+
+ private:
+  struct Impl;
+  Controller() = default;
+  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<runtime::NodeRuntime> runtime_;
+};
+
+}  // namespace fluidfaas::daemon

@@ -1,0 +1,229 @@
+// The node daemon end to end: the controller, the runtime's worker processes and the HTTP API on a free port of
+// 127.0.0.1, called with a real HTTP client. The node is the embedded default (an emulated A100-80GB with
+// 1g + 2g + 4g); functions run on the emulated executor with their modelled times scaled down.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "daemon/http_api.h"
+#include "gpu/node_config.h"
+
+namespace fluidfaas::daemon {
+namespace {
+
+using nlohmann::json;
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void Start(HttpApiOptions api = {}, double time_scale = 0.05) {
+    auto config = gpu::LoadNodeConfig("");
+    ASSERT_TRUE(config.ok());
+    config->discovery = gpu::DiscoveryMode::kEmulated;
+    auto node = gpu::EmulateNode(*config);
+    ASSERT_TRUE(node.ok());
+    ControllerOptions o;
+    o.node = *node;
+    o.worker_binary = FLUIDFAAS_WORKER;
+    auto c = Controller::Start(o, {FunctionConfig{"bert", "bert-base", 0, time_scale}});
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    controller_ = std::move(*c);
+    api_ = std::make_unique<HttpApi>(*controller_, api);
+    auto port = api_->Bind("127.0.0.1", 0);
+    ASSERT_TRUE(port.ok());
+    port_ = *port;
+    server_ = std::thread([this] { api_->ListenAfterBind(); });
+    // The first request pays for the cold start (a worker process and a load): it asks for a long deadline.
+    json warm = InferBody();
+    warm["parameters"] = {{"timeout_ms", 30000}};
+    auto r = Client().Post("/v2/models/bert/infer", warm.dump(), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+  }
+  void TearDown() override {
+    if (api_) api_->Stop();
+    if (server_.joinable()) server_.join();
+    api_.reset();
+    controller_.reset();
+  }
+  httplib::Client Client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+  static json InferBody(float seed = 1) {
+    json data = json::array();
+    for (int i = 0; i < 128; ++i) data.push_back(seed + static_cast<float>(i));
+    return {{"id", "r1"}, {"inputs", {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {1, 128}}, {"data", data}}}}};
+  }
+
+  std::unique_ptr<Controller> controller_;
+  std::unique_ptr<HttpApi> api_;
+  std::thread server_;
+  int port_ = 0;
+};
+
+TEST_F(DaemonTest, ServesTheOpenInferenceProtocol) {
+  Start();
+  httplib::Client c = Client();
+  auto live = c.Get("/v2/health/live");
+  ASSERT_TRUE(live);
+  EXPECT_EQ(live->status, 200);
+  EXPECT_EQ(c.Get("/v2/health/ready")->status, 200);
+  auto server = json::parse(c.Get("/v2")->body);
+  EXPECT_EQ(server["name"], "fluidfaas");
+  auto meta = c.Get("/v2/models/bert");
+  ASSERT_EQ(meta->status, 200);
+  const json m = json::parse(meta->body);
+  EXPECT_EQ(m["inputs"][0]["shape"], json({-1, 128}));
+  EXPECT_EQ(m["inputs"][0]["datatype"], "FP32");
+  EXPECT_EQ(c.Get("/v2/models/bert/ready")->status, 200);
+  EXPECT_EQ(c.Get("/v2/models/nope")->status, 404);
+
+  auto res = c.Post("/v2/models/bert/infer", InferBody().dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json out = json::parse(res->body);
+  EXPECT_EQ(out["id"], "r1");
+  EXPECT_EQ(out["model_name"], "bert");
+  EXPECT_EQ(out["outputs"][0]["shape"][0], 1);
+  EXPECT_EQ(out["outputs"][0]["data"].size(), out["outputs"][0]["shape"][1].get<size_t>());
+  EXPECT_GT(out["parameters"]["compute_ms"].get<double>(), 0);
+}
+
+TEST_F(DaemonTest, BadInputIsA4xxThatNamesTheProblemAndTheNodeServesOn) {
+  HttpApiOptions api;
+  api.max_body_bytes = 64 * 1024;
+  Start(api);
+  httplib::Client c = Client();
+  const auto post = [&](const std::string& body) { return c.Post("/v2/models/bert/infer", body, "application/json"); };
+  EXPECT_EQ(post("{not json")->status, 400);
+  EXPECT_EQ(post("[]")->status, 400);
+  json wrong_type = InferBody();
+  wrong_type["inputs"][0]["datatype"] = "INT64";
+  auto r = post(wrong_type.dump());
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("input 'input'"), std::string::npos) << r->body;
+  json wrong_shape = InferBody();
+  wrong_shape["inputs"][0]["shape"] = {2, 64};
+  EXPECT_EQ(post(wrong_shape.dump())->status, 400);
+  json nan = InferBody();
+  nan["inputs"][0]["data"][3] = "NaN";
+  EXPECT_EQ(post(nan.dump())->status, 400);
+  json short_data = InferBody();
+  short_data["inputs"][0]["data"].erase(0);
+  EXPECT_EQ(post(short_data.dump())->status, 400);
+  json bad_timeout = InferBody();
+  bad_timeout["parameters"] = {{"timeout_ms", -5}};
+  EXPECT_EQ(post(bad_timeout.dump())->status, 400);
+  EXPECT_EQ(post(std::string(100 * 1024, ' '))->status, 413);
+  EXPECT_EQ(c.Post("/v2/models/nope/infer", InferBody().dump(), "application/json")->status, 404);
+  auto ok = post(InferBody().dump());
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+}
+
+TEST_F(DaemonTest, EveryConcurrentRequestIsAnsweredOnceAndCounted) {
+  Start();
+  constexpr int kThreads = 8;
+  constexpr int kEach = 10;
+  std::atomic<int> ok{0};
+  std::atomic<int> other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      httplib::Client c = Client();
+      for (int i = 0; i < kEach; ++i) {
+        auto r = c.Post("/v2/models/bert/infer", InferBody(static_cast<float>(t * 100 + i)).dump(), "application/json");
+        (r && r->status == 200 ? ok : other)++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok + other, kThreads * kEach);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_EQ(controller_->open_requests(), 0u);
+  const std::string metrics = Client().Get("/metrics")->body;
+  EXPECT_NE(metrics.find("fluidfaas_requests_total{function=\"bert\",outcome=\"completed\",code=\"\"} " +
+                         std::to_string(ok.load() + 1)),  // and the warm-up request
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("# TYPE fluidfaas_request_duration_seconds histogram"), std::string::npos);
+  const json node = json::parse(Client().Get("/v1/node")->body);
+  EXPECT_EQ(node["slices"].size(), 3u);
+  EXPECT_GE(node["instances"].size(), 1u);
+}
+
+TEST_F(DaemonTest, AKilledWorkerUnderLoadLosesNoRequest) {
+  Start(HttpApiOptions{}, 1.0);  // real modelled times: batches are in flight when the worker dies
+  std::atomic<int> ok{0};
+  std::atomic<int> unavailable{0};
+  std::atomic<int> other{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      httplib::Client c = Client();
+      while (!stop) {
+        auto r = c.Post("/v2/models/bert/infer", InferBody().dump(), "application/json");
+        if (r && r->status == 200) {
+          ++ok;
+        } else if (r && (r->status == 503 || r->status == 429)) {
+          ++unavailable;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const auto pids = controller_->node_runtime().Stats().worker_pids;
+  for (size_t s = 0; s < pids.size(); ++s) {
+    if (pids[s] > 0) (void)controller_->node_runtime().KillWorker(s);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  stop = true;
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_EQ(controller_->open_requests(), 0u);
+  // Served again after the restart.
+  auto r = Client().Post("/v2/models/bert/infer", InferBody().dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(Client().Get("/v1/node")->body)["workers"]["restarts"].get<int>() >= 1, true);
+}
+
+TEST_F(DaemonTest, DrainingTurnsNewRequestsAwayAndReadinessDown) {
+  Start();
+  ASSERT_EQ(Client().Post("/v2/models/bert/infer", InferBody().dump(), "application/json")->status, 200);
+  EXPECT_TRUE(controller_->Drain(Seconds(5)));
+  auto r = Client().Post("/v2/models/bert/infer", InferBody().dump(), "application/json");
+  EXPECT_EQ(r->status, 503);
+  EXPECT_NE(r->body.find("draining"), std::string::npos);
+  EXPECT_EQ(Client().Get("/v2/health/ready")->status, 503);
+}
+
+TEST_F(DaemonTest, DeployAndDeleteNeedTheTokenWhenOneIsSet) {
+  HttpApiOptions api;
+  api.token = "s3cret";
+  Start(api);
+  httplib::Client c = Client();
+  const std::string body = json{{"model", "resnet50"}, {"name", "rn"}}.dump();
+  EXPECT_EQ(c.Post("/v1/functions", body, "application/json")->status, 401);
+  httplib::Headers auth = {{"Authorization", "Bearer s3cret"}};
+  auto created = c.Post("/v1/functions", auth, body, "application/json");
+  ASSERT_EQ(created->status, 201) << created->body;
+  EXPECT_EQ(c.Post("/v1/functions", auth, body, "application/json")->status, 409);
+  EXPECT_EQ(c.Post("/v1/functions", auth, json{{"model", "no-such"}}.dump(), "application/json")->status, 404);
+  EXPECT_EQ(c.Get("/v2/models/rn")->status, 200);
+  EXPECT_EQ(c.Delete("/v1/functions/rn")->status, 401);
+  EXPECT_EQ(c.Delete("/v1/functions/rn", auth)->status, 200);
+  EXPECT_EQ(c.Get("/v2/models/rn")->status, 404);
+  EXPECT_EQ(c.Delete("/v1/functions/rn", auth)->status, 404);
+}
+
+}  // namespace
+}  // namespace fluidfaas::daemon

@@ -1,0 +1,331 @@
+#include "daemon/http_api.h"
+
+#include <httplib.h>
+
+#include <cmath>
+#include <cstring>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "common/limits.h"
+
+namespace fluidfaas::daemon {
+namespace {
+
+using nlohmann::json;
+
+void Reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void Error(httplib::Response& res, int status, const std::string& message, const std::string& code = "") {
+  json body = {{"error", message}};
+  if (!code.empty()) body["code"] = code;
+  Reply(res, status, body);
+}
+
+// IEEE half <-> float, for FP16 tensors in JSON (round to nearest even; no NaN payloads kept).
+uint16_t ToHalf(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000;
+  const int32_t exp = static_cast<int32_t>((x >> 23) & 0xff) - 127 + 15;
+  uint32_t mant = x & 0x7fffff;
+  if (exp >= 31) return static_cast<uint16_t>(sign | 0x7c00);
+  if (exp <= 0) {
+    if (exp < -10) return static_cast<uint16_t>(sign);
+    mant |= 0x800000;
+    const uint32_t shift = static_cast<uint32_t>(14 - exp);
+    uint32_t half = mant >> shift;
+    if ((mant >> (shift - 1)) & 1) ++half;
+    return static_cast<uint16_t>(sign | half);
+  }
+  uint32_t half = sign | (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
+  if (mant & 0x1000) ++half;
+  return static_cast<uint16_t>(half);
+}
+
+float FromHalf(uint16_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1f;
+  const uint32_t mant = h & 0x3ff;
+  float f = 0;
+  if (exp == 0) {
+    f = std::ldexp(static_cast<float>(mant), -24);
+  } else if (exp == 31) {
+    f = mant != 0 ? NAN : INFINITY;
+  } else {
+    f = std::ldexp(static_cast<float>(mant | 0x400), static_cast<int>(exp) - 25);
+  }
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  x |= sign;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+std::string ShapeText(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+json ModelMetadata(const FunctionInfo& f) {
+  std::vector<int64_t> in = {-1};
+  in.insert(in.end(), f.input_shape.begin(), f.input_shape.end());
+  std::vector<int64_t> out = {-1};
+  out.insert(out.end(), f.output_shape.begin(), f.output_shape.end());
+  return {{"name", f.name},
+          {"versions", {"1"}},
+          {"platform", "fluidfaas_emulated"},
+          {"parameters", {{"zoo_model", f.model}, {"slo_ms", f.slo_ms}}},
+          {"inputs", {{{"name", "input"}, {"datatype", f.datatype}, {"shape", in}}}},
+          {"outputs", {{{"name", "output"}, {"datatype", f.datatype}, {"shape", out}}}}};
+}
+
+// Parses the one input of an infer body into bytes of the function's datatype. The error names the input.
+Result<std::vector<std::byte>> ParseInput(const json& body, const FunctionInfo& f) {
+  if (!body.is_object()) return Status::InvalidArgument("the body is not a JSON object");
+  const auto inputs = body.find("inputs");
+  if (inputs == body.end() || !inputs->is_array() || inputs->size() != 1) {
+    return Status::InvalidArgument("\"inputs\" must be an array of one tensor");
+  }
+  const json& in = (*inputs)[0];
+  if (!in.is_object()) return Status::InvalidArgument("inputs[0] is not an object");
+  const std::string name = in.contains("name") && in["name"].is_string() ? in["name"].get<std::string>() : "";
+  const std::string who = "input '" + name + "'";
+  if (name.empty()) return Status::InvalidArgument("inputs[0] has no \"name\"");
+  if (!in.contains("datatype") || !in["datatype"].is_string() || in["datatype"].get<std::string>() != f.datatype) {
+    return Status::InvalidArgument(who + ": datatype must be " + f.datatype);
+  }
+  std::vector<int64_t> want = {1};
+  want.insert(want.end(), f.input_shape.begin(), f.input_shape.end());
+  std::vector<int64_t> shape;
+  if (in.contains("shape") && in["shape"].is_array()) {
+    for (const json& d : in["shape"]) {
+      if (!d.is_number_integer()) return Status::InvalidArgument(who + ": shape must hold integers");
+      shape.push_back(d.get<int64_t>());
+    }
+  }
+  if (shape != want) {
+    return Status::InvalidArgument(who + ": shape " + ShapeText(shape) + ", expected " + ShapeText(want) +
+                                   " (one sample per request: the node batches)");
+  }
+  int64_t elems = 1;
+  for (int64_t d : f.input_shape) elems *= d;
+  const auto data = in.find("data");
+  if (data == in.end() || !data->is_array() || static_cast<int64_t>(data->size()) != elems) {
+    return Status::InvalidArgument(who + ": \"data\" must be a flat array of " + std::to_string(elems) + " numbers");
+  }
+  const bool half = f.datatype == "FP16";
+  std::vector<std::byte> bytes(static_cast<size_t>(elems) * (half ? 2 : 4));
+  size_t i = 0;
+  for (const json& v : *data) {
+    if (!v.is_number()) return Status::InvalidArgument(who + ": data[" + std::to_string(i) + "] is not a number");
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || std::abs(d) > 3.4e38) {
+      return Status::InvalidArgument(who + ": data[" + std::to_string(i) + "] is not a finite float");
+    }
+    if (half) {
+      const uint16_t h = ToHalf(static_cast<float>(d));
+      std::memcpy(bytes.data() + i * 2, &h, 2);
+    } else {
+      const auto x = static_cast<float>(d);
+      std::memcpy(bytes.data() + i * 4, &x, 4);
+    }
+    ++i;
+  }
+  return bytes;
+}
+
+json OutputJson(const InferResult& r, const FunctionInfo& f) {
+  json data = json::array();
+  const bool half = f.datatype == "FP16";
+  const size_t n = r.output.size() / (half ? 2 : 4);
+  for (size_t i = 0; i < n; ++i) {
+    float x = 0;
+    if (half) {
+      uint16_t h;
+      std::memcpy(&h, r.output.data() + i * 2, 2);
+      x = FromHalf(h);
+    } else {
+      std::memcpy(&x, r.output.data() + i * 4, 4);
+    }
+    data.push_back(std::isfinite(x) ? x : 0.0f);
+  }
+  std::vector<int64_t> shape = {1};
+  shape.insert(shape.end(), f.output_shape.begin(), f.output_shape.end());
+  return {{"name", "output"}, {"datatype", f.datatype}, {"shape", shape}, {"data", data}};
+}
+
+int StatusFor(const InferResult& r) {
+  if (r.code == "unknown_function") return 404;
+  if (r.code == "bad_input") return 400;
+  if (r.code == "deadline_unreachable" || r.code == "overloaded") return 429;
+  if (r.code == "stage_failed") return 500;
+  return 503;  // no_capacity, draining, load_failed, worker_lost, slice_taken, function_removed
+}
+
+}  // namespace
+
+HttpApi::HttpApi(Controller& controller, HttpApiOptions options)
+    : controller_(controller), options_(std::move(options)), server_(std::make_unique<httplib::Server>()) {
+  const int threads = options_.threads;
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  server_->set_payload_max_length(options_.max_body_bytes);
+  server_->set_keep_alive_max_count(100000);
+  Routes();
+}
+
+HttpApi::~HttpApi() = default;
+
+void HttpApi::Routes() {
+  httplib::Server& s = *server_;
+  Controller& c = controller_;
+  const std::string token = options_.token;
+  // A mutating endpoint: the bearer token when one is set.
+  const auto authorized = [token](const httplib::Request& req, httplib::Response& res) {
+    if (token.empty() || req.get_header_value("Authorization") == "Bearer " + token) return true;
+    Error(res, 401, "this endpoint needs \"Authorization: Bearer <token>\"", "unauthorized");
+    return false;
+  };
+
+  s.Get("/v2/health/live", [](const httplib::Request&, httplib::Response& res) { Reply(res, 200, {{"live", true}}); });
+  s.Get("/v2/health/ready", [&c](const httplib::Request&, httplib::Response& res) {
+    const bool ready = !c.draining();
+    Reply(res, ready ? 200 : 503, {{"ready", ready}});
+  });
+  s.Get("/v2", [](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, {{"name", "fluidfaas"}, {"version", "0.1.0"}, {"extensions", {"model_repository"}}});
+  });
+  s.Get(R"(/v2/models/([^/]+))", [&c](const httplib::Request& req, httplib::Response& res) {
+    const auto f = c.Function(req.matches[1]);
+    if (!f) return Error(res, 404, "unknown model '" + std::string(req.matches[1]) + "'", "unknown_function");
+    Reply(res, 200, ModelMetadata(*f));
+  });
+  s.Get(R"(/v2/models/([^/]+)/ready)", [&c](const httplib::Request& req, httplib::Response& res) {
+    const auto f = c.Function(req.matches[1]);
+    if (!f) return Error(res, 404, "unknown model '" + std::string(req.matches[1]) + "'", "unknown_function");
+    Reply(res, 200, {{"name", f->name}, {"ready", !c.draining()}});
+  });
+  s.Post(R"(/v2/models/([^/]+)/infer)", [&c](const httplib::Request& req, httplib::Response& res) {
+    const std::string name = req.matches[1];
+    const auto f = c.Function(name);
+    if (!f) return Error(res, 404, "unknown model '" + name + "'", "unknown_function");
+    const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) return Error(res, 400, "the body is not valid JSON", "bad_input");
+    auto input = ParseInput(body, *f);
+    if (!input.ok()) return Error(res, 400, input.status().message(), "bad_input");
+    std::optional<double> timeout_ms;
+    if (body.contains("parameters") && body["parameters"].is_object() && body["parameters"].contains("timeout_ms")) {
+      const json& t = body["parameters"]["timeout_ms"];
+      if (!t.is_number() || !CheckRange("parameters.timeout_ms", t.get<double>(), 0.0, 1e7, true).ok()) {
+        return Error(res, 400, "parameters.timeout_ms must be a number in (0, 1e7]", "bad_input");
+      }
+      timeout_ms = t.get<double>();
+    }
+    auto promise = std::make_shared<std::promise<InferResult>>();
+    auto future = promise->get_future();
+    c.Infer(name, std::move(*input), timeout_ms, [promise](InferResult r) { promise->set_value(std::move(r)); });
+    const InferResult r = future.get();  // the controller answers every request exactly once
+    if (r.outcome != Outcome::kCompleted) {
+      if (StatusFor(r) == 429) res.set_header("Retry-After", "1");
+      return Error(res, StatusFor(r), r.detail, r.code);
+    }
+    json out = {{"model_name", name},
+                {"model_version", "1"},
+                {"outputs", {OutputJson(r, *f)}},
+                {"parameters",
+                 {{"instance", r.instance},
+                  {"queue_ms", r.queue_ms},
+                  {"compute_ms", r.compute_ms},
+                  {"total_ms", r.total_ms}}}};
+    if (body.contains("id") && body["id"].is_string()) out["id"] = body["id"];
+    Reply(res, 200, out);
+  });
+
+  // Model repository extension: the zoo is the repository.
+  s.Post("/v2/repository/index", [&c](const httplib::Request&, httplib::Response& res) {
+    json out = json::array();
+    for (const FunctionInfo& f : c.Functions()) out.push_back({{"name", f.name}, {"version", "1"}, {"state", "READY"}});
+    Reply(res, 200, out);
+  });
+  s.Post(R"(/v2/repository/models/([^/]+)/load)", [&c, authorized](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    const std::string name = req.matches[1];
+    if (c.Function(name)) return Reply(res, 200, json::object());
+    const Status st = c.Deploy(FunctionConfig{name, name});
+    if (!st.ok()) return Error(res, st.code() == StatusCode::kNotFound ? 404 : 400, st.message());
+    Reply(res, 200, json::object());
+  });
+  s.Post(R"(/v2/repository/models/([^/]+)/unload)",
+         [&c, authorized](const httplib::Request& req, httplib::Response& res) {
+           if (!authorized(req, res)) return;
+           const Status st = c.Remove(req.matches[1]);
+           if (!st.ok()) return Error(res, 404, st.message(), "unknown_function");
+           Reply(res, 200, json::object());
+         });
+
+  s.Get("/v1/node", [&c](const httplib::Request&, httplib::Response& res) { Reply(res, 200, c.NodeJson()); });
+  s.Get("/v1/functions", [&c](const httplib::Request&, httplib::Response& res) {
+    json out = json::array();
+    for (const FunctionInfo& f : c.Functions()) out.push_back(ModelMetadata(f));
+    Reply(res, 200, out);
+  });
+  s.Post("/v1/functions", [&c, authorized](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("model") || !body["model"].is_string()) {
+      return Error(res, 400, "body: {\"model\": zoo model, \"name\", \"slo_ms\", \"time_scale\"}", "bad_input");
+    }
+    FunctionConfig f;
+    f.model = body["model"].get<std::string>();
+    f.name = body.contains("name") && body["name"].is_string() ? body["name"].get<std::string>() : f.model;
+    for (const char* field : {"slo_ms", "time_scale"}) {
+      if (!body.contains(field)) continue;
+      if (!body[field].is_number()) return Error(res, 400, std::string(field) + " must be a number", "bad_input");
+      (std::string(field) == "slo_ms" ? f.slo_ms : f.time_scale) = body[field].get<double>();
+    }
+    const Status st = c.Deploy(f);
+    if (!st.ok()) {
+      const int code = st.code() == StatusCode::kAlreadyExists ? 409 : st.code() == StatusCode::kNotFound ? 404 : 400;
+      return Error(res, code, st.message());
+    }
+    Reply(res, 201, ModelMetadata(*c.Function(f.name)));
+  });
+  s.Delete(R"(/v1/functions/([^/]+))", [&c, authorized](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    const Status st = c.Remove(req.matches[1]);
+    if (!st.ok()) return Error(res, 404, st.message(), "unknown_function");
+    Reply(res, 200, json::object());
+  });
+  s.Get("/metrics", [&c](const httplib::Request&, httplib::Response& res) {
+    res.set_content(c.MetricsText(), "text/plain; version=0.0.4");
+  });
+  s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.status == 413) return Error(res, 413, "the body is over the limit", "too_large");
+    if (res.status == 404 && res.body.empty()) return Error(res, 404, "no such endpoint");
+  });
+}
+
+Status HttpApi::Listen(const std::string& host, int port) {
+  if (!server_->listen(host, port)) return Status::IoError("cannot listen on " + host + ":" + std::to_string(port));
+  return Status::Ok();
+}
+
+Result<int> HttpApi::Bind(const std::string& host, int port) {
+  const int bound = port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
+  if (bound < 0) return Status::IoError("cannot bind " + host + ":" + std::to_string(port));
+  return bound;
+}
+
+void HttpApi::ListenAfterBind() {
+  server_->listen_after_bind();
+}
+
+void HttpApi::Stop() {
+  server_->stop();
+}
+
+}  // namespace fluidfaas::daemon
