@@ -28,5 +28,6 @@ void AddZooCommands(CLI::App& app, int& exit_code);
 void AddPlanCommand(CLI::App& app, int& exit_code);
 void AddSimCommand(CLI::App& app, int& exit_code);
 void AddBenchCommands(CLI::App& app, int& exit_code);
+void AddServeCommands(CLI::App& app, int& exit_code);
 
 }  // namespace fluidfaas::cli

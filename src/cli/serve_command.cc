@@ -1,0 +1,287 @@
+// fluidfaas serve: the node daemon. fluidfaas invoke | deploy | functions: its command-line client.
+#include <httplib.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "cli/commands.h"
+#include "common/strings.h"
+#include "daemon/http_api.h"
+#include "gpu/node_config.h"
+
+namespace fluidfaas::cli {
+namespace {
+
+using nlohmann::json;
+
+struct ServeOptions {
+  std::string config_path;
+  std::string listen = "127.0.0.1:8000";
+  std::string policy = "fluidfaas";
+  std::vector<std::string> functions = {"resnet50", "bert-base", "llama2-13b"};
+  double time_scale = 1.0;
+  std::string worker;
+  std::string token_file;
+  double host_memory_gib = 0;
+  int max_open = 4096;
+};
+
+Result<std::pair<std::string, int>> ParseListen(const std::string& text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return Status::InvalidArgument("--listen: expected HOST:PORT");
+  const std::string host = text.substr(0, colon);
+  int port = -1;
+  try {
+    port = std::stoi(text.substr(colon + 1));
+  } catch (...) {
+  }
+  if (port < 0 || port > 65535) return Status::InvalidArgument("--listen: port must be in 0..65535");
+  return std::make_pair(host, port);
+}
+
+// A token file's content without surrounding whitespace (a trailing newline is the usual way to write one).
+std::string TrimToken(const std::string& text) {
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+bool Loopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1";
+}
+
+std::string DefaultWorker() {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "fluidfaas-worker" : (self.parent_path() / "fluidfaas-worker").string();
+}
+
+int RunServe(const ServeOptions& o) {
+  auto listen = ParseListen(o.listen);
+  if (!listen.ok()) {
+    std::cerr << "fluidfaas serve: " << listen.status().message() << '\n';
+    return kExitBadInput;
+  }
+  std::string token;
+  if (!o.token_file.empty()) {
+    auto text = ReadBoundedFile(o.token_file, 4096, "token file");
+    if (!text.ok()) {
+      std::cerr << "fluidfaas serve: --token-file: " << text.status().message() << '\n';
+      return kExitBadInput;
+    }
+    token = TrimToken(*text);
+  }
+  if (!Loopback(listen->first) && token.empty()) {
+    std::cerr << "fluidfaas serve: listening on " << listen->first
+              << " (not loopback) needs --token-file: deploy, delete, load and unload then need that bearer token\n";
+    return kExitBadInput;
+  }
+  auto config = gpu::LoadNodeConfig(o.config_path);
+  if (!config.ok()) {
+    std::cerr << "fluidfaas serve: " << config.status().message() << '\n';
+    return kExitBadInput;
+  }
+  auto node = gpu::ResolveNode(*config);
+  if (!node.ok()) {
+    std::cerr << "fluidfaas serve: " << node.status().message() << '\n';
+    return kExitFailure;
+  }
+  daemon::ControllerOptions co;
+  co.node = *node;
+  co.policy = o.policy;
+  co.worker_binary = o.worker.empty() ? DefaultWorker() : o.worker;
+  co.max_open_requests = static_cast<size_t>(o.max_open);
+  if (o.host_memory_gib > 0) {
+    co.host_memory_bytes = static_cast<int64_t>(o.host_memory_gib * (1 << 30));
+  } else if (config->host_memory_gib) {
+    co.host_memory_bytes = static_cast<int64_t>(*config->host_memory_gib * (1 << 30));
+  }
+  std::vector<daemon::FunctionConfig> functions;
+  for (const std::string& f : o.functions) functions.push_back(daemon::FunctionConfig{f, f, 0, o.time_scale});
+
+  // SIGTERM and SIGINT are taken by one thread (blocked everywhere else, before any thread starts).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto controller = daemon::Controller::Start(co, functions);
+  if (!controller.ok()) {
+    std::cerr << "fluidfaas serve: " << controller.status().message() << '\n';
+    return controller.status().code() == StatusCode::kInvalidArgument ? kExitBadInput : kExitFailure;
+  }
+  daemon::HttpApi api(**controller, daemon::HttpApiOptions{.token = token});
+  auto port = api.Bind(listen->first, listen->second);
+  if (!port.ok()) {
+    std::cerr << "fluidfaas serve: " << port.status().message() << '\n';
+    return kExitFailure;
+  }
+  std::thread signal_thread([&api, &controller, &signals] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::warn("serve: signal {}: draining (new requests get 503), then exiting", sig);
+    const bool drained = (*controller)->Drain(Seconds(30));
+    if (!drained) spdlog::error("serve: {} requests still open after 30 s", (*controller)->open_requests());
+    api.Stop();
+  });
+  std::string names;
+  for (const auto& f : (*controller)->Functions()) names += (names.empty() ? "" : ", ") + f.name;
+  std::cerr << "fluidfaas serve: node " << node->name << " (" << node->source << ", " << node->slices.size()
+            << " slices), policy " << o.policy << ", functions " << names << "\nlistening on http://" << listen->first
+            << ':' << *port << "  (try: curl http://" << listen->first << ':' << *port << "/v2/models/"
+            << (o.functions.empty() ? "MODEL" : o.functions.front()) << ")\n";
+  api.ListenAfterBind();
+  if (signal_thread.joinable()) {
+    pthread_kill(signal_thread.native_handle(), SIGTERM);  // if the server stopped on its own
+    signal_thread.join();
+  }
+  return kExitOk;
+}
+
+// ---- client
+
+struct ClientOptions {
+  std::string url = "http://127.0.0.1:8000";
+  std::string model;
+  std::string name;
+  std::string token_file;
+  double fill = 0.5;
+  double timeout_ms = 0;
+  double slo_ms = 0;
+  int repeat = 1;
+};
+
+Result<std::string> Token(const std::string& file) {
+  if (file.empty()) return std::string();
+  FF_ASSIGN_OR_RETURN(std::string text, ReadBoundedFile(file, 4096, "token file"));
+  return TrimToken(text);
+}
+
+int Show(const httplib::Result& r, const std::string& what) {
+  if (!r) {
+    std::cerr << "fluidfaas: " << what << ": " << httplib::to_string(r.error()) << '\n';
+    return kExitFailure;
+  }
+  std::cout << r->body << (r->body.empty() || r->body.back() != '\n' ? "\n" : "");
+  return r->status / 100 == 2 ? kExitOk : (r->status / 100 == 4 ? kExitBadInput : kExitFailure);
+}
+
+int RunInvoke(const ClientOptions& o) {
+  httplib::Client c(o.url);
+  c.set_read_timeout(120, 0);
+  auto meta = c.Get("/v2/models/" + o.model);
+  if (!meta || meta->status != 200) return Show(meta, "model metadata");
+  const json m = json::parse(meta->body, nullptr, false);
+  if (m.is_discarded() || !m.contains("inputs")) {
+    std::cerr << "fluidfaas invoke: the server's model metadata is not what this client expects\n";
+    return kExitFailure;
+  }
+  const json& input = m["inputs"][0];
+  json shape = input["shape"];
+  shape[0] = 1;
+  int64_t elems = 1;
+  for (size_t i = 1; i < shape.size(); ++i) elems *= shape[i].get<int64_t>();
+  json body = {{"inputs", {{{"name", input["name"]}, {"datatype", input["datatype"]}, {"shape", shape},
+                            {"data", std::vector<double>(static_cast<size_t>(elems), o.fill)}}}}};
+  if (o.timeout_ms > 0) body["parameters"] = {{"timeout_ms", o.timeout_ms}};
+  int code = kExitOk;
+  for (int i = 0; i < o.repeat; ++i) {
+    auto r = c.Post("/v2/models/" + o.model + "/infer", body.dump(), "application/json");
+    if (!r) return Show(r, "infer");
+    json out = json::parse(r->body, nullptr, false);
+    if (r->status == 200 && !out.is_discarded()) {  // the data can be long: say how long instead
+      const size_t n = out["outputs"][0]["data"].size();
+      out["outputs"][0]["data"] = std::to_string(n) + " values";
+      std::cout << out.dump() << '\n';
+    } else {
+      std::cout << r->status << ' ' << r->body << '\n';
+      code = r->status / 100 == 4 ? kExitBadInput : kExitFailure;
+    }
+  }
+  return code;
+}
+
+int RunDeploy(const ClientOptions& o) {
+  auto token = Token(o.token_file);
+  if (!token.ok()) {
+    std::cerr << "fluidfaas deploy: " << token.status().message() << '\n';
+    return kExitBadInput;
+  }
+  httplib::Client c(o.url);
+  httplib::Headers h;
+  if (!token->empty()) h.emplace("Authorization", "Bearer " + *token);
+  json body = {{"model", o.model}};
+  if (!o.name.empty()) body["name"] = o.name;
+  if (o.slo_ms > 0) body["slo_ms"] = o.slo_ms;
+  return Show(c.Post("/v1/functions", h, body.dump(), "application/json"), "deploy");
+}
+
+int RunGet(const ClientOptions& o, const std::string& path) {
+  httplib::Client c(o.url);
+  return Show(c.Get(path), path);
+}
+
+}  // namespace
+
+void AddServeCommands(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<ServeOptions>();
+  CLI::App* serve = app.add_subcommand(
+      "serve",
+      "The node daemon: serves functions over HTTP (Open Inference Protocol at /v2, /v1/node, /metrics) on the "
+      "node's slices, emulated from the config when there is no GPU. SIGTERM drains and exits 0");
+  serve->add_option("--config", o->config_path, "Node config (default: the embedded emulated A100-80GB)");
+  serve->add_option("--listen", o->listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
+  serve->add_option("--policy", o->policy, "Scheduling policy spec: fluidfaas, esg, exclusive, exclusive:keep_alive=60s")
+      ->capture_default_str();
+  serve->add_option("--functions", o->functions, "Zoo models to deploy at start (comma-separated)")
+      ->delimiter(',')
+      ->capture_default_str();
+  serve->add_option("--time-scale", o->time_scale, "Emulated executor's time factor (0.1: ten times faster)")
+      ->check(CLI::Range(1e-6, 1000.0))
+      ->capture_default_str();
+  serve->add_option("--worker", o->worker, "fluidfaas-worker binary (default: beside this one)");
+  serve->add_option("--token-file", o->token_file, "File holding the bearer token for deploy, delete, load, unload");
+  serve->add_option("--host-memory-gib", o->host_memory_gib, "Host memory for warm copies (default: node config)")
+      ->check(CLI::Range(0.0, 65536.0));
+  serve->add_option("--max-open", o->max_open, "Requests open at once before new ones get 429")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+  serve->callback([o, &exit_code] { exit_code = RunServe(*o); });
+
+  auto c = std::make_shared<ClientOptions>();
+  const auto url = [c](CLI::App* cmd) {
+    cmd->add_option("--url", c->url, "The daemon's address")->capture_default_str();
+  };
+  CLI::App* invoke = app.add_subcommand("invoke", "Send one inference request (Open Inference Protocol) to a daemon");
+  url(invoke);
+  invoke->add_option("--model", c->model, "Function name")->required();
+  invoke->add_option("--fill", c->fill, "Value of every input element")->capture_default_str();
+  invoke->add_option("--timeout-ms", c->timeout_ms, "Deadline for this request (default: the function's SLO)")
+      ->check(CLI::Range(0.001, 1e7));
+  invoke->add_option("--repeat", c->repeat, "Send it this many times, one after another")
+      ->check(CLI::Range(1, 1'000'000));
+  invoke->callback([c, &exit_code] { exit_code = RunInvoke(*c); });
+  CLI::App* deploy = app.add_subcommand("deploy", "Deploy a zoo model on a daemon");
+  url(deploy);
+  deploy->add_option("--model", c->model, "Zoo model")->required();
+  deploy->add_option("--name", c->name, "Function name (default: the model's)");
+  deploy->add_option("--slo-ms", c->slo_ms, "SLO (default: 5 x batch-1 latency on a full GPU)")
+      ->check(CLI::Range(0.001, 1e7));
+  deploy->add_option("--token-file", c->token_file, "File holding the bearer token");
+  deploy->callback([c, &exit_code] { exit_code = RunDeploy(*c); });
+  CLI::App* functions = app.add_subcommand("functions", "List a daemon's functions");
+  url(functions);
+  functions->callback([c, &exit_code] { exit_code = RunGet(*c, "/v1/functions"); });
+  CLI::App* state = app.add_subcommand("state", "A daemon's node state: slices, instances, pipelines, host memory");
+  url(state);
+  state->callback([c, &exit_code] { exit_code = RunGet(*c, "/v1/node"); });
+}
+
+}  // namespace fluidfaas::cli
