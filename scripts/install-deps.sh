@@ -10,6 +10,7 @@ packages=(
   librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev
   gnuplot-nox
+  curl prometheus
   clang clang-format clang-tidy libclang-rt-14-dev libfuzzer-14-dev
 )
 

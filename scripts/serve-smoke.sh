@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The node daemon, end to end, as an operator meets it: starts `fluidfaas serve` on the embedded default node
+# (emulated A100-80GB, 1g + 2g + 4g, zoo functions), calls it with curl and the CLI client, feeds it garbage, lints
+# /metrics with promtool (Debian package prometheus) when it is installed, sends SIGTERM and checks that it
+# drains, exits 0 and leaves no worker process behind. Exit 0 when all of that holds.
+# Usage: scripts/serve-smoke.sh            (after a release build: scripts/test.sh or scripts/run.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=build/release
+port=$((20000 + RANDOM % 20000))
+url="http://127.0.0.1:$port"
+log="$(mktemp)"
+workers_before="$(pgrep -fc 'fluidfaas-worker.*serve --control-fd' || true)"
+"$bin/fluidfaas" serve --listen "127.0.0.1:$port" --time-scale 0.1 2>"$log" &
+pid=$!
+trap 'kill -9 $pid 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 1 100); do
+  curl -sf "$url/v2/health/ready" >/dev/null && break
+  sleep 0.1
+done
+fail() { echo "serve-smoke: $*"; cat "$log"; exit 1; }
+status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+
+curl -sf "$url/v2/health/live" >/dev/null || fail "not live"
+curl -sf "$url/v2" | grep -q '"name":"fluidfaas"' || fail "server metadata"
+curl -sf "$url/v2/models/bert-base" | grep -q '"shape":\[-1,128\]' || fail "model metadata"
+"$bin/fluidfaas" invoke --url "$url" --model bert-base --timeout-ms 30000 >/dev/null || fail "first (cold) request"
+"$bin/fluidfaas" invoke --url "$url" --model bert-base --repeat 20 >/dev/null || fail "warm requests"
+"$bin/fluidfaas" invoke --url "$url" --model llama2-13b --timeout-ms 60000 >/dev/null || fail "llama2-13b"
+[ "$(status -X POST -d '{nope' "$url/v2/models/bert-base/infer")" = 400 ] || fail "garbage body is not 400"
+[ "$(status -X POST -d '{"inputs": 7}' "$url/v2/models/bert-base/infer")" = 400 ] || fail "bad inputs are not 400"
+[ "$(status -X POST -d '{}' "$url/v2/models/nope/infer")" = 404 ] || fail "unknown model is not 404"
+[ "$(status "$url/v2/models/bert-base/ready")" = 200 ] || fail "model not ready"
+curl -sf "$url/v1/node" | grep -q '"instances"' || fail "node state"
+metrics="$(curl -sf "$url/metrics")" || fail "metrics"
+grep -q 'fluidfaas_requests_total{function="bert-base",outcome="completed",code=""} 21' <<<"$metrics" ||
+  fail "metrics do not count the 21 completed bert-base requests"
+if command -v promtool >/dev/null; then
+  promtool check metrics <<<"$metrics" || fail "promtool check metrics"
+else
+  echo "serve-smoke: promtool not installed (Debian package prometheus): metrics format not linted"
+fi
+kill -TERM "$pid"
+code=0
+wait "$pid" || code=$?
+[ "$code" = 0 ] || fail "exit code $code after SIGTERM"
+sleep 0.5
+workers_after="$(pgrep -fc 'fluidfaas-worker.*serve --control-fd' || true)"
+[ "$workers_after" = "$workers_before" ] || fail "worker processes left behind ($workers_before before, $workers_after after)"
+echo "serve-smoke: ok (port $port)"
