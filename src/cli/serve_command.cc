@@ -1,13 +1,13 @@
 // fluidfaas serve: the node daemon. fluidfaas invoke | deploy | functions: its command-line client.
 #include <httplib.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "cli/commands.h"
@@ -188,8 +188,11 @@ int RunInvoke(const ClientOptions& o) {
   shape[0] = 1;
   int64_t elems = 1;
   for (size_t i = 1; i < shape.size(); ++i) elems *= shape[i].get<int64_t>();
-  json body = {{"inputs", {{{"name", input["name"]}, {"datatype", input["datatype"]}, {"shape", shape},
-                            {"data", std::vector<double>(static_cast<size_t>(elems), o.fill)}}}}};
+  json body = {{"inputs",
+                {{{"name", input["name"]},
+                  {"datatype", input["datatype"]},
+                  {"shape", shape},
+                  {"data", std::vector<double>(static_cast<size_t>(elems), o.fill)}}}}};
   if (o.timeout_ms > 0) body["parameters"] = {{"timeout_ms", o.timeout_ms}};
   int code = kExitOk;
   for (int i = 0; i < o.repeat; ++i) {
@@ -238,7 +241,8 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
       "node's slices, emulated from the config when there is no GPU. SIGTERM drains and exits 0");
   serve->add_option("--config", o->config_path, "Node config (default: the embedded emulated A100-80GB)");
   serve->add_option("--listen", o->listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
-  serve->add_option("--policy", o->policy, "Scheduling policy spec: fluidfaas, esg, exclusive, exclusive:keep_alive=60s")
+  serve
+      ->add_option("--policy", o->policy, "Scheduling policy spec: fluidfaas, esg, exclusive, exclusive:keep_alive=60s")
       ->capture_default_str();
   serve->add_option("--functions", o->functions, "Zoo models to deploy at start (comma-separated)")
       ->delimiter(',')

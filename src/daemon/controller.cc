@@ -101,10 +101,10 @@ struct Controller::Impl {
   // ---- shared with other threads
   mutable std::mutex mu;
   std::condition_variable wake;
-  std::deque<std::function<void()>> tasks;  // GUARDED_BY(mu)
-  bool stop = false;                        // GUARDED_BY(mu)
-  bool draining = false;                    // GUARDED_BY(mu)
-  size_t open = 0;                          // GUARDED_BY(mu): admitted, not answered
+  std::deque<std::function<void()>> tasks;    // GUARDED_BY(mu)
+  bool stop = false;                          // GUARDED_BY(mu)
+  bool draining = false;                      // GUARDED_BY(mu)
+  size_t open = 0;                            // GUARDED_BY(mu): admitted, not answered
   std::map<std::string, Function> functions;  // GUARDED_BY(mu) (written on the control thread only)
   std::condition_variable idle;               // open == 0
   // metrics, GUARDED_BY(mu)
@@ -122,7 +122,7 @@ struct Controller::Impl {
   std::map<InstanceId, Instance> instances;
   std::map<uint64_t, std::vector<RequestId>> batches;  // submitted batch -> its requests
   std::set<std::pair<InstanceId, size_t>> releasing;   // (instance, slice) releases not yet acknowledged
-  std::vector<policy::LaunchDecision> deferred;         // launches waiting for releases
+  std::vector<policy::LaunchDecision> deferred;        // launches waiting for releases
   std::vector<Decision> decisions;
   RequestId next_request = 1;
   uint64_t next_batch = 1;
@@ -329,8 +329,8 @@ struct Controller::Impl {
       std::vector<int64_t> shape = {static_cast<int64_t>(n)};
       shape.insert(shape.end(), f->spec->input_shape.begin(), f->spec->input_shape.end());
       const uint64_t batch = next_batch++;
-      const Status s = runtime->Submit(
-          id, batch, ids, runtime::TensorView{static_cast<uint32_t>(f->spec->dtype), shape, input});
+      const Status s =
+          runtime->Submit(id, batch, ids, runtime::TensorView{static_cast<uint32_t>(f->spec->dtype), shape, input});
       if (s.code() == StatusCode::kResourceExhausted) return;  // the ring is full: the next completion retries
       if (!s.ok()) {
         spdlog::warn("submit to instance {}: {}", id, s.message());
@@ -371,7 +371,8 @@ struct Controller::Impl {
       result.output.assign(done.output.begin() + static_cast<ptrdiff_t>(i * row),
                            done.output.begin() + static_cast<ptrdiff_t>((i + 1) * row));
       if (!done.timings.empty()) {
-        result.queue_ms = static_cast<double>(ToMicros(FromNanos(done.timings.front().started_ns) - r->second.arrival)) / 1000.0;
+        result.queue_ms =
+            static_cast<double>(ToMicros(FromNanos(done.timings.front().started_ns) - r->second.arrival)) / 1000.0;
         for (const runtime::StageTiming& t : done.timings) {
           result.compute_ms += static_cast<double>(t.finished_ns - t.started_ns) / 1e6;
         }
@@ -526,8 +527,9 @@ struct Controller::Impl {
     f.spec = shared;
     f.input_bytes = static_cast<uint64_t>(model::BytesPerElement(shared->dtype));
     for (int64_t d : shared->input_shape) f.input_bytes *= static_cast<uint64_t>(d);
-    f.info = FunctionInfo{c.name, c.model, served.slo_ms, shared->dtype == model::DType::kFp16 ? "FP16" : "FP32",
-                          shared->input_shape, {}};
+    f.info = FunctionInfo{
+        c.name, c.model, served.slo_ms, shared->dtype == model::DType::kFp16 ? "FP16" : "FP32", shared->input_shape,
+        {}};
     f.info.output_shape = {shared->blocks.back().out_elems};
     std::lock_guard<std::mutex> lock(mu);
     functions[c.name] = std::move(f);
@@ -555,7 +557,8 @@ struct Controller::Impl {
     for (const auto& [id, inst] : instances) {
       nlohmann::json stages = nlohmann::json::array();
       for (const auto& st : inst.stages) {
-        stages.push_back({{"slice", cluster[st.slice].id}, {"blocks", {st.first_block, st.last_block}},
+        stages.push_back({{"slice", cluster[st.slice].id},
+                          {"blocks", {st.first_block, st.last_block}},
                           {"memory_mib", st.memory_mib}});
         slices[st.slice]["residents"].push_back(id);
       }
@@ -587,7 +590,8 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
                                                       const std::vector<FunctionConfig>& functions) {
   if (options.node.slices.empty()) return Status::InvalidArgument("the node has no slices");
   if (policy::UsesWholeGpus(options.policy)) {
-    return Status::InvalidArgument("policy '" + options.policy + "' runs on whole GPUs with MPS, which the node "
+    return Status::InvalidArgument("policy '" + options.policy +
+                                   "' runs on whole GPUs with MPS, which the node "
                                    "daemon does not drive (the simulator does)");
   }
   std::unique_ptr<Controller> c(new Controller());
@@ -598,8 +602,8 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
   for (const gpu::Slice& s : options.node.slices) {
     const gpu::GpuType* t = options.node.gpus.at(static_cast<size_t>(s.gpu)).type;
     if (t->model != gpu::GpuModel::kA100_80GB) {
-      return Status::Unimplemented("the daemon's cost tables are built for A100-80GB slices; slice " + s.id + " is on " +
-                                   std::string(t->name));
+      return Status::Unimplemented("the daemon's cost tables are built for A100-80GB slices; slice " + s.id +
+                                   " is on " + std::string(t->name));
     }
     type = t;
     impl.cluster.push_back(policy::ClusterSlice{s.id, s.gpu, policy::SliceKind{t, s.profile}, true});
@@ -614,8 +618,8 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
   ro.slices.clear();
   for (const gpu::Slice& s : options.node.slices) ro.slices.push_back(runtime::RuntimeSlice{s.id, s.uuid});
   if (options.host_memory_bytes) ro.host_memory_bytes = *options.host_memory_bytes;
-  FF_ASSIGN_OR_RETURN(c->runtime_,
-                      runtime::NodeRuntime::Start(ro, [&impl](runtime::RuntimeEvent e) { impl.OnRuntimeEvent(std::move(e)); }));
+  FF_ASSIGN_OR_RETURN(c->runtime_, runtime::NodeRuntime::Start(
+                                       ro, [&impl](runtime::RuntimeEvent e) { impl.OnRuntimeEvent(std::move(e)); }));
   impl.runtime = c->runtime_.get();
   for (const FunctionConfig& f : functions) {
     if (Status s = impl.DeployNow(f); !s.ok()) return s.WithContext("deploying '" + f.model + "'");
@@ -763,8 +767,10 @@ std::string Controller::MetricsText() const {
   gauge("fluidfaas_launches_total", "counter", "Instances launched.", static_cast<double>(impl.launches));
   gauge("fluidfaas_pipelines_total", "counter", "Instances launched as pipelines of two or more stages.",
         static_cast<double>(impl.pipelines));
-  gauge("fluidfaas_migrations_total", "counter", "Pipelines migrated to one slice.", static_cast<double>(impl.migrations));
-  gauge("fluidfaas_evictions_total", "counter", "Instances evicted to host memory.", static_cast<double>(impl.evictions));
+  gauge("fluidfaas_migrations_total", "counter", "Pipelines migrated to one slice.",
+        static_cast<double>(impl.migrations));
+  gauge("fluidfaas_evictions_total", "counter", "Instances evicted to host memory.",
+        static_cast<double>(impl.evictions));
   gauge("fluidfaas_answer_rule_violations", "gauge", "Violations of the answer rule seen on the decision stream.",
         static_cast<double>(impl.violations));
   gauge("fluidfaas_host_warm_bytes", "gauge", "Host memory held by warm copies.", static_cast<double>(rs.warm_bytes));

@@ -37,10 +37,10 @@ namespace fluidfaas::daemon {
 
 // A function to deploy: a zoo model on the node's emulated executor.
 struct FunctionConfig {
-  std::string name;          // a plain name (common/limits.h); the model's name when empty
-  std::string model;         // zoo model
-  double slo_ms = 0;         // 0: 5 x the model's batch-1 latency on a full GPU
-  double time_scale = 1.0;   // the emulated executor's clock speed factor, (0, 1000]
+  std::string name;         // a plain name (common/limits.h); the model's name when empty
+  std::string model;        // zoo model
+  double slo_ms = 0;        // 0: 5 x the model's batch-1 latency on a full GPU
+  double time_scale = 1.0;  // the emulated executor's clock speed factor, (0, 1000]
 };
 
 struct FunctionInfo {
@@ -57,8 +57,8 @@ struct ControllerOptions {
   std::string policy = "fluidfaas";  // a policy spec (policy/factory.h); not one that uses whole GPUs
   std::string worker_binary;         // fluidfaas-worker
   std::optional<int64_t> host_memory_bytes;
-  size_t max_open_requests = 4096;   // admitted and not yet answered; beyond it requests are turned away
-  runtime::RuntimeOptions runtime;   // restart and heartbeat settings (slices and binary are filled in)
+  size_t max_open_requests = 4096;  // admitted and not yet answered; beyond it requests are turned away
+  runtime::RuntimeOptions runtime;  // restart and heartbeat settings (slices and binary are filled in)
 };
 
 enum class Outcome { kCompleted, kRejected, kFailed };
@@ -94,8 +94,8 @@ class Controller {
   std::optional<FunctionInfo> Function(const std::string& name) const;
   std::vector<FunctionInfo> Functions() const;
 
-  nlohmann::json NodeJson() const;    // slices, instances and their states, pipelines, host memory
-  std::string MetricsText() const;    // Prometheus text format
+  nlohmann::json NodeJson() const;  // slices, instances and their states, pipelines, host memory
+  std::string MetricsText() const;  // Prometheus text format
   // Stop admitting (new requests end with code "draining"); wait up to `timeout` for the open ones.
   bool Drain(Duration timeout);
   bool draining() const;

@@ -233,14 +233,12 @@ void HttpApi::Routes() {
       if (StatusFor(r) == 429) res.set_header("Retry-After", "1");
       return Error(res, StatusFor(r), r.detail, r.code);
     }
-    json out = {{"model_name", name},
-                {"model_version", "1"},
-                {"outputs", {OutputJson(r, *f)}},
-                {"parameters",
-                 {{"instance", r.instance},
-                  {"queue_ms", r.queue_ms},
-                  {"compute_ms", r.compute_ms},
-                  {"total_ms", r.total_ms}}}};
+    json out = {
+        {"model_name", name},
+        {"model_version", "1"},
+        {"outputs", {OutputJson(r, *f)}},
+        {"parameters",
+         {{"instance", r.instance}, {"queue_ms", r.queue_ms}, {"compute_ms", r.compute_ms}, {"total_ms", r.total_ms}}}};
     if (body.contains("id") && body["id"].is_string()) out["id"] = body["id"];
     Reply(res, 200, out);
   });
@@ -251,14 +249,15 @@ void HttpApi::Routes() {
     for (const FunctionInfo& f : c.Functions()) out.push_back({{"name", f.name}, {"version", "1"}, {"state", "READY"}});
     Reply(res, 200, out);
   });
-  s.Post(R"(/v2/repository/models/([^/]+)/load)", [&c, authorized](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
-    const std::string name = req.matches[1];
-    if (c.Function(name)) return Reply(res, 200, json::object());
-    const Status st = c.Deploy(FunctionConfig{name, name});
-    if (!st.ok()) return Error(res, st.code() == StatusCode::kNotFound ? 404 : 400, st.message());
-    Reply(res, 200, json::object());
-  });
+  s.Post(R"(/v2/repository/models/([^/]+)/load)",
+         [&c, authorized](const httplib::Request& req, httplib::Response& res) {
+           if (!authorized(req, res)) return;
+           const std::string name = req.matches[1];
+           if (c.Function(name)) return Reply(res, 200, json::object());
+           const Status st = c.Deploy(FunctionConfig{name, name});
+           if (!st.ok()) return Error(res, st.code() == StatusCode::kNotFound ? 404 : 400, st.message());
+           Reply(res, 200, json::object());
+         });
   s.Post(R"(/v2/repository/models/([^/]+)/unload)",
          [&c, authorized](const httplib::Request& req, httplib::Response& res) {
            if (!authorized(req, res)) return;

@@ -28,7 +28,7 @@ class Server;
 namespace fluidfaas::daemon {
 
 struct HttpApiOptions {
-  std::string token;                        // non-empty: deploy, delete, load and unload need "Bearer <token>"
+  std::string token;                         // non-empty: deploy, delete, load and unload need "Bearer <token>"
   size_t max_body_bytes = size_t{64} << 20;  // larger bodies get 413
   int threads = 64;                          // handlers waiting on inference hold a thread each
 };

@@ -3,7 +3,7 @@
 // Segments are anonymous (memfd_create): they have no name in /dev/shm or anywhere else, so no other process can
 // guess or open one; a peer gets one only as a file descriptor over the node's control socket (SCM_RIGHTS). The
 // inode is mode 0600 and the memory goes away with the last descriptor or mapping, so a killed node leaves nothing
-// behind (its workers die with it: PR_SET_PDEATHSIG). The size is sealed (F_SEAL_SHRINK | F_SEAL_GROW |
+// behind (its workers exit when their control sockets hang up). The size is sealed (F_SEAL_SHRINK | F_SEAL_GROW |
 // F_SEAL_SEAL) before the segment is shared, so a faulty peer cannot truncate it under the other side's mapping
 // (which would turn every later access into SIGBUS); Map refuses a descriptor without those seals.
 //

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -38,7 +39,10 @@ class WorkerServer {
           spdlog::warn("worker: dropped a control message: {}", message.status().message());
           continue;
         }
-        break;  // the node is gone
+        // The node is gone (its end of the socket closed: it exited or was killed). Nothing is left to report
+        // to, and a stage stuck in a run must not keep this process alive: leave now.
+        spdlog::warn("worker: the node hung up ({}); exiting", message.status().message());
+        std::_Exit(0);
       }
       try {
         running = Handle(*message);

@@ -7,8 +7,8 @@
 // the slice is one device). An evicted stage keeps its host copy (warm) until the node asks for the cold state,
 // so a later load of the same stage on this worker is a host-to-device copy.
 //
-// The worker exits when told to stop or when the node's end of the socket closes; the node also sets
-// PR_SET_PDEATHSIG so a killed node takes its workers with it.
+// The worker exits when told to stop (gracefully: its stage threads finish their batch) or at once when the
+// node's end of the socket closes (the node exited or was killed).
 //
 // Thread safety: ServeWorker owns the process's threads; call it once, from main.
 #pragma once

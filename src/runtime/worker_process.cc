@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,8 +40,8 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const WorkerLaunch& 
   const pid_t pid = fork();
   if (pid < 0) return Status::IoError(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);                                               // the node died before prctl
+    if (getppid() != parent) _exit(127);  // the node died already
+    setpgid(0, 0);  // its own process group: a Ctrl-C at the node's terminal is the node's to handle
     if (child_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(child_fd, 3) < 0) _exit(127);  // fd 3, kept across exec
     execve(argv[0], argv.data(), envp.data());
     _exit(127);

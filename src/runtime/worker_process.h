@@ -1,9 +1,11 @@
 // WorkerProcess: the node's handle on one worker process (one per slice in use).
 //
 // Start forks and executes `fluidfaas-worker serve --control-fd 3` with CUDA_VISIBLE_DEVICES set to the slice's
-// UUID, the worker end of a control socket as fd 3, and PR_SET_PDEATHSIG(SIGKILL), so a node that dies takes its
-// workers (and with them every shared segment) along. The node watches the control socket (hang-up) and a pidfd
-// (exit) to notice a death at once, whatever killed it.
+// UUID and the worker end of a control socket as fd 3. A node that dies takes its workers (and with them every
+// shared segment) along: the kernel closes the node's end of every control socket, and a worker whose socket hangs
+// up exits at once. (Not PR_SET_PDEATHSIG: it fires when the forking *thread* exits, which would kill a worker
+// launched from a thread that ends before the node.) The node watches the control socket (hang-up) and a pidfd
+// (exit) to notice a worker's death at once, whatever killed it.
 //
 // Thread safety: Send may be called from any thread; the rest from the owner's thread.
 #pragma once
