@@ -175,6 +175,7 @@ HttpApi::HttpApi(Controller& controller, HttpApiOptions options)
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   server_->set_payload_max_length(options_.max_body_bytes);
   server_->set_keep_alive_max_count(100000);
+  server_->set_tcp_nodelay(true);  // a response is one small write: never wait for the ACK of the last (Nagle)
   Routes();
 }
 
