@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -91,6 +92,38 @@ TEST_F(DaemonTest, ServesTheOpenInferenceProtocol) {
   EXPECT_EQ(out["outputs"][0]["shape"][0], 1);
   EXPECT_EQ(out["outputs"][0]["data"].size(), out["outputs"][0]["shape"][1].get<size_t>());
   EXPECT_GT(out["parameters"]["compute_ms"].get<double>(), 0);
+}
+
+TEST_F(DaemonTest, SpeaksTheBinaryTensorExtension) {
+  Start();
+  httplib::Client c = Client();
+  const json header = {
+      {"inputs",
+       {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {1, 128}}, {"parameters", {{"binary_data_size", 512}}}}}},
+      {"outputs", {{{"name", "output"}, {"parameters", {{"binary_data", true}}}}}}};
+  std::vector<float> values(128, 0.25f);
+  const std::string text = header.dump();
+  std::string body = text;
+  body.append(reinterpret_cast<const char*>(values.data()), 512);
+  httplib::Headers h = {{"Inference-Header-Content-Length", std::to_string(text.size())}};
+  auto r = c.Post("/v2/models/bert/infer", h, body, "application/octet-stream");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const size_t n = std::stoul(r->get_header_value("Inference-Header-Content-Length"));
+  const json out = json::parse(r->body.substr(0, n));
+  const size_t bytes = out["outputs"][0]["parameters"]["binary_data_size"].get<size_t>();
+  EXPECT_EQ(bytes, 768u * 4u);
+  EXPECT_EQ(r->body.size(), n + bytes);
+  EXPECT_FALSE(out["outputs"][0].contains("data"));
+  // A size that does not match, a header length past the body, a NaN: 400 each.
+  EXPECT_EQ(c.Post("/v2/models/bert/infer", h, body.substr(0, body.size() - 4), "application/octet-stream")->status,
+            400);
+  httplib::Headers past = {{"Inference-Header-Content-Length", std::to_string(body.size() + 1)}};
+  EXPECT_EQ(c.Post("/v2/models/bert/infer", past, body, "application/octet-stream")->status, 400);
+  values[7] = std::numeric_limits<float>::quiet_NaN();
+  std::string nan_body = text;
+  nan_body.append(reinterpret_cast<const char*>(values.data()), 512);
+  EXPECT_EQ(c.Post("/v2/models/bert/infer", h, nan_body, "application/octet-stream")->status, 400);
 }
 
 TEST_F(DaemonTest, BadInputIsA4xxThatNamesTheProblemAndTheNodeServesOn) {

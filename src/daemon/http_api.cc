@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <future>
@@ -85,7 +86,8 @@ json ModelMetadata(const FunctionInfo& f) {
 }
 
 // Parses the one input of an infer body into bytes of the function's datatype. The error names the input.
-Result<std::vector<std::byte>> ParseInput(const json& body, const FunctionInfo& f) {
+// `binary`: the bytes after the JSON header (binary tensor extension), for an input with binary_data_size.
+Result<std::vector<std::byte>> ParseInput(const json& body, const FunctionInfo& f, std::string_view binary) {
   if (!body.is_object()) return Status::InvalidArgument("the body is not a JSON object");
   const auto inputs = body.find("inputs");
   if (inputs == body.end() || !inputs->is_array() || inputs->size() != 1) {
@@ -114,12 +116,36 @@ Result<std::vector<std::byte>> ParseInput(const json& body, const FunctionInfo& 
   }
   int64_t elems = 1;
   for (int64_t d : f.input_shape) elems *= d;
+  const bool half = f.datatype == "FP16";
+  const size_t want_bytes = static_cast<size_t>(elems) * (half ? 2 : 4);
+  if (in.contains("parameters") && in["parameters"].is_object() && in["parameters"].contains("binary_data_size")) {
+    const json& size = in["parameters"]["binary_data_size"];
+    if (!size.is_number_unsigned() || size.get<uint64_t>() != want_bytes || binary.size() != want_bytes) {
+      return Status::InvalidArgument(who + ": binary_data_size must be " + std::to_string(want_bytes) +
+                                     " and match the bytes after the JSON header (" + std::to_string(binary.size()) +
+                                     ")");
+    }
+    std::vector<std::byte> bytes(want_bytes);
+    std::memcpy(bytes.data(), binary.data(), want_bytes);
+    for (size_t i = 0; i < static_cast<size_t>(elems); ++i) {  // numbers from outside are finite
+      float x = 0;
+      if (half) {
+        uint16_t h;
+        std::memcpy(&h, bytes.data() + i * 2, 2);
+        x = FromHalf(h);
+      } else {
+        std::memcpy(&x, bytes.data() + i * 4, 4);
+      }
+      if (!std::isfinite(x)) return Status::InvalidArgument(who + ": element " + std::to_string(i) + " is not finite");
+    }
+    return bytes;
+  }
+  if (!binary.empty()) return Status::InvalidArgument("binary data after the header, but no input asks for it");
   const auto data = in.find("data");
   if (data == in.end() || !data->is_array() || static_cast<int64_t>(data->size()) != elems) {
     return Status::InvalidArgument(who + ": \"data\" must be a flat array of " + std::to_string(elems) + " numbers");
   }
-  const bool half = f.datatype == "FP16";
-  std::vector<std::byte> bytes(static_cast<size_t>(elems) * (half ? 2 : 4));
+  std::vector<std::byte> bytes(want_bytes);
   size_t i = 0;
   for (const json& v : *data) {
     if (!v.is_number()) return Status::InvalidArgument(who + ": data[" + std::to_string(i) + "] is not a number");
@@ -139,6 +165,12 @@ Result<std::vector<std::byte>> ParseInput(const json& body, const FunctionInfo& 
   return bytes;
 }
 
+std::vector<int64_t> OutputShape(const FunctionInfo& f) {
+  std::vector<int64_t> shape = {1};
+  shape.insert(shape.end(), f.output_shape.begin(), f.output_shape.end());
+  return shape;
+}
+
 json OutputJson(const InferResult& r, const FunctionInfo& f) {
   json data = json::array();
   const bool half = f.datatype == "FP16";
@@ -154,9 +186,23 @@ json OutputJson(const InferResult& r, const FunctionInfo& f) {
     }
     data.push_back(std::isfinite(x) ? x : 0.0f);
   }
-  std::vector<int64_t> shape = {1};
-  shape.insert(shape.end(), f.output_shape.begin(), f.output_shape.end());
-  return {{"name", "output"}, {"datatype", f.datatype}, {"shape", shape}, {"data", data}};
+  return {{"name", "output"}, {"datatype", f.datatype}, {"shape", OutputShape(f)}, {"data", data}};
+}
+
+// The request asks for its output as binary data: "parameters": {"binary_data_output": true}, or its "output"
+// entry has "parameters": {"binary_data": true}.
+bool WantsBinaryOutput(const json& body) {
+  const auto flag = [](const json& obj, const char* key) {
+    return obj.is_object() && obj.contains("parameters") && obj["parameters"].is_object() &&
+           obj["parameters"].contains(key) && obj["parameters"][key].is_boolean() && obj["parameters"][key].get<bool>();
+  };
+  if (flag(body, "binary_data_output")) return true;
+  if (body.contains("outputs") && body["outputs"].is_array()) {
+    for (const json& o : body["outputs"]) {
+      if (flag(o, "binary_data")) return true;
+    }
+  }
+  return false;
 }
 
 int StatusFor(const InferResult& r) {
@@ -198,7 +244,8 @@ void HttpApi::Routes() {
     Reply(res, ready ? 200 : 503, {{"ready", ready}});
   });
   s.Get("/v2", [](const httplib::Request&, httplib::Response& res) {
-    Reply(res, 200, {{"name", "fluidfaas"}, {"version", "0.1.0"}, {"extensions", {"model_repository"}}});
+    Reply(res, 200,
+          {{"name", "fluidfaas"}, {"version", "0.1.0"}, {"extensions", {"model_repository", "binary_tensor_data"}}});
   });
   s.Get(R"(/v2/models/([^/]+))", [&c](const httplib::Request& req, httplib::Response& res) {
     const auto f = c.Function(req.matches[1]);
@@ -214,9 +261,22 @@ void HttpApi::Routes() {
     const std::string name = req.matches[1];
     const auto f = c.Function(name);
     if (!f) return Error(res, 404, "unknown model '" + name + "'", "unknown_function");
-    const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    // Binary tensor extension: the first Inference-Header-Content-Length bytes are the JSON, the rest tensors.
+    std::string_view header = req.body;
+    std::string_view binary;
+    if (req.has_header("Inference-Header-Content-Length")) {
+      const std::string text = req.get_header_value("Inference-Header-Content-Length");
+      size_t n = 0;
+      const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), n);
+      if (err != std::errc() || end != text.data() + text.size() || n > req.body.size()) {
+        return Error(res, 400, "Inference-Header-Content-Length must be a byte count within the body", "bad_input");
+      }
+      header = header.substr(0, n);
+      binary = std::string_view(req.body).substr(n);
+    }
+    const json body = json::parse(header, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) return Error(res, 400, "the body is not valid JSON", "bad_input");
-    auto input = ParseInput(body, *f);
+    auto input = ParseInput(body, *f, binary);
     if (!input.ok()) return Error(res, 400, input.status().message(), "bad_input");
     std::optional<double> timeout_ms;
     if (body.contains("parameters") && body["parameters"].is_object() && body["parameters"].contains("timeout_ms")) {
@@ -234,14 +294,25 @@ void HttpApi::Routes() {
       if (StatusFor(r) == 429) res.set_header("Retry-After", "1");
       return Error(res, StatusFor(r), r.detail, r.code);
     }
+    const bool binary_out = WantsBinaryOutput(body);
+    json output = binary_out ? json{{"name", "output"},
+                                    {"datatype", f->datatype},
+                                    {"shape", OutputShape(*f)},
+                                    {"parameters", {{"binary_data_size", r.output.size()}}}}
+                             : OutputJson(r, *f);
     json out = {
         {"model_name", name},
         {"model_version", "1"},
-        {"outputs", {OutputJson(r, *f)}},
+        {"outputs", {output}},
         {"parameters",
          {{"instance", r.instance}, {"queue_ms", r.queue_ms}, {"compute_ms", r.compute_ms}, {"total_ms", r.total_ms}}}};
     if (body.contains("id") && body["id"].is_string()) out["id"] = body["id"];
-    Reply(res, 200, out);
+    if (!binary_out) return Reply(res, 200, out);
+    std::string payload = out.dump();
+    res.set_header("Inference-Header-Content-Length", std::to_string(payload.size()));
+    payload.append(reinterpret_cast<const char*>(r.output.data()), r.output.size());
+    res.status = 200;
+    res.set_content(std::move(payload), "application/octet-stream");
   });
 
   // Model repository extension: the zoo is the repository.
