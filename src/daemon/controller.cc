@@ -350,13 +350,22 @@ struct Controller::Impl {
     Apply([&](auto& out) { scheduler->OnRequest(event, clock.Now(), out); });
   }
 
-  void BatchCompleted(runtime::BatchCompleted& done) {
-    auto b = batches.find(done.batch);
-    if (b == batches.end()) return;
-    const std::vector<RequestId> ids = std::move(b->second);
+  // A batch leaves the books when it finishes or fails: its requests, and one fewer in flight on its instance.
+  std::optional<std::vector<RequestId>> TakeBatch(InstanceId instance, uint64_t batch) {
+    auto b = batches.find(batch);
+    if (b == batches.end()) return std::nullopt;
+    std::vector<RequestId> ids = std::move(b->second);
     batches.erase(b);
-    auto inst = instances.find(done.instance);
-    if (inst != instances.end() && inst->second.in_flight > 0) --inst->second.in_flight;
+    if (auto inst = instances.find(instance); inst != instances.end() && inst->second.in_flight > 0) {
+      --inst->second.in_flight;
+    }
+    return ids;
+  }
+
+  void BatchCompleted(runtime::BatchCompleted& done) {
+    const std::optional<std::vector<RequestId>> taken = TakeBatch(done.instance, done.batch);
+    if (!taken) return;
+    const std::vector<RequestId>& ids = *taken;
     const size_t n = ids.size();
     const size_t row = n > 0 ? done.output.size() / n : 0;
     // Answer first (their output rows), then tell the scheduler every stage's run.
@@ -397,13 +406,9 @@ struct Controller::Impl {
   }
 
   void BatchFailed(const runtime::BatchFailed& failed) {
-    auto b = batches.find(failed.batch);
-    if (b == batches.end()) return;
-    const std::vector<RequestId> ids = std::move(b->second);
-    batches.erase(b);
-    if (auto inst = instances.find(failed.instance); inst != instances.end() && inst->second.in_flight > 0) {
-      --inst->second.in_flight;
-    }
+    const std::optional<std::vector<RequestId>> taken = TakeBatch(failed.instance, failed.batch);
+    if (!taken) return;
+    const std::vector<RequestId>& ids = *taken;
     for (RequestId r : ids) {
       if (auto it = requests.find(r); it != requests.end()) it->second.instance = 0;
     }
