@@ -29,5 +29,6 @@ void AddPlanCommand(CLI::App& app, int& exit_code);
 void AddSimCommand(CLI::App& app, int& exit_code);
 void AddBenchCommands(CLI::App& app, int& exit_code);
 void AddServeCommands(CLI::App& app, int& exit_code);
+void AddLoadCommand(CLI::App& app, int& exit_code);
 
 }  // namespace fluidfaas::cli
