@@ -158,8 +158,8 @@ int RunLoad(const LoadOptions& o) {
     for (size_t last = 0; finished < arrivals.size();) {
       std::this_thread::sleep_for(std::chrono::seconds(1));
       const size_t now = finished;
-      std::cerr << "\rfluidfaas load: " << now << " / " << arrivals.size() << " answered (" << (now - last)
-                << "/s)   " << std::flush;
+      std::cerr << "\rfluidfaas load: " << now << " / " << arrivals.size() << " answered (" << (now - last) << "/s)   "
+                << std::flush;
       last = now;
     }
     std::cerr << '\n';
@@ -192,7 +192,7 @@ int RunLoad(const LoadOptions& o) {
     } else {
       ++codes[out.code];
       (out.status == 429 || out.code == "no_capacity" || out.code == "draining" || out.code == "bad_input" ? rejected
-                                                                                                            : failed)++;
+                                                                                                           : failed)++;
     }
   }
   const auto n = static_cast<int64_t>(outcomes.size());
@@ -242,9 +242,15 @@ void AddLoadCommand(CLI::App& app, int& exit_code) {
   load->add_option("--url", o->url, "The daemon's address")->capture_default_str();
   load->add_option("--functions", o->functions, "Functions to call (default: every one the daemon serves)")
       ->delimiter(',');
-  load->add_option("--rate", o->rate, "Mean arrival rate, requests/s")->check(CLI::Range(0.001, 1e6))->capture_default_str();
-  load->add_option("--duration", o->duration, "Seconds of arrivals")->check(CLI::Range(0.1, 86400.0))->capture_default_str();
-  load->add_option("--cv", o->cv, "CV of inter-arrival gaps (1: Poisson)")->check(CLI::Range(0.01, 100.0))->capture_default_str();
+  load->add_option("--rate", o->rate, "Mean arrival rate, requests/s")
+      ->check(CLI::Range(0.001, 1e6))
+      ->capture_default_str();
+  load->add_option("--duration", o->duration, "Seconds of arrivals")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+  load->add_option("--cv", o->cv, "CV of inter-arrival gaps (1: Poisson)")
+      ->check(CLI::Range(0.01, 100.0))
+      ->capture_default_str();
   load->add_option("--zipf", o->zipf, "Popularity exponent over the functions (0: uniform)")
       ->check(CLI::Range(0.0, 10.0))
       ->capture_default_str();

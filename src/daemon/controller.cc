@@ -105,6 +105,7 @@ struct Controller::Impl {
   bool stop = false;                          // GUARDED_BY(mu)
   bool draining = false;                      // GUARDED_BY(mu)
   size_t open = 0;                            // GUARDED_BY(mu): admitted, not answered
+  size_t open_bytes = 0;                      // GUARDED_BY(mu): their inputs' bytes
   std::map<std::string, Function> functions;  // GUARDED_BY(mu) (written on the control thread only)
   std::condition_variable idle;               // open == 0
   // metrics, GUARDED_BY(mu)
@@ -201,6 +202,7 @@ struct Controller::Impl {
         compute_hist[name].Observe(result.compute_ms / 1000.0);
       }
       --open;
+      open_bytes -= std::min(open_bytes, r.input.size());
       if (open == 0) idle.notify_all();
     }
     spdlog::debug("{} request: {} {} {}", name, daemon::ToString(result.outcome), result.code, result.detail);
@@ -660,15 +662,18 @@ void Controller::Infer(const std::string& function, std::vector<std::byte> input
     } else if (impl.draining) {
       refusal.code = "draining";
       refusal.detail = "the node is draining: it takes no new request";
-    } else if (impl.open >= impl.options.max_open_requests) {
+    } else if (impl.open >= impl.options.max_open_requests ||
+               impl.open_bytes + input.size() > impl.options.max_open_bytes) {
       refusal.code = std::string(policy::ToString(Reason::kOverloaded));
-      refusal.detail = "the node has " + std::to_string(impl.open) + " requests open (its limit)";
+      refusal.detail = "the node has " + std::to_string(impl.open) + " requests (" +
+                       std::to_string(impl.open_bytes >> 20) + " MiB of inputs) open: its limit";
     } else if (input.size() != it->second.input_bytes) {
       refusal.code = "bad_input";
       refusal.detail = "input of " + std::to_string(input.size()) + " bytes; '" + function + "' takes " +
                        std::to_string(it->second.input_bytes);
     } else {
       ++impl.open;
+      impl.open_bytes += input.size();
       r.function = it->second.id;
       r.arrival = impl.clock.Now();
       const double slo = timeout_ms.value_or(it->second.info.slo_ms);

@@ -57,8 +57,9 @@ struct ControllerOptions {
   std::string policy = "fluidfaas";  // a policy spec (policy/factory.h); not one that uses whole GPUs
   std::string worker_binary;         // fluidfaas-worker
   std::optional<int64_t> host_memory_bytes;
-  size_t max_open_requests = 4096;  // admitted and not yet answered; beyond it requests are turned away
-  runtime::RuntimeOptions runtime;  // restart and heartbeat settings (slices and binary are filled in)
+  size_t max_open_requests = 4096;          // admitted and not yet answered; beyond it requests are turned away
+  size_t max_open_bytes = size_t{1} << 30;  // their inputs' bytes at once: memory stays bounded under overload
+  runtime::RuntimeOptions runtime;          // restart and heartbeat settings (slices and binary are filled in)
 };
 
 enum class Outcome { kCompleted, kRejected, kFailed };

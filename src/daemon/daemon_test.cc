@@ -19,7 +19,7 @@ using nlohmann::json;
 
 class DaemonTest : public ::testing::Test {
  protected:
-  void Start(HttpApiOptions api = {}, double time_scale = 0.05) {
+  void Start(HttpApiOptions api = {}, double time_scale = 0.05, size_t max_open = 4096) {
     auto config = gpu::LoadNodeConfig("");
     ASSERT_TRUE(config.ok());
     config->discovery = gpu::DiscoveryMode::kEmulated;
@@ -28,6 +28,7 @@ class DaemonTest : public ::testing::Test {
     ControllerOptions o;
     o.node = *node;
     o.worker_binary = FLUIDFAAS_WORKER;
+    o.max_open_requests = max_open;
     auto c = Controller::Start(o, {FunctionConfig{"bert", "bert-base", 0, time_scale}});
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     controller_ = std::move(*c);
@@ -227,6 +228,36 @@ TEST_F(DaemonTest, AKilledWorkerUnderLoadLosesNoRequest) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(json::parse(Client().Get("/v1/node")->body)["workers"]["restarts"].get<int>() >= 1, true);
+}
+
+TEST_F(DaemonTest, OverloadIsTurnedAwayAt429AndEveryRequestIsStillAnsweredOnce) {
+  Start(HttpApiOptions{}, 1.0, /*max_open=*/2);
+  std::atomic<int> ok{0};
+  std::atomic<int> overloaded{0};
+  std::atomic<int> other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 12; ++t) {
+    threads.emplace_back([&] {
+      httplib::Client c = Client();
+      for (int i = 0; i < 10; ++i) {
+        auto r = c.Post("/v2/models/bert/infer", InferBody().dump(), "application/json");
+        if (r && r->status == 200) {
+          ++ok;
+        } else if (r && r->status == 429 && r->get_header_value("Retry-After") == "1") {
+          ++overloaded;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok + overloaded + other, 120);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_GT(overloaded.load(), 0);
+  EXPECT_EQ(controller_->open_requests(), 0u);
+  const std::string metrics = Client().Get("/metrics")->body;
+  EXPECT_NE(metrics.find("code=\"overloaded\"}"), std::string::npos);
 }
 
 TEST_F(DaemonTest, DrainingTurnsNewRequestsAwayAndReadinessDown) {
