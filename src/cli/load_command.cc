@@ -8,6 +8,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -57,7 +58,7 @@ struct Outcome {
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
+  return v[std::min(v.size() - 1, static_cast<size_t>(std::lround(p * static_cast<double>(v.size() - 1))))];
 }
 
 Result<std::vector<Target>> Targets(const LoadOptions& o) {
@@ -124,6 +125,7 @@ int RunLoad(const LoadOptions& o) {
   const auto due_ns = [&](size_t i) { return start_ns + ToMicros(arrivals[i].at - TimePoint{}) * 1000; };
 
   std::vector<std::thread> senders;
+  senders.reserve(static_cast<size_t>(o.connections));
   for (int t = 0; t < o.connections; ++t) {
     senders.emplace_back([&] {
       httplib::Client c(o.url);

@@ -166,7 +166,7 @@ struct Controller::Impl {
     call(out);
     for (Decision& d : out) {
       checker->OnDecision(d);
-      std::visit([this](auto& decision) { Carry(decision); }, d);
+      std::visit([this](auto& decision) { this->Carry(decision); }, d);
     }
     checker->EndCall();
     if (checker->violations() > 0) {
@@ -186,11 +186,11 @@ struct Controller::Impl {
     result.outcome = outcome;
     result.code = std::string(policy::ToString(code));
     result.detail = detail;
-    Finish(std::move(r), std::move(result));
+    Finish(r, std::move(result));
   }
 
   // The one place a request's callback runs: metrics, the open count, then the callback.
-  void Finish(Request r, InferResult result) {
+  void Finish(const Request& r, InferResult result) {
     result.total_ms = static_cast<double>(ToMicros(clock.Now() - r.arrival)) / 1000.0;
     const std::string& name = FunctionName(r.function);
     {
@@ -210,11 +210,11 @@ struct Controller::Impl {
   }
 
   const std::string& FunctionName(FunctionId id) const {
-    static const std::string unknown = "unknown";
+    static const std::string kUnknown = "unknown";
     for (const auto& [name, f] : functions) {
       if (f.id == id) return name;
     }
-    return unknown;
+    return kUnknown;
   }
   const Function* FindFunction(FunctionId id) const {
     for (const auto& [name, f] : functions) {
@@ -391,7 +391,7 @@ struct Controller::Impl {
       // The request ends with its last stage's event below; the answer goes out now.
       Request req = std::move(r->second);
       requests.erase(r);
-      Finish(std::move(req), std::move(result));
+      Finish(req, std::move(result));
     }
     for (size_t s = 0; s < done.timings.size(); ++s) {
       const policy::StageFinished event{done.instance,

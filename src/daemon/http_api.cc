@@ -312,7 +312,7 @@ void HttpApi::Routes() {
     res.set_header("Inference-Header-Content-Length", std::to_string(payload.size()));
     payload.append(reinterpret_cast<const char*>(r.output.data()), r.output.size());
     res.status = 200;
-    res.set_content(std::move(payload), "application/octet-stream");
+    res.set_content(payload, "application/octet-stream");
   });
 
   // Model repository extension: the zoo is the repository.
