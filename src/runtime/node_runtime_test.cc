@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iostream>
 #include <set>
 #include <thread>
 
@@ -198,7 +199,12 @@ TEST(NodeRuntimeTest, AKilledWorkerStrandsItsBatchesOnceAndIsRestarted) {
   ASSERT_TRUE((*rt)->KillWorker(1).ok());
   auto lost = log.Next<WorkerLost>();
   ASSERT_TRUE(lost.has_value());
-  EXPECT_LT(MonotonicNanos() - killed_at, 100'000'000) << "noticed later than 100 ms";
+  // Noticed through the hang-up and the pidfd (the monitor polls every 50 ms), not the 5 s heartbeat timeout. The
+  // bound is loose (sanitizer builds on a loaded 2-core machine); the time is printed as a figure.
+  const double noticed_ms = static_cast<double>(MonotonicNanos() - killed_at) / 1e6;
+  RecordProperty("noticed_ms", std::to_string(noticed_ms));
+  std::cout << "worker death noticed after " << noticed_ms << " ms\n";
+  EXPECT_LT(noticed_ms, 1000.0);
   EXPECT_EQ(lost->slice, 1u);
   EXPECT_EQ(lost->instances, std::vector<uint64_t>{1});
   // Every batch ends exactly once: completed before the death, or stranded by it.
