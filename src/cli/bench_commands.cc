@@ -56,7 +56,8 @@ void AddBenchCommands(CLI::App& app, int& exit_code) {
       "shm",
       "Shared-memory pipeline hops between two processes: hop latency (p50, p99), streaming bandwidth, against "
       "single-thread memcpy and a Unix-socket two-copy baseline, per payload size");
-  shm->add_option("--sizes", options->sizes, "Payload sizes in bytes (default 64 B ... 64 MiB)")
+  shm->add_option("--sizes", options->sizes, "Payload sizes in bytes, comma-separated (default 64 B ... 64 MiB)")
+      ->delimiter(',')
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 30));
   shm->add_option("--hops", options->hop_samples, "Hops timed per size")
       ->check(CLI::Range(10, 1'000'000))

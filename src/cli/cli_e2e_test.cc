@@ -163,6 +163,21 @@ TEST(CliTest, ZooCalibrateMeetsTargets) {
   for (const auto& c : j["ratio_constraints"]) EXPECT_LE(c["modelled"].get<double>(), 0.92);
 }
 
+TEST(CliTest, BenchShmPrintsOneRowPerSize) {
+  CommandRun r = Fluidfaas("bench shm --sizes 64,1048576 --hops 100 --stream-seconds 0.05 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = Json(r);
+  ASSERT_EQ(j["rows"].size(), 2u);
+  EXPECT_EQ(j["rows"][1]["bytes"], 1048576);
+  for (const auto& row : j["rows"]) {
+    for (const char* field : {"hop_p50_us", "hop_p99_us", "stream_gbs", "memcpy_gbs", "baseline_p50_us"}) {
+      EXPECT_GT(row[field].get<double>(), 0) << field;
+    }
+    EXPECT_LE(row["hop_p50_us"].get<double>(), row["hop_p99_us"].get<double>());
+  }
+  EXPECT_EQ(Fluidfaas("bench shm --sizes 0").exit_code, 2);
+}
+
 TEST(CliTest, ZooCalibrateCrossValidates) {
   CommandRun r = Fluidfaas(std::string("zoo calibrate --cross-validate --json --data ") + FLUIDFAAS_CALIBRATION_DIR);
   ASSERT_EQ(r.exit_code, 0) << r.out;

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "common/stats.h"
 #include "runtime/emulated_executor.h"
 #include "runtime/ring.h"
 #include "sim/workload.h"
@@ -54,12 +55,6 @@ struct Outcome {
   std::string code;
   double latency_ms = 0;
 };
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(std::lround(p * static_cast<double>(v.size() - 1))))];
-}
 
 Result<std::vector<Target>> Targets(const LoadOptions& o) {
   httplib::Client c(o.url);

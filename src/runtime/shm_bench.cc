@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/stats.h"
 #include "runtime/ring.h"
 
 namespace fluidfaas::runtime {
@@ -18,13 +19,6 @@ constexpr Duration kWait = Seconds(30);
 constexpr int kStreamTrials = 5;
 constexpr uint64_t kDefaultSizes[] = {64,         1 << 10,    16 << 10,    256 << 10,
                                       1ull << 20, 4ull << 20, 16ull << 20, 64ull << 20};
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const auto i = static_cast<size_t>(std::lround(p * static_cast<double>(v.size() - 1)));
-  return v[std::min(i, v.size() - 1)];
-}
 
 // Reads every byte (8 at a time) so the compiler cannot skip it.
 // Reads every byte, 16 at a time in four independent lanes (vector loads on any x86-64 or arm64), so the
