@@ -85,6 +85,7 @@ struct Controller::Impl {
     std::vector<policy::StagePlacement> stages;
     int max_batch = 1;
     bool loaded = false;
+    bool in_runtime = true;       // false: the runtime refused its launch (nothing to evict there)
     std::deque<RequestId> queue;  // routed, not yet submitted
     size_t in_flight = 0;         // batches submitted
     policy::InstanceState state = policy::InstanceState::kLoading;
@@ -276,6 +277,7 @@ struct Controller::Impl {
     if (Status s = runtime->Launch(p); !s.ok()) {
       // Reported as a failed load, on the next turn of the loop (never inside the scheduler's call).
       spdlog::warn("launch of instance {}: {}", d.instance, s.message());
+      instances[d.instance].in_runtime = false;
       Post([this, id = d.instance, detail = s.message()] { LoadDone(runtime::LoadDone{id, false, detail}); });
     }
   }
@@ -303,12 +305,21 @@ struct Controller::Impl {
   void Release(InstanceId id, bool keep_warm) {
     auto it = instances.find(id);
     if (it == instances.end()) return;  // gone with a worker: its releases are on their way
-    for (const policy::StagePlacement& st : it->second.stages) releasing.insert({id, st.slice});
+    const std::vector<policy::StagePlacement> stages = it->second.stages;
+    const bool in_runtime = it->second.in_runtime;
+    instances.erase(it);
+    for (const policy::StagePlacement& st : stages) releasing.insert({id, st.slice});
+    if (!in_runtime) {
+      // Its launch never reached a worker: nothing holds its memory; acknowledge each slice on the next turn.
+      for (const policy::StagePlacement& st : stages) {
+        Post([this, id, slice = st.slice] { Released(runtime::StageReleased{id, slice}); });
+      }
+      return;
+    }
     if (keep_warm) {
       std::lock_guard<std::mutex> lock(mu);
       ++evictions;
     }
-    instances.erase(it);
     if (Status s = runtime->Evict(id, keep_warm); !s.ok()) spdlog::warn("release of instance {}: {}", id, s.message());
   }
 
@@ -734,9 +745,12 @@ std::vector<FunctionInfo> Controller::Functions() const {
 }
 
 nlohmann::json Controller::NodeJson() const {
-  impl_->Post([this] { impl_->Snapshot(); });
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->node_snapshot;
+  // Taken on the control thread, which owns the books it reads.
+  return impl_->RunOnControl<nlohmann::json>([this] {
+    impl_->Snapshot();
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->node_snapshot;
+  });
 }
 
 std::string Controller::MetricsText() const {
