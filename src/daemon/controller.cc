@@ -102,13 +102,15 @@ struct Controller::Impl {
   // ---- shared with other threads
   mutable std::mutex mu;
   std::condition_variable wake;
-  std::deque<std::function<void()>> tasks;    // GUARDED_BY(mu)
-  bool stop = false;                          // GUARDED_BY(mu)
-  bool draining = false;                      // GUARDED_BY(mu)
-  size_t open = 0;                            // GUARDED_BY(mu): admitted, not answered
-  size_t open_bytes = 0;                      // GUARDED_BY(mu): their inputs' bytes
-  std::map<std::string, Function> functions;  // GUARDED_BY(mu) (written on the control thread only)
-  std::condition_variable idle;               // open == 0
+  std::deque<std::function<void()>> tasks;                   // GUARDED_BY(mu)
+  bool stop = false;                                         // GUARDED_BY(mu)
+  bool draining = false;                                     // GUARDED_BY(mu)
+  size_t open = 0;                                           // GUARDED_BY(mu): admitted, not answered
+  size_t open_bytes = 0;                                     // GUARDED_BY(mu): their inputs' bytes
+  std::map<std::string, Function> functions;                 // GUARDED_BY(mu) (written on the control thread only)
+  std::vector<const Function*> by_id;                        // functions by FunctionId (control thread)
+  std::vector<std::unique_ptr<Function>> removed_functions;  // replaced by a new deployment of their name
+  std::condition_variable idle;                              // open == 0
   // metrics, GUARDED_BY(mu)
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> ends;  // (function, outcome, code)
   std::map<std::string, Histogram> latency_hist;                               // by function
@@ -163,7 +165,8 @@ struct Controller::Impl {
 
   template <typename Call>
   void Apply(Call call) {
-    std::vector<Decision> out;
+    std::vector<Decision>& out = decisions;  // reused: no scheduler call is made while another's are carried out
+    out.clear();
     call(out);
     for (Decision& d : out) {
       checker->OnDecision(d);
@@ -210,18 +213,12 @@ struct Controller::Impl {
     r.done(std::move(result));
   }
 
+  // Per request, so by index rather than a walk over the map (ids are given out in order; map nodes stay put).
+  const Function* FindFunction(FunctionId id) const { return id < by_id.size() ? by_id[id] : nullptr; }
   const std::string& FunctionName(FunctionId id) const {
     static const std::string kUnknown = "unknown";
-    for (const auto& [name, f] : functions) {
-      if (f.id == id) return name;
-    }
-    return kUnknown;
-  }
-  const Function* FindFunction(FunctionId id) const {
-    for (const auto& [name, f] : functions) {
-      if (f.id == id) return &f;
-    }
-    return nullptr;
+    const Function* f = FindFunction(id);
+    return f != nullptr ? f->info.name : kUnknown;
   }
 
   policy::RequestEvent EventOf(RequestId id) const {
@@ -550,7 +547,14 @@ struct Controller::Impl {
         {}};
     f.info.output_shape = {shared->blocks.back().out_elems};
     std::lock_guard<std::mutex> lock(mu);
-    functions[c.name] = std::move(f);
+    if (auto old = functions.find(c.name); old != functions.end()) {
+      // A removed function deployed again under its name: its old id keeps its own record (its instances drain).
+      removed_functions.push_back(std::make_unique<Function>(std::move(old->second)));
+      by_id[removed_functions.back()->id] = removed_functions.back().get();
+      functions.erase(old);
+    }
+    Function& stored = functions[c.name] = std::move(f);
+    by_id.push_back(&stored);
     return Status::Ok();
   }
 

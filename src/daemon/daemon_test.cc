@@ -287,6 +287,9 @@ TEST_F(DaemonTest, DeployAndDeleteNeedTheTokenWhenOneIsSet) {
   EXPECT_EQ(c.Delete("/v1/functions/rn", auth)->status, 200);
   EXPECT_EQ(c.Get("/v2/models/rn")->status, 404);
   EXPECT_EQ(c.Delete("/v1/functions/rn", auth)->status, 404);
+  // Deployed again under the same name: a new function (the removed one keeps its own record while it drains).
+  EXPECT_EQ(c.Post("/v1/functions", auth, body, "application/json")->status, 201);
+  EXPECT_EQ(c.Get("/v2/models/rn")->status, 200);
 }
 
 }  // namespace

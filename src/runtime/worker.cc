@@ -30,7 +30,6 @@ class WorkerServer {
           {"version", kControlVersion},
           {"device", options_.device},
           {"executors", executors}});
-    int code = 0;
     for (bool running = true; running;) {
       auto message = ReceiveControl(options_.control_fd, Seconds(1));
       if (!message.ok()) {
@@ -51,7 +50,7 @@ class WorkerServer {
       }
     }
     StopAll();
-    return code;
+    return 0;
   }
 
  private:
