@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -123,9 +124,15 @@ int RunServe(const ServeOptions& o) {
     std::cerr << "fluidfaas serve: " << port.status().message() << '\n';
     return kExitFailure;
   }
-  std::thread signal_thread([&api, &controller, &signals] {
-    int sig = 0;
-    sigwait(&signals, &sig);
+  // The thread waits in short slices so that it also ends when the server stops on its own.
+  std::atomic<bool> server_done{false};
+  std::thread signal_thread([&api, &controller, &signals, &server_done] {
+    const timespec slice{0, 200'000'000};
+    int sig = -1;
+    while (sig < 0) {
+      if (server_done.load()) return;
+      sig = sigtimedwait(&signals, nullptr, &slice);
+    }
     spdlog::warn("serve: signal {}: draining (new requests get 503), then exiting", sig);
     const bool drained = (*controller)->Drain(Seconds(30));
     if (!drained) spdlog::error("serve: {} requests still open after 30 s", (*controller)->open_requests());
@@ -138,10 +145,8 @@ int RunServe(const ServeOptions& o) {
             << ':' << *port << "  (try: curl http://" << listen->first << ':' << *port << "/v2/models/"
             << (o.functions.empty() ? "MODEL" : o.functions.front()) << ")\n";
   api.ListenAfterBind();
-  if (signal_thread.joinable()) {
-    pthread_kill(signal_thread.native_handle(), SIGTERM);  // if the server stopped on its own
-    signal_thread.join();
-  }
+  server_done = true;
+  signal_thread.join();
   return kExitOk;
 }
 
