@@ -196,5 +196,38 @@ TEST(FluidFaaSSchedulerTest, PipelineMigratesToAFreed4gWithoutLosingOrRepeatingA
   EXPECT_TRUE(routed_to_plain_after);
 }
 
+TEST(FluidFaaSSchedulerTest, APipelineThatWentWarmWhileItsMigrationTargetLoadedIsDroppedNotDrained) {
+  // Found by `fluidfaas load` (its simulated run, on the daemon's policy with short dwell and idle-evict times):
+  // the target of a migration finished loading after its pipeline had gone idle and been evicted to host memory,
+  // and the migrator drained the warm pipeline (warm -> draining: not a transition).
+  ManualClock clock;
+  Fn llama("llama2-13b", 0, 2000);
+  FluidFaaSOptions options;
+  options.min_dwell = Seconds(10);
+  options.ts_idle_evict = Seconds(10);
+  FakeNode node(clock, {Slice("0:4g.40gb@0", false), Slice("0:2g.20gb@4"), Slice("0:1g.10gb@6")}, {llama.served},
+                options);
+  node.SubmitEvery(0, At(0), At(25), Millis(1000), 2000);
+  node.Ticks(At(1), At(120));
+  node.FreeSlice(0, At(30));  // the target loads cold (about 16 s); the idle pipeline goes warm meanwhile
+  std::vector<InstanceView> before;
+  std::vector<InstanceView> after;
+  clock.ScheduleAt(At(29), [&] { before = node.scheduler().Instances(); });
+  clock.ScheduleAt(At(50), [&] { after = node.scheduler().Instances(); });
+  clock.RunUntilIdle();
+
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(before[0].stages.size(), 2u);
+  const InstanceId pipeline = before[0].id;
+  const std::vector<S> states = StatesOf(node.transitions(), pipeline);
+  EXPECT_NE(std::find(states.begin(), states.end(), S::kWarm), states.end()) << "the pipeline went warm";
+  EXPECT_EQ(std::find(states.begin(), states.end(), S::kDraining), states.end());
+  EXPECT_TRUE(node.migrations().empty()) << "nothing was serving on the pipeline to switch over";
+  EXPECT_FALSE(node.scheduler().Instance(pipeline).has_value()) << "its warm copy is dropped: the 4g replaces it";
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].stages.size(), 1u);
+  EXPECT_EQ(after[0].stages[0].slice, 0u);
+}
+
 }  // namespace
 }  // namespace fluidfaas::policy

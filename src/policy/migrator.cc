@@ -32,6 +32,11 @@ void Migrator::TargetLoaded(InstanceRec& target, bool ok, TimePoint now, std::ve
   if (old == nullptr) return;  // the pipeline is gone (its worker was lost): the target simply serves
   old->migrating = false;
   if (!ok) return;
+  if (old->state == InstanceState::kWarm) {  // evicted while the target loaded: its warm copy is not needed now
+    instances_.Expire(*old, now, out);
+    return;
+  }
+  if (old->state != InstanceState::kExclusiveHot && old->state != InstanceState::kTimeSharing) return;
   out.push_back(MigrateDecision{old->id, target.id});
   instances_.SetState(*old, InstanceState::kDraining, now, out);
   if (old->outstanding == 0) instances_.Retire(*old, now, out);
