@@ -76,12 +76,13 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
   const auto leftover = [&]() -> Status {
     if (options.empty()) return Status::Ok();
     return Status::InvalidArgument("policy " + name + " has no option '" + Printable(options.begin()->first, 30) +
-                                   "' (options: keep_alive" + (name == "fluidfaas" ? ", idle_evict" : "") + ")");
+                                   "' (options: keep_alive" + (name == "fluidfaas" ? ", idle_evict, dwell" : "") + ")");
   };
   if (name == "fluidfaas") {
     FluidFaaSOptions o;
     FF_RETURN_IF_ERROR(take_span("keep_alive", o.keep_alive));
     FF_RETURN_IF_ERROR(take_span("idle_evict", o.ts_idle_evict));
+    FF_RETURN_IF_ERROR(take_span("dwell", o.min_dwell));
     FF_RETURN_IF_ERROR(leftover());
     return Upcast(FluidFaaSScheduler::Create(std::move(cluster), std::move(functions), o));
   }

@@ -20,7 +20,8 @@ const std::vector<std::string>& PolicyNames();
 
 // A policy spec is a name with options: "exclusive:keep_alive=60s", "fluidfaas:keep_alive=5m:idle_evict=30s".
 // Options: keep_alive (fluidfaas, esg, exclusive: how long an idle instance, or fluidfaas's warm copy, is kept)
-// and idle_evict (fluidfaas: an idle time-sharing instance goes to host memory after this); durations as 60s,
+// idle_evict (fluidfaas: an idle time-sharing instance goes to host memory after this) and dwell (fluidfaas: the
+// least time an instance keeps its hot or time-sharing state, FluidFaaSOptions::min_dwell); durations as 60s,
 // 500ms, 10m, 1h, in (0, 1 day]. The name part of a spec.
 std::string_view PolicyName(std::string_view spec);
 
