@@ -8,14 +8,32 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
 #include "runtime/control.h"
+#include "runtime/ring.h"
 
 extern char** environ;
 
 namespace fluidfaas::runtime {
+namespace {
+constexpr const char* kSpawnedEnv = "FLUIDFAAS_WORKER_SPAWNED_NS=";
+constexpr size_t kSpawnedEnvLength = 28;
+}  // namespace
+
+int64_t WorkerSpawnedNanos() {
+  static const int64_t spawned = [] {
+    const char* v = std::getenv("FLUIDFAAS_WORKER_SPAWNED_NS");
+    char* end = nullptr;
+    const long long ns = v != nullptr ? std::strtoll(v, &end, 10) : 0;
+    const int64_t now = MonotonicNanos();
+    // Anything but a time in the past (at most an hour ago) is ignored: now, then.
+    return v != nullptr && end != v && *end == '\0' && ns > 0 && ns <= now && now - ns < 3'600'000'000'000 ? ns : now;
+  }();
+  return spawned;
+}
 
 Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const WorkerLaunch& launch) {
   FF_ASSIGN_OR_RETURN(auto pair, ControlSocketPair());
@@ -27,9 +45,12 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const WorkerLaunch& 
   argv.push_back(nullptr);
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env.emplace_back(*e);
+    if (std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0 && std::strncmp(*e, kSpawnedEnv, kSpawnedEnvLength) != 0) {
+      env.emplace_back(*e);
+    }
   }
   env.push_back("CUDA_VISIBLE_DEVICES=" + launch.slice_uuid);
+  env.push_back(std::string(kSpawnedEnv) + std::to_string(MonotonicNanos()));
   std::vector<char*> envp;
   envp.reserve(env.size() + 1);
   for (auto& e : env) envp.push_back(e.data());

@@ -30,6 +30,12 @@ struct WorkerLaunch {
   std::string log_level = "warn";
 };
 
+// CLOCK_MONOTONIC when the node spawned this worker process (the environment's FLUIDFAAS_WORKER_SPAWNED_NS, which
+// WorkerProcess::Start sets), or the first call's time where it is missing or not a past time. The emulated
+// executor charges a cold start from it: the real start (exec, the dynamic loader, LibTorch) counts as part of the
+// modelled one.
+int64_t WorkerSpawnedNanos();
+
 class WorkerProcess {
  public:
   // Spawns the process; does not wait for it. IoError when fork or the socket fails (an exec failure shows as an
