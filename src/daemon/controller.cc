@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <future>
+#include <map>
 #include <numeric>
 #include <set>
 #include <sstream>
@@ -69,7 +70,8 @@ struct Controller::Impl {
     FunctionConfig config;
     FunctionInfo info;
     std::shared_ptr<const model::FunctionSpec> spec;
-    uint64_t input_bytes = 0;  // per sample
+    std::shared_ptr<const policy::BatchCosts> batched;  // for the deadline cut of a batch
+    uint64_t input_bytes = 0;                           // per sample
     bool removed = false;
   };
   struct Request {
@@ -79,11 +81,14 @@ struct Controller::Impl {
     std::vector<std::byte> input;
     InferCallback done;
     InstanceId instance = 0;
+    TimePoint routed;  // when it joined its instance's queue
   };
   struct Instance {
     FunctionId function = 0;
     std::vector<policy::StagePlacement> stages;
     int max_batch = 1;
+    Duration batch_timeout{0};  // with max_batch > 1: how long the oldest queued request waits for a fuller batch
+    bool batch_by_deadline = false;
     bool loaded = false;
     bool in_runtime = true;       // false: the runtime refused its launch (nothing to evict there)
     std::deque<RequestId> queue;  // routed, not yet submitted
@@ -127,6 +132,7 @@ struct Controller::Impl {
   std::map<uint64_t, std::vector<RequestId>> batches;  // submitted batch -> its requests
   std::set<std::pair<InstanceId, size_t>> releasing;   // (instance, slice) releases not yet acknowledged
   std::vector<policy::LaunchDecision> deferred;        // launches waiting for releases
+  std::multimap<TimePoint, InstanceId> dispatch_at;    // short batches waiting for their timeout
   std::vector<Decision> decisions;
   RequestId next_request = 1;
   uint64_t next_batch = 1;
@@ -148,11 +154,17 @@ struct Controller::Impl {
       std::deque<std::function<void()>> batch;
       {
         std::unique_lock<std::mutex> lock(mu);
-        wake.wait_for(lock, std::chrono::milliseconds(20), [&] { return stop || !tasks.empty(); });
+        auto wait = std::chrono::milliseconds(20);
+        if (!dispatch_at.empty()) {
+          wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
+                                    std::max(Duration{0}, dispatch_at.begin()->first - clock.Now())));
+        }
+        wake.wait_for(lock, wait, [&] { return stop || !tasks.empty(); });
         if (stop) return;
         batch.swap(tasks);
       }
       for (auto& t : batch) t();
+      DispatchDue();
       const TimePoint now = clock.Now();
       if (now >= next_tick) {
         next_tick = now + kTick;
@@ -245,6 +257,8 @@ struct Controller::Impl {
     inst.function = d.function;
     inst.stages = d.stages;
     inst.max_batch = std::max(1, d.max_batch);
+    inst.batch_timeout = d.batch_timeout;
+    inst.batch_by_deadline = d.batch_by_deadline;
     instances[d.instance] = inst;
     runtime::PipelineSpec p;
     p.instance = d.instance;
@@ -284,6 +298,7 @@ struct Controller::Impl {
     auto inst = instances.find(d.instance);
     if (r == requests.end() || inst == instances.end()) return;  // the checker reports it
     r->second.instance = d.instance;
+    r->second.routed = clock.Now();
     inst->second.queue.push_back(d.request);
     Dispatch(d.instance);
   }
@@ -328,7 +343,17 @@ struct Controller::Impl {
     const Function* f = FindFunction(inst.function);
     if (f == nullptr) return;
     while (inst.loaded && !inst.queue.empty() && inst.in_flight < inst.stages.size()) {
-      const size_t n = std::min(inst.queue.size(), static_cast<size_t>(inst.max_batch));
+      // The batch, as the simulator forms it: the queue's front, up to the max batch, cut short so that every
+      // request in it still meets its deadline when the policy asks; a short one waits up to the batch timeout.
+      size_t n = std::min(inst.queue.size(), static_cast<size_t>(inst.max_batch));
+      if (inst.batch_by_deadline) n = DeadlineCut(inst, *f, n);
+      if (n < static_cast<size_t>(inst.max_batch) && inst.batch_timeout > Duration{0}) {
+        const TimePoint due = requests.at(inst.queue.front()).routed + inst.batch_timeout;
+        if (clock.Now() < due) {
+          dispatch_at.emplace(due, id);
+          return;
+        }
+      }
       std::vector<RequestId> ids(inst.queue.begin(), inst.queue.begin() + static_cast<ptrdiff_t>(n));
       std::vector<std::byte> input;
       input.reserve(n * f->input_bytes);
@@ -349,6 +374,38 @@ struct Controller::Impl {
       inst.queue.erase(inst.queue.begin(), inst.queue.begin() + static_cast<ptrdiff_t>(n));
       ++inst.in_flight;
       batches[batch] = std::move(ids);
+    }
+  }
+
+  // The longest run of the `n` requests at the front of `inst`'s queue that, run together through every stage now,
+  // still leaves each of them its deadline (at least one).
+  size_t DeadlineCut(const Instance& inst, const Function& f, size_t n) const {
+    if (f.batched == nullptr) return n;
+    const TimePoint now = clock.Now();
+    TimePoint earliest = TimePoint::max();
+    size_t fits = 1;
+    for (size_t k = 1; k <= n; ++k) {
+      earliest = std::min(earliest, requests.at(inst.queue[k - 1]).deadline);
+      if (k == 1) continue;
+      const int batch = static_cast<int>(k);
+      if (batch > f.batched->max_batch()) break;
+      double ms = 0;
+      for (const policy::StagePlacement& st : inst.stages) {
+        ms += f.batched->ComputeMs(f.batched->KindIndex(cluster[st.slice].kind), st.first_block, st.last_block, batch);
+      }
+      if (now + MillisF(ms) > earliest) break;
+      fits = k;
+    }
+    return fits;
+  }
+
+  // Instances whose short batch waits for its timeout (DispatchDue runs them).
+  void DispatchDue() {
+    const TimePoint now = clock.Now();
+    while (!dispatch_at.empty() && dispatch_at.begin()->first <= now) {
+      const InstanceId id = dispatch_at.begin()->second;
+      dispatch_at.erase(dispatch_at.begin());
+      Dispatch(id);
     }
   }
 
@@ -540,11 +597,16 @@ struct Controller::Impl {
     f.id = id;
     f.config = c;
     f.spec = shared;
+    f.batched = served.batched;
     f.input_bytes = static_cast<uint64_t>(model::BytesPerElement(shared->dtype));
     for (int64_t d : shared->input_shape) f.input_bytes *= static_cast<uint64_t>(d);
-    f.info = FunctionInfo{
-        c.name, c.model, served.slo_ms, shared->dtype == model::DType::kFp16 ? "FP16" : "FP32", shared->input_shape,
-        {}};
+    f.info = FunctionInfo{c.name,
+                          c.model,
+                          served.slo_ms,
+                          c.time_scale,
+                          shared->dtype == model::DType::kFp16 ? "FP16" : "FP32",
+                          shared->input_shape,
+                          {}};
     f.info.output_shape = {shared->blocks.back().out_elems};
     std::lock_guard<std::mutex> lock(mu);
     if (auto old = functions.find(c.name); old != functions.end()) {
@@ -571,6 +633,7 @@ struct Controller::Impl {
     nlohmann::json slices = nlohmann::json::array();
     for (size_t s = 0; s < cluster.size(); ++s) {
       slices.push_back({{"id", cluster[s].id},
+                        {"gpu", cluster[s].gpu},
                         {"profile", cluster[s].kind.profile->name},
                         {"uuid", options.node.slices[s].uuid},
                         {"residents", nlohmann::json::array()}});
@@ -594,13 +657,16 @@ struct Controller::Impl {
                        {"stages", stages}});
     }
     const runtime::RuntimeStats rs = runtime->Stats();
-    nlohmann::json node = {{"name", options.node.name},
-                           {"emulated", options.node.emulated},
-                           {"policy", options.policy},
-                           {"slices", slices},
-                           {"instances", insts},
-                           {"host_memory", {{"warm_bytes", rs.warm_bytes}, {"warm_copies", rs.warm_copies}}},
-                           {"workers", {{"alive", rs.workers_alive}, {"restarts", rs.worker_restarts}}}};
+    nlohmann::json node = {
+        {"name", options.node.name},
+        {"emulated", options.node.emulated},
+        {"policy", options.policy},
+        {"slices", slices},
+        {"instances", insts},
+        {"host_memory", {{"warm_bytes", rs.warm_bytes}, {"warm_copies", rs.warm_copies}}},
+        {"totals",
+         {{"launches", launches}, {"pipelines", pipelines}, {"migrations", migrations}, {"evictions", evictions}}},
+        {"workers", {{"alive", rs.workers_alive}, {"restarts", rs.worker_restarts}}}};
     std::lock_guard<std::mutex> lock(mu);
     node_snapshot = std::move(node);
   }

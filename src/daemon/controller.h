@@ -47,6 +47,7 @@ struct FunctionInfo {
   std::string name;
   std::string model;
   double slo_ms = 0;
+  double time_scale = 1;              // of its emulated times
   std::string datatype;               // "FP32" | "FP16"
   std::vector<int64_t> input_shape;   // per sample
   std::vector<int64_t> output_shape;  // per sample

@@ -80,7 +80,7 @@ json ModelMetadata(const FunctionInfo& f) {
   return {{"name", f.name},
           {"versions", {"1"}},
           {"platform", "fluidfaas_emulated"},
-          {"parameters", {{"zoo_model", f.model}, {"slo_ms", f.slo_ms}}},
+          {"parameters", {{"zoo_model", f.model}, {"slo_ms", f.slo_ms}, {"time_scale", f.time_scale}}},
           {"inputs", {{{"name", "input"}, {"datatype", f.datatype}, {"shape", in}}}},
           {"outputs", {{{"name", "output"}, {"datatype", f.datatype}, {"shape", out}}}}};
 }
