@@ -5,6 +5,7 @@
 // to one of --connections sender threads, each with its own keep-alive connection); its latency counts from the
 // arrival time, so a client that falls behind shows up as latency, not as a slower arrival rate. A hit is a
 // request answered 200 within its function's SLO.
+#include <fmt/format.h>
 #include <httplib.h>
 
 #include <algorithm>
@@ -23,6 +24,8 @@
 #include "common/stats.h"
 #include "runtime/emulated_executor.h"
 #include "runtime/ring.h"
+#include "sim/experiment.h"
+#include "sim/simulator.h"
 #include "sim/workload.h"
 
 namespace fluidfaas::cli {
@@ -41,11 +44,14 @@ struct LoadOptions {
   int connections = 32;
   std::string out;
   bool json_output = false;
+  double agree_points = 0;  // > 0: exit 1 unless the simulator agrees within this many points
 };
 
 struct Target {
   std::string name;
+  std::string model;  // the zoo model it serves
   double slo_ms = 0;
+  double time_scale = 1;
   std::string body;  // the JSON header, then the input tensor's bytes
   size_t header_bytes = 0;
 };
@@ -83,13 +89,69 @@ Result<std::vector<Target>> Targets(const LoadOptions& o) {
                             {"shape", shape},
                             {"parameters", {{"binary_data_size", bytes}}}}}},
                          {"outputs", {{{"name", "output"}, {"parameters", {{"binary_data", true}}}}}}};
-    Target t{name, m["parameters"]["slo_ms"].get<double>(), header.dump(), 0};
+    const json& params = m["parameters"];
+    Target t{name,
+             params.value("zoo_model", ""),
+             params["slo_ms"].get<double>(),
+             params.value("time_scale", 1.0),
+             header.dump(),
+             0};
     t.header_bytes = t.body.size();
     t.body.append(bytes, '\0');  // zeros: finite in FP32 and FP16 alike
     out.push_back(std::move(t));
   }
   if (out.empty()) return Status::InvalidArgument("no function to load");
   return out;
+}
+
+// The daemon's GET /v1/node.
+Result<json> NodeState(const std::string& url) {
+  httplib::Client c(url);
+  auto r = c.Get("/v1/node");
+  if (!r || r->status != 200) return Status::Unavailable("cannot read " + url + "/v1/node");
+  json node = json::parse(r->body, nullptr, false);
+  if (node.is_discarded() || !node.is_object()) return Status::Unavailable("bad /v1/node from " + url);
+  return node;
+}
+
+// Launches, pipelines, migrations and evictions since the node started.
+std::map<std::string, int64_t> Totals(const json& node) {
+  std::map<std::string, int64_t> out;
+  for (const char* k : {"launches", "pipelines", "migrations", "evictions"}) {
+    out[k] = node.contains("totals") ? node["totals"].value(k, int64_t{0}) : 0;
+  }
+  return out;
+}
+
+// The simulator's run of the same arrivals on the daemon's node, functions and policy, or why there is none.
+Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& targets,
+                                const std::vector<sim::Arrival>& arrivals) {
+  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+  std::vector<policy::ClusterSlice> slices;
+  for (const json& s : node.value("slices", json::array())) {
+    const std::string profile = s.value("profile", "");
+    const auto p = std::find_if(a100.profiles.begin(), a100.profiles.end(),
+                                [&](const gpu::MigProfile& m) { return m.name == profile; });
+    if (p == a100.profiles.end())
+      return Status::Unimplemented("slice profile '" + profile + "' is not an A100-80GB one");
+    slices.push_back(policy::ClusterSlice{s.value("id", ""), s.value("gpu", 0), policy::SliceKind{&a100, &*p}, true});
+  }
+  std::vector<sim::NodeFunction> functions;
+  for (const Target& t : targets) {
+    if (t.time_scale != 1) {
+      return Status::Unimplemented("'" + t.name + "' runs at time scale " + std::to_string(t.time_scale) +
+                                   "; the simulator models time scale 1");
+    }
+    functions.push_back(sim::NodeFunction{t.model, t.slo_ms});
+  }
+  FF_ASSIGN_OR_RETURN(auto preset, sim::MakeNodePreset(std::move(slices), functions));
+  const std::string policy = node.value("policy", "fluidfaas");
+  FF_ASSIGN_OR_RETURN(auto scheduler, sim::MakeScheduler(policy, *preset));
+  const sim::SimResult r = sim::Simulate(preset->slices, preset->functions, arrivals, *scheduler);
+  if (!r.errors.empty()) return Status::Internal("the simulator found a scheduler error: " + r.errors.front());
+  sim::RunSummary summary = sim::Summarize(r, 0, preset->functions);
+  summary.policy = policy;
+  return summary;
 }
 
 int RunLoad(const LoadOptions& o) {
@@ -110,6 +172,11 @@ int RunLoad(const LoadOptions& o) {
     return kExitBadInput;
   }
   const std::vector<sim::Arrival> arrivals = sim::GenerateWorkload(spec);
+  auto node_before = NodeState(o.url);
+  if (!node_before.ok()) {
+    std::cerr << "fluidfaas load: " << node_before.status().message() << '\n';
+    return kExitFailure;
+  }
   std::vector<Outcome> outcomes(arrivals.size());
   std::mutex mu;
   std::condition_variable ready;
@@ -175,59 +242,116 @@ int RunLoad(const LoadOptions& o) {
   for (auto& t : senders) t.join();
   progress.join();
 
-  // Summary in the simulator's column names.
-  int64_t hits = 0, late = 0, rejected = 0, failed = 0, lost = 0;
+  // Summary in the simulator's column names, with the simulator's run of the same arrivals beside it.
+  sim::RunSummary m;
+  m.policy = node_before->value("policy", "?");
+  m.rate_rps = o.rate;
+  int64_t lost = 0;
   std::map<std::string, int64_t> codes;
   std::vector<double> completed_ms;
   for (size_t i = 0; i < outcomes.size(); ++i) {
     const Outcome& out = outcomes[i];
     if (out.status == 200) {
       completed_ms.push_back(out.latency_ms);
-      (out.latency_ms <= (*targets)[arrivals[i].function].slo_ms ? hits : late)++;
+      (out.latency_ms <= (*targets)[arrivals[i].function].slo_ms ? m.hits : m.late)++;
     } else if (out.status == 0) {
       ++lost;
     } else {
       ++codes[out.code];
-      (out.status == 429 || out.code == "no_capacity" || out.code == "draining" || out.code == "bad_input" ? rejected
-                                                                                                           : failed)++;
+      (out.status == 429 || out.code == "no_capacity" || out.code == "draining" || out.code == "bad_input"
+           ? m.rejected
+           : m.failed)++;
     }
   }
-  const auto n = static_cast<int64_t>(outcomes.size());
-  double mean = 0;
-  for (double v : completed_ms) mean += v / static_cast<double>(completed_ms.size());
-  json summary = {{"url", o.url},
+  m.requests = static_cast<int64_t>(outcomes.size());
+  m.hit_rate = m.requests > 0 ? static_cast<double>(m.hits) / static_cast<double>(m.requests) : 0;
+  for (double v : completed_ms) m.mean_ms += v / static_cast<double>(completed_ms.size());
+  m.p50_ms = Percentile(completed_ms, 0.5);
+  m.p99_ms = Percentile(completed_ms, 0.99);
+  m.throughput_rps = static_cast<double>(m.hits) / o.duration;
+  if (auto after = NodeState(o.url); after.ok()) {
+    auto before = Totals(*node_before), now = Totals(*after);
+    m.pipelines = now["pipelines"] - before["pipelines"];
+    m.migrations = now["migrations"] - before["migrations"];
+    m.evictions = now["evictions"] - before["evictions"];
+  }
+  const auto predicted = Predict(*node_before, *targets, arrivals);
+
+  const auto row_json = [](const sim::RunSummary& r) {
+    return json{{"policy", r.policy},
+                {"requests", r.requests},
+                {"hits", r.hits},
+                {"late", r.late},
+                {"rejected", r.rejected},
+                {"failed", r.failed},
+                {"slo_hit_rate", r.hit_rate},
+                {"mean_ms", r.mean_ms},
+                {"p50_ms", r.p50_ms},
+                {"p99_ms", r.p99_ms},
+                {"pipelines", r.pipelines},
+                {"migrations", r.migrations},
+                {"evictions", r.evictions}};
+  };
+  json summary = row_json(m);
+  summary.update({{"url", o.url},
                   {"rate_rps", o.rate},
                   {"duration_s", o.duration},
-                  {"requests", n},
-                  {"hits", hits},
-                  {"late", late},
-                  {"rejected", rejected},
-                  {"failed", failed},
                   {"unanswered", lost},
-                  {"slo_hit_rate", n > 0 ? static_cast<double>(hits) / static_cast<double>(n) : 0},
-                  {"mean_ms", mean},
-                  {"p50_ms", Percentile(completed_ms, 0.5)},
-                  {"p99_ms", Percentile(completed_ms, 0.99)},
-                  {"throughput_rps", static_cast<double>(hits) / o.duration},
-                  {"codes", codes}};
+                  {"throughput_rps", m.throughput_rps},
+                  {"codes", codes}});
+  if (predicted.ok()) {
+    summary["simulated"] = row_json(*predicted);
+  } else {
+    summary["simulated"] = nullptr;
+    summary["no_simulation"] = predicted.status().message();
+  }
   if (!o.out.empty()) {
     std::filesystem::create_directories(o.out);
     std::ofstream(std::filesystem::path(o.out) / "summary.json") << summary.dump(2) << '\n';
     std::ofstream csv(std::filesystem::path(o.out) / "summary.csv");
-    csv << "rate_rps,requests,hits,late,rejected,failed,slo_hit_rate,mean_ms,p50_ms,p99_ms,throughput_rps\n"
-        << o.rate << ',' << n << ',' << hits << ',' << late << ',' << rejected << ',' << failed << ','
-        << summary["slo_hit_rate"].get<double>() << ',' << mean << ',' << summary["p50_ms"].get<double>() << ','
-        << summary["p99_ms"].get<double>() << ',' << summary["throughput_rps"].get<double>() << '\n';
+    csv << "source,policy,rate_rps,requests,hits,late,rejected,failed,slo_hit_rate,mean_ms,p50_ms,p99_ms,"
+           "throughput_rps,pipelines,migrations,evictions\n";
+    const auto row = [&](const char* source, const sim::RunSummary& r) {
+      csv << source << ',' << r.policy << ',' << o.rate << ',' << r.requests << ',' << r.hits << ',' << r.late << ','
+          << r.rejected << ',' << r.failed << ',' << r.hit_rate << ',' << r.mean_ms << ',' << r.p50_ms << ','
+          << r.p99_ms << ',' << static_cast<double>(r.hits) / o.duration << ',' << r.pipelines << ',' << r.migrations
+          << ',' << r.evictions << '\n';
+    };
+    row("measured", m);
+    if (predicted.ok()) row("simulated", *predicted);
   }
   if (o.json_output) {
     std::cout << summary.dump(2) << '\n';
   } else {
-    std::cout << "requests " << n << ": " << hits << " hits, " << late << " late, " << rejected << " rejected, "
-              << failed << " failed, " << lost << " unanswered; SLO hit rate "
-              << 100.0 * summary["slo_hit_rate"].get<double>() << "%; completed p50 " << summary["p50_ms"].get<double>()
-              << " ms, p99 " << summary["p99_ms"].get<double>() << " ms; codes " << json(codes).dump() << '\n';
+    const auto line = [](const char* source, const sim::RunSummary& r) {
+      std::cout << fmt::format("{:<9} {:>8} {:>7} {:>6} {:>8} {:>6} {:>7.1f}% {:>9.1f} {:>9.1f} {:>9} {:>10}\n", source,
+                               r.requests, r.hits, r.late, r.rejected, r.failed, 100 * r.hit_rate, r.p50_ms, r.p99_ms,
+                               r.pipelines, r.migrations);
+    };
+    std::cout << fmt::format("{:<9} {:>8} {:>7} {:>6} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10}\n", "", "requests",
+                             "hits", "late", "rejected", "failed", "SLO hit", "p50 ms", "p99 ms", "pipelines",
+                             "migrations");
+    line("measured", m);
+    if (predicted.ok()) {
+      line("simulated", *predicted);
+    } else {
+      std::cout << "simulated: none (" << predicted.status().message() << ")\n";
+    }
+    std::cout << lost << " unanswered; codes " << json(codes).dump() << '\n';
   }
-  return lost == 0 ? kExitOk : kExitFailure;
+  if (lost > 0) return kExitFailure;
+  if (o.agree_points > 0) {
+    if (!predicted.ok()) {
+      std::cerr << "fluidfaas load: --agree: no simulation to compare with\n";
+      return kExitFailure;
+    }
+    const double gap = 100 * std::abs(predicted->hit_rate - m.hit_rate);
+    const int64_t pipeline_gap = std::abs(predicted->pipelines - m.pipelines);
+    std::cerr << "fluidfaas load: simulator vs daemon: SLO hit rate " << gap << " points apart (at most "
+              << o.agree_points << "), pipelines " << pipeline_gap << " apart (at most 1)\n";
+    if (gap > o.agree_points || pipeline_gap > 1) return kExitFailure;
+  }
+  return kExitOk;
 }
 
 }  // namespace
@@ -257,6 +381,10 @@ void AddLoadCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   load->add_option("--out", o->out, "Write summary.json and summary.csv here");
   load->add_flag("--json", o->json_output, "Print the summary as JSON");
+  load->add_option("--agree", o->agree_points,
+                   "Exit 1 unless the simulator's SLO hit rate for the same arrivals is within this many points of "
+                   "the measured one and its pipelines within 1")
+      ->check(CLI::Range(0.01, 100.0));
   load->callback([o, &exit_code] { exit_code = RunLoad(*o); });
 }
 

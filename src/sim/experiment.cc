@@ -30,40 +30,35 @@ Result<policy::ServedFunction> ServeZooModel(policy::FunctionId id, std::shared_
   return policy::ServedFunction{id, std::move(spec), std::move(costs), slo, std::move(batched), std::move(mps)};
 }
 
-Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const PresetOptions& options) {
-  std::string layout_text;
-  if (name == "paper") layout_text = "1g.10gb+2g.20gb+4g.40gb";
-  if (name == "fragmented") layout_text = "2g.20gb+2g.20gb+2g.20gb+1g.10gb";
-  if (layout_text.empty()) {
-    return Status::InvalidArgument("unknown preset '" + name + "' (presets: paper, fragmented)");
-  }
-  if (options.gpus < 1 || options.gpus > 64) return Status::InvalidArgument("preset: gpus must be in 1..64");
-  if (!(options.slo_scale > 0)) return Status::InvalidArgument("preset: slo scale must be positive");
+namespace {
+
+// A preset over `slices` (A100-80GB) serving `functions` (zoo models) with the given popularity shares.
+Result<std::unique_ptr<Preset>> BuildPreset(std::string name, std::vector<policy::ClusterSlice> slices,
+                                            const std::vector<NodeFunction>& functions,
+                                            const std::vector<double>& weights, double slo_scale) {
+  if (!(slo_scale > 0)) return Status::InvalidArgument("preset: slo scale must be positive");
+  if (slices.empty()) return Status::InvalidArgument("preset: no slices");
+  if (functions.empty()) return Status::InvalidArgument("preset: no functions");
   auto p = std::make_unique<Preset>();
-  p->name = name;
+  p->name = std::move(name);
+  p->slices = std::move(slices);
   const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
-  FF_ASSIGN_OR_RETURN(gpu::Layout layout, gpu::ParseLayout(a100, layout_text));
-  for (int g = 0; g < options.gpus; ++g) {
-    for (const gpu::PlacedSlice& s : layout.slices()) {
-      p->slices.push_back(
-          policy::ClusterSlice{std::to_string(g) + ":" + s.ToString(), g, policy::SliceKind{&a100, s.profile}, true});
-    }
-  }
   p->mps_shares = std::make_unique<gpu::MpsShares>(a100);
   const gpu::MpsShares& shares = *p->mps_shares;
-  for (int g = 0; g < options.gpus; ++g) {
+  int gpus = 0;
+  for (const policy::ClusterSlice& s : p->slices) gpus = std::max(gpus, s.gpu + 1);
+  for (int g = 0; g < gpus; ++g) {
     p->whole_gpus.push_back(policy::ClusterSlice{std::to_string(g) + ":mps", g,
                                                  policy::SliceKind{&a100, &shares.profile(shares.size() - 1)}, true});
   }
-  const std::vector<std::string> models = {"resnet50", "vit-b16",   "bert-base", "bert-large",
-                                           "gpt2-xl",  "llama2-7b", "llama2-13b"};
   double weight_sum = 0;
-  for (size_t i = 0; i < models.size(); ++i) {
-    FF_ASSIGN_OR_RETURN(model::FunctionSpec spec, model::BuildZooModel(models[i]));
+  for (size_t i = 0; i < functions.size(); ++i) {
+    FF_ASSIGN_OR_RETURN(model::FunctionSpec spec, model::BuildZooModel(functions[i].model));
     FF_ASSIGN_OR_RETURN(
         policy::ServedFunction served,
         ServeZooModel(static_cast<policy::FunctionId>(i), std::make_shared<const model::FunctionSpec>(std::move(spec)),
-                      p->latency, shares, options.slo_scale));
+                      p->latency, shares, slo_scale));
+    if (functions[i].slo_ms > 0) served.slo_ms = functions[i].slo_ms;
     p->specs.push_back(served.spec);
     p->costs.push_back(served.costs);
     p->batched.push_back(served.batched);
@@ -71,7 +66,7 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
     p->functions.push_back(
         SimFunction{served.spec.get(), served.costs.get(), served.slo_ms, served.batched.get(), served.mps.get()});
     p->served.push_back(std::move(served));
-    p->popularity.push_back(1.0 / static_cast<double>(i + 1));
+    p->popularity.push_back(weights.at(i));
     weight_sum += p->popularity.back();
   }
   for (double& w : p->popularity) w /= weight_sum;
@@ -89,6 +84,44 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
     if (share > 0) p->capacity_rps += 1000.0 / (ms / share);
   }
   return p;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const PresetOptions& options) {
+  std::string layout_text;
+  if (name == "paper") layout_text = "1g.10gb+2g.20gb+4g.40gb";
+  if (name == "fragmented") layout_text = "2g.20gb+2g.20gb+2g.20gb+1g.10gb";
+  if (layout_text.empty()) {
+    return Status::InvalidArgument("unknown preset '" + name + "' (presets: paper, fragmented)");
+  }
+  if (options.gpus < 1 || options.gpus > 64) return Status::InvalidArgument("preset: gpus must be in 1..64");
+  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+  FF_ASSIGN_OR_RETURN(gpu::Layout layout, gpu::ParseLayout(a100, layout_text));
+  std::vector<policy::ClusterSlice> slices;
+  for (int g = 0; g < options.gpus; ++g) {
+    for (const gpu::PlacedSlice& s : layout.slices()) {
+      slices.push_back(
+          policy::ClusterSlice{std::to_string(g) + ":" + s.ToString(), g, policy::SliceKind{&a100, s.profile}, true});
+    }
+  }
+  std::vector<NodeFunction> functions;
+  std::vector<double> zipf;
+  for (const char* m : {"resnet50", "vit-b16", "bert-base", "bert-large", "gpt2-xl", "llama2-7b", "llama2-13b"}) {
+    functions.push_back(NodeFunction{m, 0});
+    zipf.push_back(1.0 / static_cast<double>(functions.size()));
+  }
+  return BuildPreset(name, std::move(slices), functions, zipf, options.slo_scale);
+}
+
+Result<std::unique_ptr<Preset>> MakeNodePreset(std::vector<policy::ClusterSlice> slices,
+                                               const std::vector<NodeFunction>& functions, double slo_scale) {
+  for (const policy::ClusterSlice& s : slices) {
+    if (s.kind.gpu == nullptr || s.kind.gpu->model != gpu::GpuModel::kA100_80GB) {
+      return Status::Unimplemented("the cost tables are built for A100-80GB slices; slice " + s.id + " is not one");
+    }
+  }
+  return BuildPreset("node", std::move(slices), functions, std::vector<double>(functions.size(), 1.0), slo_scale);
 }
 
 Result<double> LoadShare(const std::string& load) {

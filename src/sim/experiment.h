@@ -57,6 +57,17 @@ struct PresetOptions {
 
 Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const PresetOptions& options = {});
 
+// A zoo model served on a node, with its SLO (0: slo_scale x its batch-1 latency on a full GPU, as presets).
+struct NodeFunction {
+  std::string model;
+  double slo_ms = 0;
+};
+
+// A node's own slices (A100-80GB) and functions as a preset named "node", popularity uniform: what the simulator
+// needs to predict a load run against the daemon (`fluidfaas load`).
+Result<std::unique_ptr<Preset>> MakeNodePreset(std::vector<policy::ClusterSlice> slices,
+                                               const std::vector<NodeFunction>& functions, double slo_scale = 5.0);
+
 // "light" 0.2, "medium" 0.5, "heavy" 0.8 of capacity, or a number ("0.35").
 Result<double> LoadShare(const std::string& load);
 
