@@ -10,7 +10,7 @@ packages=(
   librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev
   gnuplot-nox
-  curl prometheus
+  curl prometheus python3
   clang clang-format clang-tidy libclang-rt-14-dev libfuzzer-14-dev
 )
 
