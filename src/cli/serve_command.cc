@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/table.h"
 #include "common/strings.h"
 #include "daemon/http_api.h"
 #include "gpu/node_config.h"
@@ -161,6 +163,7 @@ struct ClientOptions {
   double timeout_ms = 0;
   double slo_ms = 0;
   int repeat = 1;
+  bool json_output = false;
 };
 
 Result<std::string> Token(const std::string& file) {
@@ -236,6 +239,49 @@ int RunGet(const ClientOptions& o, const std::string& path) {
   return Show(c.Get(path), path);
 }
 
+// GET /v1/node as tables (slices and their residents, instances with their stages), or its JSON.
+int RunState(const ClientOptions& o) {
+  httplib::Client c(o.url);
+  auto r = c.Get("/v1/node");
+  if (!r || r->status != 200 || o.json_output) return Show(r, "/v1/node");
+  const json n = json::parse(r->body, nullptr, false);
+  if (n.is_discarded() || !n.is_object()) return Show(r, "/v1/node");
+  std::map<int64_t, std::string> label;  // instance id -> "3 bert-base (time_sharing)"
+  Table instances({">id", "function", "state", "stages (slice: blocks)", ">queued", ">in flight"});
+  for (const json& i : n.value("instances", json::array())) {
+    const int64_t id = i.value("id", int64_t{0});
+    label[id] = std::to_string(id) + " " + i.value("function", "?") + " (" + i.value("state", "?") + ")";
+    std::string stages;
+    for (const json& st : i.value("stages", json::array())) {
+      const json blocks = st.value("blocks", json::array());
+      stages += (stages.empty() ? "" : " -> ") + st.value("slice", "?") +
+                (blocks.size() == 2 ? ": " + blocks[0].dump() + "-" + blocks[1].dump() : "");
+    }
+    instances.AddRow({std::to_string(id), i.value("function", "?"), i.value("state", "?"),
+                      stages.empty() ? "(none: in host memory or on disk)" : stages,
+                      std::to_string(i.value("queued", int64_t{0})),
+                      std::to_string(i.value("batches_in_flight", int64_t{0}))});
+  }
+  Table slices({"slice", "residents"});
+  for (const json& s : n.value("slices", json::array())) {
+    std::string residents;
+    for (const json& id : s.value("residents", json::array())) {
+      residents += (residents.empty() ? "" : ", ") + label[id.get<int64_t>()];
+    }
+    slices.AddRow({s.value("id", "?"), residents.empty() ? "free" : residents});
+  }
+  const json totals = n.value("totals", json::object());
+  const json host = n.value("host_memory", json::object());
+  std::cout << "node " << n.value("name", "?") << ", policy " << n.value("policy", "?") << "; "
+            << totals.value("launches", 0) << " launches, " << totals.value("pipelines", 0) << " pipelines, "
+            << totals.value("migrations", 0) << " migrations, " << totals.value("evictions", 0)
+            << " evictions; host memory " << Fixed(static_cast<double>(host.value("warm_bytes", int64_t{0})) / 1e9, 2)
+            << " GB in " << host.value("warm_copies", 0) << " warm copies\n";
+  slices.Print(std::cout);
+  instances.Print(std::cout);
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddServeCommands(CLI::App& app, int& exit_code) {
@@ -290,7 +336,8 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
   functions->callback([c, &exit_code] { exit_code = RunGet(*c, "/v1/functions"); });
   CLI::App* state = app.add_subcommand("state", "A daemon's node state: slices, instances, pipelines, host memory");
   url(state);
-  state->callback([c, &exit_code] { exit_code = RunGet(*c, "/v1/node"); });
+  state->add_flag("--json", c->json_output, "Print /v1/node's JSON");
+  state->callback([c, &exit_code] { exit_code = RunState(*c); });
 }
 
 }  // namespace fluidfaas::cli
