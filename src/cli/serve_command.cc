@@ -2,6 +2,8 @@
 #include <httplib.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -114,6 +116,14 @@ int RunServe(const ServeOptions& o) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Debian's cpp-httplib waits on sockets with select(), which cannot watch a descriptor of 1024 or more (FD_SETSIZE;
+  // beyond it, memory is overwritten). With at most 1024 descriptors open, a flood of connections makes accept()
+  // fail with EMFILE, which the library retries after 1 ms: connections wait instead of corrupting the daemon.
+  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur > FD_SETSIZE) {
+    files.rlim_cur = FD_SETSIZE;
+    if (setrlimit(RLIMIT_NOFILE, &files) != 0) spdlog::warn("serve: cannot limit open files to {}", FD_SETSIZE);
+  }
 
   auto controller = daemon::Controller::Start(co, functions);
   if (!controller.ok()) {

@@ -5,9 +5,12 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <limits>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "daemon/http_api.h"
 #include "gpu/node_config.h"
@@ -290,6 +293,36 @@ TEST_F(DaemonTest, DeployAndDeleteNeedTheTokenWhenOneIsSet) {
   // Deployed again under the same name: a new function (the removed one keeps its own record while it drains).
   EXPECT_EQ(c.Post("/v1/functions", auth, body, "application/json")->status, 201);
   EXPECT_EQ(c.Get("/v2/models/rn")->status, 200);
+}
+
+TEST_F(DaemonTest, MoreKeepAliveClientsThanAnyFixedPoolAreAllServed) {
+  // cpp-httplib serves a keep-alive connection on one thread until it closes: with a fixed pool of 64, the 65th
+  // open connection waited with no answer; and a burst of new connections overflowed the packaged library's listen
+  // backlog of 5 (failed reads a second later). 160 clients connect at once and keep their connections open until
+  // every one is answered.
+  Start();
+  constexpr int kClients = 160;
+  std::atomic<int> answered{0}, failed{0};
+  std::mutex mu;
+  std::condition_variable all_done;
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      httplib::Client c("127.0.0.1", port_);
+      c.set_read_timeout(20, 0);
+      c.set_keep_alive(true);
+      for (int k = 0; k < 2; ++k) {
+        auto r = c.Post("/v2/models/bert/infer", InferBody(static_cast<float>(i)).dump(), "application/json");
+        (r && (r->status == 200 || r->status == 429 || r->status == 503) ? answered : failed)++;
+      }
+      std::unique_lock<std::mutex> lock(mu);  // the connection stays open until every client has its answers
+      all_done.wait_for(lock, std::chrono::seconds(30), [&] { return answered + failed == 2 * kClients; });
+      all_done.notify_all();
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(answered, 2 * kClients);
 }
 
 }  // namespace

@@ -1,12 +1,21 @@
 #include "daemon/http_api.h"
 
 #include <httplib.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <future>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
 
 #include "common/limits.h"
 
@@ -213,14 +222,71 @@ int StatusFor(const InferResult& r) {
   return 503;  // no_capacity, draining, load_failed, worker_lost, slice_taken, function_removed
 }
 
+// cpp-httplib's task queue, elastic: one thread per open connection (it serves a keep-alive connection on one
+// thread until the connection closes), started on demand and kept while idle for the next, up to `max`. A fixed
+// pool of 64 left the 65th keep-alive client waiting with no answer while 64 others stayed busy.
+class ConnectionPool final : public httplib::TaskQueue {
+ public:
+  explicit ConnectionPool(size_t max) : max_(std::max<size_t>(1, max)) {}
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+  ~ConnectionPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_.push_back(std::move(fn));
+    if (idle_ < jobs_.size() && threads_.size() < max_) {
+      threads_.emplace_back([this] { Work(); });
+    } else {
+      ready_.notify_one();
+    }
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+      stop_ = true;
+    }
+    ready_.notify_all();
+    for (std::thread& t : threads_) t.join();  // enqueue is not called once shutdown has begun
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        ++idle_;
+        ready_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+        --idle_;
+        if (jobs_.empty()) return;  // stopping, nothing left
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  const size_t max_;
+  std::mutex mu_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_;  // GUARDED_BY(mu_)
+  std::vector<std::thread> threads_;        // GUARDED_BY(mu_) while growing; joined by shutdown
+  size_t idle_ = 0;                         // GUARDED_BY(mu_)
+  bool stop_ = false;                       // GUARDED_BY(mu_)
+};
+
 }  // namespace
 
 HttpApi::HttpApi(Controller& controller, HttpApiOptions options)
     : controller_(controller), options_(std::move(options)), server_(std::make_unique<httplib::Server>()) {
-  const int threads = options_.threads;
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  const size_t max = options_.max_connections;
+  server_->new_task_queue = [max] { return new ConnectionPool(max); };
   server_->set_payload_max_length(options_.max_body_bytes);
   server_->set_keep_alive_max_count(100000);
+  server_->set_keep_alive_timeout(options_.keep_alive_seconds);
   server_->set_tcp_nodelay(true);  // a response is one small write: never wait for the ACK of the last (Nagle)
   Routes();
 }
@@ -291,7 +357,8 @@ void HttpApi::Routes() {
     c.Infer(name, std::move(*input), timeout_ms, [promise](InferResult r) { promise->set_value(std::move(r)); });
     const InferResult r = future.get();  // the controller answers every request exactly once
     if (r.outcome != Outcome::kCompleted) {
-      if (StatusFor(r) == 429) res.set_header("Retry-After", "1");
+      // Worth retrying soon: the deadline or the node's limit (429), or every slice busy (503 no_capacity).
+      if (StatusFor(r) == 429 || r.code == "no_capacity") res.set_header("Retry-After", "1");
       return Error(res, StatusFor(r), r.detail, r.code);
     }
     const bool binary_out = WantsBinaryOutput(body);
@@ -388,7 +455,28 @@ Status HttpApi::Listen(const std::string& host, int port) {
 Result<int> HttpApi::Bind(const std::string& host, int port) {
   const int bound = port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
   if (bound < 0) return Status::IoError("cannot bind " + host + ":" + std::to_string(port));
+  WidenListenBacklog(bound);
   return bound;
+}
+
+// Debian's cpp-httplib is a compiled library built with a listen backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG cannot be
+// changed from here): a burst of new connections overflowed it, and the kernel's handshake retry a second later
+// left those clients with a failed read. listen() again on the bound socket only widens its queue; the socket is
+// found as the one of this process that listens on `port`.
+void HttpApi::WidenListenBacklog(int port) {
+  for (int fd = 0; fd < 1024; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening == 0) continue;
+    sockaddr_storage addr{};
+    socklen_t addr_len = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0) continue;
+    const int bound = addr.ss_family == AF_INET    ? ntohs(reinterpret_cast<const sockaddr_in&>(addr).sin_port)
+                      : addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6&>(addr).sin6_port)
+                                                   : -1;
+    if (bound == port && ::listen(fd, options_.listen_backlog) == 0) return;
+  }
+  spdlog::warn("http: could not widen the listen backlog of port {}: bursts of new connections may wait", port);
 }
 
 void HttpApi::ListenAfterBind() {

@@ -30,7 +30,11 @@ namespace fluidfaas::daemon {
 struct HttpApiOptions {
   std::string token;                         // non-empty: deploy, delete, load and unload need "Bearer <token>"
   size_t max_body_bytes = size_t{64} << 20;  // larger bodies get 413
-  int threads = 64;                          // handlers waiting on inference hold a thread each
+  // A connection holds a handler thread while it is open (keep-alive included; a handler waiting on inference
+  // holds it too): threads start on demand up to this many, then new connections wait for one to close.
+  size_t max_connections = 1024;
+  int keep_alive_seconds = 5;  // an idle keep-alive connection is closed after this
+  int listen_backlog = 1024;   // connections the kernel completes before the server accepts them
 };
 
 class HttpApi {
@@ -47,6 +51,7 @@ class HttpApi {
 
  private:
   void Routes();
+  void WidenListenBacklog(int port);
   Controller& controller_;
   HttpApiOptions options_;
   std::unique_ptr<httplib::Server> server_;

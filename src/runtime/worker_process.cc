@@ -64,6 +64,11 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const WorkerLaunch& 
     if (getppid() != parent) _exit(127);  // the node died already
     setpgid(0, 0);  // its own process group: a Ctrl-C at the node's terminal is the node's to handle
     if (child_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(child_fd, 3) < 0) _exit(127);  // fd 3, kept across exec
+    // Nothing else of the node's crosses: not its listening socket (a worker outliving the node would keep the
+    // port bound), its clients' connections (one held open by a worker is never closed for its client), rings.
+    if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0) {
+      for (int fd = 4; fd < 65536; ++fd) (void)::close(fd);  // before Linux 5.9
+    }
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
