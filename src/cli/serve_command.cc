@@ -35,6 +35,7 @@ struct ServeOptions {
   std::string token_file;
   double host_memory_gib = 0;
   int max_open = 4096;
+  double slo_margin = 0.1;
 };
 
 Result<std::pair<std::string, int>> ParseListen(const std::string& text) {
@@ -102,6 +103,7 @@ int RunServe(const ServeOptions& o) {
   co.policy = o.policy;
   co.worker_binary = o.worker.empty() ? DefaultWorker() : o.worker;
   co.max_open_requests = static_cast<size_t>(o.max_open);
+  co.slo_margin = o.slo_margin;
   if (o.host_memory_gib > 0) {
     co.host_memory_bytes = static_cast<int64_t>(o.host_memory_gib * (1 << 30));
   } else if (config->host_memory_gib) {
@@ -317,6 +319,11 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(0.0, 65536.0));
   serve->add_option("--max-open", o->max_open, "Requests open at once before new ones get 429")
       ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+  serve
+      ->add_option("--slo-margin", o->slo_margin,
+                   "Share of each SLO the scheduler leaves for HTTP and the client (it plans to finish this early)")
+      ->check(CLI::Range(0.0, 0.5))
       ->capture_default_str();
   serve->callback([o, &exit_code] { exit_code = RunServe(*o); });
 

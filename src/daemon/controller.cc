@@ -89,6 +89,7 @@ struct Controller::Impl {
     int max_batch = 1;
     Duration batch_timeout{0};  // with max_batch > 1: how long the oldest queued request waits for a fuller batch
     bool batch_by_deadline = false;
+    TimePoint busy_until;  // modelled end of the batches submitted (for the deadline cut of one that waits)
     bool loaded = false;
     bool in_runtime = true;       // false: the runtime refused its launch (nothing to evict there)
     std::deque<RequestId> queue;  // routed, not yet submitted
@@ -108,6 +109,7 @@ struct Controller::Impl {
   mutable std::mutex mu;
   std::condition_variable wake;
   std::deque<std::function<void()>> tasks;                   // GUARDED_BY(mu)
+  std::deque<std::function<void()>> runtime_tasks;           // GUARDED_BY(mu): the runtime's events, run first
   bool stop = false;                                         // GUARDED_BY(mu)
   bool draining = false;                                     // GUARDED_BY(mu)
   size_t open = 0;                                           // GUARDED_BY(mu): admitted, not answered
@@ -145,6 +147,22 @@ struct Controller::Impl {
     tasks.push_back(std::move(task));
     wake.notify_one();
   }
+  // The runtime's events go ahead of new requests: a finished batch frees its slice for the next one, and under a
+  // flood of requests it would otherwise wait behind thousands of them.
+  void PostRuntime(std::function<void()> task) {
+    std::lock_guard<std::mutex> lock(mu);
+    runtime_tasks.push_back(std::move(task));
+    wake.notify_one();
+  }
+  // Runs the runtime's events posted so far.
+  void RunRuntimeTasks() {
+    std::deque<std::function<void()>> ready;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ready.swap(runtime_tasks);
+    }
+    for (auto& t : ready) t();
+  }
 
   TimePoint FromNanos(int64_t ns) const { return AtMicros((ns - epoch_ns) / 1000); }
 
@@ -159,11 +177,16 @@ struct Controller::Impl {
           wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
                                     std::max(Duration{0}, dispatch_at.begin()->first - clock.Now())));
         }
-        wake.wait_for(lock, wait, [&] { return stop || !tasks.empty(); });
+        wake.wait_for(lock, wait, [&] { return stop || !tasks.empty() || !runtime_tasks.empty(); });
         if (stop) return;
         batch.swap(tasks);
       }
-      for (auto& t : batch) t();
+      RunRuntimeTasks();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        batch[i]();
+        if (i % 16 == 15) RunRuntimeTasks();
+      }
+      RunRuntimeTasks();
       DispatchDue();
       const TimePoint now = clock.Now();
       if (now >= next_tick) {
@@ -342,11 +365,15 @@ struct Controller::Impl {
     Instance& inst = it->second;
     const Function* f = FindFunction(inst.function);
     if (f == nullptr) return;
-    while (inst.loaded && !inst.queue.empty() && inst.in_flight < inst.stages.size()) {
+    // One batch per stage in flight, and one more waiting in the first ring: a stage that finishes starts the
+    // next batch at once, without waiting for the control thread to hear of it.
+    while (inst.loaded && !inst.queue.empty() && inst.in_flight <= inst.stages.size()) {
       // The batch, as the simulator forms it: the queue's front, up to the max batch, cut short so that every
       // request in it still meets its deadline when the policy asks; a short one waits up to the batch timeout.
+      const TimePoint now = clock.Now();
+      const TimePoint start = inst.in_flight >= inst.stages.size() ? std::max(now, inst.busy_until) : now;
       size_t n = std::min(inst.queue.size(), static_cast<size_t>(inst.max_batch));
-      if (inst.batch_by_deadline) n = DeadlineCut(inst, *f, n);
+      if (inst.batch_by_deadline) n = DeadlineCut(inst, *f, n, start);
       if (n < static_cast<size_t>(inst.max_batch) && inst.batch_timeout > Duration{0}) {
         const TimePoint due = requests.at(inst.queue.front()).routed + inst.batch_timeout;
         if (clock.Now() < due) {
@@ -373,15 +400,15 @@ struct Controller::Impl {
       }
       inst.queue.erase(inst.queue.begin(), inst.queue.begin() + static_cast<ptrdiff_t>(n));
       ++inst.in_flight;
+      inst.busy_until = std::max(now, inst.busy_until) + MillisF(BatchMs(inst, *f, static_cast<int>(n), true));
       batches[batch] = std::move(ids);
     }
   }
 
   // The longest run of the `n` requests at the front of `inst`'s queue that, run together through every stage now,
   // still leaves each of them its deadline (at least one).
-  size_t DeadlineCut(const Instance& inst, const Function& f, size_t n) const {
+  size_t DeadlineCut(const Instance& inst, const Function& f, size_t n, TimePoint start) const {
     if (f.batched == nullptr) return n;
-    const TimePoint now = clock.Now();
     TimePoint earliest = TimePoint::max();
     size_t fits = 1;
     for (size_t k = 1; k <= n; ++k) {
@@ -389,14 +416,25 @@ struct Controller::Impl {
       if (k == 1) continue;
       const int batch = static_cast<int>(k);
       if (batch > f.batched->max_batch()) break;
-      double ms = 0;
-      for (const policy::StagePlacement& st : inst.stages) {
-        ms += f.batched->ComputeMs(f.batched->KindIndex(cluster[st.slice].kind), st.first_block, st.last_block, batch);
-      }
-      if (now + MillisF(ms) > earliest) break;
+      if (start + MillisF(BatchMs(inst, f, batch, false)) > earliest) break;
       fits = k;
     }
     return fits;
+  }
+
+  // The modelled time of a batch of `batch` on `inst`: through every stage, or its slowest stage (`bottleneck`:
+  // how long it holds the pipeline's entry). 0 without batched costs.
+  double BatchMs(const Instance& inst, const Function& f, int batch, bool bottleneck) const {
+    if (f.batched == nullptr) return 0;
+    batch = std::clamp(batch, 1, f.batched->max_batch());
+    double total = 0, slowest = 0;
+    for (const policy::StagePlacement& st : inst.stages) {
+      const double ms =
+          f.batched->ComputeMs(f.batched->KindIndex(cluster[st.slice].kind), st.first_block, st.last_block, batch);
+      total += ms;
+      slowest = std::max(slowest, ms);
+    }
+    return bottleneck ? slowest : total;
   }
 
   // Instances whose short batch waits for its timeout (DispatchDue runs them).
@@ -555,7 +593,7 @@ struct Controller::Impl {
   }
 
   void OnRuntimeEvent(runtime::RuntimeEvent e) {
-    Post([this, e = std::move(e)]() mutable {
+    PostRuntime([this, e = std::move(e)]() mutable {
       std::visit(
           [this](auto& event) {
             using T = std::decay_t<decltype(event)>;
@@ -677,6 +715,7 @@ struct Controller::Impl {
 Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
                                                       const std::vector<FunctionConfig>& functions) {
   if (options.node.slices.empty()) return Status::InvalidArgument("the node has no slices");
+  FF_RETURN_IF_ERROR(CheckRange("slo margin", options.slo_margin, 0.0, 0.5));
   if (policy::UsesWholeGpus(options.policy)) {
     return Status::InvalidArgument("policy '" + options.policy +
                                    "' runs on whole GPUs with MPS, which the node "
@@ -758,7 +797,9 @@ void Controller::Infer(const std::string& function, std::vector<std::byte> input
       r.function = it->second.id;
       r.arrival = impl.clock.Now();
       const double slo = timeout_ms.value_or(it->second.info.slo_ms);
-      r.deadline = r.arrival + MillisF(slo);
+      // The scheduler plans for a deadline a margin early: what the HTTP exchange and the client take is
+      // outside its model.
+      r.deadline = r.arrival + MillisF(slo * (1 - impl.options.slo_margin));
     }
     if (!refusal.code.empty()) {
       ++impl.ends[{function.size() <= kMaxNameLength && CheckName("f", function).ok() ? function : "unknown",
