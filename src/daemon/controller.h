@@ -60,7 +60,7 @@ struct ControllerOptions {
   std::optional<int64_t> host_memory_bytes;
   size_t max_open_requests = 4096;          // admitted and not yet answered; beyond it requests are turned away
   size_t max_open_bytes = size_t{1} << 30;  // their inputs' bytes at once: memory stays bounded under overload
-  double slo_margin = 0.1;  // the scheduler is given deadlines this share of the SLO early, in [0, 0.5]
+  double slo_margin = 0.1;                  // the scheduler is given deadlines this share of the SLO early, in [0, 0.5]
   runtime::RuntimeOptions runtime;          // restart and heartbeat settings (slices and binary are filled in)
 };
 

@@ -180,10 +180,15 @@ std::vector<int64_t> OutputShape(const FunctionInfo& f) {
   return shape;
 }
 
-json OutputJson(const InferResult& r, const FunctionInfo& f) {
-  json data = json::array();
+// The output's values as a JSON array's text, each the shortest decimal that reads back as the same float
+// (std::to_chars); a value that is not finite is written as 0. Written directly: building a json array of the values
+// and printing it took a third of the daemon's time per request (perf, bert-base's 768 outputs).
+std::string OutputDataText(const InferResult& r, const FunctionInfo& f) {
   const bool half = f.datatype == "FP16";
   const size_t n = r.output.size() / (half ? 2 : 4);
+  std::string text;
+  text.reserve(n * 12 + 2);
+  text.push_back('[');
   for (size_t i = 0; i < n; ++i) {
     float x = 0;
     if (half) {
@@ -193,9 +198,13 @@ json OutputJson(const InferResult& r, const FunctionInfo& f) {
     } else {
       std::memcpy(&x, r.output.data() + i * 4, 4);
     }
-    data.push_back(std::isfinite(x) ? x : 0.0f);
+    char digits[32];
+    const auto end = std::to_chars(digits, digits + sizeof digits, std::isfinite(x) ? x : 0.0f).ptr;
+    if (i > 0) text.push_back(',');
+    text.append(digits, end);
   }
-  return {{"name", "output"}, {"datatype", f.datatype}, {"shape", OutputShape(f)}, {"data", data}};
+  text.push_back(']');
+  return text;
 }
 
 // The request asks for its output as binary data: "parameters": {"binary_data_output": true}, or its "output"
@@ -362,11 +371,12 @@ void HttpApi::Routes() {
       return Error(res, StatusFor(r), r.detail, r.code);
     }
     const bool binary_out = WantsBinaryOutput(body);
-    json output = binary_out ? json{{"name", "output"},
-                                    {"datatype", f->datatype},
-                                    {"shape", OutputShape(*f)},
-                                    {"parameters", {{"binary_data_size", r.output.size()}}}}
-                             : OutputJson(r, *f);
+    json output = {{"name", "output"}, {"datatype", f->datatype}, {"shape", OutputShape(*f)}};
+    if (binary_out) {
+      output["parameters"] = {{"binary_data_size", r.output.size()}};
+    } else {
+      output["data"] = nullptr;  // a placeholder for the values' text, spliced in below
+    }
     json out = {
         {"model_name", name},
         {"model_version", "1"},
@@ -374,8 +384,16 @@ void HttpApi::Routes() {
         {"parameters",
          {{"instance", r.instance}, {"queue_ms", r.queue_ms}, {"compute_ms", r.compute_ms}, {"total_ms", r.total_ms}}}};
     if (body.contains("id") && body["id"].is_string()) out["id"] = body["id"];
-    if (!binary_out) return Reply(res, 200, out);
     std::string payload = out.dump();
+    if (!binary_out) {
+      // The placeholder is the first "data":null outside a string (inside one its quotes would be escaped).
+      size_t at = payload.find("\"data\":null");
+      while (at != std::string::npos && at > 0 && payload[at - 1] == '\\') at = payload.find("\"data\":null", at + 1);
+      if (at == std::string::npos) return Error(res, 500, "could not write the output", "internal");
+      payload.replace(at + 7, 4, OutputDataText(r, *f));
+      res.status = 200;
+      return res.set_content(payload, "application/json");
+    }
     res.set_header("Inference-Header-Content-Length", std::to_string(payload.size()));
     payload.append(reinterpret_cast<const char*>(r.output.data()), r.output.size());
     res.status = 200;
