@@ -481,7 +481,7 @@ Result<int> HttpApi::Bind(const std::string& host, int port) {
 // changed from here): a burst of new connections overflowed it, and the kernel's handshake retry a second later
 // left those clients with a failed read. listen() again on the bound socket only widens its queue; the socket is
 // found as the one of this process that listens on `port`.
-void HttpApi::WidenListenBacklog(int port) {
+void HttpApi::WidenListenBacklog(int port) const {
   for (int fd = 0; fd < 1024; ++fd) {
     int listening = 0;
     socklen_t len = sizeof listening;

@@ -51,7 +51,7 @@ class HttpApi {
 
  private:
   void Routes();
-  void WidenListenBacklog(int port);
+  void WidenListenBacklog(int port) const;
   Controller& controller_;
   HttpApiOptions options_;
   std::unique_ptr<httplib::Server> server_;

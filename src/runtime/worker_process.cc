@@ -24,7 +24,7 @@ constexpr size_t kSpawnedEnvLength = 28;
 }  // namespace
 
 int64_t WorkerSpawnedNanos() {
-  static const int64_t spawned = [] {
+  static const int64_t kSpawned = [] {
     const char* v = std::getenv("FLUIDFAAS_WORKER_SPAWNED_NS");
     char* end = nullptr;
     const long long ns = v != nullptr ? std::strtoll(v, &end, 10) : 0;
@@ -32,7 +32,7 @@ int64_t WorkerSpawnedNanos() {
     // Anything but a time in the past (at most an hour ago) is ignored: now, then.
     return v != nullptr && end != v && *end == '\0' && ns > 0 && ns <= now && now - ns < 3'600'000'000'000 ? ns : now;
   }();
-  return spawned;
+  return kSpawned;
 }
 
 Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const WorkerLaunch& launch) {
