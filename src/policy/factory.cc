@@ -73,16 +73,33 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
     options.erase(it);
     return Status::Ok();
   };
+  const auto take_switch = [&](const char* key, bool& into) -> Status {
+    auto it = options.find(key);
+    if (it == options.end()) return Status::Ok();
+    if (it->second != "on" && it->second != "off") {
+      return Status::InvalidArgument("policy " + name + ": " + key + " must be on or off, not '" +
+                                     Printable(it->second, 30) + "'");
+    }
+    into = it->second == "on";
+    options.erase(it);
+    return Status::Ok();
+  };
   const auto leftover = [&]() -> Status {
     if (options.empty()) return Status::Ok();
-    return Status::InvalidArgument("policy " + name + " has no option '" + Printable(options.begin()->first, 30) +
-                                   "' (options: keep_alive" + (name == "fluidfaas" ? ", idle_evict, dwell" : "") + ")");
+    return Status::InvalidArgument(
+        "policy " + name + " has no option '" + Printable(options.begin()->first, 30) + "' (options: keep_alive" +
+        (name == "fluidfaas" ? ", idle_evict, dwell, pipelines, time_sharing, migration, urgency" : "") + ")");
   };
   if (name == "fluidfaas") {
     FluidFaaSOptions o;
     FF_RETURN_IF_ERROR(take_span("keep_alive", o.keep_alive));
     FF_RETURN_IF_ERROR(take_span("idle_evict", o.ts_idle_evict));
     FF_RETURN_IF_ERROR(take_span("dwell", o.min_dwell));
+    FF_RETURN_IF_ERROR(take_switch("pipelines", o.pipelines));
+    FF_RETURN_IF_ERROR(take_switch("time_sharing", o.time_sharing));
+    FF_RETURN_IF_ERROR(take_switch("migration", o.migration));
+    FF_RETURN_IF_ERROR(take_switch("urgency", o.urgency));
+    if (!o.pipelines) o.planner.max_stages = 1;
     FF_RETURN_IF_ERROR(leftover());
     return Upcast(FluidFaaSScheduler::Create(std::move(cluster), std::move(functions), o));
   }

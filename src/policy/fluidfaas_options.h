@@ -28,6 +28,13 @@ struct FluidFaaSOptions {
   double speed_alpha = 0.2;               // weight of a new measured/estimated batch-time ratio in its running mean
   double noise_margin = 0.5;              // batches are booked at the mean measured speed plus this many standard
                                           // deviations of it (0: at the mean)
+  // The mechanisms, each switchable for its ablation (policy spec "fluidfaas:pipelines=off" and so on):
+  bool pipelines = true;     // plan an instance over several slices (design point 1); off: one slice each
+  bool time_sharing = true;  // place an instance on a slice beside idle residents (design point 2); off: only free
+                             // or reclaimed slices
+  bool migration = true;     // move a pipeline to one slice when one that serves it frees up
+  bool urgency = true;       // urgent requests prefer exclusive instances, the rest time-sharing ones; off: the
+                             // earliest finish for every request
   LoadCostModel load;
   PlannerOptions planner;
   LoadTrackerOptions tracker;

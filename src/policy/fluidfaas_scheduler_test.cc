@@ -229,5 +229,86 @@ TEST(FluidFaaSSchedulerTest, APipelineThatWentWarmWhileItsMigrationTargetLoadedI
   EXPECT_EQ(after[0].stages[0].slice, 0u);
 }
 
+// Each mechanism switches off for its ablation (policy spec fluidfaas:pipelines=off and so on).
+TEST(FluidFaaSSchedulerTest, WithPipelinesOffAModelNoFreeSliceHoldsIsTurnedAway) {
+  ManualClock clock;
+  Fn llama("llama2-13b", 0, 2000);
+  FluidFaaSOptions options;
+  options.pipelines = false;
+  options.planner.max_stages = 1;  // what the policy spec sets with pipelines=off
+  FakeNode node(clock, {Slice("0:4g.40gb@0", false), Slice("0:2g.20gb@4"), Slice("0:1g.10gb@6")}, {llama.served},
+                options);
+  node.SubmitEvery(0, At(0), At(30), Millis(1000), 2000);
+  node.Ticks(At(1), At(40));
+  clock.RunUntilIdle();
+  EXPECT_TRUE(node.scheduler().Instances().empty());
+  for (const auto& [rid, r] : node.requests()) EXPECT_TRUE(r.rejected) << rid;
+}
+
+TEST(FluidFaaSSchedulerTest, WithTimeSharingOffTwoQuietFunctionsNeverShareASlice) {
+  ManualClock clock;
+  Fn resnet("resnet50", 0, 100);
+  Fn bert("bert-base", 1, 100);
+  FluidFaaSOptions options;
+  options.min_dwell = Duration{0};
+  options.time_sharing = false;
+  FakeNode node(clock, {Slice("0:2g.20gb@4")}, {resnet.served, bert.served}, options);
+  node.SubmitEvery(0, At(0), At(60), Millis(1000), 100);
+  node.SubmitEvery(1, At(20), At(60), Millis(1000), 100);
+  node.Ticks(At(1), At(60));
+  size_t most_residents = 0;
+  for (double t = 1; t < 60; t += 1) {
+    clock.ScheduleAt(At(t), [&] {
+      for (const SliceView& v : node.scheduler().Slices())
+        most_residents = std::max(most_residents, v.residents.size());
+    });
+  }
+  clock.RunUntilIdle();
+  EXPECT_EQ(most_residents, 1u);
+  bool bert_turned_away = false;
+  for (const auto& [rid, r] : node.requests()) bert_turned_away = bert_turned_away || (r.function == 1 && r.rejected);
+  EXPECT_TRUE(bert_turned_away) << "with the slice taken and no sharing, bert-base has nowhere to go";
+}
+
+TEST(FluidFaaSSchedulerTest, WithMigrationOffThePipelineStaysWhenThe4gFreesUp) {
+  ManualClock clock;
+  Fn llama("llama2-13b", 0, 2000);
+  FluidFaaSOptions options;
+  options.migration = false;
+  FakeNode node(clock, {Slice("0:4g.40gb@0", false), Slice("0:2g.20gb@4"), Slice("0:1g.10gb@6")}, {llama.served},
+                options);
+  node.SubmitEvery(0, At(0), At(120), Millis(1000), 2000);
+  node.Ticks(At(1), At(130));
+  node.FreeSlice(0, At(40));
+  std::vector<InstanceView> later;
+  clock.ScheduleAt(At(100), [&] { later = node.scheduler().Instances(); });
+  clock.RunUntilIdle();
+  EXPECT_TRUE(node.migrations().empty());
+  ASSERT_FALSE(later.empty());
+  EXPECT_EQ(later[0].stages.size(), 2u) << "still the 2g + 1g pipeline";
+}
+
+TEST(FluidFaaSSchedulerTest, WithUrgencyOffEveryRequestTakesTheEarliestFinish) {
+  // The urgency test's scenario: the urgent request no longer goes to the exclusive instance for being urgent.
+  ManualClock clock;
+  Fn resnet("resnet50", 0, 40);
+  FluidFaaSOptions options;
+  options.min_dwell = Duration{0};
+  options.urgency = false;
+  FakeNode node(clock, {Slice("0:1g.10gb@5"), Slice("0:1g.10gb@6")}, {resnet.served}, options);
+  node.Submit(0, At(0), 40);
+  node.Ticks(At(1), At(40));
+  for (int i = 0; i < 12; ++i) node.Submit(0, At(20), 40);
+  const RequestId calm = node.Submit(0, At(30), 40);
+  const RequestId urgent = node.Submit(0, At(30.1), 40, Millis(25));
+  clock.RunUntilIdle();
+  ASSERT_EQ(node.scheduler().Instances().size(), 2u);
+  const auto& calm_r = node.requests().at(calm);
+  const auto& urgent_r = node.requests().at(urgent);
+  ASSERT_EQ(calm_r.routed.size(), 1u);
+  ASSERT_EQ(urgent_r.routed.size(), 1u);
+  EXPECT_EQ(urgent_r.routed[0], calm_r.routed[0]) << "both idle instances finish as early: the first is taken";
+}
+
 }  // namespace
 }  // namespace fluidfaas::policy

@@ -3,6 +3,7 @@
 namespace fluidfaas::policy {
 
 void Migrator::Consider(TimePoint now, std::vector<Decision>& out) {
+  if (!options_.migration) return;
   std::vector<InstanceId> pipelines;
   for (const auto& [id, inst] : instances_.all()) {
     if (inst.stages.size() > 1 && !inst.migrating &&

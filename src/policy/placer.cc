@@ -69,6 +69,7 @@ InstanceRec& Placer::PlacePlan(const ServedFunction& f, const Plan& plan, Instan
 }
 
 InstanceRec* Placer::TimeShare(const ServedFunction& f, TimePoint now, std::vector<Decision>& out) {
+  if (!options_.time_sharing) return nullptr;
   auto slot = TimeSharingSlot(f, now);
   if (!slot) return nullptr;
   std::vector<InstanceId> evicted;

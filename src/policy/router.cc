@@ -49,7 +49,7 @@ Router::Choice Router::Choose(const ServedFunction& f, const RequestEvent& reque
     // Urgency against this instance's own service time: slack = deadline - now - service.
     const Duration service(static_cast<int64_t>(static_cast<double>(inst.service.count()) * inst.speed));
     const bool urgent = ToMillis(request.deadline - now - service) < options_.urgent_slack_fraction * f.slo_ms;
-    const bool preferred = urgent == inst.Exclusive();
+    const bool preferred = !options_.urgency || urgent == inst.Exclusive();
     if (c.best == nullptr || (preferred && !best_preferred) || (preferred == best_preferred && finish < best_finish)) {
       c.best = &inst;
       best_preferred = preferred;

@@ -310,11 +310,15 @@ TEST(FactoryTest, PolicySpecsTakeOptions) {
   EXPECT_TRUE(policy::MakeScheduler("exclusive:keep_alive=60s", p->slices, p->served).ok());
   EXPECT_TRUE(policy::MakeScheduler("fluidfaas:keep_alive=5m:idle_evict=500ms", p->slices, p->served).ok());
   EXPECT_TRUE(policy::MakeScheduler("esg:keep_alive=90", p->slices, p->served).ok());
+  EXPECT_TRUE(policy::MakeScheduler("fluidfaas:pipelines=off:time_sharing=off:migration=on:urgency=off:dwell=10s",
+                                    p->slices, p->served)
+                  .ok());
   EXPECT_EQ(policy::PolicyName("exclusive:keep_alive=60s"), "exclusive");
   EXPECT_TRUE(policy::UsesWholeGpus("infless"));
   for (const char* bad :
        {"exclusive:keep_alive=0s", "exclusive:keep_alive=inf", "exclusive:keep_alive=2d", "exclusive:keep_live=60s",
-        "exclusive:keep_alive", "exclusive:keep_alive=1s:keep_alive=2s", "infless:keep_alive=60s"}) {
+        "exclusive:keep_alive", "exclusive:keep_alive=1s:keep_alive=2s", "infless:keep_alive=60s",
+        "fluidfaas:pipelines=no", "fluidfaas:urgency=", "exclusive:pipelines=off"}) {
     EXPECT_FALSE(
         policy::MakeScheduler(bad, bad == std::string("infless:keep_alive=60s") ? p->whole_gpus : p->slices, p->served)
             .ok())
