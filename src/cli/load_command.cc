@@ -5,6 +5,10 @@
 // to one of --connections sender threads, each with its own keep-alive connection); its latency counts from the
 // arrival time, so a client that falls behind shows up as latency, not as a slower arrival rate. A hit is a
 // request answered 200 within its function's SLO.
+//
+// Beside the measured row, the simulator's: the same arrivals through sim::Simulate on the daemon's node,
+// functions and policy as /v1/node and the functions' metadata describe them (time scale 1 only), with the
+// pipelines, migrations and evictions of each; --agree turns a disagreement into exit 1 (scripts/sim-vs-daemon.sh).
 #include <fmt/format.h>
 #include <httplib.h>
 
@@ -359,7 +363,10 @@ int RunLoad(const LoadOptions& o) {
 void AddLoadCommand(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<LoadOptions>();
   CLI::App* load = app.add_subcommand(
-      "load", "Open-loop load against a running daemon (arrivals from the simulator's workload generator)");
+      "load",
+      "Open-loop load against a running daemon (arrivals from the simulator's workload generator), with the "
+      "simulator's run of the same arrivals on the daemon's node, functions and policy beside the measured row (it "
+      "starts from an empty node: compare against a freshly started daemon)");
   load->add_option("--url", o->url, "The daemon's address")->capture_default_str();
   load->add_option("--functions", o->functions, "Functions to call (default: every one the daemon serves)")
       ->delimiter(',');
