@@ -151,7 +151,10 @@ Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& tar
   FF_ASSIGN_OR_RETURN(auto preset, sim::MakeNodePreset(std::move(slices), functions));
   const std::string policy = node.value("policy", "fluidfaas");
   FF_ASSIGN_OR_RETURN(auto scheduler, sim::MakeScheduler(policy, *preset));
-  const sim::SimResult r = sim::Simulate(preset->slices, preset->functions, arrivals, *scheduler);
+  sim::SimOptions options;
+  options.slo_margin = node.value("slo_margin", 0.0);
+  if (!(options.slo_margin >= 0 && options.slo_margin <= 0.5)) return Status::InvalidArgument("bad slo_margin");
+  const sim::SimResult r = sim::Simulate(preset->slices, preset->functions, arrivals, *scheduler, options);
   if (!r.errors.empty()) return Status::Internal("the simulator found a scheduler error: " + r.errors.front());
   sim::RunSummary summary = sim::Summarize(r, 0, preset->functions);
   summary.policy = policy;

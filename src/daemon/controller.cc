@@ -699,6 +699,7 @@ struct Controller::Impl {
         {"name", options.node.name},
         {"emulated", options.node.emulated},
         {"policy", options.policy},
+        {"slo_margin", options.slo_margin},
         {"slices", slices},
         {"instances", insts},
         {"host_memory", {{"warm_bytes", rs.warm_bytes}, {"warm_copies", rs.warm_copies}}},

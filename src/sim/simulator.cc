@@ -126,7 +126,12 @@ class Engine {
 
   policy::RequestEvent EventOf(uint64_t i) const {
     const RequestRecord& r = result_.requests[i];
-    return policy::RequestEvent{i, r.function, r.arrival, r.deadline};
+    return policy::RequestEvent{i, r.function, r.arrival, PlannedDeadline(r)};
+  }
+
+  // The deadline the scheduler and the batcher plan for: slo_margin of the SLO before the one hits are judged by.
+  TimePoint PlannedDeadline(const RequestRecord& r) const {
+    return r.deadline - MillisF(options_.slo_margin * functions_[r.function].slo_ms);
   }
 
   void Arrive(size_t i) {
@@ -491,7 +496,7 @@ class Engine {
     TimePoint earliest = TimePoint::max();
     size_t fits = 1;
     for (size_t n = 1; n <= batch; ++n) {
-      earliest = std::min(earliest, result_.requests[lane.queue[n - 1].request].deadline - st.after);
+      earliest = std::min(earliest, PlannedDeadline(result_.requests[lane.queue[n - 1].request]) - st.after);
       if (n == 1) continue;
       const Duration run =
           MillisF(f.batched->ComputeMs(st.kind, st.place.first_block, st.place.last_block, static_cast<int>(n)));

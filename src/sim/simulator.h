@@ -81,6 +81,8 @@ struct SimOptions {
   policy::TransferModel transfer;         // hop costs between stages
   double mps_interference = 0.3;          // slowdown of an MPS batch with the rest of its GPU busy (see above)
   Duration timeline_bucket = Seconds(1);  // resolution of SimResult::slice_timeline
+  double slo_margin = 0;                  // the scheduler plans for deadlines this share of the SLO early (the
+                                          // daemon's --slo-margin); hits are judged at the SLO. [0, 0.5]
 };
 
 enum class Outcome : uint8_t { kPending, kHit, kMiss, kRejected, kFailed };

@@ -132,5 +132,29 @@ TEST(SimulatorTest, PipelinesServeWhatNoSingleSliceHoldsAndExclusiveNeverPipelin
   for (const RequestRecord& q : exclusive.requests) EXPECT_EQ(q.outcome, Outcome::kRejected);
 }
 
+TEST(SimulatorTest, AnSloMarginMakesTheSchedulerPlanToFinishEarlyAndHitsAreStillJudgedAtTheSlo) {
+  // The daemon's --slo-margin, mirrored so that its simulated row plans the same way: with no noise a request the
+  // scheduler admits finishes by its planned deadline, 20% of the SLO early.
+  TestCluster s(1, "1g.10gb+2g.20gb+4g.40gb", {"resnet50", "bert-base"});
+  const auto arrivals =
+      GenerateWorkload({.rate_rps = 400, .cv = 2, .functions = 2, .duration = Seconds(60), .seed = 5});
+  SimOptions options;
+  options.slo_margin = 0.2;
+  auto scheduler = std::move(policy::FluidFaaSScheduler::Create(s.slices, s.served)).value();
+  const SimResult with = Simulate(s.slices, s.functions, arrivals, *scheduler, options);
+  ExpectConserved(with, arrivals.size());
+  const SimResult without = RunFluid(s, arrivals);
+  int64_t hits_with = 0, hits_without = 0, late_in_margin = 0;
+  for (const RequestRecord& q : with.requests) {
+    hits_with += q.outcome == Outcome::kHit;
+    const double slo = s.functions[q.function].slo_ms;
+    if (q.outcome == Outcome::kHit && ToMillis(q.finished - q.arrival) > 0.8 * slo + 1e-3) ++late_in_margin;
+  }
+  for (const RequestRecord& q : without.requests) hits_without += q.outcome == Outcome::kHit;
+  EXPECT_EQ(late_in_margin, 0) << "a request finished inside the margin";
+  EXPECT_GT(hits_with, 0);
+  EXPECT_LT(hits_with, hits_without) << "planning for tighter deadlines turns more away at this load";
+}
+
 }  // namespace
 }  // namespace fluidfaas::sim
