@@ -7,22 +7,16 @@
 #      way (time sharing, eviction to host memory) to the small models.
 # The policy's state changes are sped up so that they happen within the minute (dwell and idle eviction 10 s;
 # the defaults are 120 s and 60 s). Each phase prints the measured row beside the simulator's prediction.
-# Usage: scripts/demo.sh [--port P]       (after scripts/run.sh, or any release build)
+# Usage: scripts/demo.sh       (after scripts/run.sh, or any release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=build/release
 [ -x "$bin/fluidfaas" ] || { echo "demo: build first (scripts/run.sh builds it)"; exit 1; }
-port=$((20000 + RANDOM % 20000))
-if [ "${1:-}" = "--port" ]; then port="$2"; fi
-url="http://127.0.0.1:$port"
+source scripts/lib/daemon.sh
 log="$(mktemp)"
-"$bin/fluidfaas" serve --listen "127.0.0.1:$port" --policy fluidfaas:dwell=10s:idle_evict=10s 2>"$log" &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 100); do
-  curl -sf "$url/v2/health/ready" >/dev/null && break
-  sleep 0.1
-done
+daemon_pid=""
+trap '[ -z "$daemon_pid" ] || { kill -TERM $daemon_pid 2>/dev/null; wait $daemon_pid 2>/dev/null; }; rm -f "$log"' EXIT
+start_daemon "$log" --policy fluidfaas:dwell=10s:idle_evict=10s
 head -2 "$log"
 state() { echo; echo "-- node at $1"; "$bin/fluidfaas" state --url "$url"; }
 

@@ -7,17 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=build/release
-port=$((20000 + RANDOM % 20000))
-url="http://127.0.0.1:$port"
+source scripts/lib/daemon.sh
 log="$(mktemp)"
 workers_before="$(pgrep -fc 'fluidfaas-worker.*serve --control-fd' || true)"
-"$bin/fluidfaas" serve --listen "127.0.0.1:$port" --time-scale 0.1 2>"$log" &
-pid=$!
-trap 'kill -9 $pid 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 100); do
-  curl -sf "$url/v2/health/ready" >/dev/null && break
-  sleep 0.1
-done
+daemon_pid=""
+trap '[ -z "$daemon_pid" ] || kill -9 $daemon_pid 2>/dev/null || true; rm -f "$log"' EXIT
+start_daemon "$log" --time-scale 0.1
+pid=$daemon_pid
 fail() { echo "serve-smoke: $*"; cat "$log"; exit 1; }
 status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 
@@ -51,4 +47,4 @@ wait "$pid" || code=$?
 sleep 0.5
 workers_after="$(pgrep -fc 'fluidfaas-worker.*serve --control-fd' || true)"
 [ "$workers_after" = "$workers_before" ] || fail "worker processes left behind ($workers_before before, $workers_after after)"
-echo "serve-smoke: ok (port $port)"
+echo "serve-smoke: ok ($url)"

@@ -12,26 +12,21 @@ cd "$(dirname "$0")/.."
 bin=build/release
 duration=90
 if [ "${1:-}" = "--duration" ]; then duration="$2"; fi
+source scripts/lib/daemon.sh
 out="$(mktemp -d)"
-trap 'kill -9 $pid 2>/dev/null || true' EXIT
+daemon_pid=""
+trap '[ -z "$daemon_pid" ] || kill -9 $daemon_pid 2>/dev/null || true' EXIT
 
 # run NAME FUNCTIONS RATE
 run() {
-  local port=$((20000 + RANDOM % 20000))
-  local url="http://127.0.0.1:$port"
-  "$bin/fluidfaas" serve --listen "127.0.0.1:$port" --functions "$2" 2>"$out/$1.log" &
-  pid=$!
-  for _ in $(seq 1 100); do
-    curl -sf "$url/v2/health/ready" >/dev/null && break
-    sleep 0.1
-  done
+  start_daemon "$out/$1.log" --functions "$2"
   echo "== $1: $2 at $3 requests/s for $duration s"
   local code=0
   "$bin/fluidfaas" load --url "$url" --rate "$3" --zipf 0 --duration "$duration" --connections 64 --agree 3 \
     --out "$out/$1" >"$out/$1.txt" 2>&1 || code=$?
   tr '\r' '\n' <"$out/$1.txt" | grep -v 'answered (' || true
-  kill -TERM "$pid"
-  wait "$pid" || true
+  kill -TERM "$daemon_pid"
+  wait "$daemon_pid" || true
   if [ "$code" != 0 ]; then
     echo "sim-vs-daemon: $1 disagrees (summary in $out/$1); daemon log:"
     tail -20 "$out/$1.log"
