@@ -90,6 +90,7 @@ struct Controller::Impl {
     Duration batch_timeout{0};  // with max_batch > 1: how long the oldest queued request waits for a fuller batch
     bool batch_by_deadline = false;
     TimePoint busy_until;  // modelled end of the batches submitted (for the deadline cut of one that waits)
+    TimePoint wake_at = TimePoint::max();  // its entry in dispatch_at, while a short batch waits for its timeout
     bool loaded = false;
     bool in_runtime = true;       // false: the runtime refused its launch (nothing to evict there)
     std::deque<RequestId> queue;  // routed, not yet submitted
@@ -376,8 +377,11 @@ struct Controller::Impl {
       if (inst.batch_by_deadline) n = DeadlineCut(inst, *f, n, start);
       if (n < static_cast<size_t>(inst.max_batch) && inst.batch_timeout > Duration{0}) {
         const TimePoint due = requests.at(inst.queue.front()).routed + inst.batch_timeout;
-        if (clock.Now() < due) {
-          dispatch_at.emplace(due, id);
+        if (now < due) {
+          if (inst.wake_at != due) {  // once per due time, however many requests join meanwhile
+            inst.wake_at = due;
+            dispatch_at.emplace(due, id);
+          }
           return;
         }
       }
@@ -405,8 +409,8 @@ struct Controller::Impl {
     }
   }
 
-  // The longest run of the `n` requests at the front of `inst`'s queue that, run together through every stage now,
-  // still leaves each of them its deadline (at least one).
+  // The longest run of the `n` requests at the front of `inst`'s queue that, run together through every stage from
+  // `start`, still leaves each of them its deadline (at least one).
   size_t DeadlineCut(const Instance& inst, const Function& f, size_t n, TimePoint start) const {
     if (f.batched == nullptr) return n;
     TimePoint earliest = TimePoint::max();
@@ -443,6 +447,7 @@ struct Controller::Impl {
     while (!dispatch_at.empty() && dispatch_at.begin()->first <= now) {
       const InstanceId id = dispatch_at.begin()->second;
       dispatch_at.erase(dispatch_at.begin());
+      if (auto it = instances.find(id); it != instances.end()) it->second.wake_at = TimePoint::max();
       Dispatch(id);
     }
   }
