@@ -6,6 +6,7 @@
 #include <sys/select.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +33,7 @@ struct ServeOptions {
   std::vector<std::string> functions = {"resnet50", "bert-base", "llama2-13b"};
   double time_scale = 1.0;
   std::string worker;
+  std::string repository;
   std::string token_file;
   double host_memory_gib = 0;
   int max_open = 4096;
@@ -109,8 +111,25 @@ int RunServe(const ServeOptions& o) {
   } else if (config->host_memory_gib) {
     co.host_memory_bytes = static_cast<int64_t>(*config->host_memory_gib * (1 << 30));
   }
+  std::vector<std::string> dirs;
+  if (!o.repository.empty()) {
+    auto repo = daemon::FunctionRepository::Open(o.repository, co.worker_binary);
+    if (!repo.ok()) {
+      std::cerr << "fluidfaas serve: --repository: " << repo.status().message() << '\n';
+      return kExitBadInput;
+    }
+    dirs = repo->List();
+    spdlog::info("repository {}: {} function directories", repo->root(), dirs.size());
+    co.repository = std::move(*repo);
+  }
+  // --functions names zoo models and the repository's directories (a directory's name wins).
   std::vector<daemon::FunctionConfig> functions;
-  for (const std::string& f : o.functions) functions.push_back(daemon::FunctionConfig{f, f, 0, o.time_scale});
+  for (const std::string& f : o.functions) {
+    daemon::FunctionConfig fc;
+    fc.time_scale = o.time_scale;
+    (std::binary_search(dirs.begin(), dirs.end(), f) ? fc.directory : fc.model) = f;
+    functions.push_back(fc);
+  }
 
   // SIGTERM and SIGINT are taken by one thread (blocked everywhere else, before any thread starts).
   sigset_t signals;
@@ -169,8 +188,10 @@ int RunServe(const ServeOptions& o) {
 struct ClientOptions {
   std::string url = "http://127.0.0.1:8000";
   std::string model;
+  std::string directory;
   std::string name;
   std::string token_file;
+  int max_batch = 0;
   double fill = 0.5;
   double timeout_ms = 0;
   double slo_ms = 0;
@@ -232,6 +253,10 @@ int RunInvoke(const ClientOptions& o) {
 }
 
 int RunDeploy(const ClientOptions& o) {
+  if (o.model.empty() == o.directory.empty()) {
+    std::cerr << "fluidfaas deploy: give --model (a zoo model) or --directory (of the daemon's repository)\n";
+    return kExitBadInput;
+  }
   auto token = Token(o.token_file);
   if (!token.ok()) {
     std::cerr << "fluidfaas deploy: " << token.status().message() << '\n';
@@ -240,9 +265,10 @@ int RunDeploy(const ClientOptions& o) {
   httplib::Client c(o.url);
   httplib::Headers h;
   if (!token->empty()) h.emplace("Authorization", "Bearer " + *token);
-  json body = {{"model", o.model}};
+  json body = o.directory.empty() ? json{{"model", o.model}} : json{{"directory", o.directory}};
   if (!o.name.empty()) body["name"] = o.name;
   if (o.slo_ms > 0) body["slo_ms"] = o.slo_ms;
+  if (o.max_batch > 0) body["max_batch"] = o.max_batch;
   return Show(c.Post("/v1/functions", h, body.dump(), "application/json"), "deploy");
 }
 
@@ -307,13 +333,17 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
   serve
       ->add_option("--policy", o->policy, "Scheduling policy spec: fluidfaas, esg, exclusive, exclusive:keep_alive=60s")
       ->capture_default_str();
-  serve->add_option("--functions", o->functions, "Zoo models to deploy at start (comma-separated)")
+  serve
+      ->add_option("--functions", o->functions,
+                   "Zoo models or repository directories to deploy at start (comma-separated)")
       ->delimiter(',')
       ->capture_default_str();
   serve->add_option("--time-scale", o->time_scale, "Emulated executor's time factor (0.1: ten times faster)")
       ->check(CLI::Range(1e-6, 1000.0))
       ->capture_default_str();
   serve->add_option("--worker", o->worker, "fluidfaas-worker binary (default: beside this one)");
+  serve->add_option("--repository", o->repository,
+                    "Directory of TorchScript function directories (each: manifest.yaml + one .pt per block)");
   serve->add_option("--token-file", o->token_file, "File holding the bearer token for deploy, delete, load, unload");
   serve->add_option("--host-memory-gib", o->host_memory_gib, "Host memory for warm copies (default: node config)")
       ->check(CLI::Range(0.0, 65536.0));
@@ -340,11 +370,18 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
   invoke->add_option("--repeat", c->repeat, "Send it this many times, one after another")
       ->check(CLI::Range(1, 1'000'000));
   invoke->callback([c, &exit_code] { exit_code = RunInvoke(*c); });
-  CLI::App* deploy = app.add_subcommand("deploy", "Deploy a zoo model on a daemon");
+  CLI::App* deploy =
+      app.add_subcommand("deploy", "Deploy a zoo model or a function directory of the daemon's repository");
   url(deploy);
-  deploy->add_option("--model", c->model, "Zoo model")->required();
-  deploy->add_option("--name", c->name, "Function name (default: the model's)");
-  deploy->add_option("--slo-ms", c->slo_ms, "SLO (default: 5 x batch-1 latency on a full GPU)")
+  auto* model_opt = deploy->add_option("--model", c->model, "Zoo model");
+  auto* dir_opt = deploy->add_option("--directory", c->directory, "Function directory of the daemon's --repository");
+  model_opt->excludes(dir_opt);
+  deploy->add_option("--name", c->name, "Function name (default: the model's or directory's)");
+  deploy->add_option("--max-batch", c->max_batch, "Largest batch (default: the model's or manifest's)")
+      ->check(CLI::Range(1, kMaxBatch));
+  deploy
+      ->add_option("--slo-ms", c->slo_ms,
+                   "SLO (default: the manifest's, or 5 x a zoo model's batch-1 latency on a full GPU)")
       ->check(CLI::Range(0.001, 1e7));
   deploy->add_option("--token-file", c->token_file, "File holding the bearer token");
   deploy->callback([c, &exit_code] { exit_code = RunDeploy(*c); });

@@ -116,11 +116,12 @@ Result<ProcessOutput> RunProcess(const std::vector<std::string>& argv, Duration 
   std::array<char, 16384> buf{};
   Status failure = Status::Ok();
   while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      failure = Status::DeadlineExceeded(program + " ran past " +
-                                         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
-                                         " ms");
+      failure = Status::DeadlineExceeded(
+          program + " ran past " +
+          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) + " ms");
       break;
     }
     const int ready = poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(left.count(), 1000)));

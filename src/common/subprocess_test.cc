@@ -1,8 +1,7 @@
 #include "common/subprocess.h"
 
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 namespace fluidfaas {

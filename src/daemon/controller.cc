@@ -69,6 +69,8 @@ struct Controller::Impl {
     FunctionId id = 0;
     FunctionConfig config;
     FunctionInfo info;
+    std::string dir;                                 // a TorchScript function directory; empty for a zoo model
+    std::vector<std::vector<int64_t>> block_inputs;  // of a TorchScript function: each block's input per sample
     std::shared_ptr<const model::FunctionSpec> spec;
     std::shared_ptr<const policy::BatchCosts> batched;  // for the deadline cut of a batch
     uint64_t input_bytes = 0;                           // per sample
@@ -291,9 +293,11 @@ struct Controller::Impl {
     for (const policy::StagePlacement& st : d.stages) {
       runtime::PipelineStage s;
       s.slice = st.slice;
-      s.spec.executor = "emulated";
+      s.spec.executor = f != nullptr && !f->dir.empty() ? "torchscript" : "emulated";
       s.spec.function = f != nullptr ? f->info.name : "?";
       s.spec.model = f != nullptr ? f->config.model : "?";
+      s.spec.dir = f != nullptr ? f->dir : "";
+      if (f != nullptr && st.first_block < f->block_inputs.size()) s.spec.input_shape = f->block_inputs[st.first_block];
       s.spec.first_block = st.first_block;
       s.spec.last_block = st.last_block;
       s.spec.max_batch = inst.max_batch;
@@ -613,44 +617,100 @@ struct Controller::Impl {
   }
 
   // ---------------------------------------------------------------- deploy
-  Status DeployNow(const FunctionConfig& in) {
-    FunctionConfig c = in;
-    if (c.name.empty()) c.name = c.model;
+  // A function ready to install: its spec and cost tables, built off the control thread.
+  struct Prepared {
+    FunctionConfig config;                           // name filled in
+    std::string dir;                                 // a TorchScript directory; empty for a zoo model
+    std::vector<std::vector<int64_t>> block_inputs;  // its blocks' input shapes
+    policy::ServedFunction served;
+  };
+
+  Status CheckNotDeployed(const std::string& name) const {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = functions.find(name); it != functions.end() && !it->second.removed) {
+      return Status::AlreadyExists("function '" + name + "' is deployed");
+    }
+    return Status::Ok();
+  }
+
+  // Any thread: reads only what Start set up.
+  Result<Prepared> Prepare(const FunctionConfig& in) const {
+    Prepared p;
+    FunctionConfig& c = p.config = in;
+    if (c.model.empty() == c.directory.empty()) {
+      return Status::InvalidArgument("a function is a zoo model or a repository directory (one of the two)");
+    }
+    if (!c.directory.empty()) FF_RETURN_IF_ERROR(CheckName("directory", c.directory));
+    if (c.name.empty()) c.name = c.directory.empty() ? c.model : c.directory;
     FF_RETURN_IF_ERROR(CheckName("function name", c.name));
     FF_RETURN_IF_ERROR(CheckRange("time_scale", c.time_scale, 0.0, 1000.0, /*open_low=*/true));
     if (c.slo_ms != 0) FF_RETURN_IF_ERROR(CheckRange("slo_ms", c.slo_ms, 0.0, 1e7, /*open_low=*/true));
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      if (auto it = functions.find(c.name); it != functions.end() && !it->second.removed) {
-        return Status::AlreadyExists("function '" + c.name + "' is deployed");
+    if (c.max_batch != 0) FF_RETURN_IF_ERROR(CheckRange("max_batch", int64_t{c.max_batch}, 1, kMaxBatch));
+    FF_RETURN_IF_ERROR(CheckNotDeployed(c.name));  // before a second's inspection; Install checks again
+
+    model::FunctionSpec spec;
+    std::optional<model::FunctionProfile> profile;
+    if (!c.directory.empty()) {
+      if (!options.repository) {
+        return Status::FailedPrecondition("the node has no function repository (fluidfaas serve --repository DIR)");
       }
+      FF_ASSIGN_OR_RETURN(InspectedFunction found, options.repository->Inspect(c.directory));
+      spec = std::move(found.spec);
+      profile = std::move(found.profile);
+      p.dir = std::move(found.dir);
+      p.block_inputs = std::move(found.block_inputs);
+      c.time_scale = 1;  // real blocks run at their own speed
+    } else {
+      const auto zoo = model::ZooModels();
+      if (std::none_of(zoo.begin(), zoo.end(), [&](const model::ZooEntry& e) { return e.name == c.model; })) {
+        return Status::NotFound("no zoo model '" + Printable(c.model) + "' (fluidfaas zoo list)");
+      }
+      FF_ASSIGN_OR_RETURN(spec, model::BuildZooModel(c.model));
     }
-    const auto zoo = model::ZooModels();
-    if (std::none_of(zoo.begin(), zoo.end(), [&](const model::ZooEntry& e) { return e.name == c.model; })) {
-      return Status::NotFound("no zoo model '" + c.model + "' (fluidfaas zoo list)");
-    }
-    FF_ASSIGN_OR_RETURN(model::FunctionSpec spec, model::BuildZooModel(c.model));
+    if (c.max_batch != 0) spec.max_batch = c.max_batch;
+    const double manifest_slo = p.dir.empty() ? 0 : spec.slo_ms;
     auto shared = std::make_shared<const model::FunctionSpec>(std::move(spec));
+    const model::ModelledBlockTimes modelled(*shared, latency);
+    std::optional<model::ProfiledBlockTimes> profiled;
+    if (profile) profiled.emplace(std::move(*profile), modelled);
+    const model::BlockTimes& times = profiled ? static_cast<const model::BlockTimes&>(*profiled) : modelled;
+    FF_ASSIGN_OR_RETURN(p.served, sim::ServeFunction(0, shared, times, latency, *mps_shares, kDefaultSloScale));
+    if (c.slo_ms > 0) {
+      p.served.slo_ms = c.slo_ms;
+    } else if (manifest_slo > 0) {
+      p.served.slo_ms = manifest_slo;
+    }
+    return p;
+  }
+
+  // Control thread.
+  Status Install(Prepared p) {
+    const FunctionConfig& c = p.config;
+    FF_RETURN_IF_ERROR(CheckNotDeployed(c.name));
     const FunctionId id = next_function++;
-    FF_ASSIGN_OR_RETURN(policy::ServedFunction served,
-                        sim::ServeZooModel(id, shared, latency, *mps_shares, kDefaultSloScale));
-    if (c.slo_ms > 0) served.slo_ms = c.slo_ms;
-    FF_RETURN_IF_ERROR(scheduler->Deploy(served));
+    p.served.id = id;
+    FF_RETURN_IF_ERROR(scheduler->Deploy(p.served));
+    const model::FunctionSpec& spec = *p.served.spec;
     Function f;
     f.id = id;
     f.config = c;
-    f.spec = shared;
-    f.batched = served.batched;
-    f.input_bytes = static_cast<uint64_t>(model::BytesPerElement(shared->dtype));
-    for (int64_t d : shared->input_shape) f.input_bytes *= static_cast<uint64_t>(d);
+    f.dir = p.dir;
+    f.block_inputs = std::move(p.block_inputs);
+    f.spec = p.served.spec;
+    f.batched = p.served.batched;
+    f.input_bytes = static_cast<uint64_t>(model::BytesPerElement(spec.dtype));
+    for (int64_t d : spec.input_shape) f.input_bytes *= static_cast<uint64_t>(d);
     f.info = FunctionInfo{c.name,
                           c.model,
-                          served.slo_ms,
+                          c.directory,
+                          p.served.slo_ms,
+                          p.served.batched->max_batch(),
                           c.time_scale,
-                          shared->dtype == model::DType::kFp16 ? "FP16" : "FP32",
-                          shared->input_shape,
+                          spec.dtype == model::DType::kFp16 ? "FP16" : "FP32",
+                          spec.input_shape,
                           {}};
-    f.info.output_shape = {shared->blocks.back().out_elems};
+    f.info.output_shape =
+        p.dir.empty() ? std::vector<int64_t>{spec.blocks.back().out_elems} : spec.output_shape;  // zoo: flattened
     std::lock_guard<std::mutex> lock(mu);
     if (auto old = functions.find(c.name); old != functions.end()) {
       // A removed function deployed again under its name: its old id keeps its own record (its instances drain).
@@ -755,7 +815,9 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
                                        ro, [&impl](runtime::RuntimeEvent e) { impl.OnRuntimeEvent(std::move(e)); }));
   impl.runtime = c->runtime_.get();
   for (const FunctionConfig& f : functions) {
-    if (Status s = impl.DeployNow(f); !s.ok()) return s.WithContext("deploying '" + f.model + "'");
+    auto prepared = impl.Prepare(f);
+    Status s = prepared.ok() ? impl.Install(std::move(*prepared)) : prepared.status();
+    if (!s.ok()) return s.WithContext("deploying '" + (f.name.empty() ? f.model + f.directory : f.name) + "'");
   }
   impl.Snapshot();
   impl.thread = std::thread([&impl] { impl.Loop(); });
@@ -825,7 +887,14 @@ void Controller::Infer(const std::string& function, std::vector<std::byte> input
 }
 
 Status Controller::Deploy(const FunctionConfig& config) {
-  return impl_->RunOnControl<Status>([this, config] { return impl_->DeployNow(config); });
+  auto prepared = impl_->Prepare(config);
+  if (!prepared.ok()) return prepared.status();
+  return impl_->RunOnControl<Status>(
+      [this, p = std::make_shared<Impl::Prepared>(std::move(*prepared))] { return impl_->Install(std::move(*p)); });
+}
+
+std::vector<std::string> Controller::RepositoryFunctions() const {
+  return impl_->options.repository ? impl_->options.repository->List() : std::vector<std::string>{};
 }
 
 Status Controller::Remove(const std::string& name) {

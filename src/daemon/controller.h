@@ -28,6 +28,7 @@
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "daemon/repository.h"
 #include "gpu/topology.h"
 #include "policy/answer_checker.h"
 #include "policy/scheduler.h"
@@ -35,18 +36,23 @@
 
 namespace fluidfaas::daemon {
 
-// A function to deploy: a zoo model on the node's emulated executor.
+// A function to deploy: a zoo model on the node's emulated executor, or a TorchScript function directory of the
+// node's repository (daemon/repository.h) run by the workers through LibTorch.
 struct FunctionConfig {
-  std::string name;         // a plain name (common/limits.h); the model's name when empty
-  std::string model;        // zoo model
-  double slo_ms = 0;        // 0: 5 x the model's batch-1 latency on a full GPU
+  std::string name;         // a plain name (common/limits.h); the model's (or directory's) name when empty
+  std::string model;        // zoo model; empty when `directory` is set
+  double slo_ms = 0;        // 0: the manifest's, or 5 x a zoo model's batch-1 latency on a full GPU
   double time_scale = 1.0;  // the emulated executor's clock speed factor, (0, 1000]
+  std::string directory;    // a function directory of the repository, by its plain name
+  int max_batch = 0;        // 0: the model's or manifest's; else 1..kMaxBatch (cost tables stop at 32)
 };
 
 struct FunctionInfo {
   std::string name;
-  std::string model;
+  std::string model;      // zoo model, or "" for a repository function
+  std::string directory;  // the repository directory's name, or ""
   double slo_ms = 0;
+  int max_batch = 1;
   double time_scale = 1;              // of its emulated times
   std::string datatype;               // "FP32" | "FP16"
   std::vector<int64_t> input_shape;   // per sample
@@ -54,9 +60,10 @@ struct FunctionInfo {
 };
 
 struct ControllerOptions {
-  gpu::NodeTopology node;            // its slices are the scheduler's cluster
-  std::string policy = "fluidfaas";  // a policy spec (policy/factory.h); not one that uses whole GPUs
-  std::string worker_binary;         // fluidfaas-worker
+  gpu::NodeTopology node;                        // its slices are the scheduler's cluster
+  std::string policy = "fluidfaas";              // a policy spec (policy/factory.h); not one that uses whole GPUs
+  std::string worker_binary;                     // fluidfaas-worker
+  std::optional<FunctionRepository> repository;  // TorchScript functions it may deploy; none: zoo models only
   std::optional<int64_t> host_memory_bytes;
   size_t max_open_requests = 4096;          // admitted and not yet answered; beyond it requests are turned away
   size_t max_open_bytes = size_t{1} << 30;  // their inputs' bytes at once: memory stays bounded under overload
@@ -92,7 +99,13 @@ class Controller {
   void Infer(const std::string& function, std::vector<std::byte> input, std::optional<double> timeout_ms,
              InferCallback done);
 
+  // Builds the function's cost tables (and inspects a repository directory through the worker, about a second)
+  // on the caller's thread, then installs it on the control thread. AlreadyExists, NotFound (no such zoo model or
+  // directory), InvalidArgument, FailedPrecondition (a directory but no repository), Unavailable (a worker
+  // without LibTorch).
   Status Deploy(const FunctionConfig& config);
+  // The repository's function directories, sorted; empty without a repository.
+  std::vector<std::string> RepositoryFunctions() const;
   Status Remove(const std::string& name);
   std::optional<FunctionInfo> Function(const std::string& name) const;
   std::vector<FunctionInfo> Functions() const;

@@ -14,10 +14,12 @@
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 #include <vector>
 
 #include "common/limits.h"
+#include "model/zoo.h"
 
 namespace fluidfaas::daemon {
 namespace {
@@ -33,6 +35,16 @@ void Error(httplib::Response& res, int status, const std::string& message, const
   json body = {{"error", message}};
   if (!code.empty()) body["code"] = code;
   Reply(res, status, body);
+}
+
+// The HTTP status of a failed deploy, load or delete.
+int StatusFor(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kUnavailable: return 503;
+    default: return 400;
+  }
 }
 
 // IEEE half <-> float, for FP16 tensors in JSON (round to nearest even; no NaN payloads kept).
@@ -86,10 +98,16 @@ json ModelMetadata(const FunctionInfo& f) {
   in.insert(in.end(), f.input_shape.begin(), f.input_shape.end());
   std::vector<int64_t> out = {-1};
   out.insert(out.end(), f.output_shape.begin(), f.output_shape.end());
+  json params = {{"slo_ms", f.slo_ms}, {"max_batch", f.max_batch}, {"time_scale", f.time_scale}};
+  if (f.directory.empty()) {
+    params["zoo_model"] = f.model;
+  } else {
+    params["directory"] = f.directory;
+  }
   return {{"name", f.name},
           {"versions", {"1"}},
-          {"platform", "fluidfaas_emulated"},
-          {"parameters", {{"zoo_model", f.model}, {"slo_ms", f.slo_ms}, {"time_scale", f.time_scale}}},
+          {"platform", f.directory.empty() ? "fluidfaas_emulated" : "pytorch_torchscript"},
+          {"parameters", params},
           {"inputs", {{{"name", "input"}, {"datatype", f.datatype}, {"shape", in}}}},
           {"outputs", {{{"name", "output"}, {"datatype", f.datatype}, {"shape", out}}}}};
 }
@@ -400,10 +418,22 @@ void HttpApi::Routes() {
     res.set_content(payload, "application/octet-stream");
   });
 
-  // Model repository extension: the zoo is the repository.
+  // Model repository extension: the repository is the zoo and the node's function directories (--repository);
+  // a directory's name wins over a zoo model's.
   s.Post("/v2/repository/index", [&c](const httplib::Request&, httplib::Response& res) {
     json out = json::array();
-    for (const FunctionInfo& f : c.Functions()) out.push_back({{"name", f.name}, {"version", "1"}, {"state", "READY"}});
+    std::set<std::string> listed;
+    for (const FunctionInfo& f : c.Functions()) {
+      out.push_back({{"name", f.name}, {"version", "1"}, {"state", "READY"}});
+      listed.insert(f.name);
+    }
+    auto unloaded = [&](const std::string& name) {
+      if (listed.insert(name).second) {
+        out.push_back({{"name", name}, {"version", "1"}, {"state", "UNAVAILABLE"}, {"reason", "unloaded"}});
+      }
+    };
+    for (const std::string& name : c.RepositoryFunctions()) unloaded(name);
+    for (const model::ZooEntry& z : model::ZooModels()) unloaded(std::string(z.name));
     Reply(res, 200, out);
   });
   s.Post(R"(/v2/repository/models/([^/]+)/load)",
@@ -411,8 +441,12 @@ void HttpApi::Routes() {
            if (!authorized(req, res)) return;
            const std::string name = req.matches[1];
            if (c.Function(name)) return Reply(res, 200, json::object());
-           const Status st = c.Deploy(FunctionConfig{name, name});
-           if (!st.ok()) return Error(res, st.code() == StatusCode::kNotFound ? 404 : 400, st.message());
+           const std::vector<std::string> dirs = c.RepositoryFunctions();
+           FunctionConfig f;
+           f.name = name;
+           (std::binary_search(dirs.begin(), dirs.end(), name) ? f.directory : f.model) = name;
+           const Status st = c.Deploy(f);
+           if (!st.ok()) return Error(res, StatusFor(st), st.message());
            Reply(res, 200, json::object());
          });
   s.Post(R"(/v2/repository/models/([^/]+)/unload)",
@@ -432,23 +466,40 @@ void HttpApi::Routes() {
   s.Post("/v1/functions", [&c, authorized](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
     const json body = json::parse(req.body, nullptr, false);
-    if (!body.is_object() || !body.contains("model") || !body["model"].is_string()) {
-      return Error(res, 400, "body: {\"model\": zoo model, \"name\", \"slo_ms\", \"time_scale\"}", "bad_input");
+    auto text = [&body](const char* field) {
+      const auto it = body.find(field);
+      return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    if (!body.is_object() || text("model").empty() == text("directory").empty()) {
+      return Error(res, 400,
+                   "body: {\"model\": zoo model} or {\"directory\": a function directory of the repository}, "
+                   "with \"name\", \"slo_ms\", \"max_batch\", \"time_scale\"",
+                   "bad_input");
     }
     FunctionConfig f;
-    f.model = body["model"].get<std::string>();
-    f.name = body.contains("name") && body["name"].is_string() ? body["name"].get<std::string>() : f.model;
-    for (const char* field : {"slo_ms", "time_scale"}) {
+    f.model = text("model");
+    f.directory = text("directory");
+    f.name = text("name");
+    for (const char* field : {"slo_ms", "time_scale", "max_batch"}) {
       if (!body.contains(field)) continue;
-      if (!body[field].is_number()) return Error(res, 400, std::string(field) + " must be a number", "bad_input");
-      (std::string(field) == "slo_ms" ? f.slo_ms : f.time_scale) = body[field].get<double>();
+      const json& v = body[field];
+      const std::string name(field);
+      if (name == "max_batch" ? !v.is_number_integer() : !v.is_number()) {
+        return Error(res, 400, name + (name == "max_batch" ? " must be an integer" : " must be a number"), "bad_input");
+      }
+      if (name == "max_batch") {
+        const auto b = v.get<int64_t>();
+        if (const Status st = CheckRange("max_batch", b, 1, kMaxBatch); !st.ok()) {
+          return Error(res, 400, st.message(), "bad_input");
+        }
+        f.max_batch = static_cast<int>(b);
+      } else {
+        (name == "slo_ms" ? f.slo_ms : f.time_scale) = v.get<double>();
+      }
     }
     const Status st = c.Deploy(f);
-    if (!st.ok()) {
-      const int code = st.code() == StatusCode::kAlreadyExists ? 409 : st.code() == StatusCode::kNotFound ? 404 : 400;
-      return Error(res, code, st.message());
-    }
-    Reply(res, 201, ModelMetadata(*c.Function(f.name)));
+    if (!st.ok()) return Error(res, StatusFor(st), st.message());
+    Reply(res, 201, ModelMetadata(*c.Function(f.name.empty() ? f.model + f.directory : f.name)));
   });
   s.Delete(R"(/v1/functions/([^/]+))", [&c, authorized](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
@@ -462,6 +513,10 @@ void HttpApi::Routes() {
   s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.status == 413) return Error(res, 413, "the body is over the limit", "too_large");
     if (res.status == 404 && res.body.empty()) return Error(res, 404, "no such endpoint");
+    if (res.status == 400 && res.body.empty()) {
+      return Error(res, 400, "malformed request (a POST needs a body with its Content-Length, even an empty one)",
+                   "bad_request");
+    }
   });
 }
 

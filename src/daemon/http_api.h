@@ -3,10 +3,12 @@
 //   Open Inference Protocol (KServe v2), so existing clients work:
 //     GET  /v2/health/live, /v2/health/ready, /v2 (server metadata), /v2/models/{m}, /v2/models/{m}/ready
 //     POST /v2/models/{m}/infer              JSON body: one input, shape [1, ...] (one sample: the node batches)
-//     POST /v2/repository/index, /v2/repository/models/{m}/load, /unload   (model repository extension: zoo models)
+//     POST /v2/repository/index, /v2/repository/models/{m}/load, /unload   (model repository extension: the
+//                                            node's function directories (--repository), then zoo models)
 //   FluidFaaS's own:
 //     GET  /v1/node                          slices, residents, instances and pipelines, host memory
-//     GET  /v1/functions, POST /v1/functions {"model", "name", "slo_ms", "time_scale"}, DELETE /v1/functions/{name}
+//     GET  /v1/functions, DELETE /v1/functions/{name}
+//     POST /v1/functions {"model" | "directory", "name", "slo_ms", "max_batch", "time_scale"}
 //     GET  /metrics                          Prometheus text format
 //
 // Errors are {"error": "...", "code": "..."}: 400 bad body, shape or datatype (naming the input), 401 without the

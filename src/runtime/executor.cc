@@ -15,7 +15,8 @@ nlohmann::json StageSpec::ToJson() const {
           {"gpu", gpu},
           {"profile", profile},
           {"time_scale", time_scale},
-          {"dir", dir}};
+          {"dir", dir},
+          {"input_shape", input_shape}};
 }
 
 Result<StageSpec> StageSpec::FromJson(const nlohmann::json& j) {
@@ -55,6 +56,19 @@ Result<StageSpec> StageSpec::FromJson(const nlohmann::json& j) {
   FF_RETURN_IF_ERROR(text("gpu", s.gpu));
   FF_RETURN_IF_ERROR(text("profile", s.profile));
   FF_RETURN_IF_ERROR(text("dir", s.dir));
+  if (const auto shape = j.find("input_shape"); shape != j.end()) {  // optional
+    if (!shape->is_array() || shape->size() > 8) {
+      return Status::InvalidArgument("stage spec: \"input_shape\" must be a list of at most 8 dimensions");
+    }
+    int64_t elems = 1;
+    for (const auto& d : *shape) {
+      if (!d.is_number_integer()) return Status::InvalidArgument("stage spec: input_shape dimensions are integers");
+      FF_RETURN_IF_ERROR(CheckRange("stage spec input_shape", d.get<int64_t>(), 1, kMaxTensorElements));
+      elems = SaturatingMul(elems, d.get<int64_t>());
+      s.input_shape.push_back(d.get<int64_t>());
+    }
+    if (elems > kMaxTensorElements) return Status::InvalidArgument("stage spec: input_shape is over the limit");
+  }
   const auto scale = j.find("time_scale");
   if (scale == j.end() || !scale->is_number()) return Status::InvalidArgument("stage spec: \"time_scale\" missing");
   s.time_scale = scale->get<double>();

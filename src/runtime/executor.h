@@ -41,7 +41,8 @@ struct StageSpec {
   std::string profile = "7g.80gb";
   double time_scale = 1.0;  // multiplies every modelled time (tests run the clock faster); (0, 1000]
   // torchscript
-  std::string dir;  // the function directory
+  std::string dir;                   // the function directory
+  std::vector<int64_t> input_shape;  // the stage's input per sample; when known, a load warms the blocks up
 
   nlohmann::json ToJson() const;
   // InvalidArgument naming the field for anything missing or out of range.

@@ -56,6 +56,7 @@ int RunCheck(const std::string& dir, bool json_output) {
                                 {"name", m.name},
                                 {"slo_ms", m.slo_ms},
                                 {"max_batch", m.max_batch},
+                                {"dtype", fluidfaas::model::ToString(m.dtype)},
                                 {"input_shape", m.input_shape},
                                 {"blocks", blocks}}
                      .dump(2)

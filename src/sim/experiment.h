@@ -21,6 +21,7 @@
 
 #include "common/result.h"
 #include "gpu/mps.h"
+#include "model/profile.h"
 #include "policy/factory.h"
 #include "sim/simulator.h"
 
@@ -42,6 +43,14 @@ struct Preset {
   double cv = 2.0;
   model::LatencyModel latency;
 };
+
+// A function as every policy serves it on A100-80GB MIG slices (and MPS shares of whole GPUs), its blocks priced
+// by `times` (the latency model, or a measured profile): its batch-1 cost table over every MIG kind, batched and
+// MPS tables at 1, 2, 4, ... up to its max_batch (at most 32), and an SLO of `slo_scale` x its batch-1 latency on
+// a full GPU. `times` is read while the tables are built, not kept.
+Result<policy::ServedFunction> ServeFunction(policy::FunctionId id, std::shared_ptr<const model::FunctionSpec> spec,
+                                             const model::BlockTimes& times, const model::LatencyModel& latency,
+                                             const gpu::MpsShares& shares, double slo_scale);
 
 // A zoo model as every policy serves it on A100-80GB MIG slices (and MPS shares of whole GPUs): its batch-1 and
 // batched cost tables over every MIG kind, its MPS table, and an SLO of `slo_scale` x its batch-1 latency on a
