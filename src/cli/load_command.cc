@@ -142,6 +142,9 @@ Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& tar
   }
   std::vector<sim::NodeFunction> functions;
   for (const Target& t : targets) {
+    if (t.model.empty()) {
+      return Status::Unimplemented("'" + t.name + "' is a TorchScript function; the simulator runs zoo models only");
+    }
     if (t.time_scale != 1) {
       return Status::Unimplemented("'" + t.name + "' runs at time scale " + std::to_string(t.time_scale) +
                                    "; the simulator models time scale 1");
