@@ -13,9 +13,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kMaxBlocks = 1024;         // as the manifest's
-constexpr int64_t kMaxBlockParams = 1e12;   // a trillion parameters in one block is a mistake
-constexpr size_t kMaxCheckOutput = 1 << 20; // the check's JSON
+constexpr size_t kMaxBlocks = 1024;          // as the manifest's
+constexpr int64_t kMaxBlockParams = 1e12;    // a trillion parameters in one block is a mistake
+constexpr size_t kMaxCheckOutput = 1 << 20;  // the check's JSON
 constexpr Duration kCheckTimeout = Seconds(10);
 
 // `path` lies inside `root` (both absolute and normalised): every component of root is a prefix of path's.
@@ -102,7 +102,8 @@ Result<model::FunctionSpec> SpecFromCheck(const nlohmann::json& check,
     block.kind = model::BlockKind::kCustom;
     block.params = b["params"].get<int64_t>();
     FF_RETURN_IF_ERROR(CheckRange(field + ".params", block.params, 0, kMaxBlockParams));
-    FF_ASSIGN_OR_RETURN(std::vector<int64_t> out, Shape(b.value("output_shape", nlohmann::json()), field + ".output_shape"));
+    FF_ASSIGN_OR_RETURN(std::vector<int64_t> out,
+                        Shape(b.value("output_shape", nlohmann::json()), field + ".output_shape"));
     block.out_elems = Elements(out);
     block.peak_act_elems = SaturatingAdd(in_elems, block.out_elems);
     // The stated assumption: one multiply-add per parameter and sample, as one GEMM; the block's input and output
@@ -148,7 +149,8 @@ Result<std::string> FunctionRepository::Resolve(std::string_view name) const {
     return Status::InvalidArgument("function directory '" + std::string(name) + "' resolves outside the repository");
   }
   if (!fs::is_directory(real, ec) || !fs::is_regular_file(real / "manifest.yaml", ec)) {
-    return Status::NotFound("'" + std::string(name) + "' in the repository is not a function directory (no manifest.yaml)");
+    return Status::NotFound("'" + std::string(name) +
+                            "' in the repository is not a function directory (no manifest.yaml)");
   }
   return real.string();
 }
@@ -168,7 +170,8 @@ Result<InspectedFunction> FunctionRepository::Inspect(std::string_view name) con
   InspectedFunction out;
   out.name = std::string(name);
   FF_ASSIGN_OR_RETURN(out.dir, Resolve(name));
-  FF_ASSIGN_OR_RETURN(ProcessOutput run, RunProcess({worker_, "check", out.dir, "--json"}, kCheckTimeout, kMaxCheckOutput));
+  FF_ASSIGN_OR_RETURN(ProcessOutput run,
+                      RunProcess({worker_, "check", out.dir, "--json"}, kCheckTimeout, kMaxCheckOutput));
   const nlohmann::json check = nlohmann::json::parse(run.out, nullptr, false);
   if (check.is_discarded() || !check.is_object()) {
     std::string why = run.err.substr(run.err.size() > 300 ? run.err.size() - 300 : 0);

@@ -20,12 +20,11 @@
 // Thread safety: immutable after Open; Inspect may run from several threads at once (each runs its own check).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/result.h"
 #include "model/block.h"

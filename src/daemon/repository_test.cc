@@ -65,15 +65,15 @@ TEST(SpecFromCheckTest, RefusesWhatIsMissingOrOutOfRangeNamingTheField) {
     EXPECT_NE(f.status().message().find(field), std::string::npos) << pointer << ": " << f.status().message();
   }
   for (const auto& [pointer, bad] : std::vector<std::pair<std::string, json>>{{"/slo_ms", -1},
-                                                                               {"/slo_ms", 1e300},
-                                                                               {"/max_batch", 0},
-                                                                               {"/max_batch", 1 << 20},
-                                                                               {"/dtype", "int8"},
-                                                                               {"/name", "../x"},
-                                                                               {"/input_shape", json::array({0})},
-                                                                               {"/input_shape/0", 1LL << 40},
-                                                                               {"/blocks/0/params", -5},
-                                                                               {"/blocks/0/output_shape", "32"}}) {
+                                                                              {"/slo_ms", 1e300},
+                                                                              {"/max_batch", 0},
+                                                                              {"/max_batch", 1 << 20},
+                                                                              {"/dtype", "int8"},
+                                                                              {"/name", "../x"},
+                                                                              {"/input_shape", json::array({0})},
+                                                                              {"/input_shape/0", 1LL << 40},
+                                                                              {"/blocks/0/params", -5},
+                                                                              {"/blocks/0/output_shape", "32"}}) {
     json j = TinyCheck();
     j[json::json_pointer(pointer)] = bad;
     EXPECT_FALSE(SpecFromCheck(j).ok()) << pointer << " = " << bad.dump();
@@ -91,15 +91,17 @@ class RepositoryTest : public ::testing::Test {
     root_ = base_ / "repo";
     fs::create_directories(root_ / "tiny-mlp");
     std::ofstream(root_ / "tiny-mlp" / "manifest.yaml") << "name: tiny-mlp\n";
-    fs::create_directories(root_ / "empty");         // no manifest: not a function
-    fs::create_directories(base_ / "outside");       // a function directory beside the repository
+    fs::create_directories(root_ / "empty");    // no manifest: not a function
+    fs::create_directories(base_ / "outside");  // a function directory beside the repository
     std::ofstream(base_ / "outside" / "manifest.yaml") << "name: outside\n";
     fs::create_directory_symlink(base_ / "outside", root_ / "escape");
     fs::create_directory_symlink(root_ / "tiny-mlp", root_ / "alias");  // a link that stays inside is fine
     // The stand-in worker prints the check of $2 (the directory): TinyCheck for tiny-mlp, a failure otherwise.
     worker_ = (base_ / "worker.sh").string();
-    std::ofstream(worker_) << "#!/bin/sh\ncase \"$2\" in\n  */tiny-mlp) cat <<'EOF'\n"
-                           << TinyCheck().dump() << "\nEOF\n;;\n  *) echo '{\"valid\": false, \"reason\": \"fc2.pt: no forward method\"}';;\nesac\n";
+    std::ofstream(worker_)
+        << "#!/bin/sh\ncase \"$2\" in\n  */tiny-mlp) cat <<'EOF'\n"
+        << TinyCheck().dump()
+        << "\nEOF\n;;\n  *) echo '{\"valid\": false, \"reason\": \"fc2.pt: no forward method\"}';;\nesac\n";
     chmod(worker_.c_str(), 0755);
   }
   void TearDown() override { fs::remove_all(base_); }

@@ -144,14 +144,14 @@ TEST_F(TorchScriptDaemonTest, ADirectoryDeployedOverHttpServesTheFunctionsOwnOut
 TEST_F(TorchScriptDaemonTest, DirectoriesOutsideTheRepositoryAreRefused) {
   fs::create_directory_symlink(repo_ / "tiny-mlp" / ".." / "..", repo_ / "up");
   httplib::Client c = Client();
-  for (const auto& [body, status] : std::vector<std::pair<std::string, int>>{
-           {R"({"directory": "../tiny-mlp"})", 400},
-           {R"({"directory": "/etc"})", 400},
-           {R"({"directory": "up"})", 400},
-           {R"({"directory": "nothing"})", 404},
-           {R"({"directory": "tiny-mlp", "model": "resnet50"})", 400},
-           {R"({"directory": "tiny-mlp", "max_batch": 0})", 400},
-           {R"({"directory": "tiny-mlp", "max_batch": 2.5})", 400}}) {
+  for (const auto& [body, status] :
+       std::vector<std::pair<std::string, int>>{{R"({"directory": "../tiny-mlp"})", 400},
+                                                {R"({"directory": "/etc"})", 400},
+                                                {R"({"directory": "up"})", 400},
+                                                {R"({"directory": "nothing"})", 404},
+                                                {R"({"directory": "tiny-mlp", "model": "resnet50"})", 400},
+                                                {R"({"directory": "tiny-mlp", "max_batch": 0})", 400},
+                                                {R"({"directory": "tiny-mlp", "max_batch": 2.5})", 400}}) {
     auto r = c.Post("/v1/functions", body, "application/json");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, status) << body << ": " << r->body;

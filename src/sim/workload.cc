@@ -1,6 +1,8 @@
 #include "sim/workload.h"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numbers>
 #include <string>
 
@@ -25,6 +27,23 @@ Status ValidateWorkload(const WorkloadSpec& spec) {
   if (spec.functions < 1) return Status::InvalidArgument("workload.functions: must be at least 1");
   if (!(spec.zipf_s >= 0)) return Status::InvalidArgument("workload.zipf_s: must not be negative");
   if (spec.duration <= Duration{0}) return Status::InvalidArgument("workload.duration: must be positive");
+  if (!spec.weights.empty()) {
+    if (spec.weights.size() != spec.functions) {
+      return Status::InvalidArgument("workload.weights: one per function (" + std::to_string(spec.functions) + ")");
+    }
+    double sum = 0;
+    for (double w : spec.weights) {
+      if (!(w >= 0) || !std::isfinite(w)) return Status::InvalidArgument("workload.weights: must be finite, >= 0");
+      sum += w;
+    }
+    if (!(sum > 0)) return Status::InvalidArgument("workload.weights: at least one must be positive");
+  }
+  if (!(spec.active_share > 0 && spec.active_share <= 1)) {
+    return Status::InvalidArgument("workload.active_share: must be in (0, 1]");
+  }
+  if (!(spec.mean_on_s > 0) || !std::isfinite(spec.mean_on_s)) {
+    return Status::InvalidArgument("workload.mean_on_s: must be positive");
+  }
   return Status::Ok();
 }
 
@@ -33,7 +52,49 @@ WorkloadGenerator::WorkloadGenerator(const WorkloadSpec& spec)
       rng_(spec.seed),
       // Gamma with shape k = 1/CV^2 and scale 1/k has mean 1 and CV as asked (k = 1: exponential).
       gap_(1.0 / (spec.cv * spec.cv), spec.cv * spec.cv),
-      popularity_(Zipf(spec.functions, spec.zipf_s)) {}
+      popularity_(spec.weights.empty()
+                      ? Zipf(spec.functions, spec.zipf_s)
+                      : std::discrete_distribution<uint32_t>(spec.weights.begin(), spec.weights.end())) {
+  if (spec_.active_share >= 1) return;
+  const std::vector<double> shares = popularity_.probabilities();
+  std::bernoulli_distribution starts_active(spec_.active_share);
+  std::exponential_distribution<double> on(1 / spec_.mean_on_s);
+  std::exponential_distribution<double> off(spec_.active_share / (spec_.mean_on_s * (1 - spec_.active_share)));
+  on_off_.resize(shares.size());
+  for (uint32_t f = 0; f < shares.size(); ++f) {
+    OnOff& o = on_off_[f];
+    o.rate = spec_.rate_rps * shares[f] / spec_.active_share;  // requests per operational second while active
+    o.active = starts_active(rng_);
+    o.phase_end = o.active ? on(rng_) : off(rng_);  // memoryless: a period in progress has the same law
+    if (o.rate <= 0) continue;
+    o.next = 0;
+    heap_.emplace_back(NextOnOff(o), f);
+  }
+  std::make_heap(heap_.begin(), heap_.end(), std::greater<>());
+}
+
+double WorkloadGenerator::NextOnOff(OnOff& f) {
+  std::exponential_distribution<double> on(1 / spec_.mean_on_s);
+  std::exponential_distribution<double> off(spec_.active_share / (spec_.mean_on_s * (1 - spec_.active_share)));
+  double t = f.next;
+  for (;;) {
+    if (!f.active) {
+      t = f.phase_end;
+      f.active = true;
+      f.phase_end = t + on(rng_);
+      continue;
+    }
+    const double gap = gap_(rng_) / f.rate;
+    if (t + gap < f.phase_end) {
+      f.next = t + gap;
+      return f.next;
+    }
+    // The period ends first: the renewal restarts in the next active period (gaps are not carried over idle time).
+    t = f.phase_end;
+    f.active = false;
+    f.phase_end = t + off(rng_);
+  }
+}
 
 double WorkloadGenerator::Intensity(double t) const {
   const double a = spec_.diurnal_amplitude;
@@ -67,6 +128,20 @@ double WorkloadGenerator::InverseIntensity(double lambda) const {
 }
 
 std::optional<Arrival> WorkloadGenerator::Next() {
+  if (!on_off_.empty() || spec_.active_share < 1) {
+    if (heap_.empty()) return std::nullopt;
+    std::pop_heap(heap_.begin(), heap_.end(), std::greater<>());
+    const auto [u, f] = heap_.back();
+    heap_.pop_back();
+    const double t = InverseIntensity(u * spec_.rate_rps);  // operational seconds at the mean rate -> seconds
+    if (t >= ToSeconds(spec_.duration)) {
+      heap_.clear();  // every later arrival is later still
+      return std::nullopt;
+    }
+    heap_.emplace_back(NextOnOff(on_off_[f]), f);
+    std::push_heap(heap_.begin(), heap_.end(), std::greater<>());
+    return Arrival{TimePoint{} + SecondsF(t), f};
+  }
   lambda_ += gap_(rng_);
   const double t = InverseIntensity(lambda_);
   if (t >= ToSeconds(spec_.duration)) return std::nullopt;
