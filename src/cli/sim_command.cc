@@ -44,7 +44,34 @@ struct SimOptions {
   std::string faults;  // "load=P,stage=P,worker=P"
   double exec_noise = 0;
   std::string take_slices;  // "EVERY_S:HOLD_S"
+  // Workload knobs (sim/experiment.h); empty or 0: the preset's own.
+  int functions = 0;
+  std::string mix;
+  std::string popularity;
+  std::string arrivals;
 };
+
+// The preset's options from the flags.
+Result<sim::PresetOptions> PresetOptionsFrom(const SimOptions& o) {
+  sim::PresetOptions p{.slo_scale = o.slo_scale, .gpus = o.gpus};
+  if (o.functions != 0) {
+    FF_RETURN_IF_ERROR(CheckRange("--functions", int64_t{o.functions}, 1, sim::kMaxFunctions));
+    p.functions = o.functions;
+  }
+  if (!o.mix.empty()) {
+    FF_ASSIGN_OR_RETURN(p.mix, sim::ParseMix(o.mix));
+  }
+  if (!o.popularity.empty()) {
+    FF_ASSIGN_OR_RETURN(p.zipf_s, sim::ParsePopularity(o.popularity));
+  }
+  if (!o.arrivals.empty()) {
+    FF_ASSIGN_OR_RETURN(sim::ArrivalShape a, sim::ParseArrivals(o.arrivals));
+    p.cv = a.cv;
+    p.active_share = a.active_share;
+    p.mean_on_s = a.mean_on_s;
+  }
+  return p;
+}
 
 // "load=0.05,stage=0.001,worker=0.0005": each a probability in [0, 1] (worker: per second of a slice in use).
 Result<sim::Faults> ParseFaults(const std::string& text) {
@@ -88,6 +115,7 @@ json ToJson(const sim::RunSummary& s) {
   for (const sim::FunctionSummary& f : s.functions) {
     functions.push_back(
         {{"name", f.name},
+         {"model", f.model},
          {"requests", f.requests},
          {"hits", f.hits},
          {"rejected", f.rejected},
@@ -156,11 +184,11 @@ Status WriteFiles(const std::string& dir, const std::vector<sim::RunSummary>& ru
     csv << line << '\n';
   }
   std::ofstream per_fn(dir + "/functions.csv");
-  per_fn << "policy,load,seed,function,requests,hits,rejected,failed,slo_hit_rate,mean_ms\n";
+  per_fn << "policy,load,seed,function,model,requests,hits,rejected,failed,slo_hit_rate,mean_ms\n";
   for (const sim::RunSummary& s : runs) {
     for (const sim::FunctionSummary& f : s.functions) {
-      per_fn << s.policy << ',' << s.load << ',' << s.seed << ',' << f.name << ',' << f.requests << ',' << f.hits << ','
-             << f.rejected << ',' << f.failed << ','
+      per_fn << s.policy << ',' << s.load << ',' << s.seed << ',' << f.name << ',' << f.model << ',' << f.requests
+             << ',' << f.hits << ',' << f.rejected << ',' << f.failed << ','
              << (f.requests > 0 ? static_cast<double>(f.hits) / static_cast<double>(f.requests) : 0.0) << ','
              << f.mean_ms << '\n';
     }
@@ -248,8 +276,9 @@ int RunSim(SimOptions o) {
   o.seeds = *seeds;
   if (Status st = CheckRange("--slo-scale", o.slo_scale, 0, 1000, /*open_low=*/true); !st.ok())
     return fail(st, kExitBadInput);
-  Result<std::unique_ptr<sim::Preset>> preset =
-      sim::MakePreset(o.preset, sim::PresetOptions{.slo_scale = o.slo_scale, .gpus = o.gpus});
+  Result<sim::PresetOptions> preset_options = PresetOptionsFrom(o);
+  if (!preset_options.ok()) return fail(preset_options.status(), kExitBadInput);
+  Result<std::unique_ptr<sim::Preset>> preset = sim::MakePreset(o.preset, *preset_options);
   if (!preset.ok()) return fail(preset.status(), kExitBadInput);
   sim::SimOptions sim_options;
   if (Status st = Validate(o, (*preset)->capacity_rps); !st.ok()) return fail(st, kExitBadInput);
@@ -278,7 +307,7 @@ int RunSim(SimOptions o) {
     std::vector<double> spans;  // seconds of arrivals in each workload
     if (!o.trace.empty()) {
       sim::TraceOptions t;
-      for (const auto& spec : (*preset)->specs) t.models.push_back(spec->name);
+      t.models = (*preset)->models;  // rows are hashed onto the preset's functions
       t.rate_scale = o.rate_scale;
       t.seed = seed;
       Result<sim::Trace> trace = sim::ReadAzureTrace(o.trace, t);
@@ -291,13 +320,8 @@ int RunSim(SimOptions o) {
       for (const std::string& load : o.loads) {
         Result<double> share = sim::LoadShare(load);
         if (!share.ok()) return fail(share.status(), kExitBadInput);
-        sim::WorkloadSpec w;
-        w.rate_rps = *share * (*preset)->capacity_rps;
-        w.cv = (*preset)->cv;
-        w.functions = static_cast<uint32_t>((*preset)->functions.size());
-        w.zipf_s = 1.0;
-        w.duration = SecondsF(o.duration_s);
-        w.seed = seed;
+        const sim::WorkloadSpec w =
+            sim::PresetWorkload(**preset, *share * (*preset)->capacity_rps, SecondsF(o.duration_s), seed);
         workloads.emplace_back(load, sim::GenerateWorkload(w));
         shares.push_back(*share);
         spans.push_back(o.duration_s);
@@ -318,6 +342,7 @@ int RunSim(SimOptions o) {
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (!r.errors.empty()) return fail(Status::Internal(p + ": " + r.errors.front()), kExitFailure);
         sim::RunSummary s = sim::Summarize(r, wall, (*preset)->functions);
+        for (size_t f = 0; f < s.functions.size(); ++f) s.functions[f].model = (*preset)->models[f];
         s.policy = p;
         s.load = workloads[w].first;
         s.seed = seed;
@@ -359,21 +384,32 @@ int RunSim(SimOptions o) {
               << " | " << s.pipelines << " | " << s.migrations << " | " << s.evictions << " | "
               << Fixed(s.wall_seconds, 2) << " |\n";
   }
-  // SLO hit rate per function: where a policy wins and loses.
+  // SLO hit rate per function (per model when there are more functions than models): where a policy wins and
+  // loses.
+  const bool by_model = shown.front().functions.size() > 12;
+  std::vector<std::string> columns;
+  for (const sim::FunctionSummary& f : shown.front().functions) {
+    const std::string& c = by_model ? f.model : f.name;
+    if (std::find(columns.begin(), columns.end(), c) == columns.end()) columns.push_back(c);
+  }
   std::cout << "\n| policy | load |";
-  for (const sim::FunctionSummary& f : shown.front().functions) std::cout << ' ' << f.name << " |";
-  std::cout << "\n|---|---|" << [&] {
-    std::string cols;
-    for (size_t i = 0; i < shown.front().functions.size(); ++i) cols += "---|";
-    return cols;
-  }() << '\n';
+  for (const std::string& c : columns) std::cout << ' ' << c << (by_model ? " (all)" : "") << " |";
+  std::cout << "\n|---|---|";
+  for (size_t i = 0; i < columns.size(); ++i) std::cout << "---|";
+  std::cout << '\n';
   for (const sim::RunSummary& s : shown) {
     std::cout << "| " << s.policy << " | " << s.load << " |";
-    for (const sim::FunctionSummary& f : s.functions) {
+    for (const std::string& c : columns) {
+      int64_t requests = 0;
+      int64_t hits = 0;
+      for (const sim::FunctionSummary& f : s.functions) {
+        if ((by_model ? f.model : f.name) != c) continue;
+        requests += f.requests;
+        hits += f.hits;
+      }
       std::cout << ' '
-                << (f.requests > 0
-                        ? Fixed(100.0 * static_cast<double>(f.hits) / static_cast<double>(f.requests), 1) + "%"
-                        : "-")
+                << (requests > 0 ? Fixed(100.0 * static_cast<double>(hits) / static_cast<double>(requests), 1) + "%"
+                                 : "-")
                 << " |";
     }
     std::cout << '\n';
@@ -391,7 +427,9 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
   CLI::App* sim = app.add_subcommand(
       "sim", "Simulate policies x loads on a preset cluster; print a markdown table, write summary files");
   sim->add_option("--preset", o->preset,
-                  "Cluster and function mix: paper (8 x A100-80GB, 1g+2g+4g each) or fragmented (2g+2g+2g+1g each)")
+                  "Cluster and workload: paper (8 x A100-80GB, 1g+2g+4g each, 7 busy functions), fragmented "
+                  "(2g+2g+2g+1g each) or serverless (paper's GPUs, 96 functions active 16% of the time, half "
+                  "llama2-13b)")
       ->capture_default_str();
   sim->add_option("--policies", o->policies,
                   "Comma-separated policy specs: fluidfaas, esg, infless, exclusive, with options as in "
@@ -409,6 +447,13 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
                   "keep each, the tables and plots show the means")
       ->delimiter(',')
       ->capture_default_str();
+  sim->add_option("--functions", o->functions,
+                  "Functions, each its own deployment, dealt to the mix's models (default: the preset's)");
+  sim->add_option("--mix", o->mix,
+                  "Model mix as MODEL[:WEIGHT],... (weights: shares of the functions), e.g. llama2-13b:3,resnet50:1");
+  sim->add_option("--popularity", o->popularity, "zipf:S or uniform (default: the preset's)");
+  sim->add_option("--arrivals", o->arrivals,
+                  "gamma:CV, or onoff:ACTIVE_SHARE[:MEAN_ON_S] (each function active that share of the time)");
   sim->add_option("--duration", o->duration_s, "Seconds of arrivals per run (synthetic loads)")->capture_default_str();
   sim->add_option("--slo-scale", o->slo_scale, "SLO = this x batch-1 latency on a full GPU")->capture_default_str();
   sim->add_option("--gpus", o->gpus, "GPUs in the preset cluster")->capture_default_str();

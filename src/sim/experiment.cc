@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <map>
 
+#include "common/limits.h"
 #include "common/strings.h"
 #include "gpu/layout.h"
 #include "model/zoo.h"
@@ -67,12 +69,24 @@ Result<std::unique_ptr<Preset>> BuildPreset(std::string name, std::vector<policy
                                                  policy::SliceKind{&a100, &shares.profile(shares.size() - 1)}, true});
   }
   double weight_sum = 0;
+  // One set of cost tables per model (they do not depend on the function's name); one spec per function.
+  std::map<std::string, policy::ServedFunction> by_model;
   for (size_t i = 0; i < functions.size(); ++i) {
-    FF_ASSIGN_OR_RETURN(model::FunctionSpec spec, model::BuildZooModel(functions[i].model));
-    FF_ASSIGN_OR_RETURN(
-        policy::ServedFunction served,
-        ServeZooModel(static_cast<policy::FunctionId>(i), std::make_shared<const model::FunctionSpec>(std::move(spec)),
-                      p->latency, shares, slo_scale));
+    auto it = by_model.find(functions[i].model);
+    if (it == by_model.end()) {
+      FF_ASSIGN_OR_RETURN(model::FunctionSpec spec, model::BuildZooModel(functions[i].model));
+      FF_ASSIGN_OR_RETURN(policy::ServedFunction served,
+                          ServeZooModel(0, std::make_shared<const model::FunctionSpec>(std::move(spec)), p->latency,
+                                        shares, slo_scale));
+      it = by_model.emplace(functions[i].model, std::move(served)).first;
+    }
+    policy::ServedFunction served = it->second;
+    served.id = static_cast<policy::FunctionId>(i);
+    if (!functions[i].name.empty() && functions[i].name != served.spec->name) {
+      auto named = std::make_shared<model::FunctionSpec>(*served.spec);
+      named->name = functions[i].name;
+      served.spec = std::move(named);
+    }
     if (functions[i].slo_ms > 0) served.slo_ms = functions[i].slo_ms;
     p->specs.push_back(served.spec);
     p->costs.push_back(served.costs);
@@ -81,6 +95,7 @@ Result<std::unique_ptr<Preset>> BuildPreset(std::string name, std::vector<policy
     p->functions.push_back(
         SimFunction{served.spec.get(), served.costs.get(), served.slo_ms, served.batched.get(), served.mps.get()});
     p->served.push_back(std::move(served));
+    p->models.push_back(functions[i].model);
     p->popularity.push_back(weights.at(i));
     weight_sum += p->popularity.back();
   }
@@ -103,12 +118,32 @@ Result<std::unique_ptr<Preset>> BuildPreset(std::string name, std::vector<policy
 
 }  // namespace
 
+// Deals `n` functions to the mix's models by smooth weighted round robin: at each step every model gains its
+// weight, the one with the most credit (the first listed on a tie) gets the function and pays the total. Counts
+// are within one of n x weight / total and each model's functions are spread evenly over the order.
+std::vector<std::string> DealFunctions(const std::vector<std::pair<std::string, double>>& mix, int n) {
+  double total = 0;
+  for (const auto& [model, w] : mix) total += w;
+  std::vector<double> credit(mix.size(), 0);
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    size_t best = 0;
+    for (size_t m = 0; m < mix.size(); ++m) {
+      credit[m] += mix[m].second;
+      if (credit[m] > credit[best]) best = m;
+    }
+    credit[best] -= total;
+    out.push_back(mix[best].first);
+  }
+  return out;
+}
+
 Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const PresetOptions& options) {
   std::string layout_text;
-  if (name == "paper") layout_text = "1g.10gb+2g.20gb+4g.40gb";
+  if (name == "paper" || name == "serverless") layout_text = "1g.10gb+2g.20gb+4g.40gb";
   if (name == "fragmented") layout_text = "2g.20gb+2g.20gb+2g.20gb+1g.10gb";
   if (layout_text.empty()) {
-    return Status::InvalidArgument("unknown preset '" + name + "' (presets: paper, fragmented)");
+    return Status::InvalidArgument("unknown preset '" + name + "' (presets: paper, fragmented, serverless)");
   }
   if (options.gpus < 1 || options.gpus > 64) return Status::InvalidArgument("preset: gpus must be in 1..64");
   const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
@@ -120,13 +155,129 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
           policy::ClusterSlice{std::to_string(g) + ":" + s.ToString(), g, policy::SliceKind{&a100, s.profile}, true});
     }
   }
-  std::vector<NodeFunction> functions;
-  std::vector<double> zipf;
-  for (const char* m : {"resnet50", "vit-b16", "bert-base", "bert-large", "gpt2-xl", "llama2-7b", "llama2-13b"}) {
-    functions.push_back(NodeFunction{m, 0});
-    zipf.push_back(1.0 / static_cast<double>(functions.size()));
+  // The preset's own workload, then the knobs.
+  const std::vector<std::string> small = {"resnet50", "vit-b16", "bert-base", "bert-large", "gpt2-xl", "llama2-7b"};
+  std::vector<std::pair<std::string, double>> mix;
+  int count = 0;
+  double zipf = 1.0;
+  double cv = 2.0;
+  double active = 1.0;
+  double mean_on = 60;
+  if (name == "serverless") {
+    for (const std::string& m : small) mix.emplace_back(m, 1.0);
+    mix.emplace_back("llama2-13b", 6.0);  // as many llama2-13b functions as all the others
+    count = 96;
+    zipf = 0;
+    active = 0.16;
+  } else {
+    for (const std::string& m : small) mix.emplace_back(m, 1.0);
+    mix.emplace_back("llama2-13b", 1.0);
+    count = 7;
   }
-  return BuildPreset(name, std::move(slices), functions, zipf, options.slo_scale);
+  const bool reshaped = options.functions > 0 || !options.mix.empty();
+  if (!options.mix.empty()) mix = options.mix;
+  if (options.functions > 0) count = options.functions;
+  if (count < 1 || count > kMaxFunctions) {
+    return Status::InvalidArgument("--functions: must be in 1.." + std::to_string(kMaxFunctions));
+  }
+  zipf = options.zipf_s.value_or(zipf);
+  cv = options.cv.value_or(cv);
+  active = options.active_share.value_or(active);
+  mean_on = options.mean_on_s.value_or(mean_on);
+  // Without knobs, paper and fragmented keep their order: the seven models, most popular first.
+  const std::vector<std::string> models = reshaped || name == "serverless" ? DealFunctions(mix, count) : [&] {
+    std::vector<std::string> m;
+    for (const auto& entry : mix) m.push_back(entry.first);
+    return m;
+  }();
+  std::map<std::string, int> seen;
+  std::map<std::string, int> per_model;
+  for (const std::string& m : models) ++per_model[m];
+  std::vector<NodeFunction> functions;
+  std::vector<double> weights;
+  for (const std::string& m : models) {
+    const int k = seen[m]++;
+    functions.push_back(NodeFunction{m, 0, per_model[m] > 1 ? m + "." + std::to_string(k) : m});
+    weights.push_back(1.0 / std::pow(static_cast<double>(weights.size()) + 1.0, zipf));
+  }
+  FF_ASSIGN_OR_RETURN(auto preset, BuildPreset(name, std::move(slices), functions, weights, options.slo_scale));
+  preset->cv = cv;
+  preset->active_share = active;
+  preset->mean_on_s = mean_on;
+  return preset;
+}
+
+WorkloadSpec PresetWorkload(const Preset& preset, double rate_rps, Duration duration, uint64_t seed) {
+  WorkloadSpec w;
+  w.rate_rps = rate_rps;
+  w.cv = preset.cv;
+  w.functions = static_cast<uint32_t>(preset.functions.size());
+  w.weights = preset.popularity;
+  w.duration = duration;
+  w.seed = seed;
+  w.active_share = preset.active_share;
+  w.mean_on_s = preset.mean_on_s;
+  return w;
+}
+
+Result<std::vector<std::pair<std::string, double>>> ParseMix(const std::string& text) {
+  std::vector<std::pair<std::string, double>> mix;
+  const auto zoo = model::ZooModels();
+  for (const std::string& item : Split(text, ',')) {
+    const size_t colon = item.find(':');
+    const std::string model = item.substr(0, colon);
+    if (std::none_of(zoo.begin(), zoo.end(), [&](const model::ZooEntry& e) { return e.name == model; })) {
+      return Status::InvalidArgument("--mix: '" + Printable(model, 40) + "' is not a zoo model (fluidfaas zoo list)");
+    }
+    double w = 1;
+    if (colon != std::string::npos) {
+      const std::optional<double> v = ParseFiniteDouble(item.substr(colon + 1));
+      if (!v || !(*v > 0 && *v <= 1e6)) {
+        return Status::InvalidArgument("--mix: the weight of " + model + " must be a number in (0, 1e6]");
+      }
+      w = *v;
+    }
+    if (std::any_of(mix.begin(), mix.end(), [&](const auto& e) { return e.first == model; })) {
+      return Status::InvalidArgument("--mix: " + model + " is listed twice");
+    }
+    mix.emplace_back(model, w);
+  }
+  if (mix.empty()) return Status::InvalidArgument("--mix: expected MODEL[:WEIGHT],...");
+  return mix;
+}
+
+Result<double> ParsePopularity(const std::string& text) {
+  if (text == "uniform") return 0.0;
+  if (text.rfind("zipf:", 0) == 0) {
+    const std::optional<double> s = ParseFiniteDouble(text.substr(5));
+    if (s && *s >= 0 && *s <= 10) return *s;
+  }
+  return Status::InvalidArgument("--popularity: '" + Printable(text, 40) + "' is not zipf:S (S in [0, 10]) or uniform");
+}
+
+Result<ArrivalShape> ParseArrivals(const std::string& text) {
+  const std::vector<std::string> parts = Split(text, ':');
+  ArrivalShape a;
+  if (parts.size() == 2 && parts[0] == "gamma") {
+    const std::optional<double> cv = ParseFiniteDouble(parts[1]);
+    if (cv && *cv > 0 && *cv <= 20) {
+      a.cv = *cv;
+      a.active_share = 1.0;
+      return a;
+    }
+  }
+  if ((parts.size() == 2 || parts.size() == 3) && parts[0] == "onoff") {
+    const std::optional<double> share = ParseFiniteDouble(parts[1]);
+    const std::optional<double> mean = parts.size() == 3 ? ParseFiniteDouble(parts[2]) : std::optional<double>(60);
+    if (share && *share > 0 && *share <= 1 && mean && *mean > 0 && *mean <= 86400) {
+      a.active_share = *share;
+      a.mean_on_s = *mean;
+      return a;
+    }
+  }
+  return Status::InvalidArgument("--arrivals: '" + Printable(text, 40) +
+                                 "' is not gamma:CV (CV in (0, 20]) or onoff:ACTIVE_SHARE[:MEAN_ON_S] (share in "
+                                 "(0, 1], mean in (0, 86400] s)");
 }
 
 Result<std::unique_ptr<Preset>> MakeNodePreset(std::vector<policy::ClusterSlice> slices,
@@ -295,7 +446,9 @@ std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs) {
         m.slice_utilization.resize(r->slice_utilization.size());
       for (size_t i = 0; i < r->slice_utilization.size(); ++i) m.slice_utilization[i] += r->slice_utilization[i] / n;
       if (m.functions.empty()) {
-        for (const FunctionSummary& f : r->functions) m.functions.push_back(FunctionSummary{f.name});
+        for (const FunctionSummary& f : r->functions) {
+          m.functions.push_back(FunctionSummary{.name = f.name, .model = f.model});
+        }
       }
       for (size_t i = 0; i < r->functions.size() && i < m.functions.size(); ++i) {
         m.functions[i].requests += r->functions[i].requests;

@@ -12,10 +12,24 @@
 // The fragmented preset is the same with every GPU split 2g.20gb + 2g.20gb + 2g.20gb + 1g.10gb: no slice holds
 // llama2-13b alone, so only a pipeline serves it (INFless, with MIG off, sees the same whole GPUs).
 //
+// Neither has the design's conditions (many mostly idle functions; big models on fragmented slices): 7 functions
+// on 24 slices are all busy all the time. The serverless preset has them: the paper's hardware, 96 functions
+// (each its own deployment: no two share an instance), half of them llama2-13b (which needs a 4g.40gb slice, or
+// a 2g.20gb + 1g.10gb pipeline) and the rest the six smaller models, popularity uniform (so half the load is on
+// llama2-13b), and on/off arrivals: each function active 16% of the time (the design's production trace: "average
+// active percentage is 16.1%") in periods of 60 s on average, Gamma CV 2 while active.
+//
+// Workload knobs (PresetOptions) reshape any preset: the number of functions, the model mix (a weight per model:
+// functions are dealt to models by smooth weighted round robin, so each model's functions spread over the
+// popularity ranks; the rule does not depend on the seed), popularity (Zipf S or uniform), and the arrival
+// process (Gamma CV, or on/off with an active share and a mean active period). With more functions than models,
+// function k of model M is named "M.k".
+//
 // Thread safety: plain values and functions.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +38,7 @@
 #include "model/profile.h"
 #include "policy/factory.h"
 #include "sim/simulator.h"
+#include "sim/workload.h"
 
 namespace fluidfaas::sim {
 
@@ -38,11 +53,17 @@ struct Preset {
   std::vector<std::shared_ptr<const policy::BatchCosts>> mps;        // MPS shares by batch (INFless)
   std::vector<SimFunction> functions;
   std::vector<policy::ServedFunction> served;  // the same functions, as schedulers hold them (id = index)
+  std::vector<std::string> models;             // each function's zoo model
   std::vector<double> popularity;              // shares, summing to 1
   double capacity_rps = 0;                     // estimated, see above
-  double cv = 2.0;
+  double cv = 2.0;                             // of inter-arrival gaps (while active, on/off)
+  double active_share = 1;                     // < 1: on/off arrivals per function (sim/workload.h)
+  double mean_on_s = 60;
   model::LatencyModel latency;
 };
+
+// The preset's arrivals at `rate_rps` for `duration`.
+WorkloadSpec PresetWorkload(const Preset& preset, double rate_rps, Duration duration, uint64_t seed);
 
 // A function as every policy serves it on A100-80GB MIG slices (and MPS shares of whole GPUs), its blocks priced
 // by `times` (the latency model, or a measured profile): its batch-1 cost table over every MIG kind, batched and
@@ -62,7 +83,30 @@ Result<policy::ServedFunction> ServeZooModel(policy::FunctionId id, std::shared_
 struct PresetOptions {
   double slo_scale = 5.0;
   int gpus = 8;
+  // Workload knobs; unset: the preset's own.
+  int functions = 0;                                // 1..kMaxFunctions
+  std::vector<std::pair<std::string, double>> mix;  // zoo model and weight (> 0)
+  std::optional<double> zipf_s;                     // 0: uniform
+  std::optional<double> cv;
+  std::optional<double> active_share;  // (0, 1]
+  std::optional<double> mean_on_s;
 };
+inline constexpr int kMaxFunctions = 4096;
+
+// The model of each of `n` functions dealt from `mix` (see above). REQUIRES: mix not empty, weights > 0.
+std::vector<std::string> DealFunctions(const std::vector<std::pair<std::string, double>>& mix, int n);
+
+// "llama2-13b:3,resnet50:1" (a model without a weight has weight 1). InvalidArgument naming the part at fault.
+Result<std::vector<std::pair<std::string, double>>> ParseMix(const std::string& text);
+// "zipf:S" (S in [0, 10]) or "uniform" (zipf:0).
+Result<double> ParsePopularity(const std::string& text);
+// "gamma:CV" (CV in (0, 20]) or "onoff:ACTIVE_SHARE[:MEAN_ON_S]" (share in (0, 1], mean in (0, 86400]).
+struct ArrivalShape {
+  std::optional<double> cv;
+  std::optional<double> active_share;
+  std::optional<double> mean_on_s;
+};
+Result<ArrivalShape> ParseArrivals(const std::string& text);
 
 Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const PresetOptions& options = {});
 
@@ -70,6 +114,7 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
 struct NodeFunction {
   std::string model;
   double slo_ms = 0;
+  std::string name;  // empty: the model's
 };
 
 // A node's own slices (A100-80GB) and functions as a preset named "node", popularity uniform: what the simulator
@@ -87,6 +132,7 @@ struct FunctionSummary {
   int64_t rejected = 0;
   int64_t failed = 0;
   double mean_ms = 0;  // completed requests
+  std::string model;   // its zoo model
 };
 
 struct RunSummary {

@@ -1,0 +1,134 @@
+// Presets and their workload knobs: how functions are dealt to models, the flags' parsers, and the serverless
+// preset's shape.
+#include "sim/experiment.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace fluidfaas::sim {
+namespace {
+
+TEST(DealFunctionsTest, CountsFollowTheWeightsAndEachModelSpreadsOverTheOrder) {
+  const auto models = DealFunctions({{"a", 3}, {"b", 2}, {"c", 1}}, 60);
+  std::map<std::string, int> n;
+  for (const std::string& m : models) ++n[m];
+  EXPECT_EQ(n["a"], 30);
+  EXPECT_EQ(n["b"], 20);
+  EXPECT_EQ(n["c"], 10);
+  // Interleaved: every window of 6 holds 3, 2 and 1 of them (popularity ranks are shared out, not blocked).
+  for (size_t start = 0; start + 6 <= models.size(); start += 6) {
+    std::map<std::string, int> w;
+    for (size_t i = start; i < start + 6; ++i) ++w[models[i]];
+    EXPECT_EQ(w["a"], 3) << start;
+    EXPECT_EQ(w["c"], 1) << start;
+  }
+  // Uneven counts stay within one of the share.
+  const auto seven = DealFunctions({{"a", 1}, {"b", 1}, {"c", 1}}, 7);
+  std::map<std::string, int> k;
+  for (const std::string& m : seven) ++k[m];
+  for (const auto& [m, c] : k) EXPECT_NEAR(c, 7.0 / 3, 1.0) << m;
+}
+
+TEST(WorkloadFlagsTest, ParseAndRefuseWithTheFlagsName) {
+  auto mix = ParseMix("llama2-13b:3,resnet50");
+  ASSERT_TRUE(mix.ok()) << mix.status().ToString();
+  EXPECT_EQ(*mix, (std::vector<std::pair<std::string, double>>{{"llama2-13b", 3}, {"resnet50", 1}}));
+  for (const char* bad : {"", "gpt5:1", "resnet50:0", "resnet50:-1", "resnet50:nan", "resnet50,resnet50"}) {
+    auto r = ParseMix(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().message().rfind("--mix", 0), 0U) << r.status().message();
+  }
+  EXPECT_EQ(*ParsePopularity("uniform"), 0.0);
+  EXPECT_EQ(*ParsePopularity("zipf:1.2"), 1.2);
+  for (const char* bad : {"zipf", "zipf:-1", "zipf:inf", "pareto:1"}) EXPECT_FALSE(ParsePopularity(bad).ok()) << bad;
+  auto gamma = ParseArrivals("gamma:3");
+  ASSERT_TRUE(gamma.ok());
+  EXPECT_EQ(*gamma->cv, 3.0);
+  EXPECT_EQ(*gamma->active_share, 1.0);
+  auto onoff = ParseArrivals("onoff:0.2:30");
+  ASSERT_TRUE(onoff.ok());
+  EXPECT_EQ(*onoff->active_share, 0.2);
+  EXPECT_EQ(*onoff->mean_on_s, 30.0);
+  EXPECT_FALSE(onoff->cv.has_value());  // the preset's CV while active
+  EXPECT_EQ(*ParseArrivals("onoff:0.5")->mean_on_s, 60.0);
+  for (const char* bad : {"gamma:0", "gamma", "onoff:0", "onoff:1.5", "onoff:0.2:0", "poisson"}) {
+    EXPECT_FALSE(ParseArrivals(bad).ok()) << bad;
+  }
+}
+
+TEST(PresetTest, PaperWithoutKnobsKeepsItsSevenModelsMostPopularFirst) {
+  auto p = MakePreset("paper");
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ((*p)->functions.size(), 7U);
+  EXPECT_EQ((*p)->functions.front().spec->name, "resnet50");
+  EXPECT_EQ((*p)->functions.back().spec->name, "llama2-13b");
+  EXPECT_NEAR((*p)->popularity[0] / (*p)->popularity[1], 2.0, 1e-9);  // Zipf(1)
+  EXPECT_EQ((*p)->active_share, 1.0);
+}
+
+TEST(PresetTest, ServerlessHasManyMostlyIdleFunctionsHalfOfThemTooBigForA2gSlice) {
+  auto p = MakePreset("serverless");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  const Preset& s = **p;
+  ASSERT_EQ(s.functions.size(), 96U);
+  EXPECT_EQ(s.slices.size(), 24U);
+  std::map<std::string, int> per_model;
+  std::set<std::string> names;
+  for (size_t i = 0; i < s.functions.size(); ++i) {
+    ++per_model[s.models[i]];
+    names.insert(s.functions[i].spec->name);
+    EXPECT_EQ(s.served[i].id, i);
+    EXPECT_DOUBLE_EQ(s.popularity[i], 1.0 / 96);  // uniform: half the load on llama2-13b
+  }
+  EXPECT_EQ(per_model["llama2-13b"], 48);
+  EXPECT_EQ(per_model["resnet50"], 8);
+  EXPECT_EQ(names.size(), 96U);  // each its own deployment
+  EXPECT_TRUE(names.count("llama2-13b.0") == 1 && names.count("llama2-13b.47") == 1);
+  // Functions of one model share its cost tables.
+  EXPECT_EQ(s.costs[0].get(), s.costs[std::find(s.models.begin() + 1, s.models.end(), s.models[0]) - s.models.begin()].get());
+  EXPECT_DOUBLE_EQ(s.active_share, 0.16);
+  const WorkloadSpec w = PresetWorkload(s, 100, Seconds(60), 3);
+  EXPECT_EQ(w.functions, 96U);
+  EXPECT_EQ(w.active_share, 0.16);
+  EXPECT_EQ(w.weights.size(), 96U);
+  EXPECT_TRUE(ValidateWorkload(w).ok());
+}
+
+TEST(PresetTest, KnobsReshapeAPresetAndAreChecked) {
+  auto p = MakePreset("fragmented", {.functions = 10, .mix = {{"llama2-13b", 1}, {"bert-base", 4}}, .zipf_s = 0.5,
+                                     .active_share = 0.3, .mean_on_s = 20});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ((*p)->functions.size(), 10U);
+  EXPECT_EQ(std::count((*p)->models.begin(), (*p)->models.end(), "llama2-13b"), 2);
+  EXPECT_EQ((*p)->functions[0].spec->name, "bert-base.0");
+  EXPECT_NEAR((*p)->popularity[0] / (*p)->popularity[3], 2.0, 1e-9);  // (4/1)^0.5
+  EXPECT_EQ((*p)->mean_on_s, 20.0);
+  EXPECT_FALSE(MakePreset("paper", {.functions = kMaxFunctions + 1}).ok());
+  EXPECT_NE(MakePreset("cloud").status().message().find("serverless"), std::string::npos);
+}
+
+TEST(PresetTest, OnServerlessEveryPolicyEndsEveryRequestOnceAndFluidFaaSLeadsEsg) {
+  auto p = MakePreset("serverless");
+  ASSERT_TRUE(p.ok());
+  const auto arrivals = GenerateWorkload(PresetWorkload(**p, 0.5 * (*p)->capacity_rps, Seconds(300), 1));
+  std::map<std::string, double> hit;
+  for (const std::string policy : {"fluidfaas", "esg", "exclusive:keep_alive=60s"}) {
+    auto scheduler = MakeScheduler(policy, **p);
+    ASSERT_TRUE(scheduler.ok());
+    const SimResult r = Simulate(ClusterFor(policy, **p), (*p)->functions, arrivals, **scheduler, {});
+    ASSERT_TRUE(r.errors.empty()) << policy << ": " << r.errors.front();
+    const RunSummary s = Summarize(r, 0, (*p)->functions);
+    EXPECT_EQ(s.requests, static_cast<int64_t>(arrivals.size()));
+    EXPECT_EQ(s.hits + s.late + s.rejected + s.failed, s.requests);
+    hit[policy] = s.hit_rate;
+  }
+  // Idle functions hold no slices under FluidFaaS; ESG keeps every instance it launched for 10 minutes.
+  EXPECT_GT(hit["fluidfaas"], 2 * hit["esg"]);
+  EXPECT_GT(hit["fluidfaas"], hit["exclusive:keep_alive=60s"]);
+}
+
+}  // namespace
+}  // namespace fluidfaas::sim
