@@ -366,7 +366,9 @@ int RunSim(SimOptions o) {
     return kExitOk;
   }
   std::cout << "preset " << o.preset << ": " << (*preset)->slices.size() << " slices, " << (*preset)->functions.size()
-            << " functions, capacity ~" << Fixed((*preset)->capacity_rps, 0) << " req/s; "
+            << " functions, capacity ~" << Fixed((*preset)->capacity_rps, 0) << " req/s (fluid bound "
+            << ((*preset)->fluid_capacity_rps > 0 ? Fixed((*preset)->fluid_capacity_rps, 0) : std::string("none"))
+            << "); "
             << (o.trace.empty() ? Fixed(o.duration_s, 0) + " s per run, "
                                 : "trace " + o.trace + ", " + Fixed(trace_span_s, 0) + " s of arrivals, ")
             << (o.seeds.size() > 1 ? "mean over seeds " : "seed ")

@@ -19,6 +19,12 @@
 // llama2-13b), and on/off arrivals: each function active 16% of the time (the design's production trace: "average
 // active percentage is 16.1%") in periods of 60 s on average, Gamma CV 2 while active.
 //
+// Capacity, for serverless and for presets reshaped by the knobs below, is the mix's fluid bound
+// (sim/capacity.h: the most requests per second any policy could serve of that mix on those slices, one slice per
+// request). paper and fragmented keep the estimate above, which their published tables use; it overstates
+// mixes where big models carry much of the load (paper: 872 req/s against a bound of 578; serverless: 392
+// against 78), and fragmented has no bound without pipelines.
+//
 // Workload knobs (PresetOptions) reshape any preset: the number of functions, the model mix (a weight per model:
 // functions are dealt to models by smooth weighted round robin, so each model's functions spread over the
 // popularity ranks; the rule does not depend on the seed), popularity (Zipf S or uniform), and the arrival
@@ -55,7 +61,8 @@ struct Preset {
   std::vector<policy::ServedFunction> served;  // the same functions, as schedulers hold them (id = index)
   std::vector<std::string> models;             // each function's zoo model
   std::vector<double> popularity;              // shares, summing to 1
-  double capacity_rps = 0;                     // estimated, see above
+  double capacity_rps = 0;                     // what loads are shares of, see above
+  double fluid_capacity_rps = 0;               // the mix's fluid bound (sim/capacity.h)
   double cv = 2.0;                             // of inter-arrival gaps (while active, on/off)
   double active_share = 1;                     // < 1: on/off arrivals per function (sim/workload.h)
   double mean_on_s = 60;

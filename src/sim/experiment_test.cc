@@ -67,6 +67,9 @@ TEST(PresetTest, PaperWithoutKnobsKeepsItsSevenModelsMostPopularFirst) {
   EXPECT_EQ((*p)->functions.back().spec->name, "llama2-13b");
   EXPECT_NEAR((*p)->popularity[0] / (*p)->popularity[1], 2.0, 1e-9);  // Zipf(1)
   EXPECT_EQ((*p)->active_share, 1.0);
+  // Its published tables' capacity estimate, above the fluid bound (llama2-13b fits only the 4g slices).
+  EXPECT_GT((*p)->capacity_rps, (*p)->fluid_capacity_rps);
+  EXPECT_GT((*p)->fluid_capacity_rps, 0);
 }
 
 TEST(PresetTest, ServerlessHasManyMostlyIdleFunctionsHalfOfThemTooBigForA2gSlice) {
@@ -88,8 +91,13 @@ TEST(PresetTest, ServerlessHasManyMostlyIdleFunctionsHalfOfThemTooBigForA2gSlice
   EXPECT_EQ(names.size(), 96U);  // each its own deployment
   EXPECT_TRUE(names.count("llama2-13b.0") == 1 && names.count("llama2-13b.47") == 1);
   // Functions of one model share its cost tables.
-  EXPECT_EQ(s.costs[0].get(), s.costs[std::find(s.models.begin() + 1, s.models.end(), s.models[0]) - s.models.begin()].get());
+  EXPECT_EQ(s.costs[0].get(),
+            s.costs[std::find(s.models.begin() + 1, s.models.end(), s.models[0]) - s.models.begin()].get());
   EXPECT_DOUBLE_EQ(s.active_share, 0.16);
+  // Loads are shares of the fluid bound: half the requests need a 4g.40gb slice (8 of them) for about 0.2 s.
+  EXPECT_DOUBLE_EQ(s.capacity_rps, s.fluid_capacity_rps);
+  EXPECT_GT(s.capacity_rps, 60);
+  EXPECT_LT(s.capacity_rps, 2 * 8 / 0.2);
   const WorkloadSpec w = PresetWorkload(s, 100, Seconds(60), 3);
   EXPECT_EQ(w.functions, 96U);
   EXPECT_EQ(w.active_share, 0.16);
@@ -98,8 +106,11 @@ TEST(PresetTest, ServerlessHasManyMostlyIdleFunctionsHalfOfThemTooBigForA2gSlice
 }
 
 TEST(PresetTest, KnobsReshapeAPresetAndAreChecked) {
-  auto p = MakePreset("fragmented", {.functions = 10, .mix = {{"llama2-13b", 1}, {"bert-base", 4}}, .zipf_s = 0.5,
-                                     .active_share = 0.3, .mean_on_s = 20});
+  auto p = MakePreset("fragmented", {.functions = 10,
+                                     .mix = {{"llama2-13b", 1}, {"bert-base", 4}},
+                                     .zipf_s = 0.5,
+                                     .active_share = 0.3,
+                                     .mean_on_s = 20});
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_EQ((*p)->functions.size(), 10U);
   EXPECT_EQ(std::count((*p)->models.begin(), (*p)->models.end(), "llama2-13b"), 2);
