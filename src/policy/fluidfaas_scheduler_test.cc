@@ -59,7 +59,7 @@ TEST(FluidFaaSSchedulerTest, AnExclusiveInstanceKeepsItsStateForTheDwellTime) {
 // A function that cannot place an instance anywhere takes a slice from a function whose other instances carry
 // its rate with room to spare (an idle instance, evicted to host memory); not from one that needs it.
 TEST(FluidFaaSSchedulerTest, AStarvedFunctionReclaimsASliceFromOneWithCapacityToSpare) {
-  const auto run = [](double headroom) {
+  const auto run = [](double headroom, Duration displace_idle) {
     ManualClock clock;
     Fn resnet("resnet50", 0, 20);
     Fn bert("bert-base", 1, 100);
@@ -67,6 +67,7 @@ TEST(FluidFaaSSchedulerTest, AStarvedFunctionReclaimsASliceFromOneWithCapacityTo
     options.min_dwell = Duration{0};
     options.demote_busy = 0;  // exclusive instances stay exclusive: no time-sharing slot for bert
     options.reclaim_headroom = headroom;
+    options.displace_idle = displace_idle;
     auto node = std::make_unique<FakeNode>(clock, std::vector<ClusterSlice>{Slice("0:1g.10gb@5"), Slice("0:1g.10gb@6")},
                                            std::vector<ServedFunction>{resnet.served, bert.served}, options);
     node->SubmitEvery(0, At(0), At(3), Millis(3), 20);    // a burst: resnet takes both slices
@@ -78,12 +79,43 @@ TEST(FluidFaaSSchedulerTest, AStarvedFunctionReclaimsASliceFromOneWithCapacityTo
     for (const auto& [rid, r] : node->requests()) bert_served += r.function == 1 && r.completions == 1;
     return std::make_pair(bert_served, node->evicted().size());
   };
-  const auto [served, evicted] = run(1.5);
-  EXPECT_GE(served, 55);                                    // all but the cold start's
-  EXPECT_EQ(evicted, 1u);                                   // resnet's spare instance went to host memory
-  const auto [served_without, evicted_without] = run(1e9);  // nobody has capacity to spare
+  const auto [served, evicted] = run(1.5, Duration{0});
+  EXPECT_GE(served, 55);   // all but the cold start's
+  EXPECT_EQ(evicted, 1u);  // resnet's spare instance went to host memory
+  // Nobody has capacity to spare, and nothing is displaced: bert starves.
+  const auto [served_without, evicted_without] = run(1e9, Duration{0});
   EXPECT_EQ(served_without, 0);
   EXPECT_EQ(evicted_without, 0u);
+  // Displacement alone: resnet's spare instance has had no request for 10 s and is colder than bert.
+  const auto [served_displacing, evicted_displacing] = run(1e9, Seconds(10));
+  EXPECT_GE(served_displacing, 55);
+  EXPECT_EQ(evicted_displacing, 1u);
+}
+
+TEST(FluidFaaSSchedulerTest, AnIdleInstanceIsDisplacedOnlyAfterItsIdleTimeAndOnlyByAHotterFunction) {
+  // One slice: resnet is served for 20 s and then idles; bert asks from t = 25 s. Displacement waits until resnet
+  // has been idle for displace_idle (60 s here; its rate has decayed below bert's from t = 64 s): bert's requests
+  // before t = 80 s are turned away, later ones served.
+  ManualClock clock;
+  Fn resnet("resnet50", 0, 20);
+  Fn bert("bert-base", 1, 100);
+  FluidFaaSOptions options;
+  options.displace_idle = Seconds(60);
+  options.time_sharing = false;  // no time-sharing slot either: displacement is the only way in
+  FakeNode node(clock, {Slice("0:1g.10gb@6")}, {resnet.served, bert.served}, options);
+  node.SubmitEvery(0, At(0), At(20), Millis(100), 20);
+  node.SubmitEvery(1, At(25), At(120), Millis(500), 100);
+  node.Ticks(At(1), At(120));
+  clock.RunUntilIdle();
+  int before = 0;
+  int after = 0;
+  for (const auto& [rid, r] : node.requests()) {
+    if (r.function != 1 || r.completions != 1) continue;
+    (r.arrival < At(80) ? before : after) += 1;
+  }
+  EXPECT_EQ(before, 0);
+  EXPECT_GE(after, 70);  // 80 requests from t = 80 s, less the cold start's
+  EXPECT_EQ(node.evicted().size(), 1u);
 }
 
 TEST(FluidFaaSSchedulerTest, TwoQuietFunctionsShareASliceAndOneIsPromotedWhenItHeatsUp) {

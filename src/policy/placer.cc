@@ -44,7 +44,60 @@ InstanceRec* Placer::TryScaleUp(const ServedFunction& f, TimePoint now, std::vec
   // 3. A time-sharing slice, evicting its least hot idle residents.
   if (InstanceRec* shared = TimeShare(f, now, out)) return shared;
   // 4. A slice reclaimed from a function that has capacity to spare.
-  return Reclaim(f, now, out);
+  if (InstanceRec* reclaimed = Reclaim(f, now, out)) return reclaimed;
+  // 5. Slices of idle, colder functions, their instances evicted to host memory.
+  return Displace(f, now, out);
+}
+
+bool Placer::Displaceable(size_t i, const ServedFunction& f, double newcomer_rate, TimePoint now) const {
+  if (!slices_.available(i) || slices_.releasing(i) || slices_.residents(i).empty()) return false;
+  for (InstanceId r : slices_.residents(i)) {
+    const InstanceRec& res = instances_.at(r);
+    if (res.function == f.id || res.outstanding > 0 || res.stages.size() != 1 ||
+        (res.state != InstanceState::kExclusiveHot && res.state != InstanceState::kTimeSharing) ||
+        now - std::max(res.load.last_arrival(), res.state_since) < options_.displace_idle ||
+        res.load.RateShort(now) >= newcomer_rate) {
+      return false;
+    }
+  }
+  return true;
+}
+
+InstanceRec* Placer::Displace(const ServedFunction& f, TimePoint now, std::vector<Decision>& out) {
+  if (options_.displace_idle <= Duration{0}) return nullptr;
+  // The request being placed counts, as an arrival counts in a tracker: a function scaling up from nothing is
+  // hotter than residents that have seen nothing for a while.
+  double rate = 1.0 / ToSeconds(options_.tracker.short_tau);
+  for (const InstanceRec* inst : instances_.OfFunction(f.id)) rate = std::max(rate, inst->load.RateShort(now));
+  std::vector<FreeSlice> candidates;
+  std::vector<size_t> index;
+  bool displaces = false;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    const bool free = slices_.Free(i);
+    if (!free && !Displaceable(i, f, rate, now)) continue;
+    displaces = displaces || !free;
+    const ClusterSlice& s = slices_.info(i);
+    candidates.push_back(FreeSlice{s.id, s.gpu, s.kind, s.kind.profile->memory_mib});
+    index.push_back(i);
+  }
+  if (!displaces) return nullptr;  // the free slices alone were tried above
+  Result<Plan> plan = planner_.Best(*f.costs, f.slo_ms, candidates);
+  if (!plan.ok()) return nullptr;
+  std::vector<InstanceId> evicted;
+  for (PlanStage& st : plan->stages) {
+    st.slice = index[st.slice];
+    const std::vector<InstanceId> residents = slices_.residents(st.slice);
+    for (InstanceId victim : residents) {
+      InstanceRec& v = instances_.at(victim);
+      if (v.state == InstanceState::kExclusiveHot) instances_.SetState(v, InstanceState::kTimeSharing, now, out);
+      if (instances_.Evict(v, now, out)) evicted.push_back(victim);
+    }
+    if (!slices_.residents(st.slice).empty()) {
+      instances_.Error("slice " + slices_.info(st.slice).id + " still had residents after displacing them");
+      return nullptr;
+    }
+  }
+  return &PlacePlan(f, *plan, InstanceState::kExclusiveHot, now, out, /*reuse=*/true, std::move(evicted));
 }
 
 InstanceRec& Placer::PlaceWhole(const ServedFunction& f, size_t slice, InstanceState after_load, TimePoint now,
@@ -58,13 +111,13 @@ InstanceRec& Placer::PlaceWhole(const ServedFunction& f, size_t slice, InstanceS
 }
 
 InstanceRec& Placer::PlacePlan(const ServedFunction& f, const Plan& plan, InstanceState after_load, TimePoint now,
-                               std::vector<Decision>& out, bool reuse) {
+                               std::vector<Decision>& out, bool reuse, std::vector<InstanceId> after_release) {
   std::vector<StagePlacement> stages;
   for (const PlanStage& st : plan.stages) {
     stages.push_back(StagePlacement{st.slice, st.first_block, st.last_block, st.memory_mib});
   }
   InstanceRec& inst = reuse ? instances_.ReusableOrNew(f.id) : instances_.New(f.id);
-  instances_.Place(inst, f, std::move(stages), after_load, now, out);
+  instances_.Place(inst, f, std::move(stages), after_load, now, out, std::move(after_release));
   return inst;
 }
 

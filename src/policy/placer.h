@@ -4,7 +4,10 @@
 // do without a slice of that size: then a pipeline over the slices nobody else needs, or a time-sharing slot,
 // first); else a pipeline from the planner over the free slices; else a time-sharing slice, evicting its least
 // hot idle residents to host memory; else a slice reclaimed from idle instances of a function with capacity to
-// spare. A warm instance of the function is reloaded before a new one is started. A ladder that found nothing
+// spare; else a slice or a pipeline over free slices and slices whose residents have all been idle for
+// displace_idle and are colder than the function (each evicted to host memory first: where many functions idle
+// on few slices, the slices one needs are held by idle others). A warm instance of the function is reloaded
+// before a new one is started. A ladder that found nothing
 // is not climbed again for the function until a placement changes or scale_up_retry passes.
 //
 // Thread safety: none; owned by one scheduler.
@@ -33,7 +36,7 @@ class Placer {
   std::optional<Plan> PlanOnFreeSlices(const ServedFunction& f, int max_stages, bool spare_needed = false) const;
   // Places `f` on `plan` (a warm instance reloaded or a new one); `reuse` false: always a new instance.
   InstanceRec& PlacePlan(const ServedFunction& f, const Plan& plan, InstanceState after_load, TimePoint now,
-                         std::vector<Decision>& out, bool reuse = true);
+                         std::vector<Decision>& out, bool reuse = true, std::vector<InstanceId> after_release = {});
 
   void Forget(FunctionId fn) { failed_.erase(fn); }
 
@@ -41,6 +44,10 @@ class Placer {
   InstanceRec* TryScaleUp(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
   InstanceRec* TimeShare(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
   InstanceRec* Reclaim(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
+  InstanceRec* Displace(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
+  // Whether every resident of slice `i` may be evicted for `f`: no request open or for displace_idle, colder
+  // than `f`, on this slice only, and not of `f`.
+  bool Displaceable(size_t i, const ServedFunction& f, double newcomer_rate, TimePoint now) const;
   InstanceRec& PlaceWhole(const ServedFunction& f, size_t slice, InstanceState after_load, TimePoint now,
                           std::vector<Decision>& out, std::vector<InstanceId> after_release = {});
   // A slice whose residents are all idle instances of functions whose other instances carry their rate with
