@@ -288,7 +288,7 @@ int RunSim(SimOptions o) {
     Result<sim::SliceTaking> take = ParseTakeSlices(o.take_slices);
     if (!take.ok()) return fail(take.status(), kExitBadInput);
     sim_options.faults = *faults;
-    sim_options.take = *take;
+    sim_options.take = o.take_slices.empty() ? (*preset)->take : *take;
     sim_options.exec_noise_cv = o.exec_noise;
   }
   for (const std::string& p : o.policies) {
@@ -430,8 +430,8 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
       "sim", "Simulate policies x loads on a preset cluster; print a markdown table, write summary files");
   sim->add_option("--preset", o->preset,
                   "Cluster and workload: paper (8 x A100-80GB, 1g+2g+4g each, 7 busy functions), fragmented "
-                  "(2g+2g+2g+1g each) or serverless (paper's GPUs, 96 functions active 16% of the time, half "
-                  "llama2-13b)")
+                  "(2g+2g+2g+1g each), serverless (paper's GPUs, 96 functions active 16% of the time, half "
+                  "llama2-13b) or tenants (paper's GPUs, other tenants take a third of the slices over time)")
       ->capture_default_str();
   sim->add_option("--policies", o->policies,
                   "Comma-separated policy specs: fluidfaas, esg, infless, exclusive, with options as in "

@@ -88,7 +88,10 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
     if (options.empty()) return Status::Ok();
     return Status::InvalidArgument(
         "policy " + name + " has no option '" + Printable(options.begin()->first, 30) + "' (options: keep_alive" +
-        (name == "fluidfaas" ? ", idle_evict, dwell, pipelines, time_sharing, migration, urgency" : "") + ")");
+        (name == "fluidfaas"
+             ? ", idle_evict, dwell, displace_idle, contest, pipelines, time_sharing, migration, urgency, displacement"
+             : "") +
+        ")");
   };
   if (name == "fluidfaas") {
     FluidFaaSOptions o;
@@ -99,6 +102,11 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
     FF_RETURN_IF_ERROR(take_switch("time_sharing", o.time_sharing));
     FF_RETURN_IF_ERROR(take_switch("migration", o.migration));
     FF_RETURN_IF_ERROR(take_switch("urgency", o.urgency));
+    FF_RETURN_IF_ERROR(take_span("displace_idle", o.displace_idle));
+    FF_RETURN_IF_ERROR(take_span("contest", o.contest_window));
+    bool displacement = true;
+    FF_RETURN_IF_ERROR(take_switch("displacement", displacement));
+    if (!displacement) o.displace_idle = Duration{0};
     if (!o.pipelines) o.planner.max_stages = 1;
     FF_RETURN_IF_ERROR(leftover());
     return Upcast(FluidFaaSScheduler::Create(std::move(cluster), std::move(functions), o));

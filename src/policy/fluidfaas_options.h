@@ -19,6 +19,8 @@ struct FluidFaaSOptions {
   Duration ts_idle_evict = Seconds(60);   // idle time-sharing instance -> warm after this
   Duration displace_idle = Seconds(10);   // an instance idle this long may be evicted to host memory for a
                                           // hotter function that nothing else can place (0: never)
+  Duration contest_window = Seconds(10);  // a pipeline leaves out slices that a function they would serve alone
+                                          // found no place on within this (0: never)
   Duration keep_alive = Seconds(600);     // warm -> cold after this (the design's 10 min)
   double migrate_slowdown = 0.05;         // migrate when the plain instance is at most this much slower
   double share_busy_cap = 0.5;            // join a time-sharing slice only while its staying residents are

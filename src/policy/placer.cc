@@ -14,7 +14,10 @@ InstanceRec* Placer::ScaleUp(const ServedFunction& f, TimePoint now, std::vector
     return nullptr;
   }
   InstanceRec* added = TryScaleUp(f, now, out);
-  if (added == nullptr) failed_[f.id] = {instances_.placement_epoch(), now};
+  if (added == nullptr) {
+    failed_[f.id] = {instances_.placement_epoch(), now};
+    short_of_[f.id] = now;
+  }
   return added;
 }
 
@@ -38,7 +41,7 @@ InstanceRec* Placer::TryScaleUp(const ServedFunction& f, TimePoint now, std::vec
   }
   if (single) return &PlaceWhole(f, *single, InstanceState::kExclusiveHot, now, out);
   // 2. A pipeline over free slices.
-  if (std::optional<Plan> plan = PlanOnFreeSlices(f, options_.planner.max_stages)) {
+  if (std::optional<Plan> plan = PlanOnFreeSlices(f, options_.planner.max_stages, false, now)) {
     return &PlacePlan(f, *plan, InstanceState::kExclusiveHot, now, out);
   }
   // 3. A time-sharing slice, evicting its least hot idle residents.
@@ -53,7 +56,7 @@ bool Placer::Displaceable(size_t i, const ServedFunction& f, double newcomer_rat
   if (!slices_.available(i) || slices_.releasing(i) || slices_.residents(i).empty()) return false;
   for (InstanceId r : slices_.residents(i)) {
     const InstanceRec& res = instances_.at(r);
-    if (res.function == f.id || res.outstanding > 0 || res.stages.size() != 1 ||
+    if (res.function == f.id || res.outstanding > 0 ||
         (res.state != InstanceState::kExclusiveHot && res.state != InstanceState::kTimeSharing) ||
         now - std::max(res.load.last_arrival(), res.state_since) < options_.displace_idle ||
         res.load.RateShort(now) >= newcomer_rate) {
@@ -69,20 +72,32 @@ InstanceRec* Placer::Displace(const ServedFunction& f, TimePoint now, std::vecto
   // hotter than residents that have seen nothing for a while.
   double rate = 1.0 / ToSeconds(options_.tracker.short_tau);
   for (const InstanceRec* inst : instances_.OfFunction(f.id)) rate = std::max(rate, inst->load.RateShort(now));
-  std::vector<FreeSlice> candidates;
+  // One slice first; a pipeline only over slices nobody else is short of.
+  std::optional<Plan> plan;
   std::vector<size_t> index;
-  bool displaces = false;
-  for (size_t i = 0; i < slices_.size(); ++i) {
-    const bool free = slices_.Free(i);
-    if (!free && !Displaceable(i, f, rate, now)) continue;
-    displaces = displaces || !free;
-    const ClusterSlice& s = slices_.info(i);
-    candidates.push_back(FreeSlice{s.id, s.gpu, s.kind, s.kind.profile->memory_mib});
-    index.push_back(i);
+  std::vector<int> tries = {1};
+  if (options_.planner.max_stages > 1) tries.push_back(options_.planner.max_stages);
+  for (const int stages : tries) {
+    if (plan) break;
+    std::vector<FreeSlice> candidates;
+    index.clear();
+    bool displaces = false;
+    for (size_t i = 0; i < slices_.size(); ++i) {
+      const bool free = slices_.Free(i);
+      if (!free && !Displaceable(i, f, rate, now)) continue;
+      if (stages > 1 && Contested(f, slices_.info(i).kind, now)) continue;
+      displaces = displaces || !free;
+      const ClusterSlice& s = slices_.info(i);
+      candidates.push_back(FreeSlice{s.id, s.gpu, s.kind, s.kind.profile->memory_mib});
+      index.push_back(i);
+    }
+    if (!displaces) continue;  // the free slices alone were tried above
+    PlannerOptions po = options_.planner;
+    po.max_stages = stages;
+    Result<Plan> found = PipelinePlanner(po).Best(*f.costs, f.slo_ms, candidates);
+    if (found.ok()) plan = std::move(found).value();
   }
-  if (!displaces) return nullptr;  // the free slices alone were tried above
-  Result<Plan> plan = planner_.Best(*f.costs, f.slo_ms, candidates);
-  if (!plan.ok()) return nullptr;
+  if (!plan) return nullptr;
   std::vector<InstanceId> evicted;
   for (PlanStage& st : plan->stages) {
     st.slice = index[st.slice];
@@ -201,13 +216,27 @@ bool Placer::Needed(const ServedFunction& f, const SliceKind& kind) const {
                      [&](const auto& entry) { return entry.first != f.id && smallest(entry.second) == size; });
 }
 
-std::optional<Plan> Placer::PlanOnFreeSlices(const ServedFunction& f, int max_stages, bool spare_needed) const {
+bool Placer::Contested(const ServedFunction& f, const SliceKind& kind, TimePoint now) const {
+  if (options_.contest_window <= Duration{0}) return false;
+  for (const auto& [g, when] : short_of_) {
+    if (g == f.id || now - when > options_.contest_window) continue;
+    const auto it = functions_.find(g);
+    if (it == functions_.end()) continue;
+    const ServedFunction& other = it->second;
+    if (other.costs->ServesAlone(other.costs->KindIndex(kind), kind.profile->memory_mib, other.slo_ms)) return true;
+  }
+  return false;
+}
+
+std::optional<Plan> Placer::PlanOnFreeSlices(const ServedFunction& f, int max_stages, bool spare_needed,
+                                             std::optional<TimePoint> contest_at) const {
   std::vector<FreeSlice> free;
   std::vector<size_t> index;
   for (size_t i = 0; i < slices_.size(); ++i) {
     if (!slices_.Free(i)) continue;
     const ClusterSlice& s = slices_.info(i);
     if (spare_needed && Needed(f, s.kind)) continue;
+    if (contest_at && max_stages > 1 && Contested(f, s.kind, *contest_at)) continue;
     free.push_back(FreeSlice{s.id, s.gpu, s.kind, s.kind.profile->memory_mib});
     index.push_back(i);
   }

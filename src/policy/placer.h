@@ -33,7 +33,9 @@ class Placer {
 
   // The best plan for `f` on the free slices with at most `max_stages` stages (1: a single slice), in cluster
   // slice indices. `spare_needed`: leave out free slices another function cannot do without.
-  std::optional<Plan> PlanOnFreeSlices(const ServedFunction& f, int max_stages, bool spare_needed = false) const;
+  // `contest_at`: leave out slices contested at that time (below).
+  std::optional<Plan> PlanOnFreeSlices(const ServedFunction& f, int max_stages, bool spare_needed = false,
+                                       std::optional<TimePoint> contest_at = std::nullopt) const;
   // Places `f` on `plan` (a warm instance reloaded or a new one); `reuse` false: always a new instance.
   InstanceRec& PlacePlan(const ServedFunction& f, const Plan& plan, InstanceState after_load, TimePoint now,
                          std::vector<Decision>& out, bool reuse = true, std::vector<InstanceId> after_release = {});
@@ -46,7 +48,7 @@ class Placer {
   InstanceRec* Reclaim(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
   InstanceRec* Displace(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
   // Whether every resident of slice `i` may be evicted for `f`: no request open or for displace_idle, colder
-  // than `f`, on this slice only, and not of `f`.
+  // than `f`, and not of `f` (a pipeline is evicted whole: its other slices are freed too).
   bool Displaceable(size_t i, const ServedFunction& f, double newcomer_rate, TimePoint now) const;
   InstanceRec& PlaceWhole(const ServedFunction& f, size_t slice, InstanceState after_load, TimePoint now,
                           std::vector<Decision>& out, std::vector<InstanceId> after_release = {});
@@ -59,6 +61,10 @@ class Placer {
   std::optional<std::pair<size_t, std::vector<InstanceId>>> TimeSharingSlot(const ServedFunction& f,
                                                                             TimePoint now) const;
   double CapacityRps(const InstanceRec& inst) const;  // requests per second at batch 1
+  // A slice of `kind` is contested for `f` when another function that it would serve alone found no place within
+  // contest_window: a pipeline for `f` leaves it to them (booking two slices for one instance is a loss when one
+  // of them would have served another function by itself).
+  bool Contested(const ServedFunction& f, const SliceKind& kind, TimePoint now) const;
 
   const FluidFaaSOptions& options_;
   SliceBooks& slices_;
@@ -66,6 +72,7 @@ class Placer {
   const std::map<FunctionId, ServedFunction>& functions_;
   PipelinePlanner planner_;
   std::map<FunctionId, std::pair<uint64_t, TimePoint>> failed_;  // epoch and time of the last failed ladder
+  std::map<FunctionId, TimePoint> short_of_;                     // when each function last found no place
 };
 
 }  // namespace fluidfaas::policy

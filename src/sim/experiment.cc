@@ -175,10 +175,10 @@ std::vector<std::string> DealFunctions(const std::vector<std::pair<std::string, 
 
 Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const PresetOptions& options) {
   std::string layout_text;
-  if (name == "paper" || name == "serverless") layout_text = "1g.10gb+2g.20gb+4g.40gb";
+  if (name == "paper" || name == "serverless" || name == "tenants") layout_text = "1g.10gb+2g.20gb+4g.40gb";
   if (name == "fragmented") layout_text = "2g.20gb+2g.20gb+2g.20gb+1g.10gb";
   if (layout_text.empty()) {
-    return Status::InvalidArgument("unknown preset '" + name + "' (presets: paper, fragmented, serverless)");
+    return Status::InvalidArgument("unknown preset '" + name + "' (presets: paper, fragmented, serverless, tenants)");
   }
   if (options.gpus < 1 || options.gpus > 64) return Status::InvalidArgument("preset: gpus must be in 1..64");
   const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
@@ -198,12 +198,12 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
   double cv = 2.0;
   double active = 1.0;
   double mean_on = 60;
-  if (name == "serverless") {
+  if (name == "serverless" || name == "tenants") {
     for (const std::string& m : small) mix.emplace_back(m, 1.0);
     mix.emplace_back("llama2-13b", 6.0);  // as many llama2-13b functions as all the others
-    count = 96;
+    count = name == "serverless" ? 96 : 24;
     zipf = 0;
-    active = 0.16;
+    active = name == "serverless" ? 0.16 : 0.5;
   } else {
     for (const std::string& m : small) mix.emplace_back(m, 1.0);
     mix.emplace_back("llama2-13b", 1.0);
@@ -220,11 +220,12 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
   active = options.active_share.value_or(active);
   mean_on = options.mean_on_s.value_or(mean_on);
   // Without knobs, paper and fragmented keep their order: the seven models, most popular first.
-  const std::vector<std::string> models = reshaped || name == "serverless" ? DealFunctions(mix, count) : [&] {
-    std::vector<std::string> m;
-    for (const auto& entry : mix) m.push_back(entry.first);
-    return m;
-  }();
+  const std::vector<std::string> models =
+      reshaped || name == "serverless" || name == "tenants" ? DealFunctions(mix, count) : [&] {
+        std::vector<std::string> m;
+        for (const auto& entry : mix) m.push_back(entry.first);
+        return m;
+      }();
   std::map<std::string, int> seen;
   std::map<std::string, int> per_model;
   for (const std::string& m : models) ++per_model[m];
@@ -243,9 +244,10 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
   // serverless and reshaped mixes use the fluid bound, which the per-slice estimate overstates wherever big models
   // carry much of the load (serverless: 392 against 78 req/s). Without a bound (a model that no single slice
   // holds), the estimate stays.
-  if ((name == "serverless" || reshaped) && preset->fluid_capacity_rps > 0) {
+  if ((name == "serverless" || name == "tenants" || reshaped) && preset->fluid_capacity_rps > 0) {
     preset->capacity_rps = preset->fluid_capacity_rps;
   }
+  if (name == "tenants") preset->take = SliceTaking{Seconds(30), Seconds(240)};
   return preset;
 }
 

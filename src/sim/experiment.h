@@ -19,7 +19,12 @@
 // llama2-13b), and on/off arrivals: each function active 16% of the time (the design's production trace: "average
 // active percentage is 16.1%") in periods of 60 s on average, Gamma CV 2 while active.
 //
-// Capacity, for serverless and for presets reshaped by the knobs below, is the mix's fluid bound
+// The tenants preset: the paper's hardware shared with other tenants, who take a random slice every 30 s on
+// average and give it back after 240 s (about 8 of the 24 slices gone at any time, big ones included), so free
+// capacity is fragmented and big slices come and go; 24 functions, half of them llama2-13b, uniform popularity,
+// on/off arrivals active half the time.
+//
+// Capacity, for serverless, tenants and for presets reshaped by the knobs below, is the mix's fluid bound
 // (sim/capacity.h: the most requests per second any policy could serve of that mix on those slices, one slice per
 // request). paper and fragmented keep the estimate above, which their published tables use; it overstates
 // mixes where big models carry much of the load (paper: 872 req/s against a bound of 578; serverless: 392
@@ -66,6 +71,7 @@ struct Preset {
   double cv = 2.0;                             // of inter-arrival gaps (while active, on/off)
   double active_share = 1;                     // < 1: on/off arrivals per function (sim/workload.h)
   double mean_on_s = 60;
+  SliceTaking take;  // other tenants taking slices (the tenants preset); --take-slices replaces it
   model::LatencyModel latency;
 };
 
