@@ -135,6 +135,7 @@ json ToJson(const sim::RunSummary& s) {
           {"failed", s.failed},
           {"slo_hit_rate", s.hit_rate},
           {"mean_ms", s.mean_ms},
+          {"mean_all_ms", s.mean_all_ms},
           {"p50_ms", s.p50_ms},
           {"p99_ms", s.p99_ms},
           {"queue_ms", s.queue_ms},
@@ -373,18 +374,19 @@ int RunSim(SimOptions o) {
                                 : "trace " + o.trace + ", " + Fixed(trace_span_s, 0) + " s of arrivals, ")
             << (o.seeds.size() > 1 ? "mean over seeds " : "seed ")
             << Join(o.seeds, ",", [](uint64_t s) { return std::to_string(s); }) << "\n\n";
-  std::cout << "| policy | load | req/s | requests | SLO hit rate | rejected | failed | mean ms | p50 ms | p99 ms | "
+  std::cout << "| policy | load | req/s | requests | SLO hit rate | rejected | failed | mean ms | mean all | p50 ms | "
+               "p99 ms | "
                "queue | load | compute | transfer | throughput | util | active | pipelines | migrations | evictions | "
                "wall s |\n"
-               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const sim::RunSummary& s : shown) {
     std::cout << "| " << s.policy << " | " << s.load << " | " << Fixed(s.rate_rps, 1) << " | " << s.requests << " | "
               << Fixed(100 * s.hit_rate, 1) << "% | " << s.rejected << " | " << s.failed << " | " << Fixed(s.mean_ms, 1)
-              << " | " << Fixed(s.p50_ms, 1) << " | " << Fixed(s.p99_ms, 1) << " | " << Fixed(s.queue_ms, 1) << " | "
-              << Fixed(s.load_ms, 1) << " | " << Fixed(s.compute_ms, 1) << " | " << Fixed(s.transfer_ms, 2) << " | "
-              << Fixed(s.throughput_rps, 1) << " | " << Fixed(s.utilization, 3) << " | " << Fixed(s.active_fraction, 3)
-              << " | " << s.pipelines << " | " << s.migrations << " | " << s.evictions << " | "
-              << Fixed(s.wall_seconds, 2) << " |\n";
+              << " | " << Fixed(s.mean_all_ms, 1) << " | " << Fixed(s.p50_ms, 1) << " | " << Fixed(s.p99_ms, 1) << " | "
+              << Fixed(s.queue_ms, 1) << " | " << Fixed(s.load_ms, 1) << " | " << Fixed(s.compute_ms, 1) << " | "
+              << Fixed(s.transfer_ms, 2) << " | " << Fixed(s.throughput_rps, 1) << " | " << Fixed(s.utilization, 3)
+              << " | " << Fixed(s.active_fraction, 3) << " | " << s.pipelines << " | " << s.migrations << " | "
+              << s.evictions << " | " << Fixed(s.wall_seconds, 2) << " |\n";
   }
   // SLO hit rate per function (per model when there are more functions than models): where a policy wins and
   // loses.

@@ -162,6 +162,8 @@ struct RunSummary {
   int64_t failed = 0;    // accepted, then lost to a fault
   double hit_rate = 0;
   double mean_ms = 0, p50_ms = 0, p99_ms = 0;  // completed requests (rejected and failed ones have none)
+  double mean_all_ms = 0;  // every request: completed ones at their latency, rejected and failed at their deadline
+                           // (a policy that turns more away does not look faster)
   double queue_ms = 0, load_ms = 0, compute_ms = 0, transfer_ms = 0;  // mean breakdown of completed requests
   double throughput_rps = 0;                                          // requests finished within their SLO, per second
   double utilization = 0;                                             // mean slice busy fraction

@@ -59,6 +59,23 @@ TEST(WorkloadFlagsTest, ParseAndRefuseWithTheFlagsName) {
   }
 }
 
+TEST(SummarizeTest, MeanLatencyOverAllRequestsCountsTheTurnedAwayAtTheirDeadline) {
+  auto p = MakePreset("paper");
+  ASSERT_TRUE(p.ok());
+  SimResult r;
+  RequestRecord done;
+  done.arrival = TimePoint{} + Seconds(1);
+  done.deadline = done.arrival + Millis(100);
+  done.finished = done.arrival + Millis(10);
+  done.outcome = Outcome::kHit;
+  RequestRecord rejected = done;
+  rejected.outcome = Outcome::kRejected;
+  r.requests = {done, rejected};
+  const RunSummary s = Summarize(r, 0, (*p)->functions);
+  EXPECT_DOUBLE_EQ(s.mean_ms, 10);      // completed only: turning requests away looks fast
+  EXPECT_DOUBLE_EQ(s.mean_all_ms, 55);  // (10 + 100) / 2
+}
+
 TEST(PresetTest, PaperWithoutKnobsKeepsItsSevenModelsMostPopularFirst) {
   auto p = MakePreset("paper");
   ASSERT_TRUE(p.ok());
