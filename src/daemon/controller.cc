@@ -802,7 +802,11 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
     impl.cluster.push_back(policy::ClusterSlice{s.id, s.gpu, policy::SliceKind{t, s.profile}, true});
   }
   impl.mps_shares = std::make_unique<gpu::MpsShares>(*type);
-  FF_ASSIGN_OR_RETURN(impl.scheduler, policy::MakeScheduler(options.policy, impl.cluster, {}));
+  // The scheduler books warm copies against the node's host memory, as the runtime does (runtime/residency.h):
+  // it drops them first, so the runtime's own budget is only a backstop.
+  policy::NodeLimits limits;
+  limits.host_memory_mib = options.host_memory_bytes.value_or(runtime::DefaultHostMemoryBytes()) >> 20;
+  FF_ASSIGN_OR_RETURN(impl.scheduler, policy::MakeScheduler(options.policy, impl.cluster, {}, limits));
   impl.checker = std::make_unique<policy::AnswerChecker>(impl.cluster);
   impl.options = options;
 

@@ -53,7 +53,7 @@ bool UsesWholeGpus(std::string_view policy) {
 }
 
 Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vector<ClusterSlice> cluster,
-                                                 std::vector<ServedFunction> functions) {
+                                                 std::vector<ServedFunction> functions, NodeLimits limits) {
   const std::string name(PolicyName(spec));
   // Options: name:key=value:key=value, each known to the policy.
   std::map<std::string, std::string> options;
@@ -95,6 +95,7 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
   };
   if (name == "fluidfaas") {
     FluidFaaSOptions o;
+    o.host_memory_mib = limits.host_memory_mib;
     FF_RETURN_IF_ERROR(take_span("keep_alive", o.keep_alive));
     FF_RETURN_IF_ERROR(take_span("idle_evict", o.ts_idle_evict));
     FF_RETURN_IF_ERROR(take_span("dwell", o.min_dwell));

@@ -29,9 +29,14 @@ std::string_view PolicyName(std::string_view spec);
 // Whether the policy runs on whole GPUs with MIG off (INFless, on MPS) rather than on the MIG slices.
 bool UsesWholeGpus(std::string_view spec);
 
+// What the node offers every policy alike.
+struct NodeLimits {
+  int64_t host_memory_mib = 0;  // host memory for warm copies (0: no limit); the policies that keep them book it
+};
+
 // `cluster`: the MIG slices, or the whole GPUs for a policy that UsesWholeGpus. InvalidArgument for an unknown
 // policy or option, a bad value, or a function without the cost tables the policy needs.
 Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vector<ClusterSlice> cluster,
-                                                 std::vector<ServedFunction> functions);
+                                                 std::vector<ServedFunction> functions, NodeLimits limits = {});
 
 }  // namespace fluidfaas::policy

@@ -22,6 +22,8 @@ struct FluidFaaSOptions {
   Duration contest_window = Seconds(10);  // a pipeline leaves out slices that a function they would serve alone
                                           // found no place on within this (0: never)
   Duration keep_alive = Seconds(600);     // warm -> cold after this (the design's 10 min)
+  int64_t host_memory_mib = 0;            // warm copies' weights beyond this are dropped to cold, least recently
+                                          // used first, on each tick (0: no limit; policy/factory.h NodeLimits)
   double migrate_slowdown = 0.05;         // migrate when the plain instance is at most this much slower
   double share_busy_cap = 0.5;            // join a time-sharing slice only while its staying residents are
                                           // busy less than this fraction of the time, together

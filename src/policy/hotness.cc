@@ -50,6 +50,23 @@ void Hotness::Tick(TimePoint now, std::vector<Decision>& out) {
       default: break;
     }
   }
+  // Host memory: the warm copies that stay must fit; the least recently used go first.
+  if (options_.host_memory_mib > 0) {
+    std::vector<const InstanceRec*> warm;
+    int64_t held = 0;
+    for (const auto& [id, inst] : instances_.all()) {
+      if (inst.state != InstanceState::kWarm || std::find(expire.begin(), expire.end(), id) != expire.end()) continue;
+      warm.push_back(&inst);
+      held += inst.weights_mib;
+    }
+    std::sort(warm.begin(), warm.end(), [](const InstanceRec* a, const InstanceRec* b) {
+      return a->state_since != b->state_since ? a->state_since < b->state_since : a->id < b->id;
+    });
+    for (size_t i = 0; held > options_.host_memory_mib && i < warm.size(); ++i) {
+      expire.push_back(warm[i]->id);
+      held -= warm[i]->weights_mib;
+    }
+  }
   for (InstanceId id : expire) instances_.Expire(instances_.at(id), now, out);
   for (InstanceId id : retire) instances_.Retire(instances_.at(id), now, out);
 }

@@ -5,7 +5,8 @@
 //  - exclusive_hot -> time_sharing under demote_busy, judged only after min_dwell (and a whole busy window) in
 //    the state.
 //  - An idle time-sharing instance is evicted to warm after ts_idle_evict; a warm one expires to cold after
-//    keep_alive; a draining one is retired once its last request ends.
+//    keep_alive; a draining one is retired once its last request ends. Warm copies beyond host_memory_mib expire
+//    too, least recently used first.
 //
 // Thread safety: none; owned by one scheduler.
 #pragma once

@@ -54,6 +54,7 @@ void InstanceTable::Place(InstanceRec& inst, const ServedFunction& f, std::vecto
                           std::vector<InstanceId> after_release) {
   const bool from_warm = inst.state == InstanceState::kWarm;
   if (!SetState(inst, InstanceState::kLoading, now, out, /*announce=*/false)) return;
+  inst.weights_mib = (f.spec->TotalParams() * model::BytesPerElement(f.spec->dtype)) >> 20;
   ++placement_epoch_;
   inst.after_load = after_load;
   for (InstanceId prior : after_release) {

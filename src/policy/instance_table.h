@@ -37,6 +37,7 @@ struct InstanceRec {
   double speed_var = 0;                            // its running variance
   double booking_speed = 1.0;  // speed + noise_margin standard deviations: what batches are booked at
   TimePoint state_since;
+  int64_t weights_mib = 0;             // its function's weights: what a warm copy holds in host memory
   std::optional<InstanceId> replaces;  // a migration target: the pipeline it will take over from
   bool migrating = false;              // a pipeline with a migration target loading
   bool evict_pending = false;          // leaving its slice (a co-resident was promoted) once idle

@@ -211,5 +211,44 @@ TEST(HotnessTest, PromotesBusyDemotesIdleEvictsAndExpires) {
   EXPECT_EQ(instances.Find(quiet_id), nullptr);  // expired to cold: gone
 }
 
+TEST(HotnessTest, WarmCopiesBeyondHostMemoryExpireLeastRecentlyUsedFirst) {
+  Fn resnet("resnet50", 0, 100);  // 25.6 M parameters, fp32: 97 MiB of weights
+  FluidFaaSOptions options;
+  options.host_memory_mib = 250;  // two copies fit, not three
+  SliceBooks slices({Slice("0:1g.10gb@6"), Slice("0:1g.10gb@5"), Slice("0:2g.20gb@4")});
+  InstanceTable instances(options, slices);
+  Hotness hotness(options, slices, instances);
+  std::vector<Decision> out;
+  const size_t last = resnet.costs->blocks() - 1;
+  std::vector<InstanceId> ids;
+  for (size_t slice = 0; slice < 3; ++slice) {
+    const int k = resnet.costs->KindIndex(slices.info(slice).kind);
+    InstanceRec& inst = instances.New(0);
+    instances.Place(inst, resnet.served, {StagePlacement{slice, 0, last, resnet.costs->MemoryMib(k, 0, last)}},
+                    S::kTimeSharing, At(0), out);
+    instances.SetState(inst, S::kTimeSharing, At(0), out);
+    EXPECT_EQ(inst.weights_mib, 97);
+    ids.push_back(inst.id);
+  }
+  // Evicted at t = 1, 2, 3 s: the first is the least recently used.
+  for (size_t i = 0; i < 3; ++i) ASSERT_TRUE(instances.Evict(instances.at(ids[i]), At(1 + static_cast<int>(i)), out));
+  hotness.Tick(At(4), out);
+  EXPECT_EQ(instances.Find(ids[0]), nullptr);  // dropped to cold
+  ASSERT_NE(instances.Find(ids[1]), nullptr);
+  EXPECT_EQ(instances.Find(ids[1])->state, S::kWarm);
+  EXPECT_EQ(instances.Find(ids[2])->state, S::kWarm);
+  // Without a limit, all three stay.
+  options.host_memory_mib = 0;
+  InstanceRec& again = instances.New(0);
+  const int k = resnet.costs->KindIndex(slices.info(0).kind);
+  instances.Place(again, resnet.served, {StagePlacement{0, 0, last, resnet.costs->MemoryMib(k, 0, last)}},
+                  S::kTimeSharing, At(5), out);
+  instances.SetState(again, S::kTimeSharing, At(5), out);
+  ASSERT_TRUE(instances.Evict(again, At(6), out));
+  hotness.Tick(At(7), out);
+  EXPECT_NE(instances.Find(ids[1]), nullptr);
+  EXPECT_NE(instances.Find(again.id), nullptr);
+}
+
 }  // namespace
 }  // namespace fluidfaas::policy

@@ -522,7 +522,8 @@ std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs) {
 }
 
 Result<std::unique_ptr<policy::Scheduler>> MakeScheduler(const std::string& policy, const Preset& preset) {
-  return policy::MakeScheduler(policy, ClusterFor(policy, preset), preset.served);
+  return policy::MakeScheduler(policy, ClusterFor(policy, preset), preset.served,
+                               policy::NodeLimits{static_cast<int64_t>(preset.host_memory_gib * 1024)});
 }
 
 const std::vector<policy::ClusterSlice>& ClusterFor(const std::string& policy, const Preset& preset) {

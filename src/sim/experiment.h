@@ -71,7 +71,8 @@ struct Preset {
   double cv = 2.0;                             // of inter-arrival gaps (while active, on/off)
   double active_share = 1;                     // < 1: on/off arrivals per function (sim/workload.h)
   double mean_on_s = 60;
-  SliceTaking take;  // other tenants taking slices (the tenants preset); --take-slices replaces it
+  SliceTaking take;               // other tenants taking slices (the tenants preset); --take-slices replaces it
+  double host_memory_gib = 1024;  // for warm copies, every policy alike: 1 TiB, a DGX A100's (8 GPUs)
   model::LatencyModel latency;
 };
 
