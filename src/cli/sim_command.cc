@@ -43,6 +43,7 @@ struct SimOptions {
   bool json_output = false;
   std::string faults;  // "load=P,stage=P,worker=P"
   double exec_noise = 0;
+  double mps_interference = 0.3;
   std::string take_slices;  // "EVERY_S:HOLD_S"
   // Workload knobs (sim/experiment.h); empty or 0: the preset's own.
   int functions = 0;
@@ -247,6 +248,7 @@ Result<std::vector<uint64_t>> ParseSeeds(const std::vector<std::string>& texts) 
 Status Validate(const SimOptions& o, double capacity_rps) {
   FF_RETURN_IF_ERROR(CheckRange("--slo-scale", o.slo_scale, 0, 1000, /*open_low=*/true));
   FF_RETURN_IF_ERROR(CheckRange("--exec-noise", o.exec_noise, 0, 10));
+  FF_RETURN_IF_ERROR(CheckRange("--mps-interference", o.mps_interference, 0, 2));
   if (!o.trace.empty()) {
     if (o.duration_given)
       return Status::InvalidArgument("--duration is for synthetic loads: a trace sets its own span");
@@ -291,6 +293,7 @@ int RunSim(SimOptions o) {
     sim_options.faults = *faults;
     sim_options.take = o.take_slices.empty() ? (*preset)->take : *take;
     sim_options.exec_noise_cv = o.exec_noise;
+    sim_options.mps_interference = o.mps_interference;
   }
   for (const std::string& p : o.policies) {
     Result<std::unique_ptr<policy::Scheduler>> s = sim::MakeScheduler(p, **preset);
@@ -467,6 +470,9 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
                   "a slice in use, its worker dies); e.g. load=0.05,stage=0.001,worker=0.0005");
   sim->add_option("--exec-noise", o->exec_noise,
                   "Multiply every batch's time by a lognormal factor of mean 1 and this coefficient of variation")
+      ->capture_default_str();
+  sim->add_option("--mps-interference", o->mps_interference,
+                  "Slowdown of an MPS batch while the rest of its GPU is busy (INFless; a sensitivity knob)")
       ->capture_default_str();
   sim->add_option("--take-slices", o->take_slices,
                   "EVERY_S:HOLD_S: another tenant takes a random slice every EVERY_S seconds on average and gives "

@@ -87,7 +87,8 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
   const auto leftover = [&]() -> Status {
     if (options.empty()) return Status::Ok();
     return Status::InvalidArgument(
-        "policy " + name + " has no option '" + Printable(options.begin()->first, 30) + "' (options: keep_alive" +
+        "policy " + name + " has no option '" + Printable(options.begin()->first, 30) +
+        "' (options: " + (name == "infless" ? "margin" : "keep_alive") +
         (name == "fluidfaas"
              ? ", idle_evict, dwell, displace_idle, contest, pipelines, time_sharing, migration, urgency, displacement"
              : "") +
@@ -119,8 +120,18 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
     return Upcast(EsgScheduler::Create(std::move(cluster), std::move(functions), o));
   }
   if (name == "infless") {
+    InflessOptions o;
+    if (auto it = options.find("margin"); it != options.end()) {
+      const std::optional<double> v = ParseFiniteDouble(it->second);
+      if (!v || !(*v >= 0 && *v <= 2)) {
+        return Status::InvalidArgument("policy infless: margin must be a number in [0, 2], not '" +
+                                       Printable(it->second, 30) + "'");
+      }
+      o.interference_margin = *v;
+      options.erase(it);
+    }
     FF_RETURN_IF_ERROR(leftover());
-    return Upcast(InflessScheduler::Create(std::move(cluster), std::move(functions)));
+    return Upcast(InflessScheduler::Create(std::move(cluster), std::move(functions), o));
   }
   if (name == "exclusive") {
     ExclusiveOptions o;

@@ -145,7 +145,7 @@ std::optional<InstanceId> InflessScheduler::Launch(InflessFunction& fn, TimePoin
   place.mps_share = config->share;
   LaunchDecision launch{id, f.id, {place}, false, load, MillisF(f.mps->WholeMs(config->share, 1))};
   launch.max_batch = config->batch;
-  launch.batch_timeout = MillisF(std::max(0.0, f.slo_ms - config->exec_ms));
+  launch.batch_timeout = MillisF(std::max(0.0, f.slo_ms - config->exec_ms * (1 + options_.interference_margin)));
   out.push_back(std::move(launch));
   return id;
 }

@@ -6,7 +6,11 @@
 //    timeout at the function's current rate; ties go to the smaller share (less fragmentation).
 //  - Placement: greedy best fit: the GPU with enough free SM share and memory that is left with the least free
 //    SM share (least fragmentation).
-//  - Batching: built into every instance, timeout = SLO - execution time of the batch.
+//  - Batching: built into every instance, timeout = SLO - execution time of the batch. The execution time is
+//    taken at (1 + interference_margin) x the share's time alone: INFless plans for the slowdown MPS co-location
+//    brings (its paper sizes resources with interference in mind); without the margin a full batch that waited
+//    its whole timeout finishes past the SLO whenever the GPU is busy. This project's choice, shown by its
+//    sensitivity row (docs/simulator.md).
 //  - Dispatch: every split period (1 s) each function's requests are split across its loaded
 //    instances in proportion to their throughput (smooth weighted round robin); a request whose share goes to an
 //    instance that cannot meet its deadline goes to the instance with the earliest estimated finish, and is
@@ -36,6 +40,7 @@ struct InflessOptions {
   double overflow_threshold = 0.03;
   int idle_periods = 3;
   double exec_budget_batching = 0.5;  // of the SLO, when the batch is larger than 1
+  double interference_margin = 0.3;   // the batch timeout plans for this slowdown (the simulator's MPS factor)
   LoadCostModel load;
   LoadTrackerOptions tracker;
 };

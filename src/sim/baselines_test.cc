@@ -313,15 +313,17 @@ TEST(FactoryTest, PolicySpecsTakeOptions) {
   EXPECT_TRUE(policy::MakeScheduler("fluidfaas:pipelines=off:time_sharing=off:migration=on:urgency=off:dwell=10s",
                                     p->slices, p->served)
                   .ok());
+  EXPECT_TRUE(
+      policy::MakeScheduler("fluidfaas:displace_idle=30s:contest=5s:displacement=off", p->slices, p->served).ok());
+  EXPECT_TRUE(policy::MakeScheduler("infless:margin=0", p->whole_gpus, p->served).ok());
   EXPECT_EQ(policy::PolicyName("exclusive:keep_alive=60s"), "exclusive");
   EXPECT_TRUE(policy::UsesWholeGpus("infless"));
   for (const char* bad :
        {"exclusive:keep_alive=0s", "exclusive:keep_alive=inf", "exclusive:keep_alive=2d", "exclusive:keep_live=60s",
         "exclusive:keep_alive", "exclusive:keep_alive=1s:keep_alive=2s", "infless:keep_alive=60s",
-        "fluidfaas:pipelines=no", "fluidfaas:urgency=", "exclusive:pipelines=off"}) {
-    EXPECT_FALSE(
-        policy::MakeScheduler(bad, bad == std::string("infless:keep_alive=60s") ? p->whole_gpus : p->slices, p->served)
-            .ok())
+        "fluidfaas:pipelines=no", "fluidfaas:urgency=", "exclusive:pipelines=off", "infless:margin=-1",
+        "infless:margin=nan", "fluidfaas:displacement=maybe"}) {
+    EXPECT_FALSE(policy::MakeScheduler(bad, policy::UsesWholeGpus(bad) ? p->whole_gpus : p->slices, p->served).ok())
         << bad;
   }
   // A 60 s keep-alive retires idle instances that the 10-minute default keeps.
@@ -590,6 +592,22 @@ TEST(InflessConfigTest, BestThroughputPerShareWithinHalfTheSlo) {
         EXPECT_LE(1000.0 * b / exec / fraction, chosen * (1 + 1e-9)) << f.spec->name;
       }
     }
+  }
+  // Its batch timeout leaves room for MPS interference: SLO - (1 + margin) x the batch's time alone.
+  const auto paper = std::move(MakePreset("paper")).value();
+  const auto arrivals = Load(*paper, 0.8, Seconds(60), 2);
+  for (const auto& [spec, margin] :
+       std::vector<std::pair<std::string, double>>{{"infless", 0.3}, {"infless:margin=0", 0}}) {
+    const PolicyRun run = RunPolicy(spec, *paper, arrivals);
+    ASSERT_TRUE(run.result.errors.empty()) << run.result.errors.front();
+    int batched = 0;
+    for (const policy::LaunchDecision& l : run.launches) {
+      const SimFunction& f = paper->functions[l.function];
+      const double exec = f.mps->WholeMs(l.stages.front().mps_share, l.max_batch);
+      EXPECT_NEAR(ToMillis(l.batch_timeout), std::max(0.0, f.slo_ms - exec * (1 + margin)), 0.01) << spec;
+      batched += l.max_batch > 1;
+    }
+    EXPECT_GT(batched, 0) << spec;
   }
   // At no rate there is nothing to batch.
   const auto idle = policy::ChooseInflessConfig(*p->functions[0].mps, p->functions[0].slo_ms, 0, 81920);
