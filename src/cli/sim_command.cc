@@ -340,6 +340,7 @@ int RunSim(SimOptions o) {
         std::unique_ptr<policy::Scheduler> scheduler = std::move(sim::MakeScheduler(p, **preset)).value();
         sim::SimOptions run_options = sim_options;
         run_options.seed = seed;
+        run_options.take = sim::TakingFor(p, **preset, run_options.take);
         const auto t0 = std::chrono::steady_clock::now();
         const sim::SimResult r = sim::Simulate(sim::ClusterFor(p, **preset), (*preset)->functions, workloads[w].second,
                                                *scheduler, run_options);

@@ -526,6 +526,13 @@ Result<std::unique_ptr<policy::Scheduler>> MakeScheduler(const std::string& poli
                                policy::NodeLimits{static_cast<int64_t>(preset.host_memory_gib * 1024)});
 }
 
+SliceTaking TakingFor(const std::string& policy, const Preset& preset, SliceTaking take) {
+  if (!policy::UsesWholeGpus(policy) || preset.whole_gpus.empty() || take.every <= Duration{0}) return take;
+  const double per_gpu = static_cast<double>(preset.slices.size()) / static_cast<double>(preset.whole_gpus.size());
+  take.every = Duration(static_cast<int64_t>(static_cast<double>(take.every.count()) * per_gpu));
+  return take;
+}
+
 const std::vector<policy::ClusterSlice>& ClusterFor(const std::string& policy, const Preset& preset) {
   return policy::UsesWholeGpus(policy) ? preset.whole_gpus : preset.slices;
 }

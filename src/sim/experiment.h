@@ -202,6 +202,11 @@ using policy::PolicyNames;
 // ones otherwise.
 Result<std::unique_ptr<policy::Scheduler>> MakeScheduler(const std::string& policy, const Preset& preset);
 
+// Other tenants take the same share of the cluster from every policy: from a policy on whole GPUs (INFless) a GPU
+// is taken as much less often as a GPU holds slices (taking a whole GPU as often as a slice would take a third of
+// the GPUs away on paper's 3-slice GPUs, where MIG policies lose a third of the slices).
+SliceTaking TakingFor(const std::string& policy, const Preset& preset, SliceTaking take);
+
 // The cluster a policy runs on: the whole GPUs for INFless (MIG off), the MIG slices for the others.
 const std::vector<policy::ClusterSlice>& ClusterFor(const std::string& policy, const Preset& preset);
 

@@ -138,6 +138,20 @@ TEST(PresetTest, KnobsReshapeAPresetAndAreChecked) {
   EXPECT_NE(MakePreset("cloud").status().message().find("serverless"), std::string::npos);
 }
 
+TEST(PresetTest, TenantsTakeTheSameShareOfTheClusterFromEveryPolicy) {
+  auto p = MakePreset("tenants");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ((*p)->take.every, Seconds(30));
+  EXPECT_EQ((*p)->take.hold, Seconds(240));
+  EXPECT_EQ((*p)->functions.size(), 24U);
+  // MIG policies lose a slice every 30 s; INFless, on whole GPUs of 3 slices each, a GPU every 90 s.
+  EXPECT_EQ(TakingFor("fluidfaas", **p, (*p)->take).every, Seconds(30));
+  EXPECT_EQ(TakingFor("exclusive:keep_alive=60s", **p, (*p)->take).every, Seconds(30));
+  EXPECT_EQ(TakingFor("infless", **p, (*p)->take).every, Seconds(90));
+  EXPECT_EQ(TakingFor("infless", **p, (*p)->take).hold, Seconds(240));
+  EXPECT_EQ(TakingFor("infless", **p, SliceTaking{}).every, Duration{0});  // no taking stays none
+}
+
 TEST(PresetTest, OnServerlessEveryPolicyEndsEveryRequestOnceAndFluidFaaSLeadsEsg) {
   auto p = MakePreset("serverless");
   ASSERT_TRUE(p.ok());
