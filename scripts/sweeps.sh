@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# SLO hit rate against the number of functions (24 to 192) and against the big-model share of the load (0 to
+# 100%), on the serverless preset at medium load, seeds 1-4, for FluidFaaS and the baselines. Writes
+# out/eval/sweeps/{functions,share}.dat and .svg/.png (gnuplot), and prints both tables.
+# Usage: scripts/sweeps.sh [OUT_DIR]     (about two minutes on two cores)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="${1:-$root/out/eval/sweeps}"
+bin="$root/build/release/fluidfaas"
+[[ -x "$bin" ]] || { echo "sweeps: build first (scripts/run.sh --help builds it)" >&2; exit 2; }
+mkdir -p "$out"
+policies="fluidfaas,esg,infless,exclusive:keep_alive=60s"
+small=(resnet50 vit-b16 bert-base bert-large gpt2-xl llama2-7b)
+
+# One point: the mean SLO hit rate per policy over the seeds, as "x rate rate ..." in the policies' order.
+point() {
+  local x="$1"
+  shift
+  "$bin" sim --preset serverless --load medium --seed 1,2,3,4 --policies "$policies" --json --out "$out/run" "$@" |
+    python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+order = sys.argv[2].split(",")
+rate = {p: [r["slo_hit_rate"] for r in rows if r["policy"] == p] for p in order}
+print(sys.argv[1], " ".join("%.4f" % (100 * sum(v) / len(v)) for v in (rate[p] for p in order)))' "$x" "$policies"
+}
+
+plot() {
+  local name="$1" xlabel="$2"
+  gnuplot <<EOF || echo "sweeps: gnuplot failed; the data is in $out/$name.dat" >&2
+set datafile commentschars "#"
+set key bottom left
+set grid
+set xlabel "$xlabel"
+set ylabel "SLO hit rate (%)"
+set yrange [0:100]
+titles = "$(echo "$policies" | tr ',' ' ')"
+do for [t in "svg png"] {
+  if (t eq "svg") { set terminal svg size 760,420 noenhanced } else { set terminal pngcairo size 760,420 noenhanced }
+  set output "$out/$name.".t
+  plot for [i=2:5] "$out/$name.dat" using 1:i with linespoints title word(titles, i-1)
+}
+EOF
+}
+
+{
+  echo "# functions $policies"
+  for n in 24 48 96 144 192; do point "$n" --functions "$n"; done
+} >"$out/functions.dat"
+plot functions "functions (serverless, medium)"
+
+{
+  echo "# big_model_share_percent $policies"
+  for share in 0 25 50 75 100; do
+    mix=""
+    if ((share > 0)); then mix="llama2-13b:$share"; fi
+    if ((share < 100)); then
+      for m in "${small[@]}"; do mix+="${mix:+,}$m:$(python3 -c "print((100 - $share) / 6)")"; done
+    fi
+    point "$share" --mix "$mix"
+  done
+} >"$out/share.dat"
+plot share "llama2-13b share of functions and load, % (serverless, medium)"
+
+rm -rf "$out/run"
+for f in functions share; do
+  echo "== $f (columns: $policies)"
+  cat "$out/$f.dat"
+done
+echo "wrote $out/functions.{dat,svg,png} and $out/share.{dat,svg,png}"
