@@ -5,7 +5,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   fluidfaas::sim::TraceOptions options;
-  options.models = {"resnet50", "bert-base", "llama2-7b"};
+  options.mix = {{"resnet50", 1}, {"bert-base", 2}, {"llama2-7b", 1}};
+  options.max_functions = (data[0] & 4) != 0 ? 2 : 512;
   options.lenient = (data[0] & 1) != 0;
   options.rate_scale = (data[0] & 2) != 0 ? 0.5 : 1.0;
   options.seed = data[0];

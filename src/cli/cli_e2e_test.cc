@@ -260,6 +260,13 @@ TEST(CliTest, BadInputIsExit2NamingTheFieldNeverACrash) {
       {"sim --trace " + dir + "/empty.csv --duration 60" + out, "--duration is for synthetic loads"},
       {"sim --trace " + dir + "/huge.csv --rate-scale inf" + out, "--rate-scale: inf is not in"},
       {"sim --rate-scale 2" + out, "give --trace"},
+      {"sim --minutes 1..2" + out, "give --trace"},
+      {"sim --trace " + dir + "/span.csv --minutes 5..2" + out, "--minutes: '5..2' is not A..B"},
+      {"sim --trace " + dir + "/empty.csv --arrivals onoff:0.2" + out, "a trace sets its own"},
+      {"sim --functions 0" + out, "--functions: Value 0 not in range"},
+      {"sim --mix gpt5" + out, "--mix: 'gpt5' is not a zoo model"},
+      {"sim --popularity zipf:-1" + out, "--popularity"},
+      {"sim --arrivals onoff:2" + out, "--arrivals"},
       {"sim --seed -1" + out, "--seed: '-1' is not an unsigned integer"},
       {"sim --seed ''" + out, "--seed: '' is not an unsigned integer"},
       {"plan --model resnet50 --free 0:2g.20gb@4 --slo-ms nan", "--slo-ms: 'nan' is not a number"},
@@ -313,6 +320,26 @@ TEST(CliTest, SimWithFaultsAccountsForEveryRequest) {
   EXPECT_EQ(Fluidfaas("sim --faults disk=0.1 --duration 5 --out " + out).exit_code, 2);
   EXPECT_EQ(Fluidfaas("sim --exec-noise nan --duration 5 --out " + out).exit_code, 2);
   EXPECT_EQ(Fluidfaas("sim --take-slices 0:5 --duration 5 --out " + out).exit_code, 2);
+}
+
+TEST(CliTest, SimOnATraceMakesEachBusyRowAFunction) {
+  const std::string dir = testing::TempDir();
+  std::ofstream(dir + "/rows.csv") << "HashOwner,HashApp,HashFunction,Trigger,1,2,3\n"
+                                      "o,a,f1,http,30,30,30\n"
+                                      "o,a,f2,http,5,0,0\n"
+                                      "o,a,f3,http,not,a,count\n"
+                                      "o,a,f4,http,20,20,20\n";
+  const CommandRun r = Fluidfaas("sim --preset serverless --trace " + dir +
+                                 "/rows.csv --minutes 1..3 --lenient --functions 2 --policies fluidfaas --json --out " +
+                                 dir + "/rows_out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("3 function rows, 2 kept as functions"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 dropped with 5 invocations"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 malformed skipped"), std::string::npos) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out.substr(r.out.find('[')));  // after the note on stderr
+  ASSERT_EQ(j.size(), 1u);
+  ASSERT_EQ(j[0]["functions"].size(), 2u);
+  EXPECT_EQ(j[0]["requests"], 150);  // f1's 90 and f4's 60
 }
 
 TEST(CliTest, SimWritesTheSummaryForEachPolicyAndLoad) {

@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -50,7 +51,25 @@ struct SimOptions {
   std::string mix;
   std::string popularity;
   std::string arrivals;
+  std::string minutes;  // a trace's "A..B"
+  bool lenient = false;
 };
+
+// "A..B" (1 <= A <= B <= kMaxTraceMinute) into the trace's options.
+Status ParseMinutes(const std::string& text, sim::TraceOptions& t) {
+  const size_t dots = text.find("..");
+  const auto bad = Status::InvalidArgument("--minutes: '" + Printable(text, 30) +
+                                           "' is not A..B with 1 <= A <= B <= " + std::to_string(kMaxTraceMinute));
+  if (dots == std::string::npos) return bad;
+  const std::optional<double> a = ParseFiniteDouble(text.substr(0, dots));
+  const std::optional<double> b = ParseFiniteDouble(text.substr(dots + 2));
+  if (!a || !b || *a != std::floor(*a) || *b != std::floor(*b) || *a < 1 || *a > *b || *b > kMaxTraceMinute) {
+    return bad;
+  }
+  t.first_minute = static_cast<int>(*a);
+  t.last_minute = static_cast<int>(*b);
+  return Status::Ok();
+}
 
 // The preset's options from the flags.
 Result<sim::PresetOptions> PresetOptionsFrom(const SimOptions& o) {
@@ -244,18 +263,31 @@ Result<std::vector<uint64_t>> ParseSeeds(const std::vector<std::string>& texts) 
   return seeds;
 }
 
+// The flags that do not go together, checked before anything is read.
+Status ValidateFlags(const SimOptions& o) {
+  if (!o.trace.empty()) {
+    if (o.duration_given)
+      return Status::InvalidArgument("--duration is for synthetic loads: a trace sets its own span");
+    if (o.load_given) return Status::InvalidArgument("--load is for synthetic loads: a trace sets its own rates");
+    if (!o.popularity.empty() || !o.arrivals.empty()) {
+      return Status::InvalidArgument("--popularity and --arrivals shape synthetic loads: a trace sets its own");
+    }
+    return Status::Ok();
+  }
+  if (o.rate_scale_given) return Status::InvalidArgument("--rate-scale scales a trace's rates: give --trace");
+  if (!o.minutes.empty() || o.lenient) {
+    return Status::InvalidArgument("--minutes and --lenient read a trace: give --trace");
+  }
+  return Status::Ok();
+}
+
 // Every number the command takes, against the ranges in common/limits.h; and the flags that do not go together.
 Status Validate(const SimOptions& o, double capacity_rps) {
   FF_RETURN_IF_ERROR(CheckRange("--slo-scale", o.slo_scale, 0, 1000, /*open_low=*/true));
   FF_RETURN_IF_ERROR(CheckRange("--exec-noise", o.exec_noise, 0, 10));
   FF_RETURN_IF_ERROR(CheckRange("--mps-interference", o.mps_interference, 0, 2));
-  if (!o.trace.empty()) {
-    if (o.duration_given)
-      return Status::InvalidArgument("--duration is for synthetic loads: a trace sets its own span");
-    if (o.load_given) return Status::InvalidArgument("--load is for synthetic loads: a trace sets its own rates");
-    return CheckRange("--rate-scale", o.rate_scale, 0, 1e6, /*open_low=*/true);
-  }
-  if (o.rate_scale_given) return Status::InvalidArgument("--rate-scale scales a trace's rates: give --trace");
+  FF_RETURN_IF_ERROR(ValidateFlags(o));
+  if (!o.trace.empty()) return CheckRange("--rate-scale", o.rate_scale, 0, 1e6, /*open_low=*/true);
   FF_RETURN_IF_ERROR(CheckRange("--duration", o.duration_s, 0, kMaxSimDurationS, /*open_low=*/true));
   for (const std::string& load : o.loads) {
     FF_ASSIGN_OR_RETURN(double share, sim::LoadShare(load));
@@ -279,8 +311,36 @@ int RunSim(SimOptions o) {
   o.seeds = *seeds;
   if (Status st = CheckRange("--slo-scale", o.slo_scale, 0, 1000, /*open_low=*/true); !st.ok())
     return fail(st, kExitBadInput);
+  if (Status st = ValidateFlags(o); !st.ok()) return fail(st, kExitBadInput);
   Result<sim::PresetOptions> preset_options = PresetOptionsFrom(o);
   if (!preset_options.ok()) return fail(preset_options.status(), kExitBadInput);
+  // A trace: each of its busiest rows is a function, its model by a rule of the row alone (sim/azure_trace.h).
+  sim::TraceOptions trace_options;
+  if (!o.trace.empty()) {
+    trace_options.mix = preset_options->mix.empty() ? sim::PresetMix(o.preset) : preset_options->mix;
+    trace_options.max_functions = o.functions > 0 ? static_cast<size_t>(o.functions) : 512;
+    trace_options.rate_scale = o.rate_scale;
+    trace_options.lenient = o.lenient;
+    if (!o.minutes.empty()) {
+      if (Status st = ParseMinutes(o.minutes, trace_options); !st.ok()) return fail(st, kExitBadInput);
+    }
+    if (Status st = CheckRange("--rate-scale", o.rate_scale, 0, 1e6, /*open_low=*/true); !st.ok()) {
+      return fail(st, kExitBadInput);
+    }
+    trace_options.seed = o.seeds.front();
+    Result<sim::Trace> first = sim::ReadAzureTrace(o.trace, trace_options);
+    if (!first.ok()) return fail(first.status(), kExitBadInput);
+    preset_options->models.clear();
+    for (const sim::TraceFunction& f : first->functions) preset_options->models.push_back(f.model);
+    std::cerr << "trace " << o.trace << ": " << first->rows << " function rows, " << first->functions.size()
+              << " kept as functions (the busiest; --functions)";
+    if (first->dropped_rows > 0) {
+      std::cerr << ", " << first->dropped_rows << " dropped with " << first->dropped_invocations << " invocations";
+    }
+    if (first->skipped_rows > 0)
+      std::cerr << ", " << first->skipped_rows << " malformed skipped (" << first->first_skip << ")";
+    std::cerr << '\n';
+  }
   Result<std::unique_ptr<sim::Preset>> preset = sim::MakePreset(o.preset, *preset_options);
   if (!preset.ok()) return fail(preset.status(), kExitBadInput);
   sim::SimOptions sim_options;
@@ -310,10 +370,8 @@ int RunSim(SimOptions o) {
     std::vector<double> shares;
     std::vector<double> spans;  // seconds of arrivals in each workload
     if (!o.trace.empty()) {
-      sim::TraceOptions t;
-      t.models = (*preset)->models;  // rows are hashed onto the preset's functions
-      t.rate_scale = o.rate_scale;
-      t.seed = seed;
+      sim::TraceOptions t = trace_options;
+      t.seed = seed;  // spreads each minute's invocations; the functions and their models stay
       Result<sim::Trace> trace = sim::ReadAzureTrace(o.trace, t);
       if (!trace.ok()) return fail(trace.status(), kExitBadInput);
       spans.push_back(60.0 * (trace->last_minute - trace->first_minute + 1));
@@ -450,13 +508,17 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
   sim->add_option("--trace", o->trace, "Azure Functions 2019 invocations CSV instead of synthetic loads")
       ->check(CLI::ExistingFile);
   sim->add_option("--rate-scale", o->rate_scale, "Multiply the trace's rates")->capture_default_str();
+  sim->add_option("--minutes", o->minutes, "A..B: the trace's minute columns to use (default: all)");
+  sim->add_flag("--lenient", o->lenient, "Skip a trace's malformed rows (counted) instead of failing");
   sim->add_option("--seed", o->seed_texts,
                   "Random seed, or comma-separated seeds: every run repeats per seed, the files "
                   "keep each, the tables and plots show the means")
       ->delimiter(',')
       ->capture_default_str();
   sim->add_option("--functions", o->functions,
-                  "Functions, each its own deployment, dealt to the mix's models (default: the preset's)");
+                  "Functions, each its own deployment, dealt to the mix's models (default: the preset's); with "
+                  "--trace, the busiest rows kept (default 512)")
+      ->check(CLI::Range(1, sim::kMaxFunctions));
   sim->add_option("--mix", o->mix,
                   "Model mix as MODEL[:WEIGHT],... (weights: shares of the functions), e.g. llama2-13b:3,resnet50:1");
   sim->add_option("--popularity", o->popularity, "zipf:S or uniform (default: the preset's)");

@@ -28,24 +28,29 @@ bool ParseCount(std::string_view s, int64_t* out) {
   return !s.empty() && ec == std::errc() && end == s.data() + s.size() && *out >= 0;
 }
 
-uint64_t HashWithSeed(std::string_view s, uint64_t seed) {
-  uint64_t h = 1469598103934665603ull ^ (seed * 0x9e3779b97f4a7c15ull);
+// FNV-1a, 64 bits: fixed, so a row's model never depends on the seed.
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) {
     h ^= c;
     h *= 1099511628211ull;
   }
-  return h ^ (h >> 31);
+  return h;
 }
 
 }  // namespace
 
 Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, const TraceOptions& options) {
-  if (options.models.empty()) return Status::InvalidArgument("trace: no models to map functions onto");
+  if (options.mix.empty()) return Status::InvalidArgument("trace: no models to map functions onto");
+  for (const auto& [model, weight] : options.mix) {
+    if (!(weight > 0) || !std::isfinite(weight)) {
+      return Status::InvalidArgument("trace: the weight of " + model + " must be positive");
+    }
+  }
+  if (options.max_functions < 1) return Status::InvalidArgument("trace: max_functions must be at least 1");
   FF_RETURN_IF_ERROR(CheckRange("trace: rate scale", options.rate_scale, 0, 1e6, /*open_low=*/true));
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a UTF-8 byte-order mark
   Trace trace;
-  trace.models = options.models;
-  trace.per_model.assign(options.models.size(), 0);
 
   // Header: the four named columns, then minute columns by their number.
   size_t pos = text.find('\n');
@@ -93,9 +98,15 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
   std::erase_if(minutes, [&](const auto& m) { return m.first < trace.first_minute || m.first > trace.last_minute; });
   trace.duration = Seconds(60) * (trace.last_minute - trace.first_minute + 1);
 
-  std::mt19937_64 rng(options.seed);
-  std::uniform_real_distribution<double> within(0.0, 60.0);
-  std::uniform_real_distribution<double> coin(0.0, 1.0);
+  // Pass 1: check every row and count its invocations in the selected minutes.
+  struct Row {
+    std::string_view line;
+    size_t line_no = 0;
+    int64_t total = 0;
+  };
+  std::vector<Row> rows;
+  const size_t owner_col = named["HashOwner"];
+  const size_t app_col = named["HashApp"];
   const size_t fn_col = named["HashFunction"];
   size_t line_no = 1;
   while (pos != std::string_view::npos && pos + 1 < text.size()) {
@@ -110,14 +121,15 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
     if (fields.size() != header.size()) {
       problem = std::to_string(fields.size()) + " fields, the header has " + std::to_string(header.size());
     }
-    std::vector<int64_t> counts;
+    int64_t total = 0;
     for (size_t i = 0; problem.empty() && i < minutes.size(); ++i) {
       int64_t count = 0;
       if (!ParseCount(fields[minutes[i].second], &count)) {
-        problem = "minute " + std::to_string(minutes[i].first) + ": '" + std::string(fields[minutes[i].second]) +
+        problem = "minute " + std::to_string(minutes[i].first) + ": '" + Printable(fields[minutes[i].second], 30) +
                   "' is not a non-negative count";
+        break;
       }
-      counts.push_back(count);
+      total = SaturatingAdd(total, count);
     }
     if (!problem.empty()) {
       std::string where = source;
@@ -127,30 +139,75 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
       if (trace.skipped_rows++ == 0) trace.first_skip = std::move(where);
       continue;
     }
-    ++trace.functions;
-    const auto model = static_cast<uint32_t>(HashWithSeed(fields[fn_col], options.seed) % options.models.size());
-    for (size_t i = 0; i < minutes.size(); ++i) {
-      const double expected = static_cast<double>(counts[i]) * options.rate_scale;
-      // Bounded before anything is allocated: the whole run may hold kMaxRequestsPerRun requests.
-      if (expected + static_cast<double>(trace.arrivals.size()) > static_cast<double>(kMaxRequestsPerRun)) {
-        return Status::InvalidArgument(source + ":" + std::to_string(line_no) + ": the trace holds more than " +
-                                       std::to_string(kMaxRequestsPerRun) +
-                                       " invocations in the minutes selected, the limit of one run (select fewer "
-                                       "minutes or scale the rate down)");
+    ++trace.rows;
+    if (total > 0) rows.push_back(Row{line, line_no, total});
+  }
+  // The busiest rows, kept in file order.
+  if (rows.size() > options.max_functions) {
+    std::vector<size_t> order(rows.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rows[a].total > rows[b].total; });
+    std::vector<bool> keep(rows.size(), false);
+    for (size_t i = 0; i < options.max_functions; ++i) keep[order[i]] = true;
+    std::vector<Row> kept;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (keep[i]) {
+        kept.push_back(rows[i]);
+      } else {
+        ++trace.dropped_rows;
+        trace.dropped_invocations = SaturatingAdd(trace.dropped_invocations, rows[i].total);
       }
+    }
+    rows = std::move(kept);
+  }
+  // Bounded before anything is allocated: the whole run may hold kMaxRequestsPerRun requests.
+  double expected_total = 0;
+  for (const Row& r : rows) expected_total += static_cast<double>(r.total) * options.rate_scale;
+  if (expected_total > static_cast<double>(kMaxRequestsPerRun)) {
+    return Status::InvalidArgument(source + ": the trace holds more than " + std::to_string(kMaxRequestsPerRun) +
+                                   " invocations in the minutes selected, the limit of one run (select fewer minutes, "
+                                   "fewer functions or scale the rate down)");
+  }
+  double weight_sum = 0;
+  for (const auto& [model, weight] : options.mix) weight_sum += weight;
+
+  // Pass 2: each kept row is a function; its counts become arrivals.
+  std::mt19937_64 rng(options.seed);
+  std::uniform_real_distribution<double> within(0.0, 60.0);
+  std::uniform_real_distribution<double> coin(0.0, 1.0);
+  trace.arrivals.reserve(static_cast<size_t>(expected_total) + rows.size());
+  for (const Row& r : rows) {
+    const std::vector<std::string_view> fields = Split(r.line);
+    TraceFunction f;
+    f.id = std::string(fields[owner_col]) + "/" + std::string(fields[app_col]) + "/" + std::string(fields[fn_col]);
+    const double u = static_cast<double>(Fnv1a(f.id) >> 11) * 0x1.0p-53;  // in [0, 1)
+    double covered = 0;
+    f.model = options.mix.back().first;
+    for (const auto& [model, weight] : options.mix) {
+      covered += weight / weight_sum;
+      if (u < covered) {
+        f.model = model;
+        break;
+      }
+    }
+    f.invocations = r.total;
+    const auto index = static_cast<uint32_t>(trace.functions.size());
+    trace.functions.push_back(std::move(f));
+    for (const auto& [minute, column] : minutes) {
+      int64_t count = 0;
+      ParseCount(fields[column], &count);  // checked in pass 1
+      const double expected = static_cast<double>(count) * options.rate_scale;
       auto n = static_cast<int64_t>(expected);
       if (coin(rng) < expected - static_cast<double>(n)) ++n;
-      const double minute_start = 60.0 * (minutes[i].first - trace.first_minute);
+      const double minute_start = 60.0 * (minute - trace.first_minute);
       for (int64_t k = 0; k < n; ++k) {
-        trace.arrivals.push_back(Arrival{TimePoint{} + SecondsF(minute_start + within(rng)), model});
+        trace.arrivals.push_back(Arrival{TimePoint{} + SecondsF(minute_start + within(rng)), index});
       }
-      trace.per_model[model] += n;
     }
   }
   if (trace.arrivals.empty()) {
     return Status::InvalidArgument(source + ": no invocations in minutes " + std::to_string(trace.first_minute) + ".." +
-                                   std::to_string(trace.last_minute) +
-                                   (trace.functions == 0 ? " (no function rows)" : ""));
+                                   std::to_string(trace.last_minute) + (trace.rows == 0 ? " (no function rows)" : ""));
   }
   std::sort(trace.arrivals.begin(), trace.arrivals.end(),
             [](const Arrival& a, const Arrival& b) { return a.at != b.at ? a.at < b.at : a.function < b.function; });

@@ -4,11 +4,14 @@
 // counts per minute, named by the minute (1 to 1440 in the original files; samples cut to a range such as 480
 // to 959 are common, so minute columns are found by their header, never by position).
 //
-// Each function is mapped onto one of the given zoo models by a seeded hash of its HashFunction (the same seed
-// and file always give the same mapping), and all invocations mapped onto a model form that model's load. A
-// minute's count is spread uniformly at random within the minute. A minute range can be selected, and the rate
-// scaled (a fractional expected count is rounded up with the probability of its fraction). Time 0 is the start
-// of the first selected minute.
+// Each row is one function. Its zoo model is chosen by a fixed rule that depends on nothing but the row: the
+// 64-bit FNV-1a hash of "HashOwner/HashApp/HashFunction", as a fraction h / 2^64, picks the model whose share of
+// the mix's cumulative weights covers it (the same file and mix always give the same models; the seed only
+// spreads each minute's count within the minute). Rows with no invocations in the selected minutes are left out,
+// and of the rest the `max_functions` busiest are kept (ties: the earlier row); the others are counted as dropped.
+// A minute's count is spread uniformly at random within the minute. A minute range can be selected, and the
+// rate scaled (a fractional expected count is rounded up with the probability of its fraction). Time 0 is the
+// start of the first selected minute.
 //
 // A malformed row (wrong field count, a count that is not a non-negative integer) is an error naming the file
 // and line, or, with `lenient`, skipped and counted. The header is strict: minute columns are 1..20160 and
@@ -21,6 +24,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -29,21 +33,29 @@
 namespace fluidfaas::sim {
 
 struct TraceOptions {
-  std::vector<std::string> models;  // zoo models to map functions onto. REQUIRES: not empty
-  int first_minute = 0;             // first minute column to use; 0: the file's first
-  int last_minute = 0;              // last minute column to use (inclusive); 0: the file's last
-  double rate_scale = 1.0;          // multiplies every count. REQUIRES: > 0
-  uint64_t seed = 1;
-  bool lenient = false;  // skip malformed rows instead of failing
+  std::vector<std::pair<std::string, double>> mix;  // zoo models and weights rows map onto. REQUIRES: not empty
+  size_t max_functions = 512;                       // the busiest rows kept. REQUIRES: >= 1
+  int first_minute = 0;                             // first minute column to use; 0: the file's first
+  int last_minute = 0;                              // last minute column to use (inclusive); 0: the file's last
+  double rate_scale = 1.0;                          // multiplies every count. REQUIRES: > 0
+  uint64_t seed = 1;                                // spreads counts within their minute; the mapping does not use it
+  bool lenient = false;                             // skip malformed rows instead of failing
+};
+
+struct TraceFunction {
+  std::string id;           // HashOwner/HashApp/HashFunction
+  std::string model;        // by the rule above
+  int64_t invocations = 0;  // in the selected minutes, before rate scaling
 };
 
 struct Trace {
-  std::vector<Arrival> arrivals;  // Arrival::function indexes TraceOptions::models; sorted by time
-  std::vector<std::string> models;
-  std::vector<int64_t> per_model;  // arrivals per model
-  size_t functions = 0;            // rows read
-  size_t skipped_rows = 0;         // malformed rows skipped (lenient)
-  std::string first_skip;          // why the first skipped row was skipped
+  std::vector<Arrival> arrivals;         // Arrival::function indexes `functions`; sorted by time
+  std::vector<TraceFunction> functions;  // the rows kept, in file order
+  size_t rows = 0;                       // well-formed function rows read
+  size_t dropped_rows = 0;               // rows with invocations beyond max_functions
+  int64_t dropped_invocations = 0;       // theirs
+  size_t skipped_rows = 0;               // malformed rows skipped (lenient)
+  std::string first_skip;                // why the first skipped row was skipped
   int first_minute = 0;
   int last_minute = 0;
   Duration duration{0};

@@ -16,18 +16,25 @@ constexpr const char* kSample =
     "o2,a2,f3,queue,0,20,0\n";
 
 TraceOptions Options() {
-  return TraceOptions{.models = {"resnet50", "bert-base"}, .seed = 4};
+  return TraceOptions{.mix = {{"resnet50", 1}, {"bert-base", 1}}, .seed = 4};
 }
 
 TEST(AzureTraceTest, ReadsMinuteColumnsByHeaderAndSpreadsCountsWithinTheMinute) {
   Result<Trace> t = ParseAzureTrace(kSample, "d01.csv", Options());
   ASSERT_TRUE(t.ok()) << t.status().ToString();
-  EXPECT_EQ(t->functions, 3u);
+  EXPECT_EQ(t->rows, 3u);
+  ASSERT_EQ(t->functions.size(), 3u);  // each row is a function
+  EXPECT_EQ(t->functions[0].id, "o1/a1/f1");
+  EXPECT_EQ(t->functions[0].invocations, 15);
+  EXPECT_EQ(t->functions[1].invocations, 3);
+  EXPECT_EQ(t->functions[2].invocations, 20);
   EXPECT_EQ(t->first_minute, 480);
   EXPECT_EQ(t->last_minute, 482);
   EXPECT_EQ(t->duration, Seconds(180));
   ASSERT_EQ(t->arrivals.size(), 38u);
-  EXPECT_EQ(t->per_model[0] + t->per_model[1], 38);
+  size_t of_f3 = 0;
+  for (const Arrival& a : t->arrivals) of_f3 += a.function == 2;
+  EXPECT_EQ(of_f3, 20u);
   // Minute 481 holds f2's 1 and f3's 20 invocations: 21 arrivals in [60 s, 120 s).
   size_t in_481 = 0;
   for (const Arrival& a : t->arrivals) in_481 += a.at >= TimePoint{} + Seconds(60) && a.at < TimePoint{} + Seconds(120);
@@ -35,22 +42,48 @@ TEST(AzureTraceTest, ReadsMinuteColumnsByHeaderAndSpreadsCountsWithinTheMinute) 
   for (size_t i = 1; i < t->arrivals.size(); ++i) ASSERT_LE(t->arrivals[i - 1].at, t->arrivals[i].at);
 }
 
-TEST(AzureTraceTest, MappingIsSeededAndStable) {
-  const Trace a = *ParseAzureTrace(kSample, "t", Options());
-  const Trace b = *ParseAzureTrace(kSample, "t", Options());
-  ASSERT_EQ(a.arrivals.size(), b.arrivals.size());
-  for (size_t i = 0; i < a.arrivals.size(); ++i) {
-    ASSERT_EQ(a.arrivals[i].at, b.arrivals[i].at);
-    ASSERT_EQ(a.arrivals[i].function, b.arrivals[i].function);
+TEST(AzureTraceTest, ModelsFollowTheMixAndNeverTheSeed) {
+  // 2,000 rows, one invocation each: the rule hashes each row's ids onto the mix's weights.
+  std::string text = "HashOwner,HashApp,HashFunction,Trigger,1\n";
+  for (int i = 0; i < 2000; ++i) text += "o" + std::to_string(i % 7) + ",a,f" + std::to_string(i) + ",http,1\n";
+  TraceOptions o{.mix = {{"llama2-13b", 3}, {"resnet50", 1}}, .max_functions = 5000, .seed = 1};
+  const Trace a = *ParseAzureTrace(text, "t", o);
+  ASSERT_EQ(a.functions.size(), 2000u);
+  size_t llama = 0;
+  for (const TraceFunction& f : a.functions) llama += f.model == "llama2-13b";
+  EXPECT_NEAR(static_cast<double>(llama) / 2000, 0.75, 0.03);
+  o.seed = 99;  // spreads arrivals differently, maps nothing differently
+  const Trace b = *ParseAzureTrace(text, "t", o);
+  bool moved = false;
+  for (size_t i = 0; i < a.functions.size(); ++i) {
+    ASSERT_EQ(a.functions[i].model, b.functions[i].model) << i;
+    moved = moved || a.arrivals[i].at != b.arrivals[i].at;
   }
-  // Some seed maps the three functions differently.
-  bool differs = false;
-  for (uint64_t seed = 5; seed < 40 && !differs; ++seed) {
-    TraceOptions o = Options();
-    o.seed = seed;
-    differs = ParseAzureTrace(kSample, "t", o)->per_model != a.per_model;
+  EXPECT_TRUE(moved);
+  // The same seed repeats itself exactly.
+  const Trace c = *ParseAzureTrace(text, "t", o);
+  for (size_t i = 0; i < b.arrivals.size(); ++i) {
+    ASSERT_EQ(b.arrivals[i].at, c.arrivals[i].at);
+    ASSERT_EQ(b.arrivals[i].function, c.arrivals[i].function);
   }
-  EXPECT_TRUE(differs);
+}
+
+TEST(AzureTraceTest, TheBusiestRowsAreKeptAndTheRestCounted) {
+  TraceOptions o = Options();
+  o.max_functions = 2;
+  Result<Trace> t = ParseAzureTrace(kSample, "t", o);
+  ASSERT_TRUE(t.ok());
+  ASSERT_EQ(t->functions.size(), 2u);
+  EXPECT_EQ(t->functions[0].id, "o1/a1/f1");  // 15 invocations
+  EXPECT_EQ(t->functions[1].id, "o2/a2/f3");  // 20
+  EXPECT_EQ(t->dropped_rows, 1u);
+  EXPECT_EQ(t->dropped_invocations, 3);
+  EXPECT_EQ(t->arrivals.size(), 35u);
+  o.max_functions = 0;
+  EXPECT_FALSE(ParseAzureTrace(kSample, "t", o).ok());
+  o.max_functions = 2;
+  o.mix = {{"resnet50", 0}};
+  EXPECT_FALSE(ParseAzureTrace(kSample, "t", o).ok());
 }
 
 TEST(AzureTraceTest, MinuteRangeAndRateScale) {
@@ -81,7 +114,7 @@ TEST(AzureTraceTest, BadRowsAreErrorsWithTheLineOrSkippedWhenLenient) {
   ASSERT_TRUE(lenient.ok());
   EXPECT_EQ(lenient->skipped_rows, 2u);
   EXPECT_EQ(lenient->first_skip, "d02.csv:5: minute 481: 'x' is not a non-negative count");
-  EXPECT_EQ(lenient->functions, 3u);
+  EXPECT_EQ(lenient->rows, 3u);
   EXPECT_EQ(ParseAzureTrace("HashOwner,HashApp,Trigger,1\n", "t", Options()).status().message(),
             "t:1: no column named 'HashFunction'");
   EXPECT_EQ(ReadAzureTrace("/nonexistent.csv", Options()).status().code(), StatusCode::kNotFound);

@@ -173,6 +173,16 @@ std::vector<std::string> DealFunctions(const std::vector<std::pair<std::string, 
   return out;
 }
 
+std::vector<std::pair<std::string, double>> PresetMix(const std::string& name) {
+  std::vector<std::pair<std::string, double>> mix;
+  for (const char* m : {"resnet50", "vit-b16", "bert-base", "bert-large", "gpt2-xl", "llama2-7b"}) {
+    mix.emplace_back(m, 1.0);
+  }
+  // serverless and tenants: as many llama2-13b functions as all the others.
+  mix.emplace_back("llama2-13b", name == "serverless" || name == "tenants" ? 6.0 : 1.0);
+  return mix;
+}
+
 Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const PresetOptions& options) {
   std::string layout_text;
   if (name == "paper" || name == "serverless" || name == "tenants") layout_text = "1g.10gb+2g.20gb+4g.40gb";
@@ -191,25 +201,18 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
     }
   }
   // The preset's own workload, then the knobs.
-  const std::vector<std::string> small = {"resnet50", "vit-b16", "bert-base", "bert-large", "gpt2-xl", "llama2-7b"};
-  std::vector<std::pair<std::string, double>> mix;
-  int count = 0;
+  std::vector<std::pair<std::string, double>> mix = PresetMix(name);
+  int count = 7;
   double zipf = 1.0;
   double cv = 2.0;
   double active = 1.0;
   double mean_on = 60;
   if (name == "serverless" || name == "tenants") {
-    for (const std::string& m : small) mix.emplace_back(m, 1.0);
-    mix.emplace_back("llama2-13b", 6.0);  // as many llama2-13b functions as all the others
     count = name == "serverless" ? 96 : 24;
     zipf = 0;
     active = name == "serverless" ? 0.16 : 0.5;
-  } else {
-    for (const std::string& m : small) mix.emplace_back(m, 1.0);
-    mix.emplace_back("llama2-13b", 1.0);
-    count = 7;
   }
-  const bool reshaped = options.functions > 0 || !options.mix.empty();
+  const bool reshaped = options.functions > 0 || !options.mix.empty() || !options.models.empty();
   if (!options.mix.empty()) mix = options.mix;
   if (options.functions > 0) count = options.functions;
   if (count < 1 || count > kMaxFunctions) {
@@ -220,12 +223,18 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
   active = options.active_share.value_or(active);
   mean_on = options.mean_on_s.value_or(mean_on);
   // Without knobs, paper and fragmented keep their order: the seven models, most popular first.
-  const std::vector<std::string> models =
-      reshaped || name == "serverless" || name == "tenants" ? DealFunctions(mix, count) : [&] {
-        std::vector<std::string> m;
-        for (const auto& entry : mix) m.push_back(entry.first);
-        return m;
-      }();
+  const std::vector<std::string> models = !options.models.empty() ? options.models
+                                          : reshaped || name == "serverless" || name == "tenants"
+                                              ? DealFunctions(mix, count)
+                                              : [&] {
+                                                  std::vector<std::string> m;
+                                                  for (const auto& entry : mix) m.push_back(entry.first);
+                                                  return m;
+                                                }();
+  if (models.empty() || models.size() > static_cast<size_t>(kMaxFunctions)) {
+    return Status::InvalidArgument("preset: 1.." + std::to_string(kMaxFunctions) + " functions, not " +
+                                   std::to_string(models.size()));
+  }
   std::map<std::string, int> seen;
   std::map<std::string, int> per_model;
   for (const std::string& m : models) ++per_model[m];

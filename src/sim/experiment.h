@@ -104,7 +104,11 @@ struct PresetOptions {
   std::optional<double> cv;
   std::optional<double> active_share;  // (0, 1]
   std::optional<double> mean_on_s;
+  std::vector<std::string> models;  // each function's zoo model, given (a trace's rows); replaces functions and mix
 };
+
+// The preset's model mix: its seven models, weight 1 each (serverless and tenants: llama2-13b 6).
+std::vector<std::pair<std::string, double>> PresetMix(const std::string& name);
 inline constexpr int kMaxFunctions = 4096;
 
 // The model of each of `n` functions dealt from `mix` (see above). REQUIRES: mix not empty, weights > 0.
