@@ -267,6 +267,8 @@ TEST(CliTest, BadInputIsExit2NamingTheFieldNeverACrash) {
       {"sim --mix gpt5" + out, "--mix: 'gpt5' is not a zoo model"},
       {"sim --popularity zipf:-1" + out, "--popularity"},
       {"sim --arrivals onoff:2" + out, "--arrivals"},
+      {"load --arrivals onoff:3 --url http://127.0.0.1:1", "--arrivals: 'onoff:3' is not"},
+      {"load --popularity zipf:x --url http://127.0.0.1:1", "--popularity: 'zipf:x' is not"},
       {"sim --seed -1" + out, "--seed: '-1' is not an unsigned integer"},
       {"sim --seed ''" + out, "--seed: '' is not an unsigned integer"},
       {"plan --model resnet50 --free 0:2g.20gb@4 --slo-ms nan", "--slo-ms: 'nan' is not a number"},

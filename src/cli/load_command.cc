@@ -44,6 +44,8 @@ struct LoadOptions {
   double duration = 30;
   double cv = 1.0;
   double zipf = 1.0;
+  std::string popularity;  // zipf:S | uniform (replaces --zipf)
+  std::string arrivals;    // gamma:CV | onoff:SHARE[:MEAN_ON_S] (replaces --cv)
   uint64_t seed = 1;
   int connections = 32;
   std::string out;
@@ -165,16 +167,35 @@ Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& tar
 }
 
 int RunLoad(const LoadOptions& o) {
+  sim::WorkloadSpec spec;
+  spec.cv = o.cv;
+  spec.zipf_s = o.zipf;
+  // The simulator's workload knobs (sim/experiment.h).
+  if (!o.popularity.empty()) {
+    auto zipf = sim::ParsePopularity(o.popularity);
+    if (!zipf.ok()) {
+      std::cerr << "fluidfaas load: " << zipf.status().message() << '\n';
+      return kExitBadInput;
+    }
+    spec.zipf_s = *zipf;
+  }
+  if (!o.arrivals.empty()) {
+    auto shape = sim::ParseArrivals(o.arrivals);
+    if (!shape.ok()) {
+      std::cerr << "fluidfaas load: " << shape.status().message() << '\n';
+      return kExitBadInput;
+    }
+    spec.cv = shape->cv.value_or(spec.cv);
+    spec.active_share = shape->active_share.value_or(1.0);
+    spec.mean_on_s = shape->mean_on_s.value_or(spec.mean_on_s);
+  }
   auto targets = Targets(o);
   if (!targets.ok()) {
     std::cerr << "fluidfaas load: " << targets.status().message() << '\n';
     return targets.status().code() == StatusCode::kUnavailable ? kExitFailure : kExitBadInput;
   }
-  sim::WorkloadSpec spec;
   spec.rate_rps = o.rate;
-  spec.cv = o.cv;
   spec.functions = static_cast<uint32_t>(targets->size());
-  spec.zipf_s = o.zipf;
   spec.duration = SecondsF(o.duration);
   spec.seed = o.seed;
   if (Status s = sim::ValidateWorkload(spec); !s.ok()) {
@@ -388,6 +409,9 @@ void AddLoadCommand(CLI::App& app, int& exit_code) {
   load->add_option("--zipf", o->zipf, "Popularity exponent over the functions (0: uniform)")
       ->check(CLI::Range(0.0, 10.0))
       ->capture_default_str();
+  load->add_option("--popularity", o->popularity, "zipf:S or uniform (as fluidfaas sim; replaces --zipf)");
+  load->add_option("--arrivals", o->arrivals,
+                   "gamma:CV or onoff:ACTIVE_SHARE[:MEAN_ON_S] (as fluidfaas sim; gamma replaces --cv)");
   load->add_option("--seed", o->seed, "Seed of the arrivals")->capture_default_str();
   load->add_option("--connections", o->connections, "Sender threads, one keep-alive connection each")
       ->check(CLI::Range(1, 4096))
