@@ -58,8 +58,8 @@ struct SimOptions {
 // "A..B" (1 <= A <= B <= kMaxTraceMinute) into the trace's options.
 Status ParseMinutes(const std::string& text, sim::TraceOptions& t) {
   const size_t dots = text.find("..");
-  const auto bad = Status::InvalidArgument("--minutes: '" + Printable(text, 30) +
-                                           "' is not A..B with 1 <= A <= B <= " + std::to_string(kMaxTraceMinute));
+  auto bad = Status::InvalidArgument("--minutes: '" + Printable(text, 30) +
+                                     "' is not A..B with 1 <= A <= B <= " + std::to_string(kMaxTraceMinute));
   if (dots == std::string::npos) return bad;
   const std::optional<double> a = ParseFiniteDouble(text.substr(0, dots));
   const std::optional<double> b = ParseFiniteDouble(text.substr(dots + 2));

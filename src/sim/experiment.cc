@@ -46,7 +46,7 @@ Result<policy::ServedFunction> ServeZooModel(policy::FunctionId id, std::shared_
                                              const model::LatencyModel& latency, const gpu::MpsShares& shares,
                                              double slo_scale) {
   const model::ModelledBlockTimes times(*spec, latency);  // read while the tables are built, not kept
-  return ServeFunction(id, spec, times, latency, shares, slo_scale);
+  return ServeFunction(id, std::move(spec), times, latency, shares, slo_scale);
 }
 
 namespace {
@@ -228,6 +228,7 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
                                               ? DealFunctions(mix, count)
                                               : [&] {
                                                   std::vector<std::string> m;
+                                                  m.reserve(mix.size());
                                                   for (const auto& entry : mix) m.push_back(entry.first);
                                                   return m;
                                                 }();
