@@ -12,8 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/http_api.h"
-#include "gpu/node_config.h"
+#include "daemon/daemon_test_util.h"
 
 namespace fluidfaas::daemon {
 namespace {
@@ -23,23 +22,12 @@ using nlohmann::json;
 class DaemonTest : public ::testing::Test {
  protected:
   void Start(HttpApiOptions api = {}, double time_scale = 0.05, size_t max_open = 4096) {
-    auto config = gpu::LoadNodeConfig("");
-    ASSERT_TRUE(config.ok());
-    config->discovery = gpu::DiscoveryMode::kEmulated;
-    auto node = gpu::EmulateNode(*config);
-    ASSERT_TRUE(node.ok());
-    ControllerOptions o;
-    o.node = *node;
-    o.worker_binary = FLUIDFAAS_WORKER;
+    ControllerOptions o = testing::EmulatedNodeOptions();
     o.max_open_requests = max_open;
-    auto c = Controller::Start(o, {FunctionConfig{"bert", "bert-base", 0, time_scale}});
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    controller_ = std::move(*c);
-    api_ = std::make_unique<HttpApi>(*controller_, api);
-    auto port = api_->Bind("127.0.0.1", 0);
-    ASSERT_TRUE(port.ok());
-    port_ = *port;
-    server_ = std::thread([this] { api_->ListenAfterBind(); });
+    daemon_.Start(o, {FunctionConfig{"bert", "bert-base", 0, time_scale}}, api);
+    if (::testing::Test::HasFatalFailure()) return;
+    controller_ = &daemon_.controller();
+    port_ = daemon_.port();
     // The first request pays for the cold start (a worker process and a load): it asks for a long deadline.
     json warm = InferBody();
     warm["parameters"] = {{"timeout_ms", 30000}};
@@ -47,26 +35,16 @@ class DaemonTest : public ::testing::Test {
     ASSERT_TRUE(r);
     ASSERT_EQ(r->status, 200) << r->body;
   }
-  void TearDown() override {
-    if (api_) api_->Stop();
-    if (server_.joinable()) server_.join();
-    api_.reset();
-    controller_.reset();
-  }
-  httplib::Client Client() const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(60, 0);
-    return c;
-  }
+  void TearDown() override { daemon_.Stop(); }
+  httplib::Client Client() const { return daemon_.Client(); }
   static json InferBody(float seed = 1) {
     json data = json::array();
     for (int i = 0; i < 128; ++i) data.push_back(seed + static_cast<float>(i));
     return {{"id", "r1"}, {"inputs", {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {1, 128}}, {"data", data}}}}};
   }
 
-  std::unique_ptr<Controller> controller_;
-  std::unique_ptr<HttpApi> api_;
-  std::thread server_;
+  testing::TestDaemon daemon_;
+  Controller* controller_ = nullptr;
   int port_ = 0;
 };
 

@@ -10,8 +10,7 @@
 #include <vector>
 
 #include "common/subprocess.h"
-#include "daemon/http_api.h"
-#include "gpu/node_config.h"
+#include "daemon/daemon_test_util.h"
 #include "model/torchscript.h"
 
 namespace fluidfaas::daemon {
@@ -34,38 +33,17 @@ class TorchScriptDaemonTest : public ::testing::Test {
     ASSERT_TRUE(f.ok()) << f.status().ToString();
     reference_ = std::move(*f);
 
-    auto config = gpu::LoadNodeConfig("");
-    ASSERT_TRUE(config.ok());
-    config->discovery = gpu::DiscoveryMode::kEmulated;
-    auto node = gpu::EmulateNode(*config);
-    ASSERT_TRUE(node.ok());
-    ControllerOptions o;
-    o.node = *node;
-    o.worker_binary = FLUIDFAAS_WORKER;
+    ControllerOptions o = testing::EmulatedNodeOptions();
     auto repo = FunctionRepository::Open(repo_.string(), FLUIDFAAS_WORKER);
     ASSERT_TRUE(repo.ok());
     o.repository = std::move(*repo);
-    auto c = Controller::Start(o, {});
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    controller_ = std::move(*c);
-    api_ = std::make_unique<HttpApi>(*controller_, HttpApiOptions{});
-    auto port = api_->Bind("127.0.0.1", 0);
-    ASSERT_TRUE(port.ok());
-    port_ = *port;
-    server_ = std::thread([this] { api_->ListenAfterBind(); });
+    daemon_.Start(o, {});
   }
   void TearDown() override {
-    if (api_) api_->Stop();
-    if (server_.joinable()) server_.join();
-    api_.reset();
-    controller_.reset();
+    daemon_.Stop();
     fs::remove_all(repo_);
   }
-  httplib::Client Client() const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(60, 0);
-    return c;
-  }
+  httplib::Client Client() const { return daemon_.Client(); }
   static std::vector<float> Input(float seed) {
     std::vector<float> x(16);
     for (size_t i = 0; i < x.size(); ++i) x[i] = seed * 0.1f - 0.05f * static_cast<float>(i);
@@ -91,10 +69,7 @@ class TorchScriptDaemonTest : public ::testing::Test {
 
   fs::path repo_;
   std::unique_ptr<model::TorchScriptFunction> reference_;
-  std::unique_ptr<Controller> controller_;
-  std::unique_ptr<HttpApi> api_;
-  std::thread server_;
-  int port_ = 0;
+  testing::TestDaemon daemon_;
 };
 
 void ExpectNear(const std::vector<float>& got, const std::vector<float>& want) {
@@ -157,7 +132,7 @@ TEST_F(TorchScriptDaemonTest, DirectoriesOutsideTheRepositoryAreRefused) {
     EXPECT_EQ(r->status, status) << body << ": " << r->body;
     EXPECT_TRUE(json::parse(r->body).contains("error")) << r->body;
   }
-  EXPECT_TRUE(controller_->Functions().empty());
+  EXPECT_TRUE(daemon_.controller().Functions().empty());
   // And the node still serves.
   auto ok = c.Post("/v1/functions", R"({"directory": "tiny-mlp", "max_batch": 2})", "application/json");
   ASSERT_EQ(ok->status, 201) << ok->body;

@@ -85,13 +85,14 @@ TEST(WorkloadTest, ExplicitWeightsSetEachFunctionsShare) {
 TEST(WorkloadTest, OnOffFunctionsAreActiveTheirShareOfTheTimeAtTheirMeanRate) {
   // 20 functions, uniform, active 16% of the time in periods of 30 s on average.
   const double duration = 6000;
-  const auto a = GenerateWorkload({.rate_rps = 400,
-                                   .functions = 20,
-                                   .zipf_s = 0,
-                                   .duration = SecondsF(duration),
-                                   .seed = 8,
-                                   .active_share = 0.16,
-                                   .mean_on_s = 30});
+  const WorkloadSpec spec{.rate_rps = 400,
+                          .functions = 20,
+                          .zipf_s = 0,
+                          .duration = SecondsF(duration),
+                          .seed = 8,
+                          .active_share = 0.16,
+                          .mean_on_s = 30};
+  const auto a = GenerateWorkload(spec);
   for (size_t i = 1; i < a.size(); ++i) ASSERT_LE(a[i - 1].at, a[i].at);
   EXPECT_NEAR(static_cast<double>(a.size()) / duration, 400, 400 * 0.1);
   // A function is active in a second when it has a request in it (at 125 requests/s while active, a second
@@ -109,13 +110,7 @@ TEST(WorkloadTest, OnOffFunctionsAreActiveTheirShareOfTheTimeAtTheirMeanRate) {
   EXPECT_NEAR(active / (20 * duration), 0.16 * (1 + 1.0 / 30), 0.025);
   EXPECT_EQ(all_active_seconds, 0U);  // independent: never all at once (0.16^20)
   // The same seed gives the same arrivals.
-  const auto b = GenerateWorkload({.rate_rps = 400,
-                                   .functions = 20,
-                                   .zipf_s = 0,
-                                   .duration = SecondsF(duration),
-                                   .seed = 8,
-                                   .active_share = 0.16,
-                                   .mean_on_s = 30});
+  const auto b = GenerateWorkload(spec);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); i += 997) ASSERT_EQ(a[i].at, b[i].at);
 }
