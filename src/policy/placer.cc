@@ -72,35 +72,23 @@ InstanceRec* Placer::Displace(const ServedFunction& f, TimePoint now, std::vecto
   // hotter than residents that have seen nothing for a while.
   double rate = 1.0 / ToSeconds(options_.tracker.short_tau);
   for (const InstanceRec* inst : instances_.OfFunction(f.id)) rate = std::max(rate, inst->load.RateShort(now));
+  std::vector<bool> displaceable(slices_.size(), false);
+  bool any = false;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    displaceable[i] = !slices_.Free(i) && Displaceable(i, f, rate, now);
+    any = any || displaceable[i];
+  }
+  if (!any) return nullptr;  // the free slices alone were tried before
   // One slice first; a pipeline only over slices nobody else is short of.
-  std::optional<Plan> plan;
-  std::vector<size_t> index;
-  std::vector<int> tries = {1};
-  if (options_.planner.max_stages > 1) tries.push_back(options_.planner.max_stages);
-  for (const int stages : tries) {
-    if (plan) break;
-    std::vector<FreeSlice> candidates;
-    index.clear();
-    bool displaces = false;
-    for (size_t i = 0; i < slices_.size(); ++i) {
-      const bool free = slices_.Free(i);
-      if (!free && !Displaceable(i, f, rate, now)) continue;
-      if (stages > 1 && Contested(f, slices_.info(i).kind, now)) continue;
-      displaces = displaces || !free;
-      const ClusterSlice& s = slices_.info(i);
-      candidates.push_back(FreeSlice{s.id, s.gpu, s.kind, s.kind.profile->memory_mib});
-      index.push_back(i);
-    }
-    if (!displaces) continue;  // the free slices alone were tried above
-    PlannerOptions po = options_.planner;
-    po.max_stages = stages;
-    Result<Plan> found = PipelinePlanner(po).Best(*f.costs, f.slo_ms, candidates);
-    if (found.ok()) plan = std::move(found).value();
+  std::optional<Plan> plan = PlanOver(f, 1, [&](size_t i) { return slices_.Free(i) || displaceable[i]; });
+  if (!plan && options_.planner.max_stages > 1) {
+    plan = PlanOver(f, options_.planner.max_stages, [&](size_t i) {
+      return (slices_.Free(i) || displaceable[i]) && !Contested(f, slices_.info(i).kind, now);
+    });
   }
   if (!plan) return nullptr;
   std::vector<InstanceId> evicted;
-  for (PlanStage& st : plan->stages) {
-    st.slice = index[st.slice];
+  for (const PlanStage& st : plan->stages) {
     const std::vector<InstanceId> residents = slices_.residents(st.slice);
     for (InstanceId victim : residents) {
       InstanceRec& v = instances_.at(victim);
@@ -230,20 +218,27 @@ bool Placer::Contested(const ServedFunction& f, const SliceKind& kind, TimePoint
 
 std::optional<Plan> Placer::PlanOnFreeSlices(const ServedFunction& f, int max_stages, bool spare_needed,
                                              std::optional<TimePoint> contest_at) const {
-  std::vector<FreeSlice> free;
+  return PlanOver(f, max_stages, [&](size_t i) {
+    const SliceKind& kind = slices_.info(i).kind;
+    return slices_.Free(i) && !(spare_needed && Needed(f, kind)) &&
+           !(contest_at && max_stages > 1 && Contested(f, kind, *contest_at));
+  });
+}
+
+std::optional<Plan> Placer::PlanOver(const ServedFunction& f, int max_stages,
+                                     const std::function<bool(size_t)>& include) const {
+  std::vector<FreeSlice> candidates;
   std::vector<size_t> index;
   for (size_t i = 0; i < slices_.size(); ++i) {
-    if (!slices_.Free(i)) continue;
+    if (!include(i)) continue;
     const ClusterSlice& s = slices_.info(i);
-    if (spare_needed && Needed(f, s.kind)) continue;
-    if (contest_at && max_stages > 1 && Contested(f, s.kind, *contest_at)) continue;
-    free.push_back(FreeSlice{s.id, s.gpu, s.kind, s.kind.profile->memory_mib});
+    candidates.push_back(FreeSlice{s.id, s.gpu, s.kind, s.kind.profile->memory_mib});
     index.push_back(i);
   }
-  if (free.empty()) return std::nullopt;
+  if (candidates.empty()) return std::nullopt;
   PlannerOptions po = options_.planner;
   po.max_stages = max_stages;
-  Result<Plan> plan = PipelinePlanner(po).Best(*f.costs, f.slo_ms, free);
+  Result<Plan> plan = PipelinePlanner(po).Best(*f.costs, f.slo_ms, candidates);
   if (!plan.ok()) return std::nullopt;
   for (PlanStage& st : plan->stages) st.slice = index[st.slice];  // back to cluster indices
   return std::move(plan).value();

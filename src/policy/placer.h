@@ -13,6 +13,7 @@
 // Thread safety: none; owned by one scheduler.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <utility>
@@ -40,10 +41,17 @@ class Placer {
   InstanceRec& PlacePlan(const ServedFunction& f, const Plan& plan, InstanceState after_load, TimePoint now,
                          std::vector<Decision>& out, bool reuse = true, std::vector<InstanceId> after_release = {});
 
-  void Forget(FunctionId fn) { failed_.erase(fn); }
+  void Forget(FunctionId fn) {
+    failed_.erase(fn);
+    short_of_.erase(fn);
+  }
 
  private:
   InstanceRec* TryScaleUp(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
+  // The planner's best plan for `f` over the slices `include` accepts (each counted whole: its memory empty), with
+  // at most `max_stages` stages, in cluster slice indices.
+  std::optional<Plan> PlanOver(const ServedFunction& f, int max_stages,
+                               const std::function<bool(size_t)>& include) const;
   InstanceRec* TimeShare(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
   InstanceRec* Reclaim(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
   InstanceRec* Displace(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
