@@ -49,6 +49,9 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
   }
   if (options.max_functions < 1) return Status::InvalidArgument("trace: max_functions must be at least 1");
   FF_RETURN_IF_ERROR(CheckRange("trace: rate scale", options.rate_scale, 0, 1e6, /*open_low=*/true));
+  if (options.max_invocations < 1 || options.max_invocations > kMaxRequestsPerRun) {
+    return Status::InvalidArgument("trace: max_invocations must be in 1.." + std::to_string(kMaxRequestsPerRun));
+  }
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a UTF-8 byte-order mark
   Trace trace;
 
@@ -160,11 +163,11 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
     }
     rows = std::move(kept);
   }
-  // Bounded before anything is allocated: the whole run may hold kMaxRequestsPerRun requests.
+  // Bounded before anything is allocated: the whole run may hold max_invocations requests.
   double expected_total = 0;
   for (const Row& r : rows) expected_total += static_cast<double>(r.total) * options.rate_scale;
-  if (expected_total > static_cast<double>(kMaxRequestsPerRun)) {
-    return Status::InvalidArgument(source + ": the trace holds more than " + std::to_string(kMaxRequestsPerRun) +
+  if (expected_total > static_cast<double>(options.max_invocations)) {
+    return Status::InvalidArgument(source + ": the trace holds more than " + std::to_string(options.max_invocations) +
                                    " invocations in the minutes selected, the limit of one run (select fewer minutes, "
                                    "fewer functions or scale the rate down)");
   }

@@ -16,8 +16,8 @@
 // A malformed row (wrong field count, a count that is not a non-negative integer) is an error naming the file
 // and line, or, with `lenient`, skipped and counted. The header is strict: minute columns are 1..20160 and
 // unique, named columns unique. A UTF-8 byte-order mark and CRLF line ends are accepted. The file is at most
-// kMaxTraceBytes, the selected minutes hold at most kMaxRequestsPerRun invocations (after scaling; checked
-// before they are generated), and at least one (common/limits.h).
+// kMaxTraceBytes, the selected minutes hold at most `max_invocations` invocations (kMaxRequestsPerRun unless
+// lowered; after scaling; checked before they are generated), and at least one (common/limits.h).
 //
 // Thread safety: pure functions.
 #pragma once
@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/limits.h"
 #include "common/result.h"
 #include "sim/workload.h"
 
@@ -40,6 +41,7 @@ struct TraceOptions {
   double rate_scale = 1.0;                          // multiplies every count. REQUIRES: > 0
   uint64_t seed = 1;                                // spreads counts within their minute; the mapping does not use it
   bool lenient = false;                             // skip malformed rows instead of failing
+  int64_t max_invocations = kMaxRequestsPerRun;     // after scaling. REQUIRES: 1..kMaxRequestsPerRun
 };
 
 struct TraceFunction {

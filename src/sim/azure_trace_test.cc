@@ -142,6 +142,14 @@ TEST(AzureTraceTest, HeadersAndSizesAreCheckedBeforeAnythingIsGenerated) {
   EXPECT_FALSE(ParseAzureTrace(kSample, "t.csv", huge).ok());
   huge.rate_scale = std::numeric_limits<double>::infinity();
   EXPECT_FALSE(ParseAzureTrace(kSample, "t.csv", huge).ok());
+  TraceOptions capped = Options();
+  capped.max_invocations = 37;  // the sample holds 38
+  EXPECT_NE(ParseAzureTrace(kSample, "t.csv", capped).status().message().find("more than 37 invocations"),
+            std::string::npos);
+  capped.max_invocations = 38;
+  EXPECT_TRUE(ParseAzureTrace(kSample, "t.csv", capped).ok());
+  capped.max_invocations = 0;
+  EXPECT_FALSE(ParseAzureTrace(kSample, "t.csv", capped).ok());
   Result<Trace> bom = ParseAzureTrace(std::string("\xEF\xBB\xBF") + kSample, "t.csv", Options());
   ASSERT_TRUE(bom.ok()) << bom.status().message();
   EXPECT_EQ(bom->arrivals.size(), 38u);
