@@ -90,7 +90,7 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
         "policy " + name + " has no option '" + Printable(options.begin()->first, 30) +
         "' (options: " + (name == "infless" ? "margin" : "keep_alive") +
         (name == "fluidfaas"
-             ? ", idle_evict, dwell, displace_idle, contest, pipelines, time_sharing, migration, urgency, displacement"
+             ? ", idle_evict, dwell, displace_idle, contest, pipelines, time_sharing, migration, urgency, yield, displacement"
              : "") +
         ")");
   };
@@ -104,6 +104,7 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
     FF_RETURN_IF_ERROR(take_switch("time_sharing", o.time_sharing));
     FF_RETURN_IF_ERROR(take_switch("migration", o.migration));
     FF_RETURN_IF_ERROR(take_switch("urgency", o.urgency));
+    FF_RETURN_IF_ERROR(take_switch("yield", o.pipeline_yield));
     FF_RETURN_IF_ERROR(take_span("displace_idle", o.displace_idle));
     FF_RETURN_IF_ERROR(take_span("contest", o.contest_window));
     bool displacement = true;

@@ -23,7 +23,8 @@ const std::vector<std::string>& PolicyNames();
 // idle_evict (fluidfaas: an idle time-sharing instance goes to host memory after this) and dwell (fluidfaas: the
 // least time an instance keeps its hot or time-sharing state, FluidFaaSOptions::min_dwell); durations as 60s,
 // 500ms, 10m, 1h, in (0, 1 day]. FluidFaaS's mechanisms switch off for their ablations with pipelines=off,
-// time_sharing=off, migration=off, urgency=off (FluidFaaSOptions); on is the default. The name part of a spec.
+// time_sharing=off, migration=off (on by default), and the design's urgency routing switches on with urgency=on (off
+// by default; FluidFaaSOptions). The name part of a spec.
 std::string_view PolicyName(std::string_view spec);
 
 // Whether the policy runs on whole GPUs with MIG off (INFless, on MPS) rather than on the MIG slices.

@@ -21,6 +21,8 @@ struct FluidFaaSOptions {
                                           // hotter function that nothing else can place (0: never)
   Duration contest_window = Seconds(10);  // a pipeline leaves out slices that a function they would serve alone
                                           // found no place on within this (0: never)
+  bool pipeline_yield = true;             // a busy pipeline gives its slices to a function turned away that would
+                                          // finish more requests on one of them (Placer::TurnedAway; off: never)
   Duration keep_alive = Seconds(600);     // warm -> cold after this (the design's 10 min)
   int64_t host_memory_mib = 0;            // warm copies' weights beyond this are dropped to cold, least recently
                                           // used first, on each tick (0: no limit; policy/factory.h NodeLimits)
@@ -39,8 +41,9 @@ struct FluidFaaSOptions {
   bool time_sharing = true;  // place an instance on a slice beside idle residents (design point 2); off: only free
                              // or reclaimed slices
   bool migration = true;     // move a pipeline to one slice when one that serves it frees up
-  bool urgency = true;       // urgent requests prefer exclusive instances, the rest time-sharing ones; off: the
-                             // earliest finish for every request
+  bool urgency = false;      // on: urgent requests prefer exclusive instances, the rest time-sharing ones (the
+                             // design's routing; off by default, it costs hit rate: docs/policies.md); off: the
+                             // earliest finish that meets the deadline, for every request
   LoadCostModel load;
   PlannerOptions planner;
   LoadTrackerOptions tracker;

@@ -92,6 +92,7 @@ std::optional<FluidFaaSScheduler::Refusal> FluidFaaSScheduler::Admit(const Serve
       refusal.detail = "a new instance would be ready too late";
     } else {
       refusal = Refusal{Reason::kNoCapacity, "no free slice, pipeline or time-sharing slot for another instance"};
+      placer_.TurnedAway(f, now, out);
     }
   }
   if (options_.serve_late && c.earliest != nullptr) {

@@ -165,6 +165,7 @@ TEST(FluidFaaSSchedulerTest, UrgentRequestsGoToExclusiveInstancesTheRestToTimeSh
   Fn resnet("resnet50", 0, 40);
   FluidFaaSOptions options;
   options.min_dwell = Duration{0};  // demoted after one busy window
+  options.urgency = true;           // the design's routing (off by default)
   FakeNode node(clock, {Slice("0:1g.10gb@5"), Slice("0:1g.10gb@6")}, {resnet.served}, options);
   node.Submit(0, At(0), 40);  // starts instance 1 (its first request is lost to the cold start)
   node.Ticks(At(1), At(40));  // instance 1 is demoted once idle for a busy window
@@ -226,6 +227,61 @@ TEST(FluidFaaSSchedulerTest, PipelineMigratesToAFreed4gWithoutLosingOrRepeatingA
     }
   }
   EXPECT_TRUE(routed_to_plain_after);
+}
+
+// llama2-13b on its 2g + 1g pipeline at 1 request/s; from 40 s llama2-7b, which only the 2g holds, arrives every
+// `every` until 120 s. What became of each.
+struct YieldOutcome {
+  bool pipeline_evicted = false;
+  InstanceId pipeline = 0;
+  int served_7b_late_on = 0;  // llama2-7b requests after 80 s served, and how many arrived then
+  int arrived_7b_late_on = 0;
+};
+YieldOutcome PipelineAgainstATurnedAwayFunction(Duration every, bool yield) {
+  ManualClock clock;
+  Fn llama13("llama2-13b", 0, 2000);
+  Fn llama7("llama2-7b", 1, 2000);
+  FluidFaaSOptions options;
+  options.pipeline_yield = yield;
+  FakeNode node(clock, {Slice("0:4g.40gb@0", false), Slice("0:2g.20gb@4"), Slice("0:1g.10gb@6")},
+                {llama13.served, llama7.served}, options);
+  node.SubmitEvery(0, At(0), At(120), Millis(1000), 2000);
+  node.SubmitEvery(1, At(40), At(120), every, 2000);
+  node.Ticks(At(1), At(130));
+  std::vector<InstanceView> before;
+  clock.ScheduleAt(At(35), [&] { before = node.scheduler().Instances(); });
+  clock.RunUntilIdle();
+  EXPECT_EQ(before.size(), 1u);
+  YieldOutcome o;
+  if (before.size() != 1 || before[0].stages.size() != 2) {
+    ADD_FAILURE() << "no 2g + 1g pipeline at 35 s";
+    return o;
+  }
+  o.pipeline = before[0].id;
+  o.pipeline_evicted = std::find(node.evicted().begin(), node.evicted().end(), o.pipeline) != node.evicted().end();
+  for (const auto& [rid, r] : node.requests()) {
+    EXPECT_TRUE(r.rejected != (r.completions == 1)) << rid << ": every request ends exactly once";
+    if (r.function != 1 || r.arrival <= At(80)) continue;
+    ++o.arrived_7b_late_on;
+    if (r.completions == 1) ++o.served_7b_late_on;
+  }
+  return o;
+}
+
+TEST(FluidFaaSSchedulerTest, ABusyPipelineYieldsItsSliceToAFunctionTurnedAwayThatWouldServeMoreOnIt) {
+  // llama2-7b at 5 requests/s wants the 2g the pipeline holds for 1 request/s: the pipeline drains to host memory.
+  const YieldOutcome busy = PipelineAgainstATurnedAwayFunction(Millis(200), /*yield=*/true);
+  EXPECT_TRUE(busy.pipeline_evicted);
+  EXPECT_GT(busy.arrived_7b_late_on, 150);
+  EXPECT_GT(busy.served_7b_late_on, busy.arrived_7b_late_on * 9 / 10);
+  // At one request every 4 s it would serve less on the 2g than the pipeline does: the pipeline stays.
+  const YieldOutcome quiet = PipelineAgainstATurnedAwayFunction(Millis(4000), /*yield=*/true);
+  EXPECT_FALSE(quiet.pipeline_evicted);
+  EXPECT_EQ(quiet.served_7b_late_on, 0);
+  // With yield=off the pipeline stays whatever the demand.
+  const YieldOutcome off = PipelineAgainstATurnedAwayFunction(Millis(200), /*yield=*/false);
+  EXPECT_FALSE(off.pipeline_evicted);
+  EXPECT_EQ(off.served_7b_late_on, 0);
 }
 
 TEST(FluidFaaSSchedulerTest, APipelineThatWentWarmWhileItsMigrationTargetLoadedIsDroppedNotDrained) {
@@ -320,13 +376,13 @@ TEST(FluidFaaSSchedulerTest, WithMigrationOffThePipelineStaysWhenThe4gFreesUp) {
   EXPECT_EQ(later[0].stages.size(), 2u) << "still the 2g + 1g pipeline";
 }
 
-TEST(FluidFaaSSchedulerTest, WithUrgencyOffEveryRequestTakesTheEarliestFinish) {
+TEST(FluidFaaSSchedulerTest, ByDefaultEveryRequestTakesTheEarliestFinish) {
   // The urgency test's scenario: the urgent request no longer goes to the exclusive instance for being urgent.
   ManualClock clock;
   Fn resnet("resnet50", 0, 40);
   FluidFaaSOptions options;
   options.min_dwell = Duration{0};
-  options.urgency = false;
+  ASSERT_FALSE(options.urgency) << "the default";
   FakeNode node(clock, {Slice("0:1g.10gb@5"), Slice("0:1g.10gb@6")}, {resnet.served}, options);
   node.Submit(0, At(0), 40);
   node.Ticks(At(1), At(40));

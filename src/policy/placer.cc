@@ -21,6 +21,40 @@ InstanceRec* Placer::ScaleUp(const ServedFunction& f, TimePoint now, std::vector
   return added;
 }
 
+void Placer::TurnedAway(const ServedFunction& f, TimePoint now, std::vector<Decision>& out) {
+  LoadTracker& away = turned_away_.try_emplace(f.id, options_.tracker).first->second;
+  away.OnArrival(now);
+  if (!options_.pipeline_yield) return;
+  // A busy pipeline over a slice that serves `f` alone gives way when `f`, turned away, would finish more
+  // requests on that one slice than the pipeline finishes on all of its slices.
+  const double wanted = away.RateShort(now);
+  InstanceRec* yielding = nullptr;
+  double yielding_rate = 0;
+  for (const auto& [id, rec] : instances_.all()) {
+    if (rec.stages.size() < 2 || rec.function == f.id || rec.migrating || rec.evict_pending ||
+        (rec.state != InstanceState::kExclusiveHot && rec.state != InstanceState::kTimeSharing) ||
+        now - rec.state_since < options_.contest_window) {
+      continue;
+    }
+    const double rate = rec.load.RateShort(now);
+    for (const StagePlacement& st : rec.stages) {
+      const SliceKind& kind = slices_.info(st.slice).kind;
+      const int k = f.costs->KindIndex(kind);
+      if (!f.costs->ServesAlone(k, kind.profile->memory_mib, f.slo_ms)) continue;
+      const double gain = std::min(wanted, 1000.0 / f.costs->ComputeMs(k, 0, f.costs->blocks() - 1));
+      if (gain > rate && (yielding == nullptr || rate < yielding_rate)) {
+        yielding = &instances_.at(id);
+        yielding_rate = rate;
+      }
+      break;
+    }
+  }
+  if (yielding == nullptr) return;
+  // No new request goes to it; it leaves its slices (a warm copy kept) once its last request ends.
+  yielding->evict_pending = true;
+  if (yielding->outstanding == 0) instances_.Evict(*yielding, now, out);
+}
+
 InstanceRec* Placer::TryScaleUp(const ServedFunction& f, TimePoint now, std::vector<Decision>& out) {
   // 1. The smallest free slice that fits and serves alone.
   std::optional<size_t> single;

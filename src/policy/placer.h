@@ -41,9 +41,15 @@ class Placer {
   InstanceRec& PlacePlan(const ServedFunction& f, const Plan& plan, InstanceState after_load, TimePoint now,
                          std::vector<Decision>& out, bool reuse = true, std::vector<InstanceId> after_release = {});
 
+  // A request of `f` was turned away for want of capacity: counted, and with pipeline_yield a busy pipeline of
+  // another function over a slice that serves `f` alone is drained (then evicted to host memory) when `f`'s
+  // turned-away rate, capped at what that one slice serves at batch 1, exceeds the pipeline's own request rate.
+  void TurnedAway(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
+
   void Forget(FunctionId fn) {
     failed_.erase(fn);
     short_of_.erase(fn);
+    turned_away_.erase(fn);
   }
 
  private:
@@ -81,6 +87,7 @@ class Placer {
   PipelinePlanner planner_;
   std::map<FunctionId, std::pair<uint64_t, TimePoint>> failed_;  // epoch and time of the last failed ladder
   std::map<FunctionId, TimePoint> short_of_;                     // when each function last found no place
+  std::map<FunctionId, LoadTracker> turned_away_;                // requests turned away for want of capacity
 };
 
 }  // namespace fluidfaas::policy
