@@ -8,7 +8,8 @@
 // displace_idle and are colder than the function (each evicted to host memory first: where many functions idle
 // on few slices, the slices one needs are held by idle others). A warm instance of the function is reloaded
 // before a new one is started. A ladder that found nothing
-// is not climbed again for the function until a placement changes or scale_up_retry passes.
+// is not climbed again for the function until a placement changes or scale_up_retry passes. A request turned
+// away for want of capacity may make a busy pipeline yield its slices (TurnedAway).
 //
 // Thread safety: none; owned by one scheduler.
 #pragma once
