@@ -86,13 +86,12 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
   };
   const auto leftover = [&]() -> Status {
     if (options.empty()) return Status::Ok();
-    return Status::InvalidArgument(
-        "policy " + name + " has no option '" + Printable(options.begin()->first, 30) +
-        "' (options: " + (name == "infless" ? "margin" : "keep_alive") +
-        (name == "fluidfaas"
-             ? ", idle_evict, dwell, displace_idle, contest, pipelines, time_sharing, migration, urgency, yield, displacement"
-             : "") +
-        ")");
+    return Status::InvalidArgument("policy " + name + " has no option '" + Printable(options.begin()->first, 30) +
+                                   "' (options: " + (name == "infless" ? "margin" : "keep_alive") +
+                                   (name == "fluidfaas" ? ", idle_evict, dwell, displace_idle, contest, pipelines, "
+                                                          "time_sharing, migration, urgency, yield, displacement"
+                                                        : "") +
+                                   ")");
   };
   if (name == "fluidfaas") {
     FluidFaaSOptions o;
