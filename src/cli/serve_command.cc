@@ -38,6 +38,7 @@ struct ServeOptions {
   double host_memory_gib = 0;
   int max_open = 4096;
   double slo_margin = 0.1;
+  double late_margin_cap = 0.3;
 };
 
 Result<std::pair<std::string, int>> ParseListen(const std::string& text) {
@@ -106,6 +107,7 @@ int RunServe(const ServeOptions& o) {
   co.worker_binary = o.worker.empty() ? DefaultWorker() : o.worker;
   co.max_open_requests = static_cast<size_t>(o.max_open);
   co.slo_margin = o.slo_margin;
+  co.late_margin_cap = o.late_margin_cap;
   if (o.host_memory_gib > 0) {
     co.host_memory_bytes = static_cast<int64_t>(o.host_memory_gib * (1 << 30));
   } else if (config->host_memory_gib) {
@@ -353,6 +355,12 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
   serve
       ->add_option("--slo-margin", o->slo_margin,
                    "Share of each SLO the scheduler leaves for HTTP and the client (it plans to finish this early)")
+      ->check(CLI::Range(0.0, 0.5))
+      ->capture_default_str();
+  serve
+      ->add_option("--late-margin-cap", o->late_margin_cap,
+                   "Up to this share of each SLO more, learned from completions that ran late on a saturated node "
+                   "(0: never)")
       ->check(CLI::Range(0.0, 0.5))
       ->capture_default_str();
   serve->callback([o, &exit_code] { exit_code = RunServe(*o); });

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <future>
 #include <map>
 #include <numeric>
@@ -10,6 +11,7 @@
 #include <sstream>
 
 #include "common/limits.h"
+#include "daemon/lateness.h"
 #include "gpu/mps.h"
 #include "model/zoo.h"
 #include "policy/factory.h"
@@ -84,6 +86,7 @@ struct Controller::Impl {
     InferCallback done;
     InstanceId instance = 0;
     TimePoint routed;  // when it joined its instance's queue
+    double slo_ms = 0;
   };
   struct Instance {
     FunctionId function = 0;
@@ -117,6 +120,8 @@ struct Controller::Impl {
   bool draining = false;                                     // GUARDED_BY(mu)
   size_t open = 0;                                           // GUARDED_BY(mu): admitted, not answered
   size_t open_bytes = 0;                                     // GUARDED_BY(mu): their inputs' bytes
+  std::atomic<double> late_margin{0};                        // LatenessMargin's learned margin, capped,
+  std::atomic<int64_t> late_margin_at_us{0};                 // and its last observation (clock's micros)
   std::map<std::string, Function> functions;                 // GUARDED_BY(mu) (written on the control thread only)
   std::vector<const Function*> by_id;                        // functions by FunctionId (control thread)
   std::vector<std::unique_ptr<Function>> removed_functions;  // replaced by a new deployment of their name
@@ -130,6 +135,10 @@ struct Controller::Impl {
   nlohmann::json node_snapshot = nlohmann::json::object();
 
   // ---- control thread only
+  // The 99.9th percentile of completions at most 5 s old, not applied after 2 s without one (the variants
+  // measured: docs/daemon.md, "Overload"); the cap is options.late_margin_cap, applied where it is published.
+  static constexpr Duration kLateHold = Seconds(2);
+  LatenessMargin lateness{0.5, 1024, 0.999, kLateHold, Seconds(5)};
   std::unique_ptr<policy::Scheduler> scheduler;
   std::unique_ptr<policy::AnswerChecker> checker;
   std::unordered_map<RequestId, Request> requests;
@@ -231,6 +240,12 @@ struct Controller::Impl {
     Finish(r, std::move(result));
   }
 
+  // The learned margin to plan with now (any thread).
+  double LateMargin() const {
+    const TimePoint at = TimePoint{} + std::chrono::microseconds(late_margin_at_us.load(std::memory_order_relaxed));
+    return LatenessMargin::Applied(late_margin.load(std::memory_order_relaxed), clock.Now() - at, kLateHold);
+  }
+
   // The one place a request's callback runs: metrics, the open count, then the callback.
   void Finish(const Request& r, InferResult result) {
     result.total_ms = static_cast<double>(ToMicros(clock.Now() - r.arrival)) / 1000.0;
@@ -239,6 +254,12 @@ struct Controller::Impl {
       std::lock_guard<std::mutex> lock(mu);
       ++ends[{name, std::string(daemon::ToString(result.outcome)), result.code}];
       if (result.outcome == Outcome::kCompleted) {
+        if (options.late_margin_cap > 0 && r.slo_ms > 0) {
+          const TimePoint now = clock.Now();
+          lateness.Observe(now, ToMillis(now - r.deadline) / r.slo_ms);
+          late_margin.store(std::min(lateness.learned(), options.late_margin_cap), std::memory_order_relaxed);
+          late_margin_at_us.store(ToMicros(now), std::memory_order_relaxed);
+        }
         latency_hist[name].Observe(result.total_ms / 1000.0);
         queue_hist[name].Observe(std::max(0.0, result.queue_ms) / 1000.0);
         compute_hist[name].Observe(result.compute_ms / 1000.0);
@@ -765,6 +786,7 @@ struct Controller::Impl {
         {"emulated", options.node.emulated},
         {"policy", options.policy},
         {"slo_margin", options.slo_margin},
+        {"late_margin", LateMargin()},
         {"slices", slices},
         {"instances", insts},
         {"host_memory", {{"warm_bytes", rs.warm_bytes}, {"warm_copies", rs.warm_copies}}},
@@ -782,6 +804,7 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
                                                       const std::vector<FunctionConfig>& functions) {
   if (options.node.slices.empty()) return Status::InvalidArgument("the node has no slices");
   FF_RETURN_IF_ERROR(CheckRange("slo margin", options.slo_margin, 0.0, 0.5));
+  FF_RETURN_IF_ERROR(CheckRange("late margin cap", options.late_margin_cap, 0.0, 0.5));
   if (policy::UsesWholeGpus(options.policy)) {
     return Status::InvalidArgument("policy '" + options.policy +
                                    "' runs on whole GPUs with MPS, which the node "
@@ -870,8 +893,9 @@ void Controller::Infer(const std::string& function, std::vector<std::byte> input
       r.arrival = impl.clock.Now();
       const double slo = timeout_ms.value_or(it->second.info.slo_ms);
       // The scheduler plans for a deadline a margin early: what the HTTP exchange and the client take is
-      // outside its model.
-      r.deadline = r.arrival + MillisF(slo * (1 - impl.options.slo_margin));
+      // outside its model, and so is what a saturated node adds (the learned part).
+      r.slo_ms = slo;
+      r.deadline = r.arrival + MillisF(slo * (1 - impl.options.slo_margin - impl.LateMargin()));
     }
     if (!refusal.code.empty()) {
       ++impl.ends[{function.size() <= kMaxNameLength && CheckName("f", function).ok() ? function : "unknown",
@@ -978,6 +1002,9 @@ std::string Controller::MetricsText() const {
     o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n' << name << ' ' << v << '\n';
   };
   gauge("fluidfaas_open_requests", "gauge", "Requests admitted and not yet answered.", static_cast<double>(impl.open));
+  gauge("fluidfaas_late_margin", "gauge",
+        "Share of the SLO new requests are planned earlier, learned from late completions (beyond --slo-margin).",
+        impl.LateMargin());
   gauge("fluidfaas_launches_total", "counter", "Instances launched.", static_cast<double>(impl.launches));
   gauge("fluidfaas_pipelines_total", "counter", "Instances launched as pipelines of two or more stages.",
         static_cast<double>(impl.pipelines));

@@ -68,6 +68,8 @@ struct ControllerOptions {
   size_t max_open_requests = 4096;          // admitted and not yet answered; beyond it requests are turned away
   size_t max_open_bytes = size_t{1} << 30;  // their inputs' bytes at once: memory stays bounded under overload
   double slo_margin = 0.1;                  // the scheduler is given deadlines this share of the SLO early, in [0, 0.5]
+  double late_margin_cap = 0.3;             // and up to this much more, learned from late completions (LatenessMargin,
+                                            // daemon/lateness.h), in [0, 0.5]; 0: never
   runtime::RuntimeOptions runtime;          // restart and heartbeat settings (slices and binary are filled in)
 };
 

@@ -74,6 +74,20 @@ TEST_F(DaemonTest, ServesTheOpenInferenceProtocol) {
   EXPECT_EQ(out["outputs"][0]["shape"][0], 1);
   EXPECT_EQ(out["outputs"][0]["data"].size(), out["outputs"][0]["shape"][1].get<size_t>());
   EXPECT_GT(out["parameters"]["compute_ms"].get<double>(), 0);
+  // A node that keeps its plans learns no extra margin (daemon/lateness.h).
+  EXPECT_EQ(json::parse(c.Get("/v1/node")->body)["late_margin"], 0.0);
+  EXPECT_NE(c.Get("/metrics")->body.find("\nfluidfaas_late_margin 0\n"), std::string::npos);
+}
+
+TEST(DaemonOptionsTest, MarginsOutOfRangeAreRefusedBeforeAnythingStarts) {
+  for (const auto& [slo, late] : {std::pair{0.6, 0.3}, std::pair{0.1, 0.6}, std::pair{0.1, -0.1}}) {
+    ControllerOptions o = testing::EmulatedNodeOptions();
+    o.slo_margin = slo;
+    o.late_margin_cap = late;
+    auto c = Controller::Start(std::move(o), {});
+    ASSERT_FALSE(c.ok()) << slo << " " << late;
+    EXPECT_NE(c.status().message().find("margin"), std::string::npos) << c.status().message();
+  }
 }
 
 TEST_F(DaemonTest, SpeaksTheBinaryTensorExtension) {
