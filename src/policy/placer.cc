@@ -50,7 +50,11 @@ void Placer::TurnedAway(const ServedFunction& f, TimePoint now, std::vector<Deci
     }
   }
   if (yielding == nullptr) return;
-  // No new request goes to it; it leaves its slices (a warm copy kept) once its last request ends.
+  // No new request goes to it; it leaves its slices (a warm copy kept) once its last request ends. Only a
+  // time-sharing instance is evicted (InstanceTable::Evict), as in Displace.
+  if (yielding->state == InstanceState::kExclusiveHot) {
+    instances_.SetState(*yielding, InstanceState::kTimeSharing, now, out);
+  }
   yielding->evict_pending = true;
   if (yielding->outstanding == 0) instances_.Evict(*yielding, now, out);
 }
