@@ -138,6 +138,12 @@ bool InstanceTable::Evict(InstanceRec& inst, TimePoint now, std::vector<Decision
   return true;
 }
 
+bool InstanceTable::Leave(InstanceRec& inst, TimePoint now, std::vector<Decision>& out) {
+  if (inst.state == InstanceState::kExclusiveHot) SetState(inst, InstanceState::kTimeSharing, now, out);
+  inst.evict_pending = true;
+  return Evict(inst, now, out);
+}
+
 void InstanceTable::Retire(InstanceRec& inst, TimePoint now, std::vector<Decision>& out) {
   Unplace(inst);
   out.push_back(RetireDecision{inst.id});

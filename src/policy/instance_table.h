@@ -92,6 +92,9 @@ class InstanceTable {
              TimePoint now, std::vector<Decision>& out, std::vector<InstanceId> after_release = {});
   // An idle time-sharing instance leaves its slice for host memory (false when it is not idle and time-sharing).
   bool Evict(InstanceRec& inst, TimePoint now, std::vector<Decision>& out);
+  // The instance gives its slices up for host memory: an exclusive one is demoted to time-sharing first; an idle
+  // one leaves now (true), a busy one takes no new request and leaves when its last one ends (evict_pending).
+  bool Leave(InstanceRec& inst, TimePoint now, std::vector<Decision>& out);
   // Stops the instance and releases its slices; the record leaves the table (`inst` dangles after).
   void Retire(InstanceRec& inst, TimePoint now, std::vector<Decision>& out);
   // A warm instance turns cold: its host copy is dropped and the record leaves the table.

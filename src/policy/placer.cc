@@ -50,13 +50,7 @@ void Placer::TurnedAway(const ServedFunction& f, TimePoint now, std::vector<Deci
     }
   }
   if (yielding == nullptr) return;
-  // No new request goes to it; it leaves its slices (a warm copy kept) once its last request ends. Only a
-  // time-sharing instance is evicted (InstanceTable::Evict), as in Displace.
-  if (yielding->state == InstanceState::kExclusiveHot) {
-    instances_.SetState(*yielding, InstanceState::kTimeSharing, now, out);
-  }
-  yielding->evict_pending = true;
-  if (yielding->outstanding == 0) instances_.Evict(*yielding, now, out);
+  instances_.Leave(*yielding, now, out);  // a warm copy kept, once its last request ends
 }
 
 InstanceRec* Placer::TryScaleUp(const ServedFunction& f, TimePoint now, std::vector<Decision>& out) {
@@ -129,9 +123,7 @@ InstanceRec* Placer::Displace(const ServedFunction& f, TimePoint now, std::vecto
   for (const PlanStage& st : plan->stages) {
     const std::vector<InstanceId> residents = slices_.residents(st.slice);
     for (InstanceId victim : residents) {
-      InstanceRec& v = instances_.at(victim);
-      if (v.state == InstanceState::kExclusiveHot) instances_.SetState(v, InstanceState::kTimeSharing, now, out);
-      if (instances_.Evict(v, now, out)) evicted.push_back(victim);
+      if (instances_.Leave(instances_.at(victim), now, out)) evicted.push_back(victim);
     }
     if (!slices_.residents(st.slice).empty()) {
       instances_.Error("slice " + slices_.info(st.slice).id + " still had residents after displacing them");
@@ -177,11 +169,7 @@ InstanceRec* Placer::Reclaim(const ServedFunction& f, TimePoint now, std::vector
   const std::optional<size_t> slice = Reclaimable(f, now);
   if (!slice) return nullptr;
   const std::vector<InstanceId> victims = slices_.residents(*slice);
-  for (InstanceId victim : victims) {
-    InstanceRec& v = instances_.at(victim);
-    if (v.state == InstanceState::kExclusiveHot) instances_.SetState(v, InstanceState::kTimeSharing, now, out);
-    instances_.Evict(v, now, out);
-  }
+  for (InstanceId victim : victims) instances_.Leave(instances_.at(victim), now, out);
   if (!slices_.residents(*slice).empty()) {
     instances_.Error("slice " + slices_.info(*slice).id + " still had residents after reclaiming it");
     return nullptr;
