@@ -6,11 +6,11 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
+  libcpp-httplib-dev libboost-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev
   gnuplot-nox
-  curl prometheus python3
+  curl prometheus python3 wrk nginx-light
   clang clang-format clang-tidy libclang-rt-14-dev libfuzzer-14-dev
 )
 

@@ -1,0 +1,495 @@
+#include "api/http_server.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <list>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+namespace fluidfaas::api {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+Status Validate(const HttpLimits& l) {
+  const std::pair<const char*, Duration> durations[] = {{"idle_timeout", l.idle_timeout},
+                                                        {"header_timeout", l.header_timeout},
+                                                        {"body_timeout", l.body_timeout},
+                                                        {"write_timeout", l.write_timeout}};
+  for (const auto& [name, d] : durations) {
+    if (d <= Duration{0}) return Status::InvalidArgument(std::string(name) + " must be positive");
+  }
+  const std::pair<const char*, size_t> sizes[] = {{"max_connections", l.max_connections},
+                                                  {"max_header_bytes", l.max_header_bytes},
+                                                  {"max_header_count", l.max_header_count},
+                                                  {"max_target_bytes", l.max_target_bytes},
+                                                  {"max_body_bytes", l.max_body_bytes},
+                                                  {"max_inflight_bytes", l.max_inflight_bytes}};
+  for (const auto& [name, n] : sizes) {
+    if (n == 0) return Status::InvalidArgument(std::string(name) + " must be positive");
+  }
+  if (l.listen_backlog <= 0) return Status::InvalidArgument("listen_backlog must be positive");
+  return Status::Ok();
+}
+
+namespace {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::chrono::steady_clock::duration Steady(Duration d) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(d);
+}
+
+}  // namespace
+
+std::string_view HttpRequest::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (EqualsIgnoreCase(k, name)) return v;
+  }
+  return {};
+}
+
+bool HttpRequest::HasHeader(std::string_view name) const {
+  return std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return EqualsIgnoreCase(h.first, name); });
+}
+
+HttpResponse JsonError(int status, std::string_view message, std::string_view code) {
+  using nlohmann::json;
+  const json body = {{"error", message}, {"code", code}};
+  // Replace invalid UTF-8 (a name from a URL may hold any bytes) instead of throwing.
+  return HttpResponse{.status = status, .body = body.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
+
+// ---------------------------------------------------------------------------------------------------- the server
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  class Connection;
+
+  Impl(HttpLimits l, HttpHandler h) : limits(l), handler(std::move(h)) {}
+
+  const HttpLimits limits;
+  const HttpHandler handler;
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  asio::steady_timer accept_retry{io};
+  std::thread thread;
+
+  // Loop thread only.
+  std::unordered_map<Connection*, std::shared_ptr<Connection>> connections;
+  std::list<Connection*> idle;  // oldest first
+  bool stopping = false;
+
+  // Posting answers from other threads: refused once the loop is stopped, so nothing is queued on a dead loop.
+  std::mutex post_mu;
+  bool stopped = false;  // GUARDED_BY(post_mu)
+
+  mutable std::mutex stats_mu;
+  EdgeStats stats;  // GUARDED_BY(stats_mu)
+
+  void Count(const std::string& refusal) {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    ++stats.refusals[refusal];
+  }
+  template <typename F>
+  void Update(F&& f) {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    f(stats);
+  }
+
+  void Accept();
+  void CloseOldestIdle();
+};
+
+struct Responder::Exchange {
+  std::shared_ptr<HttpServer::Impl> server;
+  std::weak_ptr<HttpServer::Impl::Connection> connection;
+  std::atomic<bool> sent{false};
+  ~Exchange() {
+    if (!sent.load()) {
+      Post(JsonError(500, "the request was dropped without an answer", "internal"));
+    }
+  }
+  void Post(HttpResponse response);
+};
+
+class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  enum class Phase { kIdle, kHeader, kBody, kHandling, kWriting, kClosed };
+
+  Connection(Impl& server, tcp::socket socket)
+      : server_(server), socket_(std::move(socket)), timer_(server.io) {}
+
+  void Start() { WaitForRequest(); }
+
+  // The answer to the request being handled (loop thread).
+  void Answer(HttpResponse response) {
+    if (phase_ != Phase::kHandling) return;
+    Write(std::move(response), /*close=*/!keep_alive_);
+  }
+
+  void Close() {
+    if (phase_ == Phase::kClosed) return;
+    if (phase_ == Phase::kIdle) server_.idle.erase(idle_at_);
+    phase_ = Phase::kClosed;
+    ReleaseInflight();
+    timer_.cancel();
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    server_.Update([](EdgeStats& s) { --s.connections_open; });
+    server_.connections.erase(this);  // may destroy *this: nothing after
+  }
+
+  Phase phase() const { return phase_; }
+
+ private:
+  // Waits for the first byte of the next request without holding a buffer (idle connections cost little).
+  void WaitForRequest() {
+    if (buffer_.size() > 0) return ReadHeader();  // a pipelined request already read
+    phase_ = Phase::kIdle;
+    idle_at_ = server_.idle.insert(server_.idle.end(), this);
+    Arm(server_.limits.idle_timeout);
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+      if (self->phase_ != Phase::kIdle) return;
+      self->server_.idle.erase(self->idle_at_);
+      self->phase_ = Phase::kHeader;
+      if (ec || self->timed_out_) {
+        if (self->timed_out_) self->server_.Update([](EdgeStats& s) { ++s.idle_closed; });
+        return self->Close();
+      }
+      self->ReadHeader();
+    });
+  }
+
+  void ReadHeader() {
+    phase_ = Phase::kHeader;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(std::min<size_t>(server_.limits.max_header_bytes, UINT32_MAX)));
+    parser_->body_limit(server_.limits.max_body_bytes);
+    Arm(server_.limits.header_timeout);
+    http::async_read_header(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->OnHeader(ec);
+    });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (phase_ == Phase::kClosed) return;
+    if (timed_out_) return Refuse(408, "the request's headers did not arrive within the header deadline",
+                                  "header_timeout");
+    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) {
+      return Close();  // the client went away between or during requests
+    }
+    if (ec == http::error::header_limit) {
+      // The request line alone over its limit (not parsed yet, or a long target) is a 414; else the headers are.
+      const size_t target = parser_->get().target().size();
+      if (target == 0 || target > server_.limits.max_target_bytes) {
+        return Refuse(414, "the request line is over " + std::to_string(server_.limits.max_target_bytes) + " bytes",
+                      "target_too_long");
+      }
+      return Refuse(431, "the headers are over " + std::to_string(server_.limits.max_header_bytes) + " bytes",
+                    "headers_too_large");
+    }
+    if (ec == http::error::body_limit) {
+      return Refuse(413, "the body is over " + std::to_string(server_.limits.max_body_bytes) + " bytes",
+                    "body_too_large");
+    }
+    if (ec) return Refuse(400, "malformed request: " + ec.message(), "bad_request");
+    server_.Update([](EdgeStats& s) { ++s.requests; });
+    const auto& head = parser_->get();
+    if (head.target().size() > server_.limits.max_target_bytes) {
+      return Refuse(414, "the request target is over " + std::to_string(server_.limits.max_target_bytes) + " bytes",
+                    "target_too_long");
+    }
+    size_t fields = 0;
+    size_t lengths = 0;
+    for (const auto& f : head) {
+      ++fields;
+      if (f.name() == http::field::content_length) ++lengths;
+    }
+    if (fields > server_.limits.max_header_count) {
+      return Refuse(431, "more than " + std::to_string(server_.limits.max_header_count) + " header fields",
+                    "headers_too_large");
+    }
+    if (lengths > 1) return Refuse(400, "more than one Content-Length field", "bad_request");
+    keep_alive_ = parser_->keep_alive();
+    // Reserve the body's bytes in the budget before reading them (chunked bodies reserve as they arrive).
+    const size_t declared = parser_->content_length() ? static_cast<size_t>(*parser_->content_length()) : 0;
+    if (!Reserve(declared)) return RefuseInflight();
+    if (parser_->is_done()) return Dispatch();
+    phase_ = Phase::kBody;
+    Arm(server_.limits.body_timeout);
+    if (EqualsIgnoreCase(head[http::field::expect], "100-continue")) {
+      continue_ = std::make_shared<http::response<http::empty_body>>(http::status::continue_, head.version());
+      return http::async_write(socket_, *continue_, [self = shared_from_this()](beast::error_code wec, size_t) {
+        if (self->phase_ == Phase::kClosed) return;
+        if (wec) return self->Close();
+        self->ReadBody();
+      });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read_some(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->OnBody(ec);
+    });
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (phase_ == Phase::kClosed) return;
+    if (timed_out_) return Refuse(408, "the body did not arrive within the body deadline", "body_timeout");
+    if (ec == http::error::body_limit) {
+      return Refuse(413, "the body is over " + std::to_string(server_.limits.max_body_bytes) + " bytes",
+                    "body_too_large");
+    }
+    if (ec == asio::error::eof || ec == http::error::partial_message || ec == asio::error::connection_reset) {
+      return Close();
+    }
+    if (ec) return Refuse(400, "malformed body: " + ec.message(), "bad_request");
+    if (!Reserve(parser_->get().body().size())) return RefuseInflight();
+    if (!parser_->is_done()) return ReadBody();
+    Dispatch();
+  }
+
+  void Dispatch() {
+    timer_.cancel();
+    phase_ = Phase::kHandling;
+    auto message = parser_->release();
+    parser_.reset();
+    HttpRequest request;
+    request.method = std::string(message.method_string());
+    request.target = std::string(message.target());
+    request.headers.reserve(8);
+    for (const auto& f : message) request.headers.emplace_back(f.name_string(), f.value());
+    request.body = std::move(message.body());
+    auto exchange = std::make_shared<Responder::Exchange>();
+    exchange->server = server_.shared_from_this();
+    exchange->connection = weak_from_this();
+    try {
+      server_.handler(std::move(request), Responder(std::move(exchange)));
+    } catch (const std::exception& e) {
+      spdlog::error("http: a handler threw: {}", e.what());  // its Responder answers 500 when dropped
+    }
+  }
+
+  // A refusal: the rest of the request is not read, so the connection closes after the answer.
+  void Refuse(int status, const std::string& message, const std::string& code) {
+    server_.Count(code);
+    HttpResponse r = JsonError(status, message, code);
+    if (status == 503) r.headers.emplace_back("Retry-After", "1");
+    Write(std::move(r), /*close=*/true);
+  }
+  void RefuseInflight() {
+    Refuse(503, "the node holds too many request bytes at once; retry", "inflight_bytes");
+  }
+
+  bool Reserve(size_t bytes) {
+    if (bytes <= reserved_) return true;
+    const size_t more = bytes - reserved_;
+    std::lock_guard<std::mutex> lock(server_.stats_mu);
+    if (server_.stats.inflight_bytes + more > server_.limits.max_inflight_bytes) return false;
+    server_.stats.inflight_bytes += more;
+    reserved_ = bytes;
+    return true;
+  }
+  void ReleaseInflight() {
+    if (reserved_ == 0) return;
+    server_.Update([n = reserved_](EdgeStats& s) { s.inflight_bytes -= n; });
+    reserved_ = 0;
+  }
+
+  void Write(HttpResponse r, bool close) {
+    phase_ = Phase::kWriting;
+    close_after_write_ = close || server_.stopping;
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
+    res->set(http::field::server, "fluidfaas");
+    res->set(http::field::content_type, r.content_type);
+    for (auto& [k, v] : r.headers) res->insert(k, v);
+    res->body() = std::move(r.body);
+    res->keep_alive(!close_after_write_);
+    res->prepare_payload();
+    Arm(server_.limits.write_timeout);
+    http::async_write(socket_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
+      if (self->phase_ == Phase::kClosed) return;
+      self->timer_.cancel();
+      self->ReleaseInflight();
+      if (ec || self->timed_out_ || self->close_after_write_) return self->Close();
+      self->WaitForRequest();
+    });
+  }
+
+  // One timer per connection: the deadline of its current phase. On expiry the socket's operation is cancelled
+  // and its handler sees timed_out_.
+  void Arm(Duration d) {
+    timed_out_ = false;
+    timer_.expires_after(Steady(d));
+    timer_.async_wait([self = shared_from_this(), armed = ++arm_count_](beast::error_code ec) {
+      if (ec || armed != self->arm_count_ || self->phase_ == Phase::kClosed) return;
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->socket_.cancel(ignored);
+      if (self->phase_ == Phase::kWriting) self->Close();
+    });
+  }
+
+  Impl& server_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  uint64_t arm_count_ = 0;
+  bool timed_out_ = false;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<http::response<http::empty_body>> continue_;
+  Phase phase_ = Phase::kIdle;
+  std::list<Connection*>::iterator idle_at_;
+  size_t reserved_ = 0;
+  bool keep_alive_ = true;
+  bool close_after_write_ = false;
+};
+
+void Responder::Exchange::Post(HttpResponse response) {
+  std::lock_guard<std::mutex> lock(server->post_mu);
+  if (server->stopped) return;
+  asio::post(server->io, [c = connection, r = std::move(response)]() mutable {
+    if (auto conn = c.lock()) conn->Answer(std::move(r));
+  });
+}
+
+void Responder::Send(HttpResponse response) const {
+  if (!exchange_) return;
+  if (exchange_->sent.exchange(true)) {
+    spdlog::warn("http: a second answer to one request was dropped");
+    return;
+  }
+  exchange_->Post(std::move(response));
+}
+
+void HttpServer::Impl::CloseOldestIdle() {
+  if (idle.empty()) return;
+  Connection* oldest = idle.front();
+  Update([](EdgeStats& s) { ++s.connections_evicted; });
+  oldest->Close();
+}
+
+void HttpServer::Impl::Accept() {
+  acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+    if (self->stopping) return;
+    if (ec) {
+      // Out of descriptors (EMFILE/ENFILE) or a transient error: free an idle connection's descriptor and retry
+      // shortly, rather than spinning.
+      spdlog::warn("http: accept: {}", ec.message());
+      self->Count("accept_failed");
+      self->CloseOldestIdle();
+      self->accept_retry.expires_after(std::chrono::milliseconds(20));
+      self->accept_retry.async_wait([self](beast::error_code wec) {
+        if (!wec && !self->stopping) self->Accept();
+      });
+      return;
+    }
+    if (self->connections.size() >= self->limits.max_connections) self->CloseOldestIdle();
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);  // an answer is one write: never wait for the last ACK
+    auto conn = std::make_shared<Connection>(*self, std::move(socket));
+    self->Update([](EdgeStats& s) {
+      ++s.connections_open;
+      ++s.connections_accepted;
+    });
+    self->connections.emplace(conn.get(), conn);
+    if (self->connections.size() > self->limits.max_connections) {
+      // Every connection is busy reading or being answered: this one is told so, and closed.
+      self->Count("connections");
+      conn->Start();
+      conn->Close();
+    } else {
+      conn->Start();
+    }
+    self->Accept();
+  });
+}
+
+HttpServer::HttpServer(HttpLimits limits, HttpHandler handler)
+    : impl_(std::make_shared<Impl>(limits, std::move(handler))) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Result<int> HttpServer::Start(const std::string& host, int port) {
+  if (Status st = Validate(impl_->limits); !st.ok()) return st;
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) return Status::InvalidArgument("cannot listen on '" + host + "': not an IP address");
+  tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
+  tcp::acceptor& a = impl_->acceptor;
+  a.open(endpoint.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(endpoint, ec);
+  if (!ec) a.listen(impl_->limits.listen_backlog, ec);
+  if (ec) return Status::IoError("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+  const int bound = a.local_endpoint().port();
+  impl_->Accept();
+  impl_->thread = std::thread([impl = impl_] {
+    for (;;) {
+      try {
+        impl->io.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("http: the event loop caught: {}", e.what());
+      }
+    }
+  });
+  return bound;
+}
+
+void HttpServer::Stop() {
+  Impl& s = *impl_;
+  if (!s.thread.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(s.post_mu);
+    s.stopped = true;
+  }
+  asio::post(s.io, [&s] {
+    s.stopping = true;
+    beast::error_code ignored;
+    s.acceptor.close(ignored);
+    s.accept_retry.cancel();
+    std::vector<std::shared_ptr<Impl::Connection>> open;
+    for (auto& [ptr, conn] : s.connections) open.push_back(conn);
+    for (auto& conn : open) conn->Close();
+  });
+  s.thread.join();  // run() returns once the closed connections' handlers have finished
+  s.connections.clear();
+}
+
+EdgeStats HttpServer::Stats() const {
+  std::lock_guard<std::mutex> lock(impl_->stats_mu);
+  return impl_->stats;
+}
+
+uint64_t RaiseOpenFileLimit() {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0) return 1024;
+  const rlim_t before = files.rlim_cur;
+  if (files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &files) != 0) {
+      spdlog::warn("open files: cannot raise the limit from {} to {}", before, files.rlim_max);
+      return before;
+    }
+  }
+  spdlog::info("open files: limit {} (was {})", files.rlim_cur, before);
+  return files.rlim_cur;
+}
+
+}  // namespace fluidfaas::api

@@ -1,0 +1,135 @@
+// HttpServer: the edge of a FluidFaaS process (the node daemon today, the cluster gateway next), an event-driven
+// HTTP/1.1 server on Boost.Beast over Asio, with the overload manager's limits on every connection.
+//
+// One event-loop thread serves every connection: a connection costs memory (a few KiB while it idles), never a
+// thread. A handler runs on the loop thread, must not block, and answers through its Responder from any thread,
+// now or later (the controller answers inference from its own thread). A request is answered exactly once: a
+// Responder dropped without an answer answers 500 `internal` itself.
+//
+// The limits, each checked before anything that could amplify the bytes a client sends:
+//   - an idle connection (no byte of a next request) is closed after `idle_timeout`; when the connection limit
+//     is reached, the longest-idle connection is closed to make room for a new one, so idle connections can
+//     never lock a client out;
+//   - from a request's first byte, its request line and headers must arrive within `header_timeout` (408), in
+//     at most `max_header_bytes` (431; 414 when the request line alone is over `max_target_bytes`) and
+//     `max_header_count` fields (431): a slow or endless header costs its sender, not the server;
+//   - the body must arrive within `body_timeout` (408) and hold at most `max_body_bytes`, whether sized by
+//     Content-Length (refused before a byte is read) or chunked (refused as soon as it crosses the limit) (413);
+//   - bodies being read or waiting for their answer hold at most `max_inflight_bytes` across all connections;
+//     beyond it a request is refused with 503 `overloaded` and Retry-After before its body is read;
+//   - two different Content-Length fields, or Content-Length beside chunked, are a 400 (RFC 9112 6.3: the shape
+//     of request smuggling).
+// Every refusal is a JSON body {"error", "code"} and a count in EdgeStats.
+//
+// Thread safety: Start, Stop and the destructor from one thread; Stats from any thread. Responder: any thread.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "common/time.h"
+
+namespace fluidfaas::api {
+
+struct HttpLimits {
+  size_t max_connections = 16384;             // open at once; at the limit the longest-idle one is closed
+  Duration idle_timeout = Seconds(30);        // between requests on a keep-alive connection
+  Duration header_timeout = Seconds(10);      // first byte of a request to the end of its headers (408)
+  Duration body_timeout = Seconds(30);        // end of the headers to the end of the body (408)
+  Duration write_timeout = Seconds(30);       // an answer not taken by the client within this closes it
+  size_t max_header_bytes = 16 << 10;         // request line and headers (431)
+  size_t max_header_count = 100;              // header fields (431)
+  size_t max_target_bytes = 8 << 10;          // the request line (414)
+  size_t max_body_bytes = size_t{64} << 20;   // per request, chunked bodies included (413)
+  size_t max_inflight_bytes = size_t{256} << 20;  // request bodies held across all connections (503)
+  int listen_backlog = 4096;                  // connections the kernel completes before they are accepted
+};
+
+// REQUIRES: every duration > 0, every size > 0. InvalidArgument names the field.
+Status Validate(const HttpLimits& limits);
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ... as sent
+  std::string target;  // path and query, as sent (percent-encoded)
+  std::vector<std::pair<std::string, std::string>> headers;  // in order, names as sent
+  std::string body;
+  // The value of the first header named `name` (case-insensitive), or empty.
+  std::string_view Header(std::string_view name) const;
+  bool HasHeader(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type and Content-Length
+  std::string body;
+};
+
+// A JSON error answer: {"error": message, "code": code}, the message escaped (any bytes from the client in it are
+// written as valid UTF-8, invalid sequences replaced).
+HttpResponse JsonError(int status, std::string_view message, std::string_view code);
+
+class HttpServer;
+
+// Answers one request, once, from any thread. Copies share the answer: the first Send wins, later ones are
+// dropped (and logged). The last copy dropped without a Send answers 500 `internal`.
+class Responder {
+ public:
+  Responder() = default;
+  void Send(HttpResponse response) const;
+  bool valid() const { return exchange_ != nullptr; }
+
+ private:
+  friend class HttpServer;
+  struct Exchange;
+  explicit Responder(std::shared_ptr<Exchange> exchange) : exchange_(std::move(exchange)) {}
+  std::shared_ptr<Exchange> exchange_;
+};
+
+using HttpHandler = std::function<void(HttpRequest&&, Responder)>;
+
+// Counters of the edge, for /metrics. Refusals by reason code ("header_timeout", "body_timeout",
+// "headers_too_large", "target_too_long", "body_too_large", "inflight_bytes", "bad_request", ...).
+struct EdgeStats {
+  uint64_t connections_open = 0;
+  uint64_t connections_accepted = 0;
+  uint64_t connections_evicted = 0;  // idle ones closed to make room
+  uint64_t idle_closed = 0;          // idle past idle_timeout
+  uint64_t requests = 0;             // whose headers were read
+  uint64_t inflight_bytes = 0;
+  std::map<std::string, uint64_t> refusals;
+};
+
+class HttpServer {
+ public:
+  HttpServer(HttpLimits limits, HttpHandler handler);
+  ~HttpServer();  // stops
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds `host`:`port` (0: any free port) and starts the loop thread. Returns the bound port. IoError when the
+  // address cannot be bound.
+  Result<int> Start(const std::string& host, int port);
+  // Closes the listener and every connection, then joins the loop thread. Answers that arrive later are dropped.
+  void Stop();
+  EdgeStats Stats() const;
+
+ private:
+  friend struct Responder::Exchange;
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Raises this process's open-file limit to its hard limit (logged) and returns the new soft limit.
+uint64_t RaiseOpenFileLimit();
+
+}  // namespace fluidfaas::api
