@@ -159,6 +159,10 @@ Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& tar
   sim::SimOptions options;
   options.slo_margin = node.value("slo_margin", 0.0);
   if (!(options.slo_margin >= 0 && options.slo_margin <= 0.5)) return Status::InvalidArgument("bad slo_margin");
+  // The load client sends no timeout_ms: the daemon applies the newcomer's cold-start rule, and so does the model.
+  const double wait_s = node.value("cold_start_wait_s", 0.0);
+  if (!(wait_s >= 0 && wait_s <= 600)) return Status::InvalidArgument("bad cold_start_wait_s");
+  options.cold_start_wait = SecondsF(wait_s);
   const sim::SimResult r = sim::Simulate(preset->slices, preset->functions, arrivals, *scheduler, options);
   if (!r.errors.empty()) return Status::Internal("the simulator found a scheduler error: " + r.errors.front());
   sim::RunSummary summary = sim::Summarize(r, 0, preset->functions);

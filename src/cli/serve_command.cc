@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
-#include <sys/select.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "api/http_server.h"
 #include "cli/commands.h"
 #include "cli/table.h"
 #include "common/strings.h"
@@ -39,7 +39,17 @@ struct ServeOptions {
   int max_open = 4096;
   double slo_margin = 0.1;
   double late_margin_cap = 0.3;
+  double cold_start_wait_s = 30;
+  // The edge's limits (api/http_server.h), seconds and bytes.
+  size_t max_connections = 16384;
+  double idle_timeout_s = 30, header_timeout_s = 10, body_timeout_s = 30;
+  size_t max_header_bytes = 16 << 10, max_body_mib = 64, max_inflight_mib = 256;
 };
+
+// Descriptors kept for the runtime beyond the edge's connections: per slice a worker's control socket, pidfd and
+// ring memfds, plus the process's own files.
+constexpr uint64_t kReservedFiles = 256;
+constexpr uint64_t kFilesPerSlice = 16;
 
 Result<std::pair<std::string, int>> ParseListen(const std::string& text) {
   const size_t colon = text.rfind(':');
@@ -140,48 +150,45 @@ int RunServe(const ServeOptions& o) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  // Debian's cpp-httplib waits on sockets with select(), which cannot watch a descriptor of 1024 or more (FD_SETSIZE;
-  // beyond it, memory is overwritten). With at most 1024 descriptors open, a flood of connections makes accept()
-  // fail with EMFILE, which the library retries after 1 ms: connections wait instead of corrupting the daemon.
-  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur > FD_SETSIZE) {
-    files.rlim_cur = FD_SETSIZE;
-    if (setrlimit(RLIMIT_NOFILE, &files) != 0) spdlog::warn("serve: cannot limit open files to {}", FD_SETSIZE);
-  }
+  // Open files: raised to the hard limit; the edge's connections get what the runtime's reserve leaves.
+  const uint64_t files = api::RaiseOpenFileLimit();
+  const uint64_t reserve = kReservedFiles + kFilesPerSlice * node->slices.size();
+  api::HttpLimits limits;
+  limits.max_connections =
+      static_cast<size_t>(std::min<uint64_t>(o.max_connections, files > reserve * 2 ? files - reserve : files / 2));
+  limits.idle_timeout = SecondsF(o.idle_timeout_s);
+  limits.header_timeout = SecondsF(o.header_timeout_s);
+  limits.body_timeout = SecondsF(o.body_timeout_s);
+  limits.max_header_bytes = o.max_header_bytes;
+  limits.max_body_bytes = o.max_body_mib << 20;
+  limits.max_inflight_bytes = o.max_inflight_mib << 20;
+  spdlog::info("http: up to {} connections ({} open files, {} kept for the runtime)", limits.max_connections, files,
+               reserve);
+  co.cold_start_wait = SecondsF(o.cold_start_wait_s);
 
   auto controller = daemon::Controller::Start(co, functions);
   if (!controller.ok()) {
     std::cerr << "fluidfaas serve: " << controller.status().message() << '\n';
     return controller.status().code() == StatusCode::kInvalidArgument ? kExitBadInput : kExitFailure;
   }
-  daemon::HttpApi api(**controller, daemon::HttpApiOptions{.token = token});
-  auto port = api.Bind(listen->first, listen->second);
+  daemon::HttpApi api(**controller, daemon::HttpApiOptions{.token = token, .limits = limits});
+  auto port = api.Start(listen->first, listen->second);
   if (!port.ok()) {
     std::cerr << "fluidfaas serve: " << port.status().message() << '\n';
     return kExitFailure;
   }
-  // The thread waits in short slices so that it also ends when the server stops on its own.
-  std::atomic<bool> server_done{false};
-  std::thread signal_thread([&api, &controller, &signals, &server_done] {
-    const timespec slice{0, 200'000'000};
-    int sig = -1;
-    while (sig < 0) {
-      if (server_done.load()) return;
-      sig = sigtimedwait(&signals, nullptr, &slice);
-    }
-    spdlog::warn("serve: signal {}: draining (new requests get 503), then exiting", sig);
-    const bool drained = (*controller)->Drain(Seconds(30));
-    if (!drained) spdlog::error("serve: {} requests still open after 30 s", (*controller)->open_requests());
-    api.Stop();
-  });
   std::string names;
   for (const auto& f : (*controller)->Functions()) names += (names.empty() ? "" : ", ") + f.name;
   std::cerr << "fluidfaas serve: node " << node->name << " (" << node->source << ", " << node->slices.size()
             << " slices), policy " << o.policy << ", functions " << names << "\nlistening on http://" << listen->first
             << ':' << *port << "  (try: curl http://" << listen->first << ':' << *port << "/v2/models/"
             << (o.functions.empty() ? "MODEL" : o.functions.front()) << ")\n";
-  api.ListenAfterBind();
-  server_done = true;
-  signal_thread.join();
+  int sig = -1;
+  while (sig < 0) sig = sigwaitinfo(&signals, nullptr);  // EINTR: wait again
+  spdlog::warn("serve: signal {}: draining (new requests get 503), then exiting", sig);
+  const bool drained = (*controller)->Drain(Seconds(30));
+  if (!drained) spdlog::error("serve: {} requests still open after 30 s", (*controller)->open_requests());
+  api.Stop();
   return kExitOk;
 }
 
@@ -362,6 +369,43 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
                    "Up to this share of each SLO more, learned from completions that ran late on a saturated node "
                    "(0: never)")
       ->check(CLI::Range(0.0, 0.5))
+      ->capture_default_str();
+  serve
+      ->add_option("--cold-start-wait", o->cold_start_wait_s,
+                   "Seconds a request without timeout_ms waits for its function's cold start (0: turned away at once "
+                   "like the rest)")
+      ->check(CLI::Range(0.0, 600.0))
+      ->capture_default_str();
+  serve
+      ->add_option("--max-connections", o->max_connections,
+                   "HTTP connections open at once (at most the open-file "
+                   "limit less the runtime's reserve); at the limit the longest-idle one is closed")
+      ->check(CLI::Range(1, 10'000'000))
+      ->capture_default_str();
+  serve->add_option("--idle-timeout", o->idle_timeout_s, "Seconds an idle keep-alive connection stays open")
+      ->check(CLI::Range(0.01, 3600.0))
+      ->capture_default_str();
+  serve
+      ->add_option("--header-timeout", o->header_timeout_s,
+                   "Seconds from a request's first byte to the end of its headers (else 408)")
+      ->check(CLI::Range(0.01, 600.0))
+      ->capture_default_str();
+  serve
+      ->add_option("--body-timeout", o->body_timeout_s,
+                   "Seconds from the end of the headers to the end of the body "
+                   "(else 408)")
+      ->check(CLI::Range(0.01, 3600.0))
+      ->capture_default_str();
+  serve->add_option("--max-header-bytes", o->max_header_bytes, "Request line and headers (else 431)")
+      ->check(CLI::Range(1024, 1 << 20))
+      ->capture_default_str();
+  serve->add_option("--max-body-mib", o->max_body_mib, "A request's body, chunked too (else 413)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  serve
+      ->add_option("--max-inflight-mib", o->max_inflight_mib,
+                   "Request bodies held at once across connections (else 503)")
+      ->check(CLI::Range(1, 65536))
       ->capture_default_str();
   serve->callback([o, &exit_code] { exit_code = RunServe(*o); });
 

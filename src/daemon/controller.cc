@@ -14,6 +14,7 @@
 #include "daemon/lateness.h"
 #include "gpu/mps.h"
 #include "model/zoo.h"
+#include "policy/cold_start.h"
 #include "policy/factory.h"
 #include "sim/experiment.h"
 
@@ -87,6 +88,7 @@ struct Controller::Impl {
     InstanceId instance = 0;
     TimePoint routed;  // when it joined its instance's queue
     double slo_ms = 0;
+    bool own_deadline = false;  // the caller gave timeout_ms
   };
   struct Instance {
     FunctionId function = 0;
@@ -479,6 +481,14 @@ struct Controller::Impl {
 
   // ---------------------------------------------------------------- events from HTTP and the runtime
   void Arrive(RequestId id, Request r) {
+    // A newcomer's request (no deadline of its own) to a function with no loaded instance waits for the cold
+    // start, as Knative's activator holds requests while a service scales from zero (policy::ColdStartDeadline).
+    if (!r.own_deadline) {
+      const bool warm = std::any_of(instances.begin(), instances.end(), [&](const auto& entry) {
+        return entry.second.function == r.function && entry.second.loaded;
+      });
+      r.deadline = policy::ColdStartDeadline(r.arrival, r.deadline, warm, options.cold_start_wait);
+    }
     requests.emplace(id, std::move(r));
     const policy::RequestEvent event = EventOf(id);
     checker->OnRequest(event);
@@ -786,6 +796,7 @@ struct Controller::Impl {
         {"emulated", options.node.emulated},
         {"policy", options.policy},
         {"slo_margin", options.slo_margin},
+        {"cold_start_wait_s", ToSeconds(options.cold_start_wait)},
         {"late_margin", LateMargin()},
         {"slices", slices},
         {"instances", insts},
@@ -805,6 +816,7 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
   if (options.node.slices.empty()) return Status::InvalidArgument("the node has no slices");
   FF_RETURN_IF_ERROR(CheckRange("slo margin", options.slo_margin, 0.0, 0.5));
   FF_RETURN_IF_ERROR(CheckRange("late margin cap", options.late_margin_cap, 0.0, 0.5));
+  FF_RETURN_IF_ERROR(CheckRange("cold start wait", ToSeconds(options.cold_start_wait), 0.0, 600.0));
   if (policy::UsesWholeGpus(options.policy)) {
     return Status::InvalidArgument("policy '" + options.policy +
                                    "' runs on whole GPUs with MPS, which the node "
@@ -895,6 +907,7 @@ void Controller::Infer(const std::string& function, std::vector<std::byte> input
       // The scheduler plans for a deadline a margin early: what the HTTP exchange and the client take is
       // outside its model, and so is what a saturated node adds (the learned part).
       r.slo_ms = slo;
+      r.own_deadline = timeout_ms.has_value();
       r.deadline = r.arrival + MillisF(slo * (1 - impl.options.slo_margin - impl.LateMargin()));
     }
     if (!refusal.code.empty()) {
@@ -967,7 +980,13 @@ nlohmann::json Controller::NodeJson() const {
   });
 }
 
-std::string Controller::MetricsText() const {
+void Controller::CountRefused(const std::string& function, std::string_view code) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const bool known = impl_->functions.contains(function);
+  ++impl_->ends[{known ? function : "unknown", "rejected", std::string(code)}];
+}
+
+std::string Controller::MetricsText(const std::map<std::string, uint64_t>& edge_refusals) const {
   const Impl& impl = *impl_;
   const runtime::RuntimeStats rs = runtime_->Stats();
   std::lock_guard<std::mutex> lock(impl.mu);
@@ -978,6 +997,10 @@ std::string Controller::MetricsText() const {
     const auto& [function, outcome, code] = key;
     o << "fluidfaas_requests_total" << Labels({{"function", function}, {"outcome", outcome}, {"code", code}}) << ' '
       << n << '\n';
+  }
+  for (const auto& [code, n] : edge_refusals) {
+    o << "fluidfaas_requests_total" << Labels({{"function", ""}, {"outcome", "rejected"}, {"code", code}}) << ' ' << n
+      << '\n';
   }
   const auto histogram = [&o](const char* name, const char* help, const std::map<std::string, Histogram>& hs) {
     o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " histogram\n";

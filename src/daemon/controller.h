@@ -71,6 +71,10 @@ struct ControllerOptions {
   double late_margin_cap = 0.3;             // and up to this much more, learned from late completions (LatenessMargin,
                                             // daemon/lateness.h), in [0, 0.5]; 0: never
   runtime::RuntimeOptions runtime;          // restart and heartbeat settings (slices and binary are filled in)
+  // A request that names no deadline of its own (no timeout_ms), to a function with no loaded instance, waits this
+  // long for the cold start instead of being turned away for a deadline only a warm instance could meet; it is
+  // still judged by the SLO (a late answer). 0: such requests are turned away like the rest. [0, 600] s.
+  Duration cold_start_wait = Seconds(30);
 };
 
 enum class Outcome { kCompleted, kRejected, kFailed };
@@ -113,7 +117,12 @@ class Controller {
   std::vector<FunctionInfo> Functions() const;
 
   nlohmann::json NodeJson() const;  // slices, instances and their states, pipelines, host memory
-  std::string MetricsText() const;  // Prometheus text format
+  // Prometheus text format. `edge_refusals`: requests the HTTP edge refused before they reached a function, by
+  // code, counted in fluidfaas_requests_total with an empty function.
+  std::string MetricsText(const std::map<std::string, uint64_t>& edge_refusals = {}) const;
+  // Counts a request to `function` turned away before it reached the controller (bad input, an unknown version):
+  // every answer is in fluidfaas_requests_total. An unknown or unplain name is counted as "unknown".
+  void CountRefused(const std::string& function, std::string_view code);
   // Stop admitting (new requests end with code "draining"); wait up to `timeout` for the open ones.
   bool Drain(Duration timeout);
   bool draining() const;

@@ -124,7 +124,7 @@ TEST_F(DaemonTest, SpeaksTheBinaryTensorExtension) {
 
 TEST_F(DaemonTest, BadInputIsA4xxThatNamesTheProblemAndTheNodeServesOn) {
   HttpApiOptions api;
-  api.max_body_bytes = 64 * 1024;
+  api.limits.max_body_bytes = 64 * 1024;
   Start(api);
   httplib::Client c = Client();
   const auto post = [&](const std::string& body) { return c.Post("/v2/models/bert/infer", body, "application/json"); };

@@ -41,14 +41,12 @@ class TestDaemon {
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     controller_ = std::move(*c);
     api_ = std::make_unique<HttpApi>(*controller_, std::move(api));
-    auto port = api_->Bind("127.0.0.1", 0);
+    auto port = api_->Start("127.0.0.1", 0);
     ASSERT_TRUE(port.ok());
     port_ = *port;
-    server_ = std::thread([this] { api_->ListenAfterBind(); });
   }
   void Stop() {
     if (api_) api_->Stop();
-    if (server_.joinable()) server_.join();
     api_.reset();
     controller_.reset();
   }
@@ -64,7 +62,6 @@ class TestDaemon {
  private:
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<HttpApi> api_;
-  std::thread server_;
   int port_ = 0;
 };
 

@@ -1,42 +1,40 @@
-// HttpApi: the node daemon's HTTP surface on cpp-httplib.
+// HttpApi: the node daemon's HTTP surface, routes over the event-driven edge (api/http_server.h).
 //
-//   Open Inference Protocol (KServe v2), so existing clients work:
-//     GET  /v2/health/live, /v2/health/ready, /v2 (server metadata), /v2/models/{m}, /v2/models/{m}/ready
-//     POST /v2/models/{m}/infer              JSON body: one input, shape [1, ...] (one sample: the node batches)
-//     POST /v2/repository/index, /v2/repository/models/{m}/load, /unload   (model repository extension: the
-//                                            node's function directories (--repository), then zoo models)
+//   Open Inference Protocol (KServe v2), so existing clients work; {v} is the one version, "1":
+//     GET  /v2/health/live, /v2/health/ready, /v2 (server metadata)
+//     GET  /v2/models/{m}[/versions/{v}], /v2/models/{m}[/versions/{v}]/ready
+//     POST /v2/models/{m}[/versions/{v}]/infer   one input, shape [1, ...] (one sample: the node batches); data flat
+//                                            or nested; the binary tensor extension
+//     POST /v2/repository/index {"ready"?}, /v2/repository/models/{m}/load, /unload   (model repository
+//                                            extension: the node's function directories (--repository), then zoo
+//                                            models); bodies are optional
 //   FluidFaaS's own:
 //     GET  /v1/node                          slices, residents, instances and pipelines, host memory
 //     GET  /v1/functions, DELETE /v1/functions/{name}
 //     POST /v1/functions {"model" | "directory", "name", "slo_ms", "max_batch", "time_scale"}
-//     GET  /metrics                          Prometheus text format
+//     GET  /metrics                          Prometheus text format (the controller's, then the edge's)
 //
-// Errors are {"error": "...", "code": "..."}: 400 bad body, shape or datatype (naming the input), 401 without the
-// bearer token (when one is set), 404 unknown model, 413 body over the limit, 429 with Retry-After (the deadline
-// cannot be met now, or the node is full), 503 (no capacity, draining, a worker lost).
+// Every error is {"error": "...", "code": "..."}: 400 bad body, shape or datatype (naming the input), 401 without
+// the bearer token (when one is set; the scheme is case-insensitive, the token compared in constant time), 404
+// unknown model or version, 405 with Allow, 408/413/414/431 from the edge's limits, 429 with Retry-After (the
+// deadline cannot be met now, or the node is full), 503 (no capacity, draining, a worker lost, too many request
+// bytes at once). Every infer request's end is counted in fluidfaas_requests_total.
 //
-// Thread safety: handlers run on the server's pool; the controller is thread-safe.
+// Thread safety: handlers run on the edge's loop thread and never wait; the controller answers from its thread.
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "api/http_server.h"
 #include "daemon/controller.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace fluidfaas::daemon {
 
 struct HttpApiOptions {
-  std::string token;                         // non-empty: deploy, delete, load and unload need "Bearer <token>"
-  size_t max_body_bytes = size_t{64} << 20;  // larger bodies get 413
-  // A connection holds a handler thread while it is open (keep-alive included; a handler waiting on inference
-  // holds it too): threads start on demand up to this many, then new connections wait for one to close.
-  size_t max_connections = 1024;
-  int keep_alive_seconds = 5;  // an idle keep-alive connection is closed after this
-  int listen_backlog = 1024;   // connections the kernel completes before the server accepts them
+  std::string token;  // non-empty: deploy, delete, load and unload need "Bearer <token>"
+  api::HttpLimits limits;
+  size_t max_control_body_bytes = 1 << 20;  // bodies of the routes that are not infer (deploy, index): JSON trees
 };
 
 class HttpApi {
@@ -44,19 +42,20 @@ class HttpApi {
   HttpApi(Controller& controller, HttpApiOptions options);
   ~HttpApi();
 
-  // Binds and serves until Stop (blocking). IoError when the address cannot be bound. port 0: any free port.
-  Status Listen(const std::string& host, int port);
-  // Binds now, to serve with ListenAfterBind; returns the port.
-  Result<int> Bind(const std::string& host, int port);
-  void ListenAfterBind();
+  // Binds and serves on the edge's thread; returns the bound port (port 0: any free port). IoError when the address
+  // cannot be bound.
+  Result<int> Start(const std::string& host, int port);
+  // Closes every connection and stops the edge; answers that arrive later are dropped.
   void Stop();
+  api::EdgeStats EdgeStats() const;
 
  private:
-  void Routes();
-  void WidenListenBacklog(int port) const;
+  struct Routes;
+  std::string EdgeMetrics() const;
   Controller& controller_;
   HttpApiOptions options_;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<Routes> routes_;
+  std::unique_ptr<api::HttpServer> server_;
 };
 
 }  // namespace fluidfaas::daemon

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "policy/answer_checker.h"
+#include "policy/cold_start.h"
 
 namespace fluidfaas::sim {
 namespace {
@@ -131,7 +132,8 @@ class Engine {
 
   // The deadline the scheduler and the batcher plan for: slo_margin of the SLO before the one hits are judged by.
   TimePoint PlannedDeadline(const RequestRecord& r) const {
-    return r.deadline - MillisF(options_.slo_margin * functions_[r.function].slo_ms);
+    const TimePoint planned = r.deadline - MillisF(options_.slo_margin * functions_[r.function].slo_ms);
+    return policy::ColdStartDeadline(r.arrival, planned, !r.cold_wait, options_.cold_start_wait);
   }
 
   void Arrive(size_t i) {
@@ -140,6 +142,11 @@ class Engine {
     r.function = a.function;
     r.arrival = a.at;
     r.deadline = a.at + MillisF(functions_[a.function].slo_ms);
+    if (options_.cold_start_wait > Duration{0}) {
+      r.cold_wait = std::none_of(instances_.begin(), instances_.end(), [&](const auto& entry) {
+        return entry.second.function == a.function && entry.second.loaded;
+      });
+    }
     arrived_ = i + 1;
     const policy::RequestEvent event = EventOf(i);
     checker_.OnRequest(event);

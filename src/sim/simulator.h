@@ -83,6 +83,9 @@ struct SimOptions {
   Duration timeline_bucket = Seconds(1);  // resolution of SimResult::slice_timeline
   double slo_margin = 0;                  // the scheduler plans for deadlines this share of the SLO early (the
                                           // daemon's --slo-margin); hits are judged at the SLO. [0, 0.5]
+  Duration cold_start_wait{0};            // the newcomer's rule (policy/cold_start.h): requests name no deadline of
+                                          // their own and wait this long for a cold start (the daemon's
+                                          // --cold-start-wait, for clients that send no timeout_ms); 0: off
 };
 
 enum class Outcome : uint8_t { kPending, kHit, kMiss, kRejected, kFailed };
@@ -97,7 +100,8 @@ struct RequestRecord {
   Duration compute{0};
   Duration transfer{0};
   policy::InstanceId instance = 0;
-  int routes = 0;  // times routed: more than once after a failure handed it back
+  int routes = 0;          // times routed: more than once after a failure handed it back
+  bool cold_wait = false;  // arrived with no loaded instance of its function (SimOptions::cold_start_wait)
   Outcome outcome = Outcome::kPending;
   policy::Reason code = policy::Reason::kNoCapacity;  // for kRejected and kFailed
 };
