@@ -28,12 +28,10 @@ Status Validate(const HttpLimits& l) {
   for (const auto& [name, d] : durations) {
     if (d <= Duration{0}) return Status::InvalidArgument(std::string(name) + " must be positive");
   }
-  const std::pair<const char*, size_t> sizes[] = {{"max_connections", l.max_connections},
-                                                  {"max_header_bytes", l.max_header_bytes},
-                                                  {"max_header_count", l.max_header_count},
-                                                  {"max_target_bytes", l.max_target_bytes},
-                                                  {"max_body_bytes", l.max_body_bytes},
-                                                  {"max_inflight_bytes", l.max_inflight_bytes}};
+  const std::pair<const char*, size_t> sizes[] = {
+      {"max_connections", l.max_connections},   {"max_header_bytes", l.max_header_bytes},
+      {"max_header_count", l.max_header_count}, {"max_target_bytes", l.max_target_bytes},
+      {"max_body_bytes", l.max_body_bytes},     {"max_inflight_bytes", l.max_inflight_bytes}};
   for (const auto& [name, n] : sizes) {
     if (n == 0) return Status::InvalidArgument(std::string(name) + " must be positive");
   }
@@ -129,8 +127,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
  public:
   enum class Phase { kIdle, kHeader, kBody, kHandling, kWriting, kClosed };
 
-  Connection(Impl& server, tcp::socket socket)
-      : server_(server), socket_(std::move(socket)), timer_(server.io) {}
+  Connection(Impl& server, tcp::socket socket) : server_(server), socket_(std::move(socket)), timer_(server.io) {}
 
   void Start() { WaitForRequest(); }
 
@@ -180,15 +177,14 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     parser_->header_limit(static_cast<std::uint32_t>(std::min<size_t>(server_.limits.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(server_.limits.max_body_bytes);
     Arm(server_.limits.header_timeout);
-    http::async_read_header(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->OnHeader(ec);
-    });
+    http::async_read_header(socket_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
     if (phase_ == Phase::kClosed) return;
-    if (timed_out_) return Refuse(408, "the request's headers did not arrive within the header deadline",
-                                  "header_timeout");
+    if (timed_out_)
+      return Refuse(408, "the request's headers did not arrive within the header deadline", "header_timeout");
     if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) {
       return Close();  // the client went away between or during requests
     }
@@ -243,9 +239,8 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   }
 
   void ReadBody() {
-    http::async_read_some(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->OnBody(ec);
-    });
+    http::async_read_some(socket_, buffer_, *parser_,
+                          [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
   }
 
   void OnBody(beast::error_code ec) {
@@ -292,9 +287,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     if (status == 503) r.headers.emplace_back("Retry-After", "1");
     Write(std::move(r), /*close=*/true);
   }
-  void RefuseInflight() {
-    Refuse(503, "the node holds too many request bytes at once; retry", "inflight_bytes");
-  }
+  void RefuseInflight() { Refuse(503, "the node holds too many request bytes at once; retry", "inflight_bytes"); }
 
   bool Reserve(size_t bytes) {
     if (bytes <= reserved_) return true;
@@ -423,7 +416,9 @@ void HttpServer::Impl::Accept() {
 HttpServer::HttpServer(HttpLimits limits, HttpHandler handler)
     : impl_(std::make_shared<Impl>(limits, std::move(handler))) {}
 
-HttpServer::~HttpServer() { Stop(); }
+HttpServer::~HttpServer() {
+  Stop();
+}
 
 Result<int> HttpServer::Start(const std::string& host, int port) {
   if (Status st = Validate(impl_->limits); !st.ok()) return st;

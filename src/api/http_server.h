@@ -41,25 +41,25 @@
 namespace fluidfaas::api {
 
 struct HttpLimits {
-  size_t max_connections = 16384;             // open at once; at the limit the longest-idle one is closed
-  Duration idle_timeout = Seconds(30);        // between requests on a keep-alive connection
-  Duration header_timeout = Seconds(10);      // first byte of a request to the end of its headers (408)
-  Duration body_timeout = Seconds(30);        // end of the headers to the end of the body (408)
-  Duration write_timeout = Seconds(30);       // an answer not taken by the client within this closes it
-  size_t max_header_bytes = 16 << 10;         // request line and headers (431)
-  size_t max_header_count = 100;              // header fields (431)
-  size_t max_target_bytes = 8 << 10;          // the request line (414)
-  size_t max_body_bytes = size_t{64} << 20;   // per request, chunked bodies included (413)
+  size_t max_connections = 16384;                 // open at once; at the limit the longest-idle one is closed
+  Duration idle_timeout = Seconds(30);            // between requests on a keep-alive connection
+  Duration header_timeout = Seconds(10);          // first byte of a request to the end of its headers (408)
+  Duration body_timeout = Seconds(30);            // end of the headers to the end of the body (408)
+  Duration write_timeout = Seconds(30);           // an answer not taken by the client within this closes it
+  size_t max_header_bytes = 16 << 10;             // request line and headers (431)
+  size_t max_header_count = 100;                  // header fields (431)
+  size_t max_target_bytes = 8 << 10;              // the request line (414)
+  size_t max_body_bytes = size_t{64} << 20;       // per request, chunked bodies included (413)
   size_t max_inflight_bytes = size_t{256} << 20;  // request bodies held across all connections (503)
-  int listen_backlog = 4096;                  // connections the kernel completes before they are accepted
+  int listen_backlog = 4096;                      // connections the kernel completes before they are accepted
 };
 
 // REQUIRES: every duration > 0, every size > 0. InvalidArgument names the field.
 Status Validate(const HttpLimits& limits);
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ... as sent
-  std::string target;  // path and query, as sent (percent-encoded)
+  std::string method;                                        // "GET", "POST", ... as sent
+  std::string target;                                        // path and query, as sent (percent-encoded)
   std::vector<std::pair<std::string, std::string>> headers;  // in order, names as sent
   std::string body;
   // The value of the first header named `name` (case-insensitive), or empty.

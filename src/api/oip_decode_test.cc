@@ -94,8 +94,9 @@ TEST(OipDecodeTest, TensorBytesChecksDatatypeShapeCountAndFiniteness) {
 }
 
 TEST(OipDecodeTest, BinaryInputsMustMatchTheirDeclaredSize) {
-  json body = {{"inputs", {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {1, 2}},
-                            {"parameters", {{"binary_data_size", 8}}}}}}};
+  json body = {
+      {"inputs",
+       {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {1, 2}}, {"parameters", {{"binary_data_size", 8}}}}}}};
   auto d = DecodeInferJson(body.dump(), DecodeLimits{});
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   const float values[2] = {1.5f, -2.0f};

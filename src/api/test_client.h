@@ -102,9 +102,7 @@ class RawClient {
     return Read(timeout_s);
   }
 
-  static std::string Get(std::string_view path) {
-    return "GET " + std::string(path) + " HTTP/1.1\r\nHost: t\r\n\r\n";
-  }
+  static std::string Get(std::string_view path) { return "GET " + std::string(path) + " HTTP/1.1\r\nHost: t\r\n\r\n"; }
   static std::string Post(std::string_view path, std::string_view body, std::string_view extra_headers = "") {
     return "POST " + std::string(path) + " HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n" +
            std::string(extra_headers) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" +

@@ -187,7 +187,9 @@ int RunServe(const ServeOptions& o) {
   while (sig < 0) sig = sigwaitinfo(&signals, nullptr);  // EINTR: wait again
   spdlog::warn("serve: signal {}: draining (new requests get 503), then exiting", sig);
   const bool drained = (*controller)->Drain(Seconds(30));
-  if (!drained) spdlog::error("serve: {} requests still open after 30 s", (*controller)->open_requests());
+  if (!drained)
+    spdlog::error("serve: {} requests still open after 30 s: answered 503 shutdown", (*controller)->open_requests());
+  (*controller)->Shutdown();  // answers what is still open while the edge can still deliver it
   api.Stop();
   return kExitOk;
 }

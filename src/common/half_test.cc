@@ -9,12 +9,12 @@ namespace {
 
 TEST(HalfTest, RoundsToNearestEven) {
   EXPECT_EQ(FloatToHalf(1.0f), 0x3c00);
-  EXPECT_EQ(FloatToHalf(1.0f + 1.0f / 2048), 0x3c00);      // a tie: to the even 1.0 (was 0x3c01)
-  EXPECT_EQ(FloatToHalf(1.0f + 3.0f / 2048), 0x3c02);      // a tie: to the even 1+2/1024
-  EXPECT_EQ(FloatToHalf(65504.0f), 0x7bff);                // the largest half
-  EXPECT_EQ(FloatToHalf(65520.0f), 0x7c00);                // rounds up to infinity
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -24)), 0x0001);   // the smallest subnormal
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);   // half of it: a tie, to even zero
+  EXPECT_EQ(FloatToHalf(1.0f + 1.0f / 2048), 0x3c00);     // a tie: to the even 1.0 (was 0x3c01)
+  EXPECT_EQ(FloatToHalf(1.0f + 3.0f / 2048), 0x3c02);     // a tie: to the even 1+2/1024
+  EXPECT_EQ(FloatToHalf(65504.0f), 0x7bff);               // the largest half
+  EXPECT_EQ(FloatToHalf(65520.0f), 0x7c00);               // rounds up to infinity
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -24)), 0x0001);  // the smallest subnormal
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);  // half of it: a tie, to even zero
   EXPECT_EQ(FloatToHalf(-0.0f), 0x8000);
 }
 

@@ -154,17 +154,23 @@ struct Controller::Impl {
   uint64_t next_batch = 1;
   FunctionId next_function = 0;
   std::thread thread;
+  std::mutex closed_mu;  // after the thread ends: serializes Close and the calls that run in its place
+  bool closing = false;  // the loop has stopped; set by Close
 
   // ---------------------------------------------------------------- plumbing
-  void Post(std::function<void()> task) {
+  // False once the loop has stopped: the task is not queued.
+  bool Post(std::function<void()> task) {
     std::lock_guard<std::mutex> lock(mu);
+    if (stop) return false;
     tasks.push_back(std::move(task));
     wake.notify_one();
+    return true;
   }
   // The runtime's events go ahead of new requests: a finished batch frees its slice for the next one, and under a
   // flood of requests it would otherwise wait behind thousands of them.
   void PostRuntime(std::function<void()> task) {
     std::lock_guard<std::mutex> lock(mu);
+    if (stop) return;  // the runtime's events after shutdown: every request was answered by Close
     runtime_tasks.push_back(std::move(task));
     wake.notify_one();
   }
@@ -481,6 +487,7 @@ struct Controller::Impl {
 
   // ---------------------------------------------------------------- events from HTTP and the runtime
   void Arrive(RequestId id, Request r) {
+    if (closing) return AnswerShutdown(r);
     // A newcomer's request (no deadline of its own) to a function with no loaded instance waits for the cold
     // start, as Knative's activator holds requests while a service scales from zero (policy::ColdStartDeadline).
     if (!r.own_deadline) {
@@ -759,8 +766,40 @@ struct Controller::Impl {
   T RunOnControl(std::function<T()> task) {
     std::promise<T> promise;
     auto future = promise.get_future();
-    Post([&] { promise.set_value(task()); });
+    if (!Post([&] { promise.set_value(task()); })) {
+      std::lock_guard<std::mutex> lock(closed_mu);  // the control thread has ended: run here, one caller at a time
+      return task();
+    }
     return future.get();
+  }
+
+  // After the control thread has ended: runs what was posted to it (a request not yet arrived is answered
+  // "shutdown"), then answers every open request "shutdown". Every request ends exactly once, even here.
+  void Close() {
+    std::lock_guard<std::mutex> lock(closed_mu);
+    closing = true;
+    std::deque<std::function<void()>> left;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      left.swap(tasks);
+      runtime_tasks.clear();
+    }
+    for (auto& t : left) t();
+    std::vector<RequestId> open_ids;
+    for (const auto& [id, r] : requests) open_ids.push_back(id);
+    for (RequestId id : open_ids) {
+      auto it = requests.find(id);
+      Request r = std::move(it->second);
+      requests.erase(it);
+      AnswerShutdown(r);
+    }
+  }
+  void AnswerShutdown(const Request& r) {
+    InferResult result;
+    result.outcome = Outcome::kFailed;
+    result.code = "shutdown";
+    result.detail = "the node stopped before the request was answered";
+    Finish(r, std::move(result));
   }
 
   void Snapshot() {
@@ -865,13 +904,19 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
 
 Controller::~Controller() {
   if (impl_ == nullptr) return;
+  Shutdown();
+  runtime_.reset();  // its threads may still post; the queue outlives them (and drops what they post)
+}
+
+void Controller::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stop) return;
     impl_->stop = true;
     impl_->wake.notify_all();
   }
   if (impl_->thread.joinable()) impl_->thread.join();
-  runtime_.reset();  // its threads may still post; the queue outlives them
+  impl_->Close();
 }
 
 void Controller::Infer(const std::string& function, std::vector<std::byte> input, std::optional<double> timeout_ms,
@@ -886,6 +931,9 @@ void Controller::Infer(const std::string& function, std::vector<std::byte> input
     if (it == impl.functions.end() || it->second.removed) {
       refusal.code = std::string(policy::ToString(Reason::kUnknownFunction));
       refusal.detail = "no function '" + function + "' is deployed";
+    } else if (impl.stop) {
+      refusal.code = "shutdown";
+      refusal.detail = "the node has stopped";
     } else if (impl.draining) {
       refusal.code = "draining";
       refusal.detail = "the node is draining: it takes no new request";

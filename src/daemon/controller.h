@@ -125,6 +125,9 @@ class Controller {
   void CountRefused(const std::string& function, std::string_view code);
   // Stop admitting (new requests end with code "draining"); wait up to `timeout` for the open ones.
   bool Drain(Duration timeout);
+  // Stops the control loop and answers every open request (failed, code "shutdown"); later requests are turned
+  // away with that code. The destructor calls it. Idempotent.
+  void Shutdown();
   bool draining() const;
   size_t open_requests() const;
   // Fault injection and tests: the runtime underneath.
