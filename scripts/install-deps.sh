@@ -9,6 +9,7 @@ packages=(
   libcpp-httplib-dev libboost-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   gnuplot-nox
   curl prometheus python3 wrk nginx-light
   clang clang-format clang-tidy libclang-rt-14-dev libfuzzer-14-dev

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/table.h"
+#include "daemon/grpc_load.h"
 #include "runtime/shm_bench.h"
 
 namespace fluidfaas::cli {
@@ -45,6 +46,32 @@ int RunShm(const runtime::ShmBenchOptions& options, bool json_output) {
   return kExitOk;
 }
 
+int RunGrpc(const daemon::GrpcLoadOptions& options, bool json_output) {
+  auto r = daemon::RunGrpcLoad(options);
+  if (!r.ok()) {
+    std::cerr << "fluidfaas bench grpc: " << r.status().message() << '\n';
+    return r.status().code() == StatusCode::kInvalidArgument ? kExitBadInput : kExitFailure;
+  }
+  if (json_output) {
+    std::cout << nlohmann::json{{"connections", options.connections},
+                                {"completed", r->completed},
+                                {"failed", r->failed},
+                                {"seconds", r->seconds},
+                                {"requests_per_s", r->requests_per_s},
+                                {"p50_ms", r->p50_ms},
+                                {"p99_ms", r->p99_ms},
+                                {"first_error", r->first_error}}
+                     .dump()
+              << '\n';
+  } else {
+    std::cout << "gRPC ModelInfer " << options.model << " at " << options.target << ", " << options.connections
+              << " connections: " << r->requests_per_s << " req/s, p50 " << r->p50_ms << " ms, p99 " << r->p99_ms
+              << " ms, " << r->completed << " completed, " << r->failed << " failed"
+              << (r->first_error.empty() ? "" : " (first: " + r->first_error + ")") << '\n';
+  }
+  return r->failed == 0 ? kExitOk : kExitFailure;
+}
+
 }  // namespace
 
 void AddBenchCommands(CLI::App& app, int& exit_code) {
@@ -67,6 +94,21 @@ void AddBenchCommands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   shm->add_flag("--json", *json_output, "Print JSON: {\"rows\": [{\"bytes\", \"hop_p50_us\", ...}]}");
   shm->callback([options, json_output, &exit_code] { exit_code = RunShm(*options, *json_output); });
+  auto grpc_options = std::make_shared<daemon::GrpcLoadOptions>();
+  auto duration_s = std::make_shared<double>(10);
+  CLI::App* grpc = bench->add_subcommand(
+      "grpc", "Closed-loop gRPC ModelInfer load on a daemon (one call in flight per connection): req/s, p50, p99");
+  grpc->add_option("--target", grpc_options->target, "The daemon's gRPC HOST:PORT")->capture_default_str();
+  grpc->add_option("--model", grpc_options->model, "Function name")->required();
+  grpc->add_option("--connections", grpc_options->connections, "Connections, one call in flight on each")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  grpc->add_option("--duration", *duration_s, "Seconds")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+  grpc->add_flag("--json", *json_output, "One JSON object");
+  grpc->callback([grpc_options, duration_s, json_output, &exit_code] {
+    grpc_options->duration = SecondsF(*duration_s);
+    exit_code = RunGrpc(*grpc_options, *json_output);
+  });
 }
 
 }  // namespace fluidfaas::cli

@@ -18,6 +18,7 @@
 #include "cli/commands.h"
 #include "cli/table.h"
 #include "common/strings.h"
+#include "daemon/grpc_api.h"
 #include "daemon/http_api.h"
 #include "gpu/node_config.h"
 
@@ -29,6 +30,7 @@ using nlohmann::json;
 struct ServeOptions {
   std::string config_path;
   std::string listen = "127.0.0.1:8000";
+  std::string grpc_listen;  // empty: --listen's host and port + 1 (any free port when that is 0); "off": none
   std::string policy = "fluidfaas";
   std::vector<std::string> functions = {"resnet50", "bert-base", "llama2-13b"};
   double time_scale = 1.0;
@@ -172,6 +174,23 @@ int RunServe(const ServeOptions& o) {
     return controller.status().code() == StatusCode::kInvalidArgument ? kExitBadInput : kExitFailure;
   }
   daemon::HttpApi api(**controller, daemon::HttpApiOptions{.token = token, .limits = limits});
+  daemon::GrpcApi grpc(**controller, daemon::GrpcApiOptions{.max_message_bytes = limits.max_body_bytes});
+  if (o.grpc_listen != "off") {
+    auto grpc_listen = o.grpc_listen.empty()
+                           ? Result<std::pair<std::string, int>>(
+                                 std::make_pair(listen->first, listen->second == 0 ? 0 : (listen->second + 1) % 65536))
+                           : ParseListen(o.grpc_listen);
+    if (!grpc_listen.ok()) {
+      std::cerr << "fluidfaas serve: --grpc-" << grpc_listen.status().message().substr(2) << '\n';
+      return kExitBadInput;
+    }
+    auto grpc_port = grpc.Start(grpc_listen->first, grpc_listen->second);
+    if (!grpc_port.ok()) {
+      std::cerr << "fluidfaas serve: " << grpc_port.status().message() << '\n';
+      return kExitFailure;
+    }
+    std::cerr << "gRPC (inference.GRPCInferenceService) on " << grpc_listen->first << ':' << *grpc_port << '\n';
+  }
   auto port = api.Start(listen->first, listen->second);
   if (!port.ok()) {
     std::cerr << "fluidfaas serve: " << port.status().message() << '\n';
@@ -190,6 +209,7 @@ int RunServe(const ServeOptions& o) {
   if (!drained)
     spdlog::error("serve: {} requests still open after 30 s: answered 503 shutdown", (*controller)->open_requests());
   (*controller)->Shutdown();  // answers what is still open while the edge can still deliver it
+  grpc.Stop();
   api.Stop();
   return kExitOk;
 }
@@ -341,6 +361,8 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
       "node's slices, emulated from the config when there is no GPU. SIGTERM drains and exits 0");
   serve->add_option("--config", o->config_path, "Node config (default: the embedded emulated A100-80GB)");
   serve->add_option("--listen", o->listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
+  serve->add_option("--grpc-listen", o->grpc_listen,
+                    "HOST:PORT of the gRPC Open Inference Protocol (default: --listen's port + 1; 'off': none)");
   serve
       ->add_option("--policy", o->policy, "Scheduling policy spec: fluidfaas, esg, exclusive, exclusive:keep_alive=60s")
       ->capture_default_str();

@@ -19,6 +19,7 @@
 #include "api/router.h"
 #include "common/half.h"
 #include "common/limits.h"
+#include "daemon/inference.h"
 #include "model/zoo.h"
 
 namespace fluidfaas::daemon {
@@ -100,14 +101,6 @@ std::string OutputDataText(const InferResult& r, const FunctionInfo& f) {
   }
   text.push_back(']');
   return text;
-}
-
-int StatusFor(const InferResult& r) {
-  if (r.code == "unknown_function") return 404;
-  if (r.code == "bad_input") return 400;
-  if (r.code == "deadline_unreachable" || r.code == "overloaded") return 429;
-  if (r.code == "stage_failed") return 500;
-  return 503;  // no_capacity, draining, load_failed, worker_lost, slice_taken, function_removed
 }
 
 // The reason code of a failed deploy, load or delete.
@@ -206,19 +199,12 @@ struct HttpApi::Routes {
 
   // The function a models route names, with its version checked; answers 404 itself when there is none.
   std::optional<FunctionInfo> Model(const RouteParams& p, const Responder& r, bool count) {
-    auto f = c.Function(p[0]);
-    if (!f) {
-      if (count) c.CountRefused(p[0], "unknown_function");
-      r.Send(JsonError(404, "unknown model " + Quoted(p[0]), "unknown_function"));
+    auto resolved = ResolveModel(c, p[0], p.size() > 1 ? p[1] : "", count);
+    if (auto* refusal = std::get_if<InferRefusal>(&resolved)) {
+      r.Send(JsonError(refusal->http_status, refusal->message, refusal->code));
       return std::nullopt;
     }
-    if (p.size() > 1 && p[1] != "1") {
-      if (count) c.CountRefused(p[0], "unknown_version");
-      r.Send(JsonError(404, "model " + Quoted(p[0]) + " has no version " + Quoted(p[1]) + " (its one version is \"1\")",
-                       "unknown_version"));
-      return std::nullopt;
-    }
-    return f;
+    return std::get<FunctionInfo>(std::move(resolved));
   }
 
   void Health() {
@@ -255,9 +241,9 @@ struct HttpApi::Routes {
   void Infer(HttpRequest&& req, const RouteParams& p, Responder responder) {
     const auto f = Model(p, responder, true);
     if (!f) return;
-    const auto refuse = [&](int status, const std::string& message, const char* code) {
-      c.CountRefused(f->name, code);
-      responder.Send(JsonError(status, message, code));
+    const auto refuse = [&](const std::string& message) {
+      c.CountRefused(f->name, "bad_input");
+      responder.Send(JsonError(400, message, "bad_input"));
     };
     // Binary tensor extension: the first Inference-Header-Content-Length bytes are the JSON, the rest tensors.
     std::string_view header = req.body;
@@ -267,35 +253,24 @@ struct HttpApi::Routes {
       size_t n = 0;
       const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), n);
       if (err != std::errc() || end != text.data() + text.size() || n > req.body.size()) {
-        return refuse(400, "Inference-Header-Content-Length must be a byte count within the body", "bad_input");
+        return refuse("Inference-Header-Content-Length must be a byte count within the body");
       }
       header = header.substr(0, n);
       binary = std::string_view(req.body).substr(n);
     }
-    std::vector<int64_t> shape = {1};
-    shape.insert(shape.end(), f->input_shape.begin(), f->input_shape.end());
-    api::DecodeLimits limits;
-    limits.max_elements = 1;
-    for (int64_t d : f->input_shape) limits.max_elements *= static_cast<size_t>(d);
-    auto decoded = api::DecodeInferJson(header, limits);
-    if (!decoded.ok()) return refuse(400, decoded.status().message(), "bad_input");
-    if (decoded->inputs.size() != 1) return refuse(400, "\"inputs\" must be an array of one tensor", "bad_input");
-    std::optional<double> timeout_ms = decoded->timeout_ms;
-    if (timeout_ms && !CheckRange("parameters.timeout_ms", *timeout_ms, 0.0, 1e7, true).ok()) {
-      return refuse(400, "parameters.timeout_ms must be a number in (0, 1e7]", "bad_input");
-    }
-    auto input = api::TensorBytes(decoded->inputs[0], f->datatype, shape, binary);
-    if (!input.ok()) return refuse(400, input.status().message(), "bad_input");
-    c.Infer(f->name, std::move(*input), timeout_ms,
-            [responder, info = *f, id = std::move(decoded->id), binary_out = decoded->binary_output](InferResult r) {
-              responder.Send(InferAnswer(info, id, binary_out, r));
-            });
+    auto decoded = api::DecodeInferJson(header, DecodeLimitsFor(*f));
+    if (!decoded.ok()) return refuse(decoded.status().message());
+    if (decoded->inputs.size() != 1) return refuse("\"inputs\" must be an array of one tensor");
+    auto refusal = SubmitInfer(c, *f, decoded->inputs[0], binary, decoded->timeout_ms,
+                               [responder, info = *f, id = decoded->id, binary_out = decoded->binary_output](
+                                   const InferResult& r) { responder.Send(InferAnswer(info, id, binary_out, r)); });
+    if (refusal) responder.Send(JsonError(refusal->http_status, refusal->message, refusal->code));
   }
 
   static HttpResponse InferAnswer(const FunctionInfo& f, const std::optional<std::string>& id, bool binary_out,
                                   const InferResult& r) {
     if (r.outcome != Outcome::kCompleted) {
-      HttpResponse e = JsonError(StatusFor(r), r.detail, r.code);
+      HttpResponse e = JsonError(HttpStatusFor(r), r.detail, r.code);
       // Worth retrying soon: the deadline or the node's limit (429), or every slice busy (503 no_capacity).
       if (e.status == 429 || r.code == "no_capacity") e.headers.emplace_back("Retry-After", "1");
       return e;

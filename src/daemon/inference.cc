@@ -1,0 +1,61 @@
+#include "daemon/inference.h"
+
+#include "common/limits.h"
+
+namespace fluidfaas::daemon {
+namespace {
+
+std::string Quoted(const std::string& name) {
+  return "'" + name.substr(0, 2 * kMaxNameLength) + (name.size() > 2 * kMaxNameLength ? "...'" : "'");
+}
+
+}  // namespace
+
+std::variant<FunctionInfo, InferRefusal> ResolveModel(Controller& c, const std::string& model,
+                                                      const std::string& version, bool count) {
+  auto f = c.Function(model);
+  if (!f) {
+    if (count) c.CountRefused(model, "unknown_function");
+    return InferRefusal{404, "unknown_function", "unknown model " + Quoted(model)};
+  }
+  if (!version.empty() && version != "1") {
+    if (count) c.CountRefused(model, "unknown_version");
+    return InferRefusal{404, "unknown_version",
+                        "model " + Quoted(model) + " has no version " + Quoted(version) + " (its one version is \"1\")"};
+  }
+  return *f;
+}
+
+api::DecodeLimits DecodeLimitsFor(const FunctionInfo& f) {
+  api::DecodeLimits limits;
+  limits.max_elements = 1;
+  for (int64_t d : f.input_shape) limits.max_elements *= static_cast<size_t>(d);
+  return limits;
+}
+
+std::optional<InferRefusal> SubmitInfer(Controller& c, const FunctionInfo& f, const api::DecodedInput& input,
+                                        std::string_view raw, std::optional<double> timeout_ms, InferDone done) {
+  const auto refuse = [&](std::string message) {
+    c.CountRefused(f.name, "bad_input");
+    return InferRefusal{400, "bad_input", std::move(message)};
+  };
+  if (timeout_ms && !CheckRange("parameters.timeout_ms", *timeout_ms, 0.0, 1e7, true).ok()) {
+    return refuse("parameters.timeout_ms must be a number in (0, 1e7]");
+  }
+  std::vector<int64_t> shape = {1};
+  shape.insert(shape.end(), f.input_shape.begin(), f.input_shape.end());
+  auto bytes = api::TensorBytes(input, f.datatype, shape, raw);
+  if (!bytes.ok()) return refuse(bytes.status().message());
+  c.Infer(f.name, std::move(*bytes), timeout_ms, [done = std::move(done)](InferResult r) { done(r); });
+  return std::nullopt;
+}
+
+int HttpStatusFor(const InferResult& r) {
+  if (r.code == "unknown_function") return 404;
+  if (r.code == "bad_input") return 400;
+  if (r.code == "deadline_unreachable" || r.code == "overloaded") return 429;
+  if (r.code == "stage_failed") return 500;
+  return 503;  // no_capacity, draining, load_failed, worker_lost, slice_taken, function_removed, shutdown
+}
+
+}  // namespace fluidfaas::daemon
