@@ -76,10 +76,11 @@ HttpResponse JsonError(int status, std::string_view message, std::string_view co
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   class Connection;
 
-  Impl(HttpLimits l, HttpHandler h) : limits(l), handler(std::move(h)) {}
+  Impl(HttpLimits l, HttpHandler h, BodyLimit b) : limits(l), handler(std::move(h)), body_limit(std::move(b)) {}
 
   const HttpLimits limits;
   const HttpHandler handler;
+  const BodyLimit body_limit;
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::steady_timer accept_retry{io};
@@ -199,8 +200,8 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
                     "headers_too_large");
     }
     if (ec == http::error::body_limit) {
-      return Refuse(413, "the body is over " + std::to_string(server_.limits.max_body_bytes) + " bytes",
-                    "body_too_large");
+      body_limit_ = server_.limits.max_body_bytes;
+      return RefuseBodyTooLarge();
     }
     if (ec) return Refuse(400, "malformed request: " + ec.message(), "bad_request");
     server_.Update([](EdgeStats& s) { ++s.requests; });
@@ -221,6 +222,11 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     }
     if (lengths > 1) return Refuse(400, "more than one Content-Length field", "bad_request");
     keep_alive_ = parser_->keep_alive();
+    body_limit_ = server_.limits.max_body_bytes;
+    if (server_.body_limit) {
+      body_limit_ = std::min(body_limit_, server_.body_limit(head.method_string(), head.target()));
+    }
+    if (parser_->content_length() && *parser_->content_length() > body_limit_) return RefuseBodyTooLarge();
     // Reserve the body's bytes in the budget before reading them (chunked bodies reserve as they arrive).
     const size_t declared = parser_->content_length() ? static_cast<size_t>(*parser_->content_length()) : 0;
     if (!Reserve(declared)) return RefuseInflight();
@@ -246,14 +252,12 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   void OnBody(beast::error_code ec) {
     if (phase_ == Phase::kClosed) return;
     if (timed_out_) return Refuse(408, "the body did not arrive within the body deadline", "body_timeout");
-    if (ec == http::error::body_limit) {
-      return Refuse(413, "the body is over " + std::to_string(server_.limits.max_body_bytes) + " bytes",
-                    "body_too_large");
-    }
+    if (ec == http::error::body_limit) return RefuseBodyTooLarge();
     if (ec == asio::error::eof || ec == http::error::partial_message || ec == asio::error::connection_reset) {
       return Close();
     }
     if (ec) return Refuse(400, "malformed body: " + ec.message(), "bad_request");
+    if (parser_->get().body().size() > body_limit_) return RefuseBodyTooLarge();
     if (!Reserve(parser_->get().body().size())) return RefuseInflight();
     if (!parser_->is_done()) return ReadBody();
     Dispatch();
@@ -286,6 +290,9 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     HttpResponse r = JsonError(status, message, code);
     if (status == 503) r.headers.emplace_back("Retry-After", "1");
     Write(std::move(r), /*close=*/true);
+  }
+  void RefuseBodyTooLarge() {
+    Refuse(413, "the body is over " + std::to_string(body_limit_) + " bytes, this request's limit", "body_too_large");
   }
   void RefuseInflight() { Refuse(503, "the node holds too many request bytes at once; retry", "inflight_bytes"); }
 
@@ -349,6 +356,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   Phase phase_ = Phase::kIdle;
   std::list<Connection*>::iterator idle_at_;
   size_t reserved_ = 0;
+  size_t body_limit_ = 0;  // of the request being read
   bool keep_alive_ = true;
   bool close_after_write_ = false;
 };
@@ -413,8 +421,8 @@ void HttpServer::Impl::Accept() {
   });
 }
 
-HttpServer::HttpServer(HttpLimits limits, HttpHandler handler)
-    : impl_(std::make_shared<Impl>(limits, std::move(handler))) {}
+HttpServer::HttpServer(HttpLimits limits, HttpHandler handler, BodyLimit body_limit)
+    : impl_(std::make_shared<Impl>(limits, std::move(handler), std::move(body_limit))) {}
 
 HttpServer::~HttpServer() {
   Stop();

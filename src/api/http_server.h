@@ -97,6 +97,11 @@ class Responder {
 
 using HttpHandler = std::function<void(HttpRequest&&, Responder)>;
 
+// The body limit of one request, from its method and target, once its headers are in: a route that knows how
+// large its bodies can be (an infer call: its function's sample size) refuses a larger one with 413 before
+// reading it. Called on the loop thread; must not block. The result is capped at HttpLimits::max_body_bytes.
+using BodyLimit = std::function<size_t(std::string_view method, std::string_view target)>;
+
 // Counters of the edge, for /metrics. Refusals by reason code ("header_timeout", "body_timeout",
 // "headers_too_large", "target_too_long", "body_too_large", "inflight_bytes", "bad_request", ...).
 struct EdgeStats {
@@ -111,7 +116,7 @@ struct EdgeStats {
 
 class HttpServer {
  public:
-  HttpServer(HttpLimits limits, HttpHandler handler);
+  HttpServer(HttpLimits limits, HttpHandler handler, BodyLimit body_limit = nullptr);
   ~HttpServer();  // stops
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

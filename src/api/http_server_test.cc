@@ -132,6 +132,26 @@ TEST_F(EdgeTest, ABodyOverTheLimitIs413BeforeItIsRead) {
   ExpectGoodClientServed();
 }
 
+TEST_F(EdgeTest, ARoutesOwnBodyLimitRefusesBeforeTheBodyIsRead) {
+  server_ = std::make_unique<HttpServer>(
+      Short(), [](HttpRequest&& req, Responder r) { r.Send(HttpResponse{.body = std::to_string(req.body.size())}); },
+      [](std::string_view, std::string_view target) { return target == "/small" ? size_t{10} : size_t{1} << 30; });
+  auto port = server_->Start("127.0.0.1", 0);
+  ASSERT_TRUE(port.ok());
+  port_ = *port;
+  RawClient c(port_);
+  EXPECT_EQ(c.Request(RawClient::Post("/small", "0123456789")).body, "10");
+  EXPECT_EQ(c.Request(RawClient::Post("/small", "0123456789a")).status, 413);
+  RawClient chunked(port_);
+  EXPECT_EQ(chunked
+                .Request("POST /small HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "c\r\n0123456789ab\r\n0\r\n\r\n")
+                .status,
+            413);
+  RawClient other(port_);  // capped at max_body_bytes (64 KiB here)
+  EXPECT_EQ(other.Request(RawClient::Post("/big", std::string(70 << 10, 'x'))).status, 413);
+}
+
 TEST_F(EdgeTest, OversizedHeadersAndTargetsAre431And414) {
   Start(Short());
   RawClient a(port_);

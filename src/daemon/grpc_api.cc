@@ -155,7 +155,9 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
 GrpcApi::GrpcApi(Controller& controller, GrpcApiOptions options)
     : controller_(controller), options_(options), service_(std::make_unique<Service>(controller)) {}
 
-GrpcApi::~GrpcApi() { Stop(); }
+GrpcApi::~GrpcApi() {
+  Stop();
+}
 
 Result<int> GrpcApi::Start(const std::string& host, int port) {
   int bound = 0;

@@ -86,7 +86,8 @@ Result<GrpcLoadResult> RunGrpcLoad(const GrpcLoadOptions& o) {
   if (const grpc::Status st = meta_stub->ModelMetadata(&meta_ctx, meta_req, &meta); !st.ok()) {
     return Status::Unavailable("ModelMetadata of '" + o.model + "' at " + o.target + ": " + st.error_message());
   }
-  if (meta.inputs_size() != 1) return Status::InvalidArgument("the model has " + std::to_string(meta.inputs_size()) + " inputs");
+  if (meta.inputs_size() != 1)
+    return Status::InvalidArgument("the model has " + std::to_string(meta.inputs_size()) + " inputs");
   inference::ModelInferRequest request;
   request.set_model_name(o.model);
   auto* in = request.add_inputs();
@@ -112,7 +113,8 @@ Result<GrpcLoadResult> RunGrpcLoad(const GrpcLoadOptions& o) {
   const auto end = start + std::chrono::duration_cast<Clock::duration>(o.duration);
   std::vector<std::unique_ptr<Lane>> lanes;
   for (int i = 0; i < o.connections; ++i) {
-    lanes.push_back(std::make_unique<Lane>(inference::GRPCInferenceService::NewStub(Channel(o.target, i)), request, end));
+    lanes.push_back(
+        std::make_unique<Lane>(inference::GRPCInferenceService::NewStub(Channel(o.target, i)), request, end));
   }
   for (auto& lane : lanes) lane->Start();
   for (auto& lane : lanes) lane->Wait();

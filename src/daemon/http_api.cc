@@ -422,15 +422,34 @@ struct HttpApi::Routes {
 HttpApi::HttpApi(Controller& controller, HttpApiOptions options)
     : controller_(controller), options_(std::move(options)), routes_(std::make_unique<Routes>(controller_, options_)) {
   Routes* routes = routes_.get();
-  server_ = std::make_unique<api::HttpServer>(options_.limits, [this, routes](HttpRequest&& req, Responder r) {
-    if (req.method == "GET" && req.target == "/metrics") {
-      r.Send(HttpResponse{.status = 200,
-                          .content_type = "text/plain; version=0.0.4",
-                          .body = controller_.MetricsText(server_->Stats().refusals) + EdgeMetrics()});
-      return;
-    }
-    routes->router.Handle(std::move(req), std::move(r));
-  });
+  server_ = std::make_unique<api::HttpServer>(
+      options_.limits,
+      [this, routes](HttpRequest&& req, Responder r) {
+        if (req.method == "GET" && req.target == "/metrics") {
+          r.Send(HttpResponse{.status = 200,
+                              .content_type = "text/plain; version=0.0.4",
+                              .body = controller_.MetricsText(server_->Stats().refusals) + EdgeMetrics()});
+          return;
+        }
+        routes->router.Handle(std::move(req), std::move(r));
+      },
+      [this](std::string_view method, std::string_view target) { return BodyLimit(method, target); });
+}
+
+// An infer call's body holds one sample: at most 32 bytes of JSON per value (or 8 raw) and 64 KiB of the rest;
+// every other route takes a small JSON body (or none).
+size_t HttpApi::BodyLimit(std::string_view method, std::string_view target) const {
+  if (method != "POST") return options_.max_control_body_bytes;
+  auto segments = api::PathSegments(target);
+  if (!segments.ok()) return options_.max_control_body_bytes;
+  const auto& s = *segments;
+  const bool infer = s.size() >= 4 && s[0] == "v2" && s[1] == "models" && s.back() == "infer" &&
+                     (s.size() == 4 || (s.size() == 6 && s[3] == "versions"));
+  if (!infer) return options_.max_control_body_bytes;
+  const auto f = controller_.Function(s[2]);
+  if (!f) return options_.max_control_body_bytes;         // answered 404 without reading much
+  const size_t elems = DecodeLimitsFor(*f).max_elements;  // deployed shapes hold under 2^31 values
+  return elems > (SIZE_MAX >> 6) ? options_.limits.max_body_bytes : elems * 32 + (size_t{64} << 10);
 }
 
 HttpApi::~HttpApi() {

@@ -20,8 +20,9 @@ std::variant<FunctionInfo, InferRefusal> ResolveModel(Controller& c, const std::
   }
   if (!version.empty() && version != "1") {
     if (count) c.CountRefused(model, "unknown_version");
-    return InferRefusal{404, "unknown_version",
-                        "model " + Quoted(model) + " has no version " + Quoted(version) + " (its one version is \"1\")"};
+    return InferRefusal{
+        404, "unknown_version",
+        "model " + Quoted(model) + " has no version " + Quoted(version) + " (its one version is \"1\")"};
   }
   return *f;
 }
