@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(layout slice_list node_config manifest azure_trace)
+[ ${#names[@]} -gt 0 ] || names=(layout slice_list node_config manifest azure_trace http_request oip_infer)
 scripts/install-deps.sh >&2
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz

@@ -12,6 +12,7 @@
 #include <optional>
 #include <thread>
 #include <unordered_map>
+#include <variant>
 
 namespace fluidfaas::api {
 
@@ -69,6 +70,76 @@ HttpResponse JsonError(int status, std::string_view message, std::string_view co
   const json body = {{"error", message}, {"code", code}};
   // Replace invalid UTF-8 (a name from a URL may hold any bytes) instead of throwing.
   return HttpResponse{.status = status, .body = body.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
+
+namespace {
+
+using RequestParser = http::request_parser<http::string_body>;
+
+// The refusal of a request whose headers did not parse (`ec`) or break a limit; none when it may go on. One rule
+// for the server and for ParseHttpRequest (the fuzzer's and the tests' way in).
+std::optional<HttpRefusal> CheckHead(beast::error_code ec, const RequestParser& parser, const HttpLimits& limits) {
+  if (ec == http::error::header_limit) {
+    // The request line alone over its limit (not parsed yet, or a long target) is a 414; else the headers are.
+    const size_t target = parser.get().target().size();
+    if (target == 0 || target > limits.max_target_bytes) {
+      return HttpRefusal{414, "target_too_long",
+                         "the request line is over " + std::to_string(limits.max_target_bytes) + " bytes"};
+    }
+    return HttpRefusal{431, "headers_too_large",
+                       "the headers are over " + std::to_string(limits.max_header_bytes) + " bytes"};
+  }
+  if (ec == http::error::body_limit) {
+    return HttpRefusal{413, "body_too_large", "the body is over " + std::to_string(limits.max_body_bytes) + " bytes"};
+  }
+  if (ec) return HttpRefusal{400, "bad_request", "malformed request: " + ec.message()};
+  const auto& head = parser.get();
+  if (head.target().size() > limits.max_target_bytes) {
+    return HttpRefusal{414, "target_too_long",
+                       "the request target is over " + std::to_string(limits.max_target_bytes) + " bytes"};
+  }
+  size_t fields = 0;
+  size_t lengths = 0;
+  for (const auto& f : head) {
+    ++fields;
+    if (f.name() == http::field::content_length) ++lengths;
+  }
+  if (fields > limits.max_header_count) {
+    return HttpRefusal{431, "headers_too_large",
+                       "more than " + std::to_string(limits.max_header_count) + " header fields"};
+  }
+  if (lengths > 1) return HttpRefusal{400, "bad_request", "more than one Content-Length field"};
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::variant<HttpRequest, HttpRefusal> ParseHttpRequest(std::string_view bytes, const HttpLimits& limits) {
+  RequestParser parser;
+  parser.header_limit(static_cast<std::uint32_t>(std::min<size_t>(limits.max_header_bytes, UINT32_MAX)));
+  parser.body_limit(limits.max_body_bytes);
+  parser.eager(true);
+  beast::error_code ec;
+  const size_t used = parser.put(asio::buffer(bytes.data(), bytes.size()), ec);
+  if (ec == http::error::need_more) return HttpRefusal{408, "incomplete", "the request is incomplete"};
+  if (!parser.is_header_done() || ec) {
+    if (!ec) ec = http::error::partial_message;
+    return *CheckHead(ec, parser, limits);
+  }
+  if (auto refusal = CheckHead({}, parser, limits)) return *refusal;
+  if (!parser.is_done()) {
+    beast::error_code body_ec;
+    parser.put(asio::buffer(bytes.data() + used, bytes.size() - used), body_ec);
+    if (body_ec && body_ec != http::error::need_more) return *CheckHead(body_ec, parser, limits);
+    if (!parser.is_done()) return HttpRefusal{408, "incomplete", "the body is incomplete"};
+  }
+  auto message = parser.release();
+  HttpRequest request;
+  request.method = std::string(message.method_string());
+  request.target = std::string(message.target());
+  for (const auto& f : message) request.headers.emplace_back(f.name_string(), f.value());
+  request.body = std::move(message.body());
+  return request;
 }
 
 // ---------------------------------------------------------------------------------------------------- the server
@@ -189,38 +260,12 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) {
       return Close();  // the client went away between or during requests
     }
-    if (ec == http::error::header_limit) {
-      // The request line alone over its limit (not parsed yet, or a long target) is a 414; else the headers are.
-      const size_t target = parser_->get().target().size();
-      if (target == 0 || target > server_.limits.max_target_bytes) {
-        return Refuse(414, "the request line is over " + std::to_string(server_.limits.max_target_bytes) + " bytes",
-                      "target_too_long");
-      }
-      return Refuse(431, "the headers are over " + std::to_string(server_.limits.max_header_bytes) + " bytes",
-                    "headers_too_large");
+    if (ec == http::error::body_limit) body_limit_ = server_.limits.max_body_bytes;
+    if (auto refusal = CheckHead(ec, *parser_, server_.limits)) {
+      return Refuse(refusal->status, refusal->message, refusal->code);
     }
-    if (ec == http::error::body_limit) {
-      body_limit_ = server_.limits.max_body_bytes;
-      return RefuseBodyTooLarge();
-    }
-    if (ec) return Refuse(400, "malformed request: " + ec.message(), "bad_request");
     server_.Update([](EdgeStats& s) { ++s.requests; });
     const auto& head = parser_->get();
-    if (head.target().size() > server_.limits.max_target_bytes) {
-      return Refuse(414, "the request target is over " + std::to_string(server_.limits.max_target_bytes) + " bytes",
-                    "target_too_long");
-    }
-    size_t fields = 0;
-    size_t lengths = 0;
-    for (const auto& f : head) {
-      ++fields;
-      if (f.name() == http::field::content_length) ++lengths;
-    }
-    if (fields > server_.limits.max_header_count) {
-      return Refuse(431, "more than " + std::to_string(server_.limits.max_header_count) + " header fields",
-                    "headers_too_large");
-    }
-    if (lengths > 1) return Refuse(400, "more than one Content-Length field", "bad_request");
     keep_alive_ = parser_->keep_alive();
     body_limit_ = server_.limits.max_body_bytes;
     if (server_.body_limit) {

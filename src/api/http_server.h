@@ -33,6 +33,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "common/result.h"
@@ -77,6 +78,17 @@ struct HttpResponse {
 // A JSON error answer: {"error": message, "code": code}, the message escaped (any bytes from the client in it are
 // written as valid UTF-8, invalid sequences replaced).
 HttpResponse JsonError(int status, std::string_view message, std::string_view code);
+
+// A request the edge refuses: its status, reason code and message.
+struct HttpRefusal {
+  int status = 400;
+  std::string code;
+  std::string message;
+};
+
+// Parses one request from `bytes` with the edge's parser and checks, without a socket (the fuzzer's and the
+// tests' way in): the request, or the refusal the server would answer (408 `incomplete` when bytes are missing).
+std::variant<HttpRequest, HttpRefusal> ParseHttpRequest(std::string_view bytes, const HttpLimits& limits);
 
 class HttpServer;
 

@@ -301,3 +301,34 @@ TEST(JsonErrorTest, InvalidUtf8IsReplacedNotThrown) {
 
 }  // namespace
 }  // namespace fluidfaas::api
+
+namespace fluidfaas::api {
+namespace {
+
+TEST(ParseHttpRequestTest, ParsesOneRequestAsTheServerDoes) {
+  HttpLimits limits;
+  limits.max_header_bytes = 1024;
+  limits.max_target_bytes = 128;
+  limits.max_body_bytes = 16;
+  auto ok = ParseHttpRequest("POST /x?y=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc", limits);
+  ASSERT_TRUE(std::holds_alternative<HttpRequest>(ok));
+  EXPECT_EQ(std::get<HttpRequest>(ok).target, "/x?y=1");
+  EXPECT_EQ(std::get<HttpRequest>(ok).body, "abc");
+  EXPECT_EQ(std::get<HttpRequest>(ok).Header("content-length"), "3");
+  const auto status = [&](std::string_view bytes) {
+    const auto r = ParseHttpRequest(bytes, limits);
+    return std::holds_alternative<HttpRefusal>(r) ? std::get<HttpRefusal>(r).status : 200;
+  };
+  EXPECT_EQ(status("POST / HTTP/1.1\r\nContent-Length: 30\r\n\r\n"), 413);
+  EXPECT_EQ(
+      status("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n" + std::string(32, 'a') + "\r\n0\r\n\r\n"),
+      413);
+  EXPECT_EQ(status("GET /" + std::string(200, 'a') + " HTTP/1.1\r\n\r\n"), 414);
+  EXPECT_EQ(status("GET / HTTP/1.1\r\nX: " + std::string(2000, 'b') + "\r\n\r\n"), 431);
+  EXPECT_EQ(status("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na"), 400);
+  EXPECT_EQ(status("GET / HTTP/1.1\r\n"), 408);  // incomplete
+  EXPECT_EQ(status("\x01\x02 nonsense\r\n\r\n"), 400);
+}
+
+}  // namespace
+}  // namespace fluidfaas::api

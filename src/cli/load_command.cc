@@ -25,9 +25,8 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "common/clock.h"
 #include "common/stats.h"
-#include "runtime/emulated_executor.h"
-#include "runtime/ring.h"
 #include "sim/experiment.h"
 #include "sim/simulator.h"
 #include "sim/workload.h"
@@ -218,7 +217,7 @@ int RunLoad(const LoadOptions& o) {
   std::deque<size_t> queue;
   bool done = false;
   std::atomic<size_t> finished{0};
-  const int64_t start_ns = runtime::MonotonicNanos() + 50'000'000;
+  const int64_t start_ns = MonotonicNanos() + 50'000'000;
   const auto due_ns = [&](size_t i) { return start_ns + ToMicros(arrivals[i].at - TimePoint{}) * 1000; };
 
   std::vector<std::thread> senders;
@@ -241,7 +240,7 @@ int RunLoad(const LoadOptions& o) {
         const httplib::Headers headers = {{"Inference-Header-Content-Length", std::to_string(target.header_bytes)}};
         auto r = c.Post("/v2/models/" + target.name + "/infer", headers, target.body, "application/octet-stream");
         Outcome& out = outcomes[i];
-        out.latency_ms = static_cast<double>(runtime::MonotonicNanos() - due_ns(i)) / 1e6;
+        out.latency_ms = static_cast<double>(MonotonicNanos() - due_ns(i)) / 1e6;
         if (r) {
           out.status = r->status;
           if (r->status != 200) {
@@ -264,7 +263,7 @@ int RunLoad(const LoadOptions& o) {
     std::cerr << '\n';
   });
   for (size_t i = 0; i < arrivals.size(); ++i) {
-    runtime::SleepUntilNanos(due_ns(i));
+    SleepUntilNanos(due_ns(i));
     std::lock_guard<std::mutex> lock(mu);
     queue.push_back(i);
     ready.notify_one();

@@ -1,6 +1,8 @@
 #include "common/clock.h"
 
 #include <cassert>
+#include <cerrno>
+#include <ctime>
 
 namespace fluidfaas {
 
@@ -147,6 +149,25 @@ void RealClock::Loop() {
     lock.unlock();
     node.mapped()();
     lock.lock();
+  }
+}
+
+int64_t MonotonicNanos() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+void SleepUntilNanos(int64_t deadline_ns) {
+  constexpr int64_t kSpinNs = 50'000;
+  const int64_t now = MonotonicNanos();
+  if (deadline_ns - now > kSpinNs) {
+    const int64_t wake = deadline_ns - kSpinNs;
+    timespec ts{static_cast<time_t>(wake / 1'000'000'000), static_cast<long>(wake % 1'000'000'000)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+    }
+  }
+  while (MonotonicNanos() < deadline_ns) {
   }
 }
 

@@ -20,6 +20,13 @@
 
 namespace fluidfaas {
 
+// CLOCK_MONOTONIC in nanoseconds: the time base every process of a node shares (shared-memory rings, stage
+// timings, the load client's schedule).
+int64_t MonotonicNanos();
+// Sleeps until `deadline_ns` (CLOCK_MONOTONIC): a nanosleep for most of it, then a short spin, so times of a few
+// hundred microseconds keep their shape (the emulated executor, the load client's arrivals).
+void SleepUntilNanos(int64_t deadline_ns);
+
 // Identifies one scheduled callback. 0 is never a valid id.
 using TimerId = uint64_t;
 

@@ -16,6 +16,7 @@
 #include "model/zoo.h"
 #include "policy/cold_start.h"
 #include "policy/factory.h"
+#include "policy/serve_function.h"
 #include "sim/experiment.h"
 
 namespace fluidfaas::daemon {
@@ -712,7 +713,7 @@ struct Controller::Impl {
     std::optional<model::ProfiledBlockTimes> profiled;
     if (profile) profiled.emplace(std::move(*profile), modelled);
     const model::BlockTimes& times = profiled ? static_cast<const model::BlockTimes&>(*profiled) : modelled;
-    FF_ASSIGN_OR_RETURN(p.served, sim::ServeFunction(0, shared, times, latency, *mps_shares, kDefaultSloScale));
+    FF_ASSIGN_OR_RETURN(p.served, policy::ServeFunction(0, shared, times, latency, *mps_shares, kDefaultSloScale));
     if (c.slo_ms > 0) {
       p.served.slo_ms = c.slo_ms;
     } else if (manifest_slo > 0) {
@@ -864,7 +865,7 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
   std::unique_ptr<Controller> c(new Controller());
   c->impl_ = std::make_unique<Impl>();
   Impl& impl = *c->impl_;
-  impl.epoch_ns = runtime::MonotonicNanos() - ToMicros(impl.clock.Now()) * 1000;
+  impl.epoch_ns = MonotonicNanos() - ToMicros(impl.clock.Now()) * 1000;
   const gpu::GpuType* type = nullptr;
   for (const gpu::Slice& s : options.node.slices) {
     const gpu::GpuType* t = options.node.gpus.at(static_cast<size_t>(s.gpu)).type;

@@ -41,6 +41,7 @@
 
 #include "common/status.h"
 #include "common/time.h"
+#include "model/load_cost.h"
 #include "policy/batch_costs.h"
 #include "policy/lifecycle.h"
 #include "policy/stage_costs.h"
@@ -100,20 +101,8 @@ struct ServedFunction {
 // function otherwise.
 Status CheckServedFunction(const ServedFunction& f, bool needs_batched, bool needs_mps);
 
-// How long loading takes (every policy is charged the same).
-struct LoadCostModel {
-  double process_start_ms = 1500;  // a worker process with CUDA and the framework initialised
-  double disk_gbs = 2.0;           // reading weights from local NVMe
-  double pcie_gbs = 25.0;          // host-to-device copy (PCIe 4.0 x16)
-
-  // Cold: start, read, copy; warm: copy only. `bytes` are the largest stage's weights (stages load in parallel).
-  Duration LoadTime(int64_t bytes, bool from_warm) const {
-    const double b = static_cast<double>(bytes);
-    double ms = b / (pcie_gbs * 1e6);
-    if (!from_warm) ms += process_start_ms + b / (disk_gbs * 1e6);
-    return MillisF(ms);
-  }
-};
+// The time to load an instance (cold or from a warm copy): model/load_cost.h, the runtime's too.
+using LoadCostModel = model::LoadCostModel;
 
 // ---- events
 

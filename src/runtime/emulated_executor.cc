@@ -9,8 +9,8 @@
 #include "common/limits.h"
 #include "gpu/gpu_type.h"
 #include "model/latency_model.h"
+#include "model/load_cost.h"
 #include "model/zoo.h"
-#include "policy/scheduler.h"
 #include "runtime/worker_process.h"
 
 namespace fluidfaas::runtime {
@@ -26,8 +26,8 @@ class EmulatedExecutor final : public StageExecutor {
   }
 
   Result<LoadReport> Load() override {
-    // The charge every policy is charged (policy::LoadCostModel): disk to host to device, or host to device.
-    const policy::LoadCostModel cost;
+    // The charge every policy is charged (model::LoadCostModel): disk to host to device, or host to device.
+    const model::LoadCostModel cost;
     LoadReport r;
     r.from_warm = warm_;
     // A cold load is charged the process start too (CUDA and the framework initialised, which an emulated worker
@@ -87,19 +87,6 @@ class EmulatedExecutor final : public StageExecutor {
 };
 
 }  // namespace
-
-void SleepUntilNanos(int64_t deadline_ns) {
-  constexpr int64_t kSpinNs = 50'000;
-  const int64_t now = MonotonicNanos();
-  if (deadline_ns - now > kSpinNs) {
-    const int64_t wake = deadline_ns - kSpinNs;
-    timespec ts{static_cast<time_t>(wake / 1'000'000'000), static_cast<long>(wake % 1'000'000'000)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-    }
-  }
-  while (MonotonicNanos() < deadline_ns) {
-  }
-}
 
 Result<std::unique_ptr<StageExecutor>> MakeEmulatedExecutor(const StageSpec& spec) {
   model::ZooOptions options;

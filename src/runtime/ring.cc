@@ -97,12 +97,6 @@ Geometry GeometryOf(const RingSpec& spec) {
 
 }  // namespace
 
-int64_t MonotonicNanos() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
 uint64_t RingBytes(const RingSpec& spec) {
   return kHeaderBytes + GeometryOf(spec).slot_stride * spec.slot_count;
 }

@@ -29,6 +29,7 @@
 #include <span>
 #include <string_view>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "common/time.h"
 #include "runtime/shared_segment.h"
@@ -75,9 +76,6 @@ struct Slot {
   std::span<uint64_t> ids;
   std::span<std::byte> payload;  // the slot's whole payload capacity
 };
-
-// CLOCK_MONOTONIC in nanoseconds: the time base every process of a node shares.
-int64_t MonotonicNanos();
 
 class Ring {
  public:

@@ -11,43 +11,10 @@
 #include "gpu/layout.h"
 #include "model/zoo.h"
 #include "policy/factory.h"
+#include "policy/serve_function.h"
 #include "sim/capacity.h"
 
 namespace fluidfaas::sim {
-
-Result<policy::ServedFunction> ServeFunction(policy::FunctionId id, std::shared_ptr<const model::FunctionSpec> spec,
-                                             const model::BlockTimes& times, const model::LatencyModel& latency,
-                                             const gpu::MpsShares& shares, double slo_scale) {
-  if (!(slo_scale > 0)) return Status::InvalidArgument("slo scale must be positive");
-  if (spec->blocks.empty()) return Status::InvalidArgument("function '" + spec->name + "' has no blocks");
-  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
-  std::vector<policy::SliceKind> kinds;
-  for (const gpu::MigProfile& prof : a100.profiles) kinds.push_back(policy::SliceKind{&a100, &prof});
-  // The tabulated batch sizes, up to the function's own largest batch.
-  std::vector<int> sizes;
-  for (int b : policy::DefaultBatchSizes()) {
-    if (b <= std::max(1, spec->max_batch)) sizes.push_back(b);
-  }
-  if (spec->max_batch > sizes.back() && spec->max_batch < policy::DefaultBatchSizes().back()) {
-    sizes.push_back(spec->max_batch);
-  }
-  auto costs =
-      std::make_shared<const policy::StageCostTable>(policy::StageCostTable::Build(*spec, times, latency, 1, kinds));
-  auto batched =
-      std::make_shared<const policy::BatchCosts>(policy::BatchCosts::Build(*spec, times, latency, sizes, kinds));
-  auto mps = std::make_shared<const policy::BatchCosts>(
-      policy::BatchCosts::Build(*spec, times, latency, sizes, policy::MpsKinds(shares)));
-  const int full = static_cast<int>(kinds.size()) - 1;  // 7g.80gb, the last profile
-  const double slo = slo_scale * costs->ComputeMs(full, 0, spec->blocks.size() - 1);
-  return policy::ServedFunction{id, std::move(spec), std::move(costs), slo, std::move(batched), std::move(mps)};
-}
-
-Result<policy::ServedFunction> ServeZooModel(policy::FunctionId id, std::shared_ptr<const model::FunctionSpec> spec,
-                                             const model::LatencyModel& latency, const gpu::MpsShares& shares,
-                                             double slo_scale) {
-  const model::ModelledBlockTimes times(*spec, latency);  // read while the tables are built, not kept
-  return ServeFunction(id, std::move(spec), times, latency, shares, slo_scale);
-}
 
 namespace {
 
@@ -78,8 +45,8 @@ Result<std::unique_ptr<Preset>> BuildPreset(std::string name, std::vector<policy
     if (it == by_model.end()) {
       FF_ASSIGN_OR_RETURN(model::FunctionSpec spec, model::BuildZooModel(functions[i].model));
       FF_ASSIGN_OR_RETURN(policy::ServedFunction served,
-                          ServeZooModel(0, std::make_shared<const model::FunctionSpec>(std::move(spec)), p->latency,
-                                        shares, slo_scale));
+                          policy::ServeZooModel(0, std::make_shared<const model::FunctionSpec>(std::move(spec)),
+                                                p->latency, shares, slo_scale));
       it = by_model.emplace(functions[i].model, std::move(served)).first;
     }
     policy::ServedFunction served = it->second;

@@ -79,21 +79,6 @@ struct Preset {
 // The preset's arrivals at `rate_rps` for `duration`.
 WorkloadSpec PresetWorkload(const Preset& preset, double rate_rps, Duration duration, uint64_t seed);
 
-// A function as every policy serves it on A100-80GB MIG slices (and MPS shares of whole GPUs), its blocks priced
-// by `times` (the latency model, or a measured profile): its batch-1 cost table over every MIG kind, batched and
-// MPS tables at 1, 2, 4, ... up to its max_batch (at most 32), and an SLO of `slo_scale` x its batch-1 latency on
-// a full GPU. `times` is read while the tables are built, not kept.
-Result<policy::ServedFunction> ServeFunction(policy::FunctionId id, std::shared_ptr<const model::FunctionSpec> spec,
-                                             const model::BlockTimes& times, const model::LatencyModel& latency,
-                                             const gpu::MpsShares& shares, double slo_scale);
-
-// A zoo model as every policy serves it on A100-80GB MIG slices (and MPS shares of whole GPUs): its batch-1 and
-// batched cost tables over every MIG kind, its MPS table, and an SLO of `slo_scale` x its batch-1 latency on a
-// full GPU. The node daemon deploys functions with it; presets are built from it.
-Result<policy::ServedFunction> ServeZooModel(policy::FunctionId id, std::shared_ptr<const model::FunctionSpec> spec,
-                                             const model::LatencyModel& latency, const gpu::MpsShares& shares,
-                                             double slo_scale);
-
 struct PresetOptions {
   double slo_scale = 5.0;
   int gpus = 8;
