@@ -7,12 +7,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <list>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 #include <unordered_map>
 #include <variant>
+
+#include "common/mutex.h"
 
 namespace fluidfaas::api {
 
@@ -163,19 +164,19 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   bool stopping = false;
 
   // Posting answers from other threads: refused once the loop is stopped, so nothing is queued on a dead loop.
-  std::mutex post_mu;
-  bool stopped = false;  // GUARDED_BY(post_mu)
+  Mutex post_mu;
+  bool stopped GUARDED_BY(post_mu) = false;
 
-  mutable std::mutex stats_mu;
-  EdgeStats stats;  // GUARDED_BY(stats_mu)
+  mutable Mutex stats_mu;
+  EdgeStats stats GUARDED_BY(stats_mu);
 
   void Count(const std::string& refusal) {
-    std::lock_guard<std::mutex> lock(stats_mu);
+    MutexLock lock(stats_mu);
     ++stats.refusals[refusal];
   }
   template <typename F>
   void Update(F&& f) {
-    std::lock_guard<std::mutex> lock(stats_mu);
+    MutexLock lock(stats_mu);
     f(stats);
   }
 
@@ -344,7 +345,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   bool Reserve(size_t bytes) {
     if (bytes <= reserved_) return true;
     const size_t more = bytes - reserved_;
-    std::lock_guard<std::mutex> lock(server_.stats_mu);
+    MutexLock lock(server_.stats_mu);
     if (server_.stats.inflight_bytes + more > server_.limits.max_inflight_bytes) return false;
     server_.stats.inflight_bytes += more;
     reserved_ = bytes;
@@ -407,7 +408,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
 };
 
 void Responder::Exchange::Post(HttpResponse response) {
-  std::lock_guard<std::mutex> lock(server->post_mu);
+  MutexLock lock(server->post_mu);
   if (server->stopped) return;
   asio::post(server->io, [c = connection, r = std::move(response)]() mutable {
     if (auto conn = c.lock()) conn->Answer(std::move(r));
@@ -504,7 +505,7 @@ void HttpServer::Stop() {
   Impl& s = *impl_;
   if (!s.thread.joinable()) return;
   {
-    std::lock_guard<std::mutex> lock(s.post_mu);
+    MutexLock lock(s.post_mu);
     s.stopped = true;
   }
   asio::post(s.io, [&s] {
@@ -521,7 +522,7 @@ void HttpServer::Stop() {
 }
 
 EdgeStats HttpServer::Stats() const {
-  std::lock_guard<std::mutex> lock(impl_->stats_mu);
+  MutexLock lock(impl_->stats_mu);
   return impl_->stats;
 }
 

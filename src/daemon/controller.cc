@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/limits.h"
+#include "common/mutex.h"
 #include "daemon/lateness.h"
 #include "gpu/mps.h"
 #include "model/zoo.h"
@@ -115,27 +116,32 @@ struct Controller::Impl {
   runtime::NodeRuntime* runtime = nullptr;
 
   // ---- shared with other threads
-  mutable std::mutex mu;
-  std::condition_variable wake;
-  std::deque<std::function<void()>> tasks;                   // GUARDED_BY(mu)
-  std::deque<std::function<void()>> runtime_tasks;           // GUARDED_BY(mu): the runtime's events, run first
-  bool stop = false;                                         // GUARDED_BY(mu)
-  bool draining = false;                                     // GUARDED_BY(mu)
-  size_t open = 0;                                           // GUARDED_BY(mu): admitted, not answered
-  size_t open_bytes = 0;                                     // GUARDED_BY(mu): their inputs' bytes
+  mutable Mutex mu;
+  std::condition_variable_any wake;
+  std::deque<std::function<void()>> tasks GUARDED_BY(mu);
+  std::deque<std::function<void()>> runtime_tasks GUARDED_BY(mu);  // the runtime's events, run first
+  bool stop GUARDED_BY(mu) = false;
+  bool draining GUARDED_BY(mu) = false;
+  size_t open GUARDED_BY(mu) = 0;                            // admitted, not answered
+  size_t open_bytes GUARDED_BY(mu) = 0;                      // their inputs' bytes
   std::atomic<double> late_margin{0};                        // LatenessMargin's learned margin, capped,
   std::atomic<int64_t> late_margin_at_us{0};                 // and its last observation (clock's micros)
-  std::map<std::string, Function> functions;                 // GUARDED_BY(mu) (written on the control thread only)
+  std::map<std::string, Function> functions GUARDED_BY(mu);  // written on the control thread only
   std::vector<const Function*> by_id;                        // functions by FunctionId (control thread)
   std::vector<std::unique_ptr<Function>> removed_functions;  // replaced by a new deployment of their name
-  std::condition_variable idle;                              // open == 0
-  // metrics, GUARDED_BY(mu)
-  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> ends;  // (function, outcome, code)
-  std::map<std::string, Histogram> latency_hist;                               // by function
-  std::map<std::string, Histogram> queue_hist;
-  std::map<std::string, Histogram> compute_hist;
-  uint64_t pipelines = 0, migrations = 0, evictions = 0, launches = 0, violations = 0;
-  nlohmann::json node_snapshot = nlohmann::json::object();
+  std::condition_variable_any idle;                          // open == 0
+  // metrics
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> ends GUARDED_BY(mu);  // (function,
+                                                                                              // outcome, code)
+  std::map<std::string, Histogram> latency_hist GUARDED_BY(mu);                               // by function
+  std::map<std::string, Histogram> queue_hist GUARDED_BY(mu);
+  std::map<std::string, Histogram> compute_hist GUARDED_BY(mu);
+  uint64_t pipelines GUARDED_BY(mu) = 0;
+  uint64_t migrations GUARDED_BY(mu) = 0;
+  uint64_t evictions GUARDED_BY(mu) = 0;
+  uint64_t launches GUARDED_BY(mu) = 0;
+  uint64_t violations GUARDED_BY(mu) = 0;
+  nlohmann::json node_snapshot GUARDED_BY(mu) = nlohmann::json::object();
 
   // ---- control thread only
   // The 99.9th percentile of completions at most 5 s old, not applied after 2 s without one (the variants
@@ -155,13 +161,13 @@ struct Controller::Impl {
   uint64_t next_batch = 1;
   FunctionId next_function = 0;
   std::thread thread;
-  std::mutex closed_mu;  // after the thread ends: serializes Close and the calls that run in its place
+  Mutex closed_mu;       // after the thread ends: serializes Close and the calls that run in its place
   bool closing = false;  // the loop has stopped; set by Close
 
   // ---------------------------------------------------------------- plumbing
   // False once the loop has stopped: the task is not queued.
   bool Post(std::function<void()> task) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     if (stop) return false;
     tasks.push_back(std::move(task));
     wake.notify_one();
@@ -170,7 +176,7 @@ struct Controller::Impl {
   // The runtime's events go ahead of new requests: a finished batch frees its slice for the next one, and under a
   // flood of requests it would otherwise wait behind thousands of them.
   void PostRuntime(std::function<void()> task) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     if (stop) return;  // the runtime's events after shutdown: every request was answered by Close
     runtime_tasks.push_back(std::move(task));
     wake.notify_one();
@@ -179,7 +185,7 @@ struct Controller::Impl {
   void RunRuntimeTasks() {
     std::deque<std::function<void()>> ready;
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       ready.swap(runtime_tasks);
     }
     for (auto& t : ready) t();
@@ -192,13 +198,16 @@ struct Controller::Impl {
     for (;;) {
       std::deque<std::function<void()>> batch;
       {
-        std::unique_lock<std::mutex> lock(mu);
+        MutexLock lock(mu);
         auto wait = std::chrono::milliseconds(20);
         if (!dispatch_at.empty()) {
           wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
                                     std::max(Duration{0}, dispatch_at.begin()->first - clock.Now())));
         }
-        wake.wait_for(lock, wait, [&] { return stop || !tasks.empty() || !runtime_tasks.empty(); });
+        lock.WaitFor(wake, wait, [&] {
+          mu.AssertHeld();
+          return stop || !tasks.empty() || !runtime_tasks.empty();
+        });
         if (stop) return;
         batch.swap(tasks);
       }
@@ -230,7 +239,7 @@ struct Controller::Impl {
     }
     checker->EndCall();
     if (checker->violations() > 0) {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       if (violations == 0) spdlog::error("answer rule violated: {}", checker->status().message());
       violations = static_cast<uint64_t>(checker->violations());
     }
@@ -260,7 +269,7 @@ struct Controller::Impl {
     result.total_ms = static_cast<double>(ToMicros(clock.Now() - r.arrival)) / 1000.0;
     const std::string& name = FunctionName(r.function);
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       ++ends[{name, std::string(daemon::ToString(result.outcome)), result.code}];
       if (result.outcome == Outcome::kCompleted) {
         if (options.late_margin_cap > 0 && r.slo_ms > 0) {
@@ -339,7 +348,7 @@ struct Controller::Impl {
       p.stages.push_back(std::move(s));
     }
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       ++launches;
       if (d.stages.size() > 1) ++pipelines;
     }
@@ -368,7 +377,7 @@ struct Controller::Impl {
     if (auto it = instances.find(d.instance); it != instances.end()) it->second.state = d.to;
   }
   void Carry(const policy::MigrateDecision&) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     ++migrations;
   }
 
@@ -387,7 +396,7 @@ struct Controller::Impl {
       return;
     }
     if (keep_warm) {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       ++evictions;
     }
     if (Status s = runtime->Evict(id, keep_warm); !s.ok()) spdlog::warn("release of instance {}: {}", id, s.message());
@@ -665,7 +674,7 @@ struct Controller::Impl {
   };
 
   Status CheckNotDeployed(const std::string& name) const {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     if (auto it = functions.find(name); it != functions.end() && !it->second.removed) {
       return Status::AlreadyExists("function '" + name + "' is deployed");
     }
@@ -750,7 +759,7 @@ struct Controller::Impl {
                           {}};
     f.info.output_shape =
         p.dir.empty() ? std::vector<int64_t>{spec.blocks.back().out_elems} : spec.output_shape;  // zoo: flattened
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     if (auto old = functions.find(c.name); old != functions.end()) {
       // A removed function deployed again under its name: its old id keeps its own record (its instances drain).
       removed_functions.push_back(std::make_unique<Function>(std::move(old->second)));
@@ -768,7 +777,7 @@ struct Controller::Impl {
     std::promise<T> promise;
     auto future = promise.get_future();
     if (!Post([&] { promise.set_value(task()); })) {
-      std::lock_guard<std::mutex> lock(closed_mu);  // the control thread has ended: run here, one caller at a time
+      MutexLock lock(closed_mu);  // the control thread has ended: run here, one caller at a time
       return task();
     }
     return future.get();
@@ -777,11 +786,11 @@ struct Controller::Impl {
   // After the control thread has ended: runs what was posted to it (a request not yet arrived is answered
   // "shutdown"), then answers every open request "shutdown". Every request ends exactly once, even here.
   void Close() {
-    std::lock_guard<std::mutex> lock(closed_mu);
+    MutexLock lock(closed_mu);
     closing = true;
     std::deque<std::function<void()>> left;
     {
-      std::lock_guard<std::mutex> lk(mu);
+      MutexLock lk(mu);
       left.swap(tasks);
       runtime_tasks.clear();
     }
@@ -831,20 +840,23 @@ struct Controller::Impl {
                        {"stages", stages}});
     }
     const runtime::RuntimeStats rs = runtime->Stats();
-    nlohmann::json node = {
-        {"name", options.node.name},
-        {"emulated", options.node.emulated},
-        {"policy", options.policy},
-        {"slo_margin", options.slo_margin},
-        {"cold_start_wait_s", ToSeconds(options.cold_start_wait)},
-        {"late_margin", LateMargin()},
-        {"slices", slices},
-        {"instances", insts},
-        {"host_memory", {{"warm_bytes", rs.warm_bytes}, {"warm_copies", rs.warm_copies}}},
-        {"totals",
-         {{"launches", launches}, {"pipelines", pipelines}, {"migrations", migrations}, {"evictions", evictions}}},
-        {"workers", {{"alive", rs.workers_alive}, {"restarts", rs.worker_restarts}}}};
-    std::lock_guard<std::mutex> lock(mu);
+    nlohmann::json totals;
+    {
+      MutexLock lock(mu);
+      totals = {{"launches", launches}, {"pipelines", pipelines}, {"migrations", migrations}, {"evictions", evictions}};
+    }
+    nlohmann::json node = {{"name", options.node.name},
+                           {"emulated", options.node.emulated},
+                           {"policy", options.policy},
+                           {"slo_margin", options.slo_margin},
+                           {"cold_start_wait_s", ToSeconds(options.cold_start_wait)},
+                           {"late_margin", LateMargin()},
+                           {"slices", slices},
+                           {"instances", insts},
+                           {"host_memory", {{"warm_bytes", rs.warm_bytes}, {"warm_copies", rs.warm_copies}}},
+                           {"totals", totals},
+                           {"workers", {{"alive", rs.workers_alive}, {"restarts", rs.worker_restarts}}}};
+    MutexLock lock(mu);
     node_snapshot = std::move(node);
   }
 };
@@ -911,7 +923,7 @@ Controller::~Controller() {
 
 void Controller::Shutdown() {
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     if (impl_->stop) return;
     impl_->stop = true;
     impl_->wake.notify_all();
@@ -927,7 +939,7 @@ void Controller::Infer(const std::string& function, std::vector<std::byte> input
   refusal.outcome = Outcome::kRejected;
   Impl::Request r;
   {
-    std::lock_guard<std::mutex> lock(impl.mu);
+    MutexLock lock(impl.mu);
     const auto it = impl.functions.find(function);
     if (it == impl.functions.end() || it->second.removed) {
       refusal.code = std::string(policy::ToString(Reason::kUnknownFunction));
@@ -992,7 +1004,7 @@ Status Controller::Remove(const std::string& name) {
     Impl& impl = *impl_;
     FunctionId id = 0;
     {
-      std::lock_guard<std::mutex> lock(impl.mu);
+      MutexLock lock(impl.mu);
       auto it = impl.functions.find(name);
       if (it == impl.functions.end() || it->second.removed) return Status::NotFound("no function '" + name + "'");
       it->second.removed = true;
@@ -1005,14 +1017,14 @@ Status Controller::Remove(const std::string& name) {
 }
 
 std::optional<FunctionInfo> Controller::Function(const std::string& name) const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   const auto it = impl_->functions.find(name);
   if (it == impl_->functions.end() || it->second.removed) return std::nullopt;
   return it->second.info;
 }
 
 std::vector<FunctionInfo> Controller::Functions() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   std::vector<FunctionInfo> out;
   for (const auto& [name, f] : impl_->functions) {
     if (!f.removed) out.push_back(f.info);
@@ -1024,13 +1036,13 @@ nlohmann::json Controller::NodeJson() const {
   // Taken on the control thread, which owns the books it reads.
   return impl_->RunOnControl<nlohmann::json>([this] {
     impl_->Snapshot();
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     return impl_->node_snapshot;
   });
 }
 
 void Controller::CountRefused(const std::string& function, std::string_view code) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   const bool known = impl_->functions.contains(function);
   ++impl_->ends[{known ? function : "unknown", "rejected", std::string(code)}];
 }
@@ -1038,7 +1050,7 @@ void Controller::CountRefused(const std::string& function, std::string_view code
 std::string Controller::MetricsText(const std::map<std::string, uint64_t>& edge_refusals) const {
   const Impl& impl = *impl_;
   const runtime::RuntimeStats rs = runtime_->Stats();
-  std::lock_guard<std::mutex> lock(impl.mu);
+  MutexLock lock(impl.mu);
   std::ostringstream o;
   o << "# HELP fluidfaas_requests_total Requests that ended, by function, outcome and reason code.\n"
        "# TYPE fluidfaas_requests_total counter\n";
@@ -1096,18 +1108,21 @@ std::string Controller::MetricsText(const std::map<std::string, uint64_t>& edge_
 }
 
 bool Controller::Drain(Duration timeout) {
-  std::unique_lock<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   impl_->draining = true;
-  return impl_->idle.wait_for(lock, std::chrono::microseconds(ToMicros(timeout)), [this] { return impl_->open == 0; });
+  return lock.WaitFor(impl_->idle, std::chrono::microseconds(ToMicros(timeout)), [this] {
+    impl_->mu.AssertHeld();
+    return impl_->open == 0;
+  });
 }
 
 bool Controller::draining() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->draining;
 }
 
 size_t Controller::open_requests() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->open;
 }
 

@@ -134,26 +134,27 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
       timeout_ms = static_cast<double>(it->second.int64_param());
     }
     auto* reactor = ctx->DefaultReactor();
-    const std::string id = req->id();
-    auto refusal = SubmitInfer(c, f, input, raw, timeout_ms, [reactor, res, f, id](const InferResult& r) {
-      if (r.outcome != Outcome::kCompleted) return reactor->Finish(ToGrpc(HttpStatusFor(r), r.code, r.detail));
-      res->set_model_name(f.name);
-      res->set_model_version("1");
-      res->set_id(id);
-      auto* out = res->add_outputs();
-      out->set_name("output");
-      out->set_datatype(f.datatype);
-      for (int64_t d : WithBatch(f.output_shape, 1)) out->add_shape(d);
-      res->add_raw_output_contents(reinterpret_cast<const char*>(r.output.data()), r.output.size());
-      reactor->Finish(grpc::Status::OK);
-    });
+    std::string id = req->id();
+    auto refusal =
+        SubmitInfer(c, f, input, raw, timeout_ms, [reactor, res, f, id = std::move(id)](const InferResult& r) {
+          if (r.outcome != Outcome::kCompleted) return reactor->Finish(ToGrpc(HttpStatusFor(r), r.code, r.detail));
+          res->set_model_name(f.name);
+          res->set_model_version("1");
+          res->set_id(id);
+          auto* out = res->add_outputs();
+          out->set_name("output");
+          out->set_datatype(f.datatype);
+          for (int64_t d : WithBatch(f.output_shape, 1)) out->add_shape(d);
+          res->add_raw_output_contents(reinterpret_cast<const char*>(r.output.data()), r.output.size());
+          reactor->Finish(grpc::Status::OK);
+        });
     if (refusal) reactor->Finish(ToGrpc(refusal->http_status, refusal->code, refusal->message));
     return reactor;
   }
 };
 
 GrpcApi::GrpcApi(Controller& controller, GrpcApiOptions options)
-    : controller_(controller), options_(options), service_(std::make_unique<Service>(controller)) {}
+    : options_(options), service_(std::make_unique<Service>(controller)) {}
 
 GrpcApi::~GrpcApi() {
   Stop();

@@ -35,7 +35,6 @@ class GrpcApi {
 
  private:
   struct Service;
-  Controller& controller_;
   GrpcApiOptions options_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<class GrpcServerHolder> server_;

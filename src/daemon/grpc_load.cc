@@ -37,7 +37,7 @@ class Lane {
     context_ = std::make_unique<grpc::ClientContext>();
     response_.Clear();
     started_ = Clock::now();
-    stub_->async()->ModelInfer(context_.get(), &request_, &response_, [this](grpc::Status status) {
+    stub_->async()->ModelInfer(context_.get(), &request_, &response_, [this](const grpc::Status& status) {
       const auto now = Clock::now();
       if (status.ok()) {
         latencies_ms_.push_back(std::chrono::duration<double, std::milli>(now - started_).count());
@@ -112,6 +112,7 @@ Result<GrpcLoadResult> RunGrpcLoad(const GrpcLoadOptions& o) {
   const auto start = Clock::now();
   const auto end = start + std::chrono::duration_cast<Clock::duration>(o.duration);
   std::vector<std::unique_ptr<Lane>> lanes;
+  lanes.reserve(static_cast<size_t>(o.connections));
   for (int i = 0; i < o.connections; ++i) {
     lanes.push_back(
         std::make_unique<Lane>(inference::GRPCInferenceService::NewStub(Channel(o.target, i)), request, end));

@@ -9,7 +9,6 @@
 #include <cstring>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -19,6 +18,7 @@
 #include "api/router.h"
 #include "common/half.h"
 #include "common/limits.h"
+#include "common/mutex.h"
 #include "daemon/inference.h"
 #include "model/zoo.h"
 
@@ -163,10 +163,10 @@ struct HttpApi::Routes {
   api::Router router;
   // Deploys build cost tables (and may inspect a TorchScript directory through a worker, about a second): they run
   // here, one at a time, off the loop thread, and answer when done.
-  std::mutex mu;
-  std::condition_variable wake;
-  std::deque<std::function<void()>> jobs;  // GUARDED_BY(mu)
-  bool stop = false;                       // GUARDED_BY(mu)
+  Mutex mu;
+  std::condition_variable_any wake;
+  std::deque<std::function<void()>> jobs GUARDED_BY(mu);
+  bool stop GUARDED_BY(mu) = false;
   std::thread deployer;
 
   Routes(Controller& controller, const HttpApiOptions& o) : c(controller), options(o) {
@@ -178,8 +178,11 @@ struct HttpApi::Routes {
       for (;;) {
         std::function<void()> job;
         {
-          std::unique_lock<std::mutex> lock(mu);
-          wake.wait(lock, [this] { return stop || !jobs.empty(); });
+          MutexLock lock(mu);
+          lock.Wait(wake, [this] {
+            mu.AssertHeld();
+            return stop || !jobs.empty();
+          });
           if (jobs.empty()) return;
           job = std::move(jobs.front());
           jobs.pop_front();
@@ -190,7 +193,7 @@ struct HttpApi::Routes {
   }
   ~Routes() {
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       stop = true;
     }
     wake.notify_all();
@@ -208,14 +211,14 @@ struct HttpApi::Routes {
   }
 
   void Health() {
-    router.Add("GET", "/v2/health/live", [](HttpRequest&&, const RouteParams&, Responder r) {
+    router.Add("GET", "/v2/health/live", [](HttpRequest&&, const RouteParams&, const Responder& r) {
       r.Send(Json(200, {{"live", true}}));
     });
-    router.Add("GET", "/v2/health/ready", [this](HttpRequest&&, const RouteParams&, Responder r) {
+    router.Add("GET", "/v2/health/ready", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
       const bool ready = !c.draining();
       r.Send(Json(ready ? 200 : 503, {{"ready", ready}}));
     });
-    router.Add("GET", "/v2", [](HttpRequest&&, const RouteParams&, Responder r) {
+    router.Add("GET", "/v2", [](HttpRequest&&, const RouteParams&, const Responder& r) {
       r.Send(Json(
           200,
           {{"name", "fluidfaas"}, {"version", "0.1.0"}, {"extensions", {"model_repository", "binary_tensor_data"}}}));
@@ -225,16 +228,15 @@ struct HttpApi::Routes {
   void Models() {
     for (const char* base : {"/v2/models/{}", "/v2/models/{}/versions/{}"}) {
       const std::string b = base;
-      router.Add("GET", b, [this](HttpRequest&&, const RouteParams& p, Responder r) {
+      router.Add("GET", b, [this](HttpRequest&&, const RouteParams& p, const Responder& r) {
         if (auto f = Model(p, r, false)) r.Send(Json(200, ModelMetadata(*f)));
       });
-      router.Add("GET", b + "/ready", [this](HttpRequest&&, const RouteParams& p, Responder r) {
+      router.Add("GET", b + "/ready", [this](HttpRequest&&, const RouteParams& p, const Responder& r) {
         if (auto f = Model(p, r, false))
           r.Send(Json(c.draining() ? 503 : 200, {{"name", f->name}, {"ready", !c.draining()}}));
       });
-      router.Add("POST", b + "/infer", [this](HttpRequest&& req, const RouteParams& p, Responder r) {
-        Infer(std::move(req), p, std::move(r));
-      });
+      router.Add("POST", b + "/infer",
+                 [this](HttpRequest&& req, const RouteParams& p, const Responder& r) { Infer(std::move(req), p, r); });
     }
   }
 
@@ -307,7 +309,7 @@ struct HttpApi::Routes {
   // Model repository extension: the repository is the zoo and the node's function directories (--repository);
   // a directory's name wins over a zoo model's.
   void Repository() {
-    router.Add("POST", "/v2/repository/index", [this](HttpRequest&& req, const RouteParams&, Responder r) {
+    router.Add("POST", "/v2/repository/index", [this](HttpRequest&& req, const RouteParams&, const Responder& r) {
       const auto body = ControlBody(req, options.max_control_body_bytes, r);
       if (!body) return;
       std::optional<bool> ready;
@@ -330,26 +332,28 @@ struct HttpApi::Routes {
       for (const model::ZooEntry& z : model::ZooModels()) unloaded(std::string(z.name));
       r.Send(Json(200, out));
     });
-    router.Add("POST", "/v2/repository/models/{}/load", [this](HttpRequest&& req, const RouteParams& p, Responder r) {
-      if (!Authorized(req, options.token)) return r.Send(Unauthorized());
-      if (!ControlBody(req, options.max_control_body_bytes, r)) return;
-      const std::string& name = p[0];
-      if (c.Function(name)) return r.Send(Json(200, json::object()));
-      const std::vector<std::string> dirs = c.RepositoryFunctions();
-      FunctionConfig f;
-      f.name = name;
-      (std::binary_search(dirs.begin(), dirs.end(), name) ? f.directory : f.model) = name;
-      Deploy(f, r, 200);
-    });
-    router.Add("POST", "/v2/repository/models/{}/unload", [this](HttpRequest&& req, const RouteParams& p, Responder r) {
-      if (!Authorized(req, options.token)) return r.Send(Unauthorized());
-      if (!ControlBody(req, options.max_control_body_bytes, r)) return;
-      Remove(p[0], r);
-    });
+    router.Add("POST", "/v2/repository/models/{}/load",
+               [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
+                 if (!Authorized(req, options.token)) return r.Send(Unauthorized());
+                 if (!ControlBody(req, options.max_control_body_bytes, r)) return;
+                 const std::string& name = p[0];
+                 if (c.Function(name)) return r.Send(Json(200, json::object()));
+                 const std::vector<std::string> dirs = c.RepositoryFunctions();
+                 FunctionConfig f;
+                 f.name = name;
+                 (std::binary_search(dirs.begin(), dirs.end(), name) ? f.directory : f.model) = name;
+                 Deploy(f, r, 200);
+               });
+    router.Add("POST", "/v2/repository/models/{}/unload",
+               [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
+                 if (!Authorized(req, options.token)) return r.Send(Unauthorized());
+                 if (!ControlBody(req, options.max_control_body_bytes, r)) return;
+                 Remove(p[0], r);
+               });
   }
 
   void Deploy(FunctionConfig f, Responder r, int ok_status) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     jobs.push_back([this, f = std::move(f), r = std::move(r), ok_status] {
       const Status st = c.Deploy(f);
       if (!st.ok()) return r.Send(JsonError(StatusFor(st), st.message(), CodeFor(st)));
@@ -366,21 +370,21 @@ struct HttpApi::Routes {
 
   void Node() {
     router.Add("GET", "/v1/node",
-               [this](HttpRequest&&, const RouteParams&, Responder r) { r.Send(Json(200, c.NodeJson())); });
-    router.Add("GET", "/v1/functions", [this](HttpRequest&&, const RouteParams&, Responder r) {
+               [this](HttpRequest&&, const RouteParams&, const Responder& r) { r.Send(Json(200, c.NodeJson())); });
+    router.Add("GET", "/v1/functions", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
       json out = json::array();
       for (const FunctionInfo& f : c.Functions()) out.push_back(ModelMetadata(f));
       r.Send(Json(200, out));
     });
-    router.Add("POST", "/v1/functions", [this](HttpRequest&& req, const RouteParams&, Responder r) {
+    router.Add("POST", "/v1/functions", [this](HttpRequest&& req, const RouteParams&, const Responder& r) {
       if (!Authorized(req, options.token)) return r.Send(Unauthorized());
       const auto body = ControlBody(req, options.max_control_body_bytes, r);
       if (!body) return;
       auto f = DeployBody(*body);
       if (!f.ok()) return r.Send(JsonError(400, f.status().message(), "bad_input"));
-      Deploy(std::move(*f), std::move(r), 201);
+      Deploy(std::move(*f), r, 201);
     });
-    router.Add("DELETE", "/v1/functions/{}", [this](HttpRequest&& req, const RouteParams& p, Responder r) {
+    router.Add("DELETE", "/v1/functions/{}", [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
       if (!Authorized(req, options.token)) return r.Send(Unauthorized());
       Remove(p[0], r);
     });

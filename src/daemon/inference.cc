@@ -47,7 +47,7 @@ std::optional<InferRefusal> SubmitInfer(Controller& c, const FunctionInfo& f, co
   shape.insert(shape.end(), f.input_shape.begin(), f.input_shape.end());
   auto bytes = api::TensorBytes(input, f.datatype, shape, raw);
   if (!bytes.ok()) return refuse(bytes.status().message());
-  c.Infer(f.name, std::move(*bytes), timeout_ms, [done = std::move(done)](InferResult r) { done(r); });
+  c.Infer(f.name, std::move(*bytes), timeout_ms, [done = std::move(done)](const InferResult& r) { done(r); });
   return std::nullopt;
 }
 
