@@ -1,0 +1,93 @@
+// The control thread: its task queues (the runtime's events first), its loop, and shutdown.
+#include "daemon/controller_impl.h"
+
+namespace fluidfaas::daemon {
+
+bool Controller::Impl::Post(std::function<void()> task) {
+  MutexLock lock(mu);
+  if (stop) return false;
+  tasks.push_back(std::move(task));
+  wake.notify_one();
+  return true;
+}
+
+void Controller::Impl::PostRuntime(std::function<void()> task) {
+  MutexLock lock(mu);
+  if (stop) return;  // the runtime's events after shutdown: every request was answered by Close
+  runtime_tasks.push_back(std::move(task));
+  wake.notify_one();
+}
+
+void Controller::Impl::RunRuntimeTasks() {
+  std::deque<std::function<void()>> ready;
+  {
+    MutexLock lock(mu);
+    ready.swap(runtime_tasks);
+  }
+  for (auto& t : ready) t();
+}
+
+void Controller::Impl::Loop() {
+  TimePoint next_tick = clock.Now() + kTick;
+  for (;;) {
+    std::deque<std::function<void()>> batch;
+    {
+      MutexLock lock(mu);
+      auto wait = std::chrono::milliseconds(20);
+      if (!dispatch_at.empty()) {
+        wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
+                                  std::max(Duration{0}, dispatch_at.begin()->first - clock.Now())));
+      }
+      lock.WaitFor(wake, wait, [&] {
+        mu.AssertHeld();
+        return stop || !tasks.empty() || !runtime_tasks.empty();
+      });
+      if (stop) return;
+      batch.swap(tasks);
+    }
+    RunRuntimeTasks();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i]();
+      if (i % 16 == 15) RunRuntimeTasks();
+    }
+    RunRuntimeTasks();
+    DispatchDue();
+    const TimePoint now = clock.Now();
+    if (now >= next_tick) {
+      next_tick = now + kTick;
+      Apply([&](auto& out) { scheduler->OnTick(now, out); });
+      if (Status s = scheduler->Invariants(); !s.ok()) spdlog::error("scheduler invariants: {}", s.message());
+      Snapshot();
+    }
+  }
+}
+
+void Controller::Impl::Close() {
+  MutexLock lock(closed_mu);
+  closing = true;
+  std::deque<std::function<void()>> left;
+  {
+    MutexLock lk(mu);
+    left.swap(tasks);
+    runtime_tasks.clear();
+  }
+  for (auto& t : left) t();
+  std::vector<RequestId> open_ids;
+  for (const auto& [id, r] : requests) open_ids.push_back(id);
+  for (RequestId id : open_ids) {
+    auto it = requests.find(id);
+    Request r = std::move(it->second);
+    requests.erase(it);
+    AnswerShutdown(r);
+  }
+}
+
+void Controller::Impl::AnswerShutdown(const Request& r) {
+  InferResult result;
+  result.outcome = Outcome::kFailed;
+  result.code = "shutdown";
+  result.detail = "the node stopped before the request was answered";
+  Finish(r, std::move(result));
+}
+
+}  // namespace fluidfaas::daemon

@@ -1,0 +1,305 @@
+// Controller::Impl: the node daemon's controller inside, shared by the files that each do one of its jobs:
+//   control_loop.cc    the control thread, its task queues, shutdown
+//   admission.cc       Controller::Infer: the checks before a request is admitted
+//   request_table.cc   open requests: arrival (with the newcomer's cold-start rule), answers, the one callback
+//   carrier.cc         the scheduler's decisions carried out: launches, routes, releases, batches, deadline cuts
+//   runtime_events.cc  the runtime's events turned into the scheduler's
+//   deploy.cc          deploying and removing functions
+//   snapshot.cc        /v1/node
+//   metrics.cc         Prometheus text
+// controller.cc is the wiring: Start, the public methods that only delegate.
+//
+// Thread safety: fields under `mu` are GUARDED_BY it; the rest belong to the control thread (or, once it has
+// ended, to whoever holds closed_mu).
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "daemon/controller.h"
+#include "common/limits.h"
+#include "common/mutex.h"
+#include "daemon/lateness.h"
+#include "gpu/mps.h"
+#include "model/zoo.h"
+#include "policy/cold_start.h"
+#include "policy/factory.h"
+#include "policy/serve_function.h"
+
+namespace fluidfaas::daemon {
+
+using policy::Decision;
+using policy::FunctionId;
+using policy::InstanceId;
+using policy::Reason;
+using policy::RequestId;
+
+inline constexpr double kDefaultSloScale = 5.0;
+inline constexpr Duration kTick = Seconds(1);
+
+// Latency histogram buckets, seconds.
+inline constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+struct Histogram {
+  std::vector<uint64_t> counts = std::vector<uint64_t>(std::size(kBuckets) + 1, 0);
+  double sum = 0;
+  uint64_t count = 0;
+  void Observe(double seconds) {
+    size_t i = 0;
+    while (i < std::size(kBuckets) && seconds > kBuckets[i]) ++i;
+    ++counts[i];
+    sum += seconds;
+    ++count;
+  }
+};
+
+inline std::string Labels(const std::vector<std::pair<std::string, std::string>>& labels) {
+  std::string out = "{";
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (i > 0) out += ",";
+    out += labels[i].first + "=\"" + labels[i].second + "\"";  // names and codes are plain (no escaping needed)
+  }
+  return out + "}";
+}
+
+struct Controller::Impl {
+  struct Function {
+    FunctionId id = 0;
+    FunctionConfig config;
+    FunctionInfo info;
+    std::string dir;                                 // a TorchScript function directory; empty for a zoo model
+    std::vector<std::vector<int64_t>> block_inputs;  // of a TorchScript function: each block's input per sample
+    std::shared_ptr<const model::FunctionSpec> spec;
+    std::shared_ptr<const policy::BatchCosts> batched;  // for the deadline cut of a batch
+    uint64_t input_bytes = 0;                           // per sample
+    bool removed = false;
+  };
+  struct Request {
+    FunctionId function = 0;
+    TimePoint arrival;
+    TimePoint deadline;
+    std::vector<std::byte> input;
+    InferCallback done;
+    InstanceId instance = 0;
+    TimePoint routed;  // when it joined its instance's queue
+    double slo_ms = 0;
+    bool own_deadline = false;  // the caller gave timeout_ms
+  };
+  struct Instance {
+    FunctionId function = 0;
+    std::vector<policy::StagePlacement> stages;
+    int max_batch = 1;
+    Duration batch_timeout{0};  // with max_batch > 1: how long the oldest queued request waits for a fuller batch
+    bool batch_by_deadline = false;
+    TimePoint busy_until;  // modelled end of the batches submitted (for the deadline cut of one that waits)
+    TimePoint wake_at = TimePoint::max();  // its entry in dispatch_at, while a short batch waits for its timeout
+    bool loaded = false;
+    bool in_runtime = true;       // false: the runtime refused its launch (nothing to evict there)
+    std::deque<RequestId> queue;  // routed, not yet submitted
+    size_t in_flight = 0;         // batches submitted
+    policy::InstanceState state = policy::InstanceState::kLoading;
+  };
+
+  ControllerOptions options;
+  RealClock clock;
+  int64_t epoch_ns = 0;  // CLOCK_MONOTONIC of clock's time 0
+  std::vector<policy::ClusterSlice> cluster;
+  std::unique_ptr<gpu::MpsShares> mps_shares;
+  model::LatencyModel latency;
+  runtime::NodeRuntime* runtime = nullptr;
+
+  // ---- shared with other threads
+  mutable Mutex mu;
+  std::condition_variable_any wake;
+  std::deque<std::function<void()>> tasks GUARDED_BY(mu);
+  std::deque<std::function<void()>> runtime_tasks GUARDED_BY(mu);  // the runtime's events, run first
+  bool stop GUARDED_BY(mu) = false;
+  bool draining GUARDED_BY(mu) = false;
+  size_t open GUARDED_BY(mu) = 0;                            // admitted, not answered
+  size_t open_bytes GUARDED_BY(mu) = 0;                      // their inputs' bytes
+  std::atomic<double> late_margin{0};                        // LatenessMargin's learned margin, capped,
+  std::atomic<int64_t> late_margin_at_us{0};                 // and its last observation (clock's micros)
+  std::map<std::string, Function> functions GUARDED_BY(mu);  // written on the control thread only
+  std::vector<const Function*> by_id;                        // functions by FunctionId (control thread)
+  std::vector<std::unique_ptr<Function>> removed_functions;  // replaced by a new deployment of their name
+  std::condition_variable_any idle;                          // open == 0
+  // metrics
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> ends GUARDED_BY(mu);  // (function,
+                                                                                              // outcome, code)
+  std::map<std::string, Histogram> latency_hist GUARDED_BY(mu);                               // by function
+  std::map<std::string, Histogram> queue_hist GUARDED_BY(mu);
+  std::map<std::string, Histogram> compute_hist GUARDED_BY(mu);
+  uint64_t pipelines GUARDED_BY(mu) = 0;
+  uint64_t migrations GUARDED_BY(mu) = 0;
+  uint64_t evictions GUARDED_BY(mu) = 0;
+  uint64_t launches GUARDED_BY(mu) = 0;
+  uint64_t violations GUARDED_BY(mu) = 0;
+  nlohmann::json node_snapshot GUARDED_BY(mu) = nlohmann::json::object();
+
+  // ---- control thread only
+  // The 99.9th percentile of completions at most 5 s old, not applied after 2 s without one (the variants
+  // measured: docs/daemon.md, "Overload"); the cap is options.late_margin_cap, applied where it is published.
+  static constexpr Duration kLateHold = Seconds(2);
+  LatenessMargin lateness{0.5, 1024, 0.999, kLateHold, Seconds(5)};
+  std::unique_ptr<policy::Scheduler> scheduler;
+  std::unique_ptr<policy::AnswerChecker> checker;
+  std::unordered_map<RequestId, Request> requests;
+  std::map<InstanceId, Instance> instances;
+  std::map<uint64_t, std::vector<RequestId>> batches;  // submitted batch -> its requests
+  std::set<std::pair<InstanceId, size_t>> releasing;   // (instance, slice) releases not yet acknowledged
+  std::vector<policy::LaunchDecision> deferred;        // launches waiting for releases
+  std::multimap<TimePoint, InstanceId> dispatch_at;    // short batches waiting for their timeout
+  std::vector<Decision> decisions;
+  RequestId next_request = 1;
+  uint64_t next_batch = 1;
+  FunctionId next_function = 0;
+  std::thread thread;
+  Mutex closed_mu;       // after the thread ends: serializes Close and the calls that run in its place
+  bool closing = false;  // the loop has stopped; set by Close
+
+  // ---------------------------------------------------------------- plumbing
+  // False once the loop has stopped: the task is not queued.
+  bool Post(std::function<void()> task);
+  // The runtime's events go ahead of new requests: a finished batch frees its slice for the next one, and under a
+  // flood of requests it would otherwise wait behind thousands of them.
+  void PostRuntime(std::function<void()> task);
+  // Runs the runtime's events posted so far.
+  void RunRuntimeTasks();
+
+  TimePoint FromNanos(int64_t ns) const { return AtMicros((ns - epoch_ns) / 1000); }
+
+  void Loop();
+
+  template <typename Call>
+  void Apply(Call call) {
+    std::vector<Decision>& out = decisions;  // reused: no scheduler call is made while another's are carried out
+    out.clear();
+    call(out);
+    for (Decision& d : out) {
+      checker->OnDecision(d);
+      std::visit([this](auto& decision) { this->Carry(decision); }, d);
+    }
+    checker->EndCall();
+    if (checker->violations() > 0) {
+      MutexLock lock(mu);
+      if (violations == 0) spdlog::error("answer rule violated: {}", checker->status().message());
+      violations = static_cast<uint64_t>(checker->violations());
+    }
+  }
+
+  // ---------------------------------------------------------------- answering
+  void Answer(RequestId id, Outcome outcome, Reason code, const std::string& detail);
+
+  // The learned margin to plan with now (any thread).
+  double LateMargin() const;
+
+  // The one place a request's callback runs: metrics, the open count, then the callback.
+  void Finish(const Request& r, InferResult result);
+
+  // Per request, so by index rather than a walk over the map (ids are given out in order; map nodes stay put).
+  const Function* FindFunction(FunctionId id) const { return id < by_id.size() ? by_id[id] : nullptr; }
+  const std::string& FunctionName(FunctionId id) const;
+
+  policy::RequestEvent EventOf(RequestId id) const;
+
+  // ---------------------------------------------------------------- decisions
+  void Carry(const policy::LaunchDecision& d);
+
+  void Launch(const policy::LaunchDecision& d);
+
+  void Carry(const policy::RouteDecision& d);
+  void Carry(const policy::RejectDecision& d) { Answer(d.request, Outcome::kRejected, d.code, d.detail); }
+  void Carry(const policy::FailDecision& d) { Answer(d.request, Outcome::kFailed, d.code, d.detail); }
+  void Carry(const policy::EvictDecision& d) { Release(d.instance, /*keep_warm=*/true); }
+  void Carry(const policy::RetireDecision& d) { Release(d.instance, /*keep_warm=*/false); }
+  void Carry(const policy::StateDecision& d);
+  void Carry(const policy::MigrateDecision&);
+
+  void Release(InstanceId id, bool keep_warm);
+
+  // Submits batches while the instance has room: one batch in flight per stage keeps every stage busy.
+  void Dispatch(InstanceId id);
+
+  // The longest run of the `n` requests at the front of `inst`'s queue that, run together through every stage from
+  // `start`, still leaves each of them its deadline (at least one).
+  size_t DeadlineCut(const Instance& inst, const Function& f, size_t n, TimePoint start) const;
+
+  // The modelled time of a batch of `batch` on `inst`: through every stage, or its slowest stage (`bottleneck`:
+  // how long it holds the pipeline's entry). 0 without batched costs.
+  double BatchMs(const Instance& inst, const Function& f, int batch, bool bottleneck) const;
+
+  // Instances whose short batch waits for its timeout (DispatchDue runs them).
+  void DispatchDue();
+
+  // ---------------------------------------------------------------- events from HTTP and the runtime
+  void Arrive(RequestId id, Request r);
+
+  // A batch leaves the books when it finishes or fails: its requests, and one fewer in flight on its instance.
+  std::optional<std::vector<RequestId>> TakeBatch(InstanceId instance, uint64_t batch);
+
+  void BatchCompleted(runtime::BatchCompleted& done);
+
+  void BatchFailed(const runtime::BatchFailed& failed);
+
+  void LoadDone(const runtime::LoadDone& load);
+
+  void WorkerLost(runtime::WorkerLost& lost);
+
+  void Released(const runtime::StageReleased& r);
+
+  void LaunchDeferred();
+
+  void OnRuntimeEvent(runtime::RuntimeEvent e);
+
+  // ---------------------------------------------------------------- deploy
+  // A function ready to install: its spec and cost tables, built off the control thread.
+  struct Prepared {
+    FunctionConfig config;                           // name filled in
+    std::string dir;                                 // a TorchScript directory; empty for a zoo model
+    std::vector<std::vector<int64_t>> block_inputs;  // its blocks' input shapes
+    policy::ServedFunction served;
+  };
+
+  Status CheckNotDeployed(const std::string& name) const;
+
+  // Any thread: reads only what Start set up.
+  Result<Prepared> Prepare(const FunctionConfig& in) const;
+
+  // Control thread.
+  Status Install(Prepared p);
+
+  // Runs `task` on the control thread and waits for it.
+  template <typename T>
+  T RunOnControl(std::function<T()> task) {
+    std::promise<T> promise;
+    auto future = promise.get_future();
+    if (!Post([&] { promise.set_value(task()); })) {
+      MutexLock lock(closed_mu);  // the control thread has ended: run here, one caller at a time
+      return task();
+    }
+    return future.get();
+  }
+
+  // After the control thread has ended: runs what was posted to it (a request not yet arrived is answered
+  // "shutdown"), then answers every open request "shutdown". Every request ends exactly once, even here.
+  void Close();
+  void AnswerShutdown(const Request& r);
+
+  void Snapshot();
+};
+
+}  // namespace fluidfaas::daemon

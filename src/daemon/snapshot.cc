@@ -1,0 +1,63 @@
+// The node's state for /v1/node, taken on the control thread.
+#include "daemon/controller_impl.h"
+
+namespace fluidfaas::daemon {
+
+void Controller::Impl::Snapshot() {
+  nlohmann::json slices = nlohmann::json::array();
+  for (size_t s = 0; s < cluster.size(); ++s) {
+    slices.push_back({{"id", cluster[s].id},
+                      {"gpu", cluster[s].gpu},
+                      {"profile", cluster[s].kind.profile->name},
+                      {"uuid", options.node.slices[s].uuid},
+                      {"residents", nlohmann::json::array()}});
+  }
+  nlohmann::json insts = nlohmann::json::array();
+  for (const auto& [id, inst] : instances) {
+    nlohmann::json stages = nlohmann::json::array();
+    for (const auto& st : inst.stages) {
+      stages.push_back({{"slice", cluster[st.slice].id},
+                        {"blocks", {st.first_block, st.last_block}},
+                        {"memory_mib", st.memory_mib}});
+      slices[st.slice]["residents"].push_back(id);
+    }
+    insts.push_back({{"id", id},
+                     {"function", FunctionName(inst.function)},
+                     {"state", policy::ToString(inst.state)},
+                     {"loaded", inst.loaded},
+                     {"queued", inst.queue.size()},
+                     {"batches_in_flight", inst.in_flight},
+                     {"pipeline", inst.stages.size() > 1},
+                     {"stages", stages}});
+  }
+  const runtime::RuntimeStats rs = runtime->Stats();
+  nlohmann::json totals;
+  {
+    MutexLock lock(mu);
+    totals = {{"launches", launches}, {"pipelines", pipelines}, {"migrations", migrations}, {"evictions", evictions}};
+  }
+  nlohmann::json node = {{"name", options.node.name},
+                         {"emulated", options.node.emulated},
+                         {"policy", options.policy},
+                         {"slo_margin", options.slo_margin},
+                         {"cold_start_wait_s", ToSeconds(options.cold_start_wait)},
+                         {"late_margin", LateMargin()},
+                         {"slices", slices},
+                         {"instances", insts},
+                         {"host_memory", {{"warm_bytes", rs.warm_bytes}, {"warm_copies", rs.warm_copies}}},
+                         {"totals", totals},
+                         {"workers", {{"alive", rs.workers_alive}, {"restarts", rs.worker_restarts}}}};
+  MutexLock lock(mu);
+  node_snapshot = std::move(node);
+}
+
+nlohmann::json Controller::NodeJson() const {
+  // Taken on the control thread, which owns the books it reads.
+  return impl_->RunOnControl<nlohmann::json>([this] {
+    impl_->Snapshot();
+    MutexLock lock(impl_->mu);
+    return impl_->node_snapshot;
+  });
+}
+
+}  // namespace fluidfaas::daemon
