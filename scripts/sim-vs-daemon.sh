@@ -6,6 +6,9 @@
 # as the simulator starts on an empty node.
 #   llama2-13b at 10 requests/s: one instance on the 4g, a second as a pipeline on the 2g + 1g.
 #   resnet50, bert-base and llama2-13b at 24 requests/s in all: batching on the small slices.
+#   the same three at 8 requests/s from newcomers (no timeout_ms): the first requests of each function wait for
+#   its cold start (the daemon's --cold-start-wait, policy/cold_start.h), in both.
+# Every other workload names each function's SLO as its requests' deadline, as a benchmark client does.
 # Usage: scripts/sim-vs-daemon.sh [--duration S]     (after a release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +20,13 @@ out="$(mktemp -d)"
 daemon_pid=""
 trap '[ -z "$daemon_pid" ] || kill -9 $daemon_pid 2>/dev/null || true' EXIT
 
-# run NAME FUNCTIONS RATE
+# run NAME FUNCTIONS RATE [LOAD OPTIONS...]
 run() {
   start_daemon "$out/$1.log" --functions "$2"
   echo "== $1: $2 at $3 requests/s for $duration s"
   local code=0
   "$bin/fluidfaas" load --url "$url" --rate "$3" --zipf 0 --duration "$duration" --connections 64 --agree 3 \
-    --out "$out/$1" >"$out/$1.txt" 2>&1 || code=$?
+    --out "$out/$1" "${@:4}" >"$out/$1.txt" 2>&1 || code=$?
   tr '\r' '\n' <"$out/$1.txt" | grep -v 'answered (' || true
   kill -TERM "$daemon_pid"
   wait "$daemon_pid" || true
@@ -36,4 +39,5 @@ run() {
 
 run pipeline llama2-13b 10
 run mix resnet50,bert-base,llama2-13b 24
+run newcomers resnet50,bert-base,llama2-13b 8 --newcomer
 echo "sim-vs-daemon: ok (summaries in $out)"

@@ -50,6 +50,7 @@ struct LoadOptions {
   std::string out;
   bool json_output = false;
   double agree_points = 0;  // > 0: exit 1 unless the simulator agrees within this many points
+  bool newcomer = false;    // send no timeout_ms: the daemon's cold-start rule applies (and the model's)
 };
 
 struct Target {
@@ -67,6 +68,8 @@ struct Outcome {
   double latency_ms = 0;
 };
 
+// Each request names its function's SLO as its deadline (timeout_ms), as a benchmark client does, unless
+// `newcomer`: then it names none, and a function with no loaded instance holds it for its cold start.
 Result<std::vector<Target>> Targets(const LoadOptions& o) {
   httplib::Client c(o.url);
   std::vector<std::string> names = o.functions;
@@ -88,13 +91,14 @@ Result<std::vector<Target>> Targets(const LoadOptions& o) {
     // The binary tensor extension both ways: a 224x224 image is 600 KB of floats, several MB as JSON text.
     const bool half = m["inputs"][0]["datatype"] == "FP16";
     const size_t bytes = static_cast<size_t>(elems) * (half ? 2 : 4);
-    const json header = {{"inputs",
-                          {{{"name", m["inputs"][0]["name"]},
-                            {"datatype", m["inputs"][0]["datatype"]},
-                            {"shape", shape},
-                            {"parameters", {{"binary_data_size", bytes}}}}}},
-                         {"outputs", {{{"name", "output"}, {"parameters", {{"binary_data", true}}}}}}};
     const json& params = m["parameters"];
+    json header = {{"inputs",
+                    {{{"name", m["inputs"][0]["name"]},
+                      {"datatype", m["inputs"][0]["datatype"]},
+                      {"shape", shape},
+                      {"parameters", {{"binary_data_size", bytes}}}}}},
+                   {"outputs", {{{"name", "output"}, {"parameters", {{"binary_data", true}}}}}}};
+    if (!o.newcomer) header["parameters"] = {{"timeout_ms", params["slo_ms"]}};
     Target t{name,
              params.value("zoo_model", ""),
              params["slo_ms"].get<double>(),
@@ -130,7 +134,7 @@ std::map<std::string, int64_t> Totals(const json& node) {
 
 // The simulator's run of the same arrivals on the daemon's node, functions and policy, or why there is none.
 Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& targets,
-                                const std::vector<sim::Arrival>& arrivals) {
+                                const std::vector<sim::Arrival>& arrivals, bool newcomer) {
   const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
   std::vector<policy::ClusterSlice> slices;
   for (const json& s : node.value("slices", json::array())) {
@@ -158,8 +162,8 @@ Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& tar
   sim::SimOptions options;
   options.slo_margin = node.value("slo_margin", 0.0);
   if (!(options.slo_margin >= 0 && options.slo_margin <= 0.5)) return Status::InvalidArgument("bad slo_margin");
-  // The load client sends no timeout_ms: the daemon applies the newcomer's cold-start rule, and so does the model.
-  const double wait_s = node.value("cold_start_wait_s", 0.0);
+  // Requests without timeout_ms: the daemon applies the newcomer's cold-start rule, and so does the model.
+  const double wait_s = newcomer ? node.value("cold_start_wait_s", 0.0) : 0.0;
   if (!(wait_s >= 0 && wait_s <= 600)) return Status::InvalidArgument("bad cold_start_wait_s");
   options.cold_start_wait = SecondsF(wait_s);
   const sim::SimResult r = sim::Simulate(preset->slices, preset->functions, arrivals, *scheduler, options);
@@ -309,7 +313,7 @@ int RunLoad(const LoadOptions& o) {
     m.migrations = now["migrations"] - before["migrations"];
     m.evictions = now["evictions"] - before["evictions"];
   }
-  const auto predicted = Predict(*node_before, *targets, arrivals);
+  const auto predicted = Predict(*node_before, *targets, arrivals, o.newcomer);
 
   const auto row_json = [](const sim::RunSummary& r) {
     return json{{"policy", r.policy},
@@ -421,6 +425,9 @@ void AddLoadCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   load->add_option("--out", o->out, "Write summary.json and summary.csv here");
   load->add_flag("--json", o->json_output, "Print the summary as JSON");
+  load->add_flag("--newcomer", o->newcomer,
+                 "Send no timeout_ms (default: each function's SLO): cold starts are waited for, as the daemon's "
+                 "--cold-start-wait says, in the daemon and in the simulated run beside it");
   load->add_option("--agree", o->agree_points,
                    "Exit 1 unless the simulator's SLO hit rate for the same arrivals is within this many points of "
                    "the measured one and its pipelines within 1")

@@ -30,9 +30,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "daemon/controller.h"
 #include "common/limits.h"
 #include "common/mutex.h"
+#include "daemon/controller.h"
 #include "daemon/lateness.h"
 #include "gpu/mps.h"
 #include "model/zoo.h"
