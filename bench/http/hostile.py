@@ -98,9 +98,24 @@ def pct(values, p):
     return s[min(len(s) - 1, int(len(s) * p / 100))]
 
 
+def daemon_open_files(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    return 1024
+
+
 def run_slow(a):
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # Within both processes' open-file limits (the daemon keeps some for its runtime): a machine with a low limit
+    # runs fewer hostile connections, and says so.
+    room = min(hard, daemon_open_files(a.pid)) - 512
+    if a.slow + a.idle > room:
+        scale = max(room, 0) / (a.slow + a.idle)
+        a.slow, a.idle = int(a.slow * scale), int(a.idle * scale)
+        print(f"open-file limits: {a.slow} slow and {a.idle} idle connections")
     base, base_lost = normal_client(a.port, a.model, a.seconds / 2)
     stop = threading.Event()
     counts = {"cut_off": 0, "opened": 0}
@@ -169,32 +184,29 @@ def hostile_input(port, send, timeout=60):
     return status, body, time.perf_counter() - t0
 
 
-def send_chunked(total):
+def send_until_answered(head, piece, total):
+    """Sends `head`, then `piece` over and over up to `total` bytes, stopping as soon as an answer is waiting."""
     def send(sock):
-        sock.sendall(b"POST /v2/models/bert-base/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
-        chunk = b"100000\r\n" + b"1" * 0x100000 + b"\r\n"
+        sock.sendall(head)
         sent = 0
         while sent < total:
             r, _, _ = select.select([sock], [], [], 0)
             if r:
                 return  # an answer (the refusal) is waiting
-            sock.sendall(chunk)
-            sent += 0x100000
+            sock.sendall(piece)
+            sent += len(piece)
     return send
+
+
+def send_chunked(total):
+    return send_until_answered(
+        b"POST /v2/models/bert-base/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"100000\r\n" + b"1" * 0x100000 + b"\r\n", total)
 
 
 def send_headers(total):
-    def send(sock):
-        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\n")
-        line = b"X-Filler: " + b"h" * 1000 + b"\r\n"
-        sent = 0
-        while sent < total:
-            r, _, _ = select.select([sock], [], [], 0)
-            if r:
-                return
-            sock.sendall(line)
-            sent += len(line)
-    return send
+    return send_until_answered(b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\n",
+                               b"X-Filler: " + b"h" * 1000 + b"\r\n", total)
 
 
 def big_array(mb):

@@ -64,7 +64,7 @@ void Controller::Impl::Carry(const policy::RouteDecision& d) {
   auto inst = instances.find(d.instance);
   if (r == requests.end() || inst == instances.end()) return;  // the checker reports it
   r->second.instance = d.instance;
-  r->second.routed = clock.Now();
+  r->second.routed = clock->Now();
   inst->second.queue.push_back(d.request);
   Dispatch(d.instance);
 }
@@ -110,7 +110,7 @@ void Controller::Impl::Dispatch(InstanceId id) {
   while (inst.loaded && !inst.queue.empty() && inst.in_flight <= inst.stages.size()) {
     // The batch, as the simulator forms it: the queue's front, up to the max batch, cut short so that every
     // request in it still meets its deadline when the policy asks; a short one waits up to the batch timeout.
-    const TimePoint now = clock.Now();
+    const TimePoint now = clock->Now();
     const TimePoint start = inst.in_flight >= inst.stages.size() ? std::max(now, inst.busy_until) : now;
     size_t n = std::min(inst.queue.size(), static_cast<size_t>(inst.max_batch));
     if (inst.batch_by_deadline) n = DeadlineCut(inst, *f, n, start);
@@ -177,7 +177,7 @@ double Controller::Impl::BatchMs(const Instance& inst, const Function& f, int ba
 }
 
 void Controller::Impl::DispatchDue() {
-  const TimePoint now = clock.Now();
+  const TimePoint now = clock->Now();
   while (!dispatch_at.empty() && dispatch_at.begin()->first <= now) {
     const InstanceId id = dispatch_at.begin()->second;
     dispatch_at.erase(dispatch_at.begin());

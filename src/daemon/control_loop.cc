@@ -28,38 +28,43 @@ void Controller::Impl::RunRuntimeTasks() {
 }
 
 void Controller::Impl::Loop() {
-  TimePoint next_tick = clock.Now() + kTick;
-  for (;;) {
-    std::deque<std::function<void()>> batch;
-    {
-      MutexLock lock(mu);
-      auto wait = std::chrono::milliseconds(20);
+  while (Turn(/*wait=*/true)) {
+  }
+}
+
+std::optional<size_t> Controller::Impl::Turn(bool wait) {
+  std::deque<std::function<void()>> batch;
+  {
+    MutexLock lock(mu);
+    if (wait) {
+      auto timeout = std::chrono::milliseconds(20);
       if (!dispatch_at.empty()) {
-        wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
-                                  std::max(Duration{0}, dispatch_at.begin()->first - clock.Now())));
+        timeout = std::min(timeout, std::chrono::ceil<std::chrono::milliseconds>(
+                                        std::max(Duration{0}, dispatch_at.begin()->first - clock->Now())));
       }
-      lock.WaitFor(wake, wait, [&] {
+      lock.WaitFor(wake, timeout, [&] {
         mu.AssertHeld();
         return stop || !tasks.empty() || !runtime_tasks.empty();
       });
-      if (stop) return;
-      batch.swap(tasks);
     }
-    RunRuntimeTasks();
-    for (size_t i = 0; i < batch.size(); ++i) {
-      batch[i]();
-      if (i % 16 == 15) RunRuntimeTasks();
-    }
-    RunRuntimeTasks();
-    DispatchDue();
-    const TimePoint now = clock.Now();
-    if (now >= next_tick) {
-      next_tick = now + kTick;
-      Apply([&](auto& out) { scheduler->OnTick(now, out); });
-      if (Status s = scheduler->Invariants(); !s.ok()) spdlog::error("scheduler invariants: {}", s.message());
-      Snapshot();
-    }
+    if (stop) return std::nullopt;
+    batch.swap(tasks);
   }
+  RunRuntimeTasks();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i]();
+    if (i % 16 == 15) RunRuntimeTasks();
+  }
+  RunRuntimeTasks();
+  DispatchDue();
+  const TimePoint now = clock->Now();
+  if (now >= next_tick) {
+    next_tick = now + kTick;
+    Apply([&](auto& out) { scheduler->OnTick(now, out); });
+    if (Status s = scheduler->Invariants(); !s.ok()) spdlog::error("scheduler invariants: {}", s.message());
+    Snapshot();
+  }
+  return batch.size();
 }
 
 void Controller::Impl::Close() {

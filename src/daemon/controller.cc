@@ -27,7 +27,14 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
   std::unique_ptr<Controller> c(new Controller());
   c->impl_ = std::make_unique<Impl>();
   Impl& impl = *c->impl_;
-  impl.epoch_ns = MonotonicNanos() - ToMicros(impl.clock.Now()) * 1000;
+  if (options.clock != nullptr) {
+    impl.clock = options.clock;
+  } else {
+    impl.own_clock = std::make_unique<RealClock>();
+    impl.clock = impl.own_clock.get();
+  }
+  // The runtime stamps its events in CLOCK_MONOTONIC; an injected mechanism in the clock's own nanoseconds.
+  impl.epoch_ns = options.mechanism ? 0 : MonotonicNanos() - ToMicros(impl.clock->Now()) * 1000;
   const gpu::GpuType* type = nullptr;
   for (const gpu::Slice& s : options.node.slices) {
     const gpu::GpuType* t = options.node.gpus.at(static_cast<size_t>(s.gpu)).type;
@@ -52,8 +59,14 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
   ro.slices.clear();
   for (const gpu::Slice& s : options.node.slices) ro.slices.push_back(runtime::RuntimeSlice{s.id, s.uuid});
   if (options.host_memory_bytes) ro.host_memory_bytes = *options.host_memory_bytes;
-  FF_ASSIGN_OR_RETURN(c->runtime_, runtime::NodeRuntime::Start(
-                                       ro, [&impl](runtime::RuntimeEvent e) { impl.OnRuntimeEvent(std::move(e)); }));
+  runtime::EventSink sink = [&impl](runtime::RuntimeEvent e) { impl.OnRuntimeEvent(std::move(e)); };
+  if (options.mechanism) {
+    FF_ASSIGN_OR_RETURN(c->runtime_, options.mechanism(std::move(sink)));
+  } else {
+    FF_ASSIGN_OR_RETURN(auto real, runtime::NodeRuntime::Start(ro, std::move(sink)));
+    c->node_runtime_ = real.get();
+    c->runtime_ = std::move(real);
+  }
   impl.runtime = c->runtime_.get();
   for (const FunctionConfig& f : functions) {
     auto prepared = impl.Prepare(f);
@@ -61,7 +74,8 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
     if (!s.ok()) return s.WithContext("deploying '" + (f.name.empty() ? f.model + f.directory : f.name) + "'");
   }
   impl.Snapshot();
-  impl.thread = std::thread([&impl] { impl.Loop(); });
+  impl.next_tick = impl.clock->Now() + kTick;
+  if (!impl.options.manual_loop) impl.thread = std::thread([&impl] { impl.Loop(); });
   return c;
 }
 
@@ -69,6 +83,11 @@ Controller::~Controller() {
   if (impl_ == nullptr) return;
   Shutdown();
   runtime_.reset();  // its threads may still post; the queue outlives them (and drops what they post)
+}
+
+size_t Controller::RunPending() {
+  const std::optional<size_t> ran = impl_->Turn(/*wait=*/false);
+  return ran.value_or(0);
 }
 
 void Controller::Shutdown() {

@@ -75,6 +75,15 @@ struct ControllerOptions {
   // long for the cold start instead of being turned away for a deadline only a warm instance could meet; it is
   // still judged by the SLO (a late answer). 0: such requests are turned away like the rest. [0, 600] s.
   Duration cold_start_wait = Seconds(30);
+
+  // Seams for tests (leveldb's Env, Seastar's manual clock). `mechanism`: makes the runtime the controller drives,
+  // given the sink its events go to (their times in the clock's nanoseconds); empty: NodeRuntime (worker
+  // processes, CLOCK_MONOTONIC). `clock`: the controller's time;
+  // null: a RealClock of its own. REQUIRES: outlives the controller. `manual_loop`: no control thread; the test
+  // runs what was posted with Controller::RunPending, at the clock's time, deterministically.
+  std::function<Result<std::unique_ptr<runtime::NodeMechanism>>(runtime::EventSink)> mechanism;
+  Clock* clock = nullptr;
+  bool manual_loop = false;
 };
 
 enum class Outcome { kCompleted, kRejected, kFailed };
@@ -130,14 +139,18 @@ class Controller {
   void Shutdown();
   bool draining() const;
   size_t open_requests() const;
-  // Fault injection and tests: the runtime underneath.
-  runtime::NodeRuntime& node_runtime() { return *runtime_; }
+  // With ControllerOptions::manual_loop: runs every task posted so far (requests, the runtime's events), the
+  // batches whose wait is over and the scheduler's tick when due, on the caller's thread. Returns the tasks run.
+  size_t RunPending();
+  // Fault injection and tests: the worker-process runtime underneath. REQUIRES: no injected mechanism.
+  runtime::NodeRuntime& node_runtime() { return *node_runtime_; }
 
  private:
   struct Impl;
   Controller() = default;
   std::unique_ptr<Impl> impl_;
-  std::unique_ptr<runtime::NodeRuntime> runtime_;
+  std::unique_ptr<runtime::NodeMechanism> runtime_;
+  runtime::NodeRuntime* node_runtime_ = nullptr;  // runtime_, when it is the worker-process one
 };
 
 }  // namespace fluidfaas::daemon

@@ -115,12 +115,13 @@ struct Controller::Impl {
   };
 
   ControllerOptions options;
-  RealClock clock;
+  std::unique_ptr<RealClock> own_clock;  // when none is injected
+  Clock* clock = nullptr;
   int64_t epoch_ns = 0;  // CLOCK_MONOTONIC of clock's time 0
   std::vector<policy::ClusterSlice> cluster;
   std::unique_ptr<gpu::MpsShares> mps_shares;
   model::LatencyModel latency;
-  runtime::NodeRuntime* runtime = nullptr;
+  runtime::NodeMechanism* runtime = nullptr;
 
   // ---- shared with other threads
   mutable Mutex mu;
@@ -183,6 +184,10 @@ struct Controller::Impl {
   TimePoint FromNanos(int64_t ns) const { return AtMicros((ns - epoch_ns) / 1000); }
 
   void Loop();
+  // One turn of the loop: what is posted, due batches, the tick when due. `wait`: first wait up to 20 ms (or the
+  // next due batch) for work. Returns the tasks run, or nullopt once stopped.
+  std::optional<size_t> Turn(bool wait);
+  TimePoint next_tick;
 
   template <typename Call>
   void Apply(Call call) {

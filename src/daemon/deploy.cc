@@ -122,7 +122,7 @@ Status Controller::Remove(const std::string& name) {
       id = it->second.id;
     }
     Status s;
-    impl.Apply([&](auto& out) { s = impl.scheduler->Remove(id, impl.clock.Now(), out); });
+    impl.Apply([&](auto& out) { s = impl.scheduler->Remove(id, impl.clock->Now(), out); });
     return s;
   });
 }

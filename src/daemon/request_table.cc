@@ -17,18 +17,18 @@ void Controller::Impl::Answer(RequestId id, Outcome outcome, Reason code, const 
 
 double Controller::Impl::LateMargin() const {
   const TimePoint at = TimePoint{} + std::chrono::microseconds(late_margin_at_us.load(std::memory_order_relaxed));
-  return LatenessMargin::Applied(late_margin.load(std::memory_order_relaxed), clock.Now() - at, kLateHold);
+  return LatenessMargin::Applied(late_margin.load(std::memory_order_relaxed), clock->Now() - at, kLateHold);
 }
 
 void Controller::Impl::Finish(const Request& r, InferResult result) {
-  result.total_ms = static_cast<double>(ToMicros(clock.Now() - r.arrival)) / 1000.0;
+  result.total_ms = static_cast<double>(ToMicros(clock->Now() - r.arrival)) / 1000.0;
   const std::string& name = FunctionName(r.function);
   {
     MutexLock lock(mu);
     ++ends[{name, std::string(daemon::ToString(result.outcome)), result.code}];
     if (result.outcome == Outcome::kCompleted) {
       if (options.late_margin_cap > 0 && r.slo_ms > 0) {
-        const TimePoint now = clock.Now();
+        const TimePoint now = clock->Now();
         lateness.Observe(now, ToMillis(now - r.deadline) / r.slo_ms);
         late_margin.store(std::min(lateness.learned(), options.late_margin_cap), std::memory_order_relaxed);
         late_margin_at_us.store(ToMicros(now), std::memory_order_relaxed);
@@ -69,7 +69,7 @@ void Controller::Impl::Arrive(RequestId id, Request r) {
   requests.emplace(id, std::move(r));
   const policy::RequestEvent event = EventOf(id);
   checker->OnRequest(event);
-  Apply([&](auto& out) { scheduler->OnRequest(event, clock.Now(), out); });
+  Apply([&](auto& out) { scheduler->OnRequest(event, clock->Now(), out); });
 }
 
 std::optional<std::vector<RequestId>> Controller::Impl::TakeBatch(InstanceId instance, uint64_t batch) {

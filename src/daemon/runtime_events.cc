@@ -41,7 +41,7 @@ void Controller::Impl::BatchCompleted(runtime::BatchCompleted& done) {
                                       FromNanos(done.timings[s].started_ns),
                                       FromNanos(done.timings[s].finished_ns)};
     checker->OnStageFinished(event);
-    Apply([&](auto& out) { scheduler->OnStageFinished(event, clock.Now(), out); });
+    Apply([&](auto& out) { scheduler->OnStageFinished(event, clock->Now(), out); });
   }
   Dispatch(done.instance);
 }
@@ -55,7 +55,7 @@ void Controller::Impl::BatchFailed(const runtime::BatchFailed& failed) {
   }
   const policy::StageFailed event{failed.instance, failed.stage, failed.batch, ids, failed.detail};
   checker->OnStageFailed(event);
-  Apply([&](auto& out) { scheduler->OnStageFailed(event, clock.Now(), out); });
+  Apply([&](auto& out) { scheduler->OnStageFailed(event, clock->Now(), out); });
   Dispatch(failed.instance);
 }
 
@@ -74,7 +74,7 @@ void Controller::Impl::LoadDone(const runtime::LoadDone& load) {
   }
   const policy::LoadFinished event{load.instance, load.ok, load.detail, stranded};
   checker->OnLoadFinished(event);
-  Apply([&](auto& out) { scheduler->OnLoadFinished(event, clock.Now(), out); });
+  Apply([&](auto& out) { scheduler->OnLoadFinished(event, clock->Now(), out); });
   if (load.ok) Dispatch(load.instance);
 }
 
@@ -102,7 +102,7 @@ void Controller::Impl::WorkerLost(runtime::WorkerLost& lost) {
   for (const policy::RequestEvent& e : stranded) requests.at(e.id).instance = 0;
   const policy::SliceLost event{lost.slice, Reason::kWorkerLost, lost.detail, stranded};
   checker->OnSliceLost(event);
-  Apply([&](auto& out) { scheduler->OnSliceLost(event, clock.Now(), out); });
+  Apply([&](auto& out) { scheduler->OnSliceLost(event, clock->Now(), out); });
   LaunchDeferred();
 }
 
@@ -110,7 +110,7 @@ void Controller::Impl::Released(const runtime::StageReleased& r) {
   releasing.erase({r.instance, r.slice});
   const policy::Released event{r.instance, r.slice};
   checker->OnReleased(event);
-  Apply([&](auto& out) { scheduler->OnReleased(event, clock.Now(), out); });
+  Apply([&](auto& out) { scheduler->OnReleased(event, clock->Now(), out); });
   LaunchDeferred();
 }
 

@@ -133,7 +133,20 @@ struct RuntimeStats {
   std::vector<int> worker_pids;  // per slice; 0 where none runs
 };
 
-class NodeRuntime {
+// What the node's controller asks of its runtime: launch a pipeline, submit a batch, evict or retire an
+// instance, and its counters; events come back through the EventSink the mechanism was made with. NodeRuntime is
+// the real one (worker processes); the controller's tests use a fake (daemon/fake_mechanism.h).
+class NodeMechanism {
+ public:
+  virtual ~NodeMechanism() = default;
+  virtual Status Launch(const PipelineSpec& spec) = 0;
+  virtual Status Submit(uint64_t instance, uint64_t batch, std::span<const uint64_t> requests,
+                        const TensorView& input) = 0;
+  virtual Status Evict(uint64_t instance, bool keep_warm) = 0;
+  virtual RuntimeStats Stats() const = 0;
+};
+
+class NodeRuntime final : public NodeMechanism {
  public:
   // InvalidArgument for bad options (no worker binary, no slices, ranges).
   static Result<std::unique_ptr<NodeRuntime>> Start(RuntimeOptions options, EventSink sink);
@@ -141,17 +154,18 @@ class NodeRuntime {
 
   // InvalidArgument for a bad spec, AlreadyExists for a live instance id, Unavailable when a slice's worker is
   // restarting.
-  Status Launch(const PipelineSpec& spec);
+  Status Launch(const PipelineSpec& spec) override;
   // Feeds a batch to the instance's first stage (loaded or still loading). ResourceExhausted when its ring is
   // full (back-pressure; nothing was taken), NotFound for an unknown instance, InvalidArgument for a batch that
   // does not fit. Once it returns Ok, exactly one event ends the batch.
-  Status Submit(uint64_t instance, uint64_t batch, std::span<const uint64_t> requests, const TensorView& input);
+  Status Submit(uint64_t instance, uint64_t batch, std::span<const uint64_t> requests,
+                const TensorView& input) override;
   // FailedPrecondition with batches in flight. Each stage's release comes as StageReleased.
-  Status Evict(uint64_t instance, bool keep_warm);
+  Status Evict(uint64_t instance, bool keep_warm) override;
   Status Retire(uint64_t instance) { return Evict(instance, false); }
 
   size_t InFlight(uint64_t instance) const;
-  RuntimeStats Stats() const;
+  RuntimeStats Stats() const override;
   // Fault injection: SIGKILL the worker of `slice` (noticed like any death).
   Status KillWorker(size_t slice);
 
