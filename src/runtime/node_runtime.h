@@ -150,7 +150,7 @@ class NodeRuntime final : public NodeMechanism {
  public:
   // InvalidArgument for bad options (no worker binary, no slices, ranges).
   static Result<std::unique_ptr<NodeRuntime>> Start(RuntimeOptions options, EventSink sink);
-  ~NodeRuntime();  // stops every worker and thread; every segment goes with them
+  ~NodeRuntime() override;  // stops every worker and thread; every segment goes with them
 
   // InvalidArgument for a bad spec, AlreadyExists for a live instance id, Unavailable when a slice's worker is
   // restarting.
