@@ -225,6 +225,9 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
 
   Phase phase() const { return phase_; }
 
+  // Accepted over the connection limit with none idle to close: answered 503 at once, then closed.
+  void Overflow() { Refuse(503, "every connection the node takes is busy; retry", "connections"); }
+
  private:
   // Waits for the first byte of the next request without holding a buffer (idle connections cost little).
   void WaitForRequest() {
@@ -457,9 +460,7 @@ void HttpServer::Impl::Accept() {
     self->connections.emplace(conn.get(), conn);
     if (self->connections.size() > self->limits.max_connections) {
       // Every connection is busy reading or being answered: this one is told so, and closed.
-      self->Count("connections");
-      conn->Start();
-      conn->Close();
+      conn->Overflow();
     } else {
       conn->Start();
     }

@@ -221,6 +221,23 @@ TEST_F(EdgeTest, IdleConnectionsNeverLockANewClientOut) {
   EXPECT_LE(server_->Stats().connections_open, 8u);
 }
 
+TEST_F(EdgeTest, OverTheLimitWithNoneIdleANewConnectionGets503) {
+  HttpLimits l = Short();
+  l.max_connections = 2;
+  Start(l);
+  RawClient a(port_), b(port_);
+  ASSERT_TRUE(a.Send(RawClient::Get("/hold")));
+  ASSERT_TRUE(b.Send(RawClient::Get("/hold")));
+  for (int i = 0; i < 200 && Held() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(Held(), 2u);
+  RawClient c(port_);
+  const auto r = c.Request(RawClient::Get("/"), 3);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find("\"connections\""), std::string::npos) << r.body;
+  ReleaseAll();
+  EXPECT_EQ(a.Read().body, "released");
+}
+
 TEST_F(EdgeTest, IdleConnectionsCloseAfterTheIdleTimeout) {
   HttpLimits l = Short();
   l.idle_timeout = Millis(200);

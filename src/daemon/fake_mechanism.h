@@ -31,8 +31,8 @@ class FakeMechanism final : public runtime::NodeMechanism {
   }
   Status Submit(uint64_t instance, uint64_t batch, std::span<const uint64_t> requests,
                 const runtime::TensorView& input) override {
-    submitted.push_back(
-        Batch{instance, batch, std::vector<uint64_t>(requests.begin(), requests.end()), input.shape, input.bytes.size()});
+    submitted.push_back(Batch{instance, batch, std::vector<uint64_t>(requests.begin(), requests.end()), input.shape,
+                              input.bytes.size()});
     return Status::Ok();
   }
   Status Evict(uint64_t instance, bool keep_warm) override {
