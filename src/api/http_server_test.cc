@@ -43,6 +43,10 @@ class EdgeTest : public ::testing::Test {
     std::lock_guard<std::mutex> lock(mu_);
     return held_.size();
   }
+  // Waits (up to a second) until `n` requests are held by /hold.
+  void AwaitHeld(size_t n) {
+    for (int i = 0; i < 200 && Held() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   void ReleaseAll() {
     std::lock_guard<std::mutex> lock(mu_);
     for (Responder& r : held_) r.Send(HttpResponse{.body = "released"});
@@ -193,7 +197,7 @@ TEST_F(EdgeTest, BytesInFlightAreBudgetedAcrossConnections) {
   const std::string body(60 << 10, 'x');
   RawClient first(port_);
   ASSERT_TRUE(first.Send(RawClient::Post("/hold", body)));
-  for (int i = 0; i < 200 && Held() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  AwaitHeld(1);
   ASSERT_EQ(Held(), 1u);
   EXPECT_EQ(server_->Stats().inflight_bytes, body.size());
   RawClient second(port_);
@@ -228,7 +232,7 @@ TEST_F(EdgeTest, OverTheLimitWithNoneIdleANewConnectionGets503) {
   RawClient a(port_), b(port_);
   ASSERT_TRUE(a.Send(RawClient::Get("/hold")));
   ASSERT_TRUE(b.Send(RawClient::Get("/hold")));
-  for (int i = 0; i < 200 && Held() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  AwaitHeld(2);
   ASSERT_EQ(Held(), 2u);
   RawClient c(port_);
   const auto r = c.Request(RawClient::Get("/"), 3);
@@ -263,7 +267,7 @@ TEST_F(EdgeTest, AnswersComeFromAnyThreadAndASecondAnswerIsDropped) {
   Start(Short());
   RawClient c(port_);
   ASSERT_TRUE(c.Send(RawClient::Get("/hold")));
-  for (int i = 0; i < 200 && Held() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  AwaitHeld(1);
   Responder held;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -293,7 +297,7 @@ TEST_F(EdgeTest, StopWithAnswersStillOwedNeitherHangsNorCrashes) {
   Start(Short());
   RawClient c(port_);
   ASSERT_TRUE(c.Send(RawClient::Get("/hold")));
-  for (int i = 0; i < 200 && Held() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  AwaitHeld(1);
   server_->Stop();
   EXPECT_TRUE(c.ClosedWithin(2));
   ReleaseAll();  // dropped: the loop is gone
