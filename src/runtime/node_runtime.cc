@@ -73,7 +73,7 @@ NodeRuntime::~NodeRuntime() {
   if (monitor_.joinable()) monitor_.join();
   std::map<uint64_t, std::shared_ptr<Instance>> instances;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     instances.swap(instances_);
   }
   for (auto& [id, inst] : instances) {
@@ -81,7 +81,7 @@ NodeRuntime::~NodeRuntime() {
     for (Ring& r : inst->rings) r.Close();
     if (inst->collector.joinable()) inst->collector.join();
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   workers_.clear();  // each WorkerProcess stops (or kills) and reaps its process
 }
 
@@ -123,7 +123,7 @@ Status NodeRuntime::Launch(const PipelineSpec& spec) {
   }
   std::vector<RuntimeEvent> events;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (instances_.contains(spec.instance)) {
       return Status::AlreadyExists("launch: instance " + std::to_string(spec.instance) + " is live");
     }
@@ -155,7 +155,7 @@ Status NodeRuntime::Submit(uint64_t instance, uint64_t batch, std::span<const ui
                            const TensorView& input) {
   std::shared_ptr<Instance> inst;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     const auto it = instances_.find(instance);
     if (it == instances_.end() || it->second->releasing) {
       return Status::NotFound("submit: no live instance " + std::to_string(instance));
@@ -193,7 +193,7 @@ Status NodeRuntime::Submit(uint64_t instance, uint64_t batch, std::span<const ui
     }
   }
   // Not written. Take the batch back, unless a worker death already reported it stranded (then its event ends it).
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (inst->in_flight.erase(batch) == 0) return Status::Ok();
   if (slot.status().code() == StatusCode::kDeadlineExceeded) {
     return Status::ResourceExhausted("submit: the first stage's ring is full");
@@ -204,7 +204,7 @@ Status NodeRuntime::Submit(uint64_t instance, uint64_t batch, std::span<const ui
 Status NodeRuntime::Evict(uint64_t instance, bool keep_warm) {
   std::shared_ptr<Instance> inst;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     const auto it = instances_.find(instance);
     if (it == instances_.end() || it->second->releasing) {
       return Status::NotFound("evict: no live instance " + std::to_string(instance));
@@ -230,13 +230,13 @@ Status NodeRuntime::Evict(uint64_t instance, bool keep_warm) {
 }
 
 size_t NodeRuntime::InFlight(uint64_t instance) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   const auto it = instances_.find(instance);
   return it == instances_.end() ? 0 : it->second->in_flight.size();
 }
 
 RuntimeStats NodeRuntime::Stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   RuntimeStats s;
   s.worker_restarts = restarts_;
   s.instances = instances_.size();
@@ -251,7 +251,7 @@ RuntimeStats NodeRuntime::Stats() const {
 }
 
 Status NodeRuntime::KillWorker(size_t slice) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (slice >= workers_.size() || workers_[slice].process == nullptr) {
     return Status::NotFound("no worker on slice " + std::to_string(slice));
   }
@@ -279,7 +279,7 @@ void NodeRuntime::Collect(const std::shared_ptr<Instance>& inst) {
     done.output.assign(slot->payload.begin(), slot->payload.begin() + static_cast<ptrdiff_t>(h.payload_bytes));
     ring.EndRead();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       const auto it = inst->in_flight.find(done.batch);
       if (it == inst->in_flight.end()) {
         spdlog::error("runtime: instance {} returned batch {}, which is not in flight", done.instance, done.batch);
@@ -411,7 +411,7 @@ void NodeRuntime::Monitor() {
     std::vector<pollfd> fds;
     std::vector<std::pair<size_t, bool>> owners;  // (slice, is the pidfd)
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       const int64_t now = MonotonicNanos();
       for (size_t s = 0; s < workers_.size(); ++s) {
         Worker& w = workers_[s];
@@ -448,7 +448,7 @@ void NodeRuntime::Monitor() {
     for (size_t i = 0; n > 0 && i < fds.size(); ++i) {
       if (fds[i].revents == 0) continue;
       const auto [slice, is_pidfd] = owners[i];
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       Worker& w = workers_[slice];
       if (w.process == nullptr || (is_pidfd ? w.process->pidfd() : w.process->control_fd()) != fds[i].fd) continue;
       if (is_pidfd) {

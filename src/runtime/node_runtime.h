@@ -34,6 +34,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/result.h"
 #include "runtime/executor.h"
 #include "runtime/residency.h"
@@ -184,21 +185,21 @@ class NodeRuntime final : public NodeMechanism {
 
   NodeRuntime(RuntimeOptions options, EventSink sink);
   void Monitor();
-  // Each returns the events to deliver once the lock is released. REQUIRES: mu_ held.
-  void HandleMessage(size_t slice, const nlohmann::json& body, std::vector<RuntimeEvent>& events);
+  // Each returns the events to deliver once the lock is released.
+  void HandleMessage(size_t slice, const nlohmann::json& body, std::vector<RuntimeEvent>& events) REQUIRES(mu_);
   void HandleDeath(size_t slice, const std::string& detail, std::vector<RuntimeEvent>& events,
-                   std::vector<std::shared_ptr<Instance>>& stopped);
-  Status StartWorker(size_t slice);
+                   std::vector<std::shared_ptr<Instance>>& stopped) REQUIRES(mu_);
+  Status StartWorker(size_t slice) REQUIRES(mu_);
   void Collect(const std::shared_ptr<Instance>& instance);
   void Deliver(std::vector<RuntimeEvent>& events);
 
   const RuntimeOptions options_;
   const EventSink sink_;
-  mutable std::mutex mu_;
-  std::vector<Worker> workers_;                              // GUARDED_BY(mu_), per slice
-  std::map<uint64_t, std::shared_ptr<Instance>> instances_;  // GUARDED_BY(mu_)
-  HostResidency residency_;                                  // GUARDED_BY(mu_)
-  uint64_t restarts_ = 0;                                    // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::vector<Worker> workers_ GUARDED_BY(mu_);  // per slice
+  std::map<uint64_t, std::shared_ptr<Instance>> instances_ GUARDED_BY(mu_);
+  HostResidency residency_ GUARDED_BY(mu_);
+  uint64_t restarts_ GUARDED_BY(mu_) = 0;
   std::atomic<bool> stop_{false};
   std::thread monitor_;
 };
