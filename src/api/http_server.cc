@@ -113,6 +113,17 @@ std::optional<HttpRefusal> CheckHead(beast::error_code ec, const RequestParser& 
   return std::nullopt;
 }
 
+// The request a parsed message is, its body moved out.
+HttpRequest ToRequest(http::request<http::string_body>&& message) {
+  HttpRequest request;
+  request.method = std::string(message.method_string());
+  request.target = std::string(message.target());
+  request.headers.reserve(8);
+  for (const auto& f : message) request.headers.emplace_back(f.name_string(), f.value());
+  request.body = std::move(message.body());
+  return request;
+}
+
 }  // namespace
 
 std::variant<HttpRequest, HttpRefusal> ParseHttpRequest(std::string_view bytes, const HttpLimits& limits) {
@@ -134,13 +145,7 @@ std::variant<HttpRequest, HttpRefusal> ParseHttpRequest(std::string_view bytes, 
     if (body_ec && body_ec != http::error::need_more) return *CheckHead(body_ec, parser, limits);
     if (!parser.is_done()) return HttpRefusal{408, "incomplete", "the body is incomplete"};
   }
-  auto message = parser.release();
-  HttpRequest request;
-  request.method = std::string(message.method_string());
-  request.target = std::string(message.target());
-  for (const auto& f : message) request.headers.emplace_back(f.name_string(), f.value());
-  request.body = std::move(message.body());
-  return request;
+  return ToRequest(parser.release());
 }
 
 // ---------------------------------------------------------------------------------------------------- the server
@@ -223,8 +228,6 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     server_.connections.erase(this);  // may destroy *this: nothing after
   }
 
-  Phase phase() const { return phase_; }
-
   // Accepted over the connection limit with none idle to close: answered 503 at once, then closed.
   void Overflow() { Refuse(503, "every connection the node takes is busy; retry", "connections"); }
 
@@ -264,7 +267,6 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) {
       return Close();  // the client went away between or during requests
     }
-    if (ec == http::error::body_limit) body_limit_ = server_.limits.max_body_bytes;
     if (auto refusal = CheckHead(ec, *parser_, server_.limits)) {
       return Refuse(refusal->status, refusal->message, refusal->code);
     }
@@ -315,14 +317,8 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   void Dispatch() {
     timer_.cancel();
     phase_ = Phase::kHandling;
-    auto message = parser_->release();
+    HttpRequest request = ToRequest(parser_->release());
     parser_.reset();
-    HttpRequest request;
-    request.method = std::string(message.method_string());
-    request.target = std::string(message.target());
-    request.headers.reserve(8);
-    for (const auto& f : message) request.headers.emplace_back(f.name_string(), f.value());
-    request.body = std::move(message.body());
     auto exchange = std::make_shared<Responder::Exchange>();
     exchange->server = server_.shared_from_this();
     exchange->connection = weak_from_this();

@@ -1,5 +1,6 @@
 #include "api/oip_decode.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -46,9 +47,11 @@ class InferSax {
     }
     return Scalar("a boolean");
   }
-  bool number_integer(int64_t v) { return Number(static_cast<double>(v), true, v >= 0, static_cast<uint64_t>(v)); }
-  bool number_unsigned(uint64_t v) { return Number(static_cast<double>(v), true, true, v); }
-  bool number_float(double v, const std::string&) { return Number(v, false, false, 0); }
+  bool number_integer(int64_t v) { return Number(static_cast<double>(v), v); }
+  bool number_unsigned(uint64_t v) {  // past INT64_MAX: larger than any tensor, so saturating changes no answer
+    return Number(static_cast<double>(v), static_cast<int64_t>(std::min<uint64_t>(v, INT64_MAX)));
+  }
+  bool number_float(double v, const std::string&) { return Number(v, std::nullopt); }
   bool string(std::string& v) {
     if (v.size() > limits_.max_string_bytes) {
       return Fail("a string of " + std::to_string(v.size()) + " bytes (at most " +
@@ -122,7 +125,8 @@ class InferSax {
     return Other();
   }
 
-  bool Number(double v, bool integer, bool non_negative, uint64_t u) {
+  // `integer`: the value when it was written as an integer.
+  bool Number(double v, std::optional<int64_t> integer) {
     if (In(Ctx::kData, nullptr)) {
       DecodedInput& in = Input();
       if (in.data.size() >= limits_.max_elements) {
@@ -134,13 +138,12 @@ class InferSax {
     if (In(Ctx::kShape, nullptr)) {
       if (!integer) return Fail(Who() + ": shape must hold integers");
       if (Input().shape.size() >= 16) return Fail(Who() + ": shape has more than 16 dimensions");
-      Input().shape.push_back(non_negative && u > INT64_MAX ? INT64_MAX : static_cast<int64_t>(v));
-      if (non_negative && u <= INT64_MAX) Input().shape.back() = static_cast<int64_t>(u);
+      Input().shape.push_back(*integer);
       return true;
     }
     if (In(Ctx::kInputParams, "binary_data_size")) {
-      if (!integer || !non_negative) return Fail(Who() + ": binary_data_size must be a byte count");
-      Input().binary_data_size = u;
+      if (!integer || *integer < 0) return Fail(Who() + ": binary_data_size must be a byte count");
+      Input().binary_data_size = static_cast<uint64_t>(*integer);
       return true;
     }
     if (In(Ctx::kParameters, "timeout_ms")) {

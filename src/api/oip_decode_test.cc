@@ -93,6 +93,19 @@ TEST(OipDecodeTest, TensorBytesChecksDatatypeShapeCountAndFiniteness) {
   EXPECT_EQ(h, 0x3c00);  // a tie rounds to even
 }
 
+TEST(OipDecodeTest, ShapesAndSizesMustBeIntegersAndNegativeSizesAreRefused) {
+  auto huge = DecodeInferJson(
+      R"({"inputs":[{"name":"input","datatype":"FP32","shape":[1,18446744073709551615,-3],"data":[]}]})",
+      DecodeLimits{});
+  ASSERT_TRUE(huge.ok()) << huge.status().ToString();
+  EXPECT_EQ(huge->inputs[0].shape, (std::vector<int64_t>{1, INT64_MAX, -3}));
+  EXPECT_FALSE(DecodeInferJson(R"({"inputs":[{"name":"i","shape":[1.5]}]})", DecodeLimits{}).ok());
+  EXPECT_FALSE(
+      DecodeInferJson(R"({"inputs":[{"name":"i","parameters":{"binary_data_size":-4}}]})", DecodeLimits{}).ok());
+  EXPECT_FALSE(
+      DecodeInferJson(R"({"inputs":[{"name":"i","parameters":{"binary_data_size":4.0}}]})", DecodeLimits{}).ok());
+}
+
 TEST(OipDecodeTest, BinaryInputsMustMatchTheirDeclaredSize) {
   json body = {
       {"inputs",

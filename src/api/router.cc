@@ -46,27 +46,43 @@ Result<std::vector<std::string>> PathSegments(std::string_view target) {
   return segments;
 }
 
-void Router::Add(std::string method, std::string_view pattern, RouteHandler handler) {
-  routes_.push_back(Route{std::move(method), Split(pattern), std::move(handler)});
+void Router::Add(std::string method, std::string_view pattern, RouteHandler handler, RouteBodyLimit body_limit) {
+  routes_.push_back(Route{std::move(method), Split(pattern), std::move(handler), std::move(body_limit)});
+}
+
+bool Router::Match(const Route& route, const std::vector<std::string>& segments, RouteParams& params) {
+  params.clear();
+  if (route.segments.size() != segments.size()) return false;
+  for (size_t i = 0; i < route.segments.size(); ++i) {
+    if (route.segments[i] == "{}") {
+      if (segments[i].empty()) return false;
+      params.push_back(segments[i]);
+    } else if (route.segments[i] != segments[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+size_t Router::BodyLimit(std::string_view method, std::string_view target, size_t fallback) const {
+  auto segments = PathSegments(target);
+  if (!segments.ok()) return fallback;
+  RouteParams params;
+  for (const Route& route : routes_) {
+    if (route.method == method && Match(route, *segments, params)) {
+      return route.body_limit ? route.body_limit(params) : fallback;
+    }
+  }
+  return fallback;
 }
 
 void Router::Handle(HttpRequest&& request, Responder responder) const {
   auto segments = PathSegments(request.target);
   if (!segments.ok()) return responder.Send(JsonError(400, segments.status().message(), "bad_request"));
   std::string allow;
+  RouteParams params;
   for (const Route& route : routes_) {
-    if (route.segments.size() != segments->size()) continue;
-    RouteParams params;
-    bool match = true;
-    for (size_t i = 0; i < route.segments.size() && match; ++i) {
-      if (route.segments[i] == "{}") {
-        match = !(*segments)[i].empty();
-        params.push_back((*segments)[i]);
-      } else {
-        match = route.segments[i] == (*segments)[i];
-      }
-    }
-    if (!match) continue;
+    if (!Match(route, *segments, params)) continue;
     if (route.method == request.method) return route.handler(std::move(request), params, std::move(responder));
     if (allow.find(route.method) == std::string::npos) allow += (allow.empty() ? "" : ", ") + route.method;
   }

@@ -32,9 +32,12 @@ class RouterTest : public ::testing::Test {
         got_ = Captured{pattern, p};
       });
     }
-    router_.Add("POST", "/v2/models/{}/infer", [this](HttpRequest&&, const RouteParams& p, Responder) {
-      got_ = Captured{"POST infer", p};
-    });
+    router_.Add(
+        "POST", "/v2/models/{}/infer",
+        [this](HttpRequest&&, const RouteParams& p, Responder) {
+          got_ = Captured{"POST infer", p};
+        },
+        [](const RouteParams& p) { return p[0] == "small" ? size_t{10} : size_t{1000}; });
   }
   void Route(const std::string& method, const std::string& target) {
     got_.reset();
@@ -68,6 +71,14 @@ TEST_F(RouterTest, NoMatchAnOtherMethodOrAnEmptySegmentReachesNoHandler) {
   EXPECT_FALSE(got_);
   Route("GET", "/v3");
   EXPECT_FALSE(got_);
+}
+
+TEST_F(RouterTest, ARouteBoundsItsOwnBodiesAndTheRestGetTheFallback) {
+  EXPECT_EQ(router_.BodyLimit("POST", "/v2/models/small/infer", 7), 10u);
+  EXPECT_EQ(router_.BodyLimit("POST", "/v2/models/big/infer?x=1", 7), 1000u);
+  EXPECT_EQ(router_.BodyLimit("GET", "/v2/models/big/infer", 7), 7u);  // a route without a limit of its own
+  EXPECT_EQ(router_.BodyLimit("POST", "/nowhere", 7), 7u);
+  EXPECT_EQ(router_.BodyLimit("POST", "/v2/models/%ZZ/infer", 7), 7u);
 }
 
 }  // namespace

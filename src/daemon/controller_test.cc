@@ -39,8 +39,10 @@ class ControllerTest : public ::testing::Test {
   void Send(std::optional<InferResult>& out, std::optional<double> timeout_ms = std::nullopt) {
     size_t elems = 1;
     for (int64_t d : info_.input_shape) elems *= static_cast<size_t>(d);
-    controller_->Infer("bert", std::vector<std::byte>(elems * 4), timeout_ms,
-                       [&out](InferResult r) { out = std::move(r); });
+    controller_->Infer("bert", std::vector<std::byte>(elems * 4), timeout_ms, [&out](InferResult r) {
+      EXPECT_FALSE(out.has_value()) << "a request was answered twice";
+      out = std::move(r);
+    });
   }
   size_t RowBytes() const {
     size_t elems = 1;

@@ -36,18 +36,14 @@ HttpResponse Json(int status, const json& body) {
   return HttpResponse{.status = status, .body = body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
-// A name from a URL, quoted for a message (the JSON writer makes any bytes valid UTF-8).
-std::string Quoted(const std::string& name) {
-  return "'" + name.substr(0, 2 * kMaxNameLength) + (name.size() > 2 * kMaxNameLength ? "...'" : "'");
-}
-
-// The HTTP status of a failed deploy, load or delete.
-int StatusFor(const Status& st) {
+// The answer to a failed deploy or load: its status and reason code.
+HttpResponse DeployError(const Status& st) {
   switch (st.code()) {
-    case StatusCode::kAlreadyExists: return 409;
-    case StatusCode::kNotFound: return 404;
-    case StatusCode::kUnavailable: return 503;
-    default: return 400;
+    case StatusCode::kAlreadyExists: return JsonError(409, st.message(), "already_exists");
+    case StatusCode::kNotFound: return JsonError(404, st.message(), "not_found");
+    case StatusCode::kUnavailable: return JsonError(503, st.message(), "unavailable");
+    case StatusCode::kFailedPrecondition: return JsonError(400, st.message(), "failed_precondition");
+    default: return JsonError(400, st.message(), "bad_input");
   }
 }
 
@@ -101,17 +97,6 @@ std::string OutputDataText(const InferResult& r, const FunctionInfo& f) {
   }
   text.push_back(']');
   return text;
-}
-
-// The reason code of a failed deploy, load or delete.
-std::string CodeFor(const Status& st) {
-  switch (st.code()) {
-    case StatusCode::kAlreadyExists: return "already_exists";
-    case StatusCode::kNotFound: return "not_found";
-    case StatusCode::kUnavailable: return "unavailable";
-    case StatusCode::kFailedPrecondition: return "failed_precondition";
-    default: return "bad_input";
-  }
 }
 
 // Equal in time that depends only on the lengths: a token is not guessed byte by byte from response times.
@@ -235,9 +220,20 @@ struct HttpApi::Routes {
         if (auto f = Model(p, r, false))
           r.Send(Json(c.draining() ? 503 : 200, {{"name", f->name}, {"ready", !c.draining()}}));
       });
-      router.Add("POST", b + "/infer",
-                 [this](HttpRequest&& req, const RouteParams& p, const Responder& r) { Infer(std::move(req), p, r); });
+      router.Add(
+          "POST", b + "/infer",
+          [this](HttpRequest&& req, const RouteParams& p, const Responder& r) { Infer(std::move(req), p, r); },
+          [this](const RouteParams& p) { return InferBodyLimit(p[0]); });
     }
+  }
+
+  // An infer call's body holds one sample: at most 32 bytes of JSON per value (or 8 raw) and 64 KiB of the rest.
+  // An unknown function's is answered 404 without reading much.
+  size_t InferBodyLimit(const std::string& function) const {
+    const auto f = c.Function(function);
+    if (!f) return options.max_control_body_bytes;
+    const size_t elems = DecodeLimitsFor(*f).max_elements;  // deployed shapes hold under 2^31 values
+    return elems > (SIZE_MAX >> 6) ? options.limits.max_body_bytes : elems * 32 + (size_t{64} << 10);
   }
 
   void Infer(HttpRequest&& req, const RouteParams& p, Responder responder) {
@@ -356,7 +352,7 @@ struct HttpApi::Routes {
     MutexLock lock(mu);
     jobs.push_back([this, f = std::move(f), r = std::move(r), ok_status] {
       const Status st = c.Deploy(f);
-      if (!st.ok()) return r.Send(JsonError(StatusFor(st), st.message(), CodeFor(st)));
+      if (!st.ok()) return r.Send(DeployError(st));
       const auto info = c.Function(f.name.empty() ? f.model + f.directory : f.name);
       r.Send(Json(ok_status, ok_status == 201 && info ? ModelMetadata(*info) : json::object()));
     });
@@ -364,7 +360,7 @@ struct HttpApi::Routes {
   }
   void Remove(const std::string& name, const Responder& r) {
     const Status st = c.Remove(name);
-    if (!st.ok()) return r.Send(JsonError(404, "unknown model " + Quoted(name), "unknown_function"));
+    if (!st.ok()) return r.Send(JsonError(404, "unknown model " + QuotedName(name), "unknown_function"));
     r.Send(Json(200, json::object()));
   }
 
@@ -425,35 +421,18 @@ struct HttpApi::Routes {
 
 HttpApi::HttpApi(Controller& controller, HttpApiOptions options)
     : controller_(controller), options_(std::move(options)), routes_(std::make_unique<Routes>(controller_, options_)) {
-  Routes* routes = routes_.get();
+  // The controller's metrics, then the edge's (which only this object sees).
+  routes_->router.Add("GET", "/metrics", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
+    r.Send(HttpResponse{.status = 200,
+                        .content_type = "text/plain; version=0.0.4",
+                        .body = controller_.MetricsText(server_->Stats().refusals) + EdgeMetrics()});
+  });
+  const api::Router& router = routes_->router;
   server_ = std::make_unique<api::HttpServer>(
-      options_.limits,
-      [this, routes](HttpRequest&& req, Responder r) {
-        if (req.method == "GET" && req.target == "/metrics") {
-          r.Send(HttpResponse{.status = 200,
-                              .content_type = "text/plain; version=0.0.4",
-                              .body = controller_.MetricsText(server_->Stats().refusals) + EdgeMetrics()});
-          return;
-        }
-        routes->router.Handle(std::move(req), std::move(r));
-      },
-      [this](std::string_view method, std::string_view target) { return BodyLimit(method, target); });
-}
-
-// An infer call's body holds one sample: at most 32 bytes of JSON per value (or 8 raw) and 64 KiB of the rest;
-// every other route takes a small JSON body (or none).
-size_t HttpApi::BodyLimit(std::string_view method, std::string_view target) const {
-  if (method != "POST") return options_.max_control_body_bytes;
-  auto segments = api::PathSegments(target);
-  if (!segments.ok()) return options_.max_control_body_bytes;
-  const auto& s = *segments;
-  const bool infer = s.size() >= 4 && s[0] == "v2" && s[1] == "models" && s.back() == "infer" &&
-                     (s.size() == 4 || (s.size() == 6 && s[3] == "versions"));
-  if (!infer) return options_.max_control_body_bytes;
-  const auto f = controller_.Function(s[2]);
-  if (!f) return options_.max_control_body_bytes;         // answered 404 without reading much
-  const size_t elems = DecodeLimitsFor(*f).max_elements;  // deployed shapes hold under 2^31 values
-  return elems > (SIZE_MAX >> 6) ? options_.limits.max_body_bytes : elems * 32 + (size_t{64} << 10);
+      options_.limits, [&router](HttpRequest&& req, Responder r) { router.Handle(std::move(req), std::move(r)); },
+      [this, &router](std::string_view method, std::string_view target) {
+        return router.BodyLimit(method, target, options_.max_control_body_bytes);
+      });
 }
 
 HttpApi::~HttpApi() {

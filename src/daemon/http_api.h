@@ -52,7 +52,6 @@ class HttpApi {
  private:
   struct Routes;
   std::string EdgeMetrics() const;
-  size_t BodyLimit(std::string_view method, std::string_view target) const;
   Controller& controller_;
   HttpApiOptions options_;
   std::unique_ptr<Routes> routes_;

@@ -3,26 +3,22 @@
 #include "common/limits.h"
 
 namespace fluidfaas::daemon {
-namespace {
-
-std::string Quoted(const std::string& name) {
+std::string QuotedName(const std::string& name) {
   return "'" + name.substr(0, 2 * kMaxNameLength) + (name.size() > 2 * kMaxNameLength ? "...'" : "'");
 }
-
-}  // namespace
 
 std::variant<FunctionInfo, InferRefusal> ResolveModel(Controller& c, const std::string& model,
                                                       const std::string& version, bool count) {
   auto f = c.Function(model);
   if (!f) {
     if (count) c.CountRefused(model, "unknown_function");
-    return InferRefusal{404, "unknown_function", "unknown model " + Quoted(model)};
+    return InferRefusal{404, "unknown_function", "unknown model " + QuotedName(model)};
   }
   if (!version.empty() && version != "1") {
     if (count) c.CountRefused(model, "unknown_version");
     return InferRefusal{
         404, "unknown_version",
-        "model " + Quoted(model) + " has no version " + Quoted(version) + " (its one version is \"1\")"};
+        "model " + QuotedName(model) + " has no version " + QuotedName(version) + " (its one version is \"1\")"};
   }
   return *f;
 }

@@ -23,6 +23,9 @@ struct InferRefusal {
   std::string message;
 };
 
+// A name from outside (a URL, a request), quoted for a message and cut at twice the longest plain name.
+std::string QuotedName(const std::string& name);
+
 // The function `model` names at `version` ("" or "1": its one version), or a 404 refusal (unknown_function,
 // unknown_version), counted in fluidfaas_requests_total when `count`.
 std::variant<FunctionInfo, InferRefusal> ResolveModel(Controller& c, const std::string& model,
