@@ -9,6 +9,8 @@ void Controller::Infer(const std::string& function, std::vector<std::byte> input
   InferResult refusal;
   refusal.outcome = Outcome::kRejected;
   Impl::Request r;
+  r.input = std::move(input);
+  r.done = std::move(done);
   {
     MutexLock lock(impl.mu);
     const auto it = impl.functions.find(function);
@@ -22,17 +24,17 @@ void Controller::Infer(const std::string& function, std::vector<std::byte> input
       refusal.code = "draining";
       refusal.detail = "the node is draining: it takes no new request";
     } else if (impl.open >= impl.options.max_open_requests ||
-               impl.open_bytes + input.size() > impl.options.max_open_bytes) {
+               impl.open_bytes + r.input.size() > impl.options.max_open_bytes) {
       refusal.code = std::string(policy::ToString(Reason::kOverloaded));
       refusal.detail = "the node has " + std::to_string(impl.open) + " requests (" +
                        std::to_string(impl.open_bytes >> 20) + " MiB of inputs) open: its limit";
-    } else if (input.size() != it->second.input_bytes) {
+    } else if (r.input.size() != it->second.input_bytes) {
       refusal.code = "bad_input";
-      refusal.detail = "input of " + std::to_string(input.size()) + " bytes; '" + function + "' takes " +
+      refusal.detail = "input of " + std::to_string(r.input.size()) + " bytes; '" + function + "' takes " +
                        std::to_string(it->second.input_bytes);
     } else {
       ++impl.open;
-      impl.open_bytes += input.size();
+      impl.open_bytes += r.input.size();
       r.function = it->second.id;
       r.arrival = impl.clock->Now();
       const double slo = timeout_ms.value_or(it->second.info.slo_ms);
@@ -41,22 +43,17 @@ void Controller::Infer(const std::string& function, std::vector<std::byte> input
       r.slo_ms = slo;
       r.own_deadline = timeout_ms.has_value();
       r.deadline = r.arrival + MillisF(slo * (1 - impl.options.slo_margin - impl.LateMargin()));
+      // Queued under the same lock that saw the loop running: a Shutdown after this finds it (Close answers
+      // it), so no admitted request can fall between the check and the queue.
+      impl.PostLocked([&impl, r = std::move(r)]() mutable {
+        const RequestId id = impl.next_request++;
+        impl.Arrive(id, std::move(r));
+      });
+      return;
     }
-    if (!refusal.code.empty()) {
-      ++impl.ends[{function.size() <= kMaxNameLength && CheckName("f", function).ok() ? function : "unknown",
-                   "rejected", refusal.code}];
-    }
+    ++impl.ends[{impl.RefusedLabel(function), "rejected", refusal.code}];
   }
-  if (!refusal.code.empty()) {
-    done(std::move(refusal));
-    return;
-  }
-  r.input = std::move(input);
-  r.done = std::move(done);
-  impl.Post([&impl, r = std::move(r)]() mutable {
-    const RequestId id = impl.next_request++;
-    impl.Arrive(id, std::move(r));
-  });
+  r.done(std::move(refusal));
 }
 
 }  // namespace fluidfaas::daemon

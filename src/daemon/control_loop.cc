@@ -6,8 +6,7 @@ namespace fluidfaas::daemon {
 bool Controller::Impl::Post(std::function<void()> task) {
   MutexLock lock(mu);
   if (stop) return false;
-  tasks.push_back(std::move(task));
-  wake.notify_one();
+  PostLocked(std::move(task));
   return true;
 }
 

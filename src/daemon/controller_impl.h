@@ -175,6 +175,17 @@ struct Controller::Impl {
   // ---------------------------------------------------------------- plumbing
   // False once the loop has stopped: the task is not queued.
   bool Post(std::function<void()> task);
+  // Post's queueing, for a caller that holds mu (and has checked stop).
+  void PostLocked(std::function<void()> task) REQUIRES(mu) {
+    tasks.push_back(std::move(task));
+    wake.notify_one();
+  }
+  // The function label of a request turned away: its name when deployed, else "unknown" (names from outside
+  // never become label values).
+  std::string RefusedLabel(const std::string& function) const REQUIRES(mu) {
+    const auto it = functions.find(function);
+    return it != functions.end() && !it->second.removed ? function : "unknown";
+  }
   // The runtime's events go ahead of new requests: a finished batch frees its slice for the next one, and under a
   // flood of requests it would otherwise wait behind thousands of them.
   void PostRuntime(std::function<void()> task);

@@ -5,8 +5,7 @@ namespace fluidfaas::daemon {
 
 void Controller::CountRefused(const std::string& function, std::string_view code) {
   MutexLock lock(impl_->mu);
-  const bool known = impl_->functions.contains(function);
-  ++impl_->ends[{known ? function : "unknown", "rejected", std::string(code)}];
+  ++impl_->ends[{impl_->RefusedLabel(function), "rejected", std::string(code)}];
 }
 
 std::string Controller::MetricsText(const std::map<std::string, uint64_t>& edge_refusals) const {
