@@ -53,16 +53,17 @@ struct ServeOptions {
 constexpr uint64_t kReservedFiles = 256;
 constexpr uint64_t kFilesPerSlice = 16;
 
-Result<std::pair<std::string, int>> ParseListen(const std::string& text) {
+// HOST:PORT of the flag `flag`.
+Result<std::pair<std::string, int>> ParseListen(const std::string& text, const std::string& flag) {
   const size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) return Status::InvalidArgument("--listen: expected HOST:PORT");
+  if (colon == std::string::npos || colon == 0) return Status::InvalidArgument(flag + ": expected HOST:PORT");
   const std::string host = text.substr(0, colon);
   int port = -1;
   try {
     port = std::stoi(text.substr(colon + 1));
   } catch (...) {
   }
-  if (port < 0 || port > 65535) return Status::InvalidArgument("--listen: port must be in 0..65535");
+  if (port < 0 || port > 65535) return Status::InvalidArgument(flag + ": port must be in 0..65535");
   return std::make_pair(host, port);
 }
 
@@ -84,7 +85,7 @@ std::string DefaultWorker() {
 }
 
 int RunServe(const ServeOptions& o) {
-  auto listen = ParseListen(o.listen);
+  auto listen = ParseListen(o.listen, "--listen");
   if (!listen.ok()) {
     std::cerr << "fluidfaas serve: " << listen.status().message() << '\n';
     return kExitBadInput;
@@ -179,9 +180,9 @@ int RunServe(const ServeOptions& o) {
     auto grpc_listen = o.grpc_listen.empty()
                            ? Result<std::pair<std::string, int>>(
                                  std::make_pair(listen->first, listen->second == 0 ? 0 : (listen->second + 1) % 65536))
-                           : ParseListen(o.grpc_listen);
+                           : ParseListen(o.grpc_listen, "--grpc-listen");
     if (!grpc_listen.ok()) {
-      std::cerr << "fluidfaas serve: --grpc-" << grpc_listen.status().message().substr(2) << '\n';
+      std::cerr << "fluidfaas serve: " << grpc_listen.status().message() << '\n';
       return kExitBadInput;
     }
     auto grpc_port = grpc.Start(grpc_listen->first, grpc_listen->second);
