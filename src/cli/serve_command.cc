@@ -90,6 +90,14 @@ int RunServe(const ServeOptions& o) {
     std::cerr << "fluidfaas serve: " << listen.status().message() << '\n';
     return kExitBadInput;
   }
+  // gRPC: --grpc-listen, or --listen's port + 1 (any free port when that is 0); none with "off".
+  auto grpc_listen = o.grpc_listen.empty() ? Result<std::pair<std::string, int>>(std::make_pair(
+                                                 listen->first, listen->second == 0 ? 0 : (listen->second + 1) % 65536))
+                                           : ParseListen(o.grpc_listen, "--grpc-listen");
+  if (o.grpc_listen != "off" && !grpc_listen.ok()) {
+    std::cerr << "fluidfaas serve: " << grpc_listen.status().message() << '\n';
+    return kExitBadInput;
+  }
   std::string token;
   if (!o.token_file.empty()) {
     auto text = ReadBoundedFile(o.token_file, 4096, "token file");
@@ -177,14 +185,6 @@ int RunServe(const ServeOptions& o) {
   daemon::HttpApi api(**controller, daemon::HttpApiOptions{.token = token, .limits = limits});
   daemon::GrpcApi grpc(**controller, daemon::GrpcApiOptions{.max_message_bytes = limits.max_body_bytes});
   if (o.grpc_listen != "off") {
-    auto grpc_listen = o.grpc_listen.empty()
-                           ? Result<std::pair<std::string, int>>(
-                                 std::make_pair(listen->first, listen->second == 0 ? 0 : (listen->second + 1) % 65536))
-                           : ParseListen(o.grpc_listen, "--grpc-listen");
-    if (!grpc_listen.ok()) {
-      std::cerr << "fluidfaas serve: " << grpc_listen.status().message() << '\n';
-      return kExitBadInput;
-    }
     auto grpc_port = grpc.Start(grpc_listen->first, grpc_listen->second);
     if (!grpc_port.ok()) {
       std::cerr << "fluidfaas serve: " << grpc_port.status().message() << '\n';
