@@ -28,11 +28,8 @@ grpc::Status ToGrpc(int http_status, const std::string& code, const std::string&
   }
   return grpc::Status(c, code + ": " + message);
 }
-
-std::vector<int64_t> WithBatch(const std::vector<int64_t>& per_sample, int64_t batch) {
-  std::vector<int64_t> shape = {batch};
-  shape.insert(shape.end(), per_sample.begin(), per_sample.end());
-  return shape;
+grpc::Status ToGrpc(const InferRefusal& r) {
+  return ToGrpc(r.http_status, r.code, r.message);
 }
 
 }  // namespace
@@ -62,7 +59,7 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
                                        inference::ModelReadyResponse* res) override {
     auto resolved = ResolveModel(c, req->name(), req->version(), false);
     if (auto* refusal = std::get_if<InferRefusal>(&resolved)) {
-      return Done(ctx, ToGrpc(refusal->http_status, refusal->code, refusal->message));
+      return Done(ctx, ToGrpc(*refusal));
     }
     res->set_ready(!c.draining());
     return Done(ctx, grpc::Status::OK);
@@ -77,12 +74,12 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
                                           inference::ModelMetadataResponse* res) override {
     auto resolved = ResolveModel(c, req->name(), req->version(), false);
     if (auto* refusal = std::get_if<InferRefusal>(&resolved)) {
-      return Done(ctx, ToGrpc(refusal->http_status, refusal->code, refusal->message));
+      return Done(ctx, ToGrpc(*refusal));
     }
     const FunctionInfo& f = std::get<FunctionInfo>(resolved);
     res->set_name(f.name);
     res->add_versions("1");
-    res->set_platform(f.directory.empty() ? "fluidfaas_emulated" : "pytorch_torchscript");
+    res->set_platform(std::string(Platform(f)));
     const auto tensor = [&f](inference::ModelMetadataResponse::TensorMetadata* t, const char* name,
                              const std::vector<int64_t>& shape) {
       t->set_name(name);
@@ -98,7 +95,7 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
                                        inference::ModelInferResponse* res) override {
     auto resolved = ResolveModel(c, req->model_name(), req->model_version(), true);
     if (auto* refusal = std::get_if<InferRefusal>(&resolved)) {
-      return Done(ctx, ToGrpc(refusal->http_status, refusal->code, refusal->message));
+      return Done(ctx, ToGrpc(*refusal));
     }
     const FunctionInfo f = std::get<FunctionInfo>(std::move(resolved));
     const auto refuse = [&](const std::string& message) {
@@ -148,7 +145,7 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
           res->add_raw_output_contents(reinterpret_cast<const char*>(r.output.data()), r.output.size());
           reactor->Finish(grpc::Status::OK);
         });
-    if (refusal) reactor->Finish(ToGrpc(refusal->http_status, refusal->code, refusal->message));
+    if (refusal) reactor->Finish(ToGrpc(*refusal));
     return reactor;
   }
 };

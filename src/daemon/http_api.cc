@@ -36,6 +36,11 @@ HttpResponse Json(int status, const json& body) {
   return HttpResponse{.status = status, .body = body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
+// The answer to a request turned away before the controller.
+HttpResponse RefusalAnswer(const InferRefusal& r) {
+  return JsonError(r.http_status, r.message, r.code);
+}
+
 // The answer to a failed deploy or load: its status and reason code.
 HttpResponse DeployError(const Status& st) {
   switch (st.code()) {
@@ -48,10 +53,6 @@ HttpResponse DeployError(const Status& st) {
 }
 
 json ModelMetadata(const FunctionInfo& f) {
-  std::vector<int64_t> in = {-1};
-  in.insert(in.end(), f.input_shape.begin(), f.input_shape.end());
-  std::vector<int64_t> out = {-1};
-  out.insert(out.end(), f.output_shape.begin(), f.output_shape.end());
   json params = {{"slo_ms", f.slo_ms}, {"max_batch", f.max_batch}, {"time_scale", f.time_scale}};
   if (f.directory.empty()) {
     params["zoo_model"] = f.model;
@@ -60,16 +61,10 @@ json ModelMetadata(const FunctionInfo& f) {
   }
   return {{"name", f.name},
           {"versions", {"1"}},
-          {"platform", f.directory.empty() ? "fluidfaas_emulated" : "pytorch_torchscript"},
+          {"platform", Platform(f)},
           {"parameters", params},
-          {"inputs", {{{"name", "input"}, {"datatype", f.datatype}, {"shape", in}}}},
-          {"outputs", {{{"name", "output"}, {"datatype", f.datatype}, {"shape", out}}}}};
-}
-
-std::vector<int64_t> OutputShape(const FunctionInfo& f) {
-  std::vector<int64_t> shape = {1};
-  shape.insert(shape.end(), f.output_shape.begin(), f.output_shape.end());
-  return shape;
+          {"inputs", {{{"name", "input"}, {"datatype", f.datatype}, {"shape", WithBatch(f.input_shape, -1)}}}},
+          {"outputs", {{{"name", "output"}, {"datatype", f.datatype}, {"shape", WithBatch(f.output_shape, -1)}}}}};
 }
 
 // The output's values as a JSON array's text, each the shortest decimal that reads back as the same float
@@ -189,7 +184,7 @@ struct HttpApi::Routes {
   std::optional<FunctionInfo> Model(const RouteParams& p, const Responder& r, bool count) {
     auto resolved = ResolveModel(c, p[0], p.size() > 1 ? p[1] : "", count);
     if (auto* refusal = std::get_if<InferRefusal>(&resolved)) {
-      r.Send(JsonError(refusal->http_status, refusal->message, refusal->code));
+      r.Send(RefusalAnswer(*refusal));
       return std::nullopt;
     }
     return std::get<FunctionInfo>(std::move(resolved));
@@ -262,7 +257,7 @@ struct HttpApi::Routes {
     auto refusal = SubmitInfer(c, *f, decoded->inputs[0], binary, decoded->timeout_ms,
                                [responder, info = *f, id = decoded->id, binary_out = decoded->binary_output](
                                    const InferResult& r) { responder.Send(InferAnswer(info, id, binary_out, r)); });
-    if (refusal) responder.Send(JsonError(refusal->http_status, refusal->message, refusal->code));
+    if (refusal) responder.Send(RefusalAnswer(*refusal));
   }
 
   static HttpResponse InferAnswer(const FunctionInfo& f, const std::optional<std::string>& id, bool binary_out,
@@ -273,7 +268,7 @@ struct HttpApi::Routes {
       if (e.status == 429 || r.code == "no_capacity") e.headers.emplace_back("Retry-After", "1");
       return e;
     }
-    json output = {{"name", "output"}, {"datatype", f.datatype}, {"shape", OutputShape(f)}};
+    json output = {{"name", "output"}, {"datatype", f.datatype}, {"shape", WithBatch(f.output_shape, 1)}};
     if (binary_out) {
       output["parameters"] = {{"binary_data_size", r.output.size()}};
     } else {

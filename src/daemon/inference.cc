@@ -7,6 +7,16 @@ std::string QuotedName(const std::string& name) {
   return "'" + name.substr(0, 2 * kMaxNameLength) + (name.size() > 2 * kMaxNameLength ? "...'" : "'");
 }
 
+std::vector<int64_t> WithBatch(const std::vector<int64_t>& per_sample, int64_t batch) {
+  std::vector<int64_t> shape = {batch};
+  shape.insert(shape.end(), per_sample.begin(), per_sample.end());
+  return shape;
+}
+
+std::string_view Platform(const FunctionInfo& f) {
+  return f.directory.empty() ? "fluidfaas_emulated" : "pytorch_torchscript";
+}
+
 std::variant<FunctionInfo, InferRefusal> ResolveModel(Controller& c, const std::string& model,
                                                       const std::string& version, bool count) {
   auto f = c.Function(model);
@@ -39,9 +49,7 @@ std::optional<InferRefusal> SubmitInfer(Controller& c, const FunctionInfo& f, co
   if (timeout_ms && !CheckRange("parameters.timeout_ms", *timeout_ms, 0.0, 1e7, true).ok()) {
     return refuse("parameters.timeout_ms must be a number in (0, 1e7]");
   }
-  std::vector<int64_t> shape = {1};
-  shape.insert(shape.end(), f.input_shape.begin(), f.input_shape.end());
-  auto bytes = api::TensorBytes(input, f.datatype, shape, raw);
+  auto bytes = api::TensorBytes(input, f.datatype, WithBatch(f.input_shape, 1), raw);
   if (!bytes.ok()) return refuse(bytes.status().message());
   c.Infer(f.name, std::move(*bytes), timeout_ms, [done = std::move(done)](const InferResult& r) { done(r); });
   return std::nullopt;

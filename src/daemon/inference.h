@@ -26,6 +26,11 @@ struct InferRefusal {
 // A name from outside (a URL, a request), quoted for a message and cut at twice the longest plain name.
 std::string QuotedName(const std::string& name);
 
+// `per_sample` with a leading batch dimension of `batch` (-1 in metadata: variable).
+std::vector<int64_t> WithBatch(const std::vector<int64_t>& per_sample, int64_t batch);
+// The protocol's platform name of a function: an emulated zoo model or a TorchScript directory.
+std::string_view Platform(const FunctionInfo& f);
+
 // The function `model` names at `version` ("" or "1": its one version), or a 404 refusal (unknown_function,
 // unknown_version), counted in fluidfaas_requests_total when `count`.
 std::variant<FunctionInfo, InferRefusal> ResolveModel(Controller& c, const std::string& model,
