@@ -37,9 +37,9 @@ std::optional<size_t> Controller::Impl::Turn(bool wait) {
     MutexLock lock(mu);
     if (wait) {
       auto timeout = std::chrono::milliseconds(20);
-      if (!dispatch_at.empty()) {
-        timeout = std::min(timeout, std::chrono::ceil<std::chrono::milliseconds>(
-                                        std::max(Duration{0}, dispatch_at.begin()->first - clock->Now())));
+      if (const std::optional<TimePoint> due = carrier->NextDue()) {
+        timeout =
+            std::min(timeout, std::chrono::ceil<std::chrono::milliseconds>(std::max(Duration{0}, *due - clock->Now())));
       }
       lock.WaitFor(wake, timeout, [&] {
         mu.AssertHeld();
@@ -55,11 +55,12 @@ std::optional<size_t> Controller::Impl::Turn(bool wait) {
     if (i % 16 == 15) RunRuntimeTasks();
   }
   RunRuntimeTasks();
-  DispatchDue();
   const TimePoint now = clock->Now();
+  carrier->DispatchDue(now);
   if (now >= next_tick) {
     next_tick = now + kTick;
-    Apply([&](auto& out) { scheduler->OnTick(now, out); });
+    carrier->Tick(now);
+    CountViolations();
     if (Status s = scheduler->Invariants(); !s.ok()) spdlog::error("scheduler invariants: {}", s.message());
     Snapshot();
   }

@@ -51,7 +51,6 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
   policy::NodeLimits limits;
   limits.host_memory_mib = options.host_memory_bytes.value_or(runtime::DefaultHostMemoryBytes()) >> 20;
   FF_ASSIGN_OR_RETURN(impl.scheduler, policy::MakeScheduler(options.policy, impl.cluster, {}, limits));
-  impl.checker = std::make_unique<policy::AnswerChecker>(impl.cluster);
   impl.options = options;
 
   runtime::RuntimeOptions ro = options.runtime;
@@ -68,6 +67,7 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
     c->runtime_ = std::move(real);
   }
   impl.runtime = c->runtime_.get();
+  impl.carrier = std::make_unique<carrier::Carrier>(impl.cluster, *impl.scheduler, impl, impl);
   for (const FunctionConfig& f : functions) {
     auto prepared = impl.Prepare(f);
     Status s = prepared.ok() ? impl.Install(std::move(*prepared)) : prepared.status();

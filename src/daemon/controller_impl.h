@@ -2,8 +2,10 @@
 //   control_loop.cc    the control thread, its task queues, shutdown
 //   admission.cc       Controller::Infer: the checks before a request is admitted
 //   request_table.cc   open requests: arrival (with the newcomer's cold-start rule), answers, the one callback
-//   carrier.cc         the scheduler's decisions carried out: launches, routes, releases, batches, deadline cuts
-//   runtime_events.cc  the runtime's events turned into the scheduler's
+//   carrier.cc         the node's side of the shared carrier (carrier/carrier.h, which carries out the scheduler's
+//                      decisions and forms batches for the simulator too): launches, batches and evictions handed
+//                      to the runtime, requests ended
+//   runtime_events.cc  the runtime's events handed to the carrier
 //   deploy.cc          deploying and removing functions
 //   snapshot.cc        /v1/node
 //   metrics.cc         Prometheus text
@@ -30,6 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "carrier/carrier.h"
 #include "common/limits.h"
 #include "common/mutex.h"
 #include "daemon/controller.h"
@@ -76,7 +79,7 @@ inline std::string Labels(const std::vector<std::pair<std::string, std::string>>
   return out + "}";
 }
 
-struct Controller::Impl {
+struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   struct Function {
     FunctionId id = 0;
     FunctionConfig config;
@@ -84,8 +87,10 @@ struct Controller::Impl {
     std::string dir;                                 // a TorchScript function directory; empty for a zoo model
     std::vector<std::vector<int64_t>> block_inputs;  // of a TorchScript function: each block's input per sample
     std::shared_ptr<const model::FunctionSpec> spec;
-    std::shared_ptr<const policy::BatchCosts> batched;  // for the deadline cut of a batch
-    uint64_t input_bytes = 0;                           // per sample
+    std::shared_ptr<const policy::StageCostTable> costs;  // the carrier's (carrier::CarriedFunction)
+    std::shared_ptr<const policy::BatchCosts> batched;
+    std::shared_ptr<const policy::BatchCosts> mps;
+    uint64_t input_bytes = 0;  // per sample
     bool removed = false;
   };
   struct Request {
@@ -94,26 +99,9 @@ struct Controller::Impl {
     TimePoint deadline;
     std::vector<std::byte> input;
     InferCallback done;
-    InstanceId instance = 0;
-    TimePoint routed;  // when it joined its instance's queue
     double slo_ms = 0;
     bool own_deadline = false;  // the caller gave timeout_ms
   };
-  struct Instance {
-    FunctionId function = 0;
-    std::vector<policy::StagePlacement> stages;
-    int max_batch = 1;
-    Duration batch_timeout{0};  // with max_batch > 1: how long the oldest queued request waits for a fuller batch
-    bool batch_by_deadline = false;
-    TimePoint busy_until;  // modelled end of the batches submitted (for the deadline cut of one that waits)
-    TimePoint wake_at = TimePoint::max();  // its entry in dispatch_at, while a short batch waits for its timeout
-    bool loaded = false;
-    bool in_runtime = true;       // false: the runtime refused its launch (nothing to evict there)
-    std::deque<RequestId> queue;  // routed, not yet submitted
-    size_t in_flight = 0;         // batches submitted
-    policy::InstanceState state = policy::InstanceState::kLoading;
-  };
-
   ControllerOptions options;
   std::unique_ptr<RealClock> own_clock;  // when none is injected
   Clock* clock = nullptr;
@@ -144,10 +132,6 @@ struct Controller::Impl {
   std::map<std::string, Histogram> latency_hist GUARDED_BY(mu);                               // by function
   std::map<std::string, Histogram> queue_hist GUARDED_BY(mu);
   std::map<std::string, Histogram> compute_hist GUARDED_BY(mu);
-  uint64_t pipelines GUARDED_BY(mu) = 0;
-  uint64_t migrations GUARDED_BY(mu) = 0;
-  uint64_t evictions GUARDED_BY(mu) = 0;
-  uint64_t launches GUARDED_BY(mu) = 0;
   uint64_t violations GUARDED_BY(mu) = 0;
   nlohmann::json node_snapshot GUARDED_BY(mu) = nlohmann::json::object();
 
@@ -157,16 +141,9 @@ struct Controller::Impl {
   static constexpr Duration kLateHold = Seconds(2);
   LatenessMargin lateness{0.5, 1024, 0.999, kLateHold, Seconds(5)};
   std::unique_ptr<policy::Scheduler> scheduler;
-  std::unique_ptr<policy::AnswerChecker> checker;
-  std::unordered_map<RequestId, Request> requests;
-  std::map<InstanceId, Instance> instances;
-  std::map<uint64_t, std::vector<RequestId>> batches;  // submitted batch -> its requests
-  std::set<std::pair<InstanceId, size_t>> releasing;   // (instance, slice) releases not yet acknowledged
-  std::vector<policy::LaunchDecision> deferred;        // launches waiting for releases
-  std::multimap<TimePoint, InstanceId> dispatch_at;    // short batches waiting for their timeout
-  std::vector<Decision> decisions;
+  std::unique_ptr<carrier::Carrier> carrier;        // its books: instances, queues, batches in flight, releases
+  std::unordered_map<RequestId, Request> requests;  // their payloads (the carrier keeps their place)
   RequestId next_request = 1;
-  uint64_t next_batch = 1;
   FunctionId next_function = 0;
   std::thread thread;
   Mutex closed_mu;       // after the thread ends: serializes Close and the calls that run in its place
@@ -200,21 +177,17 @@ struct Controller::Impl {
   std::optional<size_t> Turn(bool wait);
   TimePoint next_tick;
 
-  template <typename Call>
-  void Apply(Call call) {
-    std::vector<Decision>& out = decisions;  // reused: no scheduler call is made while another's are carried out
-    out.clear();
-    call(out);
-    for (Decision& d : out) {
-      checker->OnDecision(d);
-      std::visit([this](auto& decision) { this->Carry(decision); }, d);
-    }
-    checker->EndCall();
-    if (checker->violations() > 0) {
-      MutexLock lock(mu);
-      if (violations == 0) spdlog::error("answer rule violated: {}", checker->status().message());
-      violations = static_cast<uint64_t>(checker->violations());
-    }
+  // One scheduler call, its decisions carried out; the first answer-rule violation is logged and counted.
+  void Apply(const std::function<void(std::vector<Decision>&)>& call) {
+    carrier->Apply(clock->Now(), call);
+    CountViolations();
+  }
+  void CountViolations() {
+    const int seen = carrier->checker().violations();
+    if (seen == 0) return;
+    MutexLock lock(mu);
+    if (violations == 0) spdlog::error("answer rule violated: {}", carrier->checker().status().message());
+    violations = static_cast<uint64_t>(seen);
   }
 
   // ---------------------------------------------------------------- answering
@@ -230,42 +203,17 @@ struct Controller::Impl {
   const Function* FindFunction(FunctionId id) const { return id < by_id.size() ? by_id[id] : nullptr; }
   const std::string& FunctionName(FunctionId id) const;
 
-  policy::RequestEvent EventOf(RequestId id) const;
-
-  // ---------------------------------------------------------------- decisions
-  void Carry(const policy::LaunchDecision& d);
-
-  void Launch(const policy::LaunchDecision& d);
-
-  void Carry(const policy::RouteDecision& d);
-  void Carry(const policy::RejectDecision& d) { Answer(d.request, Outcome::kRejected, d.code, d.detail); }
-  void Carry(const policy::FailDecision& d) { Answer(d.request, Outcome::kFailed, d.code, d.detail); }
-  void Carry(const policy::EvictDecision& d) { Release(d.instance, /*keep_warm=*/true); }
-  void Carry(const policy::RetireDecision& d) { Release(d.instance, /*keep_warm=*/false); }
-  void Carry(const policy::StateDecision& d);
-  void Carry(const policy::MigrateDecision&);
-
-  void Release(InstanceId id, bool keep_warm);
-
-  // Submits batches while the instance has room: one batch in flight per stage keeps every stage busy.
-  void Dispatch(InstanceId id);
-
-  // The longest run of the `n` requests at the front of `inst`'s queue that, run together through every stage from
-  // `start`, still leaves each of them its deadline (at least one).
-  size_t DeadlineCut(const Instance& inst, const Function& f, size_t n, TimePoint start) const;
-
-  // The modelled time of a batch of `batch` on `inst`: through every stage, or its slowest stage (`bottleneck`:
-  // how long it holds the pipeline's entry). 0 without batched costs.
-  double BatchMs(const Instance& inst, const Function& f, int batch, bool bottleneck) const;
-
-  // Instances whose short batch waits for its timeout (DispatchDue runs them).
-  void DispatchDue();
+  // ---------------------------------------------------------------- the carrier's mechanism and host
+  Status Launch(const policy::LaunchDecision& d) override;
+  Status Submit(InstanceId instance, uint64_t batch, std::span<const RequestId> ids) override;
+  Status Evict(InstanceId instance, bool keep_warm) override;
+  void Ended(RequestId id, carrier::Ending ending, Reason code, const std::string& detail) override;
+  void Later(std::function<void(TimePoint)> task) override;
+  // The loop asks carrier->NextDue() before it waits: nothing to do here.
+  void WakeAt(TimePoint) override {}
 
   // ---------------------------------------------------------------- events from HTTP and the runtime
   void Arrive(RequestId id, Request r);
-
-  // A batch leaves the books when it finishes or fails: its requests, and one fewer in flight on its instance.
-  std::optional<std::vector<RequestId>> TakeBatch(InstanceId instance, uint64_t batch);
 
   void BatchCompleted(runtime::BatchCompleted& done);
 
@@ -276,8 +224,6 @@ struct Controller::Impl {
   void WorkerLost(runtime::WorkerLost& lost);
 
   void Released(const runtime::StageReleased& r);
-
-  void LaunchDeferred();
 
   void OnRuntimeEvent(runtime::RuntimeEvent e);
 

@@ -73,7 +73,10 @@ Status Controller::Impl::Install(Prepared p) {
   f.dir = p.dir;
   f.block_inputs = std::move(p.block_inputs);
   f.spec = p.served.spec;
+  f.costs = p.served.costs;
   f.batched = p.served.batched;
+  f.mps = p.served.mps;
+  carrier->AddFunction(id, carrier::CarriedFunction{f.costs.get(), f.batched.get(), f.mps.get()});
   f.input_bytes = static_cast<uint64_t>(model::BytesPerElement(spec.dtype));
   for (int64_t d : spec.input_shape) f.input_bytes *= static_cast<uint64_t>(d);
   f.info = FunctionInfo{c.name,

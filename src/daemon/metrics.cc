@@ -50,13 +50,14 @@ std::string Controller::MetricsText(const std::map<std::string, uint64_t>& edge_
   gauge("fluidfaas_late_margin", "gauge",
         "Share of the SLO new requests are planned earlier, learned from late completions (beyond --slo-margin).",
         impl.LateMargin());
-  gauge("fluidfaas_launches_total", "counter", "Instances launched.", static_cast<double>(impl.launches));
+  gauge("fluidfaas_launches_total", "counter", "Instances launched.",
+        static_cast<double>(impl.carrier->totals().launches.load()));
   gauge("fluidfaas_pipelines_total", "counter", "Instances launched as pipelines of two or more stages.",
-        static_cast<double>(impl.pipelines));
+        static_cast<double>(impl.carrier->totals().pipelines.load()));
   gauge("fluidfaas_migrations_total", "counter", "Pipelines migrated to one slice.",
-        static_cast<double>(impl.migrations));
+        static_cast<double>(impl.carrier->totals().migrations.load()));
   gauge("fluidfaas_evictions_total", "counter", "Instances evicted to host memory.",
-        static_cast<double>(impl.evictions));
+        static_cast<double>(impl.carrier->totals().evictions.load()));
   gauge("fluidfaas_answer_rule_violations", "gauge", "Violations of the answer rule seen on the decision stream.",
         static_cast<double>(impl.violations));
   gauge("fluidfaas_host_warm_bytes", "gauge", "Host memory held by warm copies.", static_cast<double>(rs.warm_bytes));

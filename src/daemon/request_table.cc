@@ -51,36 +51,17 @@ const std::string& Controller::Impl::FunctionName(FunctionId id) const {
   return f != nullptr ? f->info.name : kUnknown;
 }
 
-policy::RequestEvent Controller::Impl::EventOf(RequestId id) const {
-  const Request& r = requests.at(id);
-  return policy::RequestEvent{id, r.function, r.arrival, r.deadline};
-}
-
 void Controller::Impl::Arrive(RequestId id, Request r) {
   if (closing) return AnswerShutdown(r);
   // A newcomer's request (no deadline of its own) to a function with no loaded instance waits for the cold
   // start, as Knative's activator holds requests while a service scales from zero (policy::ColdStartDeadline).
   if (!r.own_deadline) {
-    const bool warm = std::any_of(instances.begin(), instances.end(), [&](const auto& entry) {
-      return entry.second.function == r.function && entry.second.loaded;
-    });
-    r.deadline = policy::ColdStartDeadline(r.arrival, r.deadline, warm, options.cold_start_wait);
+    r.deadline = policy::ColdStartDeadline(r.arrival, r.deadline, carrier->Warm(r.function), options.cold_start_wait);
   }
+  const policy::RequestEvent event{id, r.function, r.arrival, r.deadline};
   requests.emplace(id, std::move(r));
-  const policy::RequestEvent event = EventOf(id);
-  checker->OnRequest(event);
-  Apply([&](auto& out) { scheduler->OnRequest(event, clock->Now(), out); });
-}
-
-std::optional<std::vector<RequestId>> Controller::Impl::TakeBatch(InstanceId instance, uint64_t batch) {
-  auto b = batches.find(batch);
-  if (b == batches.end()) return std::nullopt;
-  std::vector<RequestId> ids = std::move(b->second);
-  batches.erase(b);
-  if (auto inst = instances.find(instance); inst != instances.end() && inst->second.in_flight > 0) {
-    --inst->second.in_flight;
-  }
-  return ids;
+  carrier->Arrive(event, clock->Now());
+  CountViolations();
 }
 
 }  // namespace fluidfaas::daemon

@@ -13,7 +13,7 @@ void Controller::Impl::Snapshot() {
                       {"residents", nlohmann::json::array()}});
   }
   nlohmann::json insts = nlohmann::json::array();
-  for (const auto& [id, inst] : instances) {
+  for (const auto& [id, inst] : carrier->instances()) {
     nlohmann::json stages = nlohmann::json::array();
     for (const auto& st : inst.stages) {
       stages.push_back({{"slice", cluster[st.slice].id},
@@ -33,8 +33,11 @@ void Controller::Impl::Snapshot() {
   const runtime::RuntimeStats rs = runtime->Stats();
   nlohmann::json totals;
   {
-    MutexLock lock(mu);
-    totals = {{"launches", launches}, {"pipelines", pipelines}, {"migrations", migrations}, {"evictions", evictions}};
+    const carrier::Totals& t = carrier->totals();
+    totals = {{"launches", t.launches.load()},
+              {"pipelines", t.pipelines.load()},
+              {"migrations", t.migrations.load()},
+              {"evictions", t.evictions.load()}};
   }
   nlohmann::json node = {{"name", options.node.name},
                          {"emulated", options.node.emulated},
