@@ -1,17 +1,17 @@
 // Simulator: a discrete-event model of a MIG cluster, driving a Scheduler through the same interface as the
 // node daemon, on the manual clock.
 //
-// Mechanism modelled (the scheduler decides, the simulator carries out):
+// The decisions are carried out by the same carrier as the node daemon's (carrier/carrier.h): it forms batches at a
+// pipeline's entry (up to the launch's max_batch, cut by deadline, a short one waiting up to the batch timeout),
+// keeps one batch per stage in flight plus one waiting, defers a launch until the memory it takes over is released,
+// and hands requests back when a load, a stage or a slice fails. This file is the simulated node under it, its
+// Mechanism:
 //  - Loads take the time the Launch decision states (the scheduler's load model: process start, disk, PCIe).
-//  - Each slice runs one stage of one request at a time, first come first served across all instances resident
+//  - Each slice runs one stage of one batch at a time, first come first served across all instances resident
 //    on it: that is how co-resident time-sharing models interleave.
-//  - A request runs its instance's stages in order; a stage takes the cost table's time for its block range on
-//    the slice's kind; between stages it spends the transfer model's hop time (device to host, shared memory,
-//    host to device) and may then queue at the next slice, so a pipeline has requests in several stages at once.
-//  - Requests routed to an instance that is still loading wait for the load.
-//  - Batching: an instance launched with max_batch > 1 runs up to that many of its requests queued
-//    back to back at a stage as one batch (the batch cost table's time); with a batch timeout, a stage whose
-//    batch is not full waits until its oldest request has waited that long.
+//  - A batch runs its instance's stages in order; a stage takes the cost table's time for its block range and batch
+//    size on the slice's kind; between stages it spends the transfer model's hop time (device to host, shared
+//    memory, host to device) and may then queue at the next slice, so a pipeline has batches in several stages.
 //  - MPS: a stage placed on an MPS share of a whole GPU runs on its own lane (MPS runs processes concurrently).
 //    MPS isolates SMs, not bandwidth or L2: a batch takes the share's time alone x (1 + mps_interference x the
 //    busy fraction of the rest of the GPU's SMs when it starts). mps_interference = 0.3: published comparisons
@@ -26,8 +26,8 @@
 // `release_delay` after the decision, and the scheduler hears of it then (OnReleased); a launch that takes over
 // such memory starts loading once it is released.
 //
-// The mechanism tells the scheduler what really ran: one StageFinished per batch per stage, with its requests,
-// start and end. Every run checks the answer rule (AnswerChecker) on the whole event and decision stream, and
+// The scheduler hears what really ran: one StageFinished per batch per stage, with its requests, start and end,
+// once the batch leaves its last stage (as the daemon's runtime reports it). Every run checks the answer rule (AnswerChecker) on the whole event and decision stream, and
 // the scheduler's own invariants every tick; the first violation goes to SimResult::errors.
 //
 // Per request it records arrival, deadline, queue, load wait, compute, transfer, finish, outcome and, for a
@@ -43,6 +43,7 @@
 #include <tuple>
 #include <vector>
 
+#include "carrier/carrier.h"
 #include "policy/pipeline_planner.h"
 #include "policy/scheduler.h"
 #include "sim/workload.h"
