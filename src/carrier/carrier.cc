@@ -14,9 +14,9 @@ Carrier::Carrier(std::vector<policy::ClusterSlice> slices, policy::Scheduler& sc
       transfer_(transfer),
       checker_(slices_) {}
 
-void Carrier::AddFunction(FunctionId id, CarriedFunction function) {
+void Carrier::AddFunction(FunctionId id, const CarriedFunction& function) {
   if (functions_.size() <= id) functions_.resize(id + 1);
-  functions_[id] = std::move(function);
+  functions_[id] = function;
 }
 
 const CarriedFunction* Carrier::FunctionOf(FunctionId id) const {

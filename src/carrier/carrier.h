@@ -131,7 +131,7 @@ class Carrier {
           policy::TransferModel transfer = {});
 
   // A function's costs; before its first request.
-  void AddFunction(FunctionId id, CarriedFunction function);
+  void AddFunction(FunctionId id, const CarriedFunction& function);
 
   // ---- events from outside the node
   void Arrive(const policy::RequestEvent& request, TimePoint now);

@@ -14,11 +14,12 @@ namespace fluidfaas::carrier {
 namespace {
 
 using policy::Decision;
-using policy::InstanceState;
 using policy::LaunchDecision;
 using policy::RouteDecision;
 
-const gpu::GpuType& A100() { return gpu::GetGpuType(gpu::GpuModel::kA100_80GB); }
+const gpu::GpuType& A100() {
+  return gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+}
 
 policy::ClusterSlice Slice(const std::string& id) {
   const gpu::SliceId sid = *gpu::SliceId::Parse(id);
@@ -101,7 +102,8 @@ struct Recorder final : Mechanism, Host {
   }
 };
 
-LaunchDecision Launch(InstanceId id, std::vector<size_t> slices, int max_batch = 1, Duration timeout = Duration{0}) {
+LaunchDecision Launch(InstanceId id, const std::vector<size_t>& slices, int max_batch = 1,
+                      Duration timeout = Duration{0}) {
   LaunchDecision d;
   d.instance = id;
   d.function = 0;
@@ -112,11 +114,13 @@ LaunchDecision Launch(InstanceId id, std::vector<size_t> slices, int max_batch =
   return d;
 }
 
-TimePoint At(int ms) { return TimePoint{} + Millis(ms); }
+TimePoint At(int ms) {
+  return TimePoint{} + Millis(ms);
+}
 
 class CarrierTest : public ::testing::Test {
  protected:
-  void Make(std::vector<std::string> slice_ids) {
+  void Make(const std::vector<std::string>& slice_ids) {
     for (const auto& id : slice_ids) slices.push_back(Slice(id));
     carrier.emplace(slices, scheduler, node, node);
     carrier->AddFunction(0, CarriedFunction{});
@@ -124,9 +128,7 @@ class CarrierTest : public ::testing::Test {
   void Arrive(RequestId id, int at_ms, int slo_ms = 1000) {
     carrier->Arrive(policy::RequestEvent{id, 0, At(at_ms), At(at_ms + slo_ms)}, At(at_ms));
   }
-  void ExpectNoViolation() {
-    EXPECT_EQ(carrier->checker().violations(), 0) << carrier->checker().status().message();
-  }
+  void ExpectNoViolation() { EXPECT_EQ(carrier->checker().violations(), 0) << carrier->checker().status().message(); }
 
   std::vector<policy::ClusterSlice> slices;
   ScriptedScheduler scheduler;
@@ -238,7 +240,7 @@ TEST_F(CarrierTest, ALaunchThatTakesOverReleasedMemoryKeepsItsRoutesUntilTheRele
   carrier->BatchCompleted(7, node.submitted.at(0).batch, std::span(&run, 1), At(2), [](auto) {});
   Arrive(2, 3);
   EXPECT_EQ(node.evicted, (std::vector<std::pair<InstanceId, bool>>{{7, false}}));
-  EXPECT_EQ(node.launched, std::vector<InstanceId>{7});  // 8 waits for 7's release
+  EXPECT_EQ(node.launched, std::vector<InstanceId>{7});    // 8 waits for 7's release
   EXPECT_EQ(carrier->instances().at(8).queue.size(), 1u);  // its route is kept, not dropped
   carrier->Released(7, 0, At(4));
   EXPECT_EQ(node.launched, (std::vector<InstanceId>{7, 8}));
