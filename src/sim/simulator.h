@@ -27,8 +27,9 @@
 // such memory starts loading once it is released.
 //
 // The scheduler hears what really ran: one StageFinished per batch per stage, with its requests, start and end,
-// once the batch leaves its last stage (as the daemon's runtime reports it). Every run checks the answer rule (AnswerChecker) on the whole event and decision stream, and
-// the scheduler's own invariants every tick; the first violation goes to SimResult::errors.
+// once the batch leaves its last stage (as the daemon's runtime reports it). Every run checks the answer rule
+// (AnswerChecker) on the whole event and decision stream, and the scheduler's own invariants every tick; the first
+// violation goes to SimResult::errors.
 //
 // Per request it records arrival, deadline, queue, load wait, compute, transfer, finish, outcome and, for a
 // rejection or failure, its reason code; per slice its busy time and the time it had residents. Deterministic:
