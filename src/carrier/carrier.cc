@@ -106,7 +106,6 @@ void Carrier::Launch(InstanceId id) {
   auto node = deferred_.extract(id);
   auto inst = instances_.find(id);
   if (node.empty() || inst == instances_.end()) return;
-  inst->second.launched = true;
   if (Status s = mechanism_.Launch(node.mapped()); !s.ok()) {
     // Reported as a failed load on a later call, never inside the scheduler's.
     host_.Later([this, id, detail = s.message()](TimePoint now) {

@@ -102,7 +102,6 @@ struct Instance {
   int max_batch = 1;
   Duration batch_timeout{0};
   bool batch_by_deadline = false;
-  bool launched = false;      // handed to the mechanism (false while its launch waits for releases)
   bool in_mechanism = false;  // the mechanism took it: there is something to evict
   bool loaded = false;
   TimePoint busy_until;                  // modelled end of the batches submitted (the deadline cut of one that waits)

@@ -6,8 +6,10 @@ namespace fluidfaas::daemon {
 void Controller::Impl::BatchCompleted(runtime::BatchCompleted& done) {
   std::vector<carrier::StageRun> runs;
   runs.reserve(done.timings.size());
+  double compute_ms = 0;  // the batch's, every request's
   for (const runtime::StageTiming& t : done.timings) {
     runs.push_back(carrier::StageRun{FromNanos(t.started_ns), FromNanos(t.finished_ns)});
+    compute_ms += static_cast<double>(t.finished_ns - t.started_ns) / 1e6;
   }
   // Each request is answered with its output row before the scheduler hears of the stages' runs.
   const auto answer = [&](std::span<const RequestId> ids) {
@@ -25,9 +27,7 @@ void Controller::Impl::BatchCompleted(runtime::BatchCompleted& done) {
                            done.output.begin() + static_cast<ptrdiff_t>((i + 1) * row));
       if (!runs.empty()) {
         result.queue_ms = static_cast<double>(ToMicros(runs.front().started - r->second.arrival)) / 1000.0;
-        for (const runtime::StageTiming& t : done.timings) {
-          result.compute_ms += static_cast<double>(t.finished_ns - t.started_ns) / 1e6;
-        }
+        result.compute_ms = compute_ms;
       }
       Request req = std::move(r->second);
       requests.erase(r);
