@@ -165,7 +165,21 @@ void Carrier::Release(InstanceId id, bool keep_warm) {
 
 // ---------------------------------------------------------------- batches
 
+void Carrier::Flush(TimePoint now) {
+  now_ = now;
+  held_ = false;
+  std::vector<InstanceId> ids;
+  ids.swap(held_dispatches_);
+  for (InstanceId id : ids) Dispatch(id);
+}
+
 void Carrier::Dispatch(InstanceId id) {
+  if (held_) {
+    if (std::find(held_dispatches_.begin(), held_dispatches_.end(), id) == held_dispatches_.end()) {
+      held_dispatches_.push_back(id);
+    }
+    return;
+  }
   auto it = instances_.find(id);
   if (it == instances_.end()) return;
   Instance& inst = it->second;
@@ -223,7 +237,8 @@ double Carrier::BatchMs(const Instance& inst, const CarriedFunction& f, int batc
     const policy::BatchCosts& costs = mps ? *f.mps : *f.batched;
     const int kind = mps ? st.mps_share : costs.KindIndex(slices_[st.slice].kind);
     if (kind < 0) continue;
-    const double ms = costs.ComputeMs(kind, st.first_block, st.last_block, std::clamp(batch, 1, costs.max_batch()));
+    const double ms =
+        f.time_scale * costs.ComputeMs(kind, st.first_block, st.last_block, std::clamp(batch, 1, costs.max_batch()));
     total += ms;
     slowest = std::max(slowest, ms);
     if (s + 1 < inst.stages.size() && f.costs != nullptr) {

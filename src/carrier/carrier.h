@@ -88,6 +88,9 @@ struct CarriedFunction {
   const policy::StageCostTable* costs = nullptr;  // batch 1: activation bytes between stages
   const policy::BatchCosts* batched = nullptr;    // MIG kinds by batch; none: batches are not cut
   const policy::BatchCosts* mps = nullptr;        // MPS share kinds, for stages placed on a share
+  // The mechanism runs the modelled compute times scaled by this (the daemon's emulated functions at
+  // --time-scale): the batches' modelled ends and deadline cuts use the times it will take.
+  double time_scale = 1;
 };
 
 // One stage's run of a batch, as the mechanism saw it.
@@ -154,6 +157,11 @@ class Carrier {
   void Released(InstanceId instance, size_t slice, TimePoint now);
   // Submits the short batches whose timeout has come.
   void DispatchDue(TimePoint now);
+  // Events delivered together (the daemon's control thread runs everything posted since its last turn at once):
+  // between Hold and Flush no batch is submitted, so requests that arrive together leave together, as one batch,
+  // instead of the first alone. Flush submits what the held events made ready.
+  void Hold() { held_ = true; }
+  void Flush(TimePoint now);
 
   // ---- the books
   const OpenRequest* Find(RequestId id) const;
@@ -186,7 +194,7 @@ class Carrier {
   void Release(InstanceId id, bool keep_warm);
   std::optional<std::vector<RequestId>> TakeBatch(InstanceId instance, uint64_t batch);
 
-  // Submits batches while the instance has room.
+  // Submits batches while the instance has room (at Flush while held).
   void Dispatch(InstanceId id);
   // The longest run of the `n` requests at the front of the queue that, run together through every stage from
   // `start`, leaves each of them its deadline (at least one).
@@ -212,6 +220,8 @@ class Carrier {
   std::unordered_map<uint64_t, Batch> batches_;        // submitted, not yet ended
   std::set<std::pair<InstanceId, size_t>> releasing_;  // (instance, slice) releases not yet acknowledged
   std::multimap<TimePoint, InstanceId> due_;           // short batches waiting for their timeout
+  bool held_ = false;                                  // between Hold and Flush
+  std::vector<InstanceId> held_dispatches_;            // instances to dispatch at Flush, first asked first
   std::vector<policy::Decision> decisions_;            // reused: no call is made while another's are carried out
   TimePoint now_;                                      // the current call's
   uint64_t next_batch_ = 1;

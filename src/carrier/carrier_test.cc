@@ -319,37 +319,74 @@ TEST_F(CarrierTest, ARouteToAnInstanceThatDoesNotExistEndsTheRequestFailed) {
 }
 
 // The deadline cut, on resnet50's modelled costs: a batch is cut to the longest run of the queue whose every
-// request still meets its deadline.
-TEST_F(CarrierTest, ABatchIsCutSoThatEveryRequestInItMeetsItsDeadline) {
+// request still meets its deadline. Request 3's deadline leaves room for a batch of 2 but not of 3 or 4 at the
+// modelled times; a function run at a time scale (the daemon's --time-scale) is cut at the times it will take.
+class DeadlineCutTest : public CarrierTest {
+ protected:
+  std::vector<RequestId> FirstBatch(double time_scale) {
+    Make({"0:1g.10gb@6"});
+    const model::LatencyModel latency;
+    const gpu::MpsShares shares(A100());
+    auto spec = std::make_shared<const model::FunctionSpec>(*model::BuildZooModel("resnet50"));
+    const policy::ServedFunction f = *policy::ServeZooModel(0, spec, latency, shares, 5.0);
+    carrier->AddFunction(0, CarriedFunction{f.costs.get(), f.batched.get(), f.mps.get(), time_scale});
+    const int k = f.batched->KindIndex(slices[0].kind);
+    const double two = f.batched->WholeMs(k, 2), three = f.batched->WholeMs(k, 3);
+    EXPECT_LT(f.batched->WholeMs(k, 1), two);
+    EXPECT_LT(two, three);
+    LaunchDecision d;
+    d.instance = 7;
+    d.stages = {policy::StagePlacement{0, 0, f.batched->blocks() - 1, 1000, 0, -1}};
+    d.max_batch = 4;
+    d.batch_by_deadline = true;
+    scheduler.on_request = [d](const policy::RequestEvent& r, auto& out) {
+      if (r.id == 1) out.push_back(d);
+      out.push_back(RouteDecision{r.id, 7});
+    };
+    const TimePoint start = At(10);
+    Arrive(1, 0, 1000);
+    Arrive(2, 0, 1000);
+    carrier->Arrive(policy::RequestEvent{3, 0, At(0), start + MillisF((two + three) / 2)}, At(0));
+    Arrive(4, 0, 1000);
+    carrier->Loaded(7, true, "", start);
+    if (node.submitted.empty()) return {};
+    return node.submitted[0].requests;
+  }
+};
+
+TEST_F(DeadlineCutTest, ABatchIsCutSoThatEveryRequestInItMeetsItsDeadline) {
+  EXPECT_EQ(FirstBatch(1.0), (std::vector<RequestId>{1, 2}));
+}
+
+TEST_F(DeadlineCutTest, AFunctionRunAtATimeScaleIsCutAtTheTimesItWillTake) {
+  EXPECT_EQ(FirstBatch(0.01), (std::vector<RequestId>{1, 2, 3, 4}));
+}
+
+// The daemon's control thread delivers everything posted since its last turn at once: requests that arrive
+// together, held, leave as one batch. Unheld, the first leaves alone at once.
+TEST_F(CarrierTest, RequestsDeliveredTogetherWhileHeldLeaveAsOneBatch) {
   Make({"0:1g.10gb@6"});
-  const model::LatencyModel latency;
-  const gpu::MpsShares shares(A100());
-  auto spec = std::make_shared<const model::FunctionSpec>(*model::BuildZooModel("resnet50"));
-  const policy::ServedFunction f = *policy::ServeZooModel(0, spec, latency, shares, 5.0);
-  carrier->AddFunction(0, CarriedFunction{f.costs.get(), f.batched.get(), f.mps.get()});
-  const int k = f.batched->KindIndex(slices[0].kind);
-  const double one = f.batched->WholeMs(k, 1), four = f.batched->WholeMs(k, 4);
-  ASSERT_LT(one, four);
-  LaunchDecision d;
-  d.instance = 7;
-  d.stages = {policy::StagePlacement{0, 0, f.batched->blocks() - 1, 1000, 0, -1}};
-  d.max_batch = 4;
-  d.batch_by_deadline = true;
-  scheduler.on_request = [&](const policy::RequestEvent& r, auto& out) {
-    if (r.id == 1) out.push_back(d);
+  scheduler.on_request = [](const policy::RequestEvent& r, auto& out) {
+    if (r.id == 1) out.push_back(Launch(7, {0}, /*max_batch=*/8));
     out.push_back(RouteDecision{r.id, 7});
   };
-  // Request 3's deadline leaves room for a batch of 2 but not of 3 or 4.
-  const double two = f.batched->WholeMs(k, 2), three = f.batched->WholeMs(k, 3);
-  ASSERT_LT(two, three);
-  const TimePoint start = At(10);
-  Arrive(1, 0, 1000);
-  Arrive(2, 0, 1000);
-  carrier->Arrive(policy::RequestEvent{3, 0, At(0), start + MillisF((two + three) / 2)}, At(0));
-  Arrive(4, 0, 1000);
-  carrier->Loaded(7, true, "", start);
-  ASSERT_FALSE(node.submitted.empty());
-  EXPECT_EQ(node.submitted[0].requests, (std::vector<RequestId>{1, 2}));
+  Arrive(1, 0);
+  carrier->Loaded(7, true, "", At(1));
+  ASSERT_EQ(node.submitted.size(), 1u);
+  const StageRun run{At(1), At(2)};
+  carrier->BatchCompleted(7, node.submitted[0].batch, std::span(&run, 1), At(2), [](auto) {});
+
+  carrier->Hold();
+  for (RequestId id = 2; id <= 6; ++id) Arrive(id, 3);
+  EXPECT_EQ(node.submitted.size(), 1u);  // held
+  carrier->Flush(At(3));
+  ASSERT_EQ(node.submitted.size(), 2u);
+  EXPECT_EQ(node.submitted[1].requests, (std::vector<RequestId>{2, 3, 4, 5, 6}));
+
+  for (RequestId id = 7; id <= 9; ++id) Arrive(id, 4);  // not held: 7 leaves at once, 8 and 9 behind it
+  ASSERT_EQ(node.submitted.size(), 3u);
+  EXPECT_EQ(node.submitted[2].requests, std::vector<RequestId>{7});
+  ExpectNoViolation();
 }
 
 }  // namespace

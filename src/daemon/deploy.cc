@@ -76,7 +76,7 @@ Status Controller::Impl::Install(Prepared p) {
   f.costs = p.served.costs;
   f.batched = p.served.batched;
   f.mps = p.served.mps;
-  carrier->AddFunction(id, carrier::CarriedFunction{f.costs.get(), f.batched.get(), f.mps.get()});
+  carrier->AddFunction(id, carrier::CarriedFunction{f.costs.get(), f.batched.get(), f.mps.get(), c.time_scale});
   f.input_bytes = static_cast<uint64_t>(model::BytesPerElement(spec.dtype));
   for (int64_t d : spec.input_shape) f.input_bytes *= static_cast<uint64_t>(d);
   f.info = FunctionInfo{c.name,
