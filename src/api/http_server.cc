@@ -14,6 +14,7 @@
 #include <variant>
 
 #include "common/mutex.h"
+#include "common/wake_round.h"
 
 namespace fluidfaas::api {
 
@@ -168,9 +169,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::list<Connection*> idle;  // oldest first
   bool stopping = false;
 
-  // Posting answers from other threads: refused once the loop is stopped, so nothing is queued on a dead loop.
+  // Answers from other threads: queued here and handed to the loop by one posted drain, so a thread that answers
+  // a batch of requests wakes the loop once, not once per answer. Refused once the loop is stopped, so nothing is
+  // queued on a dead loop.
   Mutex post_mu;
   bool stopped GUARDED_BY(post_mu) = false;
+  std::vector<std::pair<std::weak_ptr<Connection>, HttpResponse>> answers GUARDED_BY(post_mu);
+  void DrainAnswers();
 
   mutable Mutex stats_mu;
   EdgeStats stats GUARDED_BY(stats_mu);
@@ -187,6 +192,19 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   void Accept();
   void CloseOldestIdle();
+
+  // The loop, in rounds of at most kRoundHandlers handlers: what is ready now, then what became ready meanwhile.
+  // The wake-ups of other threads that a round's handlers ask for (a request handed to the controller) are made
+  // once, when the round ends (common/wake_round.h), so a burst of requests reaches the controller as one batch.
+  static constexpr int kRoundHandlers = 64;
+  void Run() {
+    for (;;) {
+      WakeRound round;
+      if (io.run_one() == 0) return;
+      for (int i = 1; i < kRoundHandlers && io.poll_one() > 0; ++i) {
+      }
+    }
+  }
 };
 
 struct Responder::Exchange {
@@ -409,9 +427,19 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
 void Responder::Exchange::Post(HttpResponse response) {
   MutexLock lock(server->post_mu);
   if (server->stopped) return;
-  asio::post(server->io, [c = connection, r = std::move(response)]() mutable {
-    if (auto conn = c.lock()) conn->Answer(std::move(r));
-  });
+  server->answers.emplace_back(connection, std::move(response));
+  if (server->answers.size() == 1) asio::post(server->io, [s = server] { s->DrainAnswers(); });
+}
+
+void HttpServer::Impl::DrainAnswers() {
+  std::vector<std::pair<std::weak_ptr<Connection>, HttpResponse>> ready;
+  {
+    MutexLock lock(post_mu);
+    ready.swap(answers);
+  }
+  for (auto& [c, response] : ready) {
+    if (auto conn = c.lock()) conn->Answer(std::move(response));
+  }
 }
 
 void Responder::Send(HttpResponse response) const {
@@ -488,7 +516,7 @@ Result<int> HttpServer::Start(const std::string& host, int port) {
   impl_->thread = std::thread([impl = impl_] {
     for (;;) {
       try {
-        impl->io.run();
+        impl->Run();
         return;
       } catch (const std::exception& e) {
         spdlog::error("http: the event loop caught: {}", e.what());

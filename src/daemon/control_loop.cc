@@ -49,6 +49,8 @@ std::optional<size_t> Controller::Impl::Turn(bool wait) {
     if (stop) return std::nullopt;
     batch.swap(tasks);
   }
+  // What was posted since the last turn is delivered together: requests that arrived together leave as one batch.
+  carrier->Hold();
   RunRuntimeTasks();
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i]();
@@ -56,6 +58,7 @@ std::optional<size_t> Controller::Impl::Turn(bool wait) {
   }
   RunRuntimeTasks();
   const TimePoint now = clock->Now();
+  carrier->Flush(now);
   carrier->DispatchDue(now);
   if (now >= next_tick) {
     next_tick = now + kTick;

@@ -35,6 +35,7 @@
 #include "carrier/carrier.h"
 #include "common/limits.h"
 #include "common/mutex.h"
+#include "common/wake_round.h"
 #include "daemon/controller.h"
 #include "daemon/lateness.h"
 #include "gpu/mps.h"
@@ -155,7 +156,8 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   // Post's queueing, for a caller that holds mu (and has checked stop).
   void PostLocked(std::function<void()> task) REQUIRES(mu) {
     tasks.push_back(std::move(task));
-    wake.notify_one();
+    // An edge's loop hands over its round's requests with one wake-up (common/wake_round.h).
+    DeferWake(this, [](void* impl) { static_cast<Impl*>(impl)->wake.notify_one(); });
   }
   // The function label of a request turned away: its name when deployed, else "unknown" (names from outside
   // never become label values).
