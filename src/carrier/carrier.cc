@@ -141,6 +141,7 @@ void Carrier::Carry(const policy::RouteDecision& d) {
 }
 
 void Carrier::Carry(const policy::StateDecision& d) {
+  if (d.from == policy::InstanceState::kWarm) warm_.erase(d.instance);  // loads again, or expires
   if (auto it = instances_.find(d.instance); it != instances_.end()) it->second.state = d.to;
 }
 
@@ -149,6 +150,7 @@ void Carrier::Release(InstanceId id, bool keep_warm) {
   if (it == instances_.end()) return;  // gone with a lost slice: its releases are on their way
   const std::vector<policy::StagePlacement> stages = it->second.stages;
   const bool in_mechanism = it->second.in_mechanism;
+  if (keep_warm) warm_[id] = it->second.function;
   instances_.erase(it);
   deferred_.erase(id);
   for (const policy::StagePlacement& st : stages) releasing_.insert({id, st.slice});

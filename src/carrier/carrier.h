@@ -173,6 +173,8 @@ class Carrier {
   // The answer rule, checked on every event and decision (Finish at the end of a run).
   policy::AnswerChecker& checker() { return checker_; }
   const Totals& totals() const { return totals_; }
+  // Instances evicted to host memory (warm copies) and their functions, until they load again or expire.
+  const std::map<InstanceId, FunctionId>& warm_copies() const { return warm_; }
 
  private:
   const CarriedFunction* FunctionOf(FunctionId id) const;
@@ -220,6 +222,7 @@ class Carrier {
   std::unordered_map<uint64_t, Batch> batches_;        // submitted, not yet ended
   std::set<std::pair<InstanceId, size_t>> releasing_;  // (instance, slice) releases not yet acknowledged
   std::multimap<TimePoint, InstanceId> due_;           // short batches waiting for their timeout
+  std::map<InstanceId, FunctionId> warm_;              // warm copies in host memory
   bool held_ = false;                                  // between Hold and Flush
   std::vector<InstanceId> held_dispatches_;            // instances to dispatch at Flush, first asked first
   std::vector<policy::Decision> decisions_;            // reused: no call is made while another's are carried out

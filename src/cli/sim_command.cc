@@ -17,6 +17,7 @@
 #include "cli/table.h"
 #include "common/limits.h"
 #include "common/strings.h"
+#include "policy/cluster_router.h"
 #include "sim/azure_trace.h"
 #include "sim/experiment.h"
 #include "sim/plots.h"
@@ -53,6 +54,9 @@ struct SimOptions {
   std::string arrivals;
   std::string minutes;  // a trace's "A..B"
   bool lenient = false;
+  // The cluster: the preset's GPUs split over this many nodes, each with its own scheduler, behind each routing.
+  int nodes = 1;
+  std::vector<std::string> routings = policy::RoutingNames();
 };
 
 // "A..B" (1 <= A <= B <= kMaxTraceMinute) into the trace's options.
@@ -287,6 +291,8 @@ Status Validate(const SimOptions& o, double capacity_rps) {
   FF_RETURN_IF_ERROR(CheckRange("--exec-noise", o.exec_noise, 0, 10));
   FF_RETURN_IF_ERROR(CheckRange("--mps-interference", o.mps_interference, 0, 2));
   FF_RETURN_IF_ERROR(ValidateFlags(o));
+  FF_RETURN_IF_ERROR(CheckRange("--nodes", int64_t{o.nodes}, 1, int64_t{o.gpus}));
+  for (const std::string& r : o.routings) FF_RETURN_IF_ERROR(policy::ParseRouting(r).status());
   if (!o.trace.empty()) return CheckRange("--rate-scale", o.rate_scale, 0, 1e6, /*open_low=*/true);
   FF_RETURN_IF_ERROR(CheckRange("--duration", o.duration_s, 0, kMaxSimDurationS, /*open_low=*/true));
   for (const std::string& load : o.loads) {
@@ -362,7 +368,9 @@ int RunSim(SimOptions o) {
 
   const bool progress = isatty(STDERR_FILENO) != 0 && !o.json_output;
   std::vector<sim::RunSummary> runs;
-  const size_t per_seed = o.policies.size() * (o.trace.empty() ? o.loads.size() : 1);
+  // A cluster run is (policy, routing): shown as "policy@routing".
+  const std::vector<std::string> routings = o.nodes > 1 ? o.routings : std::vector<std::string>{""};
+  const size_t per_seed = o.policies.size() * routings.size() * (o.trace.empty() ? o.loads.size() : 1);
   double trace_span_s = 0;
   for (uint64_t seed : o.seeds) {
     // (load name, arrivals) pairs: a trace gives one, the synthetic loads one each.
@@ -391,27 +399,45 @@ int RunSim(SimOptions o) {
     }
     for (size_t w = 0; w < workloads.size(); ++w) {
       for (const std::string& p : o.policies) {
-        if (progress) {
-          std::cerr << "\r[" << runs.size() + 1 << "/" << per_seed * o.seeds.size() << "] seed " << seed << " " << p
-                    << " " << workloads[w].first << "   " << std::flush;
+        for (const std::string& routing : routings) {
+          const std::string label = routing.empty() ? p : p + "@" + routing;
+          if (progress) {
+            std::cerr << "\r[" << runs.size() + 1 << "/" << per_seed * o.seeds.size() << "] seed " << seed << " "
+                      << label << " " << workloads[w].first << "   " << std::flush;
+          }
+          sim::SimOptions run_options = sim_options;
+          run_options.seed = seed;
+          run_options.take = sim::TakingFor(p, **preset, run_options.take);
+          const auto t0 = std::chrono::steady_clock::now();
+          sim::SimResult r;
+          if (routing.empty()) {
+            std::unique_ptr<policy::Scheduler> scheduler = std::move(sim::MakeScheduler(p, **preset)).value();
+            r = sim::Simulate(sim::ClusterFor(p, **preset), (*preset)->functions, workloads[w].second, *scheduler,
+                              run_options);
+          } else {
+            const auto nodes = sim::SplitIntoNodes(sim::ClusterFor(p, **preset), o.nodes);
+            std::vector<std::unique_ptr<policy::Scheduler>> owned;
+            std::vector<policy::Scheduler*> schedulers;
+            for (const auto& slices : nodes) {
+              Result<std::unique_ptr<policy::Scheduler>> made = sim::MakeNodeScheduler(p, **preset, slices, o.nodes);
+              if (!made.ok()) return fail(made.status(), kExitBadInput);
+              owned.push_back(std::move(made).value());
+              schedulers.push_back(owned.back().get());
+            }
+            r = sim::SimulateCluster(nodes, (*preset)->functions, workloads[w].second, schedulers,
+                                     *policy::ParseRouting(routing), run_options);
+          }
+          const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          if (!r.errors.empty()) return fail(Status::Internal(label + ": " + r.errors.front()), kExitFailure);
+          sim::RunSummary s = sim::Summarize(r, wall, (*preset)->functions);
+          for (size_t f = 0; f < s.functions.size(); ++f) s.functions[f].model = (*preset)->models[f];
+          s.policy = label;
+          s.load = workloads[w].first;
+          s.seed = seed;
+          s.load_share = shares[w];
+          s.rate_rps = static_cast<double>(workloads[w].second.size()) / spans[w];
+          runs.push_back(std::move(s));
         }
-        std::unique_ptr<policy::Scheduler> scheduler = std::move(sim::MakeScheduler(p, **preset)).value();
-        sim::SimOptions run_options = sim_options;
-        run_options.seed = seed;
-        run_options.take = sim::TakingFor(p, **preset, run_options.take);
-        const auto t0 = std::chrono::steady_clock::now();
-        const sim::SimResult r = sim::Simulate(sim::ClusterFor(p, **preset), (*preset)->functions, workloads[w].second,
-                                               *scheduler, run_options);
-        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (!r.errors.empty()) return fail(Status::Internal(p + ": " + r.errors.front()), kExitFailure);
-        sim::RunSummary s = sim::Summarize(r, wall, (*preset)->functions);
-        for (size_t f = 0; f < s.functions.size(); ++f) s.functions[f].model = (*preset)->models[f];
-        s.policy = p;
-        s.load = workloads[w].first;
-        s.seed = seed;
-        s.load_share = shares[w];
-        s.rate_rps = static_cast<double>(workloads[w].second.size()) / spans[w];
-        runs.push_back(std::move(s));
       }
     }
   }
@@ -540,6 +566,15 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
   sim->add_option("--take-slices", o->take_slices,
                   "EVERY_S:HOLD_S: another tenant takes a random slice every EVERY_S seconds on average and gives "
                   "it back after HOLD_S");
+  sim->add_option("--nodes", o->nodes,
+                  "Split the preset's GPUs over this many nodes, each with its own scheduler, behind a gateway's "
+                  "routing (docs/cluster.md); rows are POLICY@ROUTING")
+      ->capture_default_str();
+  sim->add_option("--routing", o->routings,
+                  "With --nodes: comma-separated routings: warm-first (the design), hash-home (OpenWhisk), "
+                  "least-loaded")
+      ->delimiter(',')
+      ->capture_default_str();
   sim->add_flag("--json", o->json_output, "Print JSON");
   sim->callback([o, sim, &exit_code] {
     o->duration_given = sim->count("--duration") > 0;

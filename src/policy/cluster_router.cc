@@ -43,20 +43,18 @@ const NodeFunction* NodeView::Find(uint32_t function) const {
 ClusterRouter::ClusterRouter(Routing routing, std::vector<SliceKind> kinds, std::vector<RoutedFunction> functions)
     : routing_(routing), kinds_(std::move(kinds)), functions_(std::move(functions)) {
   for (const RoutedFunction& f : functions_) {
-    std::vector<int> index(kinds_.size(), -1);
-    double fastest = std::numeric_limits<double>::infinity();
-    int64_t least = std::numeric_limits<int64_t>::max();
-    if (f.costs != nullptr) {
-      const size_t last = f.costs->blocks() - 1;
-      for (size_t k = 0; k < kinds_.size(); ++k) {
-        index[k] = f.costs->KindIndex(kinds_[k]);
-        if (index[k] < 0) continue;
-        fastest = std::min(fastest, f.costs->ComputeMs(index[k], 0, last));
-        least = std::min(least, f.costs->MemoryMib(index[k], 0, last));
+    int64_t least = kNever;
+    for (size_t k = 0; k < kinds_.size(); ++k) {
+      int64_t need = kNever;
+      const int index = f.costs != nullptr ? f.costs->KindIndex(kinds_[k]) : -1;
+      if (index >= 0) {
+        const size_t last = f.costs->blocks() - 1;
+        const int64_t mib = f.costs->MemoryMib(index, 0, last);
+        least = std::min(least, mib);
+        if (f.costs->ComputeMs(index, 0, last) <= f.slo_ms) need = mib;
       }
+      alone_mib_.push_back(need);
     }
-    kind_index_.push_back(std::move(index));
-    alone_ms_.push_back(fastest);
     least_mib_.push_back(least);
   }
 }
@@ -64,18 +62,16 @@ ClusterRouter::ClusterRouter(Routing routing, std::vector<SliceKind> kinds, std:
 ClusterRouter::Fit ClusterRouter::FitOn(uint32_t function, const NodeView& node) const {
   Fit fit;
   if (function >= functions_.size() || functions_[function].costs == nullptr) return fit;
-  const RoutedFunction& f = functions_[function];
-  const std::vector<int>& index = kind_index_[function];
+  const int64_t* need = &alone_mib_[static_cast<size_t>(function) * kinds_.size()];
   int64_t total = 0;
-  int64_t best_slack = std::numeric_limits<int64_t>::max();
+  int64_t best_slack = kNever;
   for (const NodeFreeSlice& s : node.free) {
     total += s.free_mib;
-    if (s.kind < 0 || static_cast<size_t>(s.kind) >= index.size()) continue;
-    const int k = index[static_cast<size_t>(s.kind)];
-    if (!f.costs->ServesAlone(k, s.free_mib, f.slo_ms)) continue;
-    best_slack = std::min(best_slack, s.free_mib - f.costs->MemoryMib(k, 0, f.costs->blocks() - 1));
+    if (s.kind < 0 || static_cast<size_t>(s.kind) >= kinds_.size()) continue;
+    const int64_t n = need[s.kind];
+    if (n <= s.free_mib) best_slack = std::min(best_slack, s.free_mib - n);
   }
-  if (best_slack != std::numeric_limits<int64_t>::max()) {
+  if (best_slack != kNever) {
     fit.alone = true;
     fit.slack_mib = best_slack;
   } else if (node.free.size() >= 2 && total >= least_mib_[function]) {
@@ -172,9 +168,8 @@ std::optional<size_t> ClusterRouter::LeastLoaded(uint32_t function, std::span<co
     const bool healthy = nodes[n].healthy;
     if (best) {
       if (best_healthy && !healthy) continue;
-      const bool better =
-          (healthy && !best_healthy) || nodes[n].outstanding < nodes[*best].outstanding ||
-          (nodes[n].outstanding == nodes[*best].outstanding && tie < best_tie);
+      const bool better = (healthy && !best_healthy) || nodes[n].outstanding < nodes[*best].outstanding ||
+                          (nodes[n].outstanding == nodes[*best].outstanding && tie < best_tie);
       if (!better) continue;
     }
     best = n, best_healthy = healthy, best_tie = tie;

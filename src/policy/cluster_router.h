@@ -58,7 +58,7 @@ struct NodeFunction {
   int hot = 0;           // instances on slices (loading, exclusive, time-sharing)
   double finish_ms = 0;  // the least expected time for a new request to finish on one of them: the queue and batches
                          // ahead of it, then its own run
-  int warm = 0;           // copies in host memory
+  int warm = 0;          // copies in host memory
 };
 
 // A free slice of a node: its kind (an index into the router's kinds) and the memory a new process may use.
@@ -95,9 +95,9 @@ class ClusterRouter {
 
  private:
   struct Fit {
-    bool alone = false;      // a free slice serves it alone
-    int64_t slack_mib = 0;   // alone: free memory left on the smallest such slice; else total free memory
-    bool pipeline = false;   // not alone, but the free slices hold its memory between them
+    bool alone = false;     // a free slice serves it alone
+    int64_t slack_mib = 0;  // alone: free memory left on the smallest such slice; else total free memory
+    bool pipeline = false;  // not alone, but the free slices hold its memory between them
   };
   Fit FitOn(uint32_t function, const NodeView& node) const;
   std::optional<size_t> WarmFirst(uint32_t function, double room_ms, std::span<const NodeView> nodes) const;
@@ -109,9 +109,10 @@ class ClusterRouter {
   Routing routing_;
   std::vector<SliceKind> kinds_;
   std::vector<RoutedFunction> functions_;
-  std::vector<std::vector<int>> kind_index_;  // per function: its costs' index of each router kind (-1: none)
-  std::vector<double> alone_ms_;              // per function: its fastest time alone on any kind (batch 1)
-  std::vector<int64_t> least_mib_;            // per function: the least memory it needs alone on any kind
+  static constexpr int64_t kNever = INT64_MAX;
+  std::vector<int64_t> alone_mib_;  // [function x kind]: memory it needs alone on the kind, kNever when the kind
+                                    // cannot serve it within its SLO (precomputed: a decision scans every node)
+  std::vector<int64_t> least_mib_;  // per function: the least memory it needs alone on any kind
 };
 
 // A 64-bit mix of two values (splitmix64): the router's hash.

@@ -514,4 +514,24 @@ const std::vector<policy::ClusterSlice>& ClusterFor(const std::string& policy, c
   return policy::UsesWholeGpus(policy) ? preset.whole_gpus : preset.slices;
 }
 
+std::vector<std::vector<policy::ClusterSlice>> SplitIntoNodes(const std::vector<policy::ClusterSlice>& slices,
+                                                              int nodes) {
+  int gpus = 0;
+  for (const policy::ClusterSlice& s : slices) gpus = std::max(gpus, s.gpu + 1);
+  std::vector<std::vector<policy::ClusterSlice>> out(static_cast<size_t>(std::max(1, nodes)));
+  for (const policy::ClusterSlice& s : slices) {
+    const size_t node = static_cast<size_t>(static_cast<int64_t>(s.gpu) * nodes / std::max(1, gpus));
+    out[std::min(node, out.size() - 1)].push_back(s);
+  }
+  return out;
+}
+
+Result<std::unique_ptr<policy::Scheduler>> MakeNodeScheduler(const std::string& policy, const Preset& preset,
+                                                             const std::vector<policy::ClusterSlice>& slices,
+                                                             int nodes) {
+  return policy::MakeScheduler(
+      policy, slices, preset.served,
+      policy::NodeLimits{static_cast<int64_t>(preset.host_memory_gib * 1024 / std::max(1, nodes))});
+}
+
 }  // namespace fluidfaas::sim

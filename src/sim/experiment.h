@@ -199,4 +199,14 @@ SliceTaking TakingFor(const std::string& policy, const Preset& preset, SliceTaki
 // The cluster a policy runs on: the whole GPUs for INFless (MIG off), the MIG slices for the others.
 const std::vector<policy::ClusterSlice>& ClusterFor(const std::string& policy, const Preset& preset);
 
+// `slices` split over `nodes` nodes by GPU: node n gets GPUs [n G / N, (n + 1) G / N) of the G GPUs, with their
+// slices in order. REQUIRES: 1 <= nodes <= G.
+std::vector<std::vector<policy::ClusterSlice>> SplitIntoNodes(const std::vector<policy::ClusterSlice>& slices,
+                                                              int nodes);
+
+// A policy over one node's `slices` (the preset's functions and host memory, the node's share of the host memory).
+Result<std::unique_ptr<policy::Scheduler>> MakeNodeScheduler(const std::string& policy, const Preset& preset,
+                                                             const std::vector<policy::ClusterSlice>& slices,
+                                                             int nodes);
+
 }  // namespace fluidfaas::sim

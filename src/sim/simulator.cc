@@ -8,7 +8,9 @@
 
 #include "carrier/carrier.h"
 #include "common/clock.h"
+#include "policy/cluster_router.h"
 #include "policy/cold_start.h"
+#include "policy/lifecycle.h"
 
 namespace fluidfaas::sim {
 namespace {
@@ -19,15 +21,17 @@ using policy::Reason;
 // host of its requests' records.
 class Engine final : public carrier::Mechanism, public carrier::Host {
  public:
-  Engine(const std::vector<policy::ClusterSlice>& slices, const std::vector<SimFunction>& functions,
+  Engine(ManualClock& clock, const std::vector<policy::ClusterSlice>& slices, const std::vector<SimFunction>& functions,
          const std::vector<Arrival>& arrivals, policy::Scheduler& scheduler, const SimOptions& options)
-      : slices_(slices),
+      : clock_(clock),
+        slices_(slices),
         functions_(functions),
         arrivals_(arrivals),
         scheduler_(scheduler),
         options_(options),
         carrier_(slices, scheduler, *this, *this, options.transfer),
         residents_(slices.size(), 0),
+        booked_mib_(slices.size(), 0),
         active_since_(slices.size()),
         mps_busy_(slices.size(), 0.0),
         taken_(slices.size(), false),
@@ -51,13 +55,28 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     }
   }
 
-  SimResult Run() {
-    const TimePoint end = (arrivals_.empty() ? TimePoint{} : arrivals_.back().at) + options_.drain;
-    if (!arrivals_.empty()) clock_.ScheduleAt(arrivals_.front().at, [this] { Arrive(0); });
+  // Ticks and slice taking until `end`; the arrivals too when `own_arrivals` (else Admit hands them over).
+  void Start(TimePoint end, bool own_arrivals) {
+    if (own_arrivals && !arrivals_.empty()) clock_.ScheduleAt(arrivals_.front().at, [this] { Arrive(0, true); });
     // One pending tick at a time (like arrivals): the event queue stays small however long the run.
     if (TimePoint{} + options_.tick <= end) clock_.ScheduleAt(TimePoint{} + options_.tick, [this, end] { Tick(end); });
     if (options_.take.every > Duration{0} && !slices_.empty()) ScheduleTake(end);
-    result_.events = static_cast<int64_t>(clock_.RunUntilIdle());
+  }
+
+  // Arrival `i`, now (a cluster's router sent it here).
+  void Admit(size_t i) { Arrive(i, false); }
+
+  // Called once per request that ends here (completed, rejected or failed).
+  std::function<void(size_t)> on_end;
+
+  SimResult Run() {
+    const TimePoint end = (arrivals_.empty() ? TimePoint{} : arrivals_.back().at) + options_.drain;
+    Start(end, true);
+    return Finish(static_cast<int64_t>(clock_.RunUntilIdle()), end);
+  }
+
+  SimResult Finish(int64_t events, TimePoint end) {
+    result_.events = events;
     result_.horizon = std::max(end, clock_.Now()) - TimePoint{};
     result_.arrival_span = arrivals_.empty() ? Duration{0} : arrivals_.back().at - TimePoint{};
     for (size_t s = 0; s < slices_.size(); ++s) {
@@ -73,6 +92,50 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     return std::move(result_);
   }
 
+  // The node as its report to a gateway says it (policy/cluster_router.h): per function its instances on slices
+  // with the earliest expected finish of a new request (the batches ahead of it, then its own run through every
+  // stage and hop), and its warm copies; the slices a new process could take, with their free memory (not taken by
+  // another tenant, not held by an exclusive or loading instance). `kinds` indexes the free slices' kinds.
+  policy::NodeView View(const std::vector<policy::SliceKind>& kinds) const {
+    policy::NodeView view;
+    std::map<uint32_t, policy::NodeFunction> functions;
+    std::vector<bool> held(slices_.size(), false);
+    const TimePoint now = clock_.Now();
+    for (const auto& [id, inst] : carrier_.instances()) {
+      if (inst.state == policy::InstanceState::kExclusiveHot || inst.state == policy::InstanceState::kLoading) {
+        for (const policy::StagePlacement& st : inst.stages) held[st.slice] = true;
+      }
+      const auto node = instances_.find(id);
+      if (inst.state == policy::InstanceState::kDraining || node == instances_.end()) continue;
+      Duration run{0}, bottleneck{0};
+      for (const Stage& st : node->second.stages) {
+        run += st.time + st.hop;
+        bottleneck = std::max(bottleneck, st.time);
+      }
+      const TimePoint start = std::max(now, inst.loaded ? inst.busy_until : node->second.load_ends);
+      const auto batches = static_cast<int64_t>((inst.queue.size() + static_cast<size_t>(inst.max_batch) - 1) /
+                                                static_cast<size_t>(std::max(1, inst.max_batch)));
+      const double finish_ms = ToMillis(start - now + bottleneck * batches + run);
+      policy::NodeFunction& f = functions[inst.function];
+      f.function = inst.function;
+      f.finish_ms = f.hot == 0 ? finish_ms : std::min(f.finish_ms, finish_ms);
+      ++f.hot;
+    }
+    for (const auto& [id, function] : carrier_.warm_copies()) {
+      functions[function].function = function;
+      ++functions[function].warm;
+    }
+    for (const auto& [id, f] : functions) view.functions.push_back(f);
+    for (size_t s = 0; s < slices_.size(); ++s) {
+      if (taken_[s] || held[s]) continue;
+      const int64_t free = slices_[s].kind.profile->memory_mib - booked_mib_[s];
+      const auto k = std::find(kinds.begin(), kinds.end(), slices_[s].kind);
+      if (free > 0 && k != kinds.end())
+        view.free.push_back(policy::NodeFreeSlice{static_cast<int>(k - kinds.begin()), free});
+    }
+    return view;
+  }
+
   // ---- carrier::Mechanism
   Status Launch(const policy::LaunchDecision& d) override {
     if (std::string why = CheckLaunch(d); !why.empty()) {
@@ -83,12 +146,14 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     inst = NodeInstance{};
     inst.function = d.function;
     inst.load_started = clock_.Now();
+    inst.load_ends = clock_.Now() + d.expected_load;
     inst.generation = ++generations_;
     const SimFunction& f = functions_[d.function];
     for (size_t s = 0; s < d.stages.size(); ++s) {
       Stage st;
       st.place = d.stages[s];
       SetResident(st.place.slice, +1);
+      booked_mib_[st.place.slice] += st.place.memory_mib;
       const auto& p = st.place;
       if (p.mps_share >= 0) {
         const double share =
@@ -138,6 +203,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     r.instance = 0;
     EndCount& c = result_.ends[{r.function, r.outcome, code}];
     if (c.count++ == 0) c.example = detail;
+    if (on_end) on_end(id);
   }
 
   void Later(std::function<void(TimePoint)> task) override {
@@ -182,6 +248,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     uint32_t function = 0;
     std::vector<Stage> stages;
     TimePoint load_started;
+    TimePoint load_ends;  // expected
     uint64_t generation = 0;
   };
 
@@ -202,7 +269,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     return policy::ColdStartDeadline(r.arrival, planned, !r.cold_wait, options_.cold_start_wait);
   }
 
-  void Arrive(size_t i) {
+  void Arrive(size_t i, bool chain) {
     const Arrival& a = arrivals_[i];
     RequestRecord& r = result_.requests[i];
     r.function = a.function;
@@ -212,7 +279,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     carrier_.Arrive(policy::RequestEvent{i, r.function, r.arrival, PlannedDeadline(r)}, clock_.Now());
     ReportViolations();
     // One pending arrival event at a time keeps the event queue small on long traces.
-    if (i + 1 < arrivals_.size()) clock_.ScheduleAt(arrivals_[i + 1].at, [this, i] { Arrive(i + 1); });
+    if (chain && i + 1 < arrivals_.size()) clock_.ScheduleAt(arrivals_[i + 1].at, [this, i] { Arrive(i + 1, true); });
   }
 
   void Tick(TimePoint end) {
@@ -316,8 +383,12 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     for (const Stage& st : inst.stages) {
       SetResident(st.place.slice, -1);
       if (lanes_[st.lane].mps) free_lanes_.push_back(st.lane);  // an MPS lane is the instance's own
-      if (st.place.slice == lost_slice) continue;
-      clock_.ScheduleAfter(options_.release_delay, [this, id, slice = st.place.slice] {
+      if (st.place.slice == lost_slice) {
+        booked_mib_[st.place.slice] -= st.place.memory_mib;
+        continue;
+      }
+      clock_.ScheduleAfter(options_.release_delay, [this, id, slice = st.place.slice, mib = st.place.memory_mib] {
+        booked_mib_[slice] -= mib;
         carrier_.Released(id, slice, clock_.Now());
         ReportViolations();
       });
@@ -460,6 +531,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
       r.compute = compute;
       r.transfer = task.hops;
       r.queue = r.finished - r.arrival - r.load - r.compute - r.transfer;
+      if (on_end) on_end(id);
     }
   }
 
@@ -478,16 +550,17 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     return MillisF(alone * (1 + options_.mps_interference * busy_others) * noise);
   }
 
+  ManualClock& clock_;
   const std::vector<policy::ClusterSlice>& slices_;
   const std::vector<SimFunction>& functions_;
   const std::vector<Arrival>& arrivals_;
   policy::Scheduler& scheduler_;
   const SimOptions& options_;
-  ManualClock clock_;
   carrier::Carrier carrier_;
   std::vector<Lane> lanes_;
   std::vector<size_t> free_lanes_;
   std::vector<int> residents_;           // per slice
+  std::vector<int64_t> booked_mib_;      // per slice: memory of its residents until released
   std::vector<TimePoint> active_since_;  // per slice
   std::vector<double> mps_busy_;         // per slice: SM share of its busy MPS lanes
   std::vector<bool> taken_;              // per slice: held by another tenant
@@ -502,9 +575,93 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
 
 }  // namespace
 
+SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& nodes,
+                          const std::vector<SimFunction>& functions, const std::vector<Arrival>& arrivals,
+                          std::span<policy::Scheduler* const> schedulers, policy::Routing routing,
+                          const SimOptions& options) {
+  std::vector<policy::SliceKind> kinds;
+  for (const auto& node : nodes) {
+    for (const policy::ClusterSlice& s : node) {
+      if (std::find(kinds.begin(), kinds.end(), s.kind) == kinds.end()) kinds.push_back(s.kind);
+    }
+  }
+  std::vector<policy::RoutedFunction> routed;
+  for (const SimFunction& f : functions) routed.push_back(policy::RoutedFunction{f.costs, f.slo_ms});
+  const policy::ClusterRouter router(routing, kinds, routed);
+
+  ManualClock clock;
+  std::vector<SimOptions> node_options(nodes.size(), options);
+  std::vector<std::unique_ptr<Engine>> engines;
+  std::vector<int64_t> outstanding(nodes.size(), 0);
+  std::vector<size_t> sent_to(arrivals.size(), 0);
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    node_options[n].seed = options.seed + 7919 * n;  // each node its own faults and noise
+    // Other tenants take a slice of the whole cluster every `take.every`: a node's slices as often as their share.
+    size_t total = 0;
+    for (const auto& node : nodes) total += node.size();
+    if (!nodes[n].empty()) {
+      node_options[n].take.every =
+          Duration(static_cast<int64_t>(static_cast<double>(options.take.every.count()) * static_cast<double>(total) /
+                                        static_cast<double>(nodes[n].size())));
+    }
+    engines.push_back(std::make_unique<Engine>(clock, nodes[n], functions, arrivals, *schedulers[n], node_options[n]));
+    engines.back()->on_end = [&outstanding, n](size_t) { --outstanding[n]; };
+  }
+  const TimePoint end = (arrivals.empty() ? TimePoint{} : arrivals.back().at) + options.drain;
+  for (auto& e : engines) e->Start(end, /*own_arrivals=*/false);
+  std::vector<policy::NodeView> views(nodes.size());
+  std::function<void(size_t)> arrive = [&](size_t i) {
+    for (size_t n = 0; n < nodes.size(); ++n) {
+      views[n] = engines[n]->View(kinds);
+      views[n].outstanding = outstanding[n];
+    }
+    const Arrival& a = arrivals[i];
+    const double room_ms = functions[a.function].slo_ms * (1 - options.slo_margin);
+    const size_t n = router.Route(a.function, room_ms, i, views).value_or(0);
+    sent_to[i] = n;
+    ++outstanding[n];
+    engines[n]->Admit(i);
+    if (i + 1 < arrivals.size()) clock.ScheduleAt(arrivals[i + 1].at, [&arrive, i] { arrive(i + 1); });
+  };
+  if (!arrivals.empty()) clock.ScheduleAt(arrivals.front().at, [&arrive] { arrive(0); });
+  const auto events = static_cast<int64_t>(clock.RunUntilIdle());
+
+  SimResult all;
+  all.requests.resize(arrivals.size());
+  all.timeline_bucket = options.timeline_bucket;
+  for (size_t n = 0; n < engines.size(); ++n) {
+    SimResult r = engines[n]->Finish(n == 0 ? events : 0, end);
+    for (size_t i = 0; i < arrivals.size(); ++i) {
+      if (sent_to[i] == n) all.requests[i] = r.requests[i];
+    }
+    all.slice_busy.insert(all.slice_busy.end(), r.slice_busy.begin(), r.slice_busy.end());
+    all.slice_active.insert(all.slice_active.end(), r.slice_active.begin(), r.slice_active.end());
+    for (auto& line : r.slice_timeline) all.slice_timeline.push_back(std::move(line));
+    all.horizon = std::max(all.horizon, r.horizon);
+    all.arrival_span = r.arrival_span;
+    all.launches += r.launches;
+    all.pipelines += r.pipelines;
+    all.migrations += r.migrations;
+    all.evictions += r.evictions;
+    all.events += r.events;
+    all.load_failures += r.load_failures;
+    all.stage_failures += r.stage_failures;
+    all.workers_lost += r.workers_lost;
+    all.slices_taken += r.slices_taken;
+    for (std::string& e : r.errors) all.errors.push_back("node " + std::to_string(n) + ": " + std::move(e));
+    for (auto& [key, c] : r.ends) {
+      EndCount& to = all.ends[key];
+      if (to.count == 0) to.example = c.example;
+      to.count += c.count;
+    }
+  }
+  return all;
+}
+
 SimResult Simulate(const std::vector<policy::ClusterSlice>& slices, const std::vector<SimFunction>& functions,
                    const std::vector<Arrival>& arrivals, policy::Scheduler& scheduler, const SimOptions& options) {
-  return Engine(slices, functions, arrivals, scheduler, options).Run();
+  ManualClock clock;
+  return Engine(clock, slices, functions, arrivals, scheduler, options).Run();
 }
 
 }  // namespace fluidfaas::sim

@@ -40,11 +40,13 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "carrier/carrier.h"
+#include "policy/cluster_router.h"
 #include "policy/pipeline_planner.h"
 #include "policy/scheduler.h"
 #include "sim/workload.h"
@@ -139,5 +141,17 @@ struct SimResult {
 // Runs `arrivals` (sorted by time; Arrival::function indexes `functions`) through `scheduler`.
 SimResult Simulate(const std::vector<policy::ClusterSlice>& slices, const std::vector<SimFunction>& functions,
                    const std::vector<Arrival>& arrivals, policy::Scheduler& scheduler, const SimOptions& options = {});
+
+// A cluster: one simulated node per entry of `nodes` (its slices), each with its own scheduler (`schedulers[n]`,
+// over nodes[n]) and carrier, on one clock, behind a gateway that routes every arrival with
+// policy::ClusterRouter (`routing`). The router sees each node as its report would say it at that moment
+// (Engine::View: hot instances and their expected finish, warm copies, free slices) and the requests it has sent
+// each node and not yet seen end: reports are fresh, not aged by a heartbeat interval. Each node draws its own
+// faults (seed + 7919 n); other tenants take slices of the whole cluster at options.take's rate (each node's at its
+// share). The result pools the nodes: requests as routed, slices node after node.
+SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& nodes,
+                          const std::vector<SimFunction>& functions, const std::vector<Arrival>& arrivals,
+                          std::span<policy::Scheduler* const> schedulers, policy::Routing routing,
+                          const SimOptions& options = {});
 
 }  // namespace fluidfaas::sim

@@ -1,0 +1,111 @@
+// The cluster in the simulator: nodes with their own schedulers behind policy::ClusterRouter.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "sim/experiment.h"
+#include "sim/simulator.h"
+
+namespace fluidfaas::sim {
+namespace {
+
+struct ClusterRun {
+  SimResult result;
+  std::vector<std::unique_ptr<policy::Scheduler>> schedulers;
+};
+
+std::unique_ptr<Preset> Serverless(int gpus) {
+  PresetOptions o;
+  o.gpus = gpus;
+  o.functions = 24;
+  return std::move(MakePreset("serverless", o)).value();
+}
+
+std::vector<Arrival> Arrivals(const Preset& p, double share, double seconds, uint64_t seed) {
+  return GenerateWorkload(PresetWorkload(p, share * p.capacity_rps, SecondsF(seconds), seed));
+}
+
+SimResult RunCluster(const Preset& p, int nodes, policy::Routing routing, const std::vector<Arrival>& arrivals) {
+  const auto split = SplitIntoNodes(p.slices, nodes);
+  std::vector<std::unique_ptr<policy::Scheduler>> owned;
+  std::vector<policy::Scheduler*> schedulers;
+  for (const auto& slices : split) {
+    owned.push_back(std::move(MakeNodeScheduler("fluidfaas", p, slices, nodes)).value());
+    schedulers.push_back(owned.back().get());
+  }
+  return SimulateCluster(split, p.functions, arrivals, schedulers, routing);
+}
+
+int64_t Hits(const SimResult& r) {
+  int64_t hits = 0;
+  for (const RequestRecord& q : r.requests) hits += q.outcome == Outcome::kHit;
+  return hits;
+}
+
+TEST(ClusterSimTest, SplitIntoNodesGivesEachNodeWholeGpusInOrder) {
+  const auto p = Serverless(8);
+  const auto nodes = SplitIntoNodes(p->slices, 3);
+  ASSERT_EQ(nodes.size(), 3u);
+  size_t total = 0;
+  int last_gpu = -1;
+  for (const auto& node : nodes) {
+    std::set<int> gpus;
+    for (const policy::ClusterSlice& s : node) gpus.insert(s.gpu), last_gpu = std::max(last_gpu, s.gpu);
+    EXPECT_GE(gpus.size(), 2u);
+    EXPECT_LE(gpus.size(), 3u);
+    total += node.size();
+  }
+  EXPECT_EQ(total, p->slices.size());
+}
+
+TEST(ClusterSimTest, OneNodeBehindTheRouterRunsAsTheNodeAlone) {
+  const auto p = Serverless(2);
+  const std::vector<Arrival> arrivals = Arrivals(*p, 0.5, 60, 3);
+  auto scheduler = std::move(MakeNodeScheduler("fluidfaas", *p, p->slices, 1)).value();
+  const SimResult alone = Simulate(p->slices, p->functions, arrivals, *scheduler);
+  const SimResult cluster = RunCluster(*p, 1, policy::Routing::kWarmFirst, arrivals);
+  ASSERT_TRUE(cluster.errors.empty()) << cluster.errors.front();
+  EXPECT_EQ(Hits(cluster), Hits(alone));
+  EXPECT_EQ(cluster.launches, alone.launches);
+}
+
+TEST(ClusterSimTest, EveryRequestEndsOnceOnSomeNodeUnderEveryRouting) {
+  const auto p = Serverless(4);
+  const std::vector<Arrival> arrivals = Arrivals(*p, 0.5, 60, 5);
+  for (policy::Routing routing :
+       {policy::Routing::kWarmFirst, policy::Routing::kHashHome, policy::Routing::kLeastLoaded}) {
+    const SimResult r = RunCluster(*p, 4, routing, arrivals);
+    ASSERT_TRUE(r.errors.empty()) << ToString(routing) << ": " << r.errors.front();
+    ASSERT_EQ(r.requests.size(), arrivals.size());
+    for (const RequestRecord& q : r.requests) ASSERT_NE(q.outcome, Outcome::kPending) << ToString(routing);
+    EXPECT_EQ(r.slice_busy.size(), p->slices.size());
+    EXPECT_GT(Hits(r), 0);
+  }
+}
+
+// Warm-first keeps a function where its instances are: each function's completed requests run on fewer nodes'
+// instances than under least-loaded routing, which scatters them and cold-starts a copy on every node.
+TEST(ClusterSimTest, WarmFirstKeepsFunctionsOnTheNodesThatHoldThemAndStartsFewerInstances) {
+  const auto p = Serverless(4);
+  const std::vector<Arrival> arrivals = Arrivals(*p, 0.3, 120, 7);
+  const SimResult warm = RunCluster(*p, 4, policy::Routing::kWarmFirst, arrivals);
+  const SimResult least = RunCluster(*p, 4, policy::Routing::kLeastLoaded, arrivals);
+  EXPECT_LT(warm.launches, least.launches);
+  EXPECT_GT(Hits(warm), Hits(least));
+}
+
+TEST(ClusterSimTest, TheSameInputsGiveTheSameRun) {
+  const auto p = Serverless(4);
+  const std::vector<Arrival> arrivals = Arrivals(*p, 0.5, 30, 9);
+  const SimResult a = RunCluster(*p, 2, policy::Routing::kWarmFirst, arrivals);
+  const SimResult b = RunCluster(*p, 2, policy::Routing::kWarmFirst, arrivals);
+  ASSERT_EQ(a.requests.size(), b.requests.size());
+  for (size_t i = 0; i < a.requests.size(); ++i) {
+    ASSERT_EQ(a.requests[i].finished, b.requests[i].finished) << i;
+    ASSERT_EQ(a.requests[i].outcome, b.requests[i].outcome) << i;
+  }
+}
+
+}  // namespace
+}  // namespace fluidfaas::sim
