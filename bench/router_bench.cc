@@ -58,9 +58,10 @@ struct Cluster {
       }
       std::sort(v.functions.begin(), v.functions.end(),
                 [](const NodeFunction& a, const NodeFunction& b) { return a.function < b.function; });
-      v.functions.erase(std::unique(v.functions.begin(), v.functions.end(),
-                                    [](const NodeFunction& a, const NodeFunction& b) { return a.function == b.function; }),
-                        v.functions.end());
+      v.functions.erase(
+          std::unique(v.functions.begin(), v.functions.end(),
+                      [](const NodeFunction& a, const NodeFunction& b) { return a.function == b.function; }),
+          v.functions.end());
       const int free = std::uniform_int_distribution<int>(0, 3)(rng);
       for (int i = 0; i < free; ++i) {
         const int k = std::uniform_int_distribution<int>(0, 2)(rng);

@@ -68,6 +68,7 @@ void Carrier::Tick(TimePoint now) {
 }
 
 void Carrier::SliceFreed(size_t slice, TimePoint now) {
+  taken_.erase(slice);
   Apply(now, [&](auto& out) { scheduler_.OnSliceFreed(slice, now, out); });
 }
 
@@ -90,6 +91,7 @@ void Carrier::Carry(const policy::LaunchDecision& d) {
   inst.max_batch = std::max(1, d.max_batch);
   inst.batch_timeout = d.batch_timeout;
   inst.batch_by_deadline = d.batch_by_deadline;
+  inst.load_ends = now_ + d.expected_load;
   deferred_[d.instance] = d;
   if (!WaitsForRelease(d)) Launch(d.instance);
 }
@@ -97,7 +99,7 @@ void Carrier::Carry(const policy::LaunchDecision& d) {
 bool Carrier::WaitsForRelease(const policy::LaunchDecision& d) const {
   for (InstanceId prior : d.after_release) {
     const auto it = releasing_.lower_bound({prior, 0});
-    if (it != releasing_.end() && it->first == prior) return true;
+    if (it != releasing_.end() && it->first.first == prior) return true;
   }
   return false;
 }
@@ -153,7 +155,7 @@ void Carrier::Release(InstanceId id, bool keep_warm) {
   if (keep_warm) warm_[id] = it->second.function;
   instances_.erase(it);
   deferred_.erase(id);
-  for (const policy::StagePlacement& st : stages) releasing_.insert({id, st.slice});
+  for (const policy::StagePlacement& st : stages) releasing_[{id, st.slice}] = st.memory_mib;
   if (!in_mechanism) {
     // The mechanism never took it: nothing holds its memory; each slice's release is acknowledged later.
     for (const policy::StagePlacement& st : stages) {
@@ -348,13 +350,14 @@ void Carrier::SliceLost(size_t slice, Reason reason, std::string_view detail, Ti
     // slice's memory is free now.
     for (const policy::StagePlacement& st : inst.stages) {
       if (st.slice == slice) continue;
-      releasing_.insert({id, st.slice});
+      releasing_[{id, st.slice}] = st.memory_mib;
       if (!inst.in_mechanism) host_.Later([this, id, s = st.slice](TimePoint later) { Released(id, s, later); });
     }
     instances_.erase(id);
     deferred_.erase(id);
   }
-  std::erase_if(releasing_, [&](const auto& p) { return p.second == slice; });
+  std::erase_if(releasing_, [&](const auto& p) { return p.first.second == slice; });
+  if (reason == Reason::kSliceTaken) taken_.insert(slice);
   for (const policy::RequestEvent& e : stranded) requests_.at(e.id).instance = 0;
   const policy::SliceLost event{slice, reason, detail, stranded};
   checker_.OnSliceLost(event);
@@ -369,6 +372,57 @@ void Carrier::Released(InstanceId instance, size_t slice, TimePoint now) {
   checker_.OnReleased(event);
   Apply(now, [&](auto& out) { scheduler_.OnReleased(event, now, out); });
   LaunchDeferred();
+}
+
+// ---------------------------------------------------------------- the report
+
+Carrier::Report Carrier::MakeReport(TimePoint now) const {
+  Report report;
+  std::map<FunctionId, policy::NodeFunction> functions;
+  std::vector<int64_t> booked(slices_.size(), 0);
+  std::vector<bool> held(slices_.size(), false);
+  for (const auto& [id, inst] : instances_) {
+    const bool alone =
+        inst.state == policy::InstanceState::kExclusiveHot || inst.state == policy::InstanceState::kLoading;
+    for (const policy::StagePlacement& st : inst.stages) {
+      booked[st.slice] += st.memory_mib;
+      if (alone) held[st.slice] = true;
+    }
+    if (inst.state == policy::InstanceState::kDraining) continue;
+    const CarriedFunction* f = FunctionOf(inst.function);
+    double run_ms = 0, slowest_ms = 0;
+    if (f != nullptr && f->costs != nullptr) {
+      for (size_t s = 0; s < inst.stages.size(); ++s) {
+        const policy::StagePlacement& st = inst.stages[s];
+        const int kind = f->costs->KindIndex(slices_[st.slice].kind);
+        if (kind < 0) continue;
+        const double ms = f->time_scale * f->costs->ComputeMs(kind, st.first_block, st.last_block);
+        run_ms += ms;
+        slowest_ms = std::max(slowest_ms, ms);
+        if (s + 1 < inst.stages.size()) run_ms += transfer_.HopMs(f->costs->OutBytes(st.last_block));
+      }
+    }
+    const auto batches = static_cast<double>((inst.queue.size() + static_cast<size_t>(inst.max_batch) - 1) /
+                                             static_cast<size_t>(inst.max_batch));
+    const double wait_ms = std::max(0.0, ToMillis((inst.loaded ? inst.busy_until : inst.load_ends) - now));
+    const double finish_ms = wait_ms + batches * slowest_ms + run_ms;
+    policy::NodeFunction& nf = functions[inst.function];
+    nf.function = inst.function;
+    nf.finish_ms = nf.hot == 0 ? finish_ms : std::min(nf.finish_ms, finish_ms);
+    ++nf.hot;
+  }
+  for (const auto& [key, mib] : releasing_) booked[key.second] += mib;
+  for (const auto& [id, function] : warm_) {
+    functions[function].function = function;
+    ++functions[function].warm;
+  }
+  for (const auto& [id, f] : functions) report.functions.push_back(f);
+  for (size_t s = 0; s < slices_.size(); ++s) {
+    if (held[s] || taken_.count(s) > 0 || slices_[s].kind.profile == nullptr) continue;
+    const int64_t free = slices_[s].kind.profile->memory_mib - booked[s];
+    if (free > 0) report.free.emplace_back(s, free);
+  }
+  return report;
 }
 
 }  // namespace fluidfaas::carrier

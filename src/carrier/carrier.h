@@ -42,6 +42,7 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "policy/answer_checker.h"
+#include "policy/cluster_router.h"
 #include "policy/pipeline_planner.h"
 #include "policy/scheduler.h"
 
@@ -108,6 +109,7 @@ struct Instance {
   bool in_mechanism = false;  // the mechanism took it: there is something to evict
   bool loaded = false;
   TimePoint busy_until;                  // modelled end of the batches submitted (the deadline cut of one that waits)
+  TimePoint load_ends;                   // expected end of its load (the launch's expected_load)
   TimePoint wake_at = TimePoint::max();  // its entry in the due list, while a short batch waits for its timeout
   std::deque<RequestId> queue;           // routed, not yet submitted
   size_t in_flight = 0;                  // batches submitted
@@ -175,6 +177,17 @@ class Carrier {
   const Totals& totals() const { return totals_; }
   // Instances evicted to host memory (warm copies) and their functions, until they load again or expire.
   const std::map<InstanceId, FunctionId>& warm_copies() const { return warm_; }
+  // The node as a report to a gateway says it (policy/cluster_router.h), the same for the daemon and the simulator:
+  // per function, its instances on slices with the earliest a new request could finish on one of them (the
+  // modelled end of the batches submitted, then its queue in batches of max_batch at the slowest stage's pace, then
+  // its own run through every stage and hop) and its warm copies, sorted by function; and the slices a new process
+  // could take with their free memory: not taken by another tenant, not held by an exclusive or loading instance,
+  // less the memory of their residents and of releases not yet acknowledged. `free` gives slice indexes.
+  struct Report {
+    std::vector<policy::NodeFunction> functions;
+    std::vector<std::pair<size_t, int64_t>> free;  // (slice, free MiB)
+  };
+  Report MakeReport(TimePoint now) const;
 
  private:
   const CarriedFunction* FunctionOf(FunctionId id) const;
@@ -219,14 +232,16 @@ class Carrier {
     InstanceId instance = 0;
     std::vector<RequestId> requests;
   };
-  std::unordered_map<uint64_t, Batch> batches_;        // submitted, not yet ended
-  std::set<std::pair<InstanceId, size_t>> releasing_;  // (instance, slice) releases not yet acknowledged
-  std::multimap<TimePoint, InstanceId> due_;           // short batches waiting for their timeout
-  std::map<InstanceId, FunctionId> warm_;              // warm copies in host memory
-  bool held_ = false;                                  // between Hold and Flush
-  std::vector<InstanceId> held_dispatches_;            // instances to dispatch at Flush, first asked first
-  std::vector<policy::Decision> decisions_;            // reused: no call is made while another's are carried out
-  TimePoint now_;                                      // the current call's
+  std::unordered_map<uint64_t, Batch> batches_;                 // submitted, not yet ended
+  std::map<std::pair<InstanceId, size_t>, int64_t> releasing_;  // (instance, slice) releases not yet acknowledged:
+                                                                // the memory they hold (MiB)
+  std::set<size_t> taken_;                                      // slices another tenant holds (kSliceTaken)
+  std::multimap<TimePoint, InstanceId> due_;                    // short batches waiting for their timeout
+  std::map<InstanceId, FunctionId> warm_;                       // warm copies in host memory
+  bool held_ = false;                                           // between Hold and Flush
+  std::vector<InstanceId> held_dispatches_;                     // instances to dispatch at Flush, first asked first
+  std::vector<policy::Decision> decisions_;  // reused: no call is made while another's are carried out
+  TimePoint now_;                            // the current call's
   uint64_t next_batch_ = 1;
   Totals totals_;
 };

@@ -389,5 +389,43 @@ TEST_F(CarrierTest, RequestsDeliveredTogetherWhileHeldLeaveAsOneBatch) {
   ExpectNoViolation();
 }
 
+// The report a gateway routes by (policy/cluster_router.h): instances on slices per function, warm copies, and
+// free slices less their residents' memory and the releases not yet acknowledged.
+TEST_F(CarrierTest, TheReportShowsHotInstancesWarmCopiesAndTheMemoryLeftOnFreeSlices) {
+  Make({"0:4g.40gb@0", "0:2g.20gb@4", "0:1g.10gb@6"});
+  const int64_t two_g = slices[1].kind.profile->memory_mib;
+  carrier->Apply(At(0), [](auto& out) { out.push_back(Launch(7, {1})); });
+  Carrier::Report r = carrier->MakeReport(At(0));
+  ASSERT_EQ(r.functions.size(), 1u);
+  EXPECT_EQ(r.functions[0].hot, 1);
+  const int64_t four_g = slices[0].kind.profile->memory_mib, one_g = slices[2].kind.profile->memory_mib;
+  EXPECT_EQ(r.free, (std::vector<std::pair<size_t, int64_t>>{{0, four_g}, {2, one_g}}));  // loading: held alone
+
+  carrier->Loaded(7, true, "", At(1));
+  carrier->Apply(At(1), [](auto& out) {
+    out.push_back(policy::StateDecision{7, policy::InstanceState::kLoading, policy::InstanceState::kTimeSharing});
+  });
+  r = carrier->MakeReport(At(1));
+  EXPECT_EQ(r.free[1], (std::pair<size_t, int64_t>{1, two_g - 1000}));  // time-sharing: others may join
+
+  carrier->Apply(At(2), [](auto& out) {
+    out.push_back(policy::EvictDecision{7});
+    out.push_back(policy::StateDecision{7, policy::InstanceState::kTimeSharing, policy::InstanceState::kWarm});
+  });
+  r = carrier->MakeReport(At(2));
+  ASSERT_EQ(r.functions.size(), 1u);
+  EXPECT_EQ(r.functions[0].hot, 0);
+  EXPECT_EQ(r.functions[0].warm, 1);
+  EXPECT_EQ(r.free[1], (std::pair<size_t, int64_t>{1, two_g - 1000}));  // until the release is acknowledged
+  carrier->Released(7, 1, At(3));
+  EXPECT_EQ(carrier->MakeReport(At(3)).free[1], (std::pair<size_t, int64_t>{1, two_g}));
+
+  carrier->SliceLost(0, Reason::kSliceTaken, "another tenant", At(4));
+  EXPECT_EQ(carrier->MakeReport(At(4)).free.front().first, 1u);  // the 4g is gone
+  carrier->SliceFreed(0, At(5));
+  EXPECT_EQ(carrier->MakeReport(At(5)).free.front().first, 0u);
+  ExpectNoViolation();
+}
+
 }  // namespace
 }  // namespace fluidfaas::carrier

@@ -31,7 +31,6 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
         options_(options),
         carrier_(slices, scheduler, *this, *this, options.transfer),
         residents_(slices.size(), 0),
-        booked_mib_(slices.size(), 0),
         active_since_(slices.size()),
         mps_busy_(slices.size(), 0.0),
         taken_(slices.size(), false),
@@ -92,46 +91,15 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     return std::move(result_);
   }
 
-  // The node as its report to a gateway says it (policy/cluster_router.h): per function its instances on slices
-  // with the earliest expected finish of a new request (the batches ahead of it, then its own run through every
-  // stage and hop), and its warm copies; the slices a new process could take, with their free memory (not taken by
-  // another tenant, not held by an exclusive or loading instance). `kinds` indexes the free slices' kinds.
+  // The node as its report to a gateway says it (carrier::Carrier::MakeReport, as the daemon reports it); `kinds`
+  // indexes the free slices' kinds.
   policy::NodeView View(const std::vector<policy::SliceKind>& kinds) const {
+    carrier::Carrier::Report report = carrier_.MakeReport(clock_.Now());
     policy::NodeView view;
-    std::map<uint32_t, policy::NodeFunction> functions;
-    std::vector<bool> held(slices_.size(), false);
-    const TimePoint now = clock_.Now();
-    for (const auto& [id, inst] : carrier_.instances()) {
-      if (inst.state == policy::InstanceState::kExclusiveHot || inst.state == policy::InstanceState::kLoading) {
-        for (const policy::StagePlacement& st : inst.stages) held[st.slice] = true;
-      }
-      const auto node = instances_.find(id);
-      if (inst.state == policy::InstanceState::kDraining || node == instances_.end()) continue;
-      Duration run{0}, bottleneck{0};
-      for (const Stage& st : node->second.stages) {
-        run += st.time + st.hop;
-        bottleneck = std::max(bottleneck, st.time);
-      }
-      const TimePoint start = std::max(now, inst.loaded ? inst.busy_until : node->second.load_ends);
-      const auto batches = static_cast<int64_t>((inst.queue.size() + static_cast<size_t>(inst.max_batch) - 1) /
-                                                static_cast<size_t>(std::max(1, inst.max_batch)));
-      const double finish_ms = ToMillis(start - now + bottleneck * batches + run);
-      policy::NodeFunction& f = functions[inst.function];
-      f.function = inst.function;
-      f.finish_ms = f.hot == 0 ? finish_ms : std::min(f.finish_ms, finish_ms);
-      ++f.hot;
-    }
-    for (const auto& [id, function] : carrier_.warm_copies()) {
-      functions[function].function = function;
-      ++functions[function].warm;
-    }
-    for (const auto& [id, f] : functions) view.functions.push_back(f);
-    for (size_t s = 0; s < slices_.size(); ++s) {
-      if (taken_[s] || held[s]) continue;
-      const int64_t free = slices_[s].kind.profile->memory_mib - booked_mib_[s];
-      const auto k = std::find(kinds.begin(), kinds.end(), slices_[s].kind);
-      if (free > 0 && k != kinds.end())
-        view.free.push_back(policy::NodeFreeSlice{static_cast<int>(k - kinds.begin()), free});
+    view.functions = std::move(report.functions);
+    for (const auto& [slice, free] : report.free) {
+      const auto k = std::find(kinds.begin(), kinds.end(), slices_[slice].kind);
+      if (k != kinds.end()) view.free.push_back(policy::NodeFreeSlice{static_cast<int>(k - kinds.begin()), free});
     }
     return view;
   }
@@ -146,14 +114,12 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     inst = NodeInstance{};
     inst.function = d.function;
     inst.load_started = clock_.Now();
-    inst.load_ends = clock_.Now() + d.expected_load;
     inst.generation = ++generations_;
     const SimFunction& f = functions_[d.function];
     for (size_t s = 0; s < d.stages.size(); ++s) {
       Stage st;
       st.place = d.stages[s];
       SetResident(st.place.slice, +1);
-      booked_mib_[st.place.slice] += st.place.memory_mib;
       const auto& p = st.place;
       if (p.mps_share >= 0) {
         const double share =
@@ -248,7 +214,6 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     uint32_t function = 0;
     std::vector<Stage> stages;
     TimePoint load_started;
-    TimePoint load_ends;  // expected
     uint64_t generation = 0;
   };
 
@@ -383,12 +348,8 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     for (const Stage& st : inst.stages) {
       SetResident(st.place.slice, -1);
       if (lanes_[st.lane].mps) free_lanes_.push_back(st.lane);  // an MPS lane is the instance's own
-      if (st.place.slice == lost_slice) {
-        booked_mib_[st.place.slice] -= st.place.memory_mib;
-        continue;
-      }
-      clock_.ScheduleAfter(options_.release_delay, [this, id, slice = st.place.slice, mib = st.place.memory_mib] {
-        booked_mib_[slice] -= mib;
+      if (st.place.slice == lost_slice) continue;
+      clock_.ScheduleAfter(options_.release_delay, [this, id, slice = st.place.slice] {
         carrier_.Released(id, slice, clock_.Now());
         ReportViolations();
       });
@@ -560,7 +521,6 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
   std::vector<Lane> lanes_;
   std::vector<size_t> free_lanes_;
   std::vector<int> residents_;           // per slice
-  std::vector<int64_t> booked_mib_;      // per slice: memory of its residents until released
   std::vector<TimePoint> active_since_;  // per slice
   std::vector<double> mps_busy_;         // per slice: SM share of its busy MPS lanes
   std::vector<bool> taken_;              // per slice: held by another tenant
