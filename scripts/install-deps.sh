@@ -11,6 +11,7 @@ packages=(
   libtorch-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   gnuplot-nox
+  nats-server libnats-dev
   curl prometheus python3 wrk nginx-light
   clang clang-format clang-tidy libclang-rt-14-dev libfuzzer-14-dev
 )

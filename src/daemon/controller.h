@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cluster/report.h"
 #include "common/clock.h"
 #include "common/result.h"
 #include "daemon/repository.h"
@@ -126,6 +127,8 @@ class Controller {
   std::vector<FunctionInfo> Functions() const;
 
   nlohmann::json NodeJson() const;  // slices, instances and their states, pipelines, host memory
+  // The node's report to a cluster gateway (cluster/report.h), without its name, address and sequence number.
+  cluster::NodeReport ClusterReport() const;
   // Prometheus text format. `edge_refusals`: requests the HTTP edge refused before they reached a function, by
   // code, counted in fluidfaas_requests_total with an empty function.
   std::string MetricsText(const std::map<std::string, uint64_t>& edge_refusals = {}) const;

@@ -1,4 +1,5 @@
 // The node's state for /v1/node, taken on the control thread.
+#include "cluster/report.h"
 #include "daemon/controller_impl.h"
 
 namespace fluidfaas::daemon {
@@ -60,6 +61,40 @@ nlohmann::json Controller::NodeJson() const {
     impl_->Snapshot();
     MutexLock lock(impl_->mu);
     return impl_->node_snapshot;
+  });
+}
+
+cluster::NodeReport Controller::ClusterReport() const {
+  // The carrier's report (carrier::Carrier::MakeReport, the simulator's too) in names the gateway knows.
+  return impl_->RunOnControl<cluster::NodeReport>([this] {
+    const Impl& impl = *impl_;
+    const carrier::Carrier::Report r = impl.carrier->MakeReport(impl.clock->Now());
+    cluster::NodeReport out;
+    for (const auto& [slice, free] : r.free) {
+      const policy::ClusterSlice& s = impl.cluster[slice];
+      out.slices.push_back(
+          cluster::ReportedSlice{s.id, std::string(s.kind.profile->name), std::string(s.kind.gpu->name), free});
+    }
+    for (const policy::NodeFunction& f : r.functions) {
+      const Impl::Function* fn = impl.FindFunction(f.function);
+      if (fn == nullptr || fn->removed) continue;
+      out.functions.push_back(cluster::ReportedFunction{fn->info.name, fn->info.directory.empty() ? fn->info.model : "",
+                                                        fn->info.slo_ms, f.hot, f.finish_ms, f.warm});
+    }
+    // Deployed functions with nothing on the node are listed too: the gateway learns what this node serves.
+    MutexLock lock(impl.mu);
+    for (const auto& [name, fn] : impl.functions) {
+      if (fn.removed) continue;
+      const bool listed = std::any_of(out.functions.begin(), out.functions.end(),
+                                      [&](const cluster::ReportedFunction& rf) { return rf.name == name; });
+      if (!listed) {
+        out.functions.push_back(
+            cluster::ReportedFunction{name, fn.info.directory.empty() ? fn.info.model : "", fn.info.slo_ms, 0, 0, 0});
+      }
+    }
+    out.open = static_cast<int64_t>(impl.open);
+    out.draining = impl.draining;
+    return out;
   });
 }
 

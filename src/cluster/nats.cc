@@ -1,0 +1,146 @@
+#include "cluster/nats.h"
+
+#include <nats/nats.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace fluidfaas::cluster {
+namespace {
+
+Status Failed(const std::string& what, natsStatus s) {
+  const char* last = nats_GetLastError(nullptr);
+  std::string detail = natsStatus_GetText(s);
+  if (last != nullptr && *last != '\0' && detail != last) detail += " (" + std::string(last) + ")";
+  return Status::Unavailable(what + ": " + detail);
+}
+
+void OnDisconnected(natsConnection*, void*) {
+  spdlog::warn("nats: disconnected; reconnecting");
+}
+void OnReconnected(natsConnection*, void*) {
+  spdlog::info("nats: reconnected");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<NatsConnection>> NatsConnection::Connect(const NatsOptions& o) {
+  natsOptions* opts = nullptr;
+  natsStatus s = natsOptions_Create(&opts);
+  std::unique_ptr<natsOptions, decltype(&natsOptions_Destroy)> guard(opts, natsOptions_Destroy);
+  if (s == NATS_OK) s = natsOptions_SetURL(opts, o.url.c_str());
+  if (s == NATS_OK) s = natsOptions_SetName(opts, o.name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, o.connect_timeout_ms);
+  if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts, true);
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, o.reconnect_wait_ms);
+  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, OnDisconnected, nullptr);
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, OnReconnected, nullptr);
+  if (s == NATS_OK && !o.token.empty()) s = natsOptions_SetToken(opts, o.token.c_str());
+  if (s == NATS_OK && !o.creds_file.empty()) {
+    s = natsOptions_SetUserCredentialsFromFiles(opts, o.creds_file.c_str(), nullptr);
+  }
+  if (s != NATS_OK) return Failed("nats options", s);
+  std::unique_ptr<NatsConnection> c(new NatsConnection());
+  s = natsConnection_Connect(&c->nc_, opts);
+  if (s != NATS_OK) return Failed("cannot connect to NATS at " + o.url, s);
+  s = natsConnection_JetStream(&c->js_, c->nc_, nullptr);
+  if (s != NATS_OK) return Failed("JetStream", s);
+  return c;
+}
+
+NatsConnection::~NatsConnection() {
+  if (js_ != nullptr) jsCtx_Destroy(js_);
+  if (nc_ != nullptr) {
+    natsConnection_Close(nc_);
+    natsConnection_Destroy(nc_);
+  }
+}
+
+bool NatsConnection::connected() const {
+  return nc_ != nullptr && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
+}
+
+Result<std::unique_ptr<KvBucket>> NatsConnection::Bucket(const std::string& name, int history,
+                                                         std::chrono::milliseconds ttl) {
+  kvStore* kv = nullptr;
+  natsStatus s = js_KeyValue(&kv, js_, name.c_str());
+  if (s == NATS_NOT_FOUND) {
+    kvConfig cfg;
+    kvConfig_Init(&cfg);
+    cfg.Bucket = name.c_str();
+    cfg.History = static_cast<uint8_t>(std::clamp(history, 1, 64));
+    cfg.TTL = std::chrono::duration_cast<std::chrono::nanoseconds>(ttl).count();  // nanoseconds (cnats)
+    s = js_CreateKeyValue(&kv, js_, &cfg);
+    // Another process created it meanwhile: bind to theirs.
+    if (s != NATS_OK) s = js_KeyValue(&kv, js_, name.c_str());
+  }
+  if (s != NATS_OK) return Failed("key-value bucket " + name, s);
+  return std::unique_ptr<KvBucket>(new KvBucket(kv));
+}
+
+KvBucket::~KvBucket() {
+  kvStore_Destroy(kv_);
+}
+
+Result<uint64_t> KvBucket::Put(const std::string& key, const std::string& value) {
+  uint64_t rev = 0;
+  const natsStatus s = kvStore_Put(&rev, kv_, key.c_str(), value.data(), static_cast<int>(value.size()));
+  if (s != NATS_OK) return Failed("put " + key, s);
+  return rev;
+}
+
+namespace {
+KvEntry ToEntry(kvEntry* e) {
+  KvEntry out;
+  out.key = kvEntry_Key(e);
+  const int n = kvEntry_ValueLen(e);
+  if (n > 0) out.value.assign(static_cast<const char*>(kvEntry_Value(e)), static_cast<size_t>(n));
+  out.deleted = kvEntry_Operation(e) != kvOp_Put;
+  out.revision = kvEntry_Revision(e);
+  return out;
+}
+}  // namespace
+
+Result<std::optional<KvEntry>> KvBucket::Get(const std::string& key) {
+  kvEntry* e = nullptr;
+  const natsStatus s = kvStore_Get(&e, kv_, key.c_str());
+  if (s == NATS_NOT_FOUND) return std::optional<KvEntry>();
+  if (s != NATS_OK) return Failed("get " + key, s);
+  KvEntry out = ToEntry(e);
+  kvEntry_Destroy(e);
+  return std::optional<KvEntry>(std::move(out));
+}
+
+Status KvBucket::Delete(const std::string& key) {
+  const natsStatus s = kvStore_Delete(kv_, key.c_str());
+  return s == NATS_OK ? Status::Ok() : Failed("delete " + key, s);
+}
+
+Result<std::unique_ptr<KvWatcher>> KvBucket::WatchAll() {
+  kvWatcher* w = nullptr;
+  const natsStatus s = kvStore_WatchAll(&w, kv_, nullptr);
+  if (s != NATS_OK) return Failed("watch", s);
+  return std::unique_ptr<KvWatcher>(new KvWatcher(w));
+}
+
+KvWatcher::~KvWatcher() {
+  kvWatcher_Stop(w_);
+  kvWatcher_Destroy(w_);
+}
+
+Result<std::optional<KvEntry>> KvWatcher::Next(std::chrono::milliseconds timeout) {
+  kvEntry* e = nullptr;
+  const natsStatus s = kvWatcher_Next(&e, w_, timeout.count());
+  if (s == NATS_TIMEOUT) return std::optional<KvEntry>();
+  if (s != NATS_OK) return Failed("watcher", s);
+  if (e == nullptr) {  // the initial values are all in
+    caught_up_ = true;
+    return std::optional<KvEntry>();
+  }
+  KvEntry out = ToEntry(e);
+  kvEntry_Destroy(e);
+  return std::optional<KvEntry>(std::move(out));
+}
+
+}  // namespace fluidfaas::cluster

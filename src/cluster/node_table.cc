@@ -1,0 +1,171 @@
+#include "cluster/node_table.h"
+
+#include <algorithm>
+
+#include "gpu/mps.h"
+#include "model/zoo.h"
+
+namespace fluidfaas::cluster {
+namespace {
+
+const gpu::GpuType& A100() {
+  return gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+}
+
+}  // namespace
+
+NodeTable::NodeTable(policy::Routing routing, Duration silence) : routing_(routing), silence_(silence) {
+  for (const gpu::MigProfile& p : A100().profiles) kinds_.push_back(policy::SliceKind{&A100(), &p});
+  router_ = std::make_unique<policy::ClusterRouter>(routing_, kinds_, std::vector<policy::RoutedFunction>{});
+}
+
+void NodeTable::Apply(const NodeReport& report, TimePoint now) {
+  MutexLock lock(mu_);
+  Node& n = nodes_[report.node];
+  // A lower sequence number is an older report of the same run, delivered late; a restarted node starts again at
+  // 1 and is taken at once (its address or slices may have changed).
+  if (n.report.seq > report.seq && report.seq > 1 && n.report.advertise == report.advertise) return;
+  n.report = report;
+  n.heard = now;
+  n.unreachable = false;
+  LearnLocked(report);
+}
+
+void NodeTable::LearnLocked(const NodeReport& report) {
+  bool learned = false;
+  for (const ReportedFunction& f : report.functions) {
+    if (function_ids_.count(f.name) > 0) continue;
+    const auto id = static_cast<uint32_t>(served_.size());
+    policy::ServedFunction served;
+    served.id = id;
+    if (!f.model.empty()) {
+      if (Result<model::FunctionSpec> spec = model::BuildZooModel(f.model); spec.ok()) {
+        const gpu::MpsShares shares(A100());
+        auto s = policy::ServeZooModel(id, std::make_shared<const model::FunctionSpec>(std::move(*spec)), latency_,
+                                       shares, 5.0);
+        if (s.ok()) served = std::move(*s);
+      }
+    }
+    function_ids_[f.name] = id;
+    served_.push_back(std::move(served));
+    slo_ms_.push_back(f.slo_ms);
+    learned = true;
+  }
+  if (!learned) return;
+  std::vector<policy::RoutedFunction> routed;
+  for (size_t i = 0; i < served_.size(); ++i) routed.push_back(policy::RoutedFunction{served_[i].costs.get(), slo_ms_[i]});
+  router_ = std::make_unique<policy::ClusterRouter>(routing_, kinds_, std::move(routed));
+}
+
+void NodeTable::Remove(const std::string& node) {
+  MutexLock lock(mu_);
+  nodes_.erase(node);
+}
+
+void NodeTable::MarkUnreachable(const std::string& node) {
+  MutexLock lock(mu_);
+  if (auto it = nodes_.find(node); it != nodes_.end()) it->second.unreachable = true;
+}
+
+void NodeTable::Sent(const std::string& node) {
+  MutexLock lock(mu_);
+  if (auto it = nodes_.find(node); it != nodes_.end()) ++it->second.outstanding;
+}
+
+void NodeTable::Answered(const std::string& node) {
+  MutexLock lock(mu_);
+  if (auto it = nodes_.find(node); it != nodes_.end() && it->second.outstanding > 0) --it->second.outstanding;
+}
+
+bool NodeTable::HealthyLocked(const Node& n, TimePoint now) const {
+  return !n.unreachable && !n.report.draining && now - n.heard <= silence_;
+}
+
+bool NodeTable::Healthy(const std::string& node, TimePoint now) const {
+  MutexLock lock(mu_);
+  const auto it = nodes_.find(node);
+  return it != nodes_.end() && HealthyLocked(it->second, now);
+}
+
+size_t NodeTable::healthy_nodes(TimePoint now) const {
+  MutexLock lock(mu_);
+  return static_cast<size_t>(
+      std::count_if(nodes_.begin(), nodes_.end(), [&](const auto& n) { return HealthyLocked(n.second, now); }));
+}
+
+int NodeTable::KindLocked(const std::string& gpu_model, const std::string& profile) const {
+  if (gpu_model != A100().name) return -1;
+  for (size_t k = 0; k < kinds_.size(); ++k) {
+    if (kinds_[k].profile->name == profile) return static_cast<int>(k);
+  }
+  return -1;
+}
+
+double NodeTable::SloMs(const std::string& function) const {
+  MutexLock lock(mu_);
+  const auto it = function_ids_.find(function);
+  return it == function_ids_.end() ? 0 : slo_ms_[it->second];
+}
+
+std::optional<RouteChoice> NodeTable::Route(const std::string& function, double room_ms, uint64_t request,
+                                            TimePoint now, const std::vector<std::string>& avoid) {
+  MutexLock lock(mu_);
+  const auto id = function_ids_.find(function);
+  if (id == function_ids_.end() || nodes_.empty()) return std::nullopt;
+  std::vector<const Node*> order;
+  std::vector<policy::NodeView> views;
+  for (const auto& [name, n] : nodes_) {
+    if (std::find(avoid.begin(), avoid.end(), name) != avoid.end()) continue;
+    // Only nodes that serve the function: a node that never deployed it cannot take its requests.
+    const auto& fs = n.report.functions;
+    if (std::none_of(fs.begin(), fs.end(), [&](const ReportedFunction& f) { return f.name == function; })) continue;
+    policy::NodeView v;
+    v.healthy = HealthyLocked(n, now);
+    v.outstanding = std::max(n.outstanding, n.report.open);
+    for (const ReportedFunction& f : fs) {
+      const auto fid = function_ids_.find(f.name);
+      if (fid == function_ids_.end()) continue;
+      v.functions.push_back(policy::NodeFunction{fid->second, f.hot, f.finish_ms, f.warm});
+    }
+    std::sort(v.functions.begin(), v.functions.end(),
+              [](const policy::NodeFunction& a, const policy::NodeFunction& b) { return a.function < b.function; });
+    for (const ReportedSlice& s : n.report.slices) {
+      v.free.push_back(policy::NodeFreeSlice{KindLocked(s.gpu_model, s.profile), s.free_mib});
+    }
+    order.push_back(&n);
+    views.push_back(std::move(v));
+  }
+  if (views.empty()) return std::nullopt;
+  const std::optional<size_t> at = router_->Route(id->second, room_ms, request, views);
+  if (!at) return std::nullopt;
+  return RouteChoice{order[*at]->report.node, order[*at]->report.advertise};
+}
+
+nlohmann::json NodeTable::Json(TimePoint now) const {
+  MutexLock lock(mu_);
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const auto& [name, n] : nodes_) {
+    nlohmann::json slices = nlohmann::json::array();
+    for (const ReportedSlice& s : n.report.slices) {
+      slices.push_back({{"id", s.id}, {"profile", s.profile}, {"free_mib", s.free_mib}});
+    }
+    nlohmann::json functions = nlohmann::json::array();
+    for (const ReportedFunction& f : n.report.functions) {
+      functions.push_back({{"name", f.name}, {"hot", f.hot}, {"warm", f.warm}, {"finish_ms", f.finish_ms}});
+    }
+    nodes.push_back({{"name", name},
+                     {"advertise", n.report.advertise},
+                     {"healthy", HealthyLocked(n, now)},
+                     {"unreachable", n.unreachable},
+                     {"draining", n.report.draining},
+                     {"report_age_ms", ToMillis(now - n.heard)},
+                     {"seq", n.report.seq},
+                     {"open", n.report.open},
+                     {"outstanding", n.outstanding},
+                     {"free_slices", slices},
+                     {"functions", functions}});
+  }
+  return {{"routing", policy::ToString(routing_)}, {"silence_ms", ToMillis(silence_)}, {"nodes", nodes}};
+}
+
+}  // namespace fluidfaas::cluster

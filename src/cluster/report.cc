@@ -1,0 +1,121 @@
+#include "cluster/report.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+namespace fluidfaas::cluster {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxSlices = 4096;
+constexpr size_t kMaxFunctions = 65536;
+constexpr size_t kMaxText = 256;
+
+Result<std::string> Text(const json& j, const char* field, bool required = true) {
+  const auto it = j.find(field);
+  if (it == j.end()) {
+    if (!required) return std::string();
+    return Status::InvalidArgument(std::string("report: \"") + field + "\" is missing");
+  }
+  if (!it->is_string()) return Status::InvalidArgument(std::string("report: \"") + field + "\" must be a string");
+  std::string s = it->get<std::string>();
+  if (s.size() > kMaxText) return Status::InvalidArgument(std::string("report: \"") + field + "\" is too long");
+  return s;
+}
+
+Result<double> Number(const json& j, const char* field, double lo, double hi) {
+  const auto it = j.find(field);
+  if (it == j.end()) return Status::InvalidArgument(std::string("report: \"") + field + "\" is missing");
+  if (!it->is_number()) return Status::InvalidArgument(std::string("report: \"") + field + "\" must be a number");
+  const double v = it->get<double>();
+  if (!std::isfinite(v) || v < lo || v > hi) {
+    return Status::InvalidArgument(std::string("report: \"") + field + "\" is out of range");
+  }
+  return v;
+}
+
+}  // namespace
+
+Status CheckNodeName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return Status::InvalidArgument("a node name has 1 to 64 characters");
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!ok) return Status::InvalidArgument("a node name has only letters, digits, '-' and '_'");
+  }
+  return Status::Ok();
+}
+
+std::string ToJsonText(const NodeReport& r) {
+  json slices = json::array();
+  for (const ReportedSlice& s : r.slices) {
+    slices.push_back({{"id", s.id}, {"profile", s.profile}, {"gpu_model", s.gpu_model}, {"free_mib", s.free_mib}});
+  }
+  json functions = json::array();
+  for (const ReportedFunction& f : r.functions) {
+    functions.push_back({{"name", f.name},
+                         {"model", f.model},
+                         {"slo_ms", f.slo_ms},
+                         {"hot", f.hot},
+                         {"finish_ms", f.finish_ms},
+                         {"warm", f.warm}});
+  }
+  const json j = {{"node", r.node},         {"advertise", r.advertise}, {"seq", r.seq},
+                  {"interval_ms", r.interval_ms}, {"open", r.open},   {"draining", r.draining},
+                  {"slices", slices},       {"functions", functions}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<NodeReport> ParseNodeReport(std::string_view text) {
+  const json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("report: not a JSON object");
+  NodeReport r;
+  FF_ASSIGN_OR_RETURN(r.node, Text(j, "node"));
+  if (Status s = CheckNodeName(r.node); !s.ok()) return Status::InvalidArgument("report: \"node\": " + s.message());
+  FF_ASSIGN_OR_RETURN(r.advertise, Text(j, "advertise"));
+  FF_ASSIGN_OR_RETURN(double seq, Number(j, "seq", 0, 9e15));
+  r.seq = static_cast<uint64_t>(seq);
+  FF_ASSIGN_OR_RETURN(double interval, Number(j, "interval_ms", 1, 3.6e6));
+  r.interval_ms = static_cast<int64_t>(interval);
+  FF_ASSIGN_OR_RETURN(double open, Number(j, "open", 0, 1e9));
+  r.open = static_cast<int64_t>(open);
+  if (const auto d = j.find("draining"); d != j.end()) {
+    if (!d->is_boolean()) return Status::InvalidArgument("report: \"draining\" must be a boolean");
+    r.draining = d->get<bool>();
+  }
+  const auto slices = j.find("slices");
+  const auto functions = j.find("functions");
+  if (slices == j.end() || !slices->is_array() || slices->size() > kMaxSlices) {
+    return Status::InvalidArgument("report: \"slices\" must be an array of at most 4096");
+  }
+  if (functions == j.end() || !functions->is_array() || functions->size() > kMaxFunctions) {
+    return Status::InvalidArgument("report: \"functions\" must be an array of at most 65536");
+  }
+  for (const json& s : *slices) {
+    if (!s.is_object()) return Status::InvalidArgument("report: a slice must be an object");
+    ReportedSlice rs;
+    FF_ASSIGN_OR_RETURN(rs.id, Text(s, "id"));
+    FF_ASSIGN_OR_RETURN(rs.profile, Text(s, "profile"));
+    FF_ASSIGN_OR_RETURN(rs.gpu_model, Text(s, "gpu_model"));
+    FF_ASSIGN_OR_RETURN(double free, Number(s, "free_mib", 0, 1e9));
+    rs.free_mib = static_cast<int64_t>(free);
+    r.slices.push_back(std::move(rs));
+  }
+  for (const json& f : *functions) {
+    if (!f.is_object()) return Status::InvalidArgument("report: a function must be an object");
+    ReportedFunction rf;
+    FF_ASSIGN_OR_RETURN(rf.name, Text(f, "name"));
+    if (rf.name.empty()) return Status::InvalidArgument("report: a function's \"name\" is empty");
+    FF_ASSIGN_OR_RETURN(rf.model, Text(f, "model", /*required=*/false));
+    FF_ASSIGN_OR_RETURN(rf.slo_ms, Number(f, "slo_ms", 0, 1e7));
+    FF_ASSIGN_OR_RETURN(double hot, Number(f, "hot", 0, 1e6));
+    rf.hot = static_cast<int>(hot);
+    FF_ASSIGN_OR_RETURN(rf.finish_ms, Number(f, "finish_ms", 0, 1e9));
+    FF_ASSIGN_OR_RETURN(double warm, Number(f, "warm", 0, 1e6));
+    rf.warm = static_cast<int>(warm);
+    r.functions.push_back(std::move(rf));
+  }
+  return r;
+}
+
+}  // namespace fluidfaas::cluster
