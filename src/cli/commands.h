@@ -6,8 +6,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <utility>
 
 #include "common/limits.h"
+#include "common/result.h"
 
 namespace fluidfaas::cli {
 
@@ -22,6 +25,12 @@ inline Status CheckSeqAndBatch(int seq, int batch) {
   return CheckRange("--batch", int64_t{batch}, 1, kMaxBatch);
 }
 
+// HOST:PORT of the flag `flag` (port 0..65535).
+Result<std::pair<std::string, int>> ParseListen(const std::string& text, const std::string& flag);
+// A token file's content without surrounding whitespace (a trailing newline is the usual way to write one).
+std::string TrimToken(const std::string& text);
+bool Loopback(const std::string& host);
+
 void AddMigCommands(CLI::App& app, int& exit_code);
 void AddNodeCommands(CLI::App& app, int& exit_code);
 void AddZooCommands(CLI::App& app, int& exit_code);
@@ -30,5 +39,6 @@ void AddSimCommand(CLI::App& app, int& exit_code);
 void AddBenchCommands(CLI::App& app, int& exit_code);
 void AddServeCommands(CLI::App& app, int& exit_code);
 void AddLoadCommand(CLI::App& app, int& exit_code);
+void AddGatewayCommand(CLI::App& app, int& exit_code);
 
 }  // namespace fluidfaas::cli

@@ -25,6 +25,7 @@ int Run(int argc, char** argv) {
   fluidfaas::cli::AddBenchCommands(app, exit_code);
   fluidfaas::cli::AddServeCommands(app, exit_code);
   fluidfaas::cli::AddLoadCommand(app, exit_code);
+  fluidfaas::cli::AddGatewayCommand(app, exit_code);
   app.parse_complete_callback([&log_level] {
     if (fluidfaas::Status s = fluidfaas::ConfigureLogging(log_level); !s.ok()) {
       throw CLI::ValidationError("--log-level", s.message());

@@ -17,41 +17,13 @@
 #include "api/http_server.h"
 #include "cli/commands.h"
 #include "cli/table.h"
+#include "cluster/reporter.h"
 #include "common/strings.h"
 #include "daemon/grpc_api.h"
 #include "daemon/http_api.h"
 #include "gpu/node_config.h"
 
 namespace fluidfaas::cli {
-namespace {
-
-using nlohmann::json;
-
-struct ServeOptions {
-  std::string config_path;
-  std::string listen = "127.0.0.1:8000";
-  std::string grpc_listen;  // empty: --listen's host and port + 1 (any free port when that is 0); "off": none
-  std::string policy = "fluidfaas";
-  std::vector<std::string> functions = {"resnet50", "bert-base", "llama2-13b"};
-  double time_scale = 1.0;
-  std::string worker;
-  std::string repository;
-  std::string token_file;
-  double host_memory_gib = 0;
-  int max_open = 4096;
-  double slo_margin = 0.1;
-  double late_margin_cap = 0.3;
-  double cold_start_wait_s = 30;
-  // The edge's limits (api/http_server.h), seconds and bytes.
-  size_t max_connections = 16384;
-  double idle_timeout_s = 30, header_timeout_s = 10, body_timeout_s = 30;
-  size_t max_header_bytes = 16 << 10, max_body_mib = 64, max_inflight_mib = 256;
-};
-
-// Descriptors kept for the runtime beyond the edge's connections: per slice a worker's control socket, pidfd and
-// ring memfds, plus the process's own files.
-constexpr uint64_t kReservedFiles = 256;
-constexpr uint64_t kFilesPerSlice = 16;
 
 // HOST:PORT of the flag `flag`.
 Result<std::pair<std::string, int>> ParseListen(const std::string& text, const std::string& flag) {
@@ -78,6 +50,42 @@ bool Loopback(const std::string& host) {
   return host == "127.0.0.1" || host == "localhost" || host == "::1";
 }
 
+namespace {
+
+using nlohmann::json;
+
+struct ServeOptions {
+  std::string config_path;
+  std::string listen = "127.0.0.1:8000";
+  std::string grpc_listen;  // empty: --listen's host and port + 1 (any free port when that is 0); "off": none
+  std::string policy = "fluidfaas";
+  std::vector<std::string> functions = {"resnet50", "bert-base", "llama2-13b"};
+  double time_scale = 1.0;
+  std::string worker;
+  std::string repository;
+  std::string token_file;
+  double host_memory_gib = 0;
+  int max_open = 4096;
+  double slo_margin = 0.1;
+  double late_margin_cap = 0.3;
+  double cold_start_wait_s = 30;
+  // The edge's limits (api/http_server.h), seconds and bytes.
+  size_t max_connections = 16384;
+  double idle_timeout_s = 30, header_timeout_s = 10, body_timeout_s = 30;
+  size_t max_header_bytes = 16 << 10, max_body_mib = 64, max_inflight_mib = 256;
+  // Joining a cluster (docs/cluster.md): reports into NATS under --node, reached at --advertise.
+  std::string nats_url;
+  std::string node_name;
+  std::string advertise;
+  std::string nats_creds;
+  std::string nats_token_file;
+};
+
+// Descriptors kept for the runtime beyond the edge's connections: per slice a worker's control socket, pidfd and
+// ring memfds, plus the process's own files.
+constexpr uint64_t kReservedFiles = 256;
+constexpr uint64_t kFilesPerSlice = 16;
+
 std::string DefaultWorker() {
   std::error_code ec;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -96,6 +104,15 @@ int RunServe(const ServeOptions& o) {
                                            : ParseListen(o.grpc_listen, "--grpc-listen");
   if (o.grpc_listen != "off" && !grpc_listen.ok()) {
     std::cerr << "fluidfaas serve: " << grpc_listen.status().message() << '\n';
+    return kExitBadInput;
+  }
+  if (!o.nats_url.empty()) {
+    if (Status s = cluster::CheckNodeName(o.node_name); !s.ok()) {
+      std::cerr << "fluidfaas serve: --node: " << s.message() << " (give --node NAME with --nats)\n";
+      return kExitBadInput;
+    }
+  } else if (!o.node_name.empty() || !o.advertise.empty() || !o.nats_creds.empty()) {
+    std::cerr << "fluidfaas serve: --node, --advertise and --nats-creds join a cluster: give --nats URL\n";
     return kExitBadInput;
   }
   std::string token;
@@ -197,6 +214,43 @@ int RunServe(const ServeOptions& o) {
     std::cerr << "fluidfaas serve: " << port.status().message() << '\n';
     return kExitFailure;
   }
+  // The cluster: the node's reports into the nodes bucket while it serves; its key deleted when it stops.
+  std::unique_ptr<cluster::NatsConnection> nats;
+  std::unique_ptr<cluster::KvBucket> nodes;
+  std::unique_ptr<cluster::Reporter> reporter;
+  if (!o.nats_url.empty()) {
+    cluster::NatsOptions no;
+    no.url = o.nats_url;
+    no.name = "fluidfaas-node-" + o.node_name;
+    no.creds_file = o.nats_creds;
+    if (!o.nats_token_file.empty()) {
+      auto text = ReadBoundedFile(o.nats_token_file, 4096, "NATS token file");
+      if (!text.ok()) {
+        std::cerr << "fluidfaas serve: --nats-token-file: " << text.status().message() << '\n';
+        return kExitBadInput;
+      }
+      no.token = TrimToken(*text);
+    }
+    auto connected = cluster::NatsConnection::Connect(no);
+    auto bucket = connected.ok() ? (*connected)->Bucket(cluster::kNodesBucket)
+                                 : Result<std::unique_ptr<cluster::KvBucket>>(connected.status());
+    if (!bucket.ok()) {
+      std::cerr << "fluidfaas serve: --nats: " << bucket.status().message() << '\n';
+      return kExitFailure;
+    }
+    nats = std::move(*connected);
+    nodes = std::move(*bucket);
+    const std::string advertise = o.advertise.empty() ? listen->first + ":" + std::to_string(*port) : o.advertise;
+    daemon::Controller* c = controller->get();
+    auto started = cluster::Reporter::Start(*nodes, cluster::ReporterOptions{o.node_name, advertise},
+                                            [c] { return c->ClusterReport(); });
+    if (!started.ok()) {
+      std::cerr << "fluidfaas serve: " << started.status().message() << '\n';
+      return kExitBadInput;
+    }
+    reporter = std::move(*started);
+    std::cerr << "cluster: node " << o.node_name << " reports to " << o.nats_url << " as " << advertise << '\n';
+  }
   std::string names;
   for (const auto& f : (*controller)->Functions()) names += (names.empty() ? "" : ", ") + f.name;
   std::cerr << "fluidfaas serve: node " << node->name << " (" << node->source << ", " << node->slices.size()
@@ -206,6 +260,7 @@ int RunServe(const ServeOptions& o) {
   int sig = -1;
   while (sig < 0) sig = sigwaitinfo(&signals, nullptr);  // EINTR: wait again
   spdlog::warn("serve: signal {}: draining (new requests get 503), then exiting", sig);
+  reporter.reset();  // leaves the cluster first: the gateway sends nothing more here
   const bool drained = (*controller)->Drain(Seconds(30));
   if (!drained)
     spdlog::error("serve: {} requests still open after 30 s: answered 503 shutdown", (*controller)->open_requests());
@@ -379,6 +434,14 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
   serve->add_option("--repository", o->repository,
                     "Directory of TorchScript function directories (each: manifest.yaml + one .pt per block)");
   serve->add_option("--token-file", o->token_file, "File holding the bearer token for deploy, delete, load, unload");
+  serve->add_option("--nats", o->nats_url,
+                    "Join a cluster: publish this node's reports into NATS (nats://HOST:PORT) for a gateway");
+  serve->add_option("--node", o->node_name, "This node's name in the cluster (letters, digits, '-', '_')");
+  serve->add_option("--advertise", o->advertise,
+                    "HOST:PORT the gateway reaches this node at (default: --listen's address and bound port)");
+  serve->add_option("--nats-creds", o->nats_creds, "NATS credentials file (nkey/JWT)")->check(CLI::ExistingFile);
+  serve->add_option("--nats-token-file", o->nats_token_file, "File holding the NATS server's token")
+      ->check(CLI::ExistingFile);
   serve->add_option("--host-memory-gib", o->host_memory_gib, "Host memory for warm copies (default: node config)")
       ->check(CLI::Range(0.0, 65536.0));
   serve->add_option("--max-open", o->max_open, "Requests open at once before new ones get 429")

@@ -53,7 +53,8 @@ void NodeTable::LearnLocked(const NodeReport& report) {
   }
   if (!learned) return;
   std::vector<policy::RoutedFunction> routed;
-  for (size_t i = 0; i < served_.size(); ++i) routed.push_back(policy::RoutedFunction{served_[i].costs.get(), slo_ms_[i]});
+  for (size_t i = 0; i < served_.size(); ++i)
+    routed.push_back(policy::RoutedFunction{served_[i].costs.get(), slo_ms_[i]});
   router_ = std::make_unique<policy::ClusterRouter>(routing_, kinds_, std::move(routed));
 }
 

@@ -60,9 +60,8 @@ std::string ToJsonText(const NodeReport& r) {
                          {"finish_ms", f.finish_ms},
                          {"warm", f.warm}});
   }
-  const json j = {{"node", r.node},         {"advertise", r.advertise}, {"seq", r.seq},
-                  {"interval_ms", r.interval_ms}, {"open", r.open},   {"draining", r.draining},
-                  {"slices", slices},       {"functions", functions}};
+  const json j = {{"node", r.node}, {"advertise", r.advertise}, {"seq", r.seq},     {"interval_ms", r.interval_ms},
+                  {"open", r.open}, {"draining", r.draining},   {"slices", slices}, {"functions", functions}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

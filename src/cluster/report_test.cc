@@ -12,8 +12,7 @@ NodeReport Sample() {
   r.seq = 41;
   r.open = 3;
   r.slices = {ReportedSlice{"0:4g.40gb@0", "4g.40gb", "a100-80gb", 40192}};
-  r.functions = {ReportedFunction{"bert", "bert-base", 31.8, 1, 4.25, 0},
-                 ReportedFunction{"mine", "", 100, 0, 0, 2}};
+  r.functions = {ReportedFunction{"bert", "bert-base", 31.8, 1, 4.25, 0}, ReportedFunction{"mine", "", 100, 0, 0, 2}};
   return r;
 }
 
@@ -42,12 +41,11 @@ TEST(NodeReportTest, AReportFromTheNetworkIsCheckedLikeAnyInput) {
     EXPECT_NE(at, std::string::npos) << from;
     return t.replace(at, from.size(), to);
   };
-  for (const std::string& bad : {std::string("not json"), std::string("[]"), with("\"gpu-a\"", "\"gpu a\""),
-                                 with("\"gpu-a\"", "\"\""), with("\"open\":3", "\"open\":-1"),
-                                 with("\"finish_ms\":4.25", "\"finish_ms\":\"soon\""),
-                                 with("\"finish_ms\":4.25", "\"finish_ms\":1e300"),
-                                 with("\"free_mib\":40192", "\"free_mib\":null"), with("\"slices\":[", "\"slices\":{\"x\":["),
-                                 with("\"name\":\"bert\"", "\"name\":\"\"")}) {
+  for (const std::string& bad :
+       {std::string("not json"), std::string("[]"), with("\"gpu-a\"", "\"gpu a\""), with("\"gpu-a\"", "\"\""),
+        with("\"open\":3", "\"open\":-1"), with("\"finish_ms\":4.25", "\"finish_ms\":\"soon\""),
+        with("\"finish_ms\":4.25", "\"finish_ms\":1e300"), with("\"free_mib\":40192", "\"free_mib\":null"),
+        with("\"slices\":[", "\"slices\":{\"x\":["), with("\"name\":\"bert\"", "\"name\":\"\"")}) {
     const Result<NodeReport> r = ParseNodeReport(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {

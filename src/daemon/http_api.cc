@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/auth.h"
 #include "api/oip_decode.h"
 #include "api/router.h"
 #include "common/half.h"
@@ -92,32 +93,6 @@ std::string OutputDataText(const InferResult& r, const FunctionInfo& f) {
   }
   text.push_back(']');
   return text;
-}
-
-// Equal in time that depends only on the lengths: a token is not guessed byte by byte from response times.
-bool ConstantTimeEqual(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  return diff == 0;
-}
-
-// "Authorization: Bearer <token>", the scheme in any case (RFC 9110 11.1).
-bool Authorized(const HttpRequest& req, const std::string& token) {
-  if (token.empty()) return true;
-  std::string_view value = req.Header("Authorization");
-  const size_t space = value.find(' ');
-  if (space == std::string_view::npos) return false;
-  std::string scheme(value.substr(0, space));
-  std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
-  std::string_view given = value.substr(space);
-  while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
-  return scheme == "bearer" && ConstantTimeEqual(given, token);
-}
-
-HttpResponse Unauthorized() {
-  HttpResponse r = JsonError(401, "this endpoint needs \"Authorization: Bearer <token>\"", "unauthorized");
-  r.headers.emplace_back("WWW-Authenticate", "Bearer");
-  return r;
 }
 
 // A JSON body of a control route: empty (null), an object, or an error answer.
@@ -325,7 +300,7 @@ struct HttpApi::Routes {
     });
     router.Add("POST", "/v2/repository/models/{}/load",
                [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
-                 if (!Authorized(req, options.token)) return r.Send(Unauthorized());
+                 if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
                  if (!ControlBody(req, options.max_control_body_bytes, r)) return;
                  const std::string& name = p[0];
                  if (c.Function(name)) return r.Send(Json(200, json::object()));
@@ -337,7 +312,7 @@ struct HttpApi::Routes {
                });
     router.Add("POST", "/v2/repository/models/{}/unload",
                [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
-                 if (!Authorized(req, options.token)) return r.Send(Unauthorized());
+                 if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
                  if (!ControlBody(req, options.max_control_body_bytes, r)) return;
                  Remove(p[0], r);
                });
@@ -368,7 +343,7 @@ struct HttpApi::Routes {
       r.Send(Json(200, out));
     });
     router.Add("POST", "/v1/functions", [this](HttpRequest&& req, const RouteParams&, const Responder& r) {
-      if (!Authorized(req, options.token)) return r.Send(Unauthorized());
+      if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
       const auto body = ControlBody(req, options.max_control_body_bytes, r);
       if (!body) return;
       auto f = DeployBody(*body);
@@ -376,7 +351,7 @@ struct HttpApi::Routes {
       Deploy(std::move(*f), r, 201);
     });
     router.Add("DELETE", "/v1/functions/{}", [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
-      if (!Authorized(req, options.token)) return r.Send(Unauthorized());
+      if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
       Remove(p[0], r);
     });
   }

@@ -1,0 +1,204 @@
+#include "cluster/forwarder.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <map>
+#include <optional>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace fluidfaas::cluster {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+std::chrono::steady_clock::duration Steady(Duration d) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(d);
+}
+
+// The answer's headers a client of the gateway needs besides Content-Type and Content-Length.
+constexpr std::string_view kPassedBack[] = {"Retry-After", "Inference-Header-Content-Length"};
+
+}  // namespace
+
+struct Forwarder::Impl : std::enable_shared_from_this<Forwarder::Impl> {
+  struct Exchange;
+  explicit Impl(ForwarderOptions opts) : o(opts) {}
+  const ForwarderOptions o;
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::thread thread;
+  // Loop thread only.
+  std::map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle;
+  std::set<Exchange*> live;
+  bool stopping = false;
+};
+
+struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
+  std::shared_ptr<Impl> impl;
+  std::string address;
+  tcp::endpoint endpoint;
+  http::request<http::string_body> req;
+  std::function<void(ForwardResult)> done;
+  std::unique_ptr<beast::tcp_stream> stream;
+  bool pooled = false;
+  bool retried = false;
+  beast::flat_buffer buffer;
+  std::optional<http::response_parser<http::string_body>> parser;
+  ForwardResult result;
+
+  void Start() {
+    impl->live.insert(this);
+    if (impl->stopping) return Finish("the gateway is stopping");
+    auto& pool = impl->idle[address];
+    if (!pool.empty()) {
+      stream = std::move(pool.back());
+      pool.pop_back();
+      pooled = true;
+      result.reached = true;
+      return Write();
+    }
+    Connect();
+  }
+
+  void Connect() {
+    stream = std::make_unique<beast::tcp_stream>(impl->io);
+    stream->expires_after(Steady(impl->o.connect_timeout));
+    stream->async_connect(endpoint, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->Finish("cannot connect to " + self->address + ": " + ec.message());
+      self->result.reached = true;
+      beast::error_code ignored;
+      self->stream->socket().set_option(tcp::no_delay(true), ignored);
+      self->Write();
+    });
+  }
+
+  void Write() {
+    stream->expires_after(Steady(impl->o.timeout));
+    http::async_write(*stream, req, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->Failed(ec, /*answer_begun=*/false);
+      self->Read();
+    });
+  }
+
+  void Read() {
+    parser.emplace();
+    parser->body_limit(impl->o.max_body_bytes);
+    http::async_read(*stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, size_t n) {
+      if (ec) return self->Failed(ec, n > 0);
+      self->Answered();
+    });
+  }
+
+  // A pooled connection the node had closed: once more on a new one, if no answer had begun.
+  void Failed(const beast::error_code& ec, bool answer_begun) {
+    if (pooled && !retried && !answer_begun && !impl->stopping) {
+      retried = true;
+      pooled = false;
+      buffer.clear();
+      return Connect();
+    }
+    Finish(address + ": " + ec.message());
+  }
+
+  void Answered() {
+    http::response<http::string_body> res = parser->release();
+    result.answered = true;
+    result.response.status = static_cast<int>(res.result_int());
+    result.response.content_type = std::string(res[http::field::content_type]);
+    for (std::string_view name : kPassedBack) {
+      if (auto it = res.find(beast::string_view(name.data(), name.size())); it != res.end()) {
+        result.response.headers.emplace_back(std::string(name), std::string(it->value()));
+      }
+    }
+    result.response.body = std::move(res.body());
+    if (res.keep_alive() && !impl->stopping && buffer.size() == 0) {
+      auto& pool = impl->idle[address];
+      if (pool.size() < impl->o.max_idle_per_node) {
+        stream->expires_never();
+        pool.push_back(std::move(stream));
+      }
+    }
+    Finish("");
+  }
+
+  void Finish(const std::string& error) {
+    impl->live.erase(this);
+    if (!done) return;
+    result.error = error;
+    auto d = std::move(done);
+    done = nullptr;
+    d(std::move(result));
+  }
+};
+
+Forwarder::Forwarder(ForwarderOptions options) : impl_(std::make_shared<Impl>(options)) {
+  impl_->thread = std::thread([impl = impl_] {
+    for (;;) {
+      try {
+        impl->io.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("forwarder: the loop caught: {}", e.what());
+      }
+    }
+  });
+}
+
+Forwarder::~Forwarder() {
+  asio::post(impl_->io, [impl = impl_] {
+    impl->stopping = true;
+    impl->idle.clear();
+    const std::set<Impl::Exchange*> live = impl->live;
+    for (Impl::Exchange* e : live) {
+      if (e->stream) e->stream->cancel();
+    }
+    impl->work.reset();
+  });
+  impl_->thread.join();
+}
+
+void Forwarder::Send(const std::string& address, api::HttpRequest request, std::function<void(ForwardResult)> done) {
+  auto x = std::make_shared<Impl::Exchange>();
+  x->impl = impl_;
+  x->address = address;
+  x->done = std::move(done);
+  const size_t colon = address.rfind(':');
+  beast::error_code ec;
+  const std::string host = colon == std::string::npos ? address : address.substr(0, colon);
+  const auto ip = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  int port = 0;
+  if (colon != std::string::npos) port = std::atoi(address.c_str() + colon + 1);
+  if (ec || port <= 0 || port > 65535) {
+    ForwardResult r;
+    r.error = "the node's address '" + address + "' is not IP:PORT";
+    return x->done(std::move(r));
+  }
+  x->endpoint = tcp::endpoint(ip, static_cast<unsigned short>(port));
+  x->req.method_string(request.method);
+  x->req.target(request.target);
+  x->req.version(11);
+  for (auto& [name, value] : request.headers) {
+    // Hop-by-hop and framing headers are the gateway's own.
+    if (beast::iequals(name, "Connection") || beast::iequals(name, "Keep-Alive") ||
+        beast::iequals(name, "Transfer-Encoding") || beast::iequals(name, "Content-Length") ||
+        beast::iequals(name, "Host") || beast::iequals(name, "Expect")) {
+      continue;
+    }
+    x->req.insert(name, value);
+  }
+  x->req.set(http::field::host, address);
+  x->req.keep_alive(true);
+  x->req.body() = std::move(request.body);
+  x->req.prepare_payload();
+  asio::post(impl_->io, [x] { x->Start(); });
+}
+
+}  // namespace fluidfaas::cluster

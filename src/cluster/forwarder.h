@@ -1,0 +1,51 @@
+// Forwarder: the gateway's HTTP/1.1 client to the nodes, asynchronous on a loop thread of its own (Boost.Beast),
+// with a pool of keep-alive connections per node: a request costs no connect while the node is busy. Any body size
+// (tensors do not ride NATS: its max_payload is 1 MiB by default).
+//
+// A request on a pooled connection that the node had closed meanwhile (its idle timeout) is sent again once on a
+// new connection, when not a byte of an answer came back. `reached` tells the caller whether the node accepted a
+// connection at all: a node that refuses connections is down, and the request can go elsewhere untried.
+//
+// Thread safety: Send from any thread; `done` runs on the forwarder's loop thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "api/http_server.h"
+#include "common/time.h"
+
+namespace fluidfaas::cluster {
+
+struct ForwardResult {
+  bool reached = false;  // a connection to the node was made (or reused)
+  bool answered = false;  // a whole answer came back (then `response` holds it)
+  api::HttpResponse response;
+  std::string error;  // when not answered
+};
+
+struct ForwarderOptions {
+  Duration connect_timeout = Seconds(2);
+  Duration timeout = Seconds(120);  // a request's whole exchange
+  size_t max_idle_per_node = 64;
+  size_t max_body_bytes = size_t{256} << 20;
+};
+
+class Forwarder {
+ public:
+  explicit Forwarder(ForwarderOptions options = {});
+  ~Forwarder();  // stops the loop; requests in flight get done() with answered = false
+  Forwarder(const Forwarder&) = delete;
+  Forwarder& operator=(const Forwarder&) = delete;
+
+  // Sends `request` (its method, target, headers and body as they are) to `address` (HOST:PORT, an IP address or
+  // localhost). `done` runs exactly once.
+  void Send(const std::string& address, api::HttpRequest request, std::function<void(ForwardResult)> done);
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace fluidfaas::cluster

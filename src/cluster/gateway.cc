@@ -1,0 +1,273 @@
+#include "cluster/gateway.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "api/auth.h"
+#include "api/router.h"
+
+namespace fluidfaas::cluster {
+namespace {
+
+using api::HttpRequest;
+using api::HttpResponse;
+using api::JsonError;
+using api::Responder;
+using api::RouteParams;
+
+HttpResponse Json(int status, const nlohmann::json& body) {
+  return HttpResponse{.status = status, .body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+}
+
+// A name from a URL, quoted for a message (escaped by the JSON writer), cut at 128 bytes.
+std::string Quoted(const std::string& name) {
+  return "'" + (name.size() > 128 ? name.substr(0, 128) + "..." : name) + "'";
+}
+
+// The table's clock: the steady clock's own time, the same for every caller (a RealClock counts from its own
+// construction and runs a timer thread the gateway does not need).
+TimePoint SteadyNow() {
+  return TimePoint{} + std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+}  // namespace
+
+struct Gateway::Impl {
+  GatewayOptions options;
+  NodeTable table;
+  std::unique_ptr<NatsConnection> nats;
+  std::unique_ptr<KvBucket> bucket;
+  std::unique_ptr<Forwarder> forwarder;
+  api::Router router;
+  std::unique_ptr<api::HttpServer> server;
+  int port = 0;
+  std::thread watcher;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> next_request{1};
+
+  // Metrics.
+  Mutex metrics_mu;
+  std::map<std::string, uint64_t> answers GUARDED_BY(metrics_mu);   // by code ("" for 2xx)
+  std::map<std::string, uint64_t> forwards GUARDED_BY(metrics_mu);  // by node
+  uint64_t retries GUARDED_BY(metrics_mu) = 0;
+
+  explicit Impl(GatewayOptions o) : options(std::move(o)), table(options.routing, options.silence) {}
+
+  void Count(const std::string& code) {
+    MutexLock lock(metrics_mu);
+    ++answers[code];
+  }
+
+  // ---------------------------------------------------------------- the nodes' reports
+  void Watch() {
+    while (!stop.load()) {
+      Result<std::unique_ptr<KvWatcher>> w = bucket->WatchAll();
+      if (!w.ok()) {
+        spdlog::warn("gateway: watching the nodes: {}", w.status().message());
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        continue;
+      }
+      while (!stop.load()) {
+        Result<std::optional<KvEntry>> e = (*w)->Next(std::chrono::milliseconds(200));
+        if (!e.ok()) {
+          spdlog::warn("gateway: the nodes' watcher: {}; watching again", e.status().message());
+          break;
+        }
+        if (!e->has_value()) continue;
+        const KvEntry& entry = **e;
+        if (entry.deleted) {
+          spdlog::info("gateway: node {} left", entry.key);
+          table.Remove(entry.key);
+          continue;
+        }
+        Result<NodeReport> r = ParseNodeReport(entry.value);
+        if (!r.ok()) {
+          spdlog::warn("gateway: a report under '{}' was refused: {}", entry.key, r.status().message());
+          continue;
+        }
+        if (r->node != entry.key) {
+          spdlog::warn("gateway: the report under '{}' names node '{}': refused", entry.key, r->node);
+          continue;
+        }
+        const bool known = table.Healthy(r->node, SteadyNow());
+        table.Apply(*r, SteadyNow());
+        if (!known) spdlog::info("gateway: node {} at {} is healthy", r->node, r->advertise);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- routes
+  void Routes() {
+    router.Add("GET", "/v2/health/live", [](HttpRequest&&, const RouteParams&, Responder r) {
+      r.Send(HttpResponse{.status = 200, .body = ""});
+    });
+    router.Add("GET", "/v2/health/ready", [this](HttpRequest&&, const RouteParams&, Responder r) {
+      const bool ready = table.healthy_nodes(SteadyNow()) > 0;
+      r.Send(ready ? HttpResponse{.status = 200, .body = ""}
+                   : JsonError(503, "no healthy node in the cluster", "no_node"));
+    });
+    router.Add("GET", "/v1/cluster", [this](HttpRequest&&, const RouteParams&, Responder r) {
+      r.Send(Json(200, table.Json(SteadyNow())));
+    });
+    router.Add("GET", "/metrics", [this](HttpRequest&&, const RouteParams&, Responder r) {
+      r.Send(HttpResponse{.status = 200, .content_type = "text/plain; version=0.0.4", .body = Metrics()});
+    });
+    for (const std::string base : {"/v2/models/{}", "/v2/models/{}/versions/{}"}) {
+      router.Add("POST", base + "/infer", [this](HttpRequest&& req, const RouteParams& p, Responder r) {
+        Call(std::move(req), p[0], std::move(r), /*infer=*/true);
+      });
+      for (const std::string tail : {"", "/ready"}) {
+        router.Add("GET", base + tail, [this](HttpRequest&& req, const RouteParams& p, Responder r) {
+          Call(std::move(req), p[0], std::move(r), /*infer=*/false);
+        });
+      }
+    }
+  }
+
+  struct Attempt {
+    HttpRequest request;
+    std::string function;
+    Responder responder;
+    uint64_t id = 0;
+    TimePoint arrival;
+    double slo_ms = 0;
+    std::vector<std::string> tried;
+    bool infer = true;
+  };
+
+  void Call(HttpRequest&& req, const std::string& function, Responder r, bool infer) {
+    if (!api::Authorized(req, options.token)) {
+      Count("unauthorized");
+      return r.Send(api::Unauthorized());
+    }
+    auto a = std::make_shared<Attempt>();
+    a->request = std::move(req);
+    a->function = function;
+    a->responder = std::move(r);
+    a->id = next_request.fetch_add(1);
+    a->arrival = SteadyNow();
+    a->slo_ms = table.SloMs(function);
+    a->infer = infer;
+    Forward(std::move(a));
+  }
+
+  void Forward(std::shared_ptr<Attempt> a) {
+    if (stop.load()) {
+      Count("shutdown");
+      return a->responder.Send(JsonError(503, "the gateway is stopping", "shutdown"));
+    }
+    const TimePoint now = SteadyNow();
+    const double room_ms = a->slo_ms > 0 ? a->slo_ms - ToMillis(now - a->arrival) : 1e9;
+    const std::optional<RouteChoice> to = table.Route(a->function, room_ms, a->id, now, a->tried);
+    if (!to) {
+      if (a->tried.empty() && table.SloMs(a->function) <= 0) {
+        Count("unknown_function");
+        return a->responder.Send(JsonError(404, "no node serves function " + Quoted(a->function), "unknown_function"));
+      }
+      Count(a->tried.empty() ? "no_node" : "node_lost");
+      return a->responder.Send(a->tried.empty()
+                                   ? Retryable(JsonError(503, "no node can take " + Quoted(a->function) + " now",
+                                                         "no_node"))
+                                   : JsonError(502, "the nodes tried for the call failed", "node_lost"));
+    }
+    a->tried.push_back(to->node);
+    table.Sent(to->node);
+    {
+      MutexLock lock(metrics_mu);
+      ++forwards[to->node];
+    }
+    HttpRequest copy = a->request;  // kept for a retry elsewhere
+    forwarder->Send(to->advertise, std::move(copy), [this, a, node = to->node](ForwardResult res) mutable {
+      table.Answered(node);
+      if (res.answered) {
+        Count(res.response.status < 400 ? "" : "node_" + std::to_string(res.response.status));
+        return a->responder.Send(std::move(res.response));
+      }
+      if (!res.reached) table.MarkUnreachable(node);
+      spdlog::warn("gateway: {} on node {}: {}", a->function, node, res.error);
+      // Not reached: the call never ran there. Reached and lost: it may have, but an infer call is a pure function
+      // of its input, so it runs again elsewhere while its SLO allows.
+      const bool time_left = a->slo_ms <= 0 || ToMillis(SteadyNow() - a->arrival) < a->slo_ms;
+      if (static_cast<int>(a->tried.size()) < options.max_tries && (!res.reached || time_left)) {
+        {
+          MutexLock lock(metrics_mu);
+          ++retries;
+        }
+        return Forward(std::move(a));
+      }
+      Count("node_lost");
+      a->responder.Send(JsonError(502, "node " + node + " was lost with the call: " + res.error, "node_lost"));
+    });
+  }
+
+  static HttpResponse Retryable(HttpResponse r) {
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+
+  std::string Metrics() {
+    std::ostringstream out;
+    const TimePoint now = SteadyNow();
+    out << "# HELP fluidfaas_gateway_answers_total Calls answered by the gateway, by code (\"\" for a success).\n"
+        << "# TYPE fluidfaas_gateway_answers_total counter\n";
+    MutexLock lock(metrics_mu);
+    for (const auto& [code, n] : answers) out << "fluidfaas_gateway_answers_total{code=\"" << code << "\"} " << n << '\n';
+    out << "# HELP fluidfaas_gateway_forwards_total Calls forwarded, by node.\n"
+        << "# TYPE fluidfaas_gateway_forwards_total counter\n";
+    for (const auto& [node, n] : forwards) out << "fluidfaas_gateway_forwards_total{node=\"" << node << "\"} " << n << '\n';
+    out << "# HELP fluidfaas_gateway_retries_total Calls sent to another node after one failed.\n"
+        << "# TYPE fluidfaas_gateway_retries_total counter\n"
+        << "fluidfaas_gateway_retries_total " << retries << '\n'
+        << "# HELP fluidfaas_gateway_healthy_nodes Nodes heard from within the silence.\n"
+        << "# TYPE fluidfaas_gateway_healthy_nodes gauge\n"
+        << "fluidfaas_gateway_healthy_nodes " << table.healthy_nodes(now) << '\n';
+    return out.str();
+  }
+};
+
+Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options, const std::string& host, int port) {
+  if (options.max_tries < 1 || options.max_tries > 16) return Status::InvalidArgument("max_tries: 1 to 16");
+  auto impl = std::make_unique<Impl>(std::move(options));
+  Impl& g = *impl;
+  FF_ASSIGN_OR_RETURN(g.nats, NatsConnection::Connect(g.options.nats));
+  FF_ASSIGN_OR_RETURN(g.bucket, g.nats->Bucket(g.options.bucket));
+  g.forwarder = std::make_unique<Forwarder>(g.options.forward);
+  g.Routes();
+  g.server = std::make_unique<api::HttpServer>(
+      g.options.limits, [&g](HttpRequest&& req, Responder r) { g.router.Handle(std::move(req), std::move(r)); },
+      [&g](std::string_view method, std::string_view target) {
+        return g.router.BodyLimit(method, target, g.options.limits.max_body_bytes);
+      });
+  FF_ASSIGN_OR_RETURN(g.port, g.server->Start(host, port));
+  g.watcher = std::thread([&g] { g.Watch(); });
+  spdlog::info("gateway: listening on {}:{}, nodes from NATS {} bucket {}, routing {}", host, g.port, g.options.nats.url,
+               g.options.bucket, policy::ToString(g.options.routing));
+  return std::unique_ptr<Gateway>(new Gateway(std::move(impl)));
+}
+
+Gateway::~Gateway() {
+  impl_->stop = true;
+  if (impl_->server) impl_->server->Stop();
+  if (impl_->watcher.joinable()) impl_->watcher.join();
+  impl_->forwarder.reset();  // calls in flight are answered (their responders drop into 500s if not)
+}
+
+int Gateway::port() const {
+  return impl_->port;
+}
+
+TimePoint Gateway::Now() const {
+  return SteadyNow();
+}
+
+NodeTable& Gateway::table() {
+  return impl_->table;
+}
+
+}  // namespace fluidfaas::cluster

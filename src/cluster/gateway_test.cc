@@ -1,0 +1,233 @@
+// The gateway over real nodes on loopback: a nats-server with JetStream in a temporary store, two emulated nodes
+// (controllers behind their HTTP APIs) that report into it, and the gateway. Each test stops what it started.
+#include "cluster/gateway.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "daemon/daemon_test_util.h"
+
+extern char** environ;
+
+namespace fluidfaas::cluster {
+namespace {
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t n = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string Which(const std::string& program) {
+  for (const char* dir : {"/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"}) {
+    const std::string p = std::string(dir) + "/" + program;
+    if (access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+// nats-server -js on a free loopback port with its own store; killed and its store removed when destroyed.
+class NatsServer {
+ public:
+  bool Start() {
+    const std::string bin = Which("nats-server");
+    if (bin.empty()) return false;
+    dir_ = std::filesystem::temp_directory_path() / ("ff-nats-" + std::to_string(getpid()) + "-" +
+                                                    std::to_string(FreePort()));
+    std::filesystem::create_directories(dir_);
+    port_ = FreePort();
+    const std::string port = std::to_string(port_), store = dir_.string();
+    std::vector<std::string> args = {bin, "-js", "-sd", store, "-a", "127.0.0.1", "-p", port};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    const int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return false;
+    for (int i = 0; i < 100; ++i) {  // until it accepts connections (at most 5 s)
+      NatsOptions o;
+      o.url = url();
+      if (NatsConnection::Connect(o).ok()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+  ~NatsServer() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+    }
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::filesystem::path dir_;
+};
+
+// An emulated node (bert-base at a time scale of 0.02) reporting into the cluster as `name`.
+struct TestNode {
+  TestNode(const std::string& name, const std::string& nats_url) {
+    daemon.Start(daemon::testing::EmulatedNodeOptions(), {daemon::FunctionConfig{"bert", "bert-base", 0, 0.02}});
+    NatsOptions o;
+    o.url = nats_url;
+    connection = std::move(NatsConnection::Connect(o)).value();
+    bucket = std::move(connection->Bucket(kNodesBucket)).value();
+    daemon::Controller* c = &daemon.controller();
+    reporter = std::move(Reporter::Start(*bucket, ReporterOptions{name, "127.0.0.1:" + std::to_string(daemon.port()),
+                                                                  Millis(100), Millis(20)},
+                                         [c] { return c->ClusterReport(); }))
+                   .value();
+  }
+  daemon::testing::TestDaemon daemon;
+  std::unique_ptr<NatsConnection> connection;
+  std::unique_ptr<KvBucket> bucket;
+  std::unique_ptr<Reporter> reporter;
+};
+
+const std::string kBody = R"({"inputs":[{"name":"input","datatype":"FP32","shape":[1,128],"data":[)" + [] {
+  std::string s;
+  for (int i = 0; i < 128; ++i) s += (i ? ",0.5" : "0.5");
+  return s;
+}() + "]}]}";
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!nats.Start()) GTEST_SKIP() << "nats-server (Debian package nats-server) is not installed";
+    a = std::make_unique<TestNode>("a", nats.url());
+    b = std::make_unique<TestNode>("b", nats.url());
+    GatewayOptions o;
+    o.nats.url = nats.url();
+    o.silence = Millis(600);
+    auto g = Gateway::Start(o, "127.0.0.1", 0);
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    gateway = std::move(*g);
+    ASSERT_TRUE(WaitFor([&] { return gateway->table().healthy_nodes(gateway->Now()) == 2; }))
+        << gateway->table().Json(gateway->Now()).dump();
+  }
+  void TearDown() override {
+    gateway.reset();
+    a.reset();
+    b.reset();
+  }
+  template <typename F>
+  static bool WaitFor(F ready, int ms = 5000) {
+    for (int waited = 0; waited < ms; waited += 20) {
+      if (ready()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return ready();
+  }
+  httplib::Client Client() const {
+    httplib::Client c("127.0.0.1", gateway->port());
+    c.set_read_timeout(30, 0);
+    return c;
+  }
+  int Infer() {
+    auto r = Client().Post("/v2/models/bert/infer", kBody, "application/json");
+    return r ? r->status : -1;
+  }
+  nlohmann::json Cluster() {
+    auto r = Client().Get("/v1/cluster");
+    return r ? nlohmann::json::parse(r->body) : nlohmann::json();
+  }
+  std::string Metrics() {
+    auto r = Client().Get("/metrics");
+    return r ? r->body : "";
+  }
+
+  NatsServer nats;
+  std::unique_ptr<TestNode> a, b;
+  std::unique_ptr<Gateway> gateway;
+};
+
+TEST_F(GatewayTest, ACallIsAnsweredByANodeAndTheClusterShowsBothNodesHealthy) {
+  auto r = Client().Post("/v2/models/bert/infer", kBody, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_NE(r->body.find("\"model_name\":\"bert\""), std::string::npos);
+  const nlohmann::json c = Cluster();
+  ASSERT_EQ(c["nodes"].size(), 2u);
+  for (const auto& n : c["nodes"]) EXPECT_TRUE(n["healthy"].get<bool>()) << n.dump();
+  auto unknown = Client().Post("/v2/models/nope/infer", kBody, "application/json");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_NE(unknown->body.find("unknown_function"), std::string::npos);
+  auto ready = Client().Get("/v2/health/ready");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+}
+
+TEST_F(GatewayTest, ANodeThatFallsSilentIsUnhealthyAfterTheSilenceAndCallsGoToTheOther) {
+  a->reporter->Freeze();  // a hangs: its key stays, its reports stop
+  ASSERT_TRUE(WaitFor([&] { return !gateway->table().Healthy("a", gateway->Now()); }));
+  EXPECT_TRUE(gateway->table().Healthy("b", gateway->Now()));
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Infer(), 200);
+  EXPECT_NE(Metrics().find("fluidfaas_gateway_forwards_total{node=\"b\"} 5"), std::string::npos) << Metrics();
+}
+
+TEST_F(GatewayTest, ANodeThatRefusesConnectionsIsPassedOverAndEveryCallIsAnswered) {
+  // b's endpoint goes away while its reports are still fresh: the gateway finds out by trying.
+  b->reporter->Freeze();
+  b->daemon.Stop();
+  int ok = 0;
+  for (int i = 0; i < 8; ++i) ok += Infer() == 200;
+  EXPECT_EQ(ok, 8);
+  const nlohmann::json c = Cluster();
+  for (const auto& n : c["nodes"]) {
+    if (n["name"] == "b") {
+      EXPECT_FALSE(n["healthy"].get<bool>()) << n.dump();
+    }
+  }
+}
+
+TEST_F(GatewayTest, ANodeThatLeavesCleanlyIsDroppedAtOnce) {
+  a.reset();  // its reporter deletes its key
+  ASSERT_TRUE(WaitFor([&] { return Cluster()["nodes"].size() == 1; }, 2000)) << Cluster().dump();
+  EXPECT_EQ(Cluster()["nodes"][0]["name"], "b");
+  EXPECT_EQ(Infer(), 200);
+}
+
+TEST_F(GatewayTest, NoHealthyNodeIsA503WithItsCodeAndNotReady) {
+  a->reporter->Freeze();
+  b->reporter->Freeze();
+  ASSERT_TRUE(WaitFor([&] { return gateway->table().healthy_nodes(gateway->Now()) == 0; }));
+  auto ready = Client().Get("/v2/health/ready");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  // The nodes still answer: the gateway tries an unhealthy node rather than none (the router's last resort).
+  EXPECT_EQ(Infer(), 200);
+  a->daemon.Stop();
+  b->daemon.Stop();
+  auto r = Client().Post("/v2/models/bert/infer", kBody, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 502) << r->body;
+  EXPECT_NE(r->body.find("node_lost"), std::string::npos) << r->body;
+}
+
+}  // namespace
+}  // namespace fluidfaas::cluster
