@@ -66,8 +66,8 @@ int RunGateway(const GatewayFlags& f) {
   o.limits.max_connections = static_cast<size_t>(std::min<uint64_t>(16384, api::RaiseOpenFileLimit() / 2));
   auto gateway = cluster::Gateway::Start(o, listen->first, listen->second);
   if (!gateway.ok()) {
-    return fail(gateway.status(), gateway.status().code() == StatusCode::kInvalidArgument ? kExitBadInput
-                                                                                            : kExitFailure);
+    return fail(gateway.status(),
+                gateway.status().code() == StatusCode::kInvalidArgument ? kExitBadInput : kExitFailure);
   }
   std::cerr << "fluidfaas gateway: listening on http://" << listen->first << ':' << (*gateway)->port()
             << ", nodes from " << f.nats << ", routing " << f.routing << "\n  (try: curl http://" << listen->first

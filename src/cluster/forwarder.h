@@ -19,7 +19,7 @@
 namespace fluidfaas::cluster {
 
 struct ForwardResult {
-  bool reached = false;  // a connection to the node was made (or reused)
+  bool reached = false;   // a connection to the node was made (or reused)
   bool answered = false;  // a whole answer came back (then `response` holds it)
   api::HttpResponse response;
   std::string error;  // when not answered

@@ -102,17 +102,15 @@ struct Gateway::Impl {
 
   // ---------------------------------------------------------------- routes
   void Routes() {
-    router.Add("GET", "/v2/health/live", [](HttpRequest&&, const RouteParams&, Responder r) {
-      r.Send(HttpResponse{.status = 200, .body = ""});
-    });
+    router.Add("GET", "/v2/health/live",
+               [](HttpRequest&&, const RouteParams&, Responder r) { r.Send(HttpResponse{.status = 200, .body = ""}); });
     router.Add("GET", "/v2/health/ready", [this](HttpRequest&&, const RouteParams&, Responder r) {
       const bool ready = table.healthy_nodes(SteadyNow()) > 0;
       r.Send(ready ? HttpResponse{.status = 200, .body = ""}
                    : JsonError(503, "no healthy node in the cluster", "no_node"));
     });
-    router.Add("GET", "/v1/cluster", [this](HttpRequest&&, const RouteParams&, Responder r) {
-      r.Send(Json(200, table.Json(SteadyNow())));
-    });
+    router.Add("GET", "/v1/cluster",
+               [this](HttpRequest&&, const RouteParams&, Responder r) { r.Send(Json(200, table.Json(SteadyNow()))); });
     router.Add("GET", "/metrics", [this](HttpRequest&&, const RouteParams&, Responder r) {
       r.Send(HttpResponse{.status = 200, .content_type = "text/plain; version=0.0.4", .body = Metrics()});
     });
@@ -137,6 +135,7 @@ struct Gateway::Impl {
     double slo_ms = 0;
     std::vector<std::string> tried;
     bool infer = true;
+    std::optional<HttpResponse> refusal;  // the last node's 429 or 503, answered when no other node is left
   };
 
   void Call(HttpRequest&& req, const std::string& function, Responder r, bool infer) {
@@ -164,15 +163,18 @@ struct Gateway::Impl {
     const double room_ms = a->slo_ms > 0 ? a->slo_ms - ToMillis(now - a->arrival) : 1e9;
     const std::optional<RouteChoice> to = table.Route(a->function, room_ms, a->id, now, a->tried);
     if (!to) {
+      if (a->refusal) {
+        Count("node_" + std::to_string(a->refusal->status));
+        return a->responder.Send(std::move(*a->refusal));
+      }
       if (a->tried.empty() && table.SloMs(a->function) <= 0) {
         Count("unknown_function");
         return a->responder.Send(JsonError(404, "no node serves function " + Quoted(a->function), "unknown_function"));
       }
       Count(a->tried.empty() ? "no_node" : "node_lost");
-      return a->responder.Send(a->tried.empty()
-                                   ? Retryable(JsonError(503, "no node can take " + Quoted(a->function) + " now",
-                                                         "no_node"))
-                                   : JsonError(502, "the nodes tried for the call failed", "node_lost"));
+      return a->responder.Send(
+          a->tried.empty() ? Retryable(JsonError(503, "no node can take " + Quoted(a->function) + " now", "no_node"))
+                           : JsonError(502, "the nodes tried for the call failed", "node_lost"));
     }
     a->tried.push_back(to->node);
     table.Sent(to->node);
@@ -183,6 +185,19 @@ struct Gateway::Impl {
     HttpRequest copy = a->request;  // kept for a retry elsewhere
     forwarder->Send(to->advertise, std::move(copy), [this, a, node = to->node](ForwardResult res) mutable {
       table.Answered(node);
+      // Turned away before it ran (the node's deadline or limit, or no slice): the next node may take it.
+      if (res.answered && (res.response.status == 429 || res.response.status == 503)) {
+        table.MarkBusy(node, a->function);
+        a->refusal = res.response;
+        const bool time_left = a->slo_ms <= 0 || ToMillis(SteadyNow() - a->arrival) < a->slo_ms;
+        if (static_cast<int>(a->tried.size()) < options.max_tries && time_left) {
+          {
+            MutexLock lock(metrics_mu);
+            ++retries;
+          }
+          return Forward(std::move(a));
+        }
+      }
       if (res.answered) {
         Count(res.response.status < 400 ? "" : "node_" + std::to_string(res.response.status));
         return a->responder.Send(std::move(res.response));
@@ -215,10 +230,12 @@ struct Gateway::Impl {
     out << "# HELP fluidfaas_gateway_answers_total Calls answered by the gateway, by code (\"\" for a success).\n"
         << "# TYPE fluidfaas_gateway_answers_total counter\n";
     MutexLock lock(metrics_mu);
-    for (const auto& [code, n] : answers) out << "fluidfaas_gateway_answers_total{code=\"" << code << "\"} " << n << '\n';
+    for (const auto& [code, n] : answers)
+      out << "fluidfaas_gateway_answers_total{code=\"" << code << "\"} " << n << '\n';
     out << "# HELP fluidfaas_gateway_forwards_total Calls forwarded, by node.\n"
         << "# TYPE fluidfaas_gateway_forwards_total counter\n";
-    for (const auto& [node, n] : forwards) out << "fluidfaas_gateway_forwards_total{node=\"" << node << "\"} " << n << '\n';
+    for (const auto& [node, n] : forwards)
+      out << "fluidfaas_gateway_forwards_total{node=\"" << node << "\"} " << n << '\n';
     out << "# HELP fluidfaas_gateway_retries_total Calls sent to another node after one failed.\n"
         << "# TYPE fluidfaas_gateway_retries_total counter\n"
         << "fluidfaas_gateway_retries_total " << retries << '\n'
@@ -246,8 +263,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options, const st
       });
   FF_ASSIGN_OR_RETURN(g.port, g.server->Start(host, port));
   g.watcher = std::thread([&g] { g.Watch(); });
-  spdlog::info("gateway: listening on {}:{}, nodes from NATS {} bucket {}, routing {}", host, g.port, g.options.nats.url,
-               g.options.bucket, policy::ToString(g.options.routing));
+  spdlog::info("gateway: listening on {}:{}, nodes from NATS {} bucket {}, routing {}", host, g.port,
+               g.options.nats.url, g.options.bucket, policy::ToString(g.options.routing));
   return std::unique_ptr<Gateway>(new Gateway(std::move(impl)));
 }
 

@@ -48,8 +48,8 @@ class NatsServer {
   bool Start() {
     const std::string bin = Which("nats-server");
     if (bin.empty()) return false;
-    dir_ = std::filesystem::temp_directory_path() / ("ff-nats-" + std::to_string(getpid()) + "-" +
-                                                    std::to_string(FreePort()));
+    dir_ = std::filesystem::temp_directory_path() /
+           ("ff-nats-" + std::to_string(getpid()) + "-" + std::to_string(FreePort()));
     std::filesystem::create_directories(dir_);
     port_ = FreePort();
     const std::string port = std::to_string(port_), store = dir_.string();
@@ -97,8 +97,9 @@ struct TestNode {
     connection = std::move(NatsConnection::Connect(o)).value();
     bucket = std::move(connection->Bucket(kNodesBucket)).value();
     daemon::Controller* c = &daemon.controller();
-    reporter = std::move(Reporter::Start(*bucket, ReporterOptions{name, "127.0.0.1:" + std::to_string(daemon.port()),
-                                                                  Millis(100), Millis(20)},
+    reporter = std::move(Reporter::Start(*bucket,
+                                         ReporterOptions{name, "127.0.0.1:" + std::to_string(daemon.port()),
+                                                         Millis(100), Millis(20)},
                                          [c] { return c->ClusterReport(); }))
                    .value();
   }

@@ -68,6 +68,15 @@ void NodeTable::MarkUnreachable(const std::string& node) {
   if (auto it = nodes_.find(node); it != nodes_.end()) it->second.unreachable = true;
 }
 
+void NodeTable::MarkBusy(const std::string& node, const std::string& function) {
+  MutexLock lock(mu_);
+  const auto it = nodes_.find(node);
+  if (it == nodes_.end()) return;
+  for (ReportedFunction& f : it->second.report.functions) {
+    if (f.name == function) f.finish_ms = std::max(f.finish_ms, 1e9);
+  }
+}
+
 void NodeTable::Sent(const std::string& node) {
   MutexLock lock(mu_);
   if (auto it = nodes_.find(node); it != nodes_.end()) ++it->second.outstanding;

@@ -48,6 +48,9 @@ class NodeTable {
   void Remove(const std::string& node);
   // The gateway could not reach the node: not routed to until its next report.
   void MarkUnreachable(const std::string& node);
+  // The node turned a call of `function` away before running it (429: its deadline or its limit; 503: no slice):
+  // until its next report, the router takes its instances of the function as unable to finish in time.
+  void MarkBusy(const std::string& node, const std::string& function);
   // A request sent to / answered by the node (its outstanding count, which the router weighs).
   void Sent(const std::string& node);
   void Answered(const std::string& node);

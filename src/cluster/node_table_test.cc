@@ -88,5 +88,16 @@ TEST(NodeTableTest, TheClusterJsonShowsEachNodesHealthAndFunctions) {
   EXPECT_DOUBLE_EQ(j["nodes"][0]["report_age_ms"].get<double>(), 1500);
 }
 
+TEST(NodeTableTest, ANodeThatTurnsACallAwayIsPassedOverForItsFunctionUntilItsNextReport) {
+  NodeTable t;
+  t.Apply(Report("a", 2), At(0));  // hot
+  t.Apply(Report("b", 0), At(0));  // cold, with a free slice
+  EXPECT_EQ(t.Route("bert", 30, 1, At(1))->node, "a");
+  t.MarkBusy("a", "bert");                              // a answered 429
+  EXPECT_EQ(t.Route("bert", 30, 1, At(2))->node, "b");  // a cold start on b rather than a refusal on a
+  t.Apply(Report("a", 2, 2), At(3));
+  EXPECT_EQ(t.Route("bert", 30, 1, At(4))->node, "a");
+}
+
 }  // namespace
 }  // namespace fluidfaas::cluster

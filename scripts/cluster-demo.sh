@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The cluster on loopback, as an operator meets it: a nats-server with JetStream (its own store, a free port), three
+# emulated nodes (fluidfaas serve --nats ... --node nN) and a gateway. Load through the gateway with wrk; node n2
+# is SIGKILLed in the middle of it; after the gateway's silence it shows n2 unhealthy; n2 is started again under
+# the same name and comes back healthy. The gateway's table between phases; every call of the load must get an
+# HTTP answer (2xx, or 502 node_lost for a call that died with n2). Stops everything it started.
+# Usage: scripts/cluster-demo.sh [LOAD_SECONDS]     (default 6; after a release build: scripts/test.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-6}"
+bin=build/release/fluidfaas
+command -v nats-server >/dev/null || { echo "cluster-demo: nats-server missing (scripts/install-deps.sh)"; exit 1; }
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+fail() { echo "cluster-demo: $*"; tail -n 20 "$work"/*.log; exit 1; }
+
+nats_port="$(free_port)"
+nats-server -js -sd "$work/store" -a 127.0.0.1 -p "$nats_port" >"$work/nats.log" 2>&1 &
+pids+=($!)
+nats="nats://127.0.0.1:$nats_port"
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
+
+declare -A node_pid node_port
+start_node() {  # NAME
+  local port
+  port="${node_port[$1]:-$(free_port)}"
+  node_port[$1]="$port"
+  "$bin" serve --functions bert-base,resnet50 --time-scale 0.05 --listen "127.0.0.1:$port" --grpc-listen off \
+    --nats "$nats" --node "$1" >"$work/$1.log" 2>&1 &
+  node_pid[$1]=$!
+  pids+=($!)
+}
+for n in n1 n2 n3; do start_node "$n"; done
+gw_port="$(free_port)"
+"$bin" gateway --listen "127.0.0.1:$gw_port" --nats "$nats" --silence 1 >"$work/gateway.log" 2>&1 &
+pids+=($!)
+gw="http://127.0.0.1:$gw_port"
+
+table() {  # TITLE
+  echo
+  echo "== $1"
+  curl -sf "$gw/v1/cluster" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+print("| node | healthy | report age ms | open | free slices | functions (hot/warm) |")
+print("| --- | --- | --- | --- | --- | --- |")
+for n in c["nodes"]:
+    fs = ", ".join("%s %d/%d" % (f["name"], f["hot"], f["warm"]) for f in n["functions"])
+    print("| %s | %s | %.0f | %d | %d | %s |" % (n["name"], n["healthy"], n["report_age_ms"], n["open"],
+                                                 len(n["free_slices"]), fs))'
+}
+healthy() { curl -sf "$gw/v1/cluster" | python3 -c 'import json,sys; print(sum(n["healthy"] for n in json.load(sys.stdin)["nodes"]))'; }
+wait_healthy() {  # N
+  for _ in $(seq 100); do [ "$(healthy 2>/dev/null || echo 0)" = "$1" ] && return 0; sleep 0.2; done
+  fail "expected $1 healthy nodes"
+}
+
+wait_healthy 3
+curl -sf -X POST "$gw/v2/models/bert-base/infer" --data-binary @bench/http/bert_infer.json -o /dev/null ||
+  fail "a first call through the gateway"
+table "three nodes joined; one call made"
+
+echo
+echo "== load through the gateway for ${secs} s (wrk, 8 connections); n2 SIGKILLed after $((secs / 2)) s"
+BODY_FILE=bench/http/bert_infer.json wrk -t1 -c8 -d"${secs}s" -s bench/http/post.lua \
+  "$gw/v2/models/bert-base/infer" >"$work/wrk.txt" 2>&1 &
+wrk_pid=$!
+sleep "$((secs / 2))"
+kill -9 "${node_pid[n2]}"
+wait "$wrk_pid" || true
+grep -E "requests in|Requests/sec|Non-2xx|Socket errors" "$work/wrk.txt"
+if grep -q "Socket errors" "$work/wrk.txt"; then fail "calls without an HTTP answer"; fi
+curl -sf "$gw/metrics" | grep -E '^fluidfaas_gateway_(answers|retries)' || true
+table "after n2 was killed (the gateway's silence is 1 s)"
+[ "$(healthy)" = 2 ] || fail "n2 is not marked unhealthy"
+
+start_node n2
+wait_healthy 3
+table "n2 started again under its name"
+echo
+echo "cluster-demo: ok"
