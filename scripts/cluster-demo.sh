@@ -2,8 +2,9 @@
 # The cluster on loopback, as an operator meets it: a nats-server with JetStream (its own store, a free port), three
 # emulated nodes (fluidfaas serve --nats ... --node nN) and a gateway. Load through the gateway with wrk; node n2
 # is SIGKILLed in the middle of it; after the gateway's silence it shows n2 unhealthy; n2 is started again under
-# the same name and comes back healthy. The gateway's table between phases; every call of the load must get an
-# HTTP answer (2xx, or 502 node_lost for a call that died with n2). Stops everything it started.
+# the same name and comes back healthy; then the NATS server is stopped (calls through the gateway must still be
+# answered) and started again (every node must be healthy again). The gateway's table between phases; every call of
+# the load must get an HTTP answer (2xx, or 502 node_lost for a call that died with n2). Stops everything it started.
 # Usage: scripts/cluster-demo.sh [LOAD_SECONDS]     (default 6; after a release build: scripts/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +23,14 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 fail() { echo "cluster-demo: $*"; tail -n 20 "$work"/*.log; exit 1; }
 
 nats_port="$(free_port)"
-nats-server -js -sd "$work/store" -a 127.0.0.1 -p "$nats_port" >"$work/nats.log" 2>&1 &
-pids+=($!)
+start_nats() {
+  nats-server -js -sd "$work/store" -a 127.0.0.1 -p "$nats_port" >>"$work/nats.log" 2>&1 &
+  nats_pid=$!
+  pids+=($!)
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
+}
+start_nats
 nats="nats://127.0.0.1:$nats_port"
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
 
 declare -A node_pid node_port
 start_node() {  # NAME
@@ -84,5 +89,18 @@ table "after n2 was killed (the gateway's silence is 1 s)"
 start_node n2
 wait_healthy 3
 table "n2 started again under its name"
+
+echo
+echo "== the NATS server stopped: calls on the direct path keep flowing; restarted: every node reports again"
+kill -TERM "$nats_pid"
+wait "$nats_pid" 2>/dev/null || true
+for i in $(seq 10); do
+  code="$(curl -s -o /dev/null -w '%{http_code}' -X POST "$gw/v2/models/bert-base/infer" --data-binary @bench/http/bert_infer.json)"
+  [ "$code" = 200 ] || fail "call $i with NATS down: HTTP $code"
+done
+echo "10 calls with NATS down: 200"
+start_nats
+wait_healthy 3
+table "NATS back"
 echo
 echo "cluster-demo: ok"

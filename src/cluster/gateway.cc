@@ -71,13 +71,23 @@ struct Gateway::Impl {
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
         continue;
       }
+      // Nodes report at least every 0.5 s: a watcher silent for twice the silence has most likely lost its
+      // consumer (a restarted NATS server forgets it); a new one gets every node's latest report again.
+      TimePoint heard = SteadyNow();
       while (!stop.load()) {
         Result<std::optional<KvEntry>> e = (*w)->Next(std::chrono::milliseconds(200));
         if (!e.ok()) {
           spdlog::warn("gateway: the nodes' watcher: {}; watching again", e.status().message());
           break;
         }
-        if (!e->has_value()) continue;
+        if (!e->has_value()) {
+          if (SteadyNow() - heard > 2 * options.silence) {
+            spdlog::warn("gateway: no report for {:.1f} s; watching the nodes again", ToSeconds(SteadyNow() - heard));
+            break;
+          }
+          continue;
+        }
+        heard = SteadyNow();
         const KvEntry& entry = **e;
         if (entry.deleted) {
           spdlog::info("gateway: node {} left", entry.key);
