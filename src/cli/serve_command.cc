@@ -17,6 +17,7 @@
 #include "api/http_server.h"
 #include "cli/commands.h"
 #include "cli/table.h"
+#include "cluster/function_sync.h"
 #include "cluster/reporter.h"
 #include "common/strings.h"
 #include "daemon/grpc_api.h"
@@ -218,6 +219,8 @@ int RunServe(const ServeOptions& o) {
   std::unique_ptr<cluster::NatsConnection> nats;
   std::unique_ptr<cluster::KvBucket> nodes;
   std::unique_ptr<cluster::Reporter> reporter;
+  std::unique_ptr<cluster::KvBucket> cluster_functions;
+  std::unique_ptr<cluster::FunctionSync> function_sync;
   if (!o.nats_url.empty()) {
     cluster::NatsOptions no;
     no.url = o.nats_url;
@@ -249,6 +252,26 @@ int RunServe(const ServeOptions& o) {
       return kExitBadInput;
     }
     reporter = std::move(*started);
+    // The cluster's functions (deployed at the gateway) are deployed here too.
+    auto fb = nats->Bucket(cluster::kFunctionsBucket);
+    if (!fb.ok()) {
+      std::cerr << "fluidfaas serve: --nats: " << fb.status().message() << '\n';
+      return kExitFailure;
+    }
+    cluster_functions = std::move(*fb);
+    const double node_time_scale = o.time_scale;
+    function_sync = cluster::FunctionSync::Start(
+        *cluster_functions,
+        cluster::SyncTarget{[c, node_time_scale](const std::string& name, const std::string& spec) -> Status {
+                              const json body = json::parse(spec, nullptr, false);
+                              if (body.is_discarded()) return Status::InvalidArgument("its spec is not JSON");
+                              FF_ASSIGN_OR_RETURN(daemon::FunctionConfig f, daemon::ParseFunctionConfig(body));
+                              f.name = name;
+                              if (!body.contains("time_scale")) f.time_scale = node_time_scale;
+                              return c->Deploy(f);
+                            },
+                            [c](const std::string& name) { return c->Remove(name); },
+                            [c](const std::string& name) { return c->Function(name).has_value(); }});
     std::cerr << "cluster: node " << o.node_name << " reports to " << o.nats_url << " as " << advertise << '\n';
   }
   std::string names;
@@ -261,6 +284,7 @@ int RunServe(const ServeOptions& o) {
   while (sig < 0) sig = sigwaitinfo(&signals, nullptr);  // EINTR: wait again
   spdlog::warn("serve: signal {}: draining (new requests get 503), then exiting", sig);
   reporter.reset();  // leaves the cluster first: the gateway sends nothing more here
+  function_sync.reset();
   const bool drained = (*controller)->Drain(Seconds(30));
   if (!drained)
     spdlog::error("serve: {} requests still open after 30 s: answered 503 shutdown", (*controller)->open_requests());

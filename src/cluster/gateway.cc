@@ -9,6 +9,8 @@
 
 #include "api/auth.h"
 #include "api/router.h"
+#include "cluster/function_sync.h"
+#include "daemon/http_api.h"
 
 namespace fluidfaas::cluster {
 namespace {
@@ -41,6 +43,7 @@ struct Gateway::Impl {
   NodeTable table;
   std::unique_ptr<NatsConnection> nats;
   std::unique_ptr<KvBucket> bucket;
+  std::unique_ptr<KvBucket> functions;
   std::unique_ptr<Forwarder> forwarder;
   api::Router router;
   std::unique_ptr<api::HttpServer> server;
@@ -121,6 +124,7 @@ struct Gateway::Impl {
     });
     router.Add("GET", "/v1/cluster",
                [this](HttpRequest&&, const RouteParams&, Responder r) { r.Send(Json(200, table.Json(SteadyNow()))); });
+    Functions();
     router.Add("GET", "/metrics", [this](HttpRequest&&, const RouteParams&, Responder r) {
       r.Send(HttpResponse{.status = 200, .content_type = "text/plain; version=0.0.4", .body = Metrics()});
     });
@@ -134,6 +138,49 @@ struct Gateway::Impl {
         });
       }
     }
+  }
+
+  // Deployments for the whole cluster: kept in the functions bucket, which every node follows (FunctionSync).
+  void Functions() {
+    router.Add("GET", "/v1/functions", [this](HttpRequest&&, const RouteParams&, Responder r) {
+      Result<std::vector<std::string>> keys = functions->Keys();
+      if (!keys.ok()) return r.Send(JsonError(503, keys.status().message(), "nats_unavailable"));
+      nlohmann::json out = nlohmann::json::array();
+      for (const std::string& k : *keys) {
+        Result<std::optional<KvEntry>> e = functions->Get(k);
+        if (!e.ok() || !e->has_value() || (*e)->deleted) continue;
+        nlohmann::json spec = nlohmann::json::parse((*e)->value, nullptr, false);
+        if (!spec.is_discarded()) out.push_back(std::move(spec));
+      }
+      r.Send(Json(200, out));
+    });
+    router.Add("POST", "/v1/functions", [this](HttpRequest&& req, const RouteParams&, Responder r) {
+      if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
+      const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+      if (body.is_discarded()) return r.Send(JsonError(400, "the body is not JSON", "bad_input"));
+      Result<daemon::FunctionConfig> f = daemon::ParseFunctionConfig(body);
+      if (!f.ok()) return r.Send(JsonError(400, f.status().message(), "bad_input"));
+      if (f->name.empty()) f->name = f->model.empty() ? f->directory : f->model;
+      if (Status s = CheckNodeName(f->name); !s.ok()) {
+        return r.Send(JsonError(400, "function name " + Quoted(f->name) + ": " + s.message(), "bad_input"));
+      }
+      Result<uint64_t> put = functions->Put(f->name, daemon::FunctionConfigJson(*f).dump());
+      if (!put.ok()) return r.Send(JsonError(503, put.status().message(), "nats_unavailable"));
+      spdlog::info("gateway: function {} deployed to the cluster", f->name);
+      r.Send(Json(202, {{"name", f->name}, {"state", "deploying"}, {"revision", *put}}));
+    });
+    router.Add("DELETE", "/v1/functions/{}", [this](HttpRequest&& req, const RouteParams& p, Responder r) {
+      if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
+      Result<std::optional<KvEntry>> e = functions->Get(p[0]);
+      if (!e.ok()) return r.Send(JsonError(503, e.status().message(), "nats_unavailable"));
+      if (!e->has_value() || (*e)->deleted) {
+        return r.Send(JsonError(404, "no function " + Quoted(p[0]) + " deployed to the cluster", "unknown_function"));
+      }
+      if (Status s = functions->Delete(p[0]); !s.ok()) {
+        return r.Send(JsonError(503, s.message(), "nats_unavailable"));
+      }
+      r.Send(Json(202, {{"name", p[0]}, {"state", "removing"}}));
+    });
   }
 
   struct Attempt {
@@ -264,6 +311,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options, const st
   Impl& g = *impl;
   FF_ASSIGN_OR_RETURN(g.nats, NatsConnection::Connect(g.options.nats));
   FF_ASSIGN_OR_RETURN(g.bucket, g.nats->Bucket(g.options.bucket));
+  FF_ASSIGN_OR_RETURN(g.functions, g.nats->Bucket(kFunctionsBucket));
   g.forwarder = std::make_unique<Forwarder>(g.options.forward);
   g.Routes();
   g.server = std::make_unique<api::HttpServer>(

@@ -10,6 +10,9 @@
 //   GET  /v2/health/live                       200 while the gateway runs
 //   GET  /v2/health/ready                      200 with at least one healthy node, else 503
 //   GET  /v1/cluster                           the nodes, their health, free slices and functions (NodeTable)
+//   POST /v1/functions, DELETE /v1/functions/{f}, GET /v1/functions
+//                                              deployments for the whole cluster, kept in the functions bucket that
+//                                              every node follows (cluster/function_sync.h); 202: under way
 //   GET  /metrics                              Prometheus text: requests by code, forwards by node, retries
 //
 // Failures: a node that refuses the connection is marked unreachable and the call goes to the next node the router

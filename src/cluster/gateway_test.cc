@@ -15,6 +15,7 @@
 #include <fstream>
 #include <thread>
 
+#include "cluster/function_sync.h"
 #include "daemon/daemon_test_util.h"
 
 extern char** environ;
@@ -102,11 +103,26 @@ struct TestNode {
                                                          Millis(100), Millis(20)},
                                          [c] { return c->ClusterReport(); }))
                    .value();
+    functions = std::move(connection->Bucket(kFunctionsBucket)).value();
+    sync =
+        FunctionSync::Start(*functions,
+                            SyncTarget{[c](const std::string& fn, const std::string& spec) -> Status {
+                                         FF_ASSIGN_OR_RETURN(daemon::FunctionConfig f,
+                                                             daemon::ParseFunctionConfig(nlohmann::json::parse(spec)));
+                                         f.name = fn;
+                                         f.time_scale = 0.02;
+                                         return c->Deploy(f);
+                                       },
+                                       [c](const std::string& fn) { return c->Remove(fn); },
+                                       [c](const std::string& fn) { return c->Function(fn).has_value(); }},
+                            Seconds(30));
   }
   daemon::testing::TestDaemon daemon;
   std::unique_ptr<NatsConnection> connection;
   std::unique_ptr<KvBucket> bucket;
   std::unique_ptr<Reporter> reporter;
+  std::unique_ptr<KvBucket> functions;
+  std::unique_ptr<FunctionSync> sync;
 };
 
 const std::string kBody = R"({"inputs":[{"name":"input","datatype":"FP32","shape":[1,128],"data":[)" + [] {
@@ -228,6 +244,38 @@ TEST_F(GatewayTest, NoHealthyNodeIsA503WithItsCodeAndNotReady) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 502) << r->body;
   EXPECT_NE(r->body.find("node_lost"), std::string::npos) << r->body;
+}
+
+TEST_F(GatewayTest, AFunctionDeployedAtTheGatewayIsServedByEveryNodeAndRemovedFromThemAll) {
+  auto bad = Client().Post("/v1/functions", R"({"model": "resnet50", "name": "a b"})", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  auto put = Client().Post("/v1/functions", R"({"model": "resnet50", "name": "rn"})", "application/json");
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 202) << put->body;
+  ASSERT_TRUE(WaitFor([&] { return a->daemon.controller().Function("rn") && b->daemon.controller().Function("rn"); }));
+  const std::string image = R"({"inputs":[{"name":"input","datatype":"FP32","shape":[1,3,224,224],"parameters":)"
+                            R"({"binary_data_size":602112}}]})";
+  httplib::Headers headers = {{"Inference-Header-Content-Length", std::to_string(image.size())}};
+  const std::string body = image + std::string(602112, '\0');
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = Client().Post("/v2/models/rn/infer", headers, body, "application/octet-stream");
+    return r && r->status == 200;
+  }));
+  auto list = Client().Get("/v1/functions");
+  ASSERT_TRUE(list);
+  EXPECT_NE(list->body.find("\"rn\""), std::string::npos) << list->body;
+
+  auto del = Client().Delete("/v1/functions/rn");
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 202) << del->body;
+  ASSERT_TRUE(
+      WaitFor([&] { return !a->daemon.controller().Function("rn") && !b->daemon.controller().Function("rn"); }));
+  auto again = Client().Delete("/v1/functions/rn");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 404);
+  // The nodes' own function stays.
+  EXPECT_EQ(Infer(), 200);
 }
 
 }  // namespace

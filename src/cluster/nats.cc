@@ -117,6 +117,16 @@ Status KvBucket::Delete(const std::string& key) {
   return s == NATS_OK ? Status::Ok() : Failed("delete " + key, s);
 }
 
+Result<std::vector<std::string>> KvBucket::Keys() {
+  kvKeysList list{};
+  const natsStatus s = kvStore_Keys(&list, kv_, nullptr);
+  if (s == NATS_NOT_FOUND) return std::vector<std::string>();
+  if (s != NATS_OK) return Failed("keys", s);
+  std::vector<std::string> keys(list.Keys, list.Keys + list.Count);
+  kvKeysList_Destroy(&list);
+  return keys;
+}
+
 Result<std::unique_ptr<KvWatcher>> KvBucket::WatchAll() {
   kvWatcher* w = nullptr;
   const natsStatus s = kvStore_WatchAll(&w, kv_, nullptr);

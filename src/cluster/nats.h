@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -85,6 +86,8 @@ class KvBucket {
   Result<uint64_t> Put(const std::string& key, const std::string& value);
   Result<std::optional<KvEntry>> Get(const std::string& key);
   Status Delete(const std::string& key);
+  // Every key that holds a value now.
+  Result<std::vector<std::string>> Keys();
   // Every key's latest value first, then changes as they happen.
   Result<std::unique_ptr<KvWatcher>> WatchAll();
 

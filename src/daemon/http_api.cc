@@ -346,7 +346,7 @@ struct HttpApi::Routes {
       if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
       const auto body = ControlBody(req, options.max_control_body_bytes, r);
       if (!body) return;
-      auto f = DeployBody(*body);
+      auto f = ParseFunctionConfig(*body);
       if (!f.ok()) return r.Send(JsonError(400, f.status().message(), "bad_input"));
       Deploy(std::move(*f), r, 201);
     });
@@ -355,39 +355,48 @@ struct HttpApi::Routes {
       Remove(p[0], r);
     });
   }
-
-  static Result<FunctionConfig> DeployBody(const json& body) {
-    auto text = [&body](const char* field) {
-      const auto it = body.is_object() ? body.find(field) : body.end();
-      return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
-    };
-    if (!body.is_object() || text("model").empty() == text("directory").empty()) {
-      return Status::InvalidArgument(
-          "body: {\"model\": zoo model} or {\"directory\": a function directory of the repository}, with "
-          "\"name\", \"slo_ms\", \"max_batch\", \"time_scale\"");
-    }
-    FunctionConfig f;
-    f.model = text("model");
-    f.directory = text("directory");
-    f.name = text("name");
-    for (const char* field : {"slo_ms", "time_scale", "max_batch"}) {
-      if (!body.contains(field)) continue;
-      const json& v = body[field];
-      const std::string name(field);
-      if (name == "max_batch" ? !v.is_number_integer() : !v.is_number()) {
-        return Status::InvalidArgument(name + (name == "max_batch" ? " must be an integer" : " must be a number"));
-      }
-      if (name == "max_batch") {
-        const auto b = v.get<int64_t>();
-        FF_RETURN_IF_ERROR(CheckRange("max_batch", b, 1, kMaxBatch));
-        f.max_batch = static_cast<int>(b);
-      } else {
-        (name == "slo_ms" ? f.slo_ms : f.time_scale) = v.get<double>();
-      }
-    }
-    return f;
-  }
 };
+
+Result<FunctionConfig> ParseFunctionConfig(const nlohmann::json& body) {
+  auto text = [&body](const char* field) {
+    const auto it = body.is_object() ? body.find(field) : body.end();
+    return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (!body.is_object() || text("model").empty() == text("directory").empty()) {
+    return Status::InvalidArgument(
+        "body: {\"model\": zoo model} or {\"directory\": a function directory of the repository}, with "
+        "\"name\", \"slo_ms\", \"max_batch\", \"time_scale\"");
+  }
+  FunctionConfig f;
+  f.model = text("model");
+  f.directory = text("directory");
+  f.name = text("name");
+  for (const char* field : {"slo_ms", "time_scale", "max_batch"}) {
+    if (!body.contains(field)) continue;
+    const json& v = body[field];
+    const std::string name(field);
+    if (name == "max_batch" ? !v.is_number_integer() : !v.is_number()) {
+      return Status::InvalidArgument(name + (name == "max_batch" ? " must be an integer" : " must be a number"));
+    }
+    if (name == "max_batch") {
+      const auto b = v.get<int64_t>();
+      FF_RETURN_IF_ERROR(CheckRange("max_batch", b, 1, kMaxBatch));
+      f.max_batch = static_cast<int>(b);
+    } else {
+      (name == "slo_ms" ? f.slo_ms : f.time_scale) = v.get<double>();
+    }
+  }
+  return f;
+}
+nlohmann::json FunctionConfigJson(const FunctionConfig& f) {
+  nlohmann::json j = {{"name", f.name}};
+  if (f.time_scale != 1.0) j["time_scale"] = f.time_scale;
+  if (!f.model.empty()) j["model"] = f.model;
+  if (!f.directory.empty()) j["directory"] = f.directory;
+  if (f.slo_ms > 0) j["slo_ms"] = f.slo_ms;
+  if (f.max_batch > 0) j["max_batch"] = f.max_batch;
+  return j;
+}
 
 HttpApi::HttpApi(Controller& controller, HttpApiOptions options)
     : controller_(controller), options_(std::move(options)), routes_(std::make_unique<Routes>(controller_, options_)) {

@@ -58,4 +58,10 @@ class HttpApi {
   std::unique_ptr<api::HttpServer> server_;
 };
 
+// A deployment's body ({"model": zoo model} or {"directory": a repository directory}, with "name", "slo_ms",
+// "max_batch", "time_scale"), checked: the node's POST /v1/functions and the cluster's functions bucket.
+Result<FunctionConfig> ParseFunctionConfig(const nlohmann::json& body);
+// The body ParseFunctionConfig reads back as `f` (time_scale left out at 1: a node applies its own).
+nlohmann::json FunctionConfigJson(const FunctionConfig& f);
+
 }  // namespace fluidfaas::daemon
