@@ -23,8 +23,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 fail() { echo "cluster-demo: $*"; tail -n 20 "$work"/*.log; exit 1; }
 
 nats_port="$(free_port)"
+# Every NATS connection authenticates with a token from a file (the server's --auth).
+python3 -c 'import secrets; print(secrets.token_hex(16))' >"$work/nats.token"
 start_nats() {
-  nats-server -js -sd "$work/store" -a 127.0.0.1 -p "$nats_port" >>"$work/nats.log" 2>&1 &
+  nats-server -js -sd "$work/store" -a 127.0.0.1 -p "$nats_port" --auth "$(cat "$work/nats.token")" \
+    >>"$work/nats.log" 2>&1 &
   nats_pid=$!
   pids+=($!)
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
@@ -38,14 +41,19 @@ start_node() {  # NAME
   port="${node_port[$1]:-$(free_port)}"
   node_port[$1]="$port"
   "$bin" serve --functions bert-base,resnet50 --time-scale 0.05 --listen "127.0.0.1:$port" --grpc-listen off \
-    --nats "$nats" --node "$1" >"$work/$1.log" 2>&1 &
+    --nats "$nats" --nats-token-file "$work/nats.token" --node "$1" >"$work/$1.log" 2>&1 &
   node_pid[$1]=$!
   pids+=($!)
 }
 for n in n1 n2 n3; do start_node "$n"; done
 gw_port="$(free_port)"
-"$bin" gateway --listen "127.0.0.1:$gw_port" --nats "$nats" --silence 1 >"$work/gateway.log" 2>&1 &
-pids+=($!)
+start_gateway() {
+  "$bin" gateway --listen "127.0.0.1:$gw_port" --nats "$nats" --nats-token-file "$work/nats.token" --silence 1 \
+    >>"$work/gateway.log" 2>&1 &
+  gw_pid=$!
+  pids+=($!)
+}
+start_gateway
 gw="http://127.0.0.1:$gw_port"
 
 table() {  # TITLE
@@ -71,6 +79,10 @@ wait_healthy 3
 curl -sf -X POST "$gw/v2/models/bert-base/infer" --data-binary @bench/http/bert_infer.json -o /dev/null ||
   fail "a first call through the gateway"
 table "three nodes joined; one call made"
+if "$bin" serve --listen 127.0.0.1:0 --grpc-listen off --nats "$nats" --node intruder >"$work/intruder.log" 2>&1; then
+  fail "a node without the NATS token joined"
+fi
+echo "a node without the NATS token is refused: $(grep -o 'Authentication Violation' "$work/intruder.log" | head -1)"
 
 echo
 echo "== load through the gateway for ${secs} s (wrk, 8 connections); n2 SIGKILLed after $((secs / 2)) s"
@@ -89,6 +101,15 @@ table "after n2 was killed (the gateway's silence is 1 s)"
 start_node n2
 wait_healthy 3
 table "n2 started again under its name"
+
+echo
+echo "== the gateway restarted: stateless, its view rebuilt from the bucket"
+kill -TERM "$gw_pid"
+wait "$gw_pid" 2>/dev/null || true
+t0="$(date +%s.%N)"
+start_gateway
+wait_healthy 3
+echo "three healthy nodes again $(python3 -c "import time; print('%.2f' % (time.time() - $t0))") s after the restart"
 
 echo
 echo "== the NATS server stopped: calls on the direct path keep flowing; restarted: every node reports again"
