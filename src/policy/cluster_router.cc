@@ -86,9 +86,48 @@ bool ClusterRouter::HasRoom(uint32_t function, double room_ms, const NodeView& n
   return f != nullptr && f->hot > 0 && f->finish_ms <= room_ms;
 }
 
+// The two forms of the nodes a decision reads. Holders(f, each) calls each(n) for the nodes that may hold f, in
+// ascending order: every node for a span (a node without the function is skipped by its Find), the index's list.
+struct SpanNodes {
+  std::span<const NodeView> nodes;
+  size_t size() const { return nodes.size(); }
+  bool present(size_t) const { return true; }
+  const NodeView& view(size_t n) const { return nodes[n]; }
+  bool any_healthy() const {
+    return std::any_of(nodes.begin(), nodes.end(), [](const NodeView& n) { return n.healthy; });
+  }
+  template <typename F>
+  void Holders(uint32_t, F&& each) const {
+    for (size_t n = 0; n < nodes.size(); ++n) each(n);
+  }
+};
+
+struct IndexNodes {
+  const ClusterIndex& index;
+  size_t size() const { return index.size(); }
+  bool present(size_t n) const { return index.present(n); }
+  const NodeView& view(size_t n) const { return index.view(n); }
+  bool any_healthy() const { return index.any_healthy(); }
+  template <typename F>
+  void Holders(uint32_t function, F&& each) const {
+    for (uint32_t n : index.holders(function)) each(n);
+  }
+};
+
 std::optional<size_t> ClusterRouter::Route(uint32_t function, double room_ms, uint64_t request,
                                            std::span<const NodeView> nodes) const {
-  if (nodes.empty()) return std::nullopt;
+  return Decide(function, room_ms, request, SpanNodes{nodes});
+}
+
+std::optional<size_t> ClusterRouter::Route(uint32_t function, double room_ms, uint64_t request,
+                                           const ClusterIndex& nodes) const {
+  return Decide(function, room_ms, request, IndexNodes{nodes});
+}
+
+template <typename Nodes>
+std::optional<size_t> ClusterRouter::Decide(uint32_t function, double room_ms, uint64_t request,
+                                            const Nodes& nodes) const {
+  if (nodes.size() == 0) return std::nullopt;
   switch (routing_) {
     case Routing::kWarmFirst: return WarmFirst(function, room_ms, nodes);
     case Routing::kHashHome: return HashHome(function, room_ms, request, nodes);
@@ -97,8 +136,8 @@ std::optional<size_t> ClusterRouter::Route(uint32_t function, double room_ms, ui
   return std::nullopt;
 }
 
-std::optional<size_t> ClusterRouter::WarmFirst(uint32_t function, double room_ms,
-                                               std::span<const NodeView> nodes) const {
+template <typename Nodes>
+std::optional<size_t> ClusterRouter::WarmFirst(uint32_t function, double room_ms, const Nodes& nodes) const {
   // Each candidate class keeps its best node by a key (lower is better), ties broken by the (function, node) hash.
   struct Best {
     std::optional<size_t> node;
@@ -108,73 +147,155 @@ std::optional<size_t> ClusterRouter::WarmFirst(uint32_t function, double room_ms
       if (!node || k < key || (k == key && t < tie)) node = n, key = k, tie = t;
     }
   };
-  Best hot, warm, alone, pipeline, late, idle;
-  const bool any_healthy = std::any_of(nodes.begin(), nodes.end(), [](const NodeView& n) { return n.healthy; });
-  for (size_t n = 0; n < nodes.size(); ++n) {
-    const NodeView& node = nodes[n];
-    if (any_healthy && !node.healthy) continue;
+  Best hot, warm, late;
+  const bool any_healthy = nodes.any_healthy();
+  const auto eligible = [&](size_t n) { return nodes.present(n) && (!any_healthy || nodes.view(n).healthy); };
+  // The nodes that hold the function: one with room wins outright, else a warm copy with a slice to reload on.
+  nodes.Holders(function, [&](size_t n) {
+    if (!eligible(n)) return;
+    const NodeFunction* f = nodes.view(n).Find(function);
+    if (f == nullptr) return;
     const uint64_t tie = MixHash(function, n);
-    const NodeFunction* f = node.Find(function);
-    if (f != nullptr && f->hot > 0) {
-      if (f->finish_ms <= room_ms) {
-        hot.Offer(n, f->finish_ms, tie);
-        continue;
-      }
+    if (f->hot > 0) {
+      if (f->finish_ms <= room_ms) return hot.Offer(n, f->finish_ms, tie);
       late.Offer(n, f->finish_ms, tie);
     }
+    if (f->warm > 0) {
+      const Fit fit = FitOn(function, nodes.view(n));
+      if (fit.alone) warm.Offer(n, static_cast<double>(fit.slack_mib), tie);
+    }
+  });
+  if (hot.node) return hot.node;
+  if (warm.node) return warm.node;
+  // A cold start: every node's free slices.
+  Best alone, pipeline, idle;
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    if (!eligible(n)) continue;
+    const NodeView& node = nodes.view(n);
+    const uint64_t tie = MixHash(function, n);
     const Fit fit = FitOn(function, node);
-    if (fit.alone && f != nullptr && f->warm > 0) warm.Offer(n, static_cast<double>(fit.slack_mib), tie);
     if (fit.alone) alone.Offer(n, static_cast<double>(fit.slack_mib), tie);
     if (fit.pipeline) pipeline.Offer(n, -static_cast<double>(fit.slack_mib), tie);
     idle.Offer(n, static_cast<double>(node.outstanding), tie);
   }
-  for (const Best* b : {&hot, &warm, &alone, &pipeline, &late, &idle}) {
+  for (const Best* b : {&alone, &pipeline, &late, &idle}) {
     if (b->node) return b->node;
   }
   return std::nullopt;
 }
 
+template <typename Nodes>
 std::optional<size_t> ClusterRouter::HashHome(uint32_t function, double room_ms, uint64_t request,
-                                              std::span<const NodeView> nodes) const {
+                                              const Nodes& nodes) const {
   const size_t n = nodes.size();
   const uint64_t h = MixHash(function, 0);
   const size_t home = static_cast<size_t>(h % n);
   // The step: co-prime to n, chosen by the hash among those below n (OpenWhisk's pairwiseCoprimeNumbersUntil).
-  std::vector<size_t> coprimes;
-  for (size_t s = 1; s <= std::max<size_t>(1, n); ++s) {
-    if (std::gcd(s, n) == 1) coprimes.push_back(s);
+  size_t coprimes = 0;
+  for (size_t s = 1; s <= n; ++s) coprimes += std::gcd(s, n) == 1;
+  size_t pick = static_cast<size_t>((h >> 32) % std::max<size_t>(1, coprimes)), step = 1;
+  for (size_t s = 1; s <= n; ++s) {
+    if (std::gcd(s, n) != 1) continue;
+    if (pick-- == 0) {
+      step = s;
+      break;
+    }
   }
-  const size_t step = coprimes[static_cast<size_t>((h >> 32) % coprimes.size())];
+  const auto usable = [&](size_t i) { return nodes.present(i) && nodes.view(i).healthy; };
   for (size_t i = 0; i < n; ++i) {
     const size_t at = (home + i * step) % n;
-    const NodeView& node = nodes[at];
-    if (!node.healthy) continue;
-    if (HasRoom(function, room_ms, node) || FitOn(function, node).alone) return at;
+    if (!usable(at)) continue;
+    if (HasRoom(function, room_ms, nodes.view(at)) || FitOn(function, nodes.view(at)).alone) return at;
   }
   std::vector<size_t> healthy;
   for (size_t i = 0; i < n; ++i) {
-    if (nodes[i].healthy) healthy.push_back(i);
+    if (usable(i)) healthy.push_back(i);
   }
-  if (healthy.empty()) return home;
+  if (healthy.empty()) {
+    for (size_t i = 0; i < n; ++i) {
+      if (nodes.present((home + i) % n)) return (home + i) % n;
+    }
+    return std::nullopt;
+  }
   return healthy[static_cast<size_t>(MixHash(request, function) % healthy.size())];
 }
 
-std::optional<size_t> ClusterRouter::LeastLoaded(uint32_t function, std::span<const NodeView> nodes) const {
+template <typename Nodes>
+std::optional<size_t> ClusterRouter::LeastLoaded(uint32_t function, const Nodes& nodes) const {
   std::optional<size_t> best;
   bool best_healthy = false;
   uint64_t best_tie = 0;
   for (size_t n = 0; n < nodes.size(); ++n) {
+    if (!nodes.present(n)) continue;
+    const NodeView& v = nodes.view(n);
     const uint64_t tie = MixHash(function, n);
-    const bool healthy = nodes[n].healthy;
     if (best) {
-      if (best_healthy && !healthy) continue;
-      const bool better = (healthy && !best_healthy) || nodes[n].outstanding < nodes[*best].outstanding ||
-                          (nodes[n].outstanding == nodes[*best].outstanding && tie < best_tie);
+      if (best_healthy && !v.healthy) continue;
+      const int64_t bo = nodes.view(*best).outstanding;
+      const bool better = (v.healthy && !best_healthy) || v.outstanding < bo || (v.outstanding == bo && tie < best_tie);
       if (!better) continue;
     }
-    best = n, best_healthy = healthy, best_tie = tie;
+    best = n, best_healthy = v.healthy, best_tie = tie;
   }
   return best;
+}
+
+// ---------------------------------------------------------------- the index
+
+void ClusterIndex::Unindex(size_t node) {
+  if (!present(node)) return;
+  if (views_[node].healthy) --healthy_;
+  for (const NodeFunction& f : views_[node].functions) {
+    if (f.hot == 0 && f.warm == 0) continue;
+    auto it = holders_.find(f.function);
+    if (it == holders_.end()) continue;
+    auto& list = it->second;
+    list.erase(std::remove(list.begin(), list.end(), static_cast<uint32_t>(node)), list.end());
+    if (list.empty()) holders_.erase(it);
+  }
+}
+
+void ClusterIndex::Set(size_t node, NodeView view) {
+  if (node >= views_.size()) {
+    views_.resize(node + 1);
+    present_.resize(node + 1, 0);
+  }
+  Unindex(node);
+  for (const NodeFunction& f : view.functions) {
+    if (f.hot == 0 && f.warm == 0) continue;
+    auto& list = holders_[f.function];
+    list.insert(std::upper_bound(list.begin(), list.end(), static_cast<uint32_t>(node)), static_cast<uint32_t>(node));
+  }
+  if (view.healthy) ++healthy_;
+  views_[node] = std::move(view);
+  present_[node] = 1;
+}
+
+void ClusterIndex::Clear(size_t node) {
+  Unindex(node);
+  if (node < views_.size()) {
+    views_[node] = NodeView{};
+    present_[node] = 0;
+  }
+}
+
+void ClusterIndex::SetHealthy(size_t node, bool healthy) {
+  if (!present(node) || views_[node].healthy == healthy) return;
+  views_[node].healthy = healthy;
+  if (healthy) {
+    ++healthy_;
+  } else {
+    --healthy_;
+  }
+}
+
+void ClusterIndex::SetOutstanding(size_t node, int64_t outstanding) {
+  if (present(node)) views_[node].outstanding = outstanding;
+}
+
+std::span<const uint32_t> ClusterIndex::holders(uint32_t function) const {
+  const auto it = holders_.find(function);
+  return it == holders_.end() ? std::span<const uint32_t>() : std::span<const uint32_t>(it->second);
 }
 
 }  // namespace fluidfaas::policy

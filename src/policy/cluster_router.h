@@ -38,6 +38,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -75,6 +76,33 @@ struct NodeView {
   const NodeFunction* Find(uint32_t function) const;
 };
 
+// ClusterIndex: many nodes' views kept for routing at scale, with, for each function, the nodes that hold it (an
+// instance on a slice or a warm copy). Routing over an index decides exactly as over the same views in a span (a
+// property test checks it), but a call to a function some node holds with room looks at its holders only; only a
+// cold start scans every node. Nodes are small dense integers, as positions in a span; a node not set is absent.
+class ClusterIndex {
+ public:
+  void Set(size_t node, NodeView view);
+  void Clear(size_t node);
+  // Cheap updates between reports.
+  void SetHealthy(size_t node, bool healthy);
+  void SetOutstanding(size_t node, int64_t outstanding);
+
+  size_t size() const { return views_.size(); }  // 1 + the highest node set
+  bool present(size_t node) const { return node < present_.size() && present_[node] != 0; }
+  const NodeView& view(size_t node) const { return views_[node]; }
+  bool any_healthy() const { return healthy_ > 0; }
+  // The nodes holding `function`, ascending.
+  std::span<const uint32_t> holders(uint32_t function) const;
+
+ private:
+  void Unindex(size_t node);
+  std::vector<NodeView> views_;
+  std::vector<char> present_;
+  size_t healthy_ = 0;  // present and healthy
+  std::unordered_map<uint32_t, std::vector<uint32_t>> holders_;
+};
+
 // What the router knows of a function: its costs on every slice kind and its SLO.
 struct RoutedFunction {
   const StageCostTable* costs = nullptr;  // batch 1
@@ -90,6 +118,8 @@ class ClusterRouter {
   // or nullopt when `nodes` is empty. `request` only draws among nodes when nothing else tells them apart.
   std::optional<size_t> Route(uint32_t function, double room_ms, uint64_t request,
                               std::span<const NodeView> nodes) const;
+  // The same decision over an index (absent nodes are never chosen).
+  std::optional<size_t> Route(uint32_t function, double room_ms, uint64_t request, const ClusterIndex& nodes) const;
 
   Routing routing() const { return routing_; }
 
@@ -100,10 +130,15 @@ class ClusterRouter {
     bool pipeline = false;  // not alone, but the free slices hold its memory between them
   };
   Fit FitOn(uint32_t function, const NodeView& node) const;
-  std::optional<size_t> WarmFirst(uint32_t function, double room_ms, std::span<const NodeView> nodes) const;
-  std::optional<size_t> HashHome(uint32_t function, double room_ms, uint64_t request,
-                                 std::span<const NodeView> nodes) const;
-  std::optional<size_t> LeastLoaded(uint32_t function, std::span<const NodeView> nodes) const;
+  // Over either form of the nodes (cluster_router.cc: SpanNodes, IndexNodes).
+  template <typename Nodes>
+  std::optional<size_t> Decide(uint32_t function, double room_ms, uint64_t request, const Nodes& nodes) const;
+  template <typename Nodes>
+  std::optional<size_t> WarmFirst(uint32_t function, double room_ms, const Nodes& nodes) const;
+  template <typename Nodes>
+  std::optional<size_t> HashHome(uint32_t function, double room_ms, uint64_t request, const Nodes& nodes) const;
+  template <typename Nodes>
+  std::optional<size_t> LeastLoaded(uint32_t function, const Nodes& nodes) const;
   bool HasRoom(uint32_t function, double room_ms, const NodeView& node) const;
 
   Routing routing_;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 
 #include "gpu/mps.h"
 #include "gpu/topology.h"
@@ -99,7 +100,7 @@ TEST_F(ClusterRouterTest, UnhealthyNodesAreChosenOnlyWhenNoneIsHealthy) {
     nodes[1].healthy = false;
     EXPECT_TRUE(r.Route(0, 30, 1, nodes).has_value()) << ToString(routing);
   }
-  EXPECT_FALSE(Make(Routing::kWarmFirst).Route(0, 30, 1, {}).has_value());
+  EXPECT_FALSE(Make(Routing::kWarmFirst).Route(0, 30, 1, std::span<const NodeView>()).has_value());
 }
 
 TEST_F(ClusterRouterTest, HashHomeGoesHomeWhileHomeHasCapacityEvenWhenAnotherNodeHoldsTheFunction) {
@@ -141,6 +142,50 @@ TEST_F(ClusterRouterTest, WarmFirstTiesSpreadFunctionsOverEqualNodesAndKeepEachF
   }
   EXPECT_EQ(per_node.size(), 8u);
   for (const auto& [n, count] : per_node) EXPECT_LE(count, 20) << "node " << n;
+}
+
+// The index decides exactly as the span over the same views, whatever the cluster: random nodes (healthy or not,
+// hot, late, warm or absent functions, free slices of any kind, outstanding counts), some updated and some removed
+// after they were set, every routing.
+TEST_F(ClusterRouterTest, AnIndexDecidesAsTheSpanOfTheSameViews) {
+  std::vector<RoutedFunction> fs;
+  for (int i = 0; i < 6; ++i) fs.push_back(RoutedFunction{served[i % 2].costs.get(), served[i % 2].slo_ms});
+  for (Routing routing : {Routing::kWarmFirst, Routing::kHashHome, Routing::kLeastLoaded}) {
+    const ClusterRouter r(routing, Kinds(), fs);
+    const auto property = [&](uint64_t seed) {
+      std::mt19937_64 rng(seed);
+      const auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
+      const size_t count = 1 + static_cast<size_t>(pick(12));
+      const auto random_view = [&] {
+        NodeView v;
+        v.healthy = pick(5) != 0;
+        v.outstanding = pick(4);
+        for (uint32_t f = 0; f < 6; ++f) {
+          if (pick(3) == 0) continue;
+          v.functions.push_back(NodeFunction{f, pick(3), static_cast<double>(pick(60)), pick(2)});
+        }
+        for (int k = pick(4); k > 0; --k) v.free.push_back(Free(pick(3)));
+        return v;
+      };
+      std::vector<NodeView> views(count);
+      ClusterIndex index;
+      for (size_t n = 0; n < count; ++n) index.Set(n, random_view());  // set once, then replaced
+      for (size_t n = 0; n < count; ++n) {
+        views[n] = random_view();
+        index.Set(n, views[n]);
+      }
+      for (uint64_t req = 0; req < 20; ++req) {
+        const auto f = static_cast<uint32_t>(pick(6));
+        const double room = pick(50);
+        ASSERT_EQ(r.Route(f, room, req, views), r.Route(f, room, req, index))
+            << ToString(routing) << ", seed " << seed << ", function " << f << ", room " << room;
+      }
+    };
+    for (uint64_t seed = 1; seed <= 400; ++seed) {
+      property(seed);
+      if (HasFatalFailure()) return;
+    }
+  }
 }
 
 TEST(RoutingTest, NamesParseAndUnknownOnesAreRefused) {
