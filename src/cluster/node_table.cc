@@ -32,30 +32,28 @@ void NodeTable::Apply(const NodeReport& report, TimePoint now) {
 }
 
 void NodeTable::LearnLocked(const NodeReport& report) {
-  bool learned = false;
   for (const ReportedFunction& f : report.functions) {
     if (function_ids_.count(f.name) > 0) continue;
-    const auto id = static_cast<uint32_t>(served_.size());
-    policy::ServedFunction served;
-    served.id = id;
+    const auto id = static_cast<uint32_t>(slo_ms_.size());
+    // A zoo model's costs, built once per model (a cluster runs many functions of few models).
+    std::shared_ptr<const policy::StageCostTable> costs;
     if (!f.model.empty()) {
-      if (Result<model::FunctionSpec> spec = model::BuildZooModel(f.model); spec.ok()) {
-        const gpu::MpsShares shares(A100());
-        auto s = policy::ServeZooModel(id, std::make_shared<const model::FunctionSpec>(std::move(*spec)), latency_,
-                                       shares, 5.0);
-        if (s.ok()) served = std::move(*s);
+      auto& cached = costs_by_model_[f.model];
+      if (!cached) {
+        if (Result<model::FunctionSpec> spec = model::BuildZooModel(f.model); spec.ok()) {
+          const gpu::MpsShares shares(A100());
+          auto s = policy::ServeZooModel(id, std::make_shared<const model::FunctionSpec>(std::move(*spec)), latency_,
+                                         shares, 5.0);
+          if (s.ok()) cached = s->costs;
+        }
       }
+      costs = cached;
     }
     function_ids_[f.name] = id;
-    served_.push_back(std::move(served));
+    router_->AddFunction(policy::RoutedFunction{costs.get(), f.slo_ms});
+    costs_.push_back(std::move(costs));
     slo_ms_.push_back(f.slo_ms);
-    learned = true;
   }
-  if (!learned) return;
-  std::vector<policy::RoutedFunction> routed;
-  for (size_t i = 0; i < served_.size(); ++i)
-    routed.push_back(policy::RoutedFunction{served_[i].costs.get(), slo_ms_[i]});
-  router_ = std::make_unique<policy::ClusterRouter>(routing_, kinds_, std::move(routed));
 }
 
 void NodeTable::Remove(const std::string& node) {

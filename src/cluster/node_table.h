@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cluster/report.h"
@@ -84,8 +85,9 @@ class NodeTable {
   mutable Mutex mu_;
   std::map<std::string, Node> nodes_ GUARDED_BY(mu_);
   // Functions by name, with their router ids; the router is rebuilt when a function or a slice kind is learned.
-  std::map<std::string, uint32_t> function_ids_ GUARDED_BY(mu_);
-  std::vector<policy::ServedFunction> served_ GUARDED_BY(mu_);  // by id; costs null for directories
+  std::unordered_map<std::string, uint32_t> function_ids_ GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<const policy::StageCostTable>> costs_ GUARDED_BY(mu_);  // by id; null: a directory
+  std::map<std::string, std::shared_ptr<const policy::StageCostTable>> costs_by_model_ GUARDED_BY(mu_);
   std::vector<double> slo_ms_ GUARDED_BY(mu_);
   std::vector<policy::SliceKind> kinds_;  // A100-80GB's MIG profiles
   std::unique_ptr<policy::ClusterRouter> router_ GUARDED_BY(mu_);

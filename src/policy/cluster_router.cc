@@ -41,22 +41,26 @@ const NodeFunction* NodeView::Find(uint32_t function) const {
 }
 
 ClusterRouter::ClusterRouter(Routing routing, std::vector<SliceKind> kinds, std::vector<RoutedFunction> functions)
-    : routing_(routing), kinds_(std::move(kinds)), functions_(std::move(functions)) {
-  for (const RoutedFunction& f : functions_) {
-    int64_t least = kNever;
-    for (size_t k = 0; k < kinds_.size(); ++k) {
-      int64_t need = kNever;
-      const int index = f.costs != nullptr ? f.costs->KindIndex(kinds_[k]) : -1;
-      if (index >= 0) {
-        const size_t last = f.costs->blocks() - 1;
-        const int64_t mib = f.costs->MemoryMib(index, 0, last);
-        least = std::min(least, mib);
-        if (f.costs->ComputeMs(index, 0, last) <= f.slo_ms) need = mib;
-      }
-      alone_mib_.push_back(need);
+    : routing_(routing), kinds_(std::move(kinds)) {
+  for (RoutedFunction& f : functions) AddFunction(f);
+}
+
+uint32_t ClusterRouter::AddFunction(RoutedFunction f) {
+  int64_t least = kNever;
+  for (size_t k = 0; k < kinds_.size(); ++k) {
+    int64_t need = kNever;
+    const int index = f.costs != nullptr ? f.costs->KindIndex(kinds_[k]) : -1;
+    if (index >= 0) {
+      const size_t last = f.costs->blocks() - 1;
+      const int64_t mib = f.costs->MemoryMib(index, 0, last);
+      least = std::min(least, mib);
+      if (f.costs->ComputeMs(index, 0, last) <= f.slo_ms) need = mib;
     }
-    least_mib_.push_back(least);
+    alone_mib_.push_back(need);
   }
+  least_mib_.push_back(least);
+  functions_.push_back(f);
+  return static_cast<uint32_t>(functions_.size() - 1);
 }
 
 ClusterRouter::Fit ClusterRouter::FitOn(uint32_t function, const NodeView& node) const {

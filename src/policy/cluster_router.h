@@ -122,6 +122,8 @@ class ClusterRouter {
   std::optional<size_t> Route(uint32_t function, double room_ms, uint64_t request, const ClusterIndex& nodes) const;
 
   Routing routing() const { return routing_; }
+  // A function more (its id: the number of functions so far), without rebuilding the others' tables.
+  uint32_t AddFunction(RoutedFunction function);
 
  private:
   struct Fit {
