@@ -28,7 +28,29 @@ void NodeTable::Apply(const NodeReport& report, TimePoint now) {
   n.report = report;
   n.heard = now;
   n.unreachable = false;
+  if (n.id == kNoId) {
+    n.id = by_id_.size();
+    by_id_.push_back(&n);
+  }
   LearnLocked(report);
+  index_.Set(n.id, ViewLocked(n, now));
+}
+
+policy::NodeView NodeTable::ViewLocked(const Node& n, TimePoint now) const {
+  policy::NodeView v;
+  v.healthy = HealthyLocked(n, now);
+  v.outstanding = std::max(n.outstanding, n.report.open);
+  for (const ReportedFunction& f : n.report.functions) {
+    const auto fid = function_ids_.find(f.name);
+    if (fid != function_ids_.end())
+      v.functions.push_back(policy::NodeFunction{fid->second, f.hot, f.finish_ms, f.warm});
+  }
+  std::sort(v.functions.begin(), v.functions.end(),
+            [](const policy::NodeFunction& a, const policy::NodeFunction& b) { return a.function < b.function; });
+  for (const ReportedSlice& s : n.report.slices) {
+    v.free.push_back(policy::NodeFreeSlice{KindLocked(s.gpu_model, s.profile), s.free_mib});
+  }
+  return v;
 }
 
 void NodeTable::LearnLocked(const NodeReport& report) {
@@ -58,12 +80,19 @@ void NodeTable::LearnLocked(const NodeReport& report) {
 
 void NodeTable::Remove(const std::string& node) {
   MutexLock lock(mu_);
-  nodes_.erase(node);
+  const auto it = nodes_.find(node);
+  if (it == nodes_.end()) return;
+  index_.Clear(it->second.id);
+  by_id_[it->second.id] = nullptr;
+  nodes_.erase(it);
 }
 
 void NodeTable::MarkUnreachable(const std::string& node) {
   MutexLock lock(mu_);
-  if (auto it = nodes_.find(node); it != nodes_.end()) it->second.unreachable = true;
+  if (auto it = nodes_.find(node); it != nodes_.end()) {
+    it->second.unreachable = true;
+    index_.SetHealthy(it->second.id, false);
+  }
 }
 
 void NodeTable::MarkBusy(const std::string& node, const std::string& function) {
@@ -73,16 +102,23 @@ void NodeTable::MarkBusy(const std::string& node, const std::string& function) {
   for (ReportedFunction& f : it->second.report.functions) {
     if (f.name == function) f.finish_ms = std::max(f.finish_ms, 1e9);
   }
+  index_.Set(it->second.id, ViewLocked(it->second, it->second.heard));  // health: refreshed by Route
 }
 
 void NodeTable::Sent(const std::string& node) {
   MutexLock lock(mu_);
-  if (auto it = nodes_.find(node); it != nodes_.end()) ++it->second.outstanding;
+  if (auto it = nodes_.find(node); it != nodes_.end()) {
+    ++it->second.outstanding;
+    index_.SetOutstanding(it->second.id, std::max(it->second.outstanding, it->second.report.open));
+  }
 }
 
 void NodeTable::Answered(const std::string& node) {
   MutexLock lock(mu_);
-  if (auto it = nodes_.find(node); it != nodes_.end() && it->second.outstanding > 0) --it->second.outstanding;
+  if (auto it = nodes_.find(node); it != nodes_.end() && it->second.outstanding > 0) {
+    --it->second.outstanding;
+    index_.SetOutstanding(it->second.id, std::max(it->second.outstanding, it->second.report.open));
+  }
 }
 
 bool NodeTable::HealthyLocked(const Node& n, TimePoint now) const {
@@ -120,33 +156,18 @@ std::optional<RouteChoice> NodeTable::Route(const std::string& function, double 
   MutexLock lock(mu_);
   const auto id = function_ids_.find(function);
   if (id == function_ids_.end() || nodes_.empty()) return std::nullopt;
-  std::vector<const Node*> order;
-  std::vector<policy::NodeView> views;
-  for (const auto& [name, n] : nodes_) {
-    if (std::find(avoid.begin(), avoid.end(), name) != avoid.end()) continue;
-    // Only nodes that serve the function: a node that never deployed it cannot take its requests.
-    const auto& fs = n.report.functions;
-    if (std::none_of(fs.begin(), fs.end(), [&](const ReportedFunction& f) { return f.name == function; })) continue;
-    policy::NodeView v;
-    v.healthy = HealthyLocked(n, now);
-    v.outstanding = std::max(n.outstanding, n.report.open);
-    for (const ReportedFunction& f : fs) {
-      const auto fid = function_ids_.find(f.name);
-      if (fid == function_ids_.end()) continue;
-      v.functions.push_back(policy::NodeFunction{fid->second, f.hot, f.finish_ms, f.warm});
-    }
-    std::sort(v.functions.begin(), v.functions.end(),
-              [](const policy::NodeFunction& a, const policy::NodeFunction& b) { return a.function < b.function; });
-    for (const ReportedSlice& s : n.report.slices) {
-      v.free.push_back(policy::NodeFreeSlice{KindLocked(s.gpu_model, s.profile), s.free_mib});
-    }
-    order.push_back(&n);
-    views.push_back(std::move(v));
+  // Reports age between calls: each node's health at `now` (a pass over a flat array, no view rebuilt).
+  for (size_t i = 0; i < by_id_.size(); ++i) {
+    if (by_id_[i] != nullptr) index_.SetHealthy(i, HealthyLocked(*by_id_[i], now));
   }
-  if (views.empty()) return std::nullopt;
-  const std::optional<size_t> at = router_->Route(id->second, room_ms, request, views);
-  if (!at) return std::nullopt;
-  return RouteChoice{order[*at]->report.node, order[*at]->report.advertise};
+  std::vector<uint32_t> excluded;
+  for (const std::string& name : avoid) {
+    if (auto it = nodes_.find(name); it != nodes_.end()) excluded.push_back(static_cast<uint32_t>(it->second.id));
+  }
+  const std::optional<size_t> at = router_->Route(id->second, room_ms, request, index_, excluded);
+  if (!at || *at >= by_id_.size() || by_id_[*at] == nullptr) return std::nullopt;
+  const Node& n = *by_id_[*at];
+  return RouteChoice{n.report.node, n.report.advertise};
 }
 
 nlohmann::json NodeTable::Json(TimePoint now) const {

@@ -70,12 +70,15 @@ class NodeTable {
   nlohmann::json Json(TimePoint now) const;
 
  private:
+  static constexpr size_t kNoId = SIZE_MAX;
   struct Node {
     NodeReport report;
     TimePoint heard;
     bool unreachable = false;
     int64_t outstanding = 0;  // sent by this gateway, not answered
+    size_t id = kNoId;        // in the index
   };
+  policy::NodeView ViewLocked(const Node& n, TimePoint now) const REQUIRES(mu_);
   bool HealthyLocked(const Node& n, TimePoint now) const REQUIRES(mu_);
   void LearnLocked(const NodeReport& report) REQUIRES(mu_);
   int KindLocked(const std::string& gpu_model, const std::string& profile) const REQUIRES(mu_);
@@ -84,6 +87,10 @@ class NodeTable {
   const Duration silence_;
   mutable Mutex mu_;
   std::map<std::string, Node> nodes_ GUARDED_BY(mu_);
+  // The router's form of the nodes: a node's view is indexed when its report arrives (policy::ClusterIndex: a call
+  // to a function held with room reads only its holders).
+  policy::ClusterIndex index_ GUARDED_BY(mu_){/*only_listed=*/true};
+  std::vector<Node*> by_id_ GUARDED_BY(mu_);  // index ids to nodes (null: removed; ids are not reused)
   // Functions by name, with their router ids; the router is rebuilt when a function or a slice kind is learned.
   std::unordered_map<std::string, uint32_t> function_ids_ GUARDED_BY(mu_);
   std::vector<std::shared_ptr<const policy::StageCostTable>> costs_ GUARDED_BY(mu_);  // by id; null: a directory

@@ -96,6 +96,7 @@ struct SpanNodes {
   std::span<const NodeView> nodes;
   size_t size() const { return nodes.size(); }
   bool present(size_t) const { return true; }
+  bool serves(size_t, uint32_t) const { return true; }
   const NodeView& view(size_t n) const { return nodes[n]; }
   bool any_healthy() const {
     return std::any_of(nodes.begin(), nodes.end(), [](const NodeView& n) { return n.healthy; });
@@ -108,8 +109,14 @@ struct SpanNodes {
 
 struct IndexNodes {
   const ClusterIndex& index;
+  std::span<const uint32_t> excluded;
   size_t size() const { return index.size(); }
-  bool present(size_t n) const { return index.present(n); }
+  bool present(size_t n) const {
+    return index.present(n) && std::find(excluded.begin(), excluded.end(), n) == excluded.end();
+  }
+  bool serves(size_t n, uint32_t function) const {
+    return !index.only_listed() || index.view(n).Find(function) != nullptr;
+  }
   const NodeView& view(size_t n) const { return index.view(n); }
   bool any_healthy() const { return index.any_healthy(); }
   template <typename F>
@@ -124,8 +131,8 @@ std::optional<size_t> ClusterRouter::Route(uint32_t function, double room_ms, ui
 }
 
 std::optional<size_t> ClusterRouter::Route(uint32_t function, double room_ms, uint64_t request,
-                                           const ClusterIndex& nodes) const {
-  return Decide(function, room_ms, request, IndexNodes{nodes});
+                                           const ClusterIndex& nodes, std::span<const uint32_t> excluded) const {
+  return Decide(function, room_ms, request, IndexNodes{nodes, excluded});
 }
 
 template <typename Nodes>
@@ -133,7 +140,13 @@ std::optional<size_t> ClusterRouter::Decide(uint32_t function, double room_ms, u
                                             const Nodes& nodes) const {
   if (nodes.size() == 0) return std::nullopt;
   switch (routing_) {
-    case Routing::kWarmFirst: return WarmFirst(function, room_ms, nodes);
+    case Routing::kWarmFirst: {
+      // Healthy nodes only while there is one; if none of them can take the function (an index's nodes that do
+      // not serve it, or were tried), the unhealthy ones are the last resort.
+      const bool any_healthy = nodes.any_healthy();
+      if (auto n = WarmFirst(function, room_ms, nodes, any_healthy); n || !any_healthy) return n;
+      return WarmFirst(function, room_ms, nodes, false);
+    }
     case Routing::kHashHome: return HashHome(function, room_ms, request, nodes);
     case Routing::kLeastLoaded: return LeastLoaded(function, nodes);
   }
@@ -141,7 +154,8 @@ std::optional<size_t> ClusterRouter::Decide(uint32_t function, double room_ms, u
 }
 
 template <typename Nodes>
-std::optional<size_t> ClusterRouter::WarmFirst(uint32_t function, double room_ms, const Nodes& nodes) const {
+std::optional<size_t> ClusterRouter::WarmFirst(uint32_t function, double room_ms, const Nodes& nodes,
+                                               bool healthy_only) const {
   // Each candidate class keeps its best node by a key (lower is better), ties broken by the (function, node) hash.
   struct Best {
     std::optional<size_t> node;
@@ -152,8 +166,9 @@ std::optional<size_t> ClusterRouter::WarmFirst(uint32_t function, double room_ms
     }
   };
   Best hot, warm, late;
-  const bool any_healthy = nodes.any_healthy();
-  const auto eligible = [&](size_t n) { return nodes.present(n) && (!any_healthy || nodes.view(n).healthy); };
+  const auto eligible = [&](size_t n) {
+    return nodes.present(n) && nodes.serves(n, function) && (!healthy_only || nodes.view(n).healthy);
+  };
   // The nodes that hold the function: one with room wins outright, else a warm copy with a slice to reload on.
   nodes.Holders(function, [&](size_t n) {
     if (!eligible(n)) return;
@@ -205,7 +220,7 @@ std::optional<size_t> ClusterRouter::HashHome(uint32_t function, double room_ms,
       break;
     }
   }
-  const auto usable = [&](size_t i) { return nodes.present(i) && nodes.view(i).healthy; };
+  const auto usable = [&](size_t i) { return nodes.present(i) && nodes.serves(i, function) && nodes.view(i).healthy; };
   for (size_t i = 0; i < n; ++i) {
     const size_t at = (home + i * step) % n;
     if (!usable(at)) continue;
@@ -217,7 +232,8 @@ std::optional<size_t> ClusterRouter::HashHome(uint32_t function, double room_ms,
   }
   if (healthy.empty()) {
     for (size_t i = 0; i < n; ++i) {
-      if (nodes.present((home + i) % n)) return (home + i) % n;
+      const size_t at = (home + i) % n;
+      if (nodes.present(at) && nodes.serves(at, function)) return at;
     }
     return std::nullopt;
   }
@@ -230,7 +246,7 @@ std::optional<size_t> ClusterRouter::LeastLoaded(uint32_t function, const Nodes&
   bool best_healthy = false;
   uint64_t best_tie = 0;
   for (size_t n = 0; n < nodes.size(); ++n) {
-    if (!nodes.present(n)) continue;
+    if (!nodes.present(n) || !nodes.serves(n, function)) continue;
     const NodeView& v = nodes.view(n);
     const uint64_t tie = MixHash(function, n);
     if (best) {

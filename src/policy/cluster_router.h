@@ -82,6 +82,10 @@ struct NodeView {
 // cold start scans every node. Nodes are small dense integers, as positions in a span; a node not set is absent.
 class ClusterIndex {
  public:
+  // `only_listed`: a node is a candidate for a function only if its view lists it (the gateway's nodes list every
+  // function they serve, with or without instances); else every node is (the simulator's nodes serve them all).
+  explicit ClusterIndex(bool only_listed = false) : only_listed_(only_listed) {}
+  bool only_listed() const { return only_listed_; }
   void Set(size_t node, NodeView view);
   void Clear(size_t node);
   // Cheap updates between reports.
@@ -97,6 +101,7 @@ class ClusterIndex {
 
  private:
   void Unindex(size_t node);
+  bool only_listed_ = false;
   std::vector<NodeView> views_;
   std::vector<char> present_;
   size_t healthy_ = 0;  // present and healthy
@@ -118,8 +123,9 @@ class ClusterRouter {
   // or nullopt when `nodes` is empty. `request` only draws among nodes when nothing else tells them apart.
   std::optional<size_t> Route(uint32_t function, double room_ms, uint64_t request,
                               std::span<const NodeView> nodes) const;
-  // The same decision over an index (absent nodes are never chosen).
-  std::optional<size_t> Route(uint32_t function, double room_ms, uint64_t request, const ClusterIndex& nodes) const;
+  // The same decision over an index (absent nodes are never chosen, nor those in `excluded`: already tried).
+  std::optional<size_t> Route(uint32_t function, double room_ms, uint64_t request, const ClusterIndex& nodes,
+                              std::span<const uint32_t> excluded = {}) const;
 
   Routing routing() const { return routing_; }
   // A function more (its id: the number of functions so far), without rebuilding the others' tables.
@@ -136,7 +142,7 @@ class ClusterRouter {
   template <typename Nodes>
   std::optional<size_t> Decide(uint32_t function, double room_ms, uint64_t request, const Nodes& nodes) const;
   template <typename Nodes>
-  std::optional<size_t> WarmFirst(uint32_t function, double room_ms, const Nodes& nodes) const;
+  std::optional<size_t> WarmFirst(uint32_t function, double room_ms, const Nodes& nodes, bool healthy_only) const;
   template <typename Nodes>
   std::optional<size_t> HashHome(uint32_t function, double room_ms, uint64_t request, const Nodes& nodes) const;
   template <typename Nodes>
