@@ -402,8 +402,9 @@ Carrier::Report Carrier::MakeReport(TimePoint now) const {
         if (s + 1 < inst.stages.size()) run_ms += transfer_.HopMs(f->costs->OutBytes(st.last_block));
       }
     }
-    const auto batches = static_cast<double>((inst.queue.size() + static_cast<size_t>(inst.max_batch) - 1) /
-                                             static_cast<size_t>(inst.max_batch));
+    const size_t per_batch = static_cast<size_t>(inst.max_batch);
+    const size_t queued_batches = (inst.queue.size() + per_batch - 1) / per_batch;  // rounded up
+    const auto batches = static_cast<double>(queued_batches);
     const double wait_ms = std::max(0.0, ToMillis((inst.loaded ? inst.busy_until : inst.load_ends) - now));
     const double finish_ms = wait_ms + batches * slowest_ms + run_ms;
     policy::NodeFunction& nf = functions[inst.function];

@@ -115,26 +115,28 @@ struct Gateway::Impl {
 
   // ---------------------------------------------------------------- routes
   void Routes() {
-    router.Add("GET", "/v2/health/live",
-               [](HttpRequest&&, const RouteParams&, Responder r) { r.Send(HttpResponse{.status = 200, .body = ""}); });
-    router.Add("GET", "/v2/health/ready", [this](HttpRequest&&, const RouteParams&, Responder r) {
+    router.Add("GET", "/v2/health/live", [](HttpRequest&&, const RouteParams&, const Responder& r) {
+      r.Send(HttpResponse{.status = 200, .body = ""});
+    });
+    router.Add("GET", "/v2/health/ready", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
       const bool ready = table.healthy_nodes(SteadyNow()) > 0;
       r.Send(ready ? HttpResponse{.status = 200, .body = ""}
                    : JsonError(503, "no healthy node in the cluster", "no_node"));
     });
-    router.Add("GET", "/v1/cluster",
-               [this](HttpRequest&&, const RouteParams&, Responder r) { r.Send(Json(200, table.Json(SteadyNow()))); });
+    router.Add("GET", "/v1/cluster", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
+      r.Send(Json(200, table.Json(SteadyNow())));
+    });
     Functions();
-    router.Add("GET", "/metrics", [this](HttpRequest&&, const RouteParams&, Responder r) {
+    router.Add("GET", "/metrics", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
       r.Send(HttpResponse{.status = 200, .content_type = "text/plain; version=0.0.4", .body = Metrics()});
     });
     for (const std::string base : {"/v2/models/{}", "/v2/models/{}/versions/{}"}) {
-      router.Add("POST", base + "/infer", [this](HttpRequest&& req, const RouteParams& p, Responder r) {
-        Call(std::move(req), p[0], std::move(r), /*infer=*/true);
+      router.Add("POST", base + "/infer", [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
+        Call(std::move(req), p[0], r, /*infer=*/true);
       });
       for (const std::string tail : {"", "/ready"}) {
-        router.Add("GET", base + tail, [this](HttpRequest&& req, const RouteParams& p, Responder r) {
-          Call(std::move(req), p[0], std::move(r), /*infer=*/false);
+        router.Add("GET", base + tail, [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
+          Call(std::move(req), p[0], r, /*infer=*/false);
         });
       }
     }
@@ -142,7 +144,7 @@ struct Gateway::Impl {
 
   // Deployments for the whole cluster: kept in the functions bucket, which every node follows (FunctionSync).
   void Functions() {
-    router.Add("GET", "/v1/functions", [this](HttpRequest&&, const RouteParams&, Responder r) {
+    router.Add("GET", "/v1/functions", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
       Result<std::vector<std::string>> keys = functions->Keys();
       if (!keys.ok()) return r.Send(JsonError(503, keys.status().message(), "nats_unavailable"));
       nlohmann::json out = nlohmann::json::array();
@@ -154,7 +156,7 @@ struct Gateway::Impl {
       }
       r.Send(Json(200, out));
     });
-    router.Add("POST", "/v1/functions", [this](HttpRequest&& req, const RouteParams&, Responder r) {
+    router.Add("POST", "/v1/functions", [this](HttpRequest&& req, const RouteParams&, const Responder& r) {
       if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
       const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
       if (body.is_discarded()) return r.Send(JsonError(400, "the body is not JSON", "bad_input"));
@@ -169,7 +171,7 @@ struct Gateway::Impl {
       spdlog::info("gateway: function {} deployed to the cluster", f->name);
       r.Send(Json(202, {{"name", f->name}, {"state", "deploying"}, {"revision", *put}}));
     });
-    router.Add("DELETE", "/v1/functions/{}", [this](HttpRequest&& req, const RouteParams& p, Responder r) {
+    router.Add("DELETE", "/v1/functions/{}", [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
       if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
       Result<std::optional<KvEntry>> e = functions->Get(p[0]);
       if (!e.ok()) return r.Send(JsonError(503, e.status().message(), "nats_unavailable"));

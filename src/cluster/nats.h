@@ -9,6 +9,8 @@
 // to one thread at a time.
 #pragma once
 
+#include <nats/nats.h>
+
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -16,11 +18,6 @@
 #include <vector>
 
 #include "common/result.h"
-
-struct __natsConnection;
-struct __kvStore;
-struct __kvWatcher;
-struct __jsCtx;
 
 namespace fluidfaas::cluster {
 
@@ -50,8 +47,8 @@ class NatsConnection {
 
  private:
   NatsConnection() = default;
-  __natsConnection* nc_ = nullptr;
-  __jsCtx* js_ = nullptr;
+  natsConnection* nc_ = nullptr;
+  jsCtx* js_ = nullptr;
 };
 
 struct KvEntry {
@@ -73,8 +70,8 @@ class KvWatcher {
 
  private:
   friend class KvBucket;
-  explicit KvWatcher(__kvWatcher* w) : w_(w) {}
-  __kvWatcher* w_;
+  explicit KvWatcher(kvWatcher* w) : w_(w) {}
+  kvWatcher* w_;
   bool caught_up_ = false;
 };
 
@@ -93,8 +90,8 @@ class KvBucket {
 
  private:
   friend class NatsConnection;
-  explicit KvBucket(__kvStore* kv) : kv_(kv) {}
-  __kvStore* kv_;
+  explicit KvBucket(kvStore* kv) : kv_(kv) {}
+  kvStore* kv_;
 };
 
 }  // namespace fluidfaas::cluster

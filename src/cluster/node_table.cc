@@ -133,8 +133,9 @@ bool NodeTable::Healthy(const std::string& node, TimePoint now) const {
 
 size_t NodeTable::healthy_nodes(TimePoint now) const {
   MutexLock lock(mu_);
-  return static_cast<size_t>(
-      std::count_if(nodes_.begin(), nodes_.end(), [&](const auto& n) { return HealthyLocked(n.second, now); }));
+  size_t healthy = 0;
+  for (const auto& [name, n] : nodes_) healthy += HealthyLocked(n, now) ? 1 : 0;
+  return healthy;
 }
 
 int NodeTable::KindLocked(const std::string& gpu_model, const std::string& profile) const {

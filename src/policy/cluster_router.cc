@@ -40,9 +40,10 @@ const NodeFunction* NodeView::Find(uint32_t function) const {
   return it != functions.end() && it->function == function ? &*it : nullptr;
 }
 
-ClusterRouter::ClusterRouter(Routing routing, std::vector<SliceKind> kinds, std::vector<RoutedFunction> functions)
+ClusterRouter::ClusterRouter(Routing routing, std::vector<SliceKind> kinds,
+                             const std::vector<RoutedFunction>& functions)
     : routing_(routing), kinds_(std::move(kinds)) {
-  for (RoutedFunction& f : functions) AddFunction(f);
+  for (const RoutedFunction& f : functions) AddFunction(f);
 }
 
 uint32_t ClusterRouter::AddFunction(RoutedFunction f) {

@@ -117,7 +117,7 @@ struct RoutedFunction {
 class ClusterRouter {
  public:
   // `kinds`: the slice kinds NodeFreeSlice::kind indexes (a function's costs may list them in another order).
-  ClusterRouter(Routing routing, std::vector<SliceKind> kinds, std::vector<RoutedFunction> functions);
+  ClusterRouter(Routing routing, std::vector<SliceKind> kinds, const std::vector<RoutedFunction>& functions);
 
   // The node for a request of `function` with `room_ms` left before its deadline (the gateway's hop deducted),
   // or nullopt when `nodes` is empty. `request` only draws among nodes when nothing else tells them apart.

@@ -546,6 +546,7 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
     }
   }
   std::vector<policy::RoutedFunction> routed;
+  routed.reserve(functions.size());
   for (const SimFunction& f : functions) routed.push_back(policy::RoutedFunction{f.costs, f.slo_ms});
   const policy::ClusterRouter router(routing, kinds, routed);
 
