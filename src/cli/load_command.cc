@@ -27,6 +27,7 @@
 #include "cli/commands.h"
 #include "common/clock.h"
 #include "common/stats.h"
+#include "policy/cluster_router.h"
 #include "sim/experiment.h"
 #include "sim/simulator.h"
 #include "sim/workload.h"
@@ -113,14 +114,39 @@ Result<std::vector<Target>> Targets(const LoadOptions& o) {
   return out;
 }
 
-// The daemon's GET /v1/node.
+// The daemon's GET /v1/node. A cluster's gateway has none: then its /v1/cluster names the nodes, and each node's
+// /v1/node is read from its own address; the answer is the first node's settings with every node under
+// "cluster_nodes" (by name), the gateway's "routing", and the nodes' totals summed.
 Result<json> NodeState(const std::string& url) {
   httplib::Client c(url);
   auto r = c.Get("/v1/node");
-  if (!r || r->status != 200) return Status::Unavailable("cannot read " + url + "/v1/node");
-  json node = json::parse(r->body, nullptr, false);
-  if (node.is_discarded() || !node.is_object()) return Status::Unavailable("bad /v1/node from " + url);
-  return node;
+  if (r && r->status == 200) {
+    json node = json::parse(r->body, nullptr, false);
+    if (node.is_discarded() || !node.is_object()) return Status::Unavailable("bad /v1/node from " + url);
+    return node;
+  }
+  auto cl = c.Get("/v1/cluster");
+  if (!cl || cl->status != 200) return Status::Unavailable("cannot read " + url + "/v1/node (nor /v1/cluster)");
+  const json cluster = json::parse(cl->body, nullptr, false);
+  if (cluster.is_discarded() || !cluster.contains("nodes")) return Status::Unavailable("bad /v1/cluster from " + url);
+  json out = json::object();
+  json nodes = json::array();
+  std::map<std::string, int64_t> totals;
+  for (const json& n : cluster["nodes"]) {
+    if (!n.value("healthy", false)) continue;
+    FF_ASSIGN_OR_RETURN(json node, NodeState("http://" + n.value("advertise", "")));
+    if (node.contains("cluster_nodes")) return Status::InvalidArgument("a cluster node is itself a gateway");
+    if (nodes.empty()) out = node;
+    for (const char* k : {"launches", "pipelines", "migrations", "evictions"}) {
+      totals[k] += node.contains("totals") ? node["totals"].value(k, int64_t{0}) : 0;
+    }
+    nodes.push_back(std::move(node));
+  }
+  if (nodes.empty()) return Status::Unavailable("the cluster at " + url + " has no healthy node");
+  out["cluster_nodes"] = nodes;
+  out["routing"] = cluster.value("routing", "warm-first");
+  out["totals"] = totals;
+  return out;
 }
 
 // Launches, pipelines, migrations and evictions since the node started.
@@ -133,8 +159,8 @@ std::map<std::string, int64_t> Totals(const json& node) {
 }
 
 // The simulator's run of the same arrivals on the daemon's node, functions and policy, or why there is none.
-Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& targets,
-                                const std::vector<sim::Arrival>& arrivals, bool newcomer) {
+// A node's slices as its /v1/node lists them (A100-80GB profiles only).
+Result<std::vector<policy::ClusterSlice>> NodeSlices(const json& node) {
   const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
   std::vector<policy::ClusterSlice> slices;
   for (const json& s : node.value("slices", json::array())) {
@@ -145,6 +171,12 @@ Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& tar
       return Status::Unimplemented("slice profile '" + profile + "' is not an A100-80GB one");
     slices.push_back(policy::ClusterSlice{s.value("id", ""), s.value("gpu", 0), policy::SliceKind{&a100, &*p}, true});
   }
+  return slices;
+}
+
+Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& targets,
+                                const std::vector<sim::Arrival>& arrivals, bool newcomer) {
+  FF_ASSIGN_OR_RETURN(std::vector<policy::ClusterSlice> slices, NodeSlices(node));
   std::vector<sim::NodeFunction> functions;
   for (const Target& t : targets) {
     if (t.model.empty()) {
@@ -166,10 +198,31 @@ Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& tar
   const double wait_s = newcomer ? node.value("cold_start_wait_s", 0.0) : 0.0;
   if (!(wait_s >= 0 && wait_s <= 600)) return Status::InvalidArgument("bad cold_start_wait_s");
   options.cold_start_wait = SecondsF(wait_s);
-  const sim::SimResult r = sim::Simulate(preset->slices, preset->functions, arrivals, *scheduler, options);
+  sim::SimResult r;
+  if (!node.contains("cluster_nodes")) {
+    r = sim::Simulate(preset->slices, preset->functions, arrivals, *scheduler, options);
+  } else {
+    // A cluster: each node its own preset (its slices, the same functions) and scheduler, behind the gateway's
+    // routing (sim::SimulateCluster).
+    FF_ASSIGN_OR_RETURN(policy::Routing routing, policy::ParseRouting(node.value("routing", "warm-first")));
+    std::vector<std::unique_ptr<sim::Preset>> presets;
+    std::vector<std::unique_ptr<policy::Scheduler>> owned;
+    std::vector<policy::Scheduler*> schedulers;
+    std::vector<std::vector<policy::ClusterSlice>> node_slices;
+    for (const json& n : node["cluster_nodes"]) {
+      FF_ASSIGN_OR_RETURN(std::vector<policy::ClusterSlice> ns, NodeSlices(n));
+      FF_ASSIGN_OR_RETURN(auto p, sim::MakeNodePreset(std::move(ns), functions));
+      FF_ASSIGN_OR_RETURN(auto s, sim::MakeScheduler(n.value("policy", policy), *p));
+      node_slices.push_back(p->slices);
+      schedulers.push_back(s.get());
+      owned.push_back(std::move(s));
+      presets.push_back(std::move(p));
+    }
+    r = sim::SimulateCluster(node_slices, preset->functions, arrivals, schedulers, routing, options);
+  }
   if (!r.errors.empty()) return Status::Internal("the simulator found a scheduler error: " + r.errors.front());
   sim::RunSummary summary = sim::Summarize(r, 0, preset->functions);
-  summary.policy = policy;
+  summary.policy = node.contains("cluster_nodes") ? policy + "@" + node.value("routing", "") : policy;
   return summary;
 }
 

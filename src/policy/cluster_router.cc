@@ -95,12 +95,16 @@ bool ClusterRouter::HasRoom(uint32_t function, double room_ms, const NodeView& n
 // ascending order: every node for a span (a node without the function is skipped by its Find), the index's list.
 struct SpanNodes {
   std::span<const NodeView> nodes;
+  std::span<const uint32_t> excluded;
   size_t size() const { return nodes.size(); }
-  bool present(size_t) const { return true; }
+  bool present(size_t n) const { return std::find(excluded.begin(), excluded.end(), n) == excluded.end(); }
   bool serves(size_t, uint32_t) const { return true; }
   const NodeView& view(size_t n) const { return nodes[n]; }
   bool any_healthy() const {
-    return std::any_of(nodes.begin(), nodes.end(), [](const NodeView& n) { return n.healthy; });
+    for (size_t n = 0; n < nodes.size(); ++n) {
+      if (nodes[n].healthy && present(n)) return true;
+    }
+    return false;
   }
   template <typename F>
   void Holders(uint32_t, F&& each) const {
@@ -127,8 +131,8 @@ struct IndexNodes {
 };
 
 std::optional<size_t> ClusterRouter::Route(uint32_t function, double room_ms, uint64_t request,
-                                           std::span<const NodeView> nodes) const {
-  return Decide(function, room_ms, request, SpanNodes{nodes});
+                                           std::span<const NodeView> nodes, std::span<const uint32_t> excluded) const {
+  return Decide(function, room_ms, request, SpanNodes{nodes, excluded});
 }
 
 std::optional<size_t> ClusterRouter::Route(uint32_t function, double room_ms, uint64_t request,

@@ -121,8 +121,8 @@ class ClusterRouter {
 
   // The node for a request of `function` with `room_ms` left before its deadline (the gateway's hop deducted),
   // or nullopt when `nodes` is empty. `request` only draws among nodes when nothing else tells them apart.
-  std::optional<size_t> Route(uint32_t function, double room_ms, uint64_t request,
-                              std::span<const NodeView> nodes) const;
+  std::optional<size_t> Route(uint32_t function, double room_ms, uint64_t request, std::span<const NodeView> nodes,
+                              std::span<const uint32_t> excluded = {}) const;
   // The same decision over an index (absent nodes are never chosen, nor those in `excluded`: already tried).
   std::optional<size_t> Route(uint32_t function, double room_ms, uint64_t request, const ClusterIndex& nodes,
                               std::span<const uint32_t> excluded = {}) const;

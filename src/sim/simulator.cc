@@ -64,6 +64,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
 
   // Arrival `i`, now (a cluster's router sent it here).
   void Admit(size_t i) { Arrive(i, false); }
+  const RequestRecord& record(size_t i) const { return result_.requests[i]; }
 
   // Called once per request that ends here (completed, rejected or failed).
   std::function<void(size_t)> on_end;
@@ -535,6 +536,11 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
 
 }  // namespace
 
+// The gateway's bound on the nodes one call is sent to (cluster::GatewayOptions::max_tries' default).
+constexpr size_t kMaxTries = 3;
+// How often a node looks at its report to publish it when it changed (cluster::ReporterOptions::poll's default).
+constexpr Duration kReportPoll = Millis(100);
+
 SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& nodes,
                           const std::vector<SimFunction>& functions, const std::vector<Arrival>& arrivals,
                           std::span<policy::Scheduler* const> schedulers, policy::Routing routing,
@@ -554,7 +560,25 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
   std::vector<SimOptions> node_options(nodes.size(), options);
   std::vector<std::unique_ptr<Engine>> engines;
   std::vector<int64_t> outstanding(nodes.size(), 0);
+  std::vector<policy::NodeView> views(nodes.size());
+  // The gateway sees each node as its last report says it: a node publishes its report when it changed, looked at
+  // every kReportPoll (cluster/reporter.h), so a view is refreshed when that much older; the outstanding counts are
+  // the gateway's own, always current. A node that turned a call away is passed over for that function until its
+  // next report (cluster::NodeTable::MarkBusy).
+  std::vector<TimePoint> viewed(nodes.size(), TimePoint::min());
+  const auto refresh = [&](size_t n) {
+    if (viewed[n] != TimePoint::min() && clock.Now() - viewed[n] < kReportPoll) return;
+    views[n] = engines[n]->View(kinds);
+    viewed[n] = clock.Now();
+  };
+  const auto mark_busy = [&](size_t n, uint32_t function) {
+    for (policy::NodeFunction& f : views[n].functions) {
+      if (f.function == function) f.finish_ms = std::max(f.finish_ms, 1e9);
+    }
+  };
   std::vector<size_t> sent_to(arrivals.size(), 0);
+  std::vector<std::vector<uint32_t>> tried(arrivals.size());  // nodes each request was sent to
+  std::function<void(size_t)> route;
   for (size_t n = 0; n < nodes.size(); ++n) {
     node_options[n].seed = options.seed + 7919 * n;  // each node its own faults and noise
     // Other tenants take a slice of the whole cluster every `take.every`: a node's slices as often as their share.
@@ -566,22 +590,36 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
                                         static_cast<double>(nodes[n].size())));
     }
     engines.push_back(std::make_unique<Engine>(clock, nodes[n], functions, arrivals, *schedulers[n], node_options[n]));
-    engines.back()->on_end = [&outstanding, n](size_t) { --outstanding[n]; };
+    // As the gateway does: a request turned away before it ran goes to the next node while its SLO allows, at most
+    // kMaxTries nodes in all (cluster/gateway.h).
+    engines.back()->on_end = [&, n](size_t id) {
+      --outstanding[n];
+      const RequestRecord& r = engines[n]->record(id);
+      if (r.outcome != Outcome::kRejected) return;
+      mark_busy(n, r.function);
+      if (tried[id].size() >= kMaxTries) return;
+      if (clock.Now() - arrivals[id].at >= MillisF(functions[arrivals[id].function].slo_ms)) return;
+      clock.ScheduleAfter(Duration{0}, [&route, id] { route(id); });
+    };
   }
   const TimePoint end = (arrivals.empty() ? TimePoint{} : arrivals.back().at) + options.drain;
   for (auto& e : engines) e->Start(end, /*own_arrivals=*/false);
-  std::vector<policy::NodeView> views(nodes.size());
-  std::function<void(size_t)> arrive = [&](size_t i) {
+  route = [&](size_t i) {
     for (size_t n = 0; n < nodes.size(); ++n) {
-      views[n] = engines[n]->View(kinds);
+      refresh(n);
       views[n].outstanding = outstanding[n];
     }
     const Arrival& a = arrivals[i];
-    const double room_ms = functions[a.function].slo_ms * (1 - options.slo_margin);
-    const size_t n = router.Route(a.function, room_ms, i, views).value_or(0);
-    sent_to[i] = n;
-    ++outstanding[n];
-    engines[n]->Admit(i);
+    const double room_ms = functions[a.function].slo_ms * (1 - options.slo_margin) - ToMillis(clock.Now() - a.at);
+    const std::optional<size_t> to = router.Route(a.function, room_ms, i, views, tried[i]);
+    if (!to) return;  // every node tried: the last one's rejection stands
+    sent_to[i] = *to;
+    tried[i].push_back(static_cast<uint32_t>(*to));
+    ++outstanding[*to];
+    engines[*to]->Admit(i);
+  };
+  std::function<void(size_t)> arrive = [&](size_t i) {
+    route(i);
     if (i + 1 < arrivals.size()) clock.ScheduleAt(arrivals[i + 1].at, [&arrive, i] { arrive(i + 1); });
   };
   if (!arrivals.empty()) clock.ScheduleAt(arrivals.front().at, [&arrive] { arrive(0); });
@@ -611,11 +649,15 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
     all.slices_taken += r.slices_taken;
     for (std::string& e : r.errors) all.errors.push_back("node " + std::to_string(n) + ": " + std::move(e));
     for (auto& [key, c] : r.ends) {
-      EndCount& to = all.ends[key];
-      if (to.count == 0) to.example = c.example;
-      to.count += c.count;
+      if (all.ends[key].example.empty()) all.ends[key].example = c.example;
     }
   }
+  // Rejections and failures as the requests finally ended (one retried elsewhere counts where it ended).
+  for (const RequestRecord& q : all.requests) {
+    if (q.outcome == Outcome::kRejected || q.outcome == Outcome::kFailed)
+      ++all.ends[{q.function, q.outcome, q.code}].count;
+  }
+  std::erase_if(all.ends, [](const auto& e) { return e.second.count == 0; });
   return all;
 }
 

@@ -145,8 +145,10 @@ SimResult Simulate(const std::vector<policy::ClusterSlice>& slices, const std::v
 // A cluster: one simulated node per entry of `nodes` (its slices), each with its own scheduler (`schedulers[n]`,
 // over nodes[n]) and carrier, on one clock, behind a gateway that routes every arrival with
 // policy::ClusterRouter (`routing`). The router sees each node as its report would say it at that moment
-// (Engine::View: hot instances and their expected finish, warm copies, free slices) and the requests it has sent
-// each node and not yet seen end: reports are fresh, not aged by a heartbeat interval. Each node draws its own
+// (carrier::Carrier::MakeReport: hot instances and their expected finish, warm copies, free slices), refreshed every
+// 100 ms as nodes publish them, with the requests it has sent each node and not yet seen end. As the gateway does,
+// a request a node turns away before running goes to the next node while its SLO allows (at most 3 nodes), and that
+// node is passed over for the function until its next report. Each node draws its own
 // faults (seed + 7919 n); other tenants take slices of the whole cluster at options.take's rate (each node's at its
 // share). The result pools the nodes: requests as routed, slices node after node.
 SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& nodes,
