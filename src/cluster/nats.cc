@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <string_view>
 
 namespace fluidfaas::cluster {
 namespace {
@@ -11,7 +12,11 @@ namespace {
 Status Failed(const std::string& what, natsStatus s) {
   const char* last = nats_GetLastError(nullptr);
   std::string detail = natsStatus_GetText(s);
-  if (last != nullptr && *last != '\0' && detail != last) detail += " (" + std::string(last) + ")";
+  // libnats's last error adds where it failed ("(conn.c:2088): ...") and often the same words: kept only when it
+  // says more.
+  if (last != nullptr && std::string_view(last).find(detail) == std::string_view::npos) {
+    detail += " (" + std::string(last) + ")";
+  }
   return Status::Unavailable(what + ": " + detail);
 }
 
