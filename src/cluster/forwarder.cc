@@ -165,6 +165,10 @@ Forwarder::~Forwarder() {
   impl_->thread.join();
 }
 
+void Forwarder::Forget(const std::string& address) {
+  asio::post(impl_->io, [impl = impl_, address] { impl->idle.erase(address); });
+}
+
 void Forwarder::Send(const std::string& address, api::HttpRequest request, std::function<void(ForwardResult)> done) {
   auto x = std::make_shared<Impl::Exchange>();
   x->impl = impl_;

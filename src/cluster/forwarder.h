@@ -42,6 +42,8 @@ class Forwarder {
   // Sends `request` (its method, target, headers and body as they are) to `address` (HOST:PORT, an IP address or
   // localhost). `done` runs exactly once.
   void Send(const std::string& address, api::HttpRequest request, std::function<void(ForwardResult)> done);
+  // Closes the idle connections to `address` (a node that left or went down: they would sit half-closed).
+  void Forget(const std::string& address);
 
  private:
   struct Impl;

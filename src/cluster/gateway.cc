@@ -94,6 +94,7 @@ struct Gateway::Impl {
         const KvEntry& entry = **e;
         if (entry.deleted) {
           spdlog::info("gateway: node {} left", entry.key);
+          if (const std::string address = table.Address(entry.key); !address.empty()) forwarder->Forget(address);
           table.Remove(entry.key);
           continue;
         }
@@ -261,7 +262,10 @@ struct Gateway::Impl {
         Count(res.response.status < 400 ? "" : "node_" + std::to_string(res.response.status));
         return a->responder.Send(std::move(res.response));
       }
-      if (!res.reached) table.MarkUnreachable(node);
+      if (!res.reached) {
+        table.MarkUnreachable(node);
+        forwarder->Forget(table.Address(node));
+      }
       spdlog::warn("gateway: {} on node {}: {}", a->function, node, res.error);
       // Not reached: the call never ran there. Reached and lost: it may have, but an infer call is a pure function
       // of its input, so it runs again elsewhere while its SLO allows.

@@ -152,7 +152,7 @@ class GatewayTest : public ::testing::Test {
     b.reset();
   }
   template <typename F>
-  static bool WaitFor(F ready, int ms = 5000) {
+  static bool WaitFor(F ready, int ms = 15000) {  // generous: a loaded 2-core machine (CI runs sanitizers beside)
     for (int waited = 0; waited < ms; waited += 20) {
       if (ready()) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -131,6 +131,12 @@ bool NodeTable::Healthy(const std::string& node, TimePoint now) const {
   return it != nodes_.end() && HealthyLocked(it->second, now);
 }
 
+std::string NodeTable::Address(const std::string& node) const {
+  MutexLock lock(mu_);
+  const auto it = nodes_.find(node);
+  return it == nodes_.end() ? std::string() : it->second.report.advertise;
+}
+
 size_t NodeTable::healthy_nodes(TimePoint now) const {
   MutexLock lock(mu_);
   size_t healthy = 0;

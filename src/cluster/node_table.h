@@ -64,6 +64,8 @@ class NodeTable {
   double SloMs(const std::string& function) const;
 
   bool Healthy(const std::string& node, TimePoint now) const;
+  // The node's HOST:PORT as its last report gave it ("" when unknown).
+  std::string Address(const std::string& node) const;
   size_t healthy_nodes(TimePoint now) const;
   // /v1/cluster: nodes (health, age of their report, address, free slices, open requests) and each function's
   // instances per node.
