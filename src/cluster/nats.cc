@@ -20,7 +20,10 @@ Status Failed(const std::string& what, natsStatus s) {
   return Status::Unavailable(what + ": " + detail);
 }
 
-void OnDisconnected(natsConnection*, void*) {
+void OnDisconnected(natsConnection* nc, void*) {
+  // Closing a connection disconnects it too, on libnats's own thread, maybe while the process exits: say nothing
+  // then (nothing is reconnecting, and the logger may be gone).
+  if (natsConnection_IsClosed(nc)) return;
   spdlog::warn("nats: disconnected; reconnecting");
 }
 void OnReconnected(natsConnection*, void*) {
