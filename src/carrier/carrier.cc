@@ -390,18 +390,9 @@ Carrier::Report Carrier::MakeReport(TimePoint now) const {
     }
     if (inst.state == policy::InstanceState::kDraining) continue;
     const CarriedFunction* f = FunctionOf(inst.function);
-    double run_ms = 0, slowest_ms = 0;
-    if (f != nullptr && f->costs != nullptr) {
-      for (size_t s = 0; s < inst.stages.size(); ++s) {
-        const policy::StagePlacement& st = inst.stages[s];
-        const int kind = f->costs->KindIndex(slices_[st.slice].kind);
-        if (kind < 0) continue;
-        const double ms = f->time_scale * f->costs->ComputeMs(kind, st.first_block, st.last_block);
-        run_ms += ms;
-        slowest_ms = std::max(slowest_ms, ms);
-        if (s + 1 < inst.stages.size()) run_ms += transfer_.HopMs(f->costs->OutBytes(st.last_block));
-      }
-    }
+    // A new call's own run: batch 1 through every stage and hop; the batches ahead of it, at the slowest stage's pace.
+    const double run_ms = f != nullptr ? BatchMs(inst, *f, 1, /*bottleneck=*/false) : 0;
+    const double slowest_ms = f != nullptr ? BatchMs(inst, *f, 1, /*bottleneck=*/true) : 0;
     const size_t per_batch = static_cast<size_t>(inst.max_batch);
     const size_t queued_batches = (inst.queue.size() + per_batch - 1) / per_batch;  // rounded up
     const auto batches = static_cast<double>(queued_batches);
