@@ -67,11 +67,12 @@ bool HttpRequest::HasHeader(std::string_view name) const {
   return std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return EqualsIgnoreCase(h.first, name); });
 }
 
+HttpResponse JsonResponse(int status, const nlohmann::json& body) {
+  return HttpResponse{.status = status, .body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+}
+
 HttpResponse JsonError(int status, std::string_view message, std::string_view code) {
-  using nlohmann::json;
-  const json body = {{"error", message}, {"code", code}};
-  // Replace invalid UTF-8 (a name from a URL may hold any bytes) instead of throwing.
-  return HttpResponse{.status = status, .body = body.dump(-1, ' ', false, json::error_handler_t::replace)};
+  return JsonResponse(status, {{"error", message}, {"code", code}});
 }
 
 namespace {

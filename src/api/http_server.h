@@ -30,6 +30,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -78,6 +79,8 @@ struct HttpResponse {
 // A JSON error answer: {"error": message, "code": code}, the message escaped (any bytes from the client in it are
 // written as valid UTF-8, invalid sequences replaced).
 HttpResponse JsonError(int status, std::string_view message, std::string_view code);
+// `body` as the answer's JSON (invalid UTF-8 in it replaced, not thrown on: names from URLs may hold any bytes).
+HttpResponse JsonResponse(int status, const nlohmann::json& body);
 
 // A request the edge refuses: its status, reason code and message.
 struct HttpRefusal {

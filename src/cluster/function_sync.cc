@@ -32,12 +32,10 @@ void FunctionSync::Put(const std::string& name, const std::string& spec) {
   }
   spdlog::info("cluster: function {} deployed from the cluster", name);
   synced_[name] = spec;
-  synced_count_ = synced_.size();
 }
 
 void FunctionSync::Delete(const std::string& name) {
   if (synced_.erase(name) == 0) return;
-  synced_count_ = synced_.size();
   if (Status s = target_.remove(name); !s.ok()) {
     spdlog::warn("cluster: removing {}: {}", name, s.message());
     return;

@@ -39,9 +39,6 @@ class FunctionSync {
   FunctionSync(const FunctionSync&) = delete;
   FunctionSync& operator=(const FunctionSync&) = delete;
 
-  // Functions this node deployed from the bucket (for tests and logs).
-  size_t synced() const { return synced_count_.load(); }
-
  private:
   FunctionSync(KvBucket& bucket, SyncTarget target, Duration resync)
       : bucket_(bucket), target_(std::move(target)), resync_(resync) {}
@@ -53,7 +50,6 @@ class FunctionSync {
   const SyncTarget target_;
   const Duration resync_;
   std::map<std::string, std::string> synced_;  // name -> spec deployed from the bucket (loop thread)
-  std::atomic<size_t> synced_count_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

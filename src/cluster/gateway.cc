@@ -11,6 +11,7 @@
 #include "api/router.h"
 #include "cluster/function_sync.h"
 #include "daemon/http_api.h"
+#include "daemon/inference.h"
 
 namespace fluidfaas::cluster {
 namespace {
@@ -18,17 +19,9 @@ namespace {
 using api::HttpRequest;
 using api::HttpResponse;
 using api::JsonError;
+using api::JsonResponse;
 using api::Responder;
 using api::RouteParams;
-
-HttpResponse Json(int status, const nlohmann::json& body) {
-  return HttpResponse{.status = status, .body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
-}
-
-// A name from a URL, quoted for a message (escaped by the JSON writer), cut at 128 bytes.
-std::string Quoted(const std::string& name) {
-  return "'" + (name.size() > 128 ? name.substr(0, 128) + "..." : name) + "'";
-}
 
 // The table's clock: the steady clock's own time, the same for every caller (a RealClock counts from its own
 // construction and runs a timer thread the gateway does not need).
@@ -125,7 +118,7 @@ struct Gateway::Impl {
                    : JsonError(503, "no healthy node in the cluster", "no_node"));
     });
     router.Add("GET", "/v1/cluster", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
-      r.Send(Json(200, table.Json(SteadyNow())));
+      r.Send(JsonResponse(200, table.Json(SteadyNow())));
     });
     Functions();
     router.Add("GET", "/metrics", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
@@ -133,11 +126,11 @@ struct Gateway::Impl {
     });
     for (const std::string base : {"/v2/models/{}", "/v2/models/{}/versions/{}"}) {
       router.Add("POST", base + "/infer", [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
-        Call(std::move(req), p[0], r, /*infer=*/true);
+        Call(std::move(req), p[0], r);
       });
       for (const std::string tail : {"", "/ready"}) {
         router.Add("GET", base + tail, [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
-          Call(std::move(req), p[0], r, /*infer=*/false);
+          Call(std::move(req), p[0], r);
         });
       }
     }
@@ -155,7 +148,7 @@ struct Gateway::Impl {
         nlohmann::json spec = nlohmann::json::parse((*e)->value, nullptr, false);
         if (!spec.is_discarded()) out.push_back(std::move(spec));
       }
-      r.Send(Json(200, out));
+      r.Send(JsonResponse(200, out));
     });
     router.Add("POST", "/v1/functions", [this](HttpRequest&& req, const RouteParams&, const Responder& r) {
       if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
@@ -165,24 +158,25 @@ struct Gateway::Impl {
       if (!f.ok()) return r.Send(JsonError(400, f.status().message(), "bad_input"));
       if (f->name.empty()) f->name = f->model.empty() ? f->directory : f->model;
       if (Status s = CheckNodeName(f->name); !s.ok()) {
-        return r.Send(JsonError(400, "function name " + Quoted(f->name) + ": " + s.message(), "bad_input"));
+        return r.Send(JsonError(400, "function name " + daemon::QuotedName(f->name) + ": " + s.message(), "bad_input"));
       }
       Result<uint64_t> put = functions->Put(f->name, daemon::FunctionConfigJson(*f).dump());
       if (!put.ok()) return r.Send(JsonError(503, put.status().message(), "nats_unavailable"));
       spdlog::info("gateway: function {} deployed to the cluster", f->name);
-      r.Send(Json(202, {{"name", f->name}, {"state", "deploying"}, {"revision", *put}}));
+      r.Send(JsonResponse(202, {{"name", f->name}, {"state", "deploying"}, {"revision", *put}}));
     });
     router.Add("DELETE", "/v1/functions/{}", [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
       if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
       Result<std::optional<KvEntry>> e = functions->Get(p[0]);
       if (!e.ok()) return r.Send(JsonError(503, e.status().message(), "nats_unavailable"));
       if (!e->has_value() || (*e)->deleted) {
-        return r.Send(JsonError(404, "no function " + Quoted(p[0]) + " deployed to the cluster", "unknown_function"));
+        return r.Send(
+            JsonError(404, "no function " + daemon::QuotedName(p[0]) + " deployed to the cluster", "unknown_function"));
       }
       if (Status s = functions->Delete(p[0]); !s.ok()) {
         return r.Send(JsonError(503, s.message(), "nats_unavailable"));
       }
-      r.Send(Json(202, {{"name", p[0]}, {"state", "removing"}}));
+      r.Send(JsonResponse(202, {{"name", p[0]}, {"state", "removing"}}));
     });
   }
 
@@ -194,11 +188,10 @@ struct Gateway::Impl {
     TimePoint arrival;
     double slo_ms = 0;
     std::vector<std::string> tried;
-    bool infer = true;
     std::optional<HttpResponse> refusal;  // the last node's 429 or 503, answered when no other node is left
   };
 
-  void Call(HttpRequest&& req, const std::string& function, Responder r, bool infer) {
+  void Call(HttpRequest&& req, const std::string& function, Responder r) {
     if (!api::Authorized(req, options.token)) {
       Count("unauthorized");
       return r.Send(api::Unauthorized());
@@ -210,7 +203,6 @@ struct Gateway::Impl {
     a->id = next_request.fetch_add(1);
     a->arrival = SteadyNow();
     a->slo_ms = table.SloMs(function);
-    a->infer = infer;
     Forward(std::move(a));
   }
 
@@ -229,12 +221,14 @@ struct Gateway::Impl {
       }
       if (a->tried.empty() && table.SloMs(a->function) <= 0) {
         Count("unknown_function");
-        return a->responder.Send(JsonError(404, "no node serves function " + Quoted(a->function), "unknown_function"));
+        return a->responder.Send(
+            JsonError(404, "no node serves function " + daemon::QuotedName(a->function), "unknown_function"));
       }
       Count(a->tried.empty() ? "no_node" : "node_lost");
       return a->responder.Send(
-          a->tried.empty() ? Retryable(JsonError(503, "no node can take " + Quoted(a->function) + " now", "no_node"))
-                           : JsonError(502, "the nodes tried for the call failed", "node_lost"));
+          a->tried.empty()
+              ? Retryable(JsonError(503, "no node can take " + daemon::QuotedName(a->function) + " now", "no_node"))
+              : JsonError(502, "the nodes tried for the call failed", "node_lost"));
     }
     a->tried.push_back(to->node);
     table.Sent(to->node);

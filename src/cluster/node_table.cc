@@ -58,7 +58,7 @@ void NodeTable::LearnLocked(const NodeReport& report) {
     if (function_ids_.count(f.name) > 0) continue;
     const auto id = static_cast<uint32_t>(slo_ms_.size());
     // A zoo model's costs, built once per model (a cluster runs many functions of few models).
-    std::shared_ptr<const policy::StageCostTable> costs;
+    const policy::StageCostTable* costs = nullptr;
     if (!f.model.empty()) {
       auto& cached = costs_by_model_[f.model];
       if (!cached) {
@@ -69,11 +69,10 @@ void NodeTable::LearnLocked(const NodeReport& report) {
           if (s.ok()) cached = s->costs;
         }
       }
-      costs = cached;
+      costs = cached.get();
     }
     function_ids_[f.name] = id;
-    router_->AddFunction(policy::RoutedFunction{costs.get(), f.slo_ms});
-    costs_.push_back(std::move(costs));
+    router_->AddFunction(policy::RoutedFunction{costs, f.slo_ms});
     slo_ms_.push_back(f.slo_ms);
   }
 }

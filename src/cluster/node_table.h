@@ -95,7 +95,7 @@ class NodeTable {
   std::vector<Node*> by_id_ GUARDED_BY(mu_);  // index ids to nodes (null: removed; ids are not reused)
   // Functions by name, with their router ids; the router is rebuilt when a function or a slice kind is learned.
   std::unordered_map<std::string, uint32_t> function_ids_ GUARDED_BY(mu_);
-  std::vector<std::shared_ptr<const policy::StageCostTable>> costs_ GUARDED_BY(mu_);  // by id; null: a directory
+  // Zoo models' cost tables, once per model; the router points into them (a directory's function has none).
   std::map<std::string, std::shared_ptr<const policy::StageCostTable>> costs_by_model_ GUARDED_BY(mu_);
   std::vector<double> slo_ms_ GUARDED_BY(mu_);
   std::vector<policy::SliceKind> kinds_;  // A100-80GB's MIG profiles

@@ -29,13 +29,10 @@ namespace {
 using api::HttpRequest;
 using api::HttpResponse;
 using api::JsonError;
+using api::JsonResponse;
 using api::Responder;
 using api::RouteParams;
 using nlohmann::json;
-
-HttpResponse Json(int status, const json& body) {
-  return HttpResponse{.status = status, .body = body.dump(-1, ' ', false, json::error_handler_t::replace)};
-}
 
 // The answer to a request turned away before the controller.
 HttpResponse RefusalAnswer(const InferRefusal& r) {
@@ -167,14 +164,14 @@ struct HttpApi::Routes {
 
   void Health() {
     router.Add("GET", "/v2/health/live", [](HttpRequest&&, const RouteParams&, const Responder& r) {
-      r.Send(Json(200, {{"live", true}}));
+      r.Send(JsonResponse(200, {{"live", true}}));
     });
     router.Add("GET", "/v2/health/ready", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
       const bool ready = !c.draining();
-      r.Send(Json(ready ? 200 : 503, {{"ready", ready}}));
+      r.Send(JsonResponse(ready ? 200 : 503, {{"ready", ready}}));
     });
     router.Add("GET", "/v2", [](HttpRequest&&, const RouteParams&, const Responder& r) {
-      r.Send(Json(
+      r.Send(JsonResponse(
           200,
           {{"name", "fluidfaas"}, {"version", "0.1.0"}, {"extensions", {"model_repository", "binary_tensor_data"}}}));
     });
@@ -184,11 +181,11 @@ struct HttpApi::Routes {
     for (const char* base : {"/v2/models/{}", "/v2/models/{}/versions/{}"}) {
       const std::string b = base;
       router.Add("GET", b, [this](HttpRequest&&, const RouteParams& p, const Responder& r) {
-        if (auto f = Model(p, r, false)) r.Send(Json(200, ModelMetadata(*f)));
+        if (auto f = Model(p, r, false)) r.Send(JsonResponse(200, ModelMetadata(*f)));
       });
       router.Add("GET", b + "/ready", [this](HttpRequest&&, const RouteParams& p, const Responder& r) {
         if (auto f = Model(p, r, false))
-          r.Send(Json(c.draining() ? 503 : 200, {{"name", f->name}, {"ready", !c.draining()}}));
+          r.Send(JsonResponse(c.draining() ? 503 : 200, {{"name", f->name}, {"ready", !c.draining()}}));
       });
       router.Add(
           "POST", b + "/infer",
@@ -296,14 +293,14 @@ struct HttpApi::Routes {
       };
       for (const std::string& name : c.RepositoryFunctions()) unloaded(name);
       for (const model::ZooEntry& z : model::ZooModels()) unloaded(std::string(z.name));
-      r.Send(Json(200, out));
+      r.Send(JsonResponse(200, out));
     });
     router.Add("POST", "/v2/repository/models/{}/load",
                [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
                  if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
                  if (!ControlBody(req, options.max_control_body_bytes, r)) return;
                  const std::string& name = p[0];
-                 if (c.Function(name)) return r.Send(Json(200, json::object()));
+                 if (c.Function(name)) return r.Send(JsonResponse(200, json::object()));
                  const std::vector<std::string> dirs = c.RepositoryFunctions();
                  FunctionConfig f;
                  f.name = name;
@@ -324,23 +321,24 @@ struct HttpApi::Routes {
       const Status st = c.Deploy(f);
       if (!st.ok()) return r.Send(DeployError(st));
       const auto info = c.Function(f.name.empty() ? f.model + f.directory : f.name);
-      r.Send(Json(ok_status, ok_status == 201 && info ? ModelMetadata(*info) : json::object()));
+      r.Send(JsonResponse(ok_status, ok_status == 201 && info ? ModelMetadata(*info) : json::object()));
     });
     wake.notify_one();
   }
   void Remove(const std::string& name, const Responder& r) {
     const Status st = c.Remove(name);
     if (!st.ok()) return r.Send(JsonError(404, "unknown model " + QuotedName(name), "unknown_function"));
-    r.Send(Json(200, json::object()));
+    r.Send(JsonResponse(200, json::object()));
   }
 
   void Node() {
-    router.Add("GET", "/v1/node",
-               [this](HttpRequest&&, const RouteParams&, const Responder& r) { r.Send(Json(200, c.NodeJson())); });
+    router.Add("GET", "/v1/node", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
+      r.Send(JsonResponse(200, c.NodeJson()));
+    });
     router.Add("GET", "/v1/functions", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
       json out = json::array();
       for (const FunctionInfo& f : c.Functions()) out.push_back(ModelMetadata(f));
-      r.Send(Json(200, out));
+      r.Send(JsonResponse(200, out));
     });
     router.Add("POST", "/v1/functions", [this](HttpRequest&& req, const RouteParams&, const Responder& r) {
       if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
