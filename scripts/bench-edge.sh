@@ -18,7 +18,7 @@ cmake --preset release >/dev/null
 cmake --build --preset release --target fluidfaas fluidfaas-worker >/dev/null
 bin=build/release/fluidfaas
 work="$(mktemp -d)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source scripts/lib/cluster.sh  # free_port
 port="$(free_port)"; grpc_port="$(free_port)"; nginx_port="$(free_port)"
 busy_pid=""
 cleanup() {

@@ -19,20 +19,17 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source scripts/lib/cluster.sh
 fail() { echo "cluster-demo: $*"; tail -n 20 "$work"/*.log; exit 1; }
 
 nats_port="$(free_port)"
 # Every NATS connection authenticates with a token from a file (the server's --auth).
 python3 -c 'import secrets; print(secrets.token_hex(16))' >"$work/nats.token"
-start_nats() {
-  nats-server -js -sd "$work/store" -a 127.0.0.1 -p "$nats_port" --auth "$(cat "$work/nats.token")" \
-    >>"$work/nats.log" 2>&1 &
-  nats_pid=$!
-  pids+=($!)
-  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
+nats_start() {
+  start_nats "$nats_port" "$work/store" "$work/nats.log" --auth "$(cat "$work/nats.token")" || exit 1
+  pids+=("$nats_pid")
 }
-start_nats
+nats_start
 nats="nats://127.0.0.1:$nats_port"
 
 declare -A node_pid node_port
@@ -69,9 +66,9 @@ for n in c["nodes"]:
     print("| %s | %s | %.0f | %d | %d | %s |" % (n["name"], n["healthy"], n["report_age_ms"], n["open"],
                                                  len(n["free_slices"]), fs))'
 }
-healthy() { curl -sf "$gw/v1/cluster" | python3 -c 'import json,sys; print(sum(n["healthy"] for n in json.load(sys.stdin)["nodes"]))'; }
+healthy() { healthy_nodes "$gw"; }
 wait_healthy() {  # N
-  for _ in $(seq 100); do [ "$(healthy 2>/dev/null || echo 0)" = "$1" ] && return 0; sleep 0.2; done
+  for _ in $(seq 100); do [ "$(healthy)" = "$1" ] && return 0; sleep 0.2; done
   fail "expected $1 healthy nodes"
 }
 
@@ -120,7 +117,7 @@ for i in $(seq 10); do
   [ "$code" = 200 ] || fail "call $i with NATS down: HTTP $code"
 done
 echo "10 calls with NATS down: 200"
-start_nats
+nats_start
 wait_healthy 3
 table "NATS back"
 echo

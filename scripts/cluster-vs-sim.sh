@@ -22,15 +22,14 @@ stop_all() {
   pids=()
 }
 trap 'stop_all; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source scripts/lib/cluster.sh
 
 # run NAME FUNCTIONS RATE
 run() {
   local nats_port gw_port code=0
   nats_port="$(free_port)"
-  nats-server -js -sd "$work/$1-store" -a 127.0.0.1 -p "$nats_port" >"$work/$1-nats.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
+  start_nats "$nats_port" "$work/$1-store" "$work/$1-nats.log"
+  pids+=("$nats_pid")
   for n in n1 n2 n3; do
     "$bin" serve --functions "$2" --listen "127.0.0.1:$(free_port)" --grpc-listen off \
       --nats "nats://127.0.0.1:$nats_port" --node "$n" >"$work/$1-$n.log" 2>&1 &
@@ -39,12 +38,7 @@ run() {
   gw_port="$(free_port)"
   "$bin" gateway --listen "127.0.0.1:$gw_port" --nats "nats://127.0.0.1:$nats_port" >"$work/$1-gateway.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 100); do
-    [ "$(curl -sf "http://127.0.0.1:$gw_port/v1/cluster" |
-      python3 -c 'import json,sys; print(sum(n["healthy"] for n in json.load(sys.stdin)["nodes"]))' 2>/dev/null)" = 3 ] &&
-      break
-    sleep 0.2
-  done
+  for _ in $(seq 100); do [ "$(healthy_nodes "http://127.0.0.1:$gw_port")" = 3 ] && break; sleep 0.2; done
   echo "== $1: $2 at $3 requests/s for $duration s, three nodes behind the gateway"
   "$bin" load --url "http://127.0.0.1:$gw_port" --functions "$2" --rate "$3" --zipf 0 --duration "$duration" \
     --connections 64 --agree 3 --out "$work/$1" >"$work/$1.txt" 2>&1 || code=$?
