@@ -45,7 +45,8 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
   std::shared_ptr<Impl> impl;
   std::string address;
   tcp::endpoint endpoint;
-  http::request<http::string_body> req;
+  std::shared_ptr<const api::HttpRequest> request;  // owns the body `req` sends
+  http::request<http::span_body<const char>> req;
   std::function<void(ForwardResult)> done;
   std::unique_ptr<beast::tcp_stream> stream;
   bool pooled = false;
@@ -169,7 +170,8 @@ void Forwarder::Forget(const std::string& address) {
   asio::post(impl_->io, [impl = impl_, address] { impl->idle.erase(address); });
 }
 
-void Forwarder::Send(const std::string& address, api::HttpRequest request, std::function<void(ForwardResult)> done) {
+void Forwarder::Send(const std::string& address, std::shared_ptr<const api::HttpRequest> request,
+                     std::function<void(ForwardResult)> done) {
   auto x = std::make_shared<Impl::Exchange>();
   x->impl = impl_;
   x->address = address;
@@ -186,10 +188,10 @@ void Forwarder::Send(const std::string& address, api::HttpRequest request, std::
     return x->done(std::move(r));
   }
   x->endpoint = tcp::endpoint(ip, static_cast<unsigned short>(port));
-  x->req.method_string(request.method);
-  x->req.target(request.target);
+  x->req.method_string(request->method);
+  x->req.target(request->target);
   x->req.version(11);
-  for (auto& [name, value] : request.headers) {
+  for (const auto& [name, value] : request->headers) {
     // Hop-by-hop and framing headers are the gateway's own.
     if (beast::iequals(name, "Connection") || beast::iequals(name, "Keep-Alive") ||
         beast::iequals(name, "Transfer-Encoding") || beast::iequals(name, "Content-Length") ||
@@ -200,7 +202,8 @@ void Forwarder::Send(const std::string& address, api::HttpRequest request, std::
   }
   x->req.set(http::field::host, address);
   x->req.keep_alive(true);
-  x->req.body() = std::move(request.body);
+  x->req.body() = {request->body.data(), request->body.size()};
+  x->request = std::move(request);
   x->req.prepare_payload();
   asio::post(impl_->io, [x] { x->Start(); });
 }

@@ -40,8 +40,10 @@ class Forwarder {
   Forwarder& operator=(const Forwarder&) = delete;
 
   // Sends `request` (its method, target, headers and body as they are) to `address` (HOST:PORT, an IP address or
-  // localhost). `done` runs exactly once.
-  void Send(const std::string& address, api::HttpRequest request, std::function<void(ForwardResult)> done);
+  // localhost). `done` runs exactly once. The body is sent from `request` itself, not a copy: a call tried on
+  // several nodes shares one.
+  void Send(const std::string& address, std::shared_ptr<const api::HttpRequest> request,
+            std::function<void(ForwardResult)> done);
   // Closes the idle connections to `address` (a node that left or went down: they would sit half-closed).
   void Forget(const std::string& address);
 

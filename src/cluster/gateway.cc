@@ -181,7 +181,7 @@ struct Gateway::Impl {
   }
 
   struct Attempt {
-    HttpRequest request;
+    std::shared_ptr<const HttpRequest> request;  // shared with the forwarder: its body is sent, not copied
     std::string function;
     Responder responder;
     uint64_t id = 0;
@@ -197,7 +197,7 @@ struct Gateway::Impl {
       return r.Send(api::Unauthorized());
     }
     auto a = std::make_shared<Attempt>();
-    a->request = std::move(req);
+    a->request = std::make_shared<const HttpRequest>(std::move(req));
     a->function = function;
     a->responder = std::move(r);
     a->id = next_request.fetch_add(1);
@@ -236,8 +236,7 @@ struct Gateway::Impl {
       MutexLock lock(metrics_mu);
       ++forwards[to->node];
     }
-    HttpRequest copy = a->request;  // kept for a retry elsewhere
-    forwarder->Send(to->advertise, std::move(copy), [this, a, node = to->node](ForwardResult res) mutable {
+    forwarder->Send(to->advertise, a->request, [this, a, node = to->node](ForwardResult res) mutable {
       table.Answered(node);
       // Turned away before it ran (the node's deadline or limit, or no slice): the next node may take it.
       if (res.answered && (res.response.status == 429 || res.response.status == 503)) {
