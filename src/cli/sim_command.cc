@@ -400,7 +400,8 @@ int RunSim(SimOptions o) {
     for (size_t w = 0; w < workloads.size(); ++w) {
       for (const std::string& p : o.policies) {
         for (const std::string& routing : routings) {
-          const std::string label = routing.empty() ? p : p + "@" + routing;
+          std::string label = p;
+          if (!routing.empty()) label.append("@").append(routing);
           if (progress) {
             std::cerr << "\r[" << runs.size() + 1 << "/" << per_seed * o.seeds.size() << "] seed " << seed << " "
                       << label << " " << workloads[w].first << "   " << std::flush;

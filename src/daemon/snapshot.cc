@@ -85,8 +85,9 @@ cluster::NodeReport Controller::ClusterReport() const {
     MutexLock lock(impl.mu);
     for (const auto& [name, fn] : impl.functions) {
       if (fn.removed) continue;
+      const std::string_view wanted = name;
       const bool listed = std::any_of(out.functions.begin(), out.functions.end(),
-                                      [&](const cluster::ReportedFunction& rf) { return rf.name == name; });
+                                      [wanted](const cluster::ReportedFunction& rf) { return rf.name == wanted; });
       if (!listed) {
         out.functions.push_back(
             cluster::ReportedFunction{name, fn.info.directory.empty() ? fn.info.model : "", fn.info.slo_ms, 0, 0, 0});
