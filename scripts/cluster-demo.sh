@@ -53,18 +53,10 @@ start_gateway() {
 start_gateway
 gw="http://127.0.0.1:$gw_port"
 
-table() {  # TITLE
+table() {  # TITLE: the gateway's /v1/cluster through the CLI pointed at it
   echo
   echo "== $1"
-  curl -sf "$gw/v1/cluster" | python3 -c '
-import json, sys
-c = json.load(sys.stdin)
-print("| node | healthy | report age ms | open | free slices | functions (hot/warm) |")
-print("| --- | --- | --- | --- | --- | --- |")
-for n in c["nodes"]:
-    fs = ", ".join("%s %d/%d" % (f["name"], f["hot"], f["warm"]) for f in n["functions"])
-    print("| %s | %s | %.0f | %d | %d | %s |" % (n["name"], n["healthy"], n["report_age_ms"], n["open"],
-                                                 len(n["free_slices"]), fs))'
+  "$bin" state --url "$gw" | tee "$work/state.txt" || fail "fluidfaas state at the gateway"
 }
 healthy() { healthy_nodes "$gw"; }
 wait_healthy() {  # N
@@ -76,6 +68,8 @@ wait_healthy 3
 curl -sf -X POST "$gw/v2/models/bert-base/infer" --data-binary @bench/http/bert_infer.json -o /dev/null ||
   fail "a first call through the gateway"
 table "three nodes joined; one call made"
+grep -Eq "bert-base .*(exclusive_hot|time_sharing|loading)" "$work/state.txt" ||
+  fail "the gateway's state shows no instance of bert-base after a call"
 if "$bin" serve --listen 127.0.0.1:0 --grpc-listen off --nats "$nats" --node intruder >"$work/intruder.log" 2>&1; then
   fail "a node without the NATS token joined"
 fi

@@ -388,10 +388,55 @@ int RunGet(const ClientOptions& o, const std::string& path) {
   return Show(c.Get(path), path);
 }
 
-// GET /v1/node as tables (slices and their residents, instances with their stages), or its JSON.
+// A gateway's GET /v1/cluster as tables: its nodes, then every instance of every function on them.
+int ShowCluster(const httplib::Result& r) {
+  const json cl = json::parse(r->body, nullptr, false);
+  if (cl.is_discarded() || !cl.is_object()) return Show(r, "/v1/cluster");
+  Table nodes({"node", "address", "health", ">open", ">host free GiB", "free slices"});
+  Table instances({"node", "function", ">req/s", ">id", "state", "slices", ">queued"});
+  for (const json& n : cl.value("nodes", json::array())) {
+    const std::string name = n.value("name", "?");
+    std::string free;
+    for (const json& s : n.value("free_slices", json::array())) free += (free.empty() ? "" : ", ") + s.value("id", "?");
+    const bool healthy = n.value("healthy", false);
+    nodes.AddRow({name, n.value("advertise", "?"),
+                  healthy ? "healthy" : (n.value("unreachable", false) ? "unreachable" : "silent"),
+                  std::to_string(n.value("open", int64_t{0})),
+                  Fixed(static_cast<double>(n.value("host_free_mib", int64_t{0})) / 1024, 1),
+                  free.empty() ? "(none)" : free});
+    for (const json& f : n.value("functions", json::array())) {
+      const std::string rate = Fixed(f.value("rate_per_s", 0.0), 1);
+      const json list = f.value("instances", json::array());
+      if (list.empty()) {
+        const int warm = f.value("warm", 0);
+        instances.AddRow(
+            {name, f.value("name", "?"), rate, "", warm > 0 ? "warm x" + std::to_string(warm) : "cold", "", ""});
+      }
+      for (const json& i : list) {
+        std::string slices;
+        for (const json& s : i.value("slices", json::array()))
+          slices += (slices.empty() ? "" : " -> ") + s.get<std::string>();
+        instances.AddRow({name, f.value("name", "?"), rate, std::to_string(i.value("id", int64_t{0})),
+                          i.value("state", "?"), slices, std::to_string(i.value("queued", int64_t{0}))});
+      }
+    }
+  }
+  std::cout << "cluster, routing " << cl.value("routing", "?") << ", a node is silent after "
+            << Fixed(cl.value("silence_ms", 0.0), 0) << " ms without a report\n";
+  nodes.Print(std::cout);
+  instances.Print(std::cout);
+  return kExitOk;
+}
+
+// GET /v1/node as tables (slices and their residents, instances with their stages), or its JSON. At a gateway
+// (no /v1/node there), its /v1/cluster.
 int RunState(const ClientOptions& o) {
   httplib::Client c(o.url);
   auto r = c.Get("/v1/node");
+  if (r && r->status == 404) {
+    auto cluster = c.Get("/v1/cluster");
+    if (cluster && cluster->status == 200) return o.json_output ? Show(cluster, "/v1/cluster") : ShowCluster(cluster);
+  }
   if (!r || r->status != 200 || o.json_output) return Show(r, "/v1/node");
   const json n = json::parse(r->body, nullptr, false);
   if (n.is_discarded() || !n.is_object()) return Show(r, "/v1/node");
@@ -552,9 +597,10 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
   CLI::App* functions = app.add_subcommand("functions", "List a daemon's functions");
   url(functions);
   functions->callback([c, &exit_code] { exit_code = RunGet(*c, "/v1/functions"); });
-  CLI::App* state = app.add_subcommand("state", "A daemon's node state: slices, instances, pipelines, host memory");
+  CLI::App* state = app.add_subcommand(
+      "state", "A daemon's node state (slices, instances, pipelines, host memory), or a gateway's cluster");
   url(state);
-  state->add_flag("--json", c->json_output, "Print /v1/node's JSON");
+  state->add_flag("--json", c->json_output, "Print /v1/node's (or /v1/cluster's) JSON");
   state->callback([c, &exit_code] { exit_code = RunState(*c); });
 }
 

@@ -203,6 +203,21 @@ TEST_F(GatewayTest, ACallIsAnsweredByANodeAndTheClusterShowsBothNodesHealthy) {
   auto ready = Client().Get("/v2/health/ready");
   ASSERT_TRUE(ready);
   EXPECT_EQ(ready->status, 200);
+  // The node that served it reports its instance (state, slices, queue), its recent arrivals and its host memory.
+  nlohmann::json served;
+  ASSERT_TRUE(WaitFor([&] {
+    const nlohmann::json cluster = Cluster();  // kept: a range over a temporary's member would outlive it
+    for (const auto& n : cluster["nodes"]) {
+      for (const auto& f : n["functions"]) {
+        if (f["name"] == "bert" && !f["instances"].empty() && f["rate_per_s"].get<double>() > 0) served = n;
+      }
+    }
+    return !served.is_null();
+  })) << Cluster().dump();
+  EXPECT_GT(served["host_free_mib"].get<int64_t>(), 0);
+  const nlohmann::json& instance = served["functions"][0]["instances"][0];
+  EXPECT_NE(instance["state"].get<std::string>(), "");
+  EXPECT_FALSE(instance["slices"].empty());
 }
 
 TEST_F(GatewayTest, ANodeThatFallsSilentIsUnhealthyAfterTheSilenceAndCallsGoToTheOther) {

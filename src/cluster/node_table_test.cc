@@ -77,7 +77,11 @@ TEST(NodeTableTest, OnlyNodesThatServeTheFunctionAreCandidates) {
 
 TEST(NodeTableTest, TheClusterJsonShowsEachNodesHealthAndFunctions) {
   NodeTable t(policy::Routing::kHashHome, Seconds(1));
-  t.Apply(Report("a", 1), At(0));
+  NodeReport a = Report("a", 1);
+  a.host_free_mib = 1024;
+  a.functions[0].rate_per_s = 3.5;
+  a.functions[0].instances = {ReportedInstance{9, "time_sharing", {"0:1g.10gb@6"}, 4}};
+  t.Apply(a, At(0));
   t.Sent("a");
   const nlohmann::json j = t.Json(At(1500));
   EXPECT_EQ(j["routing"], "hash-home");
@@ -86,6 +90,13 @@ TEST(NodeTableTest, TheClusterJsonShowsEachNodesHealthAndFunctions) {
   EXPECT_EQ(j["nodes"][0]["outstanding"], 1);
   EXPECT_EQ(j["nodes"][0]["functions"][0]["name"], "bert");
   EXPECT_DOUBLE_EQ(j["nodes"][0]["report_age_ms"].get<double>(), 1500);
+  EXPECT_EQ(j["nodes"][0]["host_free_mib"], 1024);
+  const nlohmann::json& f = j["nodes"][0]["functions"][0];
+  EXPECT_EQ(f["rate_per_s"], 3.5);
+  ASSERT_EQ(f["instances"].size(), 1u);
+  EXPECT_EQ(f["instances"][0]["state"], "time_sharing");
+  EXPECT_EQ(f["instances"][0]["slices"][0], "0:1g.10gb@6");
+  EXPECT_EQ(f["instances"][0]["queued"], 4);
 }
 
 TEST(NodeTableTest, ANodeThatTurnsACallAwayIsPassedOverForItsFunctionUntilItsNextReport) {

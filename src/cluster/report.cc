@@ -10,6 +10,8 @@ using nlohmann::json;
 
 constexpr size_t kMaxSlices = 4096;
 constexpr size_t kMaxFunctions = 65536;
+constexpr size_t kMaxInstances = 4096;  // of one function on one node
+constexpr size_t kMaxStages = 64;
 constexpr size_t kMaxText = 256;
 
 Result<std::string> Text(const json& j, const char* field, bool required = true) {
@@ -35,6 +37,33 @@ Result<double> Number(const json& j, const char* field, double lo, double hi) {
   return v;
 }
 
+// A field newer nodes send: `fallback` when it is absent, else checked as Number does.
+Result<double> OptionalNumber(const json& j, const char* field, double lo, double hi, double fallback) {
+  if (!j.contains(field)) return fallback;
+  return Number(j, field, lo, hi);
+}
+
+Result<ReportedInstance> ParseInstance(const json& i) {
+  if (!i.is_object()) return Status::InvalidArgument("report: an instance must be an object");
+  ReportedInstance ri;
+  FF_ASSIGN_OR_RETURN(double id, Number(i, "id", 0, 9e15));
+  ri.id = static_cast<uint64_t>(id);
+  FF_ASSIGN_OR_RETURN(ri.state, Text(i, "state"));
+  FF_ASSIGN_OR_RETURN(double queued, Number(i, "queued", 0, 1e9));
+  ri.queued = static_cast<int64_t>(queued);
+  const auto slices = i.find("slices");
+  if (slices == i.end() || !slices->is_array() || slices->empty() || slices->size() > kMaxStages) {
+    return Status::InvalidArgument("report: an instance's \"slices\" must be an array of 1 to 64 slice ids");
+  }
+  for (const json& s : *slices) {
+    if (!s.is_string() || s.get_ref<const std::string&>().size() > kMaxText) {
+      return Status::InvalidArgument("report: an instance's slice must be a short string");
+    }
+    ri.slices.push_back(s.get<std::string>());
+  }
+  return ri;
+}
+
 }  // namespace
 
 Status CheckNodeName(std::string_view name) {
@@ -53,15 +82,28 @@ std::string ToJsonText(const NodeReport& r) {
   }
   json functions = json::array();
   for (const ReportedFunction& f : r.functions) {
+    json instances = json::array();
+    for (const ReportedInstance& i : f.instances) {
+      instances.push_back({{"id", i.id}, {"state", i.state}, {"slices", i.slices}, {"queued", i.queued}});
+    }
     functions.push_back({{"name", f.name},
                          {"model", f.model},
                          {"slo_ms", f.slo_ms},
                          {"hot", f.hot},
                          {"finish_ms", f.finish_ms},
-                         {"warm", f.warm}});
+                         {"warm", f.warm},
+                         {"rate_per_s", f.rate_per_s},
+                         {"instances", std::move(instances)}});
   }
-  const json j = {{"node", r.node}, {"advertise", r.advertise}, {"seq", r.seq},     {"interval_ms", r.interval_ms},
-                  {"open", r.open}, {"draining", r.draining},   {"slices", slices}, {"functions", functions}};
+  const json j = {{"node", r.node},
+                  {"advertise", r.advertise},
+                  {"seq", r.seq},
+                  {"interval_ms", r.interval_ms},
+                  {"open", r.open},
+                  {"draining", r.draining},
+                  {"host_free_mib", r.host_free_mib},
+                  {"slices", slices},
+                  {"functions", functions}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -82,6 +124,8 @@ Result<NodeReport> ParseNodeReport(std::string_view text) {
     if (!d->is_boolean()) return Status::InvalidArgument("report: \"draining\" must be a boolean");
     r.draining = d->get<bool>();
   }
+  FF_ASSIGN_OR_RETURN(double host_free, OptionalNumber(j, "host_free_mib", 0, 1e12, 0));
+  r.host_free_mib = static_cast<int64_t>(host_free);
   const auto slices = j.find("slices");
   const auto functions = j.find("functions");
   if (slices == j.end() || !slices->is_array() || slices->size() > kMaxSlices) {
@@ -112,6 +156,16 @@ Result<NodeReport> ParseNodeReport(std::string_view text) {
     FF_ASSIGN_OR_RETURN(rf.finish_ms, Number(f, "finish_ms", 0, 1e9));
     FF_ASSIGN_OR_RETURN(double warm, Number(f, "warm", 0, 1e6));
     rf.warm = static_cast<int>(warm);
+    FF_ASSIGN_OR_RETURN(rf.rate_per_s, OptionalNumber(f, "rate_per_s", 0, 1e9, 0));
+    if (const auto instances = f.find("instances"); instances != f.end()) {
+      if (!instances->is_array() || instances->size() > kMaxInstances) {
+        return Status::InvalidArgument("report: a function's \"instances\" must be an array of at most 4096");
+      }
+      for (const json& i : *instances) {
+        FF_ASSIGN_OR_RETURN(ReportedInstance ri, ParseInstance(i));
+        rf.instances.push_back(std::move(ri));
+      }
+    }
     r.functions.push_back(std::move(rf));
   }
   return r;

@@ -3,11 +3,16 @@
 // 0.5 s (cluster/reporter.h), read by the gateway (cluster/gateway.h). JSON on the wire:
 //
 //   {"node": "gpu-a", "advertise": "10.0.0.5:8000", "seq": 41, "interval_ms": 500, "open": 3,
-//    "draining": false,
+//    "draining": false, "host_free_mib": 491520,
 //    "slices": [{"id": "0:4g.40gb@0", "profile": "4g.40gb", "gpu_model": "a100-80gb", "free_mib": 40192}],
-//    "functions": [{"name": "bert", "model": "bert-base", "slo_ms": 31.8, "hot": 1, "finish_ms": 4.2, "warm": 0}]}
+//    "functions": [{"name": "bert", "model": "bert-base", "slo_ms": 31.8, "hot": 1, "finish_ms": 4.2, "warm": 0,
+//                   "rate_per_s": 12.5,
+//                   "instances": [{"id": 7, "state": "exclusive_hot", "slices": ["0:2g.20gb@4"], "queued": 2}]}]}
 //
 // `slices` lists only the slices a new process could take, with their free memory (carrier::Carrier::MakeReport).
+// `host_free_mib`: host memory left for warm copies. `rate_per_s`: the function's arrivals at the node over the
+// last 10 s. `instances`: those on slices, with their state (policy::InstanceState's names: loading,
+// exclusive_hot, time_sharing, draining) and queue; copies warm in host memory are counted in `warm`.
 // A function of a TorchScript directory has "model": "" (the gateway knows no costs for it: it routes it by its
 // hot instances and warm copies only).
 //
@@ -31,6 +36,13 @@ struct ReportedSlice {
   int64_t free_mib = 0;
 };
 
+struct ReportedInstance {
+  uint64_t id = 0;
+  std::string state;                // policy::ToString(InstanceState)
+  std::vector<std::string> slices;  // its stages' slices, first stage first: more than one is a pipeline
+  int64_t queued = 0;               // requests waiting for a batch
+};
+
 struct ReportedFunction {
   std::string name;
   std::string model;  // its zoo model, "" for a TorchScript directory
@@ -38,6 +50,8 @@ struct ReportedFunction {
   int hot = 0;
   double finish_ms = 0;
   int warm = 0;
+  double rate_per_s = 0;
+  std::vector<ReportedInstance> instances;
 };
 
 struct NodeReport {
@@ -47,6 +61,7 @@ struct NodeReport {
   int64_t interval_ms = 500;
   int64_t open = 0;  // requests admitted and not answered
   bool draining = false;
+  int64_t host_free_mib = 0;
   std::vector<ReportedSlice> slices;
   std::vector<ReportedFunction> functions;
 };
@@ -56,7 +71,7 @@ Status CheckNodeName(std::string_view name);
 
 std::string ToJsonText(const NodeReport& r);
 // InvalidArgument naming the field at fault: a report from the network is checked like any input (names, finite
-// numbers in range, at most 4,096 slices and 65,536 functions).
+// numbers in range, at most 4,096 slices, 65,536 functions and 4,096 instances of one function).
 Result<NodeReport> ParseNodeReport(std::string_view text);
 
 }  // namespace fluidfaas::cluster

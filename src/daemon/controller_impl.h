@@ -35,6 +35,7 @@
 #include "carrier/carrier.h"
 #include "common/limits.h"
 #include "common/mutex.h"
+#include "common/rate_meter.h"
 #include "common/wake_round.h"
 #include "daemon/controller.h"
 #include "daemon/lateness.h"
@@ -142,8 +143,9 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   static constexpr Duration kLateHold = Seconds(2);
   LatenessMargin lateness{0.5, 1024, 0.999, kLateHold, Seconds(5)};
   std::unique_ptr<policy::Scheduler> scheduler;
-  std::unique_ptr<carrier::Carrier> carrier;        // its books: instances, queues, batches in flight, releases
-  std::unordered_map<RequestId, Request> requests;  // their payloads (the carrier keeps their place)
+  std::unique_ptr<carrier::Carrier> carrier;                // its books: instances, queues, batches in flight, releases
+  std::unordered_map<RequestId, Request> requests;          // their payloads (the carrier keeps their place)
+  std::unordered_map<FunctionId, RateMeter> arrival_rates;  // requests admitted, per function (the cluster report)
   RequestId next_request = 1;
   FunctionId next_function = 0;
   std::thread thread;

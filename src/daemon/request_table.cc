@@ -59,6 +59,7 @@ void Controller::Impl::Arrive(RequestId id, Request r) {
     r.deadline = policy::ColdStartDeadline(r.arrival, r.deadline, carrier->Warm(r.function), options.cold_start_wait);
   }
   const policy::RequestEvent event{id, r.function, r.arrival, r.deadline};
+  arrival_rates[r.function].Add(r.arrival);
   requests.emplace(id, std::move(r));
   carrier->Arrive(event, clock->Now());
   CountViolations();

@@ -65,36 +65,55 @@ nlohmann::json Controller::NodeJson() const {
 }
 
 cluster::NodeReport Controller::ClusterReport() const {
-  // The carrier's report (carrier::Carrier::MakeReport, the simulator's too) in names the gateway knows.
+  // The carrier's report (carrier::Carrier::MakeReport, the simulator's too) in names the gateway knows, with what
+  // only /v1/cluster shows: each instance's state and queue, recent arrivals, host memory.
   return impl_->RunOnControl<cluster::NodeReport>([this] {
     const Impl& impl = *impl_;
-    const carrier::Carrier::Report r = impl.carrier->MakeReport(impl.clock->Now());
+    const TimePoint now = impl.clock->Now();
+    const carrier::Carrier::Report r = impl.carrier->MakeReport(now);
     cluster::NodeReport out;
     for (const auto& [slice, free] : r.free) {
       const policy::ClusterSlice& s = impl.cluster[slice];
       out.slices.push_back(
           cluster::ReportedSlice{s.id, std::string(s.kind.profile->name), std::string(s.kind.gpu->name), free});
     }
-    for (const policy::NodeFunction& f : r.functions) {
-      const Impl::Function* fn = impl.FindFunction(f.function);
-      if (fn == nullptr || fn->removed) continue;
-      out.functions.push_back(cluster::ReportedFunction{fn->info.name, fn->info.directory.empty() ? fn->info.model : "",
-                                                        fn->info.slo_ms, f.hot, f.finish_ms, f.warm});
-    }
-    // Deployed functions with nothing on the node are listed too: the gateway learns what this node serves.
-    MutexLock lock(impl.mu);
-    for (const auto& [name, fn] : impl.functions) {
-      if (fn.removed) continue;
-      const std::string_view wanted = name;
-      const bool listed = std::any_of(out.functions.begin(), out.functions.end(),
-                                      [wanted](const cluster::ReportedFunction& rf) { return rf.name == wanted; });
-      if (!listed) {
-        out.functions.push_back(
-            cluster::ReportedFunction{name, fn.info.directory.empty() ? fn.info.model : "", fn.info.slo_ms, 0, 0, 0});
+    // Every deployed function, with nothing on the node or not: the gateway learns what this node serves.
+    std::map<FunctionId, cluster::ReportedFunction> by_id;
+    {
+      MutexLock lock(impl.mu);
+      for (const auto& [name, fn] : impl.functions) {
+        if (fn.removed) continue;
+        cluster::ReportedFunction& f = by_id[fn.id];
+        f.name = name;
+        f.model = fn.info.directory.empty() ? fn.info.model : "";
+        f.slo_ms = fn.info.slo_ms;
       }
+      out.open = static_cast<int64_t>(impl.open);
+      out.draining = impl.draining;
     }
-    out.open = static_cast<int64_t>(impl.open);
-    out.draining = impl.draining;
+    for (const policy::NodeFunction& nf : r.functions) {
+      const auto it = by_id.find(nf.function);
+      if (it == by_id.end()) continue;  // removed
+      it->second.hot = nf.hot;
+      it->second.finish_ms = nf.finish_ms;
+      it->second.warm = nf.warm;
+    }
+    for (const auto& [id, inst] : impl.carrier->instances()) {
+      const auto it = by_id.find(inst.function);
+      if (it == by_id.end()) continue;
+      cluster::ReportedInstance ri{
+          id, std::string(policy::ToString(inst.state)), {}, static_cast<int64_t>(inst.queue.size())};
+      for (const policy::StagePlacement& st : inst.stages) ri.slices.push_back(impl.cluster[st.slice].id);
+      if (!ri.slices.empty()) it->second.instances.push_back(std::move(ri));
+    }
+    for (auto& [id, f] : by_id) {
+      if (const auto rate = impl.arrival_rates.find(id); rate != impl.arrival_rates.end()) {
+        f.rate_per_s = rate->second.PerSecond(now);
+      }
+      out.functions.push_back(std::move(f));
+    }
+    const int64_t budget = impl.options.host_memory_bytes.value_or(runtime::DefaultHostMemoryBytes());
+    out.host_free_mib = std::max<int64_t>(0, budget - impl.runtime->Stats().warm_bytes) >> 20;
     return out;
   });
 }
