@@ -38,11 +38,13 @@ struct Gateway::Impl {
   std::unique_ptr<KvBucket> bucket;
   std::unique_ptr<KvBucket> functions;
   std::unique_ptr<Forwarder> forwarder;
+  std::unique_ptr<AsyncCalls> async;
   api::Router router;
   std::unique_ptr<api::HttpServer> server;
   int port = 0;
   std::thread watcher;
   std::atomic<bool> stop{false};
+  std::atomic<bool> view_ready{false};
   std::atomic<uint64_t> next_request{1};
 
   // Metrics.
@@ -77,6 +79,7 @@ struct Gateway::Impl {
           break;
         }
         if (!e->has_value()) {
+          if ((*w)->caught_up()) view_ready = true;  // every node's latest report is in: queued calls may run
           if (SteadyNow() - heard > 2 * options.silence) {
             spdlog::warn("gateway: no report for {:.1f} s; watching the nodes again", ToSeconds(SteadyNow() - heard));
             break;
@@ -121,6 +124,17 @@ struct Gateway::Impl {
       r.Send(JsonResponse(200, table.Json(SteadyNow())));
     });
     Functions();
+    router.Add("POST", "/v1/async/{}", [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
+      if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
+      if (table.SloMs(p[0]) <= 0) {
+        return r.Send(JsonError(404, "no node serves function " + daemon::QuotedName(p[0]), "unknown_function"));
+      }
+      r.Send(async->Submit(p[0], req));
+    });
+    router.Add("GET", "/v1/async/{}", [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
+      if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
+      r.Send(async->Lookup(p[0]));
+    });
     router.Add("GET", "/metrics", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
       r.Send(HttpResponse{.status = 200, .content_type = "text/plain; version=0.0.4", .body = Metrics()});
     });
@@ -183,7 +197,7 @@ struct Gateway::Impl {
   struct Attempt {
     std::shared_ptr<const HttpRequest> request;  // shared with the forwarder: its body is sent, not copied
     std::string function;
-    Responder responder;
+    std::function<void(HttpResponse)> answer;  // once
     uint64_t id = 0;
     TimePoint arrival;
     double slo_ms = 0;
@@ -196,10 +210,17 @@ struct Gateway::Impl {
       Count("unauthorized");
       return r.Send(api::Unauthorized());
     }
+    Run(std::make_shared<const HttpRequest>(std::move(req)), function,
+        [r = std::move(r)](HttpResponse response) { r.Send(std::move(response)); });
+  }
+
+  // One call through the routing, synchronous or asynchronous: `answer` is called once.
+  void Run(std::shared_ptr<const HttpRequest> request, const std::string& function,
+           std::function<void(HttpResponse)> answer) {
     auto a = std::make_shared<Attempt>();
-    a->request = std::make_shared<const HttpRequest>(std::move(req));
+    a->request = std::move(request);
     a->function = function;
-    a->responder = std::move(r);
+    a->answer = std::move(answer);
     a->id = next_request.fetch_add(1);
     a->arrival = SteadyNow();
     a->slo_ms = table.SloMs(function);
@@ -209,7 +230,7 @@ struct Gateway::Impl {
   void Forward(std::shared_ptr<Attempt> a) {
     if (stop.load()) {
       Count("shutdown");
-      return a->responder.Send(JsonError(503, "the gateway is stopping", "shutdown"));
+      return a->answer(JsonError(503, "the gateway is stopping", "shutdown"));
     }
     const TimePoint now = SteadyNow();
     const double room_ms = a->slo_ms > 0 ? a->slo_ms - ToMillis(now - a->arrival) : 1e9;
@@ -217,15 +238,15 @@ struct Gateway::Impl {
     if (!to) {
       if (a->refusal) {
         Count("node_" + std::to_string(a->refusal->status));
-        return a->responder.Send(std::move(*a->refusal));
+        return a->answer(std::move(*a->refusal));
       }
       if (a->tried.empty() && table.SloMs(a->function) <= 0) {
         Count("unknown_function");
-        return a->responder.Send(
+        return a->answer(
             JsonError(404, "no node serves function " + daemon::QuotedName(a->function), "unknown_function"));
       }
       Count(a->tried.empty() ? "no_node" : "node_lost");
-      return a->responder.Send(
+      return a->answer(
           a->tried.empty()
               ? Retryable(JsonError(503, "no node can take " + daemon::QuotedName(a->function) + " now", "no_node"))
               : JsonError(502, "the nodes tried for the call failed", "node_lost"));
@@ -253,7 +274,7 @@ struct Gateway::Impl {
       }
       if (res.answered) {
         Count(res.response.status < 400 ? "" : "node_" + std::to_string(res.response.status));
-        return a->responder.Send(std::move(res.response));
+        return a->answer(std::move(res.response));
       }
       if (!res.reached) {
         table.MarkUnreachable(node);
@@ -271,7 +292,7 @@ struct Gateway::Impl {
         return Forward(std::move(a));
       }
       Count("node_lost");
-      a->responder.Send(JsonError(502, "node " + node + " was lost with the call: " + res.error, "node_lost"));
+      a->answer(JsonError(502, "node " + node + " was lost with the call: " + res.error, "node_lost"));
     });
   }
 
@@ -298,6 +319,18 @@ struct Gateway::Impl {
         << "# HELP fluidfaas_gateway_healthy_nodes Nodes heard from within the silence.\n"
         << "# TYPE fluidfaas_gateway_healthy_nodes gauge\n"
         << "fluidfaas_gateway_healthy_nodes " << table.healthy_nodes(now) << '\n';
+    const AsyncCounts a = async->Counts();
+    out << "# HELP fluidfaas_gateway_async_total Asynchronous calls by this gateway: accepted, then each end by "
+           "outcome and code, and each attempt put back in the queue.\n"
+        << "# TYPE fluidfaas_gateway_async_total counter\n"
+        << "fluidfaas_gateway_async_total{event=\"accepted\",code=\"\"} " << a.accepted << '\n'
+        << "fluidfaas_gateway_async_total{event=\"completed\",code=\"\"} " << a.completed << '\n'
+        << "fluidfaas_gateway_async_total{event=\"retried\",code=\"\"} " << a.retried << '\n';
+    for (const auto& [code, n] : a.failed)
+      out << "fluidfaas_gateway_async_total{event=\"failed\",code=\"" << code << "\"} " << n << '\n';
+    out << "# HELP fluidfaas_gateway_async_running Asynchronous calls this gateway runs now.\n"
+        << "# TYPE fluidfaas_gateway_async_running gauge\n"
+        << "fluidfaas_gateway_async_running " << async->in_flight() << '\n';
     return out.str();
   }
 };
@@ -312,6 +345,12 @@ Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options, const st
   FF_ASSIGN_OR_RETURN(g.bucket, g.nats->Bucket(g.options.bucket));
   FF_ASSIGN_OR_RETURN(g.functions, g.nats->Bucket(kFunctionsBucket));
   g.forwarder = std::make_unique<Forwarder>(g.options.forward);
+  FF_ASSIGN_OR_RETURN(
+      g.async, AsyncCalls::Start(
+                   *g.nats, g.options.async,
+                   [&g](std::shared_ptr<const HttpRequest> request, const std::string& model,
+                        std::function<void(HttpResponse)> done) { g.Run(std::move(request), model, std::move(done)); },
+                   [&g] { return g.view_ready.load(); }));
   g.Routes();
   g.server = std::make_unique<api::HttpServer>(
       g.options.limits, [&g](HttpRequest&& req, Responder r) { g.router.Handle(std::move(req), std::move(r)); },
@@ -327,9 +366,12 @@ Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options, const st
 
 Gateway::~Gateway() {
   impl_->stop = true;
+  if (impl_->async) impl_->async->Stop();  // takes no more queued calls
   if (impl_->server) impl_->server->Stop();
   if (impl_->watcher.joinable()) impl_->watcher.join();
-  impl_->forwarder.reset();  // calls in flight are answered (their responders drop into 500s if not)
+  // Calls in flight are answered (their responders drop into 500s if not; asynchronous ones go back to the queue).
+  impl_->forwarder.reset();
+  impl_->async.reset();
 }
 
 int Gateway::port() const {
@@ -342,6 +384,10 @@ TimePoint Gateway::Now() const {
 
 NodeTable& Gateway::table() {
   return impl_->table;
+}
+
+AsyncCalls& Gateway::async() {
+  return *impl_->async;
 }
 
 }  // namespace fluidfaas::cluster

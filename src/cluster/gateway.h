@@ -13,6 +13,8 @@
 //   POST /v1/functions, DELETE /v1/functions/{f}, GET /v1/functions
 //                                              deployments for the whole cluster, kept in the functions bucket that
 //                                              every node follows (cluster/function_sync.h); 202: under way
+//   POST /v1/async/{m}                         an asynchronous call (cluster/async_calls.h): 202 {"id"}
+//   GET  /v1/async/{id}                        its state, and its answer once it has ended
 //   GET  /metrics                              Prometheus text: requests by code, forwards by node, retries
 //
 // Failures: a node that refuses the connection is marked unreachable and the call goes to the next node the router
@@ -28,6 +30,7 @@
 #include <string>
 
 #include "api/http_server.h"
+#include "cluster/async_calls.h"
 #include "cluster/forwarder.h"
 #include "cluster/nats.h"
 #include "cluster/node_table.h"
@@ -44,6 +47,7 @@ struct GatewayOptions {
   api::HttpLimits limits;
   ForwarderOptions forward;
   int max_tries = 3;
+  AsyncOptions async;
 };
 
 class Gateway {
@@ -56,6 +60,7 @@ class Gateway {
 
   int port() const;
   NodeTable& table();
+  AsyncCalls& async();
   // The time the table's reports are aged by (NodeTable's `now`).
   TimePoint Now() const;
 

@@ -110,6 +110,29 @@ KvEntry ToEntry(kvEntry* e) {
 }
 }  // namespace
 
+Result<uint64_t> KvBucket::Create(const std::string& key, const std::string& value) {
+  uint64_t rev = 0;
+  const natsStatus s = kvStore_Create(&rev, kv_, key.c_str(), value.data(), static_cast<int>(value.size()));
+  if (s == NATS_OK) return rev;
+  // The server refuses a create on a key with a value by its expected-last-sequence check.
+  if (nats_GetLastError(nullptr) != nullptr &&
+      std::string_view(nats_GetLastError(nullptr)).find("wrong last") != std::string_view::npos) {
+    return Status::AlreadyExists("key " + key + " holds a value");
+  }
+  return Failed("create " + key, s);
+}
+
+Result<uint64_t> KvBucket::Update(const std::string& key, const std::string& value, uint64_t last) {
+  uint64_t rev = 0;
+  const natsStatus s = kvStore_Update(&rev, kv_, key.c_str(), value.data(), static_cast<int>(value.size()), last);
+  if (s == NATS_OK) return rev;
+  if (nats_GetLastError(nullptr) != nullptr &&
+      std::string_view(nats_GetLastError(nullptr)).find("wrong last") != std::string_view::npos) {
+    return Status::FailedPrecondition("key " + key + " moved past revision " + std::to_string(last));
+  }
+  return Failed("update " + key, s);
+}
+
 Result<std::optional<KvEntry>> KvBucket::Get(const std::string& key) {
   kvEntry* e = nullptr;
   const natsStatus s = kvStore_Get(&e, kv_, key.c_str());
@@ -159,6 +182,92 @@ Result<std::optional<KvEntry>> KvWatcher::Next(std::chrono::milliseconds timeout
   KvEntry out = ToEntry(e);
   kvEntry_Destroy(e);
   return std::optional<KvEntry>(std::move(out));
+}
+
+Result<std::unique_ptr<WorkQueue>> NatsConnection::Queue(const WorkQueueOptions& o) {
+  jsStreamConfig sc;
+  jsStreamConfig_Init(&sc);
+  sc.Name = o.stream.c_str();
+  const char* subjects[] = {o.subject.c_str()};
+  sc.Subjects = subjects;
+  sc.SubjectsLen = 1;
+  sc.Retention = js_WorkQueuePolicy;
+  sc.Storage = js_FileStorage;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_AddStream(nullptr, js_, &sc, nullptr, &jerr);
+  if (s != NATS_OK && jerr != JSStreamNameExistErr) return Failed("stream " + o.stream, s);
+  jsConsumerConfig cc;
+  jsConsumerConfig_Init(&cc);
+  cc.Durable = o.consumer.c_str();
+  cc.AckPolicy = js_AckExplicit;
+  cc.AckWait = std::chrono::duration_cast<std::chrono::nanoseconds>(o.ack_wait).count();  // nanoseconds (cnats)
+  cc.MaxDeliver = -1;  // the worker decides when to give up, and says why
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = o.stream.c_str();
+  so.Config = cc;
+  natsSubscription* sub = nullptr;
+  s = js_PullSubscribe(&sub, js_, o.subject.c_str(), o.consumer.c_str(), nullptr, &so, &jerr);
+  if (s != NATS_OK) return Failed("consumer " + o.consumer + " of stream " + o.stream, s);
+  return std::unique_ptr<WorkQueue>(new WorkQueue(js_, sub, o.subject));
+}
+
+WorkQueue::~WorkQueue() {
+  natsSubscription_Destroy(sub_);
+}
+
+Status WorkQueue::Publish(const std::string& data, const std::string& id) {
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MsgId = id.c_str();
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  jsPubAck* ack = nullptr;
+  const natsStatus s = js_Publish(&ack, js_, subject_.c_str(), data.data(), static_cast<int>(data.size()), &po, &jerr);
+  if (ack != nullptr) jsPubAck_Destroy(ack);
+  return s == NATS_OK ? Status::Ok() : Failed("publish to " + subject_, s);
+}
+
+Result<std::vector<std::unique_ptr<QueuedMessage>>> WorkQueue::Fetch(int max, std::chrono::milliseconds timeout) {
+  natsMsgList list{};
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = natsSubscription_Fetch(&list, sub_, max, timeout.count(), &jerr);
+  std::vector<std::unique_ptr<QueuedMessage>> out;
+  if (s == NATS_TIMEOUT) return out;
+  if (s != NATS_OK) return Failed("fetch", s);
+  for (int i = 0; i < list.Count; ++i) {
+    out.push_back(std::unique_ptr<QueuedMessage>(new QueuedMessage(list.Msgs[i])));
+    list.Msgs[i] = nullptr;  // owned by the QueuedMessage now
+  }
+  natsMsgList_Destroy(&list);
+  return out;
+}
+
+QueuedMessage::~QueuedMessage() {
+  natsMsg_Destroy(msg_);
+}
+
+std::string_view QueuedMessage::data() const {
+  return {natsMsg_GetData(msg_), static_cast<size_t>(natsMsg_GetDataLength(msg_))};
+}
+
+uint64_t QueuedMessage::deliveries() const {
+  jsMsgMetaData* meta = nullptr;
+  if (natsMsg_GetMetaData(&meta, msg_) != NATS_OK) return 1;
+  const uint64_t n = meta->NumDelivered;
+  jsMsgMetaData_Destroy(meta);
+  return n;
+}
+
+void QueuedMessage::Ack() {
+  natsMsg_Ack(msg_, nullptr);
+}
+
+void QueuedMessage::InProgress() {
+  natsMsg_InProgress(msg_, nullptr);
+}
+
+void QueuedMessage::Retry(std::chrono::milliseconds delay) {
+  natsMsg_NakWithDelay(msg_, delay.count(), nullptr);
 }
 
 }  // namespace fluidfaas::cluster

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -31,6 +32,14 @@ struct NatsOptions {
 };
 
 class KvBucket;
+class WorkQueue;
+
+struct WorkQueueOptions {
+  std::string stream;    // the JetStream stream, created when missing (work-queue retention, file storage)
+  std::string subject;   // its one subject
+  std::string consumer;  // the durable pull consumer every worker shares
+  std::chrono::milliseconds ack_wait{30000};  // a message fetched and not acknowledged within this is delivered again
+};
 
 class NatsConnection {
  public:
@@ -43,6 +52,8 @@ class NatsConnection {
   // The bucket `name`, created when missing with `history` values per key (1..64) and `ttl` (0: none).
   Result<std::unique_ptr<KvBucket>> Bucket(const std::string& name, int history = 1,
                                            std::chrono::milliseconds ttl = std::chrono::milliseconds(0));
+  // The work queue, its stream and consumer created when missing.
+  Result<std::unique_ptr<WorkQueue>> Queue(const WorkQueueOptions& options);
   bool connected() const;
 
  private:
@@ -81,6 +92,10 @@ class KvBucket {
   KvBucket(const KvBucket&) = delete;
   KvBucket& operator=(const KvBucket&) = delete;
   Result<uint64_t> Put(const std::string& key, const std::string& value);
+  // Puts only where the key holds no value: AlreadyExists otherwise.
+  Result<uint64_t> Create(const std::string& key, const std::string& value);
+  // Puts only where the key's revision is still `last` (compare-and-set): FailedPrecondition when it has moved.
+  Result<uint64_t> Update(const std::string& key, const std::string& value, uint64_t last);
   Result<std::optional<KvEntry>> Get(const std::string& key);
   Status Delete(const std::string& key);
   // Every key that holds a value now.
@@ -92,6 +107,43 @@ class KvBucket {
   friend class NatsConnection;
   explicit KvBucket(kvStore* kv) : kv_(kv) {}
   kvStore* kv_;
+};
+
+// A message taken from a work queue: acknowledged (removed from the stream), or left to be delivered again.
+class QueuedMessage {
+ public:
+  ~QueuedMessage();  // neither acknowledged nor refused: delivered again after the ack wait
+  QueuedMessage(const QueuedMessage&) = delete;
+  QueuedMessage& operator=(const QueuedMessage&) = delete;
+  std::string_view data() const;
+  uint64_t deliveries() const;                  // 1 the first time
+  void Ack();                                   // done with: removed from the stream
+  void InProgress();                            // still working on it: the ack wait starts again
+  void Retry(std::chrono::milliseconds delay);  // deliver it again after `delay`
+
+ private:
+  friend class WorkQueue;
+  explicit QueuedMessage(natsMsg* m) : msg_(m) {}
+  natsMsg* msg_;
+};
+
+class WorkQueue {
+ public:
+  ~WorkQueue();
+  WorkQueue(const WorkQueue&) = delete;
+  WorkQueue& operator=(const WorkQueue&) = delete;
+  // Publishes into the stream and waits for the server to store it. `id`: de-duplicates a publish repeated within
+  // the stream's duplicate window (2 minutes).
+  Status Publish(const std::string& data, const std::string& id);
+  // Up to `max` messages, waiting up to `timeout` for the first; none on timeout.
+  Result<std::vector<std::unique_ptr<QueuedMessage>>> Fetch(int max, std::chrono::milliseconds timeout);
+
+ private:
+  friend class NatsConnection;
+  WorkQueue(jsCtx* js, natsSubscription* sub, std::string subject) : js_(js), sub_(sub), subject_(std::move(subject)) {}
+  jsCtx* js_;
+  natsSubscription* sub_;
+  std::string subject_;
 };
 
 }  // namespace fluidfaas::cluster
