@@ -19,6 +19,9 @@ struct GatewayFlags {
   std::string routing = "warm-first";
   double silence_s = 2;
   int max_tries = 3;
+  double async_ack_wait_s = 30;
+  int async_in_flight = 64;
+  int async_attempts = 20;
 };
 
 Result<std::string> TokenFrom(const std::string& file, const char* flag) {
@@ -63,6 +66,9 @@ int RunGateway(const GatewayFlags& f) {
   o.silence = SecondsF(f.silence_s);
   o.token = *token;
   o.max_tries = f.max_tries;
+  o.async.ack_wait = std::chrono::milliseconds(static_cast<int64_t>(f.async_ack_wait_s * 1000));
+  o.async.max_in_flight = f.async_in_flight;
+  o.async.max_attempts = f.async_attempts;
   o.limits.max_connections = static_cast<size_t>(std::min<uint64_t>(16384, api::RaiseOpenFileLimit() / 2));
   auto gateway = cluster::Gateway::Start(o, listen->first, listen->second);
   if (!gateway.ok()) {
@@ -99,6 +105,18 @@ void AddGatewayCommand(CLI::App& app, int& exit_code) {
   g->add_option("--silence", f->silence_s, "Seconds without a report before a node is unhealthy")
       ->capture_default_str();
   g->add_option("--max-tries", f->max_tries, "Nodes a call may be sent to when nodes fail under it")
+      ->check(CLI::Range(1, 16))
+      ->capture_default_str();
+  g->add_option("--async-ack-wait", f->async_ack_wait_s,
+                "Seconds before an asynchronous call taken by a gateway that stopped is taken up again")
+      ->check(CLI::Range(1.0, 3600.0))
+      ->capture_default_str();
+  g->add_option("--async-in-flight", f->async_in_flight, "Asynchronous calls this gateway runs at once")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  g->add_option("--async-attempts", f->async_attempts,
+                "Runs of an asynchronous call that finds no capacity or loses its node before it fails")
+      ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   g->callback([f, &exit_code] { exit_code = RunGateway(*f); });
 }
