@@ -44,9 +44,10 @@ start_node() {  # NAME
 }
 for n in n1 n2 n3; do start_node "$n"; done
 gw_port="$(free_port)"
+gw_grpc_port="$(free_port)"
 start_gateway() {
-  "$bin" gateway --listen "127.0.0.1:$gw_port" --nats "$nats" --nats-token-file "$work/nats.token" --silence 1 \
-    >>"$work/gateway.log" 2>&1 &
+  "$bin" gateway --listen "127.0.0.1:$gw_port" --grpc-listen "127.0.0.1:$gw_grpc_port" --nats "$nats" \
+    --nats-token-file "$work/nats.token" --silence 1 >>"$work/gateway.log" 2>&1 &
   gw_pid=$!
   pids+=($!)
 }
@@ -70,6 +71,12 @@ curl -sf -X POST "$gw/v2/models/bert-base/infer" --data-binary @bench/http/bert_
 table "three nodes joined; one call made"
 grep -Eq "bert-base .*(exclusive_hot|time_sharing|loading)" "$work/state.txt" ||
   fail "the gateway's state shows no instance of bert-base after a call"
+echo
+echo "== gRPC through the gateway (fluidfaas bench grpc, 4 connections, 1 s)"
+"$bin" bench grpc --target "127.0.0.1:$gw_grpc_port" --model bert-base --connections 4 --duration 1 --json |
+  python3 -c 'import json,sys; r=json.load(sys.stdin); print("%d calls, %d failed, %.0f/s, p50 %.2f ms" %
+    (r["completed"], r["failed"], r["requests_per_s"], r["p50_ms"])); sys.exit(r["failed"] > 0 or r["completed"] == 0)' ||
+  fail "gRPC calls through the gateway failed"
 if "$bin" serve --listen 127.0.0.1:0 --grpc-listen off --nats "$nats" --node intruder >"$work/intruder.log" 2>&1; then
   fail "a node without the NATS token joined"
 fi

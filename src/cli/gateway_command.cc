@@ -22,6 +22,7 @@ struct GatewayFlags {
   double async_ack_wait_s = 30;
   int async_in_flight = 64;
   int async_attempts = 20;
+  std::string grpc_listen = "off";
 };
 
 Result<std::string> TokenFrom(const std::string& file, const char* flag) {
@@ -38,6 +39,12 @@ int RunGateway(const GatewayFlags& f) {
   };
   auto listen = ParseListen(f.listen, "--listen");
   if (!listen.ok()) return fail(listen.status(), kExitBadInput);
+  std::pair<std::string, int> grpc_listen;
+  if (f.grpc_listen != "off") {
+    auto parsed = ParseListen(f.grpc_listen, "--grpc-listen");
+    if (!parsed.ok()) return fail(parsed.status(), kExitBadInput);
+    grpc_listen = *parsed;
+  }
   auto routing = policy::ParseRouting(f.routing);
   if (!routing.ok()) return fail(routing.status(), kExitBadInput);
   if (Status s = CheckRange("--silence", f.silence_s, 0.1, 3600); !s.ok()) return fail(s, kExitBadInput);
@@ -46,6 +53,11 @@ int RunGateway(const GatewayFlags& f) {
   if (!token.ok()) return fail(token.status(), kExitBadInput);
   auto nats_token = TokenFrom(f.nats_token_file, "--nats-token-file");
   if (!nats_token.ok()) return fail(nats_token.status(), kExitBadInput);
+  if (!grpc_listen.first.empty() && !Loopback(grpc_listen.first) && token->empty()) {
+    return fail(Status::InvalidArgument("gRPC on " + grpc_listen.first +
+                                        " (not loopback) needs --token-file: every call then needs that bearer token"),
+                kExitBadInput);
+  }
   if (!Loopback(listen->first) && token->empty()) {
     return fail(Status::InvalidArgument("listening on " + listen->first +
                                         " (not loopback) needs --token-file: every call then needs that bearer token"),
@@ -69,6 +81,8 @@ int RunGateway(const GatewayFlags& f) {
   o.async.ack_wait = std::chrono::milliseconds(static_cast<int64_t>(f.async_ack_wait_s * 1000));
   o.async.max_in_flight = f.async_in_flight;
   o.async.max_attempts = f.async_attempts;
+  o.grpc_host = grpc_listen.first;
+  o.grpc_port = grpc_listen.second;
   o.limits.max_connections = static_cast<size_t>(std::min<uint64_t>(16384, api::RaiseOpenFileLimit() / 2));
   auto gateway = cluster::Gateway::Start(o, listen->first, listen->second);
   if (!gateway.ok()) {
@@ -78,6 +92,10 @@ int RunGateway(const GatewayFlags& f) {
   std::cerr << "fluidfaas gateway: listening on http://" << listen->first << ':' << (*gateway)->port()
             << ", nodes from " << f.nats << ", routing " << f.routing << "\n  (try: curl http://" << listen->first
             << ':' << (*gateway)->port() << "/v1/cluster)\n";
+  if ((*gateway)->grpc_port() > 0) {
+    std::cerr << "gRPC (inference.GRPCInferenceService) on " << grpc_listen.first << ':' << (*gateway)->grpc_port()
+              << '\n';
+  }
   int sig = -1;
   while (sig < 0) sig = sigwaitinfo(&signals, nullptr);
   spdlog::warn("gateway: signal {}: stopping", sig);
@@ -106,6 +124,9 @@ void AddGatewayCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   g->add_option("--max-tries", f->max_tries, "Nodes a call may be sent to when nodes fail under it")
       ->check(CLI::Range(1, 16))
+      ->capture_default_str();
+  g->add_option("--grpc-listen", f->grpc_listen,
+                "HOST:PORT for the gRPC form of the protocol (port 0: any free port), or off")
       ->capture_default_str();
   g->add_option("--async-ack-wait", f->async_ack_wait_s,
                 "Seconds before an asynchronous call taken by a gateway that stopped is taken up again")

@@ -70,9 +70,9 @@ Result<std::unique_ptr<AsyncCalls>> AsyncCalls::Start(NatsConnection& nats, Asyn
   std::unique_ptr<AsyncCalls> a(new AsyncCalls(options, std::move(invoke), std::move(ready)));
   FF_ASSIGN_OR_RETURN(a->calls_, nats.Bucket(kAsyncBucket, 1, options.keep));
   FF_ASSIGN_OR_RETURN(a->queue_, nats.Queue(WorkQueueOptions{.stream = kAsyncStream,
-                                                            .subject = "fluidfaas.async",
-                                                            .consumer = "fluidfaas-gateways",
-                                                            .ack_wait = options.ack_wait}));
+                                                             .subject = "fluidfaas.async",
+                                                             .consumer = "fluidfaas-gateways",
+                                                             .ack_wait = options.ack_wait}));
   a->worker_ = std::thread([p = a.get()] { p->Work(); });
   return a;
 }

@@ -10,6 +10,7 @@
 #include "api/auth.h"
 #include "api/router.h"
 #include "cluster/function_sync.h"
+#include "cluster/gateway_grpc.h"
 #include "daemon/http_api.h"
 #include "daemon/inference.h"
 
@@ -39,6 +40,8 @@ struct Gateway::Impl {
   std::unique_ptr<KvBucket> functions;
   std::unique_ptr<Forwarder> forwarder;
   std::unique_ptr<AsyncCalls> async;
+  std::unique_ptr<GatewayGrpc> grpc;
+  int grpc_port = 0;
   api::Router router;
   std::unique_ptr<api::HttpServer> server;
   int port = 0;
@@ -358,6 +361,14 @@ Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options, const st
         return g.router.BodyLimit(method, target, g.options.limits.max_body_bytes);
       });
   FF_ASSIGN_OR_RETURN(g.port, g.server->Start(host, port));
+  if (!g.options.grpc_host.empty()) {
+    g.grpc = std::make_unique<GatewayGrpc>(
+        [&g](std::shared_ptr<const HttpRequest> request, const std::string& model,
+             std::function<void(HttpResponse)> done) { g.Run(std::move(request), model, std::move(done)); },
+        [&g] { return g.table.healthy_nodes(SteadyNow()) > 0; },
+        GatewayGrpc::Options{.token = g.options.token, .max_message_bytes = g.options.limits.max_body_bytes});
+    FF_ASSIGN_OR_RETURN(g.grpc_port, g.grpc->Start(g.options.grpc_host, g.options.grpc_port));
+  }
   g.watcher = std::thread([&g] { g.Watch(); });
   spdlog::info("gateway: listening on {}:{}, nodes from NATS {} bucket {}, routing {}", host, g.port,
                g.options.nats.url, g.options.bucket, policy::ToString(g.options.routing));
@@ -367,6 +378,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options, const st
 Gateway::~Gateway() {
   impl_->stop = true;
   if (impl_->async) impl_->async->Stop();  // takes no more queued calls
+  if (impl_->grpc) impl_->grpc->Stop();    // gRPC calls running end first (a short grace)
   if (impl_->server) impl_->server->Stop();
   if (impl_->watcher.joinable()) impl_->watcher.join();
   // Calls in flight are answered (their responders drop into 500s if not; asynchronous ones go back to the queue).
@@ -376,6 +388,10 @@ Gateway::~Gateway() {
 
 int Gateway::port() const {
   return impl_->port;
+}
+
+int Gateway::grpc_port() const {
+  return impl_->grpc_port;
 }
 
 TimePoint Gateway::Now() const {

@@ -16,6 +16,7 @@
 //   POST /v1/async/{m}                         an asynchronous call (cluster/async_calls.h): 202 {"id"}
 //   GET  /v1/async/{id}                        its state, and its answer once it has ended
 //   GET  /metrics                              Prometheus text: requests by code, forwards by node, retries
+// and over gRPC (GatewayOptions::grpc_host), inference.GRPCInferenceService, each call through the same routing.
 //
 // Failures: a node that refuses the connection is marked unreachable and the call goes to the next node the router
 // picks (at most `max_tries` nodes); a node that fails after taking the call (its connection breaks) is tried once
@@ -48,6 +49,9 @@ struct GatewayOptions {
   ForwarderOptions forward;
   int max_tries = 3;
   AsyncOptions async;
+  // The gRPC form of the protocol (cluster/gateway_grpc.h) on grpc_host:grpc_port (0: a free port); "": none.
+  std::string grpc_host;
+  int grpc_port = 0;
 };
 
 class Gateway {
@@ -59,6 +63,7 @@ class Gateway {
   Gateway& operator=(const Gateway&) = delete;
 
   int port() const;
+  int grpc_port() const;  // 0 without gRPC
   NodeTable& table();
   AsyncCalls& async();
   // The time the table's reports are aged by (NodeTable's `now`).

@@ -2,6 +2,7 @@
 // (controllers behind their HTTP APIs) that report into it, and the gateway. Each test stops what it started.
 #include "cluster/gateway.h"
 
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -18,6 +19,7 @@
 
 #include "cluster/function_sync.h"
 #include "daemon/daemon_test_util.h"
+#include "grpc_predict_v2.grpc.pb.h"
 
 extern char** environ;
 
@@ -146,6 +148,7 @@ class GatewayTest : public ::testing::Test {
     o.silence = Millis(600);
     o.async.ack_wait = std::chrono::milliseconds(1500);  // a stopped gateway's calls come back soon
     o.async.retry_delay = std::chrono::milliseconds(100);
+    o.grpc_host = "127.0.0.1";
     auto g = Gateway::Start(o, "127.0.0.1", 0);
     ASSERT_TRUE(g.ok()) << g.status().ToString();
     gateway = std::move(*g);
@@ -430,6 +433,76 @@ TEST_F(GatewayTest, ACallClaimedByAGatewayThatDiedIsFailedGatewayLostNotRunAgain
   ASSERT_EQ(ended.size(), 1u);
   EXPECT_EQ(ended.begin()->second["state"], "failed") << ended.begin()->second.dump();
   EXPECT_EQ(ended.begin()->second["code"], "gateway_lost");
+}
+
+TEST_F(GatewayTest, GrpcCallsGoThroughTheSameRoutingAsHttpOnes) {
+  ASSERT_GT(gateway->grpc_port(), 0);
+  auto stub = inference::GRPCInferenceService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(gateway->grpc_port()), grpc::InsecureChannelCredentials()));
+  const auto call = [&](auto method, const auto& req, auto* res) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return ((*stub).*method)(&ctx, req, res);
+  };
+  inference::ServerReadyResponse ready;
+  ASSERT_TRUE(call(&inference::GRPCInferenceService::Stub::ServerReady, inference::ServerReadyRequest(), &ready).ok());
+  EXPECT_TRUE(ready.ready());
+
+  inference::ModelInferRequest req;
+  req.set_model_name("bert");
+  req.set_id("g7");
+  auto* in = req.add_inputs();
+  in->set_name("input");
+  in->set_datatype("FP32");
+  in->add_shape(1);
+  in->add_shape(128);
+  std::string raw(128 * sizeof(float), '\0');
+  const float half = 0.5f;
+  for (int i = 0; i < 128; ++i) std::memcpy(raw.data() + i * sizeof(float), &half, sizeof half);
+  req.add_raw_input_contents(raw);
+  inference::ModelInferResponse res;
+  grpc::Status s = call(&inference::GRPCInferenceService::Stub::ModelInfer, req, &res);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(res.model_name(), "bert");
+  EXPECT_EQ(res.id(), "g7");
+  ASSERT_EQ(res.outputs_size(), 1);
+  EXPECT_EQ(res.outputs(0).datatype(), "FP32");
+  ASSERT_EQ(res.raw_output_contents_size(), 1);
+  EXPECT_EQ(res.raw_output_contents(0).size(), 768 * sizeof(float));
+
+  // fp32_contents in: the same answer's size.
+  inference::ModelInferRequest typed = req;
+  typed.clear_raw_input_contents();
+  for (int i = 0; i < 128; ++i) typed.mutable_inputs(0)->mutable_contents()->add_fp32_contents(0.5f);
+  inference::ModelInferResponse typed_res;
+  s = call(&inference::GRPCInferenceService::Stub::ModelInfer, typed, &typed_res);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(typed_res.raw_output_contents(0), res.raw_output_contents(0));
+
+  inference::ModelMetadataRequest mreq;
+  mreq.set_name("bert");
+  inference::ModelMetadataResponse meta;
+  s = call(&inference::GRPCInferenceService::Stub::ModelMetadata, mreq, &meta);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(meta.name(), "bert");
+  ASSERT_EQ(meta.inputs_size(), 1);
+  EXPECT_EQ(meta.inputs(0).datatype(), "FP32");
+
+  inference::ModelReadyRequest rreq;
+  rreq.set_name("bert");
+  inference::ModelReadyResponse model_ready;
+  ASSERT_TRUE(call(&inference::GRPCInferenceService::Stub::ModelReady, rreq, &model_ready).ok());
+  EXPECT_TRUE(model_ready.ready());
+
+  // Refusals keep their meaning and their code.
+  req.set_model_name("nope");
+  s = call(&inference::GRPCInferenceService::Stub::ModelInfer, req, &res);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+  EXPECT_NE(s.error_message().find("unknown_function"), std::string::npos) << s.error_message();
+  req.set_model_name("bert");
+  req.mutable_inputs(0)->set_shape(1, 127);
+  s = call(&inference::GRPCInferenceService::Stub::ModelInfer, req, &res);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
 }
 
 }  // namespace

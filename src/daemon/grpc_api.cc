@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "daemon/grpc_status.h"
 #include "daemon/inference.h"
 #include "grpc_predict_v2.grpc.pb.h"
 
@@ -18,18 +19,10 @@ class GrpcServerHolder {
 namespace {
 
 grpc::Status ToGrpc(int http_status, const std::string& code, const std::string& message) {
-  grpc::StatusCode c = grpc::StatusCode::INVALID_ARGUMENT;
-  switch (http_status) {
-    case 404: c = grpc::StatusCode::NOT_FOUND; break;
-    case 429: c = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case 500: c = grpc::StatusCode::INTERNAL; break;
-    case 503: c = grpc::StatusCode::UNAVAILABLE; break;
-    default: break;
-  }
-  return grpc::Status(c, code + ": " + message);
+  return GrpcStatusFor(http_status, code, message);
 }
 grpc::Status ToGrpc(const InferRefusal& r) {
-  return ToGrpc(r.http_status, r.code, r.message);
+  return GrpcStatusFor(r.http_status, r.code, r.message);
 }
 
 }  // namespace
