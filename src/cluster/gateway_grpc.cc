@@ -1,7 +1,6 @@
 #include "cluster/gateway_grpc.h"
 
 #include <grpcpp/grpcpp.h>
-
 #include <strings.h>
 
 #include <charconv>
@@ -106,16 +105,19 @@ struct GatewayGrpc::Service final : inference::GRPCInferenceService::CallbackSer
     invoke(std::move(http), req->name(), [reactor, res](HttpResponse r) {
       if (r.status != 200) return reactor->Finish(Refusal(r));
       const json m = json::parse(r.body, nullptr, false);
-      if (!m.is_object()) return reactor->Finish({grpc::StatusCode::INTERNAL, "internal: a node's metadata is not JSON"});
+      if (!m.is_object())
+        return reactor->Finish({grpc::StatusCode::INTERNAL, "internal: a node's metadata is not JSON"});
       res->set_name(m.value("name", ""));
       res->set_platform(m.value("platform", ""));
-      for (const json& v : m.value("versions", json::array())) res->add_versions(v.is_string() ? v.get<std::string>() : "");
+      for (const json& v : m.value("versions", json::array()))
+        res->add_versions(v.is_string() ? v.get<std::string>() : "");
       const auto tensors = [&m](const char* field, auto add) {
         for (const json& t : m.value(field, json::array())) {
           auto* out = add();
           out->set_name(t.value("name", ""));
           out->set_datatype(t.value("datatype", ""));
-          for (const json& d : t.value("shape", json::array())) out->add_shape(d.is_number_integer() ? d.get<int64_t>() : -1);
+          for (const json& d : t.value("shape", json::array()))
+            out->add_shape(d.is_number_integer() ? d.get<int64_t>() : -1);
         }
       };
       tensors("inputs", [res] { return res->add_inputs(); });
@@ -146,8 +148,9 @@ struct GatewayGrpc::Service final : inference::GRPCInferenceService::CallbackSer
         if (!bytes.empty()) std::memcpy(bytes.data(), v.data(), bytes.size());
       } else {
         return Done(ctx, daemon::GrpcStatusFor(400, "bad_input",
-                                               "input '" + in.name() + "': give raw_input_contents, or fp32_contents "
-                                               "for an FP32 input"));
+                                               "input '" + in.name() +
+                                                   "': give raw_input_contents, or fp32_contents "
+                                                   "for an FP32 input"));
       }
       inputs.push_back({{"name", in.name()},
                         {"datatype", in.datatype()},
@@ -177,9 +180,10 @@ struct GatewayGrpc::Service final : inference::GRPCInferenceService::CallbackSer
         const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
         if (ec == std::errc() && end == value.data() + value.size() && n <= r.body.size()) head_bytes = n;
       }
-      const json answer = json::parse(std::string_view(r.body).substr(0, std::min(head_bytes, r.body.size())), nullptr,
-                                      false);
-      if (!answer.is_object()) return reactor->Finish({grpc::StatusCode::INTERNAL, "internal: a node's answer is not JSON"});
+      const json answer =
+          json::parse(std::string_view(r.body).substr(0, std::min(head_bytes, r.body.size())), nullptr, false);
+      if (!answer.is_object())
+        return reactor->Finish({grpc::StatusCode::INTERNAL, "internal: a node's answer is not JSON"});
       res->set_model_name(answer.value("model_name", ""));
       res->set_model_version(answer.value("model_version", ""));
       res->set_id(answer.value("id", ""));
@@ -188,7 +192,8 @@ struct GatewayGrpc::Service final : inference::GRPCInferenceService::CallbackSer
         auto* out = res->add_outputs();
         out->set_name(o.value("name", ""));
         out->set_datatype(o.value("datatype", ""));
-        for (const json& d : o.value("shape", json::array())) out->add_shape(d.is_number_integer() ? d.get<int64_t>() : 0);
+        for (const json& d : o.value("shape", json::array()))
+          out->add_shape(d.is_number_integer() ? d.get<int64_t>() : 0);
         const size_t n = o.contains("parameters") ? o["parameters"].value("binary_data_size", size_t{0}) : 0;
         if (at + n > r.body.size()) {
           return reactor->Finish({grpc::StatusCode::INTERNAL, "internal: a node's answer is shorter than it says"});
@@ -203,7 +208,8 @@ struct GatewayGrpc::Service final : inference::GRPCInferenceService::CallbackSer
 };
 
 GatewayGrpc::GatewayGrpc(AsyncCalls::Invoke invoke, std::function<bool()> ready, Options options)
-    : options_(std::move(options)), service_(std::make_unique<Service>(std::move(invoke), std::move(ready), options_)) {}
+    : options_(std::move(options)),
+      service_(std::make_unique<Service>(std::move(invoke), std::move(ready), options_)) {}
 
 GatewayGrpc::~GatewayGrpc() {
   Stop();
