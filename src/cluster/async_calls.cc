@@ -55,7 +55,7 @@ bool Retryable(int status) {
 
 }  // namespace
 
-struct AsyncCalls::Running {
+struct AsyncCalls::Running {  // NOLINT(bugprone-exception-escape): json's implicit members
   std::unique_ptr<QueuedMessage> message;
   std::string id;
   json state;  // as last written
@@ -207,22 +207,27 @@ void AsyncCalls::Take(std::unique_ptr<QueuedMessage> message) {
   // Ended once: by the answer, or, when the call is dropped unanswered (the gateway stopping), as a 503 that puts
   // it back in the queue for another gateway.
   struct EndOnce {
-    AsyncCalls* calls;
+    AsyncCalls* calls = nullptr;
     std::shared_ptr<Running> run;
     std::atomic<bool> done{false};
     ~EndOnce() {
-      if (!done.load()) calls->End(run, JsonError(503, "the gateway stopped with the call", "shutdown"));
+      if (done.load()) return;
+      try {
+        calls->End(run, JsonError(503, "the gateway stopped with the call", "shutdown"));
+      } catch (const std::exception& e) {
+        spdlog::error("async: call {}: {}", run->id, e.what());  // delivered again after the ack wait
+      }
     }
   };
   auto once = std::make_shared<EndOnce>();
   once->calls = this;
   once->run = std::move(run);
-  invoke_(std::move(request), e->model, [once](HttpResponse response) {
-    if (!once->done.exchange(true)) once->calls->End(once->run, std::move(response));
+  invoke_(std::move(request), e->model, [once](const HttpResponse& response) {
+    if (!once->done.exchange(true)) once->calls->End(once->run, response);
   });
 }
 
-void AsyncCalls::End(const std::shared_ptr<Running>& run, HttpResponse response) {
+void AsyncCalls::End(const std::shared_ptr<Running>& run, const HttpResponse& response) {
   json& state = run->state;
   const int attempts = state.value("attempts", 1);
   bool again = false;

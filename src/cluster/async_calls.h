@@ -88,7 +88,7 @@ class AsyncCalls {
       : options_(options), invoke_(std::move(invoke)), ready_(std::move(ready)) {}
   void Work();
   void Take(std::unique_ptr<QueuedMessage> message);
-  void End(const std::shared_ptr<Running>& run, api::HttpResponse response);
+  void End(const std::shared_ptr<Running>& run, const api::HttpResponse& response);
 
   const AsyncOptions options_;
   const Invoke invoke_;

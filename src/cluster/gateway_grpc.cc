@@ -88,7 +88,7 @@ struct GatewayGrpc::Service final : inference::GRPCInferenceService::CallbackSer
     auto http = Request(ctx, "GET", ModelPath(req->name(), req->version()) + "/ready");
     if (!http) return Done(ctx, Unauthenticated());
     auto* reactor = ctx->DefaultReactor();
-    invoke(std::move(http), req->name(), [reactor, res](HttpResponse r) {
+    invoke(std::move(http), req->name(), [reactor, res](const HttpResponse& r) {
       if (r.status == 404) return reactor->Finish(Refusal(r));
       const json body = json::parse(r.body, nullptr, false);
       res->set_ready(r.status == 200 && (!body.is_object() || body.value("ready", true)));
@@ -102,7 +102,7 @@ struct GatewayGrpc::Service final : inference::GRPCInferenceService::CallbackSer
     auto http = Request(ctx, "GET", ModelPath(req->name(), req->version()));
     if (!http) return Done(ctx, Unauthenticated());
     auto* reactor = ctx->DefaultReactor();
-    invoke(std::move(http), req->name(), [reactor, res](HttpResponse r) {
+    invoke(std::move(http), req->name(), [reactor, res](const HttpResponse& r) {
       if (r.status != 200) return reactor->Finish(Refusal(r));
       const json m = json::parse(r.body, nullptr, false);
       if (!m.is_object())
@@ -171,7 +171,7 @@ struct GatewayGrpc::Service final : inference::GRPCInferenceService::CallbackSer
     http->headers.emplace_back("Inference-Header-Content-Length", std::to_string(head.size()));
     http->body = head + tensors;
     auto* reactor = ctx->DefaultReactor();
-    invoke(std::move(http), req->model_name(), [reactor, res](HttpResponse r) {
+    invoke(std::move(http), req->model_name(), [reactor, res](const HttpResponse& r) {
       if (r.status != 200) return reactor->Finish(Refusal(r));
       size_t head_bytes = r.body.size();
       for (const auto& [name, value] : r.headers) {

@@ -13,10 +13,10 @@ inline grpc::Status GrpcStatusFor(int http_status, const std::string& code, cons
   switch (http_status) {
     case 401: c = grpc::StatusCode::UNAUTHENTICATED; break;
     case 404: c = grpc::StatusCode::NOT_FOUND; break;
-    case 413: c = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+    case 413:
     case 429: c = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
     case 500: c = grpc::StatusCode::INTERNAL; break;
-    case 502: c = grpc::StatusCode::UNAVAILABLE; break;
+    case 502:
     case 503: c = grpc::StatusCode::UNAVAILABLE; break;
     default: break;
   }
