@@ -51,6 +51,7 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
   std::unique_ptr<beast::tcp_stream> stream;
   bool pooled = false;
   bool retried = false;
+  std::string aborted;  // Forwarder::Abort's reason
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::string_body>> parser;
   ForwardResult result;
@@ -100,6 +101,7 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
 
   // A pooled connection the node had closed: once more on a new one, if no answer had begun.
   void Failed(const beast::error_code& ec, bool answer_begun) {
+    if (!aborted.empty()) return Finish(aborted);
     if (pooled && !retried && !answer_begun && !impl->stopping) {
       retried = true;
       pooled = false;
@@ -168,6 +170,18 @@ Forwarder::~Forwarder() {
 
 void Forwarder::Forget(const std::string& address) {
   asio::post(impl_->io, [impl = impl_, address] { impl->idle.erase(address); });
+}
+
+void Forwarder::Abort(const std::string& address, const std::string& reason) {
+  asio::post(impl_->io, [impl = impl_, address, reason] {
+    impl->idle.erase(address);
+    const std::set<Impl::Exchange*> live = impl->live;
+    for (Impl::Exchange* e : live) {
+      if (e->address != address || !e->stream) continue;
+      e->aborted = reason;
+      e->stream->cancel();  // its pending read or write fails at once, and Failed ends it with the reason
+    }
+  });
 }
 
 void Forwarder::Send(const std::string& address, std::shared_ptr<const api::HttpRequest> request,

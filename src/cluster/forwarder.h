@@ -46,6 +46,9 @@ class Forwarder {
             std::function<void(ForwardResult)> done);
   // Closes the idle connections to `address` (a node that left or went down: they would sit half-closed).
   void Forget(const std::string& address);
+  // Gives up on every request in flight to `address` (a node fallen silent: stopped, hung or cut off): each ends
+  // now, reached and not answered, with `reason` as its error; idle connections are closed too.
+  void Abort(const std::string& address, const std::string& reason);
 
  private:
   struct Impl;

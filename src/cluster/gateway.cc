@@ -81,6 +81,7 @@ struct Gateway::Impl {
           spdlog::warn("gateway: the nodes' watcher: {}; watching again", e.status().message());
           break;
         }
+        AbandonSilentNodes();
         if (!e->has_value()) {
           if ((*w)->caught_up()) view_ready = true;  // every node's latest report is in: queued calls may run
           if (SteadyNow() - heard > 2 * options.silence) {
@@ -110,6 +111,17 @@ struct Gateway::Impl {
         table.Apply(*r, SteadyNow());
         if (!known) spdlog::info("gateway: node {} at {} is healthy", r->node, r->advertise);
       }
+    }
+  }
+
+  // A node that stopped reporting (SIGSTOP, hung, cut off) will not answer the calls it holds: they end now, each
+  // retried elsewhere while its SLO allows, else 502 node_lost, rather than waiting for the forwarder's timeout.
+  void AbandonSilentNodes() {
+    for (const auto& [node, address] : table.NewlySilent(SteadyNow())) {
+      spdlog::warn("gateway: node {} fell silent (no report for {:.1f} s): its calls in flight are given up", node,
+                   ToSeconds(options.silence));
+      forwarder->Abort(address,
+                       fmt::format("node {} fell silent: no report for {:.0f} ms", node, ToMillis(options.silence)));
     }
   }
 

@@ -507,5 +507,38 @@ TEST_F(GatewayTest, GrpcCallsGoThroughTheSameRoutingAsHttpOnes) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
 }
 
+TEST_F(GatewayTest, CallsOnANodeThatFallsSilentEndAfterTheSilenceWithAReason) {
+  // Node z takes connections and never answers (as a SIGSTOPped process's kernel does); it reports once, then
+  // falls silent. It alone serves "only-z".
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(listen(listener, 16), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  NodeReport z;
+  z.node = "z";
+  z.advertise = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  z.seq = 1;
+  z.functions = {ReportedFunction{"only-z", "bert-base", 200, 1, 1.0, 0}};
+  ASSERT_TRUE(a->bucket->Put("z", ToJsonText(z)).ok());
+  ASSERT_TRUE(WaitFor([&] { return gateway->table().Healthy("z", gateway->Now()); }));
+  const auto start = std::chrono::steady_clock::now();
+  auto r = Client().Post("/v2/models/only-z/infer", kBody, "application/json");
+  const double waited_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 502) << r->body;
+  EXPECT_NE(r->body.find("node_lost"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("fell silent"), std::string::npos) << r->body;
+  EXPECT_LT(waited_s, 5.0) << "ended by the silence (0.6 s), not the forwarder's 120 s timeout";
+  // The other nodes were never given up on.
+  EXPECT_EQ(Infer(), 200);
+  close(listener);
+  ASSERT_TRUE(a->bucket->Delete("z").ok());
+}
+
 }  // namespace
 }  // namespace fluidfaas::cluster

@@ -28,6 +28,7 @@ void NodeTable::Apply(const NodeReport& report, TimePoint now) {
   n.report = report;
   n.heard = now;
   n.unreachable = false;
+  n.silence_seen = false;
   if (n.id == kNoId) {
     n.id = by_id_.size();
     by_id_.push_back(&n);
@@ -122,6 +123,22 @@ void NodeTable::Answered(const std::string& node) {
 
 bool NodeTable::HealthyLocked(const Node& n, TimePoint now) const {
   return !n.unreachable && !n.report.draining && now - n.heard <= silence_;
+}
+
+std::vector<std::pair<std::string, std::string>> NodeTable::NewlySilent(TimePoint now) {
+  MutexLock lock(mu_);
+  std::vector<std::pair<std::string, std::string>> out;
+  // Every node silent at once is the gateway's own loss of NATS far more likely than every node hung: the calls
+  // on the direct path are left to run.
+  const bool any_heard =
+      std::any_of(nodes_.begin(), nodes_.end(), [&](const auto& kv) { return now - kv.second.heard <= silence_; });
+  if (!any_heard) return out;
+  for (auto& [name, n] : nodes_) {
+    if (n.silence_seen || now - n.heard <= silence_) continue;
+    n.silence_seen = true;
+    out.emplace_back(name, n.report.advertise);
+  }
+  return out;
 }
 
 bool NodeTable::Healthy(const std::string& node, TimePoint now) const {

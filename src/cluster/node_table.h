@@ -67,6 +67,10 @@ class NodeTable {
   // The node's HOST:PORT as its last report gave it ("" when unknown).
   std::string Address(const std::string& node) const;
   size_t healthy_nodes(TimePoint now) const;
+  // Nodes whose reports stopped (silent past the silence) since the last call, each named once per silence, with
+  // their addresses: the gateway gives up on the calls it has in flight there. None while no node at all is heard
+  // (then NATS, not the nodes, is the likelier fault).
+  std::vector<std::pair<std::string, std::string>> NewlySilent(TimePoint now);
   // /v1/cluster: nodes (health, age of their report, address, free slices, open requests) and each function's
   // instances per node.
   nlohmann::json Json(TimePoint now) const;
@@ -77,8 +81,9 @@ class NodeTable {
     NodeReport report;
     TimePoint heard;
     bool unreachable = false;
-    int64_t outstanding = 0;  // sent by this gateway, not answered
-    size_t id = kNoId;        // in the index
+    int64_t outstanding = 0;    // sent by this gateway, not answered
+    size_t id = kNoId;          // in the index
+    bool silence_seen = false;  // NewlySilent named it; cleared by its next report
   };
   policy::NodeView ViewLocked(const Node& n, TimePoint now) const REQUIRES(mu_);
   bool HealthyLocked(const Node& n, TimePoint now) const REQUIRES(mu_);
