@@ -13,6 +13,7 @@
 #include "cluster/gateway_grpc.h"
 #include "daemon/http_api.h"
 #include "daemon/inference.h"
+#include "model/zoo.h"
 
 namespace fluidfaas::cluster {
 namespace {
@@ -139,6 +140,7 @@ struct Gateway::Impl {
       r.Send(JsonResponse(200, table.Json(SteadyNow())));
     });
     Functions();
+    Repository();
     router.Add("POST", "/v1/async/{}", [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
       if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
       if (table.SloMs(p[0]) <= 0) {
@@ -166,6 +168,72 @@ struct Gateway::Impl {
   }
 
   // Deployments for the whole cluster: kept in the functions bucket, which every node follows (FunctionSync).
+  // Puts `f` in the functions bucket, which every node follows: the answer `ok_status` (202 for /v1/functions, 200
+  // for the repository's load) or why not.
+  HttpResponse DeployToCluster(daemon::FunctionConfig f, int ok_status) {
+    if (f.name.empty()) f.name = f.model.empty() ? f.directory : f.model;
+    if (Status s = CheckNodeName(f.name); !s.ok()) {
+      return JsonError(400, "function name " + daemon::QuotedName(f.name) + ": " + s.message(), "bad_input");
+    }
+    Result<uint64_t> put = functions->Put(f.name, daemon::FunctionConfigJson(f).dump());
+    if (!put.ok()) return JsonError(503, put.status().message(), "nats_unavailable");
+    spdlog::info("gateway: function {} deployed to the cluster", f.name);
+    return JsonResponse(ok_status, {{"name", f.name}, {"state", "deploying"}, {"revision", *put}});
+  }
+  HttpResponse RemoveFromCluster(const std::string& name, int ok_status) {
+    Result<std::optional<KvEntry>> e = functions->Get(name);
+    if (!e.ok()) return JsonError(503, e.status().message(), "nats_unavailable");
+    if (!e->has_value() || (*e)->deleted) {
+      return JsonError(404, "no function " + daemon::QuotedName(name) + " deployed to the cluster", "unknown_function");
+    }
+    if (Status s = functions->Delete(name); !s.ok()) return JsonError(503, s.message(), "nats_unavailable");
+    return JsonResponse(ok_status, {{"name", name}, {"state", "removing"}});
+  }
+
+  // The model repository extension over the cluster: the index lists every function a node reports or the
+  // functions bucket holds (READY when a healthy node serves it); load deploys a zoo model by its name, else a
+  // repository directory of that name, to every node; unload removes it.
+  void Repository() {
+    router.Add("POST", "/v2/repository/index", [this](HttpRequest&& req, const RouteParams&, const Responder& r) {
+      std::optional<bool> ready;
+      if (!req.body.empty()) {
+        const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+        if (!body.is_object()) return r.Send(JsonError(400, "the body is not a JSON object", "bad_input"));
+        if (body.contains("ready")) {
+          if (!body["ready"].is_boolean()) return r.Send(JsonError(400, "\"ready\" must be a boolean", "bad_input"));
+          ready = body["ready"].get<bool>();
+        }
+      }
+      std::map<std::string, bool> all = table.Functions(SteadyNow());
+      if (Result<std::vector<std::string>> keys = functions->Keys(); keys.ok()) {
+        for (const std::string& k : *keys) all.try_emplace(k, false);
+      }
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& [name, served] : all) {
+        if (ready && *ready != served) continue;
+        nlohmann::json e = {{"name", name}, {"version", "1"}, {"state", served ? "READY" : "UNAVAILABLE"}};
+        if (!served) e["reason"] = "no healthy node serves it yet";
+        out.push_back(std::move(e));
+      }
+      r.Send(JsonResponse(200, out));
+    });
+    router.Add("POST", "/v2/repository/models/{}/load",
+               [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
+                 if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
+                 daemon::FunctionConfig f;
+                 f.name = p[0];
+                 const bool zoo = std::any_of(model::ZooModels().begin(), model::ZooModels().end(),
+                                              [&](const model::ZooEntry& m) { return m.name == p[0]; });
+                 (zoo ? f.model : f.directory) = p[0];
+                 r.Send(DeployToCluster(std::move(f), 200));
+               });
+    router.Add("POST", "/v2/repository/models/{}/unload",
+               [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
+                 if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
+                 r.Send(RemoveFromCluster(p[0], 200));
+               });
+  }
+
   void Functions() {
     router.Add("GET", "/v1/functions", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
       Result<std::vector<std::string>> keys = functions->Keys();
@@ -185,27 +253,11 @@ struct Gateway::Impl {
       if (body.is_discarded()) return r.Send(JsonError(400, "the body is not JSON", "bad_input"));
       Result<daemon::FunctionConfig> f = daemon::ParseFunctionConfig(body);
       if (!f.ok()) return r.Send(JsonError(400, f.status().message(), "bad_input"));
-      if (f->name.empty()) f->name = f->model.empty() ? f->directory : f->model;
-      if (Status s = CheckNodeName(f->name); !s.ok()) {
-        return r.Send(JsonError(400, "function name " + daemon::QuotedName(f->name) + ": " + s.message(), "bad_input"));
-      }
-      Result<uint64_t> put = functions->Put(f->name, daemon::FunctionConfigJson(*f).dump());
-      if (!put.ok()) return r.Send(JsonError(503, put.status().message(), "nats_unavailable"));
-      spdlog::info("gateway: function {} deployed to the cluster", f->name);
-      r.Send(JsonResponse(202, {{"name", f->name}, {"state", "deploying"}, {"revision", *put}}));
+      r.Send(DeployToCluster(std::move(*f), 202));
     });
     router.Add("DELETE", "/v1/functions/{}", [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
       if (!api::Authorized(req, options.token)) return r.Send(api::Unauthorized());
-      Result<std::optional<KvEntry>> e = functions->Get(p[0]);
-      if (!e.ok()) return r.Send(JsonError(503, e.status().message(), "nats_unavailable"));
-      if (!e->has_value() || (*e)->deleted) {
-        return r.Send(
-            JsonError(404, "no function " + daemon::QuotedName(p[0]) + " deployed to the cluster", "unknown_function"));
-      }
-      if (Status s = functions->Delete(p[0]); !s.ok()) {
-        return r.Send(JsonError(503, s.message(), "nats_unavailable"));
-      }
-      r.Send(JsonResponse(202, {{"name", p[0]}, {"state", "removing"}}));
+      r.Send(RemoveFromCluster(p[0], 202));
     });
   }
 

@@ -13,6 +13,9 @@
 //   POST /v1/functions, DELETE /v1/functions/{f}, GET /v1/functions
 //                                              deployments for the whole cluster, kept in the functions bucket that
 //                                              every node follows (cluster/function_sync.h); 202: under way
+//   POST /v2/repository/index {"ready"?}, /v2/repository/models/{m}/load, /unload
+//                                              the model repository extension over the cluster: load and unload
+//                                              are deployments to every node, as /v1/functions
 //   POST /v1/async/{m}                         an asynchronous call (cluster/async_calls.h): 202 {"id"}
 //   GET  /v1/async/{id}                        its state, and its answer once it has ended
 //   GET  /metrics                              Prometheus text: requests by code, forwards by node, retries

@@ -337,6 +337,35 @@ TEST_F(GatewayTest, AFunctionDeployedAtTheGatewayIsServedByEveryNodeAndRemovedFr
   EXPECT_EQ(again->status, 404);
   // The nodes' own function stays.
   EXPECT_EQ(Infer(), 200);
+
+  // The model repository extension over the cluster: load and unload are the same deployments.
+  const auto index = [&](const std::string& filter) {
+    auto r = Client().Post("/v2/repository/index", filter, "application/json");
+    return r && r->status == 200 ? nlohmann::json::parse(r->body) : nlohmann::json();
+  };
+  const auto state_of = [](const nlohmann::json& entries, const std::string& name) -> std::string {
+    for (const auto& e : entries) {
+      if (e["name"] == name) return e["state"];
+    }
+    return "";
+  };
+  EXPECT_EQ(state_of(index(""), "bert"), "READY");
+  auto load = Client().Post("/v2/repository/models/vit-b16/load", "", "application/json");
+  ASSERT_TRUE(load);
+  EXPECT_EQ(load->status, 200) << load->body;
+  ASSERT_TRUE(WaitFor([&] { return state_of(index(R"({"ready": true})"), "vit-b16") == "READY"; }));
+  EXPECT_TRUE(a->daemon.controller().Function("vit-b16"));
+  EXPECT_EQ(state_of(index(R"({"ready": false})"), "bert"), "");  // filtered out: it is ready
+  auto bad_filter = Client().Post("/v2/repository/index", R"({"ready": "yes"})", "application/json");
+  ASSERT_TRUE(bad_filter);
+  EXPECT_EQ(bad_filter->status, 400);
+  auto unload = Client().Post("/v2/repository/models/vit-b16/unload", "", "application/json");
+  ASSERT_TRUE(unload);
+  EXPECT_EQ(unload->status, 200) << unload->body;
+  ASSERT_TRUE(WaitFor([&] { return !a->daemon.controller().Function("vit-b16"); }));
+  auto unloaded = Client().Post("/v2/repository/models/vit-b16/unload", "", "application/json");
+  ASSERT_TRUE(unloaded);
+  EXPECT_EQ(unloaded->status, 404);
 }
 
 TEST_F(GatewayTest, AsynchronousCallsAreQueuedRunOnceAndTheirAnswersKept) {

@@ -125,6 +125,16 @@ bool NodeTable::HealthyLocked(const Node& n, TimePoint now) const {
   return !n.unreachable && !n.report.draining && now - n.heard <= silence_;
 }
 
+std::map<std::string, bool> NodeTable::Functions(TimePoint now) const {
+  MutexLock lock(mu_);
+  std::map<std::string, bool> out;
+  for (const auto& [name, n] : nodes_) {
+    const bool healthy = HealthyLocked(n, now);
+    for (const ReportedFunction& f : n.report.functions) out[f.name] = out[f.name] || healthy;
+  }
+  return out;
+}
+
 std::vector<std::pair<std::string, std::string>> NodeTable::NewlySilent(TimePoint now) {
   MutexLock lock(mu_);
   std::vector<std::pair<std::string, std::string>> out;

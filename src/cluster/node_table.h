@@ -67,6 +67,8 @@ class NodeTable {
   // The node's HOST:PORT as its last report gave it ("" when unknown).
   std::string Address(const std::string& node) const;
   size_t healthy_nodes(TimePoint now) const;
+  // Every function some node reports, and whether a healthy node serves it.
+  std::map<std::string, bool> Functions(TimePoint now) const;
   // Nodes whose reports stopped (silent past the silence) since the last call, each named once per silence, with
   // their addresses: the gateway gives up on the calls it has in flight there. None while no node at all is heard
   // (then NATS, not the nodes, is the likelier fault).
