@@ -170,7 +170,7 @@ struct Gateway::Impl {
   // Deployments for the whole cluster: kept in the functions bucket, which every node follows (FunctionSync).
   // Puts `f` in the functions bucket, which every node follows: the answer `ok_status` (202 for /v1/functions, 200
   // for the repository's load) or why not.
-  HttpResponse DeployToCluster(daemon::FunctionConfig f, int ok_status) {
+  HttpResponse DeployToCluster(daemon::FunctionConfig f, int ok_status) const {
     if (f.name.empty()) f.name = f.model.empty() ? f.directory : f.model;
     if (Status s = CheckNodeName(f.name); !s.ok()) {
       return JsonError(400, "function name " + daemon::QuotedName(f.name) + ": " + s.message(), "bad_input");
@@ -180,7 +180,7 @@ struct Gateway::Impl {
     spdlog::info("gateway: function {} deployed to the cluster", f.name);
     return JsonResponse(ok_status, {{"name", f.name}, {"state", "deploying"}, {"revision", *put}});
   }
-  HttpResponse RemoveFromCluster(const std::string& name, int ok_status) {
+  HttpResponse RemoveFromCluster(const std::string& name, int ok_status) const {
     Result<std::optional<KvEntry>> e = functions->Get(name);
     if (!e.ok()) return JsonError(503, e.status().message(), "nats_unavailable");
     if (!e->has_value() || (*e)->deleted) {
