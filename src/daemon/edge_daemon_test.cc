@@ -226,5 +226,27 @@ TEST_F(EdgeDaemonTest, ShutdownAnswersEveryOpenRequest) {
   EXPECT_EQ(Status(Infer("bert")), 503);  // after shutdown: turned away with a code
 }
 
+TEST_F(EdgeDaemonTest, TheEdgeStoppedRightAfterTheControllerStillDeliversItsShutdownAnswers) {
+  // As `fluidfaas serve` stops: the controller answers what is open, then the edge closes every connection at once.
+  StartBert({}, /*time_scale=*/3);
+  RawClient first(port_);
+  ASSERT_EQ(first.Request(Infer("bert"), 60).status, 200);
+  constexpr int kClients = 12;
+  std::vector<std::thread> clients;
+  std::atomic<int> answered{0}, unanswered{0};
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&] {
+      RawClient c(port_);
+      const auto r = c.Request(Infer("bert", InferBody({{"timeout_ms", 60000}})), 30);
+      (r.status == 200 || (r.status == 503 && r.body.find("shutdown") != std::string::npos) ? answered : unanswered)++;
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  daemon_.controller().Shutdown();
+  daemon_.Stop();  // at once, as serve does
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(answered, kClients) << unanswered << " got no answer";
+}
+
 }  // namespace
 }  // namespace fluidfaas::daemon
