@@ -46,8 +46,16 @@ void Reporter::Loop() {
     r.node = options_.node;
     r.advertise = options_.advertise;
     r.interval_ms = ToMillis(options_.interval) >= 1 ? static_cast<int64_t>(ToMillis(options_.interval)) : 1;
-    r.seq = 0;
-    const std::string content = ToJsonText(r);  // without the sequence number: what changed
+    // What changed, of what routing reads: the fields only people read (each instance's queue, the recent rate,
+    // host memory) move with every call and ride along on the periodic reports instead.
+    NodeReport routed = r;
+    routed.seq = 0;
+    routed.host_free_mib = 0;
+    for (ReportedFunction& f : routed.functions) {
+      f.rate_per_s = 0;
+      f.instances.clear();
+    }
+    const std::string content = ToJsonText(routed);
     const auto now = std::chrono::steady_clock::now();
     if (content == last && now - last_sent < options_.interval) continue;
     r.seq = ++seq;
