@@ -10,17 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 count="${1:-10000}"
 bin=build/release/fluidfaas
-command -v nats-server >/dev/null || { echo "async-demo: nats-server missing (scripts/install-deps.sh)"; exit 1; }
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
 source scripts/lib/cluster.sh
-fail() { echo "async-demo: $*"; tail -n 20 "$work"/*.log; exit 1; }
+cluster_script async-demo
 
 nats_port="$(free_port)"
 start_nats "$nats_port" "$work/store" "$work/nats.log" || exit 1

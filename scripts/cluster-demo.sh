@@ -10,17 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-6}"
 bin=build/release/fluidfaas
-command -v nats-server >/dev/null || { echo "cluster-demo: nats-server missing (scripts/install-deps.sh)"; exit 1; }
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
 source scripts/lib/cluster.sh
-fail() { echo "cluster-demo: $*"; tail -n 20 "$work"/*.log; exit 1; }
+cluster_script cluster-demo
 
 nats_port="$(free_port)"
 # Every NATS connection authenticates with a token from a file (the server's --auth).

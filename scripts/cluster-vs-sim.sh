@@ -13,16 +13,8 @@ cd "$(dirname "$0")/.."
 bin=build/release/fluidfaas
 duration=40
 if [ "${1:-}" = "--duration" ]; then duration="$2"; fi
-command -v nats-server >/dev/null || { echo "cluster-vs-sim: nats-server missing (scripts/install-deps.sh)"; exit 1; }
-work="$(mktemp -d)"
-pids=()
-stop_all() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
 source scripts/lib/cluster.sh
+cluster_script cluster-vs-sim
 
 # run NAME FUNCTIONS RATE
 run() {

@@ -1,5 +1,22 @@
 # Sourced by the scripts that start servers on loopback: free_port (bench-edge too), and for the cluster scripts
-# (cluster-demo, cluster-vs-sim) start_nats and healthy_nodes.
+# (cluster-demo, cluster-vs-sim, async-demo) cluster_script, start_nats and healthy_nodes.
+
+# cluster_script NAME: the frame of a cluster script: nats-server must be installed; $work is a fresh directory,
+# removed at exit; every process whose pid is appended to the array `pids` is stopped at exit (stop_all stops them
+# sooner); fail MESSAGE prints it with the tails of $work's logs and exits 1.
+cluster_script() {
+  script_name="$1"
+  command -v nats-server >/dev/null || { echo "$script_name: nats-server missing (scripts/install-deps.sh)"; exit 1; }
+  work="$(mktemp -d)"
+  pids=()
+  trap 'stop_all; rm -rf "$work"' EXIT
+}
+stop_all() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+fail() { echo "$script_name: $*"; tail -n 20 "$work"/*.log; exit 1; }
 
 # A port of 127.0.0.1 free now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
