@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/auth.h"
-#include "daemon/grpc_status.h"
+#include "daemon/grpc_common.h"
 #include "grpc_predict_v2.grpc.pb.h"
 
 namespace fluidfaas::cluster {
@@ -32,10 +32,6 @@ std::string ModelPath(const std::string& name, const std::string& version) {
 
 }  // namespace
 
-struct GatewayGrpc::Server {
-  std::unique_ptr<grpc::Server> server;
-};
-
 struct GatewayGrpc::Service final : inference::GRPCInferenceService::CallbackService {
   Service(AsyncCalls::Invoke i, std::function<bool()> r, const Options& o)
       : invoke(std::move(i)), ready(std::move(r)), options(o) {}
@@ -50,7 +46,7 @@ struct GatewayGrpc::Service final : inference::GRPCInferenceService::CallbackSer
     return reactor;
   }
 
-  // The HTTP request a call becomes, with the caller's authorization; nullopt (and the call finished) without it.
+  // The HTTP request a call becomes, with the caller's authorization; null when the call is not authorized.
   std::shared_ptr<HttpRequest> Request(Ctx* ctx, std::string method, std::string target) const {
     auto req = std::make_shared<HttpRequest>();
     req->method = std::move(method);
@@ -217,25 +213,12 @@ GatewayGrpc::~GatewayGrpc() {
 
 Result<int> GatewayGrpc::Start(const std::string& host, int port) {
   int bound = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials(), &bound);
-  builder.RegisterService(service_.get());
-  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(options_.max_message_bytes, INT32_MAX)));
-  builder.SetMaxSendMessageSize(static_cast<int>(std::min<size_t>(options_.max_message_bytes, INT32_MAX)));
-  server_ = std::make_unique<Server>();
-  server_->server = builder.BuildAndStart();
-  if (!server_->server || bound == 0) {
-    server_.reset();
-    return Status::IoError("cannot listen for gRPC on " + host + ":" + std::to_string(port));
-  }
+  FF_ASSIGN_OR_RETURN(server_, daemon::StartGrpcServer(service_.get(), host, port, options_.max_message_bytes, bound));
   return bound;
 }
 
 void GatewayGrpc::Stop() {
-  if (!server_) return;
-  server_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  server_->server->Wait();
-  server_.reset();
+  daemon::StopGrpcServer(server_);
 }
 
 }  // namespace fluidfaas::cluster

@@ -6,7 +6,7 @@
 //   ModelMetadata   -> GET /v2/models/{m}[/versions/{v}]
 //   ModelReady      -> GET /v2/models/{m}[/versions/{v}]/ready
 //   ServerLive      -> true while the gateway runs; ServerReady -> a healthy node is known
-// A node's refusal keeps its HTTP meaning (daemon/grpc_status.h): NOT_FOUND, INVALID_ARGUMENT, RESOURCE_EXHAUSTED,
+// A node's refusal keeps its HTTP meaning (daemon/grpc_common.h): NOT_FOUND, INVALID_ARGUMENT, RESOURCE_EXHAUSTED,
 // UNAVAILABLE (no node, node lost), the reason code first in the message. With a token, calls carry the metadata
 // "authorization: Bearer <token>" (else UNAUTHENTICATED).
 //
@@ -18,6 +18,10 @@
 #include <string>
 
 #include "cluster/async_calls.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
 
 namespace fluidfaas::cluster {
 
@@ -39,10 +43,9 @@ class GatewayGrpc {
 
  private:
   struct Service;
-  struct Server;
   Options options_;
   std::unique_ptr<Service> service_;
-  std::unique_ptr<Server> server_;
+  std::unique_ptr<grpc::Server> server_;
 };
 
 }  // namespace fluidfaas::cluster

@@ -5,22 +5,14 @@
 
 #include <cstring>
 
-#include "daemon/grpc_status.h"
+#include "daemon/grpc_common.h"
 #include "daemon/inference.h"
 #include "grpc_predict_v2.grpc.pb.h"
 
 namespace fluidfaas::daemon {
 
-class GrpcServerHolder {
- public:
-  std::unique_ptr<grpc::Server> server;
-};
-
 namespace {
 
-grpc::Status ToGrpc(int http_status, const std::string& code, const std::string& message) {
-  return GrpcStatusFor(http_status, code, message);
-}
 grpc::Status ToGrpc(const InferRefusal& r) {
   return GrpcStatusFor(r.http_status, r.code, r.message);
 }
@@ -93,7 +85,7 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
     const FunctionInfo f = std::get<FunctionInfo>(std::move(resolved));
     const auto refuse = [&](const std::string& message) {
       c.CountRefused(f.name, "bad_input");
-      return Done(ctx, ToGrpc(400, "bad_input", message));
+      return Done(ctx, GrpcStatusFor(400, "bad_input", message));
     };
     if (req->inputs_size() != 1) return refuse("inputs must hold one tensor");
     const auto& in = req->inputs(0);
@@ -127,7 +119,8 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
     std::string id = req->id();
     auto refusal =
         SubmitInfer(c, f, input, raw, timeout_ms, [reactor, res, f, id = std::move(id)](const InferResult& r) {
-          if (r.outcome != Outcome::kCompleted) return reactor->Finish(ToGrpc(HttpStatusFor(r), r.code, r.detail));
+          if (r.outcome != Outcome::kCompleted)
+            return reactor->Finish(GrpcStatusFor(HttpStatusFor(r), r.code, r.detail));
           res->set_model_name(f.name);
           res->set_model_version("1");
           res->set_id(id);
@@ -152,25 +145,13 @@ GrpcApi::~GrpcApi() {
 
 Result<int> GrpcApi::Start(const std::string& host, int port) {
   int bound = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials(), &bound);
-  builder.RegisterService(service_.get());
-  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(options_.max_message_bytes, INT32_MAX)));
-  server_ = std::make_unique<GrpcServerHolder>();
-  server_->server = builder.BuildAndStart();
-  if (!server_->server || bound == 0) {
-    server_.reset();
-    return Status::IoError("cannot listen for gRPC on " + host + ":" + std::to_string(port));
-  }
+  FF_ASSIGN_OR_RETURN(server_, StartGrpcServer(service_.get(), host, port, options_.max_message_bytes, bound));
   return bound;
 }
 
 void GrpcApi::Stop() {
-  if (!server_) return;
   // Calls still owed an answer are cancelled after a short grace (the controller answers them on Shutdown).
-  server_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  server_->server->Wait();
-  server_.reset();
+  StopGrpcServer(server_);
 }
 
 }  // namespace fluidfaas::daemon

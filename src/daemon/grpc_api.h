@@ -17,6 +17,10 @@
 
 #include "daemon/controller.h"
 
+namespace grpc {
+class Server;
+}  // namespace grpc
+
 namespace fluidfaas::daemon {
 
 struct GrpcApiOptions {
@@ -37,7 +41,7 @@ class GrpcApi {
   struct Service;
   GrpcApiOptions options_;
   std::unique_ptr<Service> service_;
-  std::unique_ptr<class GrpcServerHolder> server_;
+  std::unique_ptr<grpc::Server> server_;
 };
 
 }  // namespace fluidfaas::daemon
