@@ -213,16 +213,12 @@ nlohmann::json NodeTable::Json(TimePoint now) const {
     }
     nlohmann::json functions = nlohmann::json::array();
     for (const ReportedFunction& f : n.report.functions) {
-      nlohmann::json instances = nlohmann::json::array();
-      for (const ReportedInstance& i : f.instances) {
-        instances.push_back({{"id", i.id}, {"state", i.state}, {"slices", i.slices}, {"queued", i.queued}});
-      }
       functions.push_back({{"name", f.name},
                            {"hot", f.hot},
                            {"warm", f.warm},
                            {"finish_ms", f.finish_ms},
                            {"rate_per_s", f.rate_per_s},
-                           {"instances", std::move(instances)}});
+                           {"instances", InstancesJson(f.instances)}});
     }
     nodes.push_back({{"name", name},
                      {"advertise", n.report.advertise},

@@ -75,6 +75,14 @@ Status CheckNodeName(std::string_view name) {
   return Status::Ok();
 }
 
+nlohmann::json InstancesJson(const std::vector<ReportedInstance>& instances) {
+  json out = json::array();
+  for (const ReportedInstance& i : instances) {
+    out.push_back({{"id", i.id}, {"state", i.state}, {"slices", i.slices}, {"queued", i.queued}});
+  }
+  return out;
+}
+
 std::string ToJsonText(const NodeReport& r) {
   json slices = json::array();
   for (const ReportedSlice& s : r.slices) {
@@ -82,10 +90,6 @@ std::string ToJsonText(const NodeReport& r) {
   }
   json functions = json::array();
   for (const ReportedFunction& f : r.functions) {
-    json instances = json::array();
-    for (const ReportedInstance& i : f.instances) {
-      instances.push_back({{"id", i.id}, {"state", i.state}, {"slices", i.slices}, {"queued", i.queued}});
-    }
     functions.push_back({{"name", f.name},
                          {"model", f.model},
                          {"slo_ms", f.slo_ms},
@@ -93,7 +97,7 @@ std::string ToJsonText(const NodeReport& r) {
                          {"finish_ms", f.finish_ms},
                          {"warm", f.warm},
                          {"rate_per_s", f.rate_per_s},
-                         {"instances", std::move(instances)}});
+                         {"instances", InstancesJson(f.instances)}});
   }
   const json j = {{"node", r.node},
                   {"advertise", r.advertise},

@@ -70,6 +70,8 @@ struct NodeReport {
 Status CheckNodeName(std::string_view name);
 
 std::string ToJsonText(const NodeReport& r);
+// A function's instances as the report writes them (and /v1/cluster shows them).
+nlohmann::json InstancesJson(const std::vector<ReportedInstance>& instances);
 // InvalidArgument naming the field at fault: a report from the network is checked like any input (names, finite
 // numbers in range, at most 4,096 slices, 65,536 functions and 4,096 instances of one function).
 Result<NodeReport> ParseNodeReport(std::string_view text);
