@@ -165,7 +165,7 @@ void AsyncCalls::Take(std::unique_ptr<QueuedMessage> message) {
     return message->Ack();
   }
   auto entry = calls_->Get(e->id);
-  if (!entry.ok()) return;  // NATS is away: the message comes again
+  if (!entry.ok()) return;  // NATS is away: left unacknowledged, the message comes again after the ack wait
   json state = *entry && !(*entry)->deleted ? json::parse((*entry)->value, nullptr, false) : json();
   const uint64_t revision = *entry ? (*entry)->revision : 0;
   if (!state.is_object()) state = {{"id", e->id}, {"model", e->model}, {"state", "queued"}, {"attempts", 0}};
@@ -256,6 +256,8 @@ void AsyncCalls::End(const std::shared_ptr<Running>& run, const HttpResponse& re
     text = StateText(state);
   }
   const auto written = calls_->Update(run->id, text, run->revision);
+  // The message is answered under mu_: the worker's InProgress on the calls running takes it too.
+  MutexLock lock(mu_);
   if (!written.ok()) {
     // Left unacknowledged: delivered again, it finds the call "running" and fails it "gateway_lost".
     spdlog::warn("async: call {}: its end was not recorded: {}", run->id, written.status().message());
@@ -264,7 +266,6 @@ void AsyncCalls::End(const std::shared_ptr<Running>& run, const HttpResponse& re
   } else {
     run->message->Ack();
   }
-  MutexLock lock(mu_);
   if (again) {
     ++counts_.retried;
   } else if (state["state"] == "completed") {
