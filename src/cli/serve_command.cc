@@ -271,7 +271,7 @@ int RunServe(const ServeOptions& o) {
                               return c->Deploy(f);
                             },
                             [c](const std::string& name) { return c->Remove(name); },
-                            [c](const std::string& name) { return c->Function(name).has_value(); }});
+                            [c](const std::string& name) { return c->Function(name) != nullptr; }});
     std::cerr << "cluster: node " << o.node_name << " reports to " << o.nats_url << " as " << advertise << '\n';
   }
   std::string names;

@@ -117,7 +117,7 @@ struct TestNode {
                                          return c->Deploy(f);
                                        },
                                        [c](const std::string& fn) { return c->Remove(fn); },
-                                       [c](const std::string& fn) { return c->Function(fn).has_value(); }},
+                                       [c](const std::string& fn) { return c->Function(fn) != nullptr; }},
                             Seconds(30));
   }
   daemon::testing::TestDaemon daemon;

@@ -37,7 +37,7 @@ void Controller::Infer(const std::string& function, std::vector<std::byte> input
       impl.open_bytes += r.input.size();
       r.function = it->second.id;
       r.arrival = impl.clock->Now();
-      const double slo = timeout_ms.value_or(it->second.info.slo_ms);
+      const double slo = timeout_ms.value_or(it->second.info->slo_ms);
       // The scheduler plans for a deadline a margin early: what the HTTP exchange and the client take is
       // outside its model, and so is what a saturated node adds (the learned part).
       r.slo_ms = slo;

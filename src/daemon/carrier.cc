@@ -15,7 +15,7 @@ Status Controller::Impl::Launch(const policy::LaunchDecision& d) {
     runtime::PipelineStage s;
     s.slice = st.slice;
     s.spec.executor = !f->dir.empty() ? "torchscript" : "emulated";
-    s.spec.function = f->info.name;
+    s.spec.function = f->info->name;
     s.spec.model = f->config.model;
     s.spec.dir = f->dir;
     if (st.first_block < f->block_inputs.size()) s.spec.input_shape = f->block_inputs[st.first_block];

@@ -101,10 +101,10 @@ void Controller::Shutdown() {
   impl_->Close();
 }
 
-std::optional<FunctionInfo> Controller::Function(const std::string& name) const {
+FunctionRef Controller::Function(const std::string& name) const {
   MutexLock lock(impl_->mu);
   const auto it = impl_->functions.find(name);
-  if (it == impl_->functions.end() || it->second.removed) return std::nullopt;
+  if (it == impl_->functions.end() || it->second.removed) return nullptr;
   return it->second.info;
 }
 
@@ -112,7 +112,7 @@ std::vector<FunctionInfo> Controller::Functions() const {
   MutexLock lock(impl_->mu);
   std::vector<FunctionInfo> out;
   for (const auto& [name, f] : impl_->functions) {
-    if (!f.removed) out.push_back(f.info);
+    if (!f.removed) out.push_back(*f.info);
   }
   return out;
 }

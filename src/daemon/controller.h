@@ -59,6 +59,8 @@ struct FunctionInfo {
   std::vector<int64_t> input_shape;   // per sample
   std::vector<int64_t> output_shape;  // per sample
 };
+// A deployed function's description, shared: the edge reads it per request without copying it.
+using FunctionRef = std::shared_ptr<const FunctionInfo>;
 
 struct ControllerOptions {
   gpu::NodeTopology node;                        // its slices are the scheduler's cluster
@@ -123,7 +125,7 @@ class Controller {
   // The repository's function directories, sorted; empty without a repository.
   std::vector<std::string> RepositoryFunctions() const;
   Status Remove(const std::string& name);
-  std::optional<FunctionInfo> Function(const std::string& name) const;
+  FunctionRef Function(const std::string& name) const;  // null: not deployed
   std::vector<FunctionInfo> Functions() const;
 
   nlohmann::json NodeJson() const;  // slices, instances and their states, pipelines, host memory

@@ -85,7 +85,7 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   struct Function {
     FunctionId id = 0;
     FunctionConfig config;
-    FunctionInfo info;
+    FunctionRef info;
     std::string dir;                                 // a TorchScript function directory; empty for a zoo model
     std::vector<std::vector<int64_t>> block_inputs;  // of a TorchScript function: each block's input per sample
     std::shared_ptr<const model::FunctionSpec> spec;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -111,6 +112,24 @@ TEST_F(DaemonTest, SpeaksTheBinaryTensorExtension) {
   EXPECT_EQ(bytes, 768u * 4u);
   EXPECT_EQ(r->body.size(), n + bytes);
   EXPECT_FALSE(out["outputs"][0].contains("data"));
+  // The same call answered in JSON carries the same floats, each written so that it reads back exactly.
+  const json as_json = {
+      {"id", "q\"\xff"},
+      {"inputs",
+       {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {1, 128}}, {"data", std::vector<float>(128, 0.25f)}}}}};
+  auto j =
+      c.Post("/v2/models/bert/infer", as_json.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+  ASSERT_TRUE(j);
+  ASSERT_EQ(j->status, 200) << j->body;
+  const json answer = json::parse(j->body);
+  EXPECT_EQ(answer["id"], "q\"\xef\xbf\xbd");  // escaped, the invalid byte replaced
+  const auto data = answer["outputs"][0]["data"].get<std::vector<double>>();
+  ASSERT_EQ(data.size(), 768u);
+  for (size_t i = 0; i < data.size(); ++i) {
+    float binary_value;
+    std::memcpy(&binary_value, r->body.data() + n + i * 4, 4);
+    ASSERT_EQ(static_cast<float>(data[i]), binary_value) << i;
+  }
   // A size that does not match, a header length past the body, a NaN: 400 each.
   EXPECT_EQ(c.Post("/v2/models/bert/infer", h, body.substr(0, body.size() - 4), "application/octet-stream")->status,
             400);

@@ -79,17 +79,18 @@ Status Controller::Impl::Install(Prepared p) {
   carrier->AddFunction(id, carrier::CarriedFunction{f.costs.get(), f.batched.get(), f.mps.get(), c.time_scale});
   f.input_bytes = static_cast<uint64_t>(model::BytesPerElement(spec.dtype));
   for (int64_t d : spec.input_shape) f.input_bytes *= static_cast<uint64_t>(d);
-  f.info = FunctionInfo{c.name,
-                        c.model,
-                        c.directory,
-                        p.served.slo_ms,
-                        p.served.batched->max_batch(),
-                        c.time_scale,
-                        spec.dtype == model::DType::kFp16 ? "FP16" : "FP32",
-                        spec.input_shape,
-                        {}};
-  f.info.output_shape =
+  FunctionInfo info{c.name,
+                    c.model,
+                    c.directory,
+                    p.served.slo_ms,
+                    p.served.batched->max_batch(),
+                    c.time_scale,
+                    spec.dtype == model::DType::kFp16 ? "FP16" : "FP32",
+                    spec.input_shape,
+                    {}};
+  info.output_shape =
       p.dir.empty() ? std::vector<int64_t>{spec.blocks.back().out_elems} : spec.output_shape;  // zoo: flattened
+  f.info = std::make_shared<const FunctionInfo>(std::move(info));
   MutexLock lock(mu);
   if (auto old = functions.find(c.name); old != functions.end()) {
     // A removed function deployed again under its name: its old id keeps its own record (its instances drain).

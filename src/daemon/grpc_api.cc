@@ -61,7 +61,7 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
     if (auto* refusal = std::get_if<InferRefusal>(&resolved)) {
       return Done(ctx, ToGrpc(*refusal));
     }
-    const FunctionInfo& f = std::get<FunctionInfo>(resolved);
+    const FunctionInfo& f = *std::get<FunctionRef>(resolved);
     res->set_name(f.name);
     res->add_versions("1");
     res->set_platform(std::string(Platform(f)));
@@ -82,7 +82,8 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
     if (auto* refusal = std::get_if<InferRefusal>(&resolved)) {
       return Done(ctx, ToGrpc(*refusal));
     }
-    const FunctionInfo f = std::get<FunctionInfo>(std::move(resolved));
+    const FunctionRef ref = std::get<FunctionRef>(std::move(resolved));
+    const FunctionInfo& f = *ref;
     const auto refuse = [&](const std::string& message) {
       c.CountRefused(f.name, "bad_input");
       return Done(ctx, GrpcStatusFor(400, "bad_input", message));
@@ -118,16 +119,16 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
     auto* reactor = ctx->DefaultReactor();
     std::string id = req->id();
     auto refusal =
-        SubmitInfer(c, f, input, raw, timeout_ms, [reactor, res, f, id = std::move(id)](const InferResult& r) {
+        SubmitInfer(c, f, input, raw, timeout_ms, [reactor, res, ref, id = std::move(id)](const InferResult& r) {
           if (r.outcome != Outcome::kCompleted)
             return reactor->Finish(GrpcStatusFor(HttpStatusFor(r), r.code, r.detail));
-          res->set_model_name(f.name);
+          res->set_model_name(ref->name);
           res->set_model_version("1");
           res->set_id(id);
           auto* out = res->add_outputs();
           out->set_name("output");
-          out->set_datatype(f.datatype);
-          for (int64_t d : WithBatch(f.output_shape, 1)) out->add_shape(d);
+          out->set_datatype(ref->datatype);
+          for (int64_t d : WithBatch(ref->output_shape, 1)) out->add_shape(d);
           res->add_raw_output_contents(reinterpret_cast<const char*>(r.output.data()), r.output.size());
           reactor->Finish(grpc::Status::OK);
         });

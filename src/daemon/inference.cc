@@ -17,8 +17,8 @@ std::string_view Platform(const FunctionInfo& f) {
   return f.directory.empty() ? "fluidfaas_emulated" : "pytorch_torchscript";
 }
 
-std::variant<FunctionInfo, InferRefusal> ResolveModel(Controller& c, const std::string& model,
-                                                      const std::string& version, bool count) {
+std::variant<FunctionRef, InferRefusal> ResolveModel(Controller& c, const std::string& model,
+                                                     const std::string& version, bool count) {
   auto f = c.Function(model);
   if (!f) {
     if (count) c.CountRefused(model, "unknown_function");
@@ -30,7 +30,7 @@ std::variant<FunctionInfo, InferRefusal> ResolveModel(Controller& c, const std::
         404, "unknown_version",
         "model " + QuotedName(model) + " has no version " + QuotedName(version) + " (its one version is \"1\")"};
   }
-  return *f;
+  return f;
 }
 
 api::DecodeLimits DecodeLimitsFor(const FunctionInfo& f) {

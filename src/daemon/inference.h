@@ -33,8 +33,8 @@ std::string_view Platform(const FunctionInfo& f);
 
 // The function `model` names at `version` ("" or "1": its one version), or a 404 refusal (unknown_function,
 // unknown_version), counted in fluidfaas_requests_total when `count`.
-std::variant<FunctionInfo, InferRefusal> ResolveModel(Controller& c, const std::string& model,
-                                                      const std::string& version, bool count);
+std::variant<FunctionRef, InferRefusal> ResolveModel(Controller& c, const std::string& model,
+                                                     const std::string& version, bool count);
 
 // The decode limits of an input to `f`: at most its sample size in values.
 api::DecodeLimits DecodeLimitsFor(const FunctionInfo& f);

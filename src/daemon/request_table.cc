@@ -48,7 +48,7 @@ void Controller::Impl::Finish(const Request& r, InferResult result) {
 const std::string& Controller::Impl::FunctionName(FunctionId id) const {
   static const std::string kUnknown = "unknown";
   const Function* f = FindFunction(id);
-  return f != nullptr ? f->info.name : kUnknown;
+  return f != nullptr ? f->info->name : kUnknown;
 }
 
 void Controller::Impl::Arrive(RequestId id, Request r) {

@@ -85,8 +85,8 @@ cluster::NodeReport Controller::ClusterReport() const {
         if (fn.removed) continue;
         cluster::ReportedFunction& f = by_id[fn.id];
         f.name = name;
-        f.model = fn.info.directory.empty() ? fn.info.model : "";
-        f.slo_ms = fn.info.slo_ms;
+        f.model = fn.info->directory.empty() ? fn.info->model : "";
+        f.slo_ms = fn.info->slo_ms;
       }
       out.open = static_cast<int64_t>(impl.open);
       out.draining = impl.draining;
