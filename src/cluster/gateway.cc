@@ -324,7 +324,7 @@ struct Gateway::Impl {
               : JsonError(502, "the nodes tried for the call failed", "node_lost"));
     }
     a->tried.push_back(to->node);
-    table.Sent(to->node);
+    table.Sent(to->node, a->function);
     {
       MutexLock lock(metrics_mu);
       ++forwards[to->node];

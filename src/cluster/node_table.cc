@@ -105,11 +105,14 @@ void NodeTable::MarkBusy(const std::string& node, const std::string& function) {
   index_.Set(it->second.id, ViewLocked(it->second, it->second.heard));  // health: refreshed by Route
 }
 
-void NodeTable::Sent(const std::string& node) {
+void NodeTable::Sent(const std::string& node, const std::string& function) {
   MutexLock lock(mu_);
-  if (auto it = nodes_.find(node); it != nodes_.end()) {
-    ++it->second.outstanding;
-    index_.SetOutstanding(it->second.id, std::max(it->second.outstanding, it->second.report.open));
+  const auto it = nodes_.find(node);
+  if (it == nodes_.end()) return;
+  ++it->second.outstanding;
+  index_.SetOutstanding(it->second.id, std::max(it->second.outstanding, it->second.report.open));
+  if (const auto id = function_ids_.find(function); id != function_ids_.end()) {
+    index_.ChargeSent(it->second.id, id->second, router_->ChargeMs(id->second));
   }
 }
 

@@ -52,8 +52,9 @@ class NodeTable {
   // The node turned a call of `function` away before running it (429: its deadline or its limit; 503: no slice):
   // until its next report, the router takes its instances of the function as unable to finish in time.
   void MarkBusy(const std::string& node, const std::string& function);
-  // A request sent to / answered by the node (its outstanding count, which the router weighs).
-  void Sent(const std::string& node);
+  // A request of `function` sent to / answered by the node (its outstanding count, which the router weighs; a
+  // send is also charged to the function's expected finish there until the next report: ClusterRouter::ChargeMs).
+  void Sent(const std::string& node, const std::string& function);
   void Answered(const std::string& node);
 
   // The node for a request of `function` (a name) with `room_ms` before its deadline, or nullopt when the function

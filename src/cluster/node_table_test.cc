@@ -82,7 +82,7 @@ TEST(NodeTableTest, TheClusterJsonShowsEachNodesHealthAndFunctions) {
   a.functions[0].rate_per_s = 3.5;
   a.functions[0].instances = {ReportedInstance{9, "time_sharing", {"0:1g.10gb@6"}, 4}};
   t.Apply(a, At(0));
-  t.Sent("a");
+  t.Sent("a", "bert");
   const nlohmann::json j = t.Json(At(1500));
   EXPECT_EQ(j["routing"], "hash-home");
   ASSERT_EQ(j["nodes"].size(), 1u);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <numeric>
+#include <utility>
 
 namespace fluidfaas::policy {
 
@@ -34,10 +35,23 @@ uint64_t MixHash(uint64_t a, uint64_t b) {
   return z ^ (z >> 31);
 }
 
+namespace {
+// The first of `functions` (sorted by function) not before `function`.
+template <typename Functions>
+auto LowerBound(Functions& functions, uint32_t function) {
+  return std::lower_bound(functions.begin(), functions.end(), function,
+                          [](const NodeFunction& f, uint32_t id) { return f.function < id; });
+}
+}  // namespace
+
 const NodeFunction* NodeView::Find(uint32_t function) const {
-  const auto it = std::lower_bound(functions.begin(), functions.end(), function,
-                                   [](const NodeFunction& f, uint32_t id) { return f.function < id; });
+  const auto it = LowerBound(functions, function);
   return it != functions.end() && it->function == function ? &*it : nullptr;
+}
+
+void NodeView::ChargeSent(uint32_t function, double charge_ms) {
+  const auto it = LowerBound(functions, function);
+  if (it != functions.end() && it->function == function && it->hot > 0) it->finish_ms += charge_ms / it->hot;
 }
 
 ClusterRouter::ClusterRouter(Routing routing, std::vector<SliceKind> kinds,
@@ -62,6 +76,10 @@ uint32_t ClusterRouter::AddFunction(RoutedFunction f) {
   least_mib_.push_back(least);
   functions_.push_back(f);
   return static_cast<uint32_t>(functions_.size() - 1);
+}
+
+double ClusterRouter::ChargeMs(uint32_t function) const {
+  return function < functions_.size() ? kSentShare * functions_[function].slo_ms : 0;
 }
 
 ClusterRouter::Fit ClusterRouter::FitOn(uint32_t function, const NodeView& node) const {
@@ -161,13 +179,15 @@ std::optional<size_t> ClusterRouter::Decide(uint32_t function, double room_ms, u
 template <typename Nodes>
 std::optional<size_t> ClusterRouter::WarmFirst(uint32_t function, double room_ms, const Nodes& nodes,
                                                bool healthy_only) const {
-  // Each candidate class keeps its best node by a key (lower is better), ties broken by the (function, node) hash.
+  // Each candidate class keeps its best node by a key (lower is better, then a second key), ties broken by the
+  // (function, node) hash.
   struct Best {
     std::optional<size_t> node;
-    double key = 0;
+    std::pair<double, double> key;
     uint64_t tie = 0;
-    void Offer(size_t n, double k, uint64_t t) {
-      if (!node || k < key || (k == key && t < tie)) node = n, key = k, tie = t;
+    void Offer(size_t n, double k, uint64_t t, double then = 0) {
+      const std::pair<double, double> offered{k, then};
+      if (!node || offered < key || (offered == key && t < tie)) node = n, key = offered, tie = t;
     }
   };
   Best hot, warm, late;
@@ -181,7 +201,7 @@ std::optional<size_t> ClusterRouter::WarmFirst(uint32_t function, double room_ms
     if (f == nullptr) return;
     const uint64_t tie = MixHash(function, n);
     if (f->hot > 0) {
-      if (f->finish_ms <= room_ms) return hot.Offer(n, f->finish_ms, tie);
+      if (f->finish_ms <= room_ms) return hot.Offer(n, -f->hot, tie, f->finish_ms);
       late.Offer(n, f->finish_ms, tie);
     }
     if (f->warm > 0) {
@@ -316,6 +336,10 @@ void ClusterIndex::SetHealthy(size_t node, bool healthy) {
 
 void ClusterIndex::SetOutstanding(size_t node, int64_t outstanding) {
   if (present(node)) views_[node].outstanding = outstanding;
+}
+
+void ClusterIndex::ChargeSent(size_t node, uint32_t function, double charge_ms) {
+  if (present(node)) views_[node].ChargeSent(function, charge_ms);
 }
 
 std::span<const uint32_t> ClusterIndex::holders(uint32_t function) const {

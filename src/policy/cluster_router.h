@@ -8,7 +8,10 @@
 // Policies (Routing):
 //  - kWarmFirst (this project's). In order:
 //    1. a node with a hot instance of the function (on a slice, loaded or loading) expected to finish a new request
-//       before its deadline: the earliest finish;
+//       before its deadline: the one with the most such instances, then the earliest finish. A function's load
+//       gathers where its instances are: their batches fill, and the instances it no longer needs elsewhere idle
+//       out and give their slices back (spreading each function by earliest finish kept surplus instances warm on
+//       every node: 1.4 points behind hash-home on paper with 2 nodes, docs/cluster.md);
 //    2. a node with a warm copy in host memory and a free slice that serves the function alone (a reload is a
 //       host-to-device copy, no process start): the best fit;
 //    3. a cold start: the node whose free slices fit the function best: one free slice that serves it alone, the
@@ -29,6 +32,10 @@
 //  - kLeastLoaded: the healthy node with the fewest requests outstanding (the gateway's count), ties by hash.
 //
 // Unhealthy nodes are never chosen while a healthy one exists.
+//
+// Views are reports, up to one report interval old. Between reports the caller charges each request it sends
+// (ChargeSent): the function's expected finish on that node grows by ChargeMs / its instances, so a burst spills to
+// the next node before the node's report says it is late, instead of all of it landing on one node.
 //
 // Thread safety: Route is const; views are the caller's.
 #pragma once
@@ -74,6 +81,8 @@ struct NodeView {
   std::vector<NodeFreeSlice> free;      // slices with room for a new process
   int64_t outstanding = 0;              // requests sent and not answered (the gateway's count)
   const NodeFunction* Find(uint32_t function) const;
+  // A request of `function` sent here since the report: its instances' expected finish grows by charge_ms / hot.
+  void ChargeSent(uint32_t function, double charge_ms);
 };
 
 // ClusterIndex: many nodes' views kept for routing at scale, with, for each function, the nodes that hold it (an
@@ -91,6 +100,7 @@ class ClusterIndex {
   // Cheap updates between reports.
   void SetHealthy(size_t node, bool healthy);
   void SetOutstanding(size_t node, int64_t outstanding);
+  void ChargeSent(size_t node, uint32_t function, double charge_ms);  // NodeView::ChargeSent
 
   size_t size() const { return views_.size(); }  // 1 + the highest node set
   bool present(size_t node) const { return node < present_.size() && present_[node] != 0; }
@@ -128,6 +138,11 @@ class ClusterRouter {
                               std::span<const uint32_t> excluded = {}) const;
 
   Routing routing() const { return routing_; }
+  // What one request sent to a node adds to its function's expected finish there, before the node's next report:
+  // kSentShare of the function's SLO (one instance; divided over the node's instances). 2% was the best of 1, 2,
+  // 5 and 10% over the simulated grid (presets x 2, 4, 8 nodes x 8 seeds), a request's share of a full batch.
+  double ChargeMs(uint32_t function) const;
+  static constexpr double kSentShare = 0.02;
   // A function more (its id: the number of functions so far), without rebuilding the others' tables.
   uint32_t AddFunction(RoutedFunction function);
 

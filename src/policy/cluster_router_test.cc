@@ -91,6 +91,36 @@ TEST_F(ClusterRouterTest, AHotFunctionSpreadsToAnotherNodeWhenItsNodeWouldBeLate
   EXPECT_EQ(r.Route(0, 10, 7, nodes), 0u);
 }
 
+TEST_F(ClusterRouterTest, AFunctionsLoadGathersOnTheNodeWithMostInstancesWithRoomAndABurstSpillsOver) {
+  const ClusterRouter r = Make(Routing::kWarmFirst);
+  // Node 0: one bert instance finishing soonest; node 1: three, a little later. Both have room: node 1.
+  std::vector<NodeView> nodes = {Node({}, {NodeFunction{0, 1, 2.0, 0}}), Node({}, {NodeFunction{0, 3, 4.0, 0}})};
+  EXPECT_EQ(r.Route(0, 10, 7, nodes), 1u);
+  // Equal instances: the earliest finish.
+  nodes[1].functions[0].hot = 1;
+  EXPECT_EQ(r.Route(0, 10, 7, nodes), 0u);
+  // Each request sent is charged to its node's view until the next report: a burst to node 1 (three instances)
+  // fills the room its report showed, then goes on to node 0.
+  nodes[1].functions[0].hot = 3;
+  const double charge = r.ChargeMs(0);
+  EXPECT_DOUBLE_EQ(charge, ClusterRouter::kSentShare * served[0].slo_ms);
+  const double room = 4.0 + 4.5 * charge / 3;  // room for five requests on node 1
+  int to_node1 = 0;
+  for (uint64_t req = 0; req < 8; ++req) {
+    const auto to = r.Route(0, room, req, nodes);
+    ASSERT_TRUE(to);
+    nodes[*to].ChargeSent(0, charge);
+    to_node1 += *to == 1u;
+  }
+  EXPECT_EQ(to_node1, 5);
+  EXPECT_DOUBLE_EQ(nodes[1].functions[0].finish_ms, 4.0 + 5 * charge / 3);
+  EXPECT_DOUBLE_EQ(nodes[0].functions[0].finish_ms, 2.0 + 3 * charge);
+  // A function with no instance on the node is not charged (its cold start is the node's to estimate).
+  NodeView cold = Node({Free(0)});
+  cold.ChargeSent(0, charge);
+  EXPECT_TRUE(cold.functions.empty());
+}
+
 TEST_F(ClusterRouterTest, UnhealthyNodesAreChosenOnlyWhenNoneIsHealthy) {
   for (Routing routing : {Routing::kWarmFirst, Routing::kHashHome, Routing::kLeastLoaded}) {
     const ClusterRouter r = Make(routing);
@@ -177,8 +207,13 @@ TEST_F(ClusterRouterTest, AnIndexDecidesAsTheSpanOfTheSameViews) {
       for (uint64_t req = 0; req < 20; ++req) {
         const auto f = static_cast<uint32_t>(pick(6));
         const double room = pick(50);
-        ASSERT_EQ(r.Route(f, room, req, views), r.Route(f, room, req, index))
+        const auto to = r.Route(f, room, req, views);
+        ASSERT_EQ(to, r.Route(f, room, req, index))
             << ToString(routing) << ", seed " << seed << ", function " << f << ", room " << room;
+        if (to) {  // sent: charged alike in both forms
+          views[*to].ChargeSent(f, r.ChargeMs(f));
+          index.ChargeSent(*to, f, r.ChargeMs(f));
+        }
       }
     };
     for (uint64_t seed = 1; seed <= 400; ++seed) {

@@ -563,7 +563,8 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
   std::vector<policy::NodeView> views(nodes.size());
   // The gateway sees each node as its last report says it: a node publishes its report when it changed, looked at
   // every kReportPoll (cluster/reporter.h), so a view is refreshed when that much older; the outstanding counts are
-  // the gateway's own, always current. A node that turned a call away is passed over for that function until its
+  // the gateway's own, always current, and each request sent is charged to its node's view until the next report
+  // (ClusterRouter::ChargeMs). A node that turned a call away is passed over for that function until its
   // next report (cluster::NodeTable::MarkBusy).
   std::vector<TimePoint> viewed(nodes.size(), TimePoint::min());
   const auto refresh = [&](size_t n) {
@@ -613,6 +614,7 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
     const double room_ms = functions[a.function].slo_ms * (1 - options.slo_margin) - ToMillis(clock.Now() - a.at);
     const std::optional<size_t> to = router.Route(a.function, room_ms, i, views, tried[i]);
     if (!to) return;  // every node tried: the last one's rejection stands
+    views[*to].ChargeSent(a.function, router.ChargeMs(a.function));
     sent_to[i] = *to;
     tried[i].push_back(static_cast<uint32_t>(*to));
     ++outstanding[*to];
