@@ -73,18 +73,54 @@ Result<std::unique_ptr<AsyncCalls>> AsyncCalls::Start(NatsConnection& nats, Asyn
                                                              .subject = "fluidfaas.async",
                                                              .consumer = "fluidfaas-gateways",
                                                              .ack_wait = options.ack_wait}));
+  a->ender_ = std::thread([p = a.get()] { p->EndQueued(); });
   a->worker_ = std::thread([p = a.get()] { p->Work(); });
   return a;
 }
 
 AsyncCalls::~AsyncCalls() {
   Stop();
-  MutexLock lock(mu_);
-  // The calls running end through the forwarder, which the gateway stops after this worker: bounded by its timeout.
-  lock.WaitFor(ended_, std::chrono::seconds(30), [this] {
-    mu_.AssertHeld();
-    return running_.empty();
-  });
+  {
+    MutexLock lock(mu_);
+    // The calls running end through the forwarder, which the gateway stops after this worker: bounded by its
+    // timeout.
+    lock.WaitFor(ended_, std::chrono::seconds(30), [this] {
+      mu_.AssertHeld();
+      return running_.empty();
+    });
+    ender_stop_ = true;
+  }
+  ends_ready_.notify_all();
+  if (ender_.joinable()) ender_.join();
+}
+
+void AsyncCalls::QueueEnd(std::shared_ptr<Running> run, HttpResponse response) {
+  {
+    MutexLock lock(mu_);
+    ends_.emplace_back(std::move(run), std::move(response));
+  }
+  ends_ready_.notify_one();
+}
+
+void AsyncCalls::EndQueued() {
+  for (;;) {
+    std::pair<std::shared_ptr<Running>, HttpResponse> end;
+    {
+      MutexLock lock(mu_);
+      lock.Wait(ends_ready_, [this] {
+        mu_.AssertHeld();
+        return !ends_.empty() || ender_stop_;
+      });
+      if (ends_.empty()) return;  // stopping, and every end queued is recorded
+      end = std::move(ends_.front());
+      ends_.pop_front();
+    }
+    try {
+      End(end.first, end.second);
+    } catch (const std::exception& e) {
+      spdlog::error("async: call {}: {}", end.first->id, e.what());  // delivered again after the ack wait
+    }
+  }
 }
 
 void AsyncCalls::Stop() {
@@ -211,19 +247,14 @@ void AsyncCalls::Take(std::unique_ptr<QueuedMessage> message) {
     std::shared_ptr<Running> run;
     std::atomic<bool> done{false};
     ~EndOnce() {
-      if (done.load()) return;
-      try {
-        calls->End(run, JsonError(503, "the gateway stopped with the call", "shutdown"));
-      } catch (const std::exception& e) {
-        spdlog::error("async: call {}: {}", run->id, e.what());  // delivered again after the ack wait
-      }
+      if (!done.load()) calls->QueueEnd(run, JsonError(503, "the gateway stopped with the call", "shutdown"));
     }
   };
   auto once = std::make_shared<EndOnce>();
   once->calls = this;
   once->run = std::move(run);
   invoke_(std::move(request), e->model, [once](const HttpResponse& response) {
-    if (!once->done.exchange(true)) once->calls->End(once->run, response);
+    if (!once->done.exchange(true)) once->calls->QueueEnd(once->run, response);
   });
 }
 

@@ -19,12 +19,14 @@
 // keeps its messages. A call's body rides the message: at most `max_body_bytes` (NATS's payload limit is 1 MiB),
 // JSON only (the binary extension's bodies are refused with 415).
 //
-// Thread safety: Submit and Result from any thread; the worker runs on its own thread, its calls' ends on the
-// forwarder's.
+// Thread safety: Submit and Result from any thread; the worker runs on its own thread, and so do its calls' ends
+// (a KV write and the message's answer, NATS round trips: on the forwarder's thread they held up every call it
+// forwards).
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -88,6 +90,9 @@ class AsyncCalls {
       : options_(options), invoke_(std::move(invoke)), ready_(std::move(ready)) {}
   void Work();
   void Take(std::unique_ptr<QueuedMessage> message);
+  // Hands a call's answer to the ender thread, which records it (End).
+  void QueueEnd(std::shared_ptr<Running> run, api::HttpResponse response);
+  void EndQueued();
   void End(const std::shared_ptr<Running>& run, const api::HttpResponse& response);
 
   const AsyncOptions options_;
@@ -96,11 +101,15 @@ class AsyncCalls {
   std::unique_ptr<KvBucket> calls_;
   std::unique_ptr<WorkQueue> queue_;
   std::thread worker_;
+  std::thread ender_;
   std::atomic<bool> stop_{false};
 
   mutable Mutex mu_;
   std::condition_variable_any ended_;
   std::map<std::string, std::shared_ptr<Running>> running_ GUARDED_BY(mu_);
+  std::deque<std::pair<std::shared_ptr<Running>, api::HttpResponse>> ends_ GUARDED_BY(mu_);
+  bool ender_stop_ GUARDED_BY(mu_) = false;
+  std::condition_variable_any ends_ready_;
   AsyncCounts counts_ GUARDED_BY(mu_);
 };
 
