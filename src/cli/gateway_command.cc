@@ -15,6 +15,7 @@ struct GatewayFlags {
   std::string nats = "nats://127.0.0.1:4222";
   std::string token_file;
   std::string nats_creds;
+  int nats_replicas = 1;
   std::string nats_token_file;
   std::string routing = "warm-first";
   double silence_s = 2;
@@ -74,6 +75,7 @@ int RunGateway(const GatewayFlags& f) {
   o.nats.name = "fluidfaas-gateway";
   o.nats.token = *nats_token;
   o.nats.creds_file = f.nats_creds;
+  o.nats.replicas = f.nats_replicas;
   o.routing = *routing;
   o.silence = SecondsF(f.silence_s);
   o.token = *token;
@@ -118,6 +120,11 @@ void AddGatewayCommand(CLI::App& app, int& exit_code) {
   g->add_option("--nats-creds", f->nats_creds, "NATS credentials file (nkey/JWT)")->check(CLI::ExistingFile);
   g->add_option("--nats-token-file", f->nats_token_file, "File holding the NATS server's token")
       ->check(CLI::ExistingFile);
+  g->add_option(
+       "--nats-replicas", f->nats_replicas,
+       "Copies of the buckets and streams it creates (at most the NATS cluster's servers: 3 survives a restart)")
+      ->check(CLI::Range(1, 5))
+      ->capture_default_str();
   g->add_option("--routing", f->routing, "warm-first (the design), hash-home (OpenWhisk) or least-loaded")
       ->capture_default_str();
   g->add_option("--silence", f->silence_s, "Seconds without a report before a node is unhealthy")

@@ -80,6 +80,7 @@ struct ServeOptions {
   std::string advertise;
   std::string nats_creds;
   std::string nats_token_file;
+  int nats_replicas = 1;
 };
 
 // Descriptors kept for the runtime beyond the edge's connections: per slice a worker's control socket, pidfd and
@@ -226,6 +227,7 @@ int RunServe(const ServeOptions& o) {
     no.url = o.nats_url;
     no.name = "fluidfaas-node-" + o.node_name;
     no.creds_file = o.nats_creds;
+    no.replicas = o.nats_replicas;
     if (!o.nats_token_file.empty()) {
       auto text = ReadBoundedFile(o.nats_token_file, 4096, "NATS token file");
       if (!text.ok()) {
@@ -511,6 +513,11 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
   serve->add_option("--nats-creds", o->nats_creds, "NATS credentials file (nkey/JWT)")->check(CLI::ExistingFile);
   serve->add_option("--nats-token-file", o->nats_token_file, "File holding the NATS server's token")
       ->check(CLI::ExistingFile);
+  serve
+      ->add_option("--nats-replicas", o->nats_replicas,
+                   "Copies of the buckets it creates (at most the NATS cluster's servers: 3 survives a restart)")
+      ->check(CLI::Range(1, 5))
+      ->capture_default_str();
   serve->add_option("--host-memory-gib", o->host_memory_gib, "Host memory for warm copies (default: node config)")
       ->check(CLI::Range(0.0, 65536.0));
   serve->add_option("--max-open", o->max_open, "Requests open at once before new ones get 429")

@@ -49,7 +49,9 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::Connect(const NatsOption
     s = natsOptions_SetUserCredentialsFromFiles(opts, o.creds_file.c_str(), nullptr);
   }
   if (s != NATS_OK) return Failed("nats options", s);
+  if (o.replicas < 1 || o.replicas > 5) return Status::InvalidArgument("NATS replicas must be 1..5");
   std::unique_ptr<NatsConnection> c(new NatsConnection());
+  c->replicas_ = o.replicas;
   s = natsConnection_Connect(&c->nc_, opts);
   if (s != NATS_OK) return Failed("cannot connect to NATS at " + o.url, s);
   s = natsConnection_JetStream(&c->js_, c->nc_, nullptr);
@@ -79,6 +81,7 @@ Result<std::unique_ptr<KvBucket>> NatsConnection::Bucket(const std::string& name
     cfg.Bucket = name.c_str();
     cfg.History = static_cast<uint8_t>(std::clamp(history, 1, 64));
     cfg.TTL = std::chrono::duration_cast<std::chrono::nanoseconds>(ttl).count();  // nanoseconds (cnats)
+    cfg.Replicas = replicas_;
     s = js_CreateKeyValue(&kv, js_, &cfg);
     // Another process created it meanwhile: bind to theirs.
     if (s != NATS_OK) s = js_KeyValue(&kv, js_, name.c_str());
@@ -193,6 +196,7 @@ Result<std::unique_ptr<WorkQueue>> NatsConnection::Queue(const WorkQueueOptions&
   sc.SubjectsLen = 1;
   sc.Retention = js_WorkQueuePolicy;
   sc.Storage = js_FileStorage;
+  sc.Replicas = replicas_;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_AddStream(nullptr, js_, &sc, nullptr, &jerr);
   if (s != NATS_OK && jerr != JSStreamNameExistErr) return Failed("stream " + o.stream, s);

@@ -29,6 +29,9 @@ struct NatsOptions {
   std::string creds_file;          // an nkey/JWT credentials file; "": none
   int64_t connect_timeout_ms = 2000;
   int64_t reconnect_wait_ms = 250;  // reconnects forever, this far apart
+  // Copies JetStream keeps of the buckets and streams this connection creates (1..5, at most the servers of the
+  // NATS cluster): 3 on a 3-server cluster survives a server's restart. Those already made keep theirs.
+  int replicas = 1;
 };
 
 class KvBucket;
@@ -58,6 +61,7 @@ class NatsConnection {
 
  private:
   NatsConnection() = default;
+  int replicas_ = 1;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
 };
