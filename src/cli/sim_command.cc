@@ -29,6 +29,7 @@ using nlohmann::json;
 
 struct SimOptions {
   std::string preset = "paper";
+  std::vector<std::string> layouts;  // --layout, one for every GPU or one per GPU
   std::vector<std::string> policies = sim::PolicyNames();
   std::vector<std::string> loads = {"light", "medium", "heavy"};
   std::string trace;
@@ -78,6 +79,7 @@ Status ParseMinutes(const std::string& text, sim::TraceOptions& t) {
 // The preset's options from the flags.
 Result<sim::PresetOptions> PresetOptionsFrom(const SimOptions& o) {
   sim::PresetOptions p{.slo_scale = o.slo_scale, .gpus = o.gpus};
+  p.layouts = o.layouts;
   if (o.functions != 0) {
     FF_RETURN_IF_ERROR(CheckRange("--functions", int64_t{o.functions}, 1, sim::kMaxFunctions));
     p.functions = o.functions;
@@ -554,6 +556,9 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
   sim->add_option("--duration", o->duration_s, "Seconds of arrivals per run (synthetic loads)")->capture_default_str();
   sim->add_option("--slo-scale", o->slo_scale, "SLO = this x batch-1 latency on a full GPU")->capture_default_str();
   sim->add_option("--gpus", o->gpus, "GPUs in the preset cluster")->capture_default_str();
+  sim->add_option("--layout", o->layouts,
+                  "MIG layout instead of the preset's (A100-80GB): once for every GPU, or once per GPU, in order "
+                  "(fluidfaas mig advise suggests one; loads stay shares of the capacity on the given layout)");
   sim->add_option("--out", o->out, "Output folder")->capture_default_str();
   sim->add_option("--faults", o->faults,
                   "Inject faults: load=P (a load fails), stage=P (a stage's batch fails), worker=P (per second of "

@@ -82,18 +82,26 @@ Result<std::unique_ptr<Preset>> BuildPreset(std::string name, std::vector<policy
     }
     if (share > 0) p->capacity_rps += 1000.0 / (ms / share);
   }
-  // The fluid bound of the mix (sim/capacity.h), by model and slice kind.
+  p->fluid_capacity_rps = FluidBound(*p, p->slices);
+  return p;
+}
+
+}  // namespace
+
+double FluidBound(const Preset& preset, const std::vector<policy::ClusterSlice>& slices) {
+  if (slices.empty()) return 0;
+  // By model and slice kind.
   std::vector<std::string> models;
   std::vector<size_t> model_of;
-  for (const std::string& m : p->models) {
+  for (const std::string& m : preset.models) {
     auto it = std::find(models.begin(), models.end(), m);
     model_of.push_back(static_cast<size_t>(it - models.begin()));
     if (it == models.end()) models.push_back(m);
   }
   std::vector<int> kinds;  // cost-table kind indices present in the cluster
   std::vector<double> count;
-  for (const policy::ClusterSlice& s : p->slices) {
-    const int k = p->costs.front()->KindIndex(s.kind);
+  for (const policy::ClusterSlice& s : slices) {
+    const int k = preset.costs.front()->KindIndex(s.kind);
     auto it = std::find(kinds.begin(), kinds.end(), k);
     if (it == kinds.end()) {
       kinds.push_back(k);
@@ -104,21 +112,18 @@ Result<std::unique_ptr<Preset>> BuildPreset(std::string name, std::vector<policy
   }
   std::vector<double> share(models.size(), 0);
   std::vector<std::vector<double>> seconds(models.size(), std::vector<double>(kinds.size(), 0));
-  for (size_t i = 0; i < p->functions.size(); ++i) {
-    share[model_of[i]] += p->popularity[i];
-    const policy::StageCostTable& c = *p->costs[i];
-    const size_t last = p->specs[i]->blocks.size() - 1;
+  for (size_t i = 0; i < preset.functions.size(); ++i) {
+    share[model_of[i]] += preset.popularity[i];
+    const policy::StageCostTable& c = *preset.costs[i];
+    const size_t last = preset.specs[i]->blocks.size() - 1;
     for (size_t j = 0; j < kinds.size(); ++j) {
-      const int64_t mib = p->slices.front().kind.gpu->profiles[static_cast<size_t>(kinds[j])].memory_mib;
+      const int64_t mib = slices.front().kind.gpu->profiles[static_cast<size_t>(kinds[j])].memory_mib;
       seconds[model_of[i]][j] = c.MemoryMib(kinds[j], 0, last) > mib ? std::numeric_limits<double>::infinity()
                                                                      : c.ComputeMs(kinds[j], 0, last) / 1000;
     }
   }
-  p->fluid_capacity_rps = MixCapacity(share, seconds, count);
-  return p;
+  return MixCapacity(share, seconds, count);
 }
-
-}  // namespace
 
 // Deals `n` functions to the mix's models by smooth weighted round robin: at each step every model gains its
 // weight, the one with the most credit (the first listed on a tie) gets the function and pays the total. Counts
@@ -159,9 +164,15 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
   }
   if (options.gpus < 1 || options.gpus > 64) return Status::InvalidArgument("preset: gpus must be in 1..64");
   const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
-  FF_ASSIGN_OR_RETURN(gpu::Layout layout, gpu::ParseLayout(a100, layout_text));
+  const size_t given = options.layouts.size();
+  if (given > 1 && given != static_cast<size_t>(options.gpus)) {
+    return Status::InvalidArgument("preset: " + std::to_string(given) + " layouts for " + std::to_string(options.gpus) +
+                                   " GPUs (one for all, or one per GPU)");
+  }
   std::vector<policy::ClusterSlice> slices;
   for (int g = 0; g < options.gpus; ++g) {
+    const std::string& text = given == 0 ? layout_text : options.layouts[given == 1 ? 0 : static_cast<size_t>(g)];
+    FF_ASSIGN_OR_RETURN(gpu::Layout layout, gpu::ParseLayout(a100, text));
     for (const gpu::PlacedSlice& s : layout.slices()) {
       slices.push_back(
           policy::ClusterSlice{std::to_string(g) + ":" + s.ToString(), g, policy::SliceKind{&a100, s.profile}, true});

@@ -90,6 +90,9 @@ struct PresetOptions {
   std::optional<double> active_share;  // (0, 1]
   std::optional<double> mean_on_s;
   std::vector<std::string> models;  // each function's zoo model, given (a trace's rows); replaces functions and mix
+  // The A100-80GB MIG layouts (gpu/layout.h's written form): none, the preset's own; one, every GPU's; `gpus` of
+  // them, one per GPU. mig advise tries layouts this way.
+  std::vector<std::string> layouts;
 };
 
 // The preset's model mix: its seven models, weight 1 each (serverless and tenants: llama2-13b 6).
@@ -124,6 +127,10 @@ struct NodeFunction {
 // needs to predict a load run against the daemon (`fluidfaas load`).
 Result<std::unique_ptr<Preset>> MakeNodePreset(std::vector<policy::ClusterSlice> slices,
                                                const std::vector<NodeFunction>& functions, double slo_scale = 5.0);
+
+// The fluid bound (sim/capacity.h) of `preset`'s mix on `slices` instead of its own: the most requests per second any
+// policy could serve of it, one slice per request (0 when some model fits no slice alone).
+double FluidBound(const Preset& preset, const std::vector<policy::ClusterSlice>& slices);
 
 // "light" 0.2, "medium" 0.5, "heavy" 0.8 of capacity, or a number ("0.35").
 Result<double> LoadShare(const std::string& load);
