@@ -143,8 +143,11 @@ Result<const GpuType*> GpuTypeFromProductName(std::string_view product, int64_t 
   // H100 NVL (94 GB) has other MIG profiles; it is not modelled.
   if (has("h100") && !has("nvl")) return &GetGpuType(GpuModel::kH100_80GB);
   if (has("h200")) return &GetGpuType(GpuModel::kH200_141GB);
-  return Status::Unimplemented("GPU '" + std::string(product) +
-                               "' is not a supported MIG GPU (supported: A100-40GB, A100-80GB, H100-80GB, H200-141GB)");
+  return Status::Unimplemented(
+      "GPU '" + std::string(product) +
+      "' is not a GPU type FluidFaaS models (supported: A100-40GB, A100-80GB, H100-80GB, H200-141GB). To add it: its "
+      "MIG profiles (or none) and memory in src/gpu/gpu_type.cc, its latency calibration in data/calibration "
+      "(docs/latency-model.md); until then run the node emulated (node config discovery: emulated)");
 }
 
 }  // namespace fluidfaas::gpu

@@ -220,6 +220,7 @@ TEST(NvmlDiscoveryTest, UnsupportedGpuIsAClearError) {
   Result<NodeTopology> node = Discover(nvml.MakeApi(), "n");
   EXPECT_EQ(node.status().code(), StatusCode::kUnimplemented);
   EXPECT_NE(node.status().message().find("Tesla V100"), std::string::npos);
+  EXPECT_NE(node.status().message().find("To add it"), std::string::npos) << node.status().message();
 }
 
 TEST(NvmlDiscoveryTest, UnknownProfileIdIsAClearError) {
