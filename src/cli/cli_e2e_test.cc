@@ -357,6 +357,11 @@ TEST(CliTest, SimWritesTheSummaryForEachPolicyAndLoad) {
     EXPECT_GT(run["requests"].get<int>(), 0);
     EXPECT_GE(run["slo_hit_rate"].get<double>(), 0.0);
     EXPECT_LE(run["slo_hit_rate"].get<double>(), 1.0);
+    // The per-function figures beside the pooled one.
+    EXPECT_GE(run["function_mean_hit_rate"].get<double>(), 0.0);
+    EXPECT_LE(run["function_mean_hit_rate"].get<double>(), 1.0);
+    EXPECT_GE(run["jain_index"].get<double>(), 1.0 / 7 - 1e-9);
+    EXPECT_LE(run["jain_index"].get<double>(), 1.0 + 1e-9);
     EXPECT_EQ(run["requests"], run["simulated_requests"]);
     EXPECT_TRUE(run.contains("wall_seconds"));
     ASSERT_EQ(run["functions"].size(), 7u);

@@ -160,6 +160,9 @@ json ToJson(const sim::RunSummary& s) {
           {"rejected", s.rejected},
           {"failed", s.failed},
           {"slo_hit_rate", s.hit_rate},
+          {"function_mean_hit_rate", s.function_mean_hit_rate},
+          {"functions_at_90", s.functions_at_90},
+          {"jain_index", s.jain_index},
           {"mean_ms", s.mean_ms},
           {"mean_all_ms", s.mean_all_ms},
           {"p50_ms", s.p50_ms},
@@ -465,11 +468,12 @@ int RunSim(SimOptions o) {
                                 : "trace " + o.trace + ", " + Fixed(trace_span_s, 0) + " s of arrivals, ")
             << (o.seeds.size() > 1 ? "mean over seeds " : "seed ")
             << Join(o.seeds, ",", [](uint64_t s) { return std::to_string(s); }) << "\n\n";
-  std::cout << "| policy | load | req/s | requests | SLO hit rate | rejected | failed | mean ms | mean all | p50 ms | "
-               "p99 ms | "
-               "queue | load | compute | transfer | throughput | util | active | pipelines | migrations | evictions | "
-               "wall s |\n"
-               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  std::cout
+      << "| policy | load | req/s | requests | SLO hit rate | rejected | failed | mean ms | mean all | p50 ms | "
+         "p99 ms | "
+         "queue | load | compute | transfer | throughput | util | active | pipelines | migrations | evictions | "
+         "wall s | per-function mean | functions >= 90% | Jain |\n"
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const sim::RunSummary& s : shown) {
     std::cout << "| " << s.policy << " | " << s.load << " | " << Fixed(s.rate_rps, 1) << " | " << s.requests << " | "
               << Fixed(100 * s.hit_rate, 1) << "% | " << s.rejected << " | " << s.failed << " | " << Fixed(s.mean_ms, 1)
@@ -477,7 +481,8 @@ int RunSim(SimOptions o) {
               << Fixed(s.queue_ms, 1) << " | " << Fixed(s.load_ms, 1) << " | " << Fixed(s.compute_ms, 1) << " | "
               << Fixed(s.transfer_ms, 2) << " | " << Fixed(s.throughput_rps, 1) << " | " << Fixed(s.utilization, 3)
               << " | " << Fixed(s.active_fraction, 3) << " | " << s.pipelines << " | " << s.migrations << " | "
-              << s.evictions << " | " << Fixed(s.wall_seconds, 2) << " |\n";
+              << s.evictions << " | " << Fixed(s.wall_seconds, 2) << " | " << Fixed(100 * s.function_mean_hit_rate, 1)
+              << "% | " << Fixed(100 * s.functions_at_90, 1) << "% | " << Fixed(s.jain_index, 3) << " |\n";
   }
   // SLO hit rate per function (per model when there are more functions than models): where a policy wins and
   // loses.

@@ -332,6 +332,34 @@ Result<double> LoadShare(const std::string& load) {
   return Status::InvalidArgument("load '" + load + "' is not light, medium, heavy or a share of capacity in (0, 4]");
 }
 
+FairFigures Fairness(const std::vector<FunctionSummary>& functions) {
+  FairFigures f;
+  double sum = 0, squares = 0;
+  for (const FunctionSummary& fs : functions) {
+    if (fs.requests <= 0) continue;
+    const double x = static_cast<double>(fs.hits) / static_cast<double>(fs.requests);
+    ++f.functions;
+    sum += x;
+    squares += x * x;
+    f.at_90 += x >= 0.9 ? 1 : 0;
+  }
+  if (f.functions == 0) return f;
+  const double n = f.functions;
+  f.mean_hit_rate = sum / n;
+  f.at_90 /= n;
+  f.jain = squares > 0 ? sum * sum / (n * squares) : 1;
+  return f;
+}
+
+namespace {
+void SetFairness(RunSummary& s) {
+  const FairFigures f = Fairness(s.functions);
+  s.function_mean_hit_rate = f.mean_hit_rate;
+  s.functions_at_90 = f.at_90;
+  s.jain_index = f.jain;
+}
+}  // namespace
+
 RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<SimFunction>& functions) {
   RunSummary s;
   for (const SimFunction& f : functions) s.functions.push_back(FunctionSummary{f.spec->name});
@@ -368,6 +396,7 @@ RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<
   }
   const double served = static_cast<double>(latencies.size());
   s.hit_rate = s.requests > 0 ? static_cast<double>(s.hits) / static_cast<double>(s.requests) : 0;
+  SetFairness(s);
   s.mean_all_ms = s.requests > 0 ? all_ms / static_cast<double>(s.requests) : 0;
   if (!latencies.empty()) {
     std::sort(latencies.begin(), latencies.end());
@@ -458,6 +487,9 @@ std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs) {
     m.rejected = mean_count(&RunSummary::rejected);
     m.failed = mean_count(&RunSummary::failed);
     m.hit_rate = mean(&RunSummary::hit_rate);
+    m.function_mean_hit_rate = mean(&RunSummary::function_mean_hit_rate);
+    m.functions_at_90 = mean(&RunSummary::functions_at_90);
+    m.jain_index = mean(&RunSummary::jain_index);
     m.mean_ms = mean(&RunSummary::mean_ms);
     m.mean_all_ms = mean(&RunSummary::mean_all_ms);
     m.p50_ms = mean(&RunSummary::p50_ms);

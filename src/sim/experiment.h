@@ -157,7 +157,12 @@ struct RunSummary {
   int64_t late = 0;      // completed after it
   int64_t rejected = 0;  // turned away before running
   int64_t failed = 0;    // accepted, then lost to a fault
-  double hit_rate = 0;
+  double hit_rate = 0;   // pooled: hits over requests, so the busiest functions weigh most
+  // Per function (FairFigures, over the functions that had requests): the unweighted mean of their hit rates, the
+  // share of them with at least 90% hits, and Jain's fairness index over their hit rates.
+  double function_mean_hit_rate = 0;
+  double functions_at_90 = 0;
+  double jain_index = 0;
   double mean_ms = 0, p50_ms = 0, p99_ms = 0;  // completed requests (rejected and failed ones have none)
   double mean_all_ms = 0;  // every request: completed ones at their latency, rejected and failed at their deadline
                            // (a policy that turns more away does not look faster)
@@ -182,6 +187,16 @@ struct RunSummary {
   };
   std::vector<End> ends;
 };
+
+// The per-function figures of RunSummary from its functions' counts. Jain's index, (sum x)^2 / (n sum x^2), is 1
+// when every function gets the same hit rate and 1/n when one gets them all; 1 too when all get none (equal).
+struct FairFigures {
+  double mean_hit_rate = 0;
+  double at_90 = 0;
+  double jain = 0;
+  int functions = 0;  // with requests
+};
+FairFigures Fairness(const std::vector<FunctionSummary>& functions);
 
 // `functions` names the functions (Arrival::function indexes them).
 RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<SimFunction>& functions);

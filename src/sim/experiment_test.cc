@@ -174,3 +174,30 @@ TEST(PresetTest, OnServerlessEveryPolicyEndsEveryRequestOnceAndFluidFaaSLeadsEsg
 
 }  // namespace
 }  // namespace fluidfaas::sim
+
+namespace fluidfaas::sim {
+namespace {
+
+TEST(FairnessTest, PerFunctionFiguresWeighEveryFunctionAlikeWhereThePooledRateWeighsRequests) {
+  // One busy function served well, three quiet ones served badly: the pooled rate hides them.
+  std::vector<FunctionSummary> f = {{.name = "busy", .requests = 1000, .hits = 990},
+                                    {.name = "a", .requests = 10, .hits = 1},
+                                    {.name = "b", .requests = 10, .hits = 0},
+                                    {.name = "c", .requests = 10, .hits = 9},
+                                    {.name = "idle", .requests = 0, .hits = 0}};  // no requests: not counted
+  const FairFigures fair = Fairness(f);
+  EXPECT_EQ(fair.functions, 4);
+  EXPECT_NEAR(fair.mean_hit_rate, (0.99 + 0.1 + 0 + 0.9) / 4, 1e-12);
+  EXPECT_DOUBLE_EQ(fair.at_90, 0.5);  // busy (99%) and c (90%)
+  const double sum = 0.99 + 0.1 + 0.9, squares = 0.99 * 0.99 + 0.01 + 0.81;
+  EXPECT_NEAR(fair.jain, sum * sum / (4 * squares), 1e-12);
+  // Every function alike: Jain's index is 1 (also when none is served); one function served: 1/n.
+  EXPECT_DOUBLE_EQ(Fairness({{.requests = 5, .hits = 2}, {.requests = 50, .hits = 20}}).jain, 1.0);
+  EXPECT_DOUBLE_EQ(Fairness({{.requests = 5, .hits = 0}, {.requests = 5, .hits = 0}}).jain, 1.0);
+  EXPECT_DOUBLE_EQ(Fairness({{.requests = 5, .hits = 5}, {.requests = 5, .hits = 0}, {.requests = 5, .hits = 0}}).jain,
+                   1.0 / 3);
+  EXPECT_EQ(Fairness({}).functions, 0);
+}
+
+}  // namespace
+}  // namespace fluidfaas::sim
