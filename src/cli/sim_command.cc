@@ -472,8 +472,8 @@ int RunSim(SimOptions o) {
       << "| policy | load | req/s | requests | SLO hit rate | rejected | failed | mean ms | mean all | p50 ms | "
          "p99 ms | "
          "queue | load | compute | transfer | throughput | util | active | pipelines | migrations | evictions | "
-         "wall s | per-function mean | functions >= 90% | Jain |\n"
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+         "wall s | per-function mean | functions >= 90% | Jain | hit rate 95% interval |\n"
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const sim::RunSummary& s : shown) {
     std::cout << "| " << s.policy << " | " << s.load << " | " << Fixed(s.rate_rps, 1) << " | " << s.requests << " | "
               << Fixed(100 * s.hit_rate, 1) << "% | " << s.rejected << " | " << s.failed << " | " << Fixed(s.mean_ms, 1)
@@ -482,7 +482,8 @@ int RunSim(SimOptions o) {
               << Fixed(s.transfer_ms, 2) << " | " << Fixed(s.throughput_rps, 1) << " | " << Fixed(s.utilization, 3)
               << " | " << Fixed(s.active_fraction, 3) << " | " << s.pipelines << " | " << s.migrations << " | "
               << s.evictions << " | " << Fixed(s.wall_seconds, 2) << " | " << Fixed(100 * s.function_mean_hit_rate, 1)
-              << "% | " << Fixed(100 * s.functions_at_90, 1) << "% | " << Fixed(s.jain_index, 3) << " |\n";
+              << "% | " << Fixed(100 * s.functions_at_90, 1) << "% | " << Fixed(s.jain_index, 3) << " | "
+              << (s.seeds > 1 ? "+/- " + Fixed(100 * s.hit_rate_ci95, 1) : std::string("-")) << " |\n";
   }
   // SLO hit rate per function (per model when there are more functions than models): where a policy wins and
   // loses.

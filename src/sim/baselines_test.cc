@@ -2,6 +2,7 @@
 // mechanisms the baselines need (batching, MPS lanes), the ESG search and the INFless configuration rule.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <memory>
 
@@ -529,6 +530,15 @@ TEST(MeanOverSeedsTest, AveragesRatesAndPoolsCountsPerPolicyAndLoad) {
   EXPECT_EQ(m[1].policy, "esg");
   EXPECT_EQ(m[1].seeds, 1);
   EXPECT_NEAR(m[1].hit_rate, 0.5, 1e-12);
+  // The 95% interval of the mean: t(1 df) = 12.706 x sd (0.0707) / sqrt(2); none for one run.
+  EXPECT_NEAR(m[0].hit_rate_ci95, 12.706 * std::sqrt(0.005) / std::sqrt(2.0), 1e-9);
+  EXPECT_EQ(m[1].hit_rate_ci95, 0);
+  // Three seeds at 0.5, 0.6 and 0.7: sd 0.1, t(2 df) = 4.303.
+  RunSummary x{"p", "l"}, y{"p", "l"}, z{"p", "l"};
+  x.hit_rate = 0.5;
+  y.hit_rate = 0.6;
+  z.hit_rate = 0.7;
+  EXPECT_NEAR(MeanOverSeeds({x, y, z})[0].hit_rate_ci95, 4.303 * 0.1 / std::sqrt(3.0), 1e-9);
 }
 
 TEST(EsgSearchTest, FindsTheCheapestFeasibleConfigurationOverEveryKindSubset) {

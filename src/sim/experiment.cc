@@ -487,6 +487,17 @@ std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs) {
     m.rejected = mean_count(&RunSummary::rejected);
     m.failed = mean_count(&RunSummary::failed);
     m.hit_rate = mean(&RunSummary::hit_rate);
+    if (groups[g].size() > 1) {
+      // Student's t for a two-sided 95% interval, n - 1 degrees of freedom (1..30; beyond, the normal's 1.96).
+      constexpr double kT95[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                                 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+      double squares = 0;
+      for (const RunSummary* r : groups[g]) squares += (r->hit_rate - m.hit_rate) * (r->hit_rate - m.hit_rate);
+      const size_t df = groups[g].size() - 1;
+      const double t = df <= 30 ? kT95[df - 1] : 1.96;
+      m.hit_rate_ci95 = t * std::sqrt(squares / static_cast<double>(df)) / std::sqrt(n);
+    }
     m.function_mean_hit_rate = mean(&RunSummary::function_mean_hit_rate);
     m.functions_at_90 = mean(&RunSummary::functions_at_90);
     m.jain_index = mean(&RunSummary::jain_index);

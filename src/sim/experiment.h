@@ -152,12 +152,14 @@ struct RunSummary {
   int seeds = 1;  // runs averaged into this one (MeanOf)
   double load_share = 0;
   double rate_rps = 0;
-  int64_t requests = 0;  // = hits + late + rejected + failed
-  int64_t hits = 0;      // completed within the SLO
-  int64_t late = 0;      // completed after it
-  int64_t rejected = 0;  // turned away before running
-  int64_t failed = 0;    // accepted, then lost to a fault
-  double hit_rate = 0;   // pooled: hits over requests, so the busiest functions weigh most
+  int64_t requests = 0;      // = hits + late + rejected + failed
+  int64_t hits = 0;          // completed within the SLO
+  int64_t late = 0;          // completed after it
+  int64_t rejected = 0;      // turned away before running
+  int64_t failed = 0;        // accepted, then lost to a fault
+  double hit_rate = 0;       // pooled: hits over requests, so the busiest functions weigh most
+  double hit_rate_ci95 = 0;  // MeanOverSeeds: half-width of the 95% interval of the mean over seeds (Student's t); 0
+                             // for one run
   // Per function (FairFigures, over the functions that had requests): the unweighted mean of their hit rates, the
   // share of them with at least 90% hits, and Jain's fairness index over their hit rates.
   double function_mean_hit_rate = 0;
@@ -204,7 +206,8 @@ RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<
 // Runs of the same (policy, load) with different seeds averaged into one per (policy, load), in the order of
 // first appearance: rates, latencies, fractions and counts are means (wall time and simulated requests are
 // totals); per-function and per-reason counts are summed (so their ratios are pooled); slice utilizations are
-// averaged slice by slice; the timeline is left out.
+// averaged slice by slice; the timeline is left out. The hit rate's 95% interval over the seeds is kept
+// (hit_rate_ci95).
 std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs);
 
 using policy::PolicyNames;
