@@ -485,6 +485,21 @@ int RunSim(SimOptions o) {
               << "% | " << Fixed(100 * s.functions_at_90, 1) << "% | " << Fixed(s.jain_index, 3) << " | "
               << (s.seeds > 1 ? "+/- " + Fixed(100 * s.hit_rate_ci95, 1) : std::string("-")) << " |\n";
   }
+  // Several seeds: the first policy against each other one, paired by seed (the same arrivals for every policy).
+  if (o.seeds.size() > 1 && !runs.empty()) {
+    const std::string reference = runs.front().policy;
+    const std::vector<sim::PairedDifference> paired = sim::PairedAgainst(runs, reference);
+    if (!paired.empty()) {
+      std::cout << "\n" << reference << "'s lead in SLO hit rate, paired by seed (95% interval):\n";
+      for (const sim::PairedDifference& p : paired) {
+        const bool clear = p.seeds > 1 && std::abs(p.mean) > p.ci95;
+        std::cout << "  " << p.load << ", over " << p.policy << ": " << (p.mean <= 0 ? "+" : "")
+                  << Fixed(-100 * p.mean, 1) << " +/- " << Fixed(100 * p.ci95, 1) << " points (per seed "
+                  << Fixed(-100 * p.max, 1) << " to " << Fixed(-100 * p.min, 1) << ", " << p.seeds << " seeds)"
+                  << (clear ? "" : "; the interval includes zero") << "\n";
+      }
+    }
+  }
   // SLO hit rate per function (per model when there are more functions than models): where a policy wins and
   // loses.
   const bool by_model = shown.front().functions.size() > 12;

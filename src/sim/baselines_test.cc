@@ -541,6 +541,36 @@ TEST(MeanOverSeedsTest, AveragesRatesAndPoolsCountsPerPolicyAndLoad) {
   EXPECT_NEAR(MeanOverSeeds({x, y, z})[0].hit_rate_ci95, 4.303 * 0.1 / std::sqrt(3.0), 1e-9);
 }
 
+TEST(PairedAgainstTest, DifferencesArePairedBySeedAndLoad) {
+  std::vector<RunSummary> runs;
+  const auto run = [&](const std::string& policy, const std::string& load, uint64_t seed, double hit) {
+    RunSummary r{policy, load};
+    r.seed = seed;
+    r.hit_rate = hit;
+    runs.push_back(r);
+  };
+  // The seeds swing together: 0.9/0.8, 0.6/0.5, 0.7/0.62. Paired, the lead is 0.1, 0.1, 0.08.
+  run("fluidfaas", "medium", 1, 0.9);
+  run("esg", "medium", 1, 0.8);
+  run("fluidfaas", "medium", 2, 0.6);
+  run("esg", "medium", 2, 0.5);
+  run("fluidfaas", "medium", 3, 0.7);
+  run("esg", "medium", 3, 0.62);
+  run("esg", "heavy", 1, 0.4);  // no reference run at heavy: not paired
+  const std::vector<PairedDifference> p = PairedAgainst(runs, "fluidfaas");
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].policy, "esg");
+  EXPECT_EQ(p[0].seeds, 3);
+  EXPECT_NEAR(p[0].mean, -(0.1 + 0.1 + 0.08) / 3, 1e-12);
+  EXPECT_NEAR(p[0].min, -0.1, 1e-12);
+  EXPECT_NEAR(p[0].max, -0.08, 1e-12);
+  // sd of the differences 0.011547; t(2 df) = 4.303: the interval excludes zero, unlike the means' own intervals.
+  EXPECT_NEAR(p[0].ci95, 4.303 * 0.0115470054 / std::sqrt(3.0), 1e-8);
+  EXPECT_LT(p[0].ci95, std::abs(p[0].mean));
+  EXPECT_GT(MeanOverSeeds(runs)[0].hit_rate_ci95, std::abs(p[0].mean));
+  EXPECT_TRUE(PairedAgainst(runs, "nope").empty());
+}
+
 TEST(EsgSearchTest, FindsTheCheapestFeasibleConfigurationOverEveryKindSubset) {
   const auto p = SmallPreset();
   for (const SimFunction& f : p->functions) {

@@ -332,6 +332,59 @@ Result<double> LoadShare(const std::string& load) {
   return Status::InvalidArgument("load '" + load + "' is not light, medium, heavy or a share of capacity in (0, 4]");
 }
 
+namespace {
+// Half-width of the two-sided 95% interval of the mean of `x` (Student's t, n - 1 degrees of freedom; the normal's
+// 1.96 beyond 30); 0 for fewer than two values.
+double Interval95(const std::vector<double>& x) {
+  if (x.size() < 2) return 0;
+  constexpr double kT95[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                             2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                             2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+  const double n = static_cast<double>(x.size());
+  double sum = 0;
+  for (double v : x) sum += v;
+  const double mean = sum / n;
+  double squares = 0;
+  for (double v : x) squares += (v - mean) * (v - mean);
+  const size_t df = x.size() - 1;
+  const double t = df <= 30 ? kT95[df - 1] : 1.96;
+  return t * std::sqrt(squares / static_cast<double>(df)) / std::sqrt(n);
+}
+}  // namespace
+
+std::vector<PairedDifference> PairedAgainst(const std::vector<RunSummary>& runs, const std::string& reference) {
+  std::map<std::pair<std::string, uint64_t>, double> ref;  // (load, seed) -> hit rate
+  for (const RunSummary& r : runs) {
+    if (r.policy == reference) ref[{r.load, r.seed}] = r.hit_rate;
+  }
+  std::vector<PairedDifference> out;
+  std::vector<std::vector<double>> diffs;
+  for (const RunSummary& r : runs) {
+    if (r.policy == reference) continue;
+    const auto base = ref.find({r.load, r.seed});
+    if (base == ref.end()) continue;
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const PairedDifference& p) { return p.policy == r.policy && p.load == r.load; });
+    if (it == out.end()) {
+      out.push_back(PairedDifference{.policy = r.policy, .load = r.load});
+      diffs.emplace_back();
+      it = out.end() - 1;
+    }
+    diffs[static_cast<size_t>(it - out.begin())].push_back(r.hit_rate - base->second);
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    const std::vector<double>& d = diffs[i];
+    out[i].seeds = static_cast<int>(d.size());
+    double sum = 0;
+    for (double v : d) sum += v;
+    out[i].mean = sum / static_cast<double>(d.size());
+    out[i].ci95 = Interval95(d);
+    out[i].min = *std::min_element(d.begin(), d.end());
+    out[i].max = *std::max_element(d.begin(), d.end());
+  }
+  return out;
+}
+
 FairFigures Fairness(const std::vector<FunctionSummary>& functions) {
   FairFigures f;
   double sum = 0, squares = 0;
@@ -487,17 +540,9 @@ std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs) {
     m.rejected = mean_count(&RunSummary::rejected);
     m.failed = mean_count(&RunSummary::failed);
     m.hit_rate = mean(&RunSummary::hit_rate);
-    if (groups[g].size() > 1) {
-      // Student's t for a two-sided 95% interval, n - 1 degrees of freedom (1..30; beyond, the normal's 1.96).
-      constexpr double kT95[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-                                 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
-      double squares = 0;
-      for (const RunSummary* r : groups[g]) squares += (r->hit_rate - m.hit_rate) * (r->hit_rate - m.hit_rate);
-      const size_t df = groups[g].size() - 1;
-      const double t = df <= 30 ? kT95[df - 1] : 1.96;
-      m.hit_rate_ci95 = t * std::sqrt(squares / static_cast<double>(df)) / std::sqrt(n);
-    }
+    std::vector<double> rates;
+    for (const RunSummary* r : groups[g]) rates.push_back(r->hit_rate);
+    m.hit_rate_ci95 = Interval95(rates);
     m.function_mean_hit_rate = mean(&RunSummary::function_mean_hit_rate);
     m.functions_at_90 = mean(&RunSummary::functions_at_90);
     m.jain_index = mean(&RunSummary::jain_index);

@@ -210,6 +210,20 @@ RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<
 // (hit_rate_ci95).
 std::vector<RunSummary> MeanOverSeeds(const std::vector<RunSummary>& runs);
 
+// A policy against a reference, paired by seed: every policy of a run sees the same arrivals, so the difference of
+// their hit rates seed by seed is far less noisy than the two means' intervals suggest.
+struct PairedDifference {
+  std::string policy;
+  std::string load;
+  int seeds = 0;            // seeds both ran
+  double mean = 0;          // of (policy - reference) hit rate
+  double ci95 = 0;          // half-width (Student's t); 0 with fewer than 2 seeds
+  double min = 0, max = 0;  // over the seeds
+};
+// For each (load, policy other than `reference`) in `runs` (one per seed, as the grid makes them), in order of first
+// appearance. Empty when the reference has no runs.
+std::vector<PairedDifference> PairedAgainst(const std::vector<RunSummary>& runs, const std::string& reference);
+
 using policy::PolicyNames;
 
 // A policy (policy::PolicyNames) over the preset's cluster and functions; InvalidArgument naming the known
