@@ -139,8 +139,8 @@ class ClusterRouter {
 
   Routing routing() const { return routing_; }
   // What one request sent to a node adds to its function's expected finish there, before the node's next report:
-  // kSentShare of the function's SLO (one instance; divided over the node's instances). 2% was the best of 1, 2,
-  // 5 and 10% over the simulated grid (presets x 2, 4, 8 nodes x 8 seeds), a request's share of a full batch.
+  // kSentShare of the function's SLO (one instance; divided over the node's instances). 2% was the best of 2, 5 and
+  // 10% over the simulated grid (presets x 2, 4, 8 nodes, seeds 1-4), about a request's share of a full batch.
   double ChargeMs(uint32_t function) const;
   static constexpr double kSentShare = 0.02;
   // A function more (its id: the number of functions so far), without rebuilding the others' tables.
