@@ -42,6 +42,26 @@ TEST(NodeTableTest, RoutesToTheNodeWithAHotInstanceAndAgesSilentNodesItself) {
   EXPECT_EQ(t.Route("bert", 30, 1, At(2600))->node, "b");
 }
 
+TEST(NodeTableTest, ACallSentIsChargedToItsNodeUntilTheNextReport) {
+  NodeTable t(policy::Routing::kWarmFirst, Seconds(2));
+  t.Apply(Report("a", 1), At(0));  // one instance each, both finishing a new call in 3 ms
+  t.Apply(Report("b", 1), At(0));
+  const std::string first = t.Route("bert", 30, 1, At(1))->node;
+  EXPECT_EQ(t.Route("bert", 30, 2, At(1))->node, first);  // routing alone changes nothing
+  // A send adds 2% of bert's 31.8 ms SLO to that node's finish: the next call goes to the other node, and so on.
+  t.Sent(first, "bert");
+  const std::string second = t.Route("bert", 30, 3, At(1))->node;
+  EXPECT_NE(second, first);
+  t.Sent(second, "bert");
+  EXPECT_EQ(t.Route("bert", 30, 4, At(1))->node, first);
+  // A node's new report replaces the charges against it.
+  t.Sent(first, "bert");
+  t.Sent(first, "bert");
+  EXPECT_EQ(t.Route("bert", 30, 5, At(1))->node, second);
+  t.Apply(Report(first, 1, 2), At(2));
+  EXPECT_EQ(t.Route("bert", 30, 6, At(3))->node, first);
+}
+
 TEST(NodeTableTest, AnUnreachableNodeWaitsForItsNextReportAndTriedNodesAreAvoided) {
   NodeTable t;
   t.Apply(Report("a", 0), At(0));
