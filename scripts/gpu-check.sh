@@ -117,7 +117,7 @@ elif cmake -S . -B build/cuda -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$TORCH_DIR
   timeout $((deadline - SECONDS - 120)) cmake --build build/cuda --target fluidfaas-worker -j"$(nproc)" \
     >"$work/cuda-build.log" 2>&1; then
   cuda_worker=build/cuda/fluidfaas-worker
-  record cuda_worker '{"ran": true, "torch_dir": "'"$TORCH_DIR"'"}'
+  record cuda_worker "$(python3 -c 'import json,sys; print(json.dumps({"ran": True, "torch_dir": sys.argv[1]}))' "$TORCH_DIR")"
 else
   skipped cuda_worker "the CUDA build failed: $(tail -n 3 "$work"/cuda-*.log | tr '\n' ' ' | cut -c1-300)"
 fi

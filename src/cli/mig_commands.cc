@@ -1,5 +1,4 @@
 // fluidfaas mig profiles | layouts | validate | advise
-#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -106,10 +105,7 @@ int RunValidate(const MigOptions& opts) {
 }
 
 std::string Percent(const std::optional<double>& x) {
-  if (!x) return "-";
-  char text[16];
-  std::snprintf(text, sizeof text, "%.1f%%", 100 * *x);
-  return text;
+  return x ? Fixed(100 * *x, 1) + "%" : "-";
 }
 
 int RunAdvise(const MigOptions& opts) {
@@ -192,23 +188,19 @@ int RunAdvise(const MigOptions& opts) {
   Table table({">#", "layout", "origin", ">bound req/s", ">stranded GiB", ">short", ">SLO hit", "note"});
   for (size_t i = 0; i < advice->ranking.size() && i < static_cast<size_t>(opts.top); ++i) {
     const sim::LayoutCandidate& c = advice->ranking[i];
-    char bound[32];
-    std::snprintf(bound, sizeof bound, "%.1f", c.bound_rps);
-    table.AddRow({std::to_string(i + 1), c.label, c.origin, c.bound_rps > 0 ? bound : "-",
+    table.AddRow({std::to_string(i + 1), c.label, c.origin, c.bound_rps > 0 ? Fixed(c.bound_rps, 1) : "-",
                   std::to_string(c.stranded_mib / 1024), Percent(c.short_hit), Percent(c.full_hit), c.note});
   }
   table.Print(std::cout);
   std::printf("\nbest: %s, %s SLO hit rate", best.label.c_str(), Percent(best.full_hit).c_str());
   for (const sim::LayoutCandidate& c : advice->ranking) {
-    if (c.anchor && &c != &best && c.full_hit && best.full_hit) {
+    if (c.anchor && &c != &best && !c.full_hits.empty() && c.full_hits.size() == best.full_hits.size()) {
       // Paired by seed: every candidate saw the same arrivals.
-      double lo = 1e9, hi = -1e9;
-      for (size_t i = 0; i < c.full_hits.size() && i < best.full_hits.size(); ++i) {
-        lo = std::min(lo, best.full_hits[i] - c.full_hits[i]);
-        hi = std::max(hi, best.full_hits[i] - c.full_hits[i]);
-      }
-      std::printf("\n  %+.1f points over %s (per seed %+.1f to %+.1f)", 100 * (*best.full_hit - *c.full_hit),
-                  c.origin.c_str(), 100 * lo, 100 * hi);
+      std::vector<double> lead;
+      for (size_t i = 0; i < c.full_hits.size(); ++i) lead.push_back(best.full_hits[i] - c.full_hits[i]);
+      const sim::PairedDifference d = sim::Difference(lead);
+      std::printf("\n  %+.1f points over %s (per seed %+.1f to %+.1f)", 100 * d.mean, c.origin.c_str(), 100 * d.min,
+                  100 * d.max);
     }
   }
   std::printf("\n(--emit mig-parted or --emit node-config prints it as a config)\n");

@@ -34,36 +34,28 @@ std::string Names(const gpu::Layout& layout) {
   return out;
 }
 
-// "A x8", or "A x4 + B x4": the GPUs grouped by layout, in first appearance.
-std::string Label(const std::vector<std::string>& per_gpu) {
-  std::vector<std::pair<std::string, int>> groups;
-  for (const std::string& l : per_gpu) {
-    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == l; });
+// The GPUs grouped by layout, each layout with its GPUs' indices, in first appearance.
+std::vector<std::pair<std::string, std::vector<size_t>>> Groups(const std::vector<std::string>& per_gpu) {
+  std::vector<std::pair<std::string, std::vector<size_t>>> groups;
+  for (size_t g = 0; g < per_gpu.size(); ++g) {
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == per_gpu[g]; });
     if (it == groups.end()) {
-      groups.emplace_back(l, 1);
+      groups.push_back({per_gpu[g], {g}});
     } else {
-      ++it->second;
+      it->second.push_back(g);
     }
   }
-  std::string out;
-  for (const auto& [layout, n] : groups) {
-    if (!out.empty()) out += " + ";
-    out += layout + " x" + std::to_string(n);
-  }
-  return out;
+  return groups;
 }
 
-// The cluster slices of one layout per GPU, as MakePreset builds them.
-Result<std::vector<policy::ClusterSlice>> Slices(const std::vector<std::string>& per_gpu) {
-  std::vector<policy::ClusterSlice> slices;
-  for (size_t g = 0; g < per_gpu.size(); ++g) {
-    FF_ASSIGN_OR_RETURN(gpu::Layout layout, gpu::ParseLayout(A100(), per_gpu[g]));
-    for (const gpu::PlacedSlice& s : layout.slices()) {
-      slices.push_back(policy::ClusterSlice{std::to_string(g) + ":" + s.ToString(), static_cast<int>(g),
-                                            policy::SliceKind{&A100(), s.profile}, true});
-    }
+// "A x8", or "A x4 + B x4".
+std::string Label(const std::vector<std::string>& per_gpu) {
+  std::string out;
+  for (const auto& [layout, gpus] : Groups(per_gpu)) {
+    if (!out.empty()) out += " + ";
+    out += layout + " x" + std::to_string(gpus.size());
   }
-  return slices;
+  return out;
 }
 
 // The preset's models that fit no slice of `slices` alone.
@@ -81,8 +73,9 @@ std::vector<std::string> Homeless(const Preset& preset, const std::vector<policy
   return out;
 }
 
-// The greedy layout: from empty GPUs, the slice that most raises (models that fit some slice, the fluid bound) is
-// added, one at a time, until no profile fits any GPU. Ties go to the smaller profile, then the lower GPU.
+// The greedy layout: from empty GPUs, the slice that most improves (fewest models that fit no slice alone, then the
+// fluid bound) is added, one at a time, until no profile fits any GPU. Ties go to the smaller profile, then the lower
+// GPU.
 std::vector<std::string> GreedyLayout(const Preset& preset, int gpus, gpu::ProfileSet set) {
   std::vector<std::vector<const gpu::MigProfile*>> chosen(static_cast<size_t>(gpus));
   const auto text = [](const std::vector<const gpu::MigProfile*>& profiles) {
@@ -91,7 +84,7 @@ std::vector<std::string> GreedyLayout(const Preset& preset, int gpus, gpu::Profi
     return out;
   };
   for (;;) {
-    std::pair<size_t, double> best_score{0, -1};
+    std::pair<int, double> best_score{0, -1};
     std::optional<std::pair<size_t, const gpu::MigProfile*>> best;
     for (size_t g = 0; g < chosen.size(); ++g) {
       // GPUs with the same slices so far are alike: try the first of them only.
@@ -108,10 +101,10 @@ std::vector<std::string> GreedyLayout(const Preset& preset, int gpus, gpu::Profi
         for (const auto& profiles : trial) {
           if (!profiles.empty()) placed.push_back(text(profiles));
         }
-        const auto slices = Slices(placed);
+        const auto slices = LayoutSlices(placed);
         if (!slices.ok()) continue;
-        const std::pair<size_t, double> score{preset.models.size() - Homeless(preset, *slices).size(),
-                                              FluidBound(preset, *slices)};
+        const std::pair<int, double> score{-static_cast<int>(Homeless(preset, *slices).size()),
+                                           FluidBound(preset, *slices)};
         const bool smaller = best && p.sm_slices < best->second->sm_slices;
         if (!best || score > best_score || (score == best_score && smaller)) {
           best_score = score;
@@ -208,7 +201,7 @@ Result<Advice> AdviseLayouts(const AdviseOptions& o) {
 
   // Mixes of two of the best uniform layouts by bound, half the GPUs each.
   const auto bound_of = [&](const std::vector<std::string>& per_gpu) -> Result<double> {
-    FF_ASSIGN_OR_RETURN(auto slices, Slices(per_gpu));
+    FF_ASSIGN_OR_RETURN(auto slices, LayoutSlices(per_gpu));
     return FluidBound(*base, slices);
   };
   if (gpus >= 2) {
@@ -231,7 +224,7 @@ Result<Advice> AdviseLayouts(const AdviseOptions& o) {
   // Bounds, stranded memory and what fits nowhere alone.
   const int64_t per_memory_slice = A100().memory_mib / 8;
   for (LayoutCandidate& c : all) {
-    FF_ASSIGN_OR_RETURN(auto slices, Slices(c.per_gpu));
+    FF_ASSIGN_OR_RETURN(auto slices, LayoutSlices(c.per_gpu));
     c.bound_rps = FluidBound(*base, slices);
     int used = 0;
     for (const policy::ClusterSlice& s : slices) used += s.kind.profile->memory_slices;
@@ -313,15 +306,7 @@ Result<Advice> AdviseLayouts(const AdviseOptions& o) {
 std::string MigPartedConfig(const LayoutCandidate& c, const std::string& name) {
   std::ostringstream out;
   out << "version: v1\nmig-configs:\n  " << name << ":\n";
-  std::vector<std::pair<std::string, std::vector<size_t>>> groups;
-  for (size_t g = 0; g < c.per_gpu.size(); ++g) {
-    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == c.per_gpu[g]; });
-    if (it == groups.end()) {
-      groups.push_back({c.per_gpu[g], {g}});
-    } else {
-      it->second.push_back(g);
-    }
-  }
+  const auto groups = Groups(c.per_gpu);
   for (const auto& [layout, devices] : groups) {
     out << "    - devices: ";
     if (groups.size() == 1) {

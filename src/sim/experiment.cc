@@ -88,6 +88,19 @@ Result<std::unique_ptr<Preset>> BuildPreset(std::string name, std::vector<policy
 
 }  // namespace
 
+Result<std::vector<policy::ClusterSlice>> LayoutSlices(const std::vector<std::string>& per_gpu) {
+  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+  std::vector<policy::ClusterSlice> slices;
+  for (size_t g = 0; g < per_gpu.size(); ++g) {
+    FF_ASSIGN_OR_RETURN(gpu::Layout layout, gpu::ParseLayout(a100, per_gpu[g]));
+    for (const gpu::PlacedSlice& s : layout.slices()) {
+      slices.push_back(policy::ClusterSlice{std::to_string(g) + ":" + s.ToString(), static_cast<int>(g),
+                                            policy::SliceKind{&a100, s.profile}, true});
+    }
+  }
+  return slices;
+}
+
 double FluidBound(const Preset& preset, const std::vector<policy::ClusterSlice>& slices) {
   if (slices.empty()) return 0;
   // By model and slice kind.
@@ -163,21 +176,14 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
     return Status::InvalidArgument("unknown preset '" + name + "' (presets: paper, fragmented, serverless, tenants)");
   }
   if (options.gpus < 1 || options.gpus > 64) return Status::InvalidArgument("preset: gpus must be in 1..64");
-  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
   const size_t given = options.layouts.size();
   if (given > 1 && given != static_cast<size_t>(options.gpus)) {
     return Status::InvalidArgument("preset: " + std::to_string(given) + " layouts for " + std::to_string(options.gpus) +
                                    " GPUs (one for all, or one per GPU)");
   }
-  std::vector<policy::ClusterSlice> slices;
-  for (int g = 0; g < options.gpus; ++g) {
-    const std::string& text = given == 0 ? layout_text : options.layouts[given == 1 ? 0 : static_cast<size_t>(g)];
-    FF_ASSIGN_OR_RETURN(gpu::Layout layout, gpu::ParseLayout(a100, text));
-    for (const gpu::PlacedSlice& s : layout.slices()) {
-      slices.push_back(
-          policy::ClusterSlice{std::to_string(g) + ":" + s.ToString(), g, policy::SliceKind{&a100, s.profile}, true});
-    }
-  }
+  std::vector<std::string> per_gpu = options.layouts;  // one per GPU, unless one or none is given
+  if (given <= 1) per_gpu.assign(static_cast<size_t>(options.gpus), given == 0 ? layout_text : options.layouts[0]);
+  FF_ASSIGN_OR_RETURN(std::vector<policy::ClusterSlice> slices, LayoutSlices(per_gpu));
   // The preset's own workload, then the knobs.
   std::vector<std::pair<std::string, double>> mix = PresetMix(name);
   int count = 7;
@@ -373,16 +379,24 @@ std::vector<PairedDifference> PairedAgainst(const std::vector<RunSummary>& runs,
     diffs[static_cast<size_t>(it - out.begin())].push_back(r.hit_rate - base->second);
   }
   for (size_t i = 0; i < out.size(); ++i) {
-    const std::vector<double>& d = diffs[i];
-    out[i].seeds = static_cast<int>(d.size());
-    double sum = 0;
-    for (double v : d) sum += v;
-    out[i].mean = sum / static_cast<double>(d.size());
-    out[i].ci95 = Interval95(d);
-    out[i].min = *std::min_element(d.begin(), d.end());
-    out[i].max = *std::max_element(d.begin(), d.end());
+    PairedDifference stats = Difference(diffs[i]);
+    stats.policy = std::move(out[i].policy);
+    stats.load = std::move(out[i].load);
+    out[i] = std::move(stats);
   }
   return out;
+}
+
+PairedDifference Difference(const std::vector<double>& d) {
+  PairedDifference p;
+  p.seeds = static_cast<int>(d.size());
+  double sum = 0;
+  for (double v : d) sum += v;
+  p.mean = sum / static_cast<double>(d.size());
+  p.ci95 = Interval95(d);
+  p.min = *std::min_element(d.begin(), d.end());
+  p.max = *std::max_element(d.begin(), d.end());
+  return p;
 }
 
 FairFigures Fairness(const std::vector<FunctionSummary>& functions) {

@@ -128,6 +128,10 @@ struct NodeFunction {
 Result<std::unique_ptr<Preset>> MakeNodePreset(std::vector<policy::ClusterSlice> slices,
                                                const std::vector<NodeFunction>& functions, double slo_scale = 5.0);
 
+// The slices of A100-80GB GPUs with one layout each (gpu/layout.h's written form), named "GPU:profile@start" as
+// presets name them.
+Result<std::vector<policy::ClusterSlice>> LayoutSlices(const std::vector<std::string>& per_gpu);
+
 // The fluid bound (sim/capacity.h) of `preset`'s mix on `slices` instead of its own: the most requests per second any
 // policy could serve of it, one slice per request (0 when some model fits no slice alone).
 double FluidBound(const Preset& preset, const std::vector<policy::ClusterSlice>& slices);
@@ -220,6 +224,8 @@ struct PairedDifference {
   double ci95 = 0;          // half-width (Student's t); 0 with fewer than 2 seeds
   double min = 0, max = 0;  // over the seeds
 };
+// The mean, 95% interval and range of `differences` (one per seed; policy and load left empty). REQUIRES: not empty.
+PairedDifference Difference(const std::vector<double>& differences);
 // For each (load, policy other than `reference`) in `runs` (one per seed, as the grid makes them), in order of first
 // appearance. Empty when the reference has no runs.
 std::vector<PairedDifference> PairedAgainst(const std::vector<RunSummary>& runs, const std::string& reference);
