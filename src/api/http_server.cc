@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -194,6 +195,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   void Accept();
   void CloseOldestIdle();
 
+  // Every connection's deadline, checked each `sweep_every` (a tenth of the shortest timeout, 1 to 100 ms): a
+  // deadline is enforced at most that late.
+  asio::steady_timer sweep{io};
+  std::chrono::steady_clock::duration sweep_every{};
+  void Sweep();
+
   // The loop, in rounds of at most kRoundHandlers handlers: what is ready now, then what became ready meanwhile.
   // The wake-ups of other threads that a round's handlers ask for (a request handed to the controller) are made
   // once, when the round ends (common/wake_round.h), so a burst of requests reaches the controller as one batch.
@@ -224,7 +231,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
  public:
   enum class Phase { kIdle, kHeader, kBody, kHandling, kWriting, kClosed };
 
-  Connection(Impl& server, tcp::socket socket) : server_(server), socket_(std::move(socket)), timer_(server.io) {}
+  Connection(Impl& server, tcp::socket socket) : server_(server), socket_(std::move(socket)) {}
 
   void Start() { WaitForRequest(); }
 
@@ -239,7 +246,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     if (phase_ == Phase::kIdle) server_.idle.erase(idle_at_);
     phase_ = Phase::kClosed;
     ReleaseInflight();
-    timer_.cancel();
+    Disarm();
     beast::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -334,7 +341,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   }
 
   void Dispatch() {
-    timer_.cancel();
+    Disarm();
     phase_ = Phase::kHandling;
     HttpRequest request = ToRequest(parser_->release());
     parser_.reset();
@@ -388,31 +395,40 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     Arm(server_.limits.write_timeout);
     http::async_write(socket_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
       if (self->phase_ == Phase::kClosed) return;
-      self->timer_.cancel();
+      self->Disarm();
       self->ReleaseInflight();
       if (ec || self->timed_out_ || self->close_after_write_) return self->Close();
       self->WaitForRequest();
     });
   }
 
-  // One timer per connection: the deadline of its current phase. On expiry the socket's operation is cancelled
-  // and its handler sees timed_out_.
+  // The deadline of the current phase, checked by the server's sweep (Impl::Sweep) rather than by a timer per
+  // connection: arming one costs a clock read, where an asio timer cost an allocation, a heap update and, when
+  // cancelled, a handler run, three times per request.
   void Arm(Duration d) {
     timed_out_ = false;
-    timer_.expires_after(Steady(d));
-    timer_.async_wait([self = shared_from_this(), armed = ++arm_count_](beast::error_code ec) {
-      if (ec || armed != self->arm_count_ || self->phase_ == Phase::kClosed) return;
-      self->timed_out_ = true;
-      beast::error_code ignored;
-      self->socket_.cancel(ignored);
-      if (self->phase_ == Phase::kWriting) self->Close();
-    });
+    deadline_ = std::chrono::steady_clock::now() + Steady(d);
+  }
+  void Disarm() { deadline_ = kNever; }
+
+ public:
+  static constexpr std::chrono::steady_clock::time_point kNever = std::chrono::steady_clock::time_point::max();
+  std::chrono::steady_clock::time_point deadline() const { return deadline_; }
+
+  // Past its deadline: the socket's operation is cancelled and its handler sees timed_out_; a write is abandoned.
+  void Expire() {
+    if (phase_ == Phase::kClosed) return;
+    Disarm();
+    timed_out_ = true;
+    beast::error_code ignored;
+    socket_.cancel(ignored);
+    if (phase_ == Phase::kWriting) Close();
   }
 
+ private:
   Impl& server_;
   tcp::socket socket_;
-  asio::steady_timer timer_;
-  uint64_t arm_count_ = 0;
+  std::chrono::steady_clock::time_point deadline_ = kNever;
   bool timed_out_ = false;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -450,6 +466,20 @@ void Responder::Send(HttpResponse response) const {
     return;
   }
   exchange_->Post(std::move(response));
+}
+
+void HttpServer::Impl::Sweep() {
+  sweep.expires_after(sweep_every);
+  sweep.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec || self->stopping) return;
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<Connection>> expired;
+    for (const auto& [ptr, conn] : self->connections) {
+      if (ptr->deadline() <= now) expired.push_back(conn);
+    }
+    for (const auto& conn : expired) conn->Expire();  // may close, and so erase from `connections`
+    self->Sweep();
+  });
 }
 
 void HttpServer::Impl::CloseOldestIdle() {
@@ -513,7 +543,13 @@ Result<int> HttpServer::Start(const std::string& host, int port) {
   if (!ec) a.listen(impl_->limits.listen_backlog, ec);
   if (ec) return Status::IoError("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
   const int bound = a.local_endpoint().port();
+  const HttpLimits& l = impl_->limits;
+  const Duration shortest = std::min({l.idle_timeout, l.header_timeout, l.body_timeout, l.write_timeout});
+  impl_->sweep_every =
+      std::clamp(Steady(shortest) / 10, std::chrono::steady_clock::duration(std::chrono::milliseconds(1)),
+                 std::chrono::steady_clock::duration(std::chrono::milliseconds(100)));
   impl_->Accept();
+  impl_->Sweep();
   impl_->thread = std::thread([impl = impl_] {
     for (;;) {
       try {
@@ -539,6 +575,7 @@ void HttpServer::Stop() {
     beast::error_code ignored;
     s.acceptor.close(ignored);
     s.accept_retry.cancel();
+    s.sweep.cancel();
     std::vector<std::shared_ptr<Impl::Connection>> open;
     for (auto& [ptr, conn] : s.connections) open.push_back(conn);
     for (auto& conn : open) conn->Close();
