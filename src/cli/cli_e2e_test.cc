@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -113,11 +114,34 @@ TEST(CliTest, ZooListJson) {
   CommandRun r = Fluidfaas("zoo list --json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   nlohmann::json j = Json(r);
-  ASSERT_EQ(j.size(), 9u);
+  ASSERT_EQ(j.size(), 10u);
   EXPECT_EQ(j[0]["name"], "resnet50");
+  EXPECT_FALSE(j[0]["generates"].get<bool>());
+  EXPECT_TRUE(j[9]["generates"].get<bool>());  // tinyllama-1.1b
   EXPECT_EQ(j[0]["blocks"], 18);
   EXPECT_EQ(j[0]["params"], 25557032);
   EXPECT_NEAR(j[0]["gflops_per_sample"].get<double>(), 4.1, 0.05);
+}
+
+TEST(CliTest, ZooGenerationSaysWhereLlama13BFitsAndHowFastItDecodes) {
+  CommandRun r = Fluidfaas("zoo generation --model llama2-13b --prompt 512 --output 128 --batch 1,8 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = Json(r);
+  EXPECT_EQ(j["kv_bytes_per_token"], 819200);
+  std::map<std::string, nlohmann::json> by_profile;
+  for (const auto& p : j["profiles"]) by_profile[p["profile"]] = p;
+  EXPECT_EQ(by_profile.at("2g.20gb")["sequences"], 0);  // 26 GB of weights
+  EXPECT_FALSE(by_profile.at("2g.20gb").contains("ttft_ms"));
+  const auto& g7 = by_profile.at("7g.80gb");
+  EXPECT_GT(g7["sequences"].get<int>(), 60);
+  // Eight sequences per step cost far less than eight steps of one.
+  EXPECT_LT(g7["tpot_ms"]["8"].get<double>(), 2 * g7["tpot_ms"]["1"].get<double>());
+  EXPECT_GT(g7["ttft_ms"].get<double>(), g7["tpot_ms"]["1"].get<double>());
+  // A model that does not generate is refused, with the reason.
+  CommandRun bad = Fluidfaas("zoo generation --model resnet50");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("does not generate"), std::string::npos) << bad.out;
+  EXPECT_NE(Fluidfaas("zoo generation --model llama2-7b --prompt 4000 --output 200").exit_code, 0);
 }
 
 TEST(CliTest, ZooLatencyJson) {

@@ -1,4 +1,4 @@
-// fluidfaas zoo list | blocks | latency | calibrate | profile
+// fluidfaas zoo list | blocks | latency | generation | calibrate | profile
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +12,7 @@
 #include "common/csv.h"
 #include "common/limits.h"
 #include "model/calibration.h"
+#include "model/generation.h"
 #include "model/profile.h"
 #include "model/zoo.h"
 
@@ -32,6 +33,9 @@ struct ZooOptions {
   bool fit = false;
   bool cross_validate = false;
   bool json_output = false;
+  int prompt = 512;  // zoo generation
+  int output = 128;  // zoo generation: generated tokens per sequence
+  std::vector<int> batches = {1, 8, 32};
 };
 
 int Fail(const Status& s, int code = kExitBadInput) {
@@ -76,7 +80,8 @@ int RunList(const ZooOptions& o) {
                    {"gflops_per_sample", std::round(gflops * 100) / 100},
                    {"dtype", model::ToString(f.dtype)},
                    {"seq_len", f.seq_len},
-                   {"max_batch", f.max_batch}});
+                   {"max_batch", f.max_batch},
+                   {"generates", model::IsGenerativeZooModel(e.name)}});
     table.AddRow({f.name, std::to_string(f.blocks.size()), std::to_string(f.TotalParams()), Fixed(gflops, 2),
                   std::string(model::ToString(f.dtype)), f.seq_len ? std::to_string(f.seq_len) : "-",
                   std::string(e.description)});
@@ -122,6 +127,76 @@ int RunBlocks(const ZooOptions& o) {
   } else {
     table.Print(std::cout);
   }
+  return kExitOk;
+}
+
+// Per slice profile: whether the weights fit beside a working cache, how many sequences the cache holds, the time
+// to the first token and per output token at each batch.
+int RunGeneration(const ZooOptions& o) {
+  Result<model::GenerationCosts> costs = model::GenerationCosts::Build(o.model);
+  if (!costs.ok()) return Fail(costs.status());
+  Result<const gpu::GpuType*> gpu = gpu::FindGpuType(o.gpu);
+  if (!gpu.ok()) return Fail(gpu.status());
+  const int max_positions = costs->max_positions();
+  if (Status s = CheckRange("--prompt", int64_t{o.prompt}, 1, max_positions - 1); !s.ok()) return Fail(s);
+  if (Status s = CheckRange("--output", int64_t{o.output}, 1, max_positions - o.prompt); !s.ok()) return Fail(s);
+  for (int b : o.batches) {
+    if (Status s = CheckRange("--batch", int64_t{b}, 1, kMaxBatch); !s.ok()) return Fail(s);
+  }
+  const size_t last = costs->spec().blocks.size() - 1;
+  const int sequence = o.prompt + o.output;
+  const double mean_context = o.prompt + o.output / 2.0;
+  std::vector<std::string> head = {"profile", ">cache tokens", ">sequences", ">TTFT ms"};
+  for (int b : o.batches) head.push_back(">TPOT ms @" + std::to_string(b));
+  Table table(head);
+  json rows = json::array();
+  for (const gpu::MigProfile& slice : (*gpu)->profiles) {
+    const int64_t tokens = costs->KvCapacityTokens(0, last, slice, o.prompt);
+    const int64_t sequences = tokens / sequence;
+    json row = {{"profile", slice.name}, {"cache_tokens", tokens}, {"sequences", sequences}};
+    std::vector<std::string> cells = {std::string(slice.name), std::to_string(tokens), std::to_string(sequences)};
+    if (sequences == 0) {
+      cells.emplace_back("does not fit");
+      for (size_t i = 0; i < o.batches.size(); ++i) cells.emplace_back("-");
+    } else {
+      const double ttft = costs->PrefillMs(0, last, **gpu, slice, o.prompt, 1);
+      row["ttft_ms"] = ttft;
+      cells.push_back(Fixed(ttft, 1));
+      json tpot = json::object();
+      for (int b : o.batches) {
+        if (b > sequences) {
+          cells.emplace_back("-");
+          continue;
+        }
+        const double ms = costs->DecodeStepMs(0, last, **gpu, slice, b, mean_context);
+        tpot[std::to_string(b)] = ms;
+        cells.push_back(Fixed(ms, 1));
+      }
+      row["tpot_ms"] = tpot;
+    }
+    rows.push_back(std::move(row));
+    table.AddRow(std::move(cells));
+  }
+  if (o.json_output) {
+    std::cout << json{{"model", o.model},
+                      {"gpu", (*gpu)->name},
+                      {"prompt", o.prompt},
+                      {"output", o.output},
+                      {"kv_bytes_per_token", costs->KvBytesPerToken(0, last)},
+                      {"weight_bytes", costs->WeightBytes(0, last)},
+                      {"profiles", rows}}
+                     .dump(2)
+              << '\n';
+    return kExitOk;
+  }
+  std::cout << o.model << " on " << (*gpu)->name << ": " << Fixed(costs->WeightBytes(0, last) / 1e9, 2)
+            << " GB of weights, " << Fixed(costs->KvBytesPerToken(0, last) / 1024.0, 1)
+            << " KiB of cache per token; prompt " << o.prompt << ", " << o.output
+            << " tokens out (TPOT at the mean context, " << Fixed(mean_context, 0) << ")\n\n";
+  table.Print(std::cout);
+  std::cout << "\nsequences: how many " << sequence << "-token sequences the cache holds beside the weights (one "
+            << "process on the slice); TPOT: one decode step of that many sequences (latency model, eager kernels; "
+            << "docs/latency-model.md)\n";
   return kExitOk;
 }
 
@@ -349,6 +424,19 @@ void AddZooCommands(CLI::App& app, int& exit_code) {
       ->check(CLI::ExistingFile);
   latency->add_flag("--json", o->json_output, "Print JSON: {latency_ms, memory_mib, fits, source}");
   latency->callback([o, &exit_code] { exit_code = RunLatency(*o); });
+
+  CLI::App* generation = zoo->add_subcommand(
+      "generation",
+      "A language model generating on each slice profile: cache room, time to first token, time per token");
+  generation->add_option("--model", o->model, "Zoo model that generates (zoo list: generates)")->required();
+  generation->add_option("--gpu", o->gpu, "GPU type")->capture_default_str();
+  generation->add_option("--prompt", o->prompt, "Prompt tokens")->capture_default_str();
+  generation->add_option("--output", o->output, "Generated tokens per sequence")->capture_default_str();
+  generation->add_option("--batch", o->batches, "Sequences per decode step (comma-separated)")
+      ->delimiter(',')
+      ->capture_default_str();
+  generation->add_flag("--json", o->json_output, "Print JSON");
+  generation->callback([o, &exit_code] { exit_code = RunGeneration(*o); });
 
   CLI::App* calibrate = zoo->add_subcommand(
       "calibrate", "The latency model against measured MIG latencies: error table, median and worst error");

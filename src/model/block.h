@@ -53,13 +53,14 @@ struct Op {
 struct Block {
   std::string name;
   BlockKind kind = BlockKind::kEncoder;
-  int64_t params = 0;          // parameters this block owns
-  int64_t tied_params = 0;     // parameters owned by block `tied_to` that this one also reads
-  int tied_to = -1;            // index of the block owning `tied_params`; -1 when none
-  double macs = 0;             // multiply-adds per sample (FLOPs = 2 x macs)
-  int64_t out_elems = 0;       // activation elements this block hands to the next, per sample
-  int64_t peak_act_elems = 0;  // most activation elements alive at once inside the block, per sample
-  int64_t state_elems = 0;     // elements kept for the whole call, per sample (the KV cache of a decoder)
+  int64_t params = 0;              // parameters this block owns
+  int64_t tied_params = 0;         // parameters owned by block `tied_to` that this one also reads
+  int tied_to = -1;                // index of the block owning `tied_params`; -1 when none
+  double macs = 0;                 // multiply-adds per sample (FLOPs = 2 x macs)
+  int64_t out_elems = 0;           // activation elements this block hands to the next, per sample
+  int64_t peak_act_elems = 0;      // most activation elements alive at once inside the block, per sample
+  int64_t state_elems = 0;         // elements kept for the whole call, per sample (the KV cache of a decoder)
+  int64_t kv_elems_per_token = 0;  // cache elements one token adds (a decoder's keys and values); 0 elsewhere
   std::vector<Op> ops;
 
   double flops() const { return 2 * macs; }

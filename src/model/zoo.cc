@@ -49,6 +49,10 @@ class BlockBuilder {
     block_.state_elems += elems;
     return *this;
   }
+  BlockBuilder& KvPerToken(int64_t elems) {
+    block_.kv_elems_per_token = elems;
+    return *this;
+  }
   BlockBuilder& ExtraParams(int64_t params) {
     block_.params += params;
     return *this;
@@ -122,26 +126,43 @@ struct TransformerShape {
   int64_t layers;
   int64_t vocab;  // 0 for ViT
   int64_t max_positions;
+  int64_t kv_heads = 0;  // key/value heads (grouped-query attention); 0: as many as `heads`
+
+  int64_t kv_dim() const { return (kv_heads == 0 ? heads : kv_heads) * (d / heads); }
 };
 
-// Self-attention: projections (fused QKV or separate), scores, softmax, weighted sum, output projection.
-void Attention(BlockBuilder& b, const TransformerShape& t, double s, bool fused_qkv, bool bias, bool causal) {
-  const double sd = s * static_cast<double>(t.d);
-  const double scores = static_cast<double>(t.heads) * s * s;
+// The tokens one call of a transformer layer works on: `q` new tokens (queries) attending to `k` tokens (the new
+// ones and those already cached). A whole-sequence pass (an encoder, a prefill) has q = k; a decode step q = 1.
+struct Tokens {
+  double q;
+  double k;
+};
+
+// Self-attention: projections (fused QKV or separate), scores, softmax, weighted sum, output projection. The keys
+// and values of the new tokens are projected; those of earlier tokens are read from the cache (decode).
+void Attention(BlockBuilder& b, const TransformerShape& t, Tokens n, bool fused_qkv, bool bias, bool causal) {
+  const double d = static_cast<double>(t.d);
+  const double kv = static_cast<double>(t.kv_dim());
+  const double qd = n.q * d;
+  const double scores = static_cast<double>(t.heads) * n.q * n.k;
   const int64_t bias_params = bias ? t.d : 0;
   if (fused_qkv) {
-    b.Matmul(sd * 3 * t.d, sd, 3 * sd, 3 * (t.d * t.d + bias_params));
-  } else {
-    b.Matmul(sd * t.d, sd, sd, t.d * t.d + bias_params, 3);
+    b.Matmul(qd * 3 * t.d, qd, 3 * qd, 3 * (t.d * t.d + bias_params));
+  } else if (t.kv_dim() == t.d) {
+    b.Matmul(qd * t.d, qd, qd, t.d * t.d + bias_params, 3);
+  } else {  // grouped-query attention: smaller key and value projections
+    b.Matmul(qd * t.d, qd, qd, t.d * t.d + bias_params);
+    b.Matmul(qd * kv, qd, n.q * kv, t.d * t.kv_dim(), 2);
   }
-  b.Memory(3 * sd, 3 * sd);                             // split heads
-  b.Matmul(s * sd, 2 * sd, scores, 0);                  // Q K^T
-  if (causal) b.Elementwise(scores, 2);                 // mask
+  b.Memory(n.q * (d + 2 * kv), n.q * (d + 2 * kv));     // split heads
+  if (n.k > n.q) b.Memory(2 * n.q * kv, 2 * n.q * kv);  // the new keys and values written into the cache
+  b.Matmul(n.k * qd, qd + n.k * kv, scores, 0);         // Q K^T
+  if (causal && n.q > 1) b.Elementwise(scores, 2);      // mask (a single query sees every key)
   b.Memory(scores, scores);                             // softmax (scaled)
-  b.Matmul(s * sd, scores + sd, sd, 0);                 // attention x V
-  b.Memory(sd, sd);                                     // merge heads
-  b.Matmul(sd * t.d, sd, sd, t.d * t.d + bias_params);  // output projection
-  b.Elementwise(sd, 2);                                 // residual add
+  b.Matmul(n.k * qd, scores + n.k * kv, qd, 0);         // attention x V
+  b.Memory(qd, qd);                                     // merge heads
+  b.Matmul(qd * t.d, qd, qd, t.d * t.d + bias_params);  // output projection
+  b.Elementwise(qd, 2);                                 // residual add
 }
 
 // LayerNorm (one kernel, weight and bias) or RMSNorm (eager: square, mean, rsqrt, scale; weight only).
@@ -172,25 +193,29 @@ void Mlp(BlockBuilder& b, const TransformerShape& t, double s, bool swiglu) {
 
 enum class Family { kVit, kBert, kGpt2, kLlama };
 
-Block TransformerLayer(Family family, const TransformerShape& t, int64_t s, int index) {
+Block TransformerLayer(Family family, const TransformerShape& t, Tokens n, int index) {
   const bool decoder = family == Family::kGpt2 || family == Family::kLlama;
   const bool llama = family == Family::kLlama;
   const std::string prefix = family == Family::kVit    ? "encoder."
                              : family == Family::kBert ? "layer."
                              : family == Family::kGpt2 ? "h."
                                                        : "layers.";
-  BlockBuilder b(prefix + std::to_string(index), decoder ? BlockKind::kDecoder : BlockKind::kEncoder, s * t.d);
-  const double sd = static_cast<double>(s * t.d);
-  Norm(b, t, static_cast<double>(s), llama);
-  if (llama) b.Elementwise(sd, 2, 6);  // rotary embedding of q and k (eager: slices, negation, products, sums)
-  Attention(b, t, static_cast<double>(s), /*fused_qkv=*/!llama && family != Family::kBert, /*bias=*/!llama, decoder);
-  Norm(b, t, static_cast<double>(s), llama);
-  Mlp(b, t, static_cast<double>(s), llama);
-  if (decoder) b.State(2 * s * t.d);  // the layer's keys and values
-  return b.Finish(s * t.d);
+  const auto q = static_cast<int64_t>(n.q);
+  BlockBuilder b(prefix + std::to_string(index), decoder ? BlockKind::kDecoder : BlockKind::kEncoder, q * t.d);
+  const double qd = n.q * static_cast<double>(t.d);
+  Norm(b, t, n.q, llama);
+  if (llama) b.Elementwise(qd, 2, 6);  // rotary embedding of q and k (eager: slices, negation, products, sums)
+  Attention(b, t, n, /*fused_qkv=*/!llama && family != Family::kBert, /*bias=*/!llama, decoder);
+  Norm(b, t, n.q, llama);
+  Mlp(b, t, n.q, llama);
+  if (decoder) b.State(2 * static_cast<int64_t>(n.k) * t.kv_dim()).KvPerToken(2 * t.kv_dim());
+  return b.Finish(q * t.d);
 }
 
-void BuildTransformer(FunctionSpec& f, Family family, const TransformerShape& t, int64_t s) {
+// `n`: the tokens of one call (a whole sequence: q = k; a decode step: q = 1). Embeddings and norms run on the new
+// tokens; a language-model head on the last one.
+void BuildTransformer(FunctionSpec& f, Family family, const TransformerShape& t, Tokens n) {
+  const auto s = static_cast<int64_t>(n.q);
   const double sd = static_cast<double>(s * t.d);
   switch (family) {
     case Family::kVit: {
@@ -225,7 +250,7 @@ void BuildTransformer(FunctionSpec& f, Family family, const TransformerShape& t,
       break;
     }
   }
-  for (int i = 0; i < t.layers; ++i) f.blocks.push_back(TransformerLayer(family, t, s, i));
+  for (int i = 0; i < t.layers; ++i) f.blocks.push_back(TransformerLayer(family, t, n, i));
 
   const double d = static_cast<double>(t.d);
   switch (family) {
@@ -277,7 +302,7 @@ struct ModelDef {
 
 constexpr TransformerShape kNoShape{0, 0, 0, 0, 0, 0};
 
-const std::array<ModelDef, 9> kModels = {{
+const std::array<ModelDef, 10> kModels = {{
     {{"resnet50", "ResNet-50 (torchvision), 224x224", 25.6e6},
      Family::kVit,
      true,
@@ -350,10 +375,19 @@ const std::array<ModelDef, 9> kModels = {{
      512,
      DType::kFp16,
      4},
+    {{"tinyllama-1.1b", "TinyLlama 1.1B (Llama 2 architecture, grouped-query attention), fp16, 512-token prefill",
+      1.1e9},
+     Family::kLlama,
+     false,
+     {},
+     {2048, 32, 5632, 22, 32000, 2048, 4},
+     512,
+     DType::kFp16,
+     8},
 }};
 
-const std::array<ZooEntry, 9> kEntries = [] {
-  std::array<ZooEntry, 9> out{};
+const std::array<ZooEntry, 10> kEntries = [] {
+  std::array<ZooEntry, 10> out{};
   for (size_t i = 0; i < kModels.size(); ++i) out[i] = kModels[i].entry;
   return out;
 }();
@@ -364,19 +398,33 @@ std::span<const ZooEntry> ZooModels() {
   return kEntries;
 }
 
-Result<FunctionSpec> BuildZooModel(std::string_view name, const ZooOptions& options) {
-  const ModelDef* def = nullptr;
+namespace {
+
+Result<const ModelDef*> FindModel(std::string_view name) {
   for (const ModelDef& m : kModels) {
-    if (m.entry.name == name) def = &m;
+    if (m.entry.name == name) return &m;
   }
-  if (def == nullptr) {
-    return Status::InvalidArgument("unknown model '" + std::string(name) +
-                                   "' (zoo: " + Join(kEntries, ", ", [](const ZooEntry& e) { return e.name; }) + ")");
-  }
+  return Status::InvalidArgument("unknown model '" + std::string(name) +
+                                 "' (zoo: " + Join(kEntries, ", ", [](const ZooEntry& e) { return e.name; }) + ")");
+}
+
+bool Generates(const ModelDef& m) {
+  return !m.resnet && (m.family == Family::kGpt2 || m.family == Family::kLlama);
+}
+
+FunctionSpec Skeleton(const ModelDef& def, const ZooOptions& options) {
   FunctionSpec f;
-  f.name = std::string(def->entry.name);
-  f.dtype = options.dtype.value_or(def->dtype);
-  f.max_batch = def->max_batch;
+  f.name = std::string(def.entry.name);
+  f.dtype = options.dtype.value_or(def.dtype);
+  f.max_batch = def.max_batch;
+  return f;
+}
+
+}  // namespace
+
+Result<FunctionSpec> BuildZooModel(std::string_view name, const ZooOptions& options) {
+  FF_ASSIGN_OR_RETURN(const ModelDef* def, FindModel(name));
+  FunctionSpec f = Skeleton(*def, options);
   if (def->resnet) {
     if (options.seq_len != 0) return Status::InvalidArgument(f.name + " is a CNN: it has no sequence length");
     BuildResNet(f, def->resnet_depth);
@@ -389,7 +437,35 @@ Result<FunctionSpec> BuildZooModel(std::string_view name, const ZooOptions& opti
                                    std::to_string(max_seq));
   }
   f.seq_len = seq;
-  BuildTransformer(f, def->family, def->shape, seq);
+  const auto s = static_cast<double>(seq);
+  BuildTransformer(f, def->family, def->shape, Tokens{s, s});
+  return f;
+}
+
+bool IsGenerativeZooModel(std::string_view name) {
+  const Result<const ModelDef*> def = FindModel(name);
+  return def.ok() && Generates(**def);
+}
+
+int ZooMaxPositions(std::string_view name) {
+  const Result<const ModelDef*> def = FindModel(name);
+  return def.ok() && !(*def)->resnet ? static_cast<int>((*def)->shape.max_positions) : 0;
+}
+
+Result<FunctionSpec> BuildZooDecodeStep(std::string_view name, int context, const ZooOptions& options) {
+  FF_ASSIGN_OR_RETURN(const ModelDef* def, FindModel(name));
+  FunctionSpec f = Skeleton(*def, options);
+  if (!Generates(*def))
+    return Status::InvalidArgument(f.name + " is not a decoder-only language model: it does not generate");
+  if (options.seq_len != 0)
+    return Status::InvalidArgument(f.name + ": a decode step takes a context, not a sequence length");
+  const int max_context = static_cast<int>(def->shape.max_positions) - 1;
+  if (context < 0 || context > max_context) {
+    return Status::InvalidArgument(f.name + ": context " + std::to_string(context) + " is not in 0.." +
+                                   std::to_string(max_context));
+  }
+  f.seq_len = 1;
+  BuildTransformer(f, def->family, def->shape, Tokens{1, static_cast<double>(context) + 1});
   return f;
 }
 

@@ -6,6 +6,9 @@
 //   bert-base, bert-large   128 tokens, fp32; blocks: embeddings, one per layer, pooler
 //   gpt2-xl                 512-token prompt, fp16; blocks: embeddings, one per layer, ln_f + LM head
 //   llama2-7b, llama2-13b   512-token prefill, fp16; blocks: embedding, one per layer, norm + LM head
+//   tinyllama-1.1b          the same, with grouped-query attention (4 key/value heads)
+//
+// The decoder-only models also generate: BuildZooDecodeStep gives the same blocks for one decode step.
 //
 // Language-model heads compute the logits of the last position only (what a server needs to start
 // generating). GPT-2's head reuses the token embedding's weights (Block::tied_to).
@@ -37,5 +40,18 @@ std::span<const ZooEntry> ZooModels();
 
 // InvalidArgument for an unknown name (listing the known ones) or a sequence length out of range.
 Result<FunctionSpec> BuildZooModel(std::string_view name, const ZooOptions& options = {});
+
+// Whether `name` is a decoder-only language model of the zoo (gpt2-xl, the Llamas): one that can generate.
+bool IsGenerativeZooModel(std::string_view name);
+
+// The longest sequence (prompt and generated tokens) a transformer of the zoo takes; 0 for a CNN or unknown name.
+int ZooMaxPositions(std::string_view name);
+
+// One decode step of one sequence whose cache holds `context` tokens: the blocks of BuildZooModel (same names,
+// parameters and cut points) working on one new token that attends to context + 1 keys, whose keys and values are
+// read from the cache. A block's state_elems is its cache after the step; kv_elems_per_token what a token adds.
+// InvalidArgument for a model that does not generate, a seq_len option, or a context outside
+// 0..ZooMaxPositions - 1.
+Result<FunctionSpec> BuildZooDecodeStep(std::string_view name, int context, const ZooOptions& options = {});
 
 }  // namespace fluidfaas::model

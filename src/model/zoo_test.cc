@@ -27,6 +27,7 @@ TEST(ZooTest, ExactCountsOfTheReferenceImplementations) {
   EXPECT_EQ(BuildZooModel("gpt2-xl")->TotalParams(), 1557611200);
   EXPECT_EQ(BuildZooModel("llama2-7b")->TotalParams(), 6738415616);
   EXPECT_EQ(BuildZooModel("llama2-13b")->TotalParams(), 13015864320);
+  EXPECT_EQ(BuildZooModel("tinyllama-1.1b")->TotalParams(), 1100048384);  // grouped-query attention
 }
 
 TEST(ZooTest, WorkMatchesPublishedMultiplyAdds) {
