@@ -144,6 +144,27 @@ TEST(CliTest, ZooGenerationSaysWhereLlama13BFitsAndHowFastItDecodes) {
   EXPECT_NE(Fluidfaas("zoo generation --model llama2-7b --prompt 4000 --output 200").exit_code, 0);
 }
 
+TEST(CliTest, SimGenRunsEachPolicyOnTheSameArrivals) {
+  CommandRun r = Fluidfaas("sim-gen --preset gen-fragmented --load light --duration 120 --seed 1,2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json j = Json(r);
+  ASSERT_EQ(j["runs"].size(), 4u);  // two seeds x two policies
+  for (const auto& run : j["runs"]) {
+    for (const auto& f : run["functions"]) {
+      if (f["function"] != "llama2-13b") continue;
+      if (run["policy"] == "exclusive") {
+        EXPECT_EQ(f["refused"]["fits_no_slice"], f["requests"]);
+      } else {
+        EXPECT_EQ(f["completed"], f["requests"]);
+        EXPECT_EQ(f["max_stages"], 2);
+      }
+    }
+  }
+  EXPECT_EQ(j["runs"][0]["requests"], j["runs"][1]["requests"]);
+  EXPECT_NE(Fluidfaas("sim-gen --load nope").exit_code, 0);
+  EXPECT_NE(Fluidfaas("sim-gen --policies esg").exit_code, 0);
+}
+
 TEST(CliTest, ZooLatencyJson) {
   CommandRun r = Fluidfaas("zoo latency --model resnet50 --gpu a100-80gb --profile 2g.20gb --batch 8 --json");
   ASSERT_EQ(r.exit_code, 0) << r.out;

@@ -22,6 +22,7 @@ int Run(int argc, char** argv) {
   fluidfaas::cli::AddZooCommands(app, exit_code);
   fluidfaas::cli::AddPlanCommand(app, exit_code);
   fluidfaas::cli::AddSimCommand(app, exit_code);
+  fluidfaas::cli::AddGenCommand(app, exit_code);
   fluidfaas::cli::AddBenchCommands(app, exit_code);
   fluidfaas::cli::AddServeCommands(app, exit_code);
   fluidfaas::cli::AddLoadCommand(app, exit_code);

@@ -27,7 +27,8 @@ Result<GenerationCosts> GenerationCosts::Build(std::string_view zoo_name, const 
                                                const ZooOptions& options) {
   if (!IsGenerativeZooModel(zoo_name)) {
     FF_RETURN_IF_ERROR(BuildZooModel(zoo_name, options).status());  // an unknown name says so, listing the zoo
-    return Status::InvalidArgument(std::string(zoo_name) + " is not a decoder-only language model: it does not generate");
+    return Status::InvalidArgument(std::string(zoo_name) +
+                                   " is not a decoder-only language model: it does not generate");
   }
   GenerationCosts c(latency, ZooMaxPositions(zoo_name));
   FF_ASSIGN_OR_RETURN(c.spec_, BuildZooModel(zoo_name, options));
@@ -58,16 +59,14 @@ Result<GenerationCosts> GenerationCosts::Build(std::string_view zoo_name, const 
 
 double GenerationCosts::PrefillMs(size_t first, size_t last, const gpu::GpuType& gpu, const gpu::MigProfile& slice,
                                   int prompt, int batch) const {
-  return Interpolate(prompts_, prompt, [&](size_t i) {
-    return latency_.RangeMs(grid_prefill_[i], first, last, gpu, slice, batch);
-  });
+  return Interpolate(prompts_, prompt,
+                     [&](size_t i) { return latency_.RangeMs(grid_prefill_[i], first, last, gpu, slice, batch); });
 }
 
 double GenerationCosts::DecodeStepMs(size_t first, size_t last, const gpu::GpuType& gpu, const gpu::MigProfile& slice,
                                      int batch, double mean_context) const {
-  return Interpolate(contexts_, mean_context, [&](size_t i) {
-    return latency_.RangeMs(grid_decode_[i], first, last, gpu, slice, batch);
-  });
+  return Interpolate(contexts_, mean_context,
+                     [&](size_t i) { return latency_.RangeMs(grid_decode_[i], first, last, gpu, slice, batch); });
 }
 
 int64_t GenerationCosts::KvBytesPerToken(size_t first, size_t last) const {
@@ -94,7 +93,8 @@ int64_t GenerationCosts::KvCapacityTokens(size_t first, size_t last, const gpu::
   // StageBytes counts the pass's own cache as its state; the cache is what this function sizes.
   const int64_t activations = latency_.StageBytes(pass, first, last, 1) - latency_.StageWeightBytes(pass, first, last) -
                               state_elems * BytesPerElement(pass.dtype);
-  const int64_t used = SaturatingAdd(SaturatingAdd(latency_.ReserveBytes(slice), WeightBytes(first, last)), activations);
+  const int64_t used =
+      SaturatingAdd(SaturatingAdd(latency_.ReserveBytes(slice), WeightBytes(first, last)), activations);
   const int64_t room = (static_cast<int64_t>(slice.memory_mib) << 20) - used;
   const int64_t per_token = KvBytesPerToken(first, last);
   if (room <= 0) return 0;

@@ -76,6 +76,13 @@ std::vector<uint64_t> ContinuousBatcher::Complete(const GenStep& step) {
   return finished;
 }
 
+bool ContinuousBatcher::AdmitsAllWaiting() const {
+  if (running_.size() + waiting_.size() > static_cast<size_t>(options_.max_batch)) return false;
+  int64_t need = 0;
+  for (const Live& l : waiting_) need += BlocksFor(int64_t{l.Tokens()} + 1);
+  return need <= free_blocks();
+}
+
 bool ContinuousBatcher::Cancel(uint64_t id) {
   auto match = [id](const Live& l) { return l.s.id == id; };
   if (auto it = std::find_if(waiting_.begin(), waiting_.end(), match); it != waiting_.end()) {

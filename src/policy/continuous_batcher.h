@@ -65,6 +65,9 @@ class ContinuousBatcher {
   // when unknown. REQUIRES: not in a step that has not Completed.
   bool Cancel(uint64_t id);
 
+  // Whether the next boundary would admit every waiting sequence (room in the batch and the pool).
+  bool AdmitsAllWaiting() const;
+
   size_t waiting() const { return waiting_.size(); }
   size_t running() const { return running_.size(); }
   int64_t free_blocks() const { return options_.kv_blocks - used_blocks_; }

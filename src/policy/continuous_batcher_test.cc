@@ -137,8 +137,8 @@ RC_GTEST_PROP(ContinuousBatcherProperty, EverySequenceFinishesExactlyOnce, ()) {
   const int n = *rc::gen::inRange(0, 40);
   std::map<uint64_t, int> accepted;  // id -> output tokens
   for (int i = 0; i < n; ++i) {
-    const GenSequence s{.id = static_cast<uint64_t>(i), .prompt = *rc::gen::inRange(0, 300),
-                        .output = *rc::gen::inRange(0, 60)};
+    const GenSequence s{
+        .id = static_cast<uint64_t>(i), .prompt = *rc::gen::inRange(0, 300), .output = *rc::gen::inRange(0, 60)};
     const bool fits = s.prompt > 0 && s.output > 0 && b.BlocksFor(int64_t{s.prompt} + s.output) <= blocks;
     RC_ASSERT(b.Enqueue(s) == fits);
     if (fits) accepted[s.id] = s.output;

@@ -1,0 +1,160 @@
+// fluidfaas sim-gen: the generation simulator (sim/generation.h) on a preset, each policy on the same arrivals.
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/table.h"
+#include "common/limits.h"
+#include "common/strings.h"
+#include "sim/experiment.h"
+#include "sim/generation.h"
+
+namespace fluidfaas::cli {
+namespace {
+
+using nlohmann::json;
+
+struct GenFlags {
+  std::string preset = "gen-fragmented";
+  std::string load = "medium";
+  std::string policies = "fluidfaas,exclusive";
+  double duration_s = 600;
+  std::vector<uint64_t> seeds = {1};
+  double keep_alive_s = 60;
+  int max_batch = 32;
+  bool json_output = false;
+};
+
+// light 0.4, medium 1, heavy 1.6 of the preset's rates, or a number.
+Result<double> GenLoad(const std::string& load) {
+  if (load == "light") return 0.4;
+  if (load == "medium") return 1.0;
+  if (load == "heavy") return 1.6;
+  const std::optional<double> x = ParseFiniteDouble(load);
+  if (!x) return Status::InvalidArgument("--load: '" + load + "' is not light, medium, heavy or a number");
+  FF_RETURN_IF_ERROR(CheckRange("--load", *x, 0.01, 100.0));
+  return *x;
+}
+
+json FunctionJson(const sim::GenFunctionResult& f) {
+  return {{"function", f.name},        {"requests", f.requests},       {"completed", f.completed},
+          {"met", f.met},              {"attainment", f.attainment()}, {"refused", f.refused},
+          {"ttft_p50_ms", f.ttft_p50_ms}, {"ttft_p99_ms", f.ttft_p99_ms}, {"tpot_p50_ms", f.tpot_p50_ms},
+          {"tpot_p99_ms", f.tpot_p99_ms}, {"tokens", f.tokens},       {"preemptions", f.preemptions},
+          {"instances", f.instances},  {"pipelined", f.pipelined},    {"max_stages", f.max_stages},
+          {"placements", f.placements}};
+}
+
+std::string Refusals(const std::map<std::string, int64_t>& refused) {
+  std::string out;
+  for (const auto& [reason, n] : refused) out += (out.empty() ? "" : " ") + reason + "=" + std::to_string(n);
+  return out.empty() ? "-" : out;
+}
+
+int Run(const GenFlags& f) {
+  auto fail = [](const Status& s) {
+    std::cerr << "fluidfaas sim-gen: " << s.message() << '\n';
+    return kExitBadInput;
+  };
+  Result<double> load = GenLoad(f.load);
+  if (!load.ok()) return fail(load.status());
+  if (Status s = CheckRange("--duration", f.duration_s, 1.0, 86400.0); !s.ok()) return fail(s);
+  if (Status s = CheckRange("--keep-alive", f.keep_alive_s, 0.0, 86400.0); !s.ok()) return fail(s);
+  if (Status s = CheckRange("--max-batch", int64_t{f.max_batch}, 1, 256); !s.ok()) return fail(s);
+  Result<sim::GenScenario> scenario = sim::GenPreset(f.preset, *load);
+  if (!scenario.ok()) return fail(scenario.status());
+  std::vector<sim::GenPolicy> policies;
+  for (const std::string& p : Split(f.policies, ',')) {
+    Result<sim::GenPolicy> parsed = sim::ParseGenPolicy(p);
+    if (!parsed.ok()) return fail(parsed.status());
+    policies.push_back(*parsed);
+  }
+  json runs = json::array();
+  Table table({"policy", ">seed", "function", ">requests", ">met %", ">TTFT p50", ">p99 ms", ">TPOT p50", ">p99 ms",
+               ">tokens/s", ">preempt", ">inst", ">pipes", "refused"});
+  Table totals({"policy", ">seed", ">requests", ">SLO met %", ">tokens/s", ">goodput tokens/s"});
+  for (uint64_t seed : f.seeds) {
+    const std::vector<sim::GenArrival> arrivals = sim::GenArrivals(*scenario, f.duration_s, seed);
+    for (sim::GenPolicy p : policies) {
+      Result<sim::GenResult> r = sim::SimulateGeneration(
+          *scenario, arrivals, f.duration_s,
+          sim::GenOptions{.policy = p, .keep_alive_s = f.keep_alive_s, .max_batch = f.max_batch});
+      if (!r.ok()) {
+        std::cerr << "fluidfaas sim-gen: " << r.status().message() << '\n';
+        return kExitFailure;
+      }
+      json fns = json::array();
+      for (const sim::GenFunctionResult& fr : r->functions) {
+        fns.push_back(FunctionJson(fr));
+        table.AddRow({r->policy, std::to_string(seed), fr.name, std::to_string(fr.requests),
+                      Fixed(100 * fr.attainment(), 1), Fixed(fr.ttft_p50_ms, 0), Fixed(fr.ttft_p99_ms, 0),
+                      Fixed(fr.tpot_p50_ms, 1), Fixed(fr.tpot_p99_ms, 1),
+                      Fixed(static_cast<double>(fr.tokens) / f.duration_s, 1), std::to_string(fr.preemptions),
+                      std::to_string(fr.instances), std::to_string(fr.pipelined), Refusals(fr.refused)});
+      }
+      totals.AddRow({r->policy, std::to_string(seed), std::to_string(r->requests), Fixed(100 * r->attainment(), 1),
+                     Fixed(r->tokens_per_s(), 1), Fixed(r->goodput_tokens_per_s(), 1)});
+      runs.push_back({{"policy", r->policy},
+                      {"seed", seed},
+                      {"requests", r->requests},
+                      {"attainment", r->attainment()},
+                      {"tokens_per_s", r->tokens_per_s()},
+                      {"goodput_tokens_per_s", r->goodput_tokens_per_s()},
+                      {"functions", fns}});
+    }
+  }
+  if (f.json_output) {
+    json functions = json::array();
+    for (const sim::GenFunction& fn : scenario->functions) {
+      functions.push_back({{"name", fn.name},
+                           {"rate_per_s", fn.rate_per_s},
+                           {"ttft_slo_ms", fn.ttft_slo_ms},
+                           {"tpot_slo_ms", fn.tpot_slo_ms}});
+    }
+    std::cout << json{{"preset", f.preset}, {"load", *load}, {"duration_s", f.duration_s}, {"functions", functions},
+                      {"runs", runs}}
+                     .dump(2)
+              << '\n';
+    return kExitOk;
+  }
+  std::cout << f.preset << ", load " << f.load << ", " << f.duration_s << " s of arrivals; objectives:";
+  for (const sim::GenFunction& fn : scenario->functions) {
+    std::cout << "\n  " << fn.name << ": " << Fixed(fn.rate_per_s, 2) << " req/s, TTFT " << Fixed(fn.ttft_slo_ms, 0)
+              << " ms, TPOT " << Fixed(fn.tpot_slo_ms, 1) << " ms, prompt " << fn.prompt.lo << "-" << fn.prompt.hi
+              << ", output " << fn.output.lo << "-" << fn.output.hi << " tokens";
+  }
+  std::cout << "\n\n";
+  table.Print(std::cout);
+  std::cout << '\n';
+  totals.Print(std::cout);
+  std::cout << "\nmet: TTFT and TPOT both within their objectives, of all requests (refused ones count as missed)\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddGenCommand(CLI::App& app, int& exit_code) {
+  auto f = std::make_shared<GenFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "sim-gen", "Simulate language-model functions generating tokens on MIG slices: TTFT, TPOT, SLO attainment");
+  cmd->add_option("--preset", f->preset, "gen-fragmented or gen-mixed")->capture_default_str();
+  cmd->add_option("--load", f->load, "light (0.4), medium (1), heavy (1.6) of the preset's rates, or a number")
+      ->capture_default_str();
+  cmd->add_option("--policies", f->policies, "Comma-separated: fluidfaas, exclusive")->capture_default_str();
+  cmd->add_option("--duration", f->duration_s, "Seconds of arrivals")->capture_default_str();
+  cmd->add_option("--seed", f->seeds, "Seeds (comma-separated); each policy runs on the same arrivals")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--keep-alive", f->keep_alive_s, "Seconds an idle instance is kept")->capture_default_str();
+  cmd->add_option("--max-batch", f->max_batch, "Sequences per step")->capture_default_str();
+  cmd->add_flag("--json", f->json_output, "Print JSON");
+  cmd->callback([f, &exit_code] { exit_code = Run(*f); });
+}
+
+}  // namespace fluidfaas::cli

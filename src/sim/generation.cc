@@ -1,0 +1,436 @@
+#include "sim/generation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <memory>
+#include <queue>
+#include <random>
+
+#include "common/stats.h"
+#include "model/generation.h"
+#include "model/load_cost.h"
+#include "policy/continuous_batcher.h"
+#include "policy/generative_placer.h"
+#include "sim/experiment.h"
+
+namespace fluidfaas::sim {
+
+std::string ToString(GenPolicy p) {
+  return p == GenPolicy::kFluidFaaS ? "fluidfaas" : "exclusive";
+}
+
+Result<GenPolicy> ParseGenPolicy(const std::string& text) {
+  if (text == "fluidfaas") return GenPolicy::kFluidFaaS;
+  if (text == "exclusive") return GenPolicy::kExclusive;
+  return Status::InvalidArgument("unknown generation policy '" + text + "' (fluidfaas, exclusive)");
+}
+
+std::vector<GenArrival> GenArrivals(const GenScenario& s, double duration_s, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<GenArrival> out;
+  for (size_t f = 0; f < s.functions.size(); ++f) {
+    const GenFunction& fn = s.functions[f];
+    if (!(fn.rate_per_s > 0)) continue;
+    std::exponential_distribution<double> gap(fn.rate_per_s);
+    std::uniform_int_distribution<int> prompt(fn.prompt.lo, fn.prompt.hi);
+    std::uniform_int_distribution<int> output(fn.output.lo, fn.output.hi);
+    for (double t = gap(rng); t < duration_s; t += gap(rng)) {
+      out.push_back({.t_s = t, .function = static_cast<int>(f), .prompt = prompt(rng), .output = output(rng)});
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [](const GenArrival& a, const GenArrival& b) { return a.t_s < b.t_s; });
+  return out;
+}
+
+Result<GenScenario> GenPreset(const std::string& name, double load) {
+  if (!(load > 0) || !std::isfinite(load)) return Status::InvalidArgument("load must be a positive number");
+  std::vector<std::string> layouts;
+  if (name == "gen-fragmented") {
+    layouts = {"2g.20gb+2g.20gb+2g.20gb+1g.10gb"};
+  } else if (name == "gen-mixed") {
+    layouts = {"2g.20gb+2g.20gb+2g.20gb+1g.10gb", "3g.40gb+2g.20gb+1g.10gb+1g.10gb"};
+  } else {
+    return Status::InvalidArgument("unknown generation preset '" + name + "' (gen-fragmented, gen-mixed)");
+  }
+  GenScenario s;
+  s.name = name;
+  FF_ASSIGN_OR_RETURN(s.slices, LayoutSlices(layouts));
+  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+  const gpu::MigProfile& whole = *a100.FindProfile("7g.80gb");
+  const double gpus = static_cast<double>(layouts.size());
+  // Medium-load rates per GPU: about half of what each model's instance on its smallest slice gets through.
+  const std::pair<const char*, double> mix[] = {{"llama2-13b", 0.25}, {"llama2-7b", 0.35}, {"tinyllama-1.1b", 0.8}};
+  for (const auto& [model, rate] : mix) {
+    FF_ASSIGN_OR_RETURN(const model::GenerationCosts costs, model::GenerationCosts::Build(model));
+    const size_t last = costs.spec().blocks.size() - 1;
+    GenFunction f{.name = model, .model = model, .rate_per_s = rate * gpus * load};
+    const int mean_prompt = (f.prompt.lo + f.prompt.hi) / 2;
+    const double mean_context = mean_prompt + (f.output.lo + f.output.hi) / 4.0;
+    f.ttft_slo_ms = 5 * costs.PrefillMs(0, last, a100, whole, mean_prompt, 1);
+    f.tpot_slo_ms = 3 * costs.DecodeStepMs(0, last, a100, whole, 1, mean_context);
+    s.functions.push_back(std::move(f));
+  }
+  return s;
+}
+
+namespace {
+
+constexpr int kBlockTokens = 16;
+
+struct Fn {
+  const GenFunction* spec = nullptr;
+  std::unique_ptr<model::GenerationCosts> costs;
+  std::unique_ptr<policy::GenerativePlacer> placer;
+  bool placeable = false;     // on the empty node
+  std::deque<size_t> pending;  // sequences waiting for an instance
+  std::vector<size_t> instances;
+  GenFunctionResult result;
+};
+
+struct Inst {
+  size_t fn = 0;
+  std::vector<policy::PlanStage> stages;  // slice: index into the node's slices
+  policy::ContinuousBatcher batcher;
+  double ready_at = 0;
+  bool ready = false;
+  bool busy = false;
+  bool alive = true;
+  policy::GenStep step;
+  uint64_t idle_stamp = 0;
+};
+
+struct Seq {
+  size_t fn = 0;
+  double arrival = 0;
+  int prompt = 0, output = 0;
+  double first = -1, finish = -1;
+  std::string refused;
+  int ends = 0;
+};
+
+struct Event {
+  double t;
+  uint64_t order;
+  enum Kind { kArrival, kReady, kStepDone, kIdleCheck } kind;
+  size_t id;
+  uint64_t stamp;
+  bool operator>(const Event& o) const { return t != o.t ? t > o.t : order > o.order; }
+};
+
+class GenSim {
+ public:
+  GenSim(const GenScenario& s, const std::vector<GenArrival>& arrivals, double duration_s, const GenOptions& o)
+      : s_(s), arrivals_(arrivals), duration_s_(duration_s), o_(o), busy_(s.slices.size(), false) {}
+
+  Result<GenResult> Run() {
+    FF_RETURN_IF_ERROR(Prepare());
+    for (size_t i = 0; i < arrivals_.size(); ++i) Push(arrivals_[i].t_s, Event::kArrival, i);
+    const double end = duration_s_ + o_.drain_s;
+    while (!events_.empty() && events_.top().t <= end) {
+      const Event e = events_.top();
+      events_.pop();
+      now_ = e.t;
+      switch (e.kind) {
+        case Event::kArrival: Arrive(e.id); break;
+        case Event::kReady: Ready(e.id); break;
+        case Event::kStepDone: StepDone(e.id); break;
+        case Event::kIdleCheck: IdleCheck(e.id, e.stamp); break;
+      }
+    }
+    return Summarise();
+  }
+
+ private:
+  int max_stages() const { return o_.policy == GenPolicy::kExclusive ? 1 : o_.max_stages; }
+
+  Status Prepare() {
+    std::vector<policy::SliceKind> kinds;
+    for (const policy::ClusterSlice& c : s_.slices) {
+      if (std::find(kinds.begin(), kinds.end(), c.kind) == kinds.end()) kinds.push_back(c.kind);
+    }
+    const std::vector<policy::FreeSlice> all = Free(/*everything=*/true).first;
+    for (const GenFunction& f : s_.functions) {
+      Fn fn;
+      fn.spec = &f;
+      fn.result.name = f.name;
+      FF_ASSIGN_OR_RETURN(model::GenerationCosts costs, model::GenerationCosts::Build(f.model));
+      fn.costs = std::make_unique<model::GenerationCosts>(std::move(costs));
+      if (f.prompt.lo < 1 || f.prompt.hi < f.prompt.lo || f.output.lo < 1 || f.output.hi < f.output.lo ||
+          f.prompt.hi + f.output.hi > fn.costs->max_positions()) {
+        return Status::InvalidArgument(f.name + ": prompt and output ranges must be non-empty and together within " +
+                                       std::to_string(fn.costs->max_positions()) + " tokens");
+      }
+      const policy::GenerativeTarget target{
+          .design_batch = o_.design_batch,
+          .design_context = (f.prompt.lo + f.prompt.hi) / 2 + (f.output.lo + f.output.hi) / 2,
+          .max_prompt = f.prompt.hi,
+          .tpot_slo_ms = f.tpot_slo_ms};
+      FF_ASSIGN_OR_RETURN(policy::GenerativePlacer placer, policy::GenerativePlacer::Build(*fn.costs, target, kinds));
+      fn.placer = std::make_unique<policy::GenerativePlacer>(std::move(placer));
+      fn.placeable = fn.placer->FitsSomewhere(all, max_stages());
+      fns_.push_back(std::move(fn));
+    }
+    for (const GenArrival& a : arrivals_) {
+      if (a.function < 0 || static_cast<size_t>(a.function) >= fns_.size()) {
+        return Status::InvalidArgument("an arrival names function " + std::to_string(a.function) + ", which does not exist");
+      }
+    }
+    return Status::Ok();
+  }
+
+  // The free slices (all of them with `everything`), and their indices in the node's slices.
+  std::pair<std::vector<policy::FreeSlice>, std::vector<size_t>> Free(bool everything = false) const {
+    std::vector<policy::FreeSlice> free;
+    std::vector<size_t> index;
+    for (size_t i = 0; i < s_.slices.size(); ++i) {
+      if (!everything && busy_[i]) continue;
+      const policy::ClusterSlice& c = s_.slices[i];
+      free.push_back({.id = c.id, .gpu = c.gpu, .kind = c.kind, .free_mib = c.kind.profile->memory_mib});
+      index.push_back(i);
+    }
+    return {std::move(free), std::move(index)};
+  }
+
+  void Push(double t, Event::Kind kind, size_t id, uint64_t stamp = 0) {
+    events_.push(Event{t, order_++, kind, id, stamp});
+  }
+
+  void End(size_t seq, const std::string& refused) {
+    Seq& q = seqs_[seq];
+    ++q.ends;
+    if (refused.empty()) {
+      q.finish = now_;
+    } else {
+      q.refused = refused;
+    }
+  }
+
+  void Arrive(size_t i) {
+    const GenArrival& a = arrivals_[i];
+    const size_t id = seqs_.size();
+    seqs_.push_back(Seq{.fn = static_cast<size_t>(a.function), .arrival = now_, .prompt = a.prompt, .output = a.output});
+    Fn& fn = fns_[seqs_[id].fn];
+    if (!fn.placeable) return End(id, "fits_no_slice");
+    Route(id);
+  }
+
+  // To the least loaded instance that can hold the sequence; another instance when it cannot start at once.
+  void Route(size_t id) {
+    Seq& q = seqs_[id];
+    Fn& fn = fns_[q.fn];
+    std::optional<size_t> best;
+    for (size_t i : fn.instances) {
+      const Inst& inst = insts_[i];
+      if (inst.batcher.BlocksFor(int64_t{q.prompt} + q.output) > inst.batcher.options().kv_blocks) continue;
+      const size_t load = inst.batcher.waiting() + inst.batcher.running();
+      if (!best || load < insts_[*best].batcher.waiting() + insts_[*best].batcher.running()) best = i;
+    }
+    if (!best) {
+      fn.pending.push_back(id);
+      if (fn.instances.empty()) {
+        ScaleOut(q.fn);  // else the sequence waits for slices to free
+      } else if (!ScaleOut(q.fn)) {
+        // Instances run, none can hold it, and no new one fits now: too long for this node's caches.
+        fn.pending.pop_back();
+        End(id, "too_long");
+      }
+      return;
+    }
+    Inst& inst = insts_[*best];
+    inst.batcher.Enqueue({.id = id, .prompt = q.prompt, .output = q.output});
+    // Past the batch its placement was checked for (its TPOT objective holds up to there), or short of cache for
+    // what waits: another instance, if the free slices allow one.
+    const bool crowded = inst.batcher.waiting() + inst.batcher.running() > static_cast<size_t>(o_.design_batch) ||
+                         !inst.batcher.AdmitsAllWaiting();
+    Kick(*best);
+    if (crowded) ScaleOut(q.fn);
+  }
+
+  // A new instance of function `f` on the free slices, taking its pending sequences. False when none fits now.
+  bool ScaleOut(size_t f) {
+    Fn& fn = fns_[f];
+    auto [free, index] = Free();
+    Result<policy::GenerativePlacement> p = fn.placer->Place(free, max_stages());
+    if (!p.ok()) return false;
+    const size_t id = insts_.size();
+    int64_t largest_stage = 0;
+    for (policy::PlanStage& st : p->stages) {
+      st.slice = index[st.slice];
+      busy_[st.slice] = true;
+      largest_stage = std::max(largest_stage, fn.costs->WeightBytes(st.first_block, st.last_block));
+    }
+    const int64_t blocks = p->kv_tokens / kBlockTokens;
+    insts_.push_back(Inst{.fn = f,
+                          .stages = std::move(p->stages),
+                          .batcher = policy::ContinuousBatcher(
+                              {.kv_blocks = std::max<int64_t>(blocks, 1), .block_tokens = kBlockTokens,
+                               .max_batch = o_.max_batch})});
+    Inst& inst = insts_.back();
+    ++fn.result.instances;
+    if (inst.stages.size() > 1) ++fn.result.pipelined;
+    fn.result.max_stages = std::max(fn.result.max_stages, static_cast<int>(inst.stages.size()));
+    fn.instances.push_back(id);
+    std::string where;
+    for (const policy::PlanStage& st : inst.stages) where += (where.empty() ? "" : "+") + s_.slices[st.slice].id;
+    fn.result.placements.push_back(where + " at " + std::to_string(static_cast<int64_t>(now_)) + " s");
+    inst.ready_at = now_ + ToSeconds(model::LoadCostModel().LoadTime(largest_stage, /*from_warm=*/false));
+    Push(inst.ready_at, Event::kReady, id);
+    std::deque<size_t> pending;
+    pending.swap(fn.pending);
+    for (size_t q : pending) {
+      if (!inst.batcher.Enqueue({.id = q, .prompt = seqs_[q].prompt, .output = seqs_[q].output})) End(q, "too_long");
+    }
+    return true;
+  }
+
+  void Ready(size_t i) {
+    insts_[i].ready = true;
+    Kick(i);
+  }
+
+  void Kick(size_t i) {
+    Inst& inst = insts_[i];
+    if (!inst.alive || !inst.ready || inst.busy) return;
+    inst.step = inst.batcher.Next();
+    if (inst.step.kind == policy::GenStep::Kind::kIdle) {
+      Push(now_ + o_.keep_alive_s, Event::kIdleCheck, i, ++inst.idle_stamp);
+      return;
+    }
+    ++inst.idle_stamp;
+    inst.busy = true;
+    Push(now_ + StepMs(inst) / 1e3, Event::kStepDone, i);
+  }
+
+  double StepMs(const Inst& inst) const {
+    const Fn& fn = fns_[inst.fn];
+    const model::GenerationCosts& c = *fn.costs;
+    const policy::GenStep& step = inst.step;
+    const int batch = static_cast<int>(step.sequences.size());
+    double tokens = 0;
+    for (int t : step.tokens) tokens += t;
+    const double mean = tokens / batch;
+    const bool prefill = step.kind == policy::GenStep::Kind::kPrefill;
+    const policy::TransferModel hop;
+    double ms = 0;
+    for (size_t k = 0; k < inst.stages.size(); ++k) {
+      const policy::PlanStage& st = inst.stages[k];
+      const policy::SliceKind& kind = s_.slices[st.slice].kind;
+      if (prefill) {
+        const int p = std::clamp(static_cast<int>(std::lround(mean)), 1, c.max_positions());
+        ms += c.PrefillMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, p, batch);
+      } else {
+        ms += c.DecodeStepMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, batch,
+                             std::min(mean, c.max_positions() - 1.0));
+      }
+      if (k + 1 < inst.stages.size()) {
+        const double per_sequence = static_cast<double>(c.StepHandoffBytes(st.last_block)) * (prefill ? mean : 1);
+        ms += hop.HopMs(static_cast<int64_t>(per_sequence * batch));
+      }
+    }
+    return ms;
+  }
+
+  void StepDone(size_t i) {
+    Inst& inst = insts_[i];
+    inst.busy = false;
+    for (size_t k = 0; k < inst.step.sequences.size(); ++k) {
+      Seq& q = seqs_[inst.step.sequences[k]];
+      if (q.first < 0) q.first = now_;
+    }
+    for (uint64_t done : inst.batcher.Complete(inst.step)) End(done, "");
+    Kick(i);
+  }
+
+  void IdleCheck(size_t i, uint64_t stamp) {
+    Inst& inst = insts_[i];
+    if (!inst.alive || inst.busy || stamp != inst.idle_stamp || inst.batcher.waiting() + inst.batcher.running() > 0) {
+      return;
+    }
+    inst.alive = false;
+    Fn& fn = fns_[inst.fn];
+    fn.result.preemptions += static_cast<int64_t>(inst.batcher.preemptions());
+    std::erase(fn.instances, i);
+    for (const policy::PlanStage& st : inst.stages) busy_[st.slice] = false;
+    // Freed slices: functions with sequences waiting for an instance may start one.
+    for (size_t f = 0; f < fns_.size(); ++f) {
+      if (!fns_[f].pending.empty()) ScaleOut(f);
+    }
+  }
+
+  Result<GenResult> Summarise() {
+    GenResult r;
+    r.policy = ToString(o_.policy);
+    r.duration_s = duration_s_;
+    std::vector<std::vector<double>> ttft(fns_.size()), tpot(fns_.size());
+    for (const Inst& inst : insts_) {
+      if (inst.alive) fns_[inst.fn].result.preemptions += static_cast<int64_t>(inst.batcher.preemptions());
+    }
+    for (size_t id = 0; id < seqs_.size(); ++id) {
+      Seq& q = seqs_[id];
+      if (q.ends == 0) {
+        q.refused = "unserved";
+        ++q.ends;
+      }
+      if (q.ends != 1) return Status::Internal("a sequence ended " + std::to_string(q.ends) + " times");
+      GenFunctionResult& fr = fns_[q.fn].result;
+      ++fr.requests;
+      if (!q.refused.empty()) {
+        ++fr.refused[q.refused];
+        continue;
+      }
+      ++fr.completed;
+      const double t1 = (q.first - q.arrival) * 1e3;
+      const double tp = q.output > 1 ? (q.finish - q.first) * 1e3 / (q.output - 1) : 0;
+      ttft[q.fn].push_back(t1);
+      tpot[q.fn].push_back(tp);
+      fr.tokens += q.output;
+      const GenFunction& spec = *fns_[q.fn].spec;
+      if (t1 <= spec.ttft_slo_ms && tp <= spec.tpot_slo_ms) {
+        ++fr.met;
+        fr.met_tokens += q.output;
+      }
+    }
+    for (size_t f = 0; f < fns_.size(); ++f) {
+      GenFunctionResult& fr = fns_[f].result;
+      if (!ttft[f].empty()) {
+        fr.ttft_p50_ms = Percentile(ttft[f], 0.50);
+        fr.ttft_p99_ms = Percentile(ttft[f], 0.99);
+        fr.tpot_p50_ms = Percentile(tpot[f], 0.50);
+        fr.tpot_p99_ms = Percentile(tpot[f], 0.99);
+      }
+      r.requests += fr.requests;
+      r.met += fr.met;
+      r.tokens += fr.tokens;
+      r.met_tokens += fr.met_tokens;
+      r.functions.push_back(fr);
+    }
+    return r;
+  }
+
+  const GenScenario& s_;
+  const std::vector<GenArrival>& arrivals_;
+  double duration_s_;
+  GenOptions o_;
+  std::vector<bool> busy_;
+  std::vector<Fn> fns_;
+  std::vector<Inst> insts_;
+  std::vector<Seq> seqs_;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+  uint64_t order_ = 0;
+  double now_ = 0;
+};
+
+}  // namespace
+
+Result<GenResult> SimulateGeneration(const GenScenario& scenario, const std::vector<GenArrival>& arrivals,
+                                     double duration_s, const GenOptions& options) {
+  if (!(duration_s > 0) || !std::isfinite(duration_s)) return Status::InvalidArgument("duration must be positive");
+  if (options.max_batch < 1 || options.design_batch < 1 || options.max_stages < 1 || !(options.keep_alive_s >= 0) ||
+      !(options.drain_s >= 0)) {
+    return Status::InvalidArgument("generation options: batches and stages must be >= 1, times >= 0");
+  }
+  return GenSim(scenario, arrivals, duration_s, options).Run();
+}
+
+}  // namespace fluidfaas::sim

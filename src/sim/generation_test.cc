@@ -1,0 +1,115 @@
+#include "sim/generation.h"
+
+#include <gtest/gtest.h>
+
+#include "model/generation.h"
+#include "model/load_cost.h"
+
+namespace fluidfaas::sim {
+namespace {
+
+GenScenario Preset(const char* name, double load) {
+  Result<GenScenario> s = GenPreset(name, load);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return std::move(s).value();
+}
+
+GenResult Simulate(const GenScenario& s, const std::vector<GenArrival>& arrivals, double duration, GenOptions o = {}) {
+  Result<GenResult> r = SimulateGeneration(s, arrivals, duration, o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return std::move(r).value();
+}
+
+const GenFunctionResult& Of(const GenResult& r, const std::string& name) {
+  for (const GenFunctionResult& f : r.functions) {
+    if (f.name == name) return f;
+  }
+  throw std::runtime_error("no function " + name);
+}
+
+TEST(GenerationSimTest, OnlyAPipelineServesLlama13BOnFragmentedSlices) {
+  const GenScenario s = Preset("gen-fragmented", 0.4);
+  const std::vector<GenArrival> arrivals = GenArrivals(s, 600, 1);
+  const GenResult fluid = Simulate(s, arrivals, 600, {.policy = GenPolicy::kFluidFaaS});
+  const GenResult exclusive = Simulate(s, arrivals, 600, {.policy = GenPolicy::kExclusive});
+  const GenFunctionResult& f13 = Of(fluid, "llama2-13b");
+  const GenFunctionResult& e13 = Of(exclusive, "llama2-13b");
+  ASSERT_GT(f13.requests, 0);
+  EXPECT_EQ(f13.completed, f13.requests);
+  EXPECT_GT(f13.pipelined, 0);
+  EXPECT_EQ(f13.max_stages, 2);  // two 2g.20gb slices, not every free slice
+  EXPECT_EQ(e13.refused.at("fits_no_slice"), e13.requests);
+  EXPECT_EQ(e13.completed, 0);
+  // At light load the other functions lose little to the pipeline's two slices: FluidFaaS meets more in all.
+  EXPECT_GT(fluid.attainment(), exclusive.attainment() + 0.05);
+  EXPECT_GT(f13.met, 0);
+}
+
+TEST(GenerationSimTest, EverySequenceEndsExactlyOnceAndTheSameSeedGivesTheSameRun) {
+  const GenScenario s = Preset("gen-mixed", 1.6);
+  const std::vector<GenArrival> arrivals = GenArrivals(s, 300, 7);
+  for (GenPolicy p : {GenPolicy::kFluidFaaS, GenPolicy::kExclusive}) {
+    const GenResult a = Simulate(s, arrivals, 300, {.policy = p});
+    const GenResult b = Simulate(s, arrivals, 300, {.policy = p});
+    EXPECT_EQ(a.requests, static_cast<int64_t>(arrivals.size()));
+    for (const GenFunctionResult& f : a.functions) {
+      int64_t refused = 0;
+      for (const auto& [reason, n] : f.refused) refused += n;
+      EXPECT_EQ(f.completed + refused, f.requests) << f.name;
+      EXPECT_LE(f.met, f.completed);
+    }
+    EXPECT_EQ(a.met, b.met);
+    EXPECT_EQ(a.tokens, b.tokens);
+    EXPECT_EQ(Of(a, "llama2-7b").ttft_p99_ms, Of(b, "llama2-7b").ttft_p99_ms);
+  }
+}
+
+TEST(GenerationSimTest, ALoneSequenceWaitsForTheColdStartThenDecodesAtTheModelledStep) {
+  GenScenario s = Preset("gen-fragmented", 1);
+  s.functions.resize(2);  // llama2-13b, llama2-7b
+  const std::vector<GenArrival> arrivals = {{.t_s = 1, .function = 1, .prompt = 512, .output = 101}};
+  const GenResult r = Simulate(s, arrivals, 10);
+  const GenFunctionResult& f = Of(r, "llama2-7b");
+  ASSERT_EQ(f.completed, 1);
+  const model::GenerationCosts c = *model::GenerationCosts::Build("llama2-7b");
+  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+  const gpu::MigProfile& g2 = *a100.FindProfile("2g.20gb");
+  const size_t last = c.spec().blocks.size() - 1;
+  const double load_ms = ToSeconds(model::LoadCostModel().LoadTime(c.WeightBytes(0, last), false)) * 1e3;
+  EXPECT_NEAR(f.ttft_p50_ms, load_ms + c.PrefillMs(0, last, a100, g2, 512, 1), 1.0);
+  // 100 decode steps of one sequence, contexts 513..612.
+  EXPECT_NEAR(f.tpot_p50_ms, c.DecodeStepMs(0, last, a100, g2, 1, 562), 0.5);
+  EXPECT_EQ(f.instances, 1);
+  EXPECT_EQ(f.placements.front().rfind("0:2g.20gb@", 0), 0u) << f.placements.front();  // the smallest that serves
+}
+
+TEST(GenerationSimTest, IdleInstancesGoAfterTheKeepAliveAndComeBackCold) {
+  GenScenario s = Preset("gen-fragmented", 1);
+  const std::vector<GenArrival> arrivals = {{.t_s = 1, .function = 2, .prompt = 100, .output = 20},
+                                            {.t_s = 300, .function = 2, .prompt = 100, .output = 20}};
+  EXPECT_EQ(Of(Simulate(s, arrivals, 400, {.keep_alive_s = 60}), "tinyllama-1.1b").instances, 2);
+  EXPECT_EQ(Of(Simulate(s, arrivals, 400, {.keep_alive_s = 1000}), "tinyllama-1.1b").instances, 1);
+}
+
+TEST(GenerationSimTest, MoreLoadThanOneInstanceTakesScalesOut) {
+  const GenScenario s = Preset("gen-mixed", 1.6);
+  const GenResult r = Simulate(s, GenArrivals(s, 300, 3), 300);
+  EXPECT_GT(Of(r, "llama2-7b").instances, 1);
+  EXPECT_GT(Of(r, "tinyllama-1.1b").instances, 1);
+}
+
+TEST(GenerationSimTest, RefusesWhatItCannotSimulate) {
+  GenScenario s = Preset("gen-fragmented", 1);
+  EXPECT_FALSE(SimulateGeneration(s, {{.t_s = 1, .function = 9, .prompt = 10, .output = 10}}, 10, {}).ok());
+  EXPECT_FALSE(SimulateGeneration(s, {}, 0, {}).ok());
+  s.functions[0].model = "bert-base";
+  Result<GenResult> bert = SimulateGeneration(s, {}, 10, {});
+  ASSERT_FALSE(bert.ok());
+  EXPECT_NE(bert.status().message().find("does not generate"), std::string::npos);
+  EXPECT_FALSE(GenPreset("gen-nope").ok());
+  EXPECT_FALSE(GenPreset("gen-fragmented", -1).ok());
+  EXPECT_FALSE(ParseGenPolicy("esg").ok());
+}
+
+}  // namespace
+}  // namespace fluidfaas::sim
