@@ -28,6 +28,7 @@ struct GenFlags {
   std::vector<uint64_t> seeds = {1};
   double keep_alive_s = 60;
   int max_batch = 32;
+  double slo_scale = 5;
   bool json_output = false;
 };
 
@@ -67,7 +68,7 @@ int Run(const GenFlags& f) {
   if (Status s = CheckRange("--duration", f.duration_s, 1.0, 86400.0); !s.ok()) return fail(s);
   if (Status s = CheckRange("--keep-alive", f.keep_alive_s, 0.0, 86400.0); !s.ok()) return fail(s);
   if (Status s = CheckRange("--max-batch", int64_t{f.max_batch}, 1, 256); !s.ok()) return fail(s);
-  Result<sim::GenScenario> scenario = sim::GenPreset(f.preset, *load);
+  Result<sim::GenScenario> scenario = sim::GenPreset(f.preset, *load, f.slo_scale);
   if (!scenario.ok()) return fail(scenario.status());
   std::vector<sim::GenPolicy> policies;
   for (const std::string& p : Split(f.policies, ',')) {
@@ -153,6 +154,8 @@ void AddGenCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--keep-alive", f->keep_alive_s, "Seconds an idle instance is kept")->capture_default_str();
   cmd->add_option("--max-batch", f->max_batch, "Sequences per step")->capture_default_str();
+  cmd->add_option("--slo-scale", f->slo_scale, "TTFT and TPOT objectives as multiples of each model's batch-1 figures on a 7g.80gb")
+      ->capture_default_str();
   cmd->add_flag("--json", f->json_output, "Print JSON");
   cmd->callback([f, &exit_code] { exit_code = Run(*f); });
 }

@@ -43,8 +43,9 @@ std::vector<GenArrival> GenArrivals(const GenScenario& s, double duration_s, uin
   return out;
 }
 
-Result<GenScenario> GenPreset(const std::string& name, double load) {
+Result<GenScenario> GenPreset(const std::string& name, double load, double slo_scale) {
   if (!(load > 0) || !std::isfinite(load)) return Status::InvalidArgument("load must be a positive number");
+  if (!(slo_scale >= 1) || !std::isfinite(slo_scale)) return Status::InvalidArgument("the SLO scale must be >= 1");
   std::vector<std::string> layouts;
   if (name == "gen-fragmented") {
     layouts = {"2g.20gb+2g.20gb+2g.20gb+1g.10gb"};
@@ -67,8 +68,8 @@ Result<GenScenario> GenPreset(const std::string& name, double load) {
     GenFunction f{.name = model, .model = model, .rate_per_s = rate * gpus * load};
     const int mean_prompt = (f.prompt.lo + f.prompt.hi) / 2;
     const double mean_context = mean_prompt + (f.output.lo + f.output.hi) / 4.0;
-    f.ttft_slo_ms = 5 * costs.PrefillMs(0, last, a100, whole, mean_prompt, 1);
-    f.tpot_slo_ms = 3 * costs.DecodeStepMs(0, last, a100, whole, 1, mean_context);
+    f.ttft_slo_ms = slo_scale * costs.PrefillMs(0, last, a100, whole, mean_prompt, 1);
+    f.tpot_slo_ms = slo_scale * costs.DecodeStepMs(0, last, a100, whole, 1, mean_context);
     s.functions.push_back(std::move(f));
   }
   return s;
@@ -88,16 +89,33 @@ struct Fn {
   GenFunctionResult result;
 };
 
+// A lane: one batch of sequences stepping through the instance's stages. A pipeline of S stages runs S lanes, so
+// that each stage works on one lane's step while the next stage works on another's (the stages are processes on
+// their own slices), as pipeline-parallel engines run one scheduler per stage (vLLM's virtual engines).
+struct Lane {
+  policy::ContinuousBatcher batcher;
+  bool busy = false;
+  policy::GenStep step;
+  size_t Load() const { return batcher.waiting() + batcher.running(); }
+};
+
 struct Inst {
   size_t fn = 0;
   std::vector<policy::PlanStage> stages;  // slice: index into the node's slices
-  policy::ContinuousBatcher batcher;
+  std::vector<Lane> lanes;
+  std::vector<double> stage_free;  // when each stage has finished the steps given to it so far
   double ready_at = 0;
   bool ready = false;
-  bool busy = false;
   bool alive = true;
-  policy::GenStep step;
   uint64_t idle_stamp = 0;
+  size_t Load() const {
+    size_t n = 0;
+    for (const Lane& l : lanes) n += l.Load();
+    return n;
+  }
+  bool Idle() const {
+    return std::all_of(lanes.begin(), lanes.end(), [](const Lane& l) { return !l.busy && l.Load() == 0; });
+  }
 };
 
 struct Seq {
@@ -134,7 +152,7 @@ class GenSim {
       switch (e.kind) {
         case Event::kArrival: Arrive(e.id); break;
         case Event::kReady: Ready(e.id); break;
-        case Event::kStepDone: StepDone(e.id); break;
+        case Event::kStepDone: StepDone(e.id, e.stamp); break;
         case Event::kIdleCheck: IdleCheck(e.id, e.stamp); break;
       }
     }
@@ -220,11 +238,12 @@ class GenSim {
     Seq& q = seqs_[id];
     Fn& fn = fns_[q.fn];
     std::optional<size_t> best;
+    const int64_t tokens = int64_t{q.prompt} + q.output;
     for (size_t i : fn.instances) {
       const Inst& inst = insts_[i];
-      if (inst.batcher.BlocksFor(int64_t{q.prompt} + q.output) > inst.batcher.options().kv_blocks) continue;
-      const size_t load = inst.batcher.waiting() + inst.batcher.running();
-      if (!best || load < insts_[*best].batcher.waiting() + insts_[*best].batcher.running()) best = i;
+      const policy::ContinuousBatcher& b = inst.lanes.front().batcher;
+      if (b.BlocksFor(tokens) > b.options().kv_blocks) continue;
+      if (!best || inst.Load() < insts_[*best].Load()) best = i;
     }
     if (!best) {
       fn.pending.push_back(id);
@@ -238,13 +257,22 @@ class GenSim {
       return;
     }
     Inst& inst = insts_[*best];
-    inst.batcher.Enqueue({.id = id, .prompt = q.prompt, .output = q.output});
+    const size_t lane = LeastLoadedLane(inst);
+    policy::ContinuousBatcher& b = inst.lanes[lane].batcher;
+    b.Enqueue({.id = id, .prompt = q.prompt, .output = q.output});
     // Past the batch its placement was checked for (its TPOT objective holds up to there), or short of cache for
     // what waits: another instance, if the free slices allow one.
-    const bool crowded = inst.batcher.waiting() + inst.batcher.running() > static_cast<size_t>(o_.design_batch) ||
-                         !inst.batcher.AdmitsAllWaiting();
-    Kick(*best);
+    const bool crowded = b.waiting() + b.running() > static_cast<size_t>(o_.design_batch) || !b.AdmitsAllWaiting();
+    Kick(*best, lane);
     if (crowded) ScaleOut(q.fn);
+  }
+
+  static size_t LeastLoadedLane(const Inst& inst) {
+    size_t best = 0;
+    for (size_t l = 1; l < inst.lanes.size(); ++l) {
+      if (inst.lanes[l].Load() < inst.lanes[best].Load()) best = l;
+    }
+    return best;
   }
 
   // A new instance of function `f` on the free slices, taking its pending sequences. False when none fits now.
@@ -260,13 +288,15 @@ class GenSim {
       busy_[st.slice] = true;
       largest_stage = std::max(largest_stage, fn.costs->WeightBytes(st.first_block, st.last_block));
     }
-    const int64_t blocks = p->kv_tokens / kBlockTokens;
-    insts_.push_back(Inst{.fn = f,
-                          .stages = std::move(p->stages),
-                          .batcher = policy::ContinuousBatcher(
-                              {.kv_blocks = std::max<int64_t>(blocks, 1), .block_tokens = kBlockTokens,
-                               .max_batch = o_.max_batch})});
+    const size_t lanes = p->stages.size();
+    const int64_t blocks = std::max<int64_t>(p->kv_tokens / kBlockTokens / static_cast<int64_t>(lanes), 1);
+    insts_.push_back(Inst{.fn = f, .stages = std::move(p->stages)});
     Inst& inst = insts_.back();
+    inst.stage_free.assign(inst.stages.size(), now_);
+    for (size_t l = 0; l < lanes; ++l) {
+      inst.lanes.push_back(Lane{.batcher = policy::ContinuousBatcher(
+                                    {.kv_blocks = blocks, .block_tokens = kBlockTokens, .max_batch = o_.max_batch})});
+    }
     ++fn.result.instances;
     if (inst.stages.size() > 1) ++fn.result.pipelined;
     fn.result.max_stages = std::max(fn.result.max_stages, static_cast<int>(inst.stages.size()));
@@ -279,77 +309,87 @@ class GenSim {
     std::deque<size_t> pending;
     pending.swap(fn.pending);
     for (size_t q : pending) {
-      if (!inst.batcher.Enqueue({.id = q, .prompt = seqs_[q].prompt, .output = seqs_[q].output})) End(q, "too_long");
+      Lane& lane = inst.lanes[LeastLoadedLane(inst)];
+      if (!lane.batcher.Enqueue({.id = q, .prompt = seqs_[q].prompt, .output = seqs_[q].output})) End(q, "too_long");
     }
     return true;
   }
 
   void Ready(size_t i) {
     insts_[i].ready = true;
-    Kick(i);
+    for (size_t l = 0; l < insts_[i].lanes.size(); ++l) Kick(i, l);
   }
 
-  void Kick(size_t i) {
+  // Lane `l` of instance `i` takes its next step if it is free: through every stage in turn, each stage starting
+  // it once that stage has finished the steps of other lanes given to it before.
+  void Kick(size_t i, size_t l) {
     Inst& inst = insts_[i];
-    if (!inst.alive || !inst.ready || inst.busy) return;
-    inst.step = inst.batcher.Next();
-    if (inst.step.kind == policy::GenStep::Kind::kIdle) {
-      Push(now_ + o_.keep_alive_s, Event::kIdleCheck, i, ++inst.idle_stamp);
+    Lane& lane = inst.lanes[l];
+    if (!inst.alive || !inst.ready || lane.busy) return;
+    lane.step = lane.batcher.Next();
+    if (lane.step.kind == policy::GenStep::Kind::kIdle) {
+      if (inst.Idle()) Push(now_ + o_.keep_alive_s, Event::kIdleCheck, i, ++inst.idle_stamp);
       return;
     }
     ++inst.idle_stamp;
-    inst.busy = true;
-    Push(now_ + StepMs(inst) / 1e3, Event::kStepDone, i);
+    lane.busy = true;
+    double t = now_;
+    for (size_t k = 0; k < inst.stages.size(); ++k) {
+      const double start = std::max(t, inst.stage_free[k]);
+      inst.stage_free[k] = start + StageMs(inst, lane.step, k) / 1e3;
+      t = inst.stage_free[k] + HopMs(inst, lane.step, k) / 1e3;
+    }
+    Push(t, Event::kStepDone, i, l);
   }
 
-  double StepMs(const Inst& inst) const {
-    const Fn& fn = fns_[inst.fn];
-    const model::GenerationCosts& c = *fn.costs;
-    const policy::GenStep& step = inst.step;
-    const int batch = static_cast<int>(step.sequences.size());
+  // A step's batch and its mean tokens (prompt tokens of a prefill, context of a decode step).
+  static std::pair<int, double> Shape(const policy::GenStep& step) {
     double tokens = 0;
     for (int t : step.tokens) tokens += t;
-    const double mean = tokens / batch;
-    const bool prefill = step.kind == policy::GenStep::Kind::kPrefill;
-    const policy::TransferModel hop;
-    double ms = 0;
-    for (size_t k = 0; k < inst.stages.size(); ++k) {
-      const policy::PlanStage& st = inst.stages[k];
-      const policy::SliceKind& kind = s_.slices[st.slice].kind;
-      if (prefill) {
-        const int p = std::clamp(static_cast<int>(std::lround(mean)), 1, c.max_positions());
-        ms += c.PrefillMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, p, batch);
-      } else {
-        ms += c.DecodeStepMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, batch,
-                             std::min(mean, c.max_positions() - 1.0));
-      }
-      if (k + 1 < inst.stages.size()) {
-        const double per_sequence = static_cast<double>(c.StepHandoffBytes(st.last_block)) * (prefill ? mean : 1);
-        ms += hop.HopMs(static_cast<int64_t>(per_sequence * batch));
-      }
-    }
-    return ms;
+    const int batch = static_cast<int>(step.sequences.size());
+    return {batch, tokens / batch};
   }
 
-  void StepDone(size_t i) {
-    Inst& inst = insts_[i];
-    inst.busy = false;
-    for (size_t k = 0; k < inst.step.sequences.size(); ++k) {
-      Seq& q = seqs_[inst.step.sequences[k]];
+  double StageMs(const Inst& inst, const policy::GenStep& step, size_t k) const {
+    const model::GenerationCosts& c = *fns_[inst.fn].costs;
+    const auto [batch, mean] = Shape(step);
+    const policy::PlanStage& st = inst.stages[k];
+    const policy::SliceKind& kind = s_.slices[st.slice].kind;
+    if (step.kind == policy::GenStep::Kind::kPrefill) {
+      const int p = std::clamp(static_cast<int>(std::lround(mean)), 1, c.max_positions());
+      return c.PrefillMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, p, batch);
+    }
+    return c.DecodeStepMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, batch,
+                          std::min(mean, c.max_positions() - 1.0));
+  }
+
+  // The hop after stage `k` (none after the last).
+  double HopMs(const Inst& inst, const policy::GenStep& step, size_t k) const {
+    if (k + 1 >= inst.stages.size()) return 0;
+    const auto [batch, mean] = Shape(step);
+    const bool prefill = step.kind == policy::GenStep::Kind::kPrefill;
+    const double per_sequence =
+        static_cast<double>(fns_[inst.fn].costs->StepHandoffBytes(inst.stages[k].last_block)) * (prefill ? mean : 1);
+    return policy::TransferModel().HopMs(static_cast<int64_t>(per_sequence * batch));
+  }
+
+  void StepDone(size_t i, size_t l) {
+    Lane& lane = insts_[i].lanes[l];
+    lane.busy = false;
+    for (uint64_t id : lane.step.sequences) {
+      Seq& q = seqs_[id];
       if (q.first < 0) q.first = now_;
     }
-    for (uint64_t done : inst.batcher.Complete(inst.step)) End(done, "");
-    Kick(i);
+    for (uint64_t done : lane.batcher.Complete(lane.step)) End(done, "");
+    Kick(i, l);
   }
 
   void IdleCheck(size_t i, uint64_t stamp) {
     Inst& inst = insts_[i];
-    if (!inst.alive || inst.busy || stamp != inst.idle_stamp || inst.batcher.waiting() + inst.batcher.running() > 0) {
-      return;
-    }
+    if (!inst.alive || stamp != inst.idle_stamp || !inst.Idle()) return;
     inst.alive = false;
     Fn& fn = fns_[inst.fn];
-    fn.result.preemptions += static_cast<int64_t>(inst.batcher.preemptions());
+    fn.result.preemptions += Preemptions(inst);
     std::erase(fn.instances, i);
     for (const policy::PlanStage& st : inst.stages) busy_[st.slice] = false;
     // Freed slices: functions with sequences waiting for an instance may start one.
@@ -358,13 +398,19 @@ class GenSim {
     }
   }
 
+  static int64_t Preemptions(const Inst& inst) {
+    int64_t n = 0;
+    for (const Lane& l : inst.lanes) n += static_cast<int64_t>(l.batcher.preemptions());
+    return n;
+  }
+
   Result<GenResult> Summarise() {
     GenResult r;
     r.policy = ToString(o_.policy);
     r.duration_s = duration_s_;
     std::vector<std::vector<double>> ttft(fns_.size()), tpot(fns_.size());
     for (const Inst& inst : insts_) {
-      if (inst.alive) fns_[inst.fn].result.preemptions += static_cast<int64_t>(inst.batcher.preemptions());
+      if (inst.alive) fns_[inst.fn].result.preemptions += Preemptions(inst);
     }
     for (size_t id = 0; id < seqs_.size(); ++id) {
       Seq& q = seqs_[id];

@@ -4,8 +4,10 @@
 // Each instance runs iteration-level batching over a paged KV cache (policy/continuous_batcher.h) on the slices
 // the placement rule gives it (policy/generative_placer.h); a step is priced by the latency model
 // (model/generation.h): a prefill of the admitted prompts, or a decode step of the running sequences at their mean
-// context, through every stage in turn, with the hops between stages (a pipeline's stages do not overlap steps:
-// micro-batching them is not modelled). Instances start cold (model/load_cost.h: a process, the largest stage's
+// context, through every stage in turn, with the hops between stages. A pipeline of S stages runs S lanes (batches
+// with their own batcher and 1/S of the cache), so each stage steps one lane while the next steps another, as
+// pipeline-parallel engines do (vLLM's virtual engines); a lane's step enters each stage once that stage has
+// finished the steps given to it before. Instances start cold (model/load_cost.h: a process, the largest stage's
 // weights read and copied) and are released after `keep_alive_s` without a sequence.
 //
 // Policies, one rule each for every function:
@@ -68,9 +70,10 @@ std::vector<GenArrival> GenArrivals(const GenScenario& s, double duration_s, uin
 
 // A preset: "gen-fragmented" (one A100-80GB as 2g.20gb x3 + 1g.10gb: llama2-13b fits no slice alone) or
 // "gen-mixed" (two A100-80GB, 2g.20gb x3 + 1g.10gb and 3g.40gb + 2g.20gb + 1g.10gb x2). Functions llama2-13b,
-// llama2-7b and tinyllama-1.1b; objectives: TTFT 5x and TPOT 3x the model's batch-1 figures on a whole GPU
-// (7g.80gb), at a 576-token prompt and the mean context. `load` scales every function's rate (1 = medium).
-Result<GenScenario> GenPreset(const std::string& name, double load = 1.0);
+// llama2-7b and tinyllama-1.1b; objectives: TTFT and TPOT `slo_scale` x the model's batch-1 figures on a whole GPU
+// (7g.80gb), at a 576-token prompt and the mean context (5, as the single-pass presets' SLO). `load` scales every
+// function's rate (1 = medium).
+Result<GenScenario> GenPreset(const std::string& name, double load = 1.0, double slo_scale = 5.0);
 
 enum class GenPolicy { kFluidFaaS, kExclusive };
 std::string ToString(GenPolicy p);
