@@ -258,22 +258,29 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   void Overflow() { Refuse(503, "every connection the node takes is busy; retry", "connections"); }
 
  private:
-  // Waits for the first byte of the next request without holding a buffer (idle connections cost little).
+  // Waits for the next request's first bytes with one read of up to kIdleReadBytes: a connection holds no parser
+  // while idle, and a buffer of at most that size. A read, not a wait for readability: asio re-arms the socket's
+  // epoll registration (epoll_ctl) for every wait, where a read that found the socket drained is queued on the
+  // registration it has, and a read that drains it tells asio to skip the next speculative read.
+  static constexpr size_t kIdleReadBytes = 2048;
   void WaitForRequest() {
-    if (buffer_.size() > 0) return ReadHeader();  // a pipelined request already read
+    if (buffer_.size() > 0) return ReadHeader();                           // a pipelined request already read
+    if (buffer_.capacity() > 4 * kIdleReadBytes) buffer_.shrink_to_fit();  // a large request's buffer is not kept
     phase_ = Phase::kIdle;
     idle_at_ = server_.idle.insert(server_.idle.end(), this);
     Arm(server_.limits.idle_timeout);
-    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
-      if (self->phase_ != Phase::kIdle) return;
-      self->server_.idle.erase(self->idle_at_);
-      self->phase_ = Phase::kHeader;
-      if (ec || self->timed_out_) {
-        if (self->timed_out_) self->server_.Update([](EdgeStats& s) { ++s.idle_closed; });
-        return self->Close();
-      }
-      self->ReadHeader();
-    });
+    socket_.async_read_some(buffer_.prepare(kIdleReadBytes),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (self->phase_ != Phase::kIdle) return;
+                              self->buffer_.commit(n);
+                              self->server_.idle.erase(self->idle_at_);
+                              self->phase_ = Phase::kHeader;
+                              if (ec || self->timed_out_ || n == 0) {
+                                if (self->timed_out_) self->server_.Update([](EdgeStats& s) { ++s.idle_closed; });
+                                return self->Close();
+                              }
+                              self->ReadHeader();
+                            });
   }
 
   void ReadHeader() {

@@ -2,8 +2,8 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -44,12 +44,14 @@ Result<double> GenLoad(const std::string& load) {
 }
 
 json FunctionJson(const sim::GenFunctionResult& f) {
-  return {{"function", f.name},        {"requests", f.requests},       {"completed", f.completed},
-          {"met", f.met},              {"attainment", f.attainment()}, {"refused", f.refused},
-          {"ttft_p50_ms", f.ttft_p50_ms}, {"ttft_p99_ms", f.ttft_p99_ms}, {"tpot_p50_ms", f.tpot_p50_ms},
-          {"tpot_p99_ms", f.tpot_p99_ms}, {"tokens", f.tokens},       {"preemptions", f.preemptions},
-          {"instances", f.instances},  {"pipelined", f.pipelined},    {"max_stages", f.max_stages},
-          {"placements", f.placements}};
+  return {{"function", f.name},           {"requests", f.requests},
+          {"completed", f.completed},     {"met", f.met},
+          {"attainment", f.attainment()}, {"refused", f.refused},
+          {"ttft_p50_ms", f.ttft_p50_ms}, {"ttft_p99_ms", f.ttft_p99_ms},
+          {"tpot_p50_ms", f.tpot_p50_ms}, {"tpot_p99_ms", f.tpot_p99_ms},
+          {"tokens", f.tokens},           {"preemptions", f.preemptions},
+          {"instances", f.instances},     {"pipelined", f.pipelined},
+          {"max_stages", f.max_stages},   {"placements", f.placements}};
 }
 
 std::string Refusals(const std::map<std::string, int64_t>& refused) {
@@ -118,7 +120,10 @@ int Run(const GenFlags& f) {
                            {"ttft_slo_ms", fn.ttft_slo_ms},
                            {"tpot_slo_ms", fn.tpot_slo_ms}});
     }
-    std::cout << json{{"preset", f.preset}, {"load", *load}, {"duration_s", f.duration_s}, {"functions", functions},
+    std::cout << json{{"preset", f.preset},
+                      {"load", *load},
+                      {"duration_s", f.duration_s},
+                      {"functions", functions},
                       {"runs", runs}}
                      .dump(2)
               << '\n';
@@ -154,7 +159,8 @@ void AddGenCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--keep-alive", f->keep_alive_s, "Seconds an idle instance is kept")->capture_default_str();
   cmd->add_option("--max-batch", f->max_batch, "Sequences per step")->capture_default_str();
-  cmd->add_option("--slo-scale", f->slo_scale, "TTFT and TPOT objectives as multiples of each model's batch-1 figures on a 7g.80gb")
+  cmd->add_option("--slo-scale", f->slo_scale,
+                  "TTFT and TPOT objectives as multiples of each model's batch-1 figures on a 7g.80gb")
       ->capture_default_str();
   cmd->add_flag("--json", f->json_output, "Print JSON");
   cmd->callback([f, &exit_code] { exit_code = Run(*f); });

@@ -11,7 +11,8 @@ namespace fluidfaas::policy {
 Result<GenerativePlacer> GenerativePlacer::Build(const model::GenerationCosts& costs, GenerativeTarget target,
                                                  const std::vector<SliceKind>& kinds, PlannerOptions planner) {
   if (target.design_batch < 1 || target.max_prompt < 1 || !(target.tpot_slo_ms > 0)) {
-    return Status::InvalidArgument("generative target: design batch and max prompt must be >= 1, the TPOT objective > 0");
+    return Status::InvalidArgument(
+        "generative target: design batch and max prompt must be >= 1, the TPOT objective > 0");
   }
   if (target.design_context < 0 || target.design_context >= costs.max_positions()) {
     return Status::InvalidArgument("generative target: design context " + std::to_string(target.design_context) +

@@ -29,10 +29,10 @@
 namespace fluidfaas::policy {
 
 struct GenerativeTarget {
-  int design_batch = 8;       // sequences an instance must be able to hold and step together. REQUIRES: >= 1
-  int design_context = 640;   // their context, tokens. REQUIRES: 0 <= design_context < max_positions
-  int max_prompt = 1024;      // the longest prompt it admits (activations of its prefill). REQUIRES: >= 1
-  double tpot_slo_ms = 0;     // the step at the design batch and context must take no longer. REQUIRES: > 0
+  int design_batch = 8;      // sequences an instance must be able to hold and step together. REQUIRES: >= 1
+  int design_context = 640;  // their context, tokens. REQUIRES: 0 <= design_context < max_positions
+  int max_prompt = 1024;     // the longest prompt it admits (activations of its prefill). REQUIRES: >= 1
+  double tpot_slo_ms = 0;    // the step at the design batch and context must take no longer. REQUIRES: > 0
 };
 
 struct GenerativePlacement {

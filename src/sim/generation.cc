@@ -83,7 +83,7 @@ struct Fn {
   const GenFunction* spec = nullptr;
   std::unique_ptr<model::GenerationCosts> costs;
   std::unique_ptr<policy::GenerativePlacer> placer;
-  bool placeable = false;     // on the empty node
+  bool placeable = false;      // on the empty node
   std::deque<size_t> pending;  // sequences waiting for an instance
   std::vector<size_t> instances;
   GenFunctionResult result;
@@ -191,7 +191,8 @@ class GenSim {
     }
     for (const GenArrival& a : arrivals_) {
       if (a.function < 0 || static_cast<size_t>(a.function) >= fns_.size()) {
-        return Status::InvalidArgument("an arrival names function " + std::to_string(a.function) + ", which does not exist");
+        return Status::InvalidArgument("an arrival names function " + std::to_string(a.function) +
+                                       ", which does not exist");
       }
     }
     return Status::Ok();
@@ -227,7 +228,8 @@ class GenSim {
   void Arrive(size_t i) {
     const GenArrival& a = arrivals_[i];
     const size_t id = seqs_.size();
-    seqs_.push_back(Seq{.fn = static_cast<size_t>(a.function), .arrival = now_, .prompt = a.prompt, .output = a.output});
+    seqs_.push_back(
+        Seq{.fn = static_cast<size_t>(a.function), .arrival = now_, .prompt = a.prompt, .output = a.output});
     Fn& fn = fns_[seqs_[id].fn];
     if (!fn.placeable) return End(id, "fits_no_slice");
     Route(id);
