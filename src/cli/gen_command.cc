@@ -20,6 +20,10 @@ namespace {
 
 using nlohmann::json;
 
+struct TokenRangeFlag {
+  int lo, hi;
+};
+
 struct GenFlags {
   std::string preset = "gen-fragmented";
   std::string load = "medium";
@@ -29,6 +33,8 @@ struct GenFlags {
   double keep_alive_s = 60;
   int max_batch = 32;
   double slo_scale = 5;
+  std::string trace;        // an LLM inference trace (Azure's format) instead of Poisson arrivals
+  std::string llm_lengths;  // "prompt=LO-HI,output=LO-HI"
   bool json_output = false;
 };
 
@@ -41,6 +47,31 @@ Result<double> GenLoad(const std::string& load) {
   if (!x) return Status::InvalidArgument("--load: '" + load + "' is not light, medium, heavy or a number");
   FF_RETURN_IF_ERROR(CheckRange("--load", *x, 0.01, 100.0));
   return *x;
+}
+
+// "LO-HI" or "N" as a token range of at least 1.
+Result<TokenRangeFlag> ParseRange(const std::string& text, const std::string& what) {
+  const size_t dash = text.find('-');
+  const std::optional<double> lo = ParseFiniteDouble(text.substr(0, dash));
+  const std::optional<double> hi = dash == std::string::npos ? lo : ParseFiniteDouble(text.substr(dash + 1));
+  if (!lo || !hi || *lo < 1 || *hi < *lo || *hi > 1e6 || *lo != std::floor(*lo) || *hi != std::floor(*hi)) {
+    return Status::InvalidArgument("--llm-lengths: " + what + " '" + text + "' is not LO-HI with 1 <= LO <= HI");
+  }
+  return TokenRangeFlag{static_cast<int>(*lo), static_cast<int>(*hi)};
+}
+
+// "prompt=LO-HI,output=LO-HI" (either part may be left out) applied to every function of the scenario.
+Status ApplyLengths(const std::string& spec, sim::GenScenario& s) {
+  for (const std::string& part : Split(spec, ',')) {
+    const size_t eq = part.find('=');
+    const std::string key = part.substr(0, eq);
+    if (eq == std::string::npos || (key != "prompt" && key != "output")) {
+      return Status::InvalidArgument("--llm-lengths: '" + part + "' is not prompt=LO-HI or output=LO-HI");
+    }
+    FF_ASSIGN_OR_RETURN(const TokenRangeFlag r, ParseRange(part.substr(eq + 1), key));
+    for (sim::GenFunction& f : s.functions) (key == "prompt" ? f.prompt : f.output) = sim::TokenRange{r.lo, r.hi};
+  }
+  return Status::Ok();
 }
 
 json FunctionJson(const sim::GenFunctionResult& f) {
@@ -72,6 +103,17 @@ int Run(const GenFlags& f) {
   if (Status s = CheckRange("--max-batch", int64_t{f.max_batch}, 1, 256); !s.ok()) return fail(s);
   Result<sim::GenScenario> scenario = sim::GenPreset(f.preset, *load, f.slo_scale);
   if (!scenario.ok()) return fail(scenario.status());
+  if (!f.llm_lengths.empty()) {
+    if (Status st = ApplyLengths(f.llm_lengths, *scenario); !st.ok()) return fail(st);
+  }
+  std::optional<sim::TraceArrivals> trace;
+  if (!f.trace.empty()) {
+    Result<sim::TraceArrivals> t = sim::ReadLlmTrace(f.trace, *scenario, f.duration_s);
+    if (!t.ok()) return fail(t.status());
+    trace = std::move(t).value();
+    std::cerr << "trace " << f.trace << ": " << trace->arrivals.size() << " requests over " << Fixed(trace->span_s, 0)
+              << " s, dealt to the functions by rate; " << trace->clipped << " cut to the models' lengths\n";
+  }
   std::vector<sim::GenPolicy> policies;
   for (const std::string& p : Split(f.policies, ',')) {
     Result<sim::GenPolicy> parsed = sim::ParseGenPolicy(p);
@@ -83,7 +125,8 @@ int Run(const GenFlags& f) {
                ">tokens/s", ">preempt", ">inst", ">pipes", "refused"});
   Table totals({"policy", ">seed", ">requests", ">SLO met %", ">tokens/s", ">goodput tokens/s"});
   for (uint64_t seed : f.seeds) {
-    const std::vector<sim::GenArrival> arrivals = sim::GenArrivals(*scenario, f.duration_s, seed);
+    const std::vector<sim::GenArrival> arrivals =
+        trace ? trace->arrivals : sim::GenArrivals(*scenario, f.duration_s, seed);
     for (sim::GenPolicy p : policies) {
       Result<sim::GenResult> r = sim::SimulateGeneration(
           *scenario, arrivals, f.duration_s,
@@ -159,6 +202,12 @@ void AddGenCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--keep-alive", f->keep_alive_s, "Seconds an idle instance is kept")->capture_default_str();
   cmd->add_option("--max-batch", f->max_batch, "Sequences per step")->capture_default_str();
+  cmd->add_option("--trace", f->trace,
+                  "An LLM inference trace (CSV: TIMESTAMP,ContextTokens,GeneratedTokens, as Azure's public ones) "
+                  "instead of Poisson arrivals; rows dealt to the functions by rate")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--llm-lengths", f->llm_lengths,
+                  "Prompt and output lengths drawn uniformly: prompt=LO-HI,output=LO-HI (default 128-1024, 32-256)");
   cmd->add_option("--slo-scale", f->slo_scale,
                   "TTFT and TPOT objectives as multiples of each model's batch-1 figures on a 7g.80gb")
       ->capture_default_str();

@@ -2,12 +2,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <deque>
+#include <fstream>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <random>
+#include <sstream>
 
+#include "common/csv.h"
 #include "common/stats.h"
+#include "common/strings.h"
 #include "model/generation.h"
 #include "model/load_cost.h"
 #include "policy/continuous_batcher.h"
@@ -41,6 +47,88 @@ std::vector<GenArrival> GenArrivals(const GenScenario& s, double duration_s, uin
   }
   std::stable_sort(out.begin(), out.end(), [](const GenArrival& a, const GenArrival& b) { return a.t_s < b.t_s; });
   return out;
+}
+
+namespace {
+
+// Days from 1970-01-01 to the civil date y-m-d (Howard Hinnant's algorithm).
+int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+// "YYYY-MM-DD HH:MM:SS[.fraction]" (or with a T) as seconds since the epoch, or a plain number of seconds.
+std::optional<double> TraceSeconds(std::string_view text) {
+  if (std::optional<double> plain = ParseFiniteDouble(text)) return plain;
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0;
+  double sec = 0;
+  char sep = 0;
+  const std::string copy(text);
+  if (std::sscanf(copy.c_str(), "%4d-%2d-%2d%c%2d:%2d:%lf", &y, &mo, &d, &sep, &h, &mi, &sec) != 7) return std::nullopt;
+  if ((sep != ' ' && sep != 'T') || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || !(sec >= 0) ||
+      !(sec < 61)) {
+    return std::nullopt;
+  }
+  return static_cast<double>(DaysFromCivil(y, mo, d)) * 86400 + h * 3600 + mi * 60 + sec;
+}
+
+}  // namespace
+
+Result<TraceArrivals> ParseLlmTrace(std::string_view text, const std::string& source, const GenScenario& s,
+                                    double duration_s) {
+  FF_ASSIGN_OR_RETURN(const CsvTable t, CsvTable::Parse(text, source));
+  FF_ASSIGN_OR_RETURN(const size_t time_col, t.RequireColumn("TIMESTAMP"));
+  FF_ASSIGN_OR_RETURN(const size_t context_col, t.RequireColumn("ContextTokens"));
+  FF_ASSIGN_OR_RETURN(const size_t generated_col, t.RequireColumn("GeneratedTokens"));
+  if (s.functions.empty()) return Status::InvalidArgument(source + ": the scenario has no functions");
+  std::vector<int> limit;
+  double total_rate = 0;
+  for (const GenFunction& f : s.functions) {
+    limit.push_back(model::ZooMaxPositions(f.model));
+    total_rate += std::max(f.rate_per_s, 0.0);
+  }
+  std::vector<double> credit(s.functions.size(), 0.0);
+  TraceArrivals out;
+  double first = 0, last = 0;
+  for (size_t r = 0; r < t.rows(); ++r) {
+    const std::string where = source + ":" + std::to_string(t.line(r)) + ": ";
+    const std::optional<double> at = TraceSeconds(t.row(r)[time_col]);
+    if (!at) return Status::InvalidArgument(where + "TIMESTAMP '" + t.row(r)[time_col] + "' is not a date and time");
+    FF_ASSIGN_OR_RETURN(const double context, t.Number(r, context_col));
+    FF_ASSIGN_OR_RETURN(const double generated, t.Number(r, generated_col));
+    if (context < 0 || generated < 0) return Status::InvalidArgument(where + "a negative token count");
+    if (r == 0) first = *at;
+    if (*at < last) return Status::InvalidArgument(where + "the timestamps go back in time");
+    last = *at;
+    const double t_s = *at - first;
+    if (t_s >= duration_s) break;
+    // Smooth weighted round robin over the functions' rates (equal shares when no rate is given).
+    size_t pick = 0;
+    for (size_t f = 0; f < credit.size(); ++f) {
+      credit[f] += total_rate > 0 ? std::max(s.functions[f].rate_per_s, 0.0) : 1.0;
+      if (credit[f] > credit[pick]) pick = f;
+    }
+    credit[pick] -= total_rate > 0 ? total_rate : static_cast<double>(credit.size());
+    const int max_output = std::max(limit[pick] - 1, 1);
+    const int output = std::clamp(static_cast<int>(generated), 1, max_output);
+    const int prompt = std::clamp(static_cast<int>(context), 1, std::max(limit[pick] - output, 1));
+    if (output != generated || prompt != context) ++out.clipped;
+    out.arrivals.push_back({.t_s = t_s, .function = static_cast<int>(pick), .prompt = prompt, .output = output});
+    out.span_s = t_s;
+  }
+  return out;
+}
+
+Result<TraceArrivals> ReadLlmTrace(const std::string& path, const GenScenario& s, double duration_s) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound("cannot open the trace '" + path + "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return ParseLlmTrace(text.str(), path, s, duration_s);
 }
 
 Result<GenScenario> GenPreset(const std::string& name, double load, double slo_scale) {

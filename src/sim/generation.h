@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -67,6 +68,23 @@ struct GenScenario {
 
 // Poisson arrivals of every function over [0, duration_s), lengths uniform in their ranges.
 std::vector<GenArrival> GenArrivals(const GenScenario& s, double duration_s, uint64_t seed);
+
+// Arrivals from a trace in the format of Azure's public LLM inference traces: a CSV with columns TIMESTAMP
+// ("2023-11-16 18:15:46.6805900", or seconds as a number), ContextTokens and GeneratedTokens. Times are taken from
+// the first row's; rows at or past `duration_s` are left out. Rows are dealt to the scenario's functions in
+// proportion to their rates (smooth weighted round robin: no randomness), and each row's lengths are cut to what
+// its function's model takes (prompt and output within its positions, each at least 1); `clipped` counts the rows
+// that were. InvalidArgument naming the file and line for a row that does not parse, an unordered timestamp, or a
+// negative count.
+struct TraceArrivals {
+  std::vector<GenArrival> arrivals;
+  int64_t clipped = 0;
+  double span_s = 0;  // from the first row to the last one kept
+};
+Result<TraceArrivals> ReadLlmTrace(const std::string& path, const GenScenario& s, double duration_s);
+// The same from the file's text; `source` names it in errors.
+Result<TraceArrivals> ParseLlmTrace(std::string_view text, const std::string& source, const GenScenario& s,
+                                    double duration_s);
 
 // A preset: "gen-fragmented" (one A100-80GB as 2g.20gb x3 + 1g.10gb: llama2-13b fits no slice alone) or
 // "gen-mixed" (two A100-80GB, 2g.20gb x3 + 1g.10gb and 3g.40gb + 2g.20gb + 1g.10gb x2). Functions llama2-13b,

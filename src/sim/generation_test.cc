@@ -98,6 +98,62 @@ TEST(GenerationSimTest, MoreLoadThanOneInstanceTakesScalesOut) {
   EXPECT_GT(Of(r, "tinyllama-1.1b").instances, 1);
 }
 
+TEST(LlmTraceTest, ReadsAzuresFormatAndDealsRowsByRate) {
+  GenScenario s = Preset("gen-fragmented", 1);  // rates 0.25, 0.35, 0.8
+  std::string text = "TIMESTAMP,ContextTokens,GeneratedTokens\n";
+  for (int i = 0; i < 140; ++i) {
+    text += "2023-11-16 18:" + std::to_string(15 + i / 60) + ":" + (i % 60 < 10 ? "0" : "") + std::to_string(i % 60) +
+            ".5000000,374,44\n";
+  }
+  Result<TraceArrivals> t = ParseLlmTrace(text, "trace.csv", s, 1e9);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_EQ(t->arrivals.size(), 140u);
+  EXPECT_DOUBLE_EQ(t->arrivals[0].t_s, 0);
+  EXPECT_NEAR(t->arrivals[61].t_s, 61, 1e-6);  // across the minute
+  EXPECT_EQ(t->clipped, 0);
+  std::vector<int> per(3, 0);
+  for (const GenArrival& a : t->arrivals) {
+    ++per[static_cast<size_t>(a.function)];
+    EXPECT_EQ(a.prompt, 374);
+    EXPECT_EQ(a.output, 44);
+  }
+  EXPECT_EQ(per[0], 25);  // 140 x 0.25 / 1.4
+  EXPECT_EQ(per[1], 35);
+  EXPECT_EQ(per[2], 80);
+  // The duration cuts it; plain seconds work too.
+  Result<TraceArrivals> cut = ParseLlmTrace(text, "trace.csv", s, 30);
+  ASSERT_TRUE(cut.ok());
+  EXPECT_EQ(cut->arrivals.size(), 30u);
+  Result<TraceArrivals> plain =
+      ParseLlmTrace("TIMESTAMP,ContextTokens,GeneratedTokens\n5,10,10\n7.5,10,10\n", "p", s, 100);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_DOUBLE_EQ(plain->arrivals[1].t_s, 2.5);
+}
+
+TEST(LlmTraceTest, CutsLengthsToTheModelAndRefusesBadRows) {
+  const GenScenario s = Preset("gen-fragmented", 1);
+  const std::string head = "TIMESTAMP,ContextTokens,GeneratedTokens\n";
+  // tinyllama-1.1b (2,048 positions) gets every row when it alone has a rate.
+  GenScenario tiny = s;
+  tiny.functions[0].rate_per_s = 0;
+  tiny.functions[1].rate_per_s = 0;
+  Result<TraceArrivals> t = ParseLlmTrace(head + "1,3000,100\n2,0,0\n", "t", tiny, 100);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_EQ(t->arrivals.size(), 2u);
+  EXPECT_EQ(t->arrivals[0].function, 2);
+  EXPECT_EQ(t->arrivals[0].prompt + t->arrivals[0].output, 2048);
+  EXPECT_EQ(t->arrivals[1].prompt, 1);
+  EXPECT_EQ(t->arrivals[1].output, 1);
+  EXPECT_EQ(t->clipped, 2);
+  for (const char* bad : {"yesterday,1,1\n", "2023-13-01 00:00:00,1,1\n", "1,-5,1\n", "1,x,1\n", "5,1,1\n4,1,1\n"}) {
+    Result<TraceArrivals> r = ParseLlmTrace(head + bad, "bad.csv", s, 100);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("bad.csv:"), std::string::npos) << r.status().message();
+  }
+  EXPECT_FALSE(ParseLlmTrace("TIME,ContextTokens\n1,1\n", "nohead.csv", s, 100).ok());
+  EXPECT_FALSE(ReadLlmTrace("/nonexistent/trace.csv", s, 100).ok());
+}
+
 TEST(GenerationSimTest, RefusesWhatItCannotSimulate) {
   GenScenario s = Preset("gen-fragmented", 1);
   EXPECT_FALSE(SimulateGeneration(s, {{.t_s = 1, .function = 9, .prompt = 10, .output = 10}}, 10, {}).ok());
