@@ -127,6 +127,13 @@ struct GenResult {
   std::vector<GenFunctionResult> functions;
   int64_t requests = 0, met = 0, tokens = 0, met_tokens = 0;
   double attainment() const { return requests ? static_cast<double>(met) / static_cast<double>(requests) : 0; }
+  // The unweighted mean of the functions' attainments: every function counts once, however busy (the pooled
+  // figure is mostly the busiest function's; sim::RunSummary reports both for the same reason).
+  double function_mean_attainment() const {
+    double sum = 0;
+    for (const GenFunctionResult& f : functions) sum += f.attainment();
+    return functions.empty() ? 0 : sum / static_cast<double>(functions.size());
+  }
   double tokens_per_s() const { return duration_s > 0 ? static_cast<double>(tokens) / duration_s : 0; }
   double goodput_tokens_per_s() const { return duration_s > 0 ? static_cast<double>(met_tokens) / duration_s : 0; }
 };

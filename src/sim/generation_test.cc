@@ -40,8 +40,13 @@ TEST(GenerationSimTest, OnlyAPipelineServesLlama13BOnFragmentedSlices) {
   EXPECT_EQ(f13.max_stages, 2);  // two 2g.20gb slices, not every free slice
   EXPECT_EQ(e13.refused.at("fits_no_slice"), e13.requests);
   EXPECT_EQ(e13.completed, 0);
-  // At light load the other functions lose little to the pipeline's two slices: FluidFaaS meets more in all.
+  // At light load the other functions lose little to the pipeline's two slices: FluidFaaS meets more in all, and
+  // more per function.
   EXPECT_GT(fluid.attainment(), exclusive.attainment() + 0.05);
+  EXPECT_GT(fluid.function_mean_attainment(), exclusive.function_mean_attainment() + 0.15);
+  double sum = 0;
+  for (const GenFunctionResult& f : exclusive.functions) sum += f.attainment();
+  EXPECT_DOUBLE_EQ(exclusive.function_mean_attainment(), sum / 3);
   EXPECT_GT(f13.met, 0);
 }
 
