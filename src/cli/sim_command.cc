@@ -342,7 +342,11 @@ int RunSim(SimOptions o) {
     Result<sim::Trace> first = sim::ReadAzureTrace(o.trace, trace_options);
     if (!first.ok()) return fail(first.status(), kExitBadInput);
     preset_options->models.clear();
-    for (const sim::TraceFunction& f : first->functions) preset_options->models.push_back(f.model);
+    preset_options->weights.clear();
+    for (const sim::TraceFunction& f : first->functions) {
+      preset_options->models.push_back(f.model);
+      preset_options->weights.push_back(static_cast<double>(f.invocations));  // the capacity is of the trace's mix
+    }
     std::cerr << "trace " << o.trace << ": " << first->rows << " function rows, " << first->functions.size()
               << " kept as functions (the busiest; --functions)";
     if (first->dropped_rows > 0) {
@@ -377,6 +381,7 @@ int RunSim(SimOptions o) {
   const std::vector<std::string> routings = o.nodes > 1 ? o.routings : std::vector<std::string>{""};
   const size_t per_seed = o.policies.size() * routings.size() * (o.trace.empty() ? o.loads.size() : 1);
   double trace_span_s = 0;
+  double trace_rate_rps = 0;
   for (uint64_t seed : o.seeds) {
     // (load name, arrivals) pairs: a trace gives one, the synthetic loads one each.
     std::vector<std::pair<std::string, std::vector<sim::Arrival>>> workloads;
@@ -387,8 +392,9 @@ int RunSim(SimOptions o) {
       t.seed = seed;  // spreads each minute's invocations; the functions and their models stay
       Result<sim::Trace> trace = sim::ReadAzureTrace(o.trace, t);
       if (!trace.ok()) return fail(trace.status(), kExitBadInput);
-      spans.push_back(60.0 * (trace->last_minute - trace->first_minute + 1));
+      spans.push_back(ToSeconds(trace->span()));  // first to last minute with an invocation
       trace_span_s = spans.back();
+      trace_rate_rps = static_cast<double>(trace->arrivals.size()) / trace_span_s;
       workloads.emplace_back("trace", std::move(trace->arrivals));
       shares.push_back(0);
     } else {
@@ -464,8 +470,11 @@ int RunSim(SimOptions o) {
             << " functions, capacity ~" << Fixed((*preset)->capacity_rps, 0) << " req/s (fluid bound "
             << ((*preset)->fluid_capacity_rps > 0 ? Fixed((*preset)->fluid_capacity_rps, 0) : std::string("none"))
             << "); "
-            << (o.trace.empty() ? Fixed(o.duration_s, 0) + " s per run, "
-                                : "trace " + o.trace + ", " + Fixed(trace_span_s, 0) + " s of arrivals, ")
+            << (o.trace.empty()
+                    ? Fixed(o.duration_s, 0) + " s per run, "
+                    : "trace " + o.trace + ", " + Fixed(trace_span_s, 0) +
+                          " s of arrivals (first to last minute with one), " + Fixed(trace_rate_rps, 1) + " req/s, " +
+                          Fixed(trace_rate_rps / std::max((*preset)->capacity_rps, 1e-9) * 100, 0) + "% of capacity, ")
             << (o.seeds.size() > 1 ? "mean over seeds " : "seed ")
             << Join(o.seeds, ",", [](uint64_t s) { return std::to_string(s); }) << "\n\n";
   std::cout

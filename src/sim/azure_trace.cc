@@ -4,7 +4,6 @@
 #include <charconv>
 #include <cmath>
 #include <map>
-#include <random>
 
 #include "common/limits.h"
 
@@ -29,6 +28,22 @@ bool ParseCount(std::string_view s, int64_t* out) {
 }
 
 // FNV-1a, 64 bits: fixed, so a row's model never depends on the seed.
+// A counter-based random stream (SplitMix64, Steele et al., OOPSLA'14): a 64-bit state, one mix per draw.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  static constexpr uint64_t Mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  uint64_t Next() { return Mix(state_ += 0x9e3779b97f4a7c15ULL); }
+  double Unit() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }  // in [0, 1)
+
+ private:
+  uint64_t state_;
+};
+
 uint64_t Fnv1a(std::string_view s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) {
@@ -174,10 +189,24 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
   double weight_sum = 0;
   for (const auto& [model, weight] : options.mix) weight_sum += weight;
 
-  // Pass 2: each kept row is a function; its counts become arrivals.
-  std::mt19937_64 rng(options.seed);
-  std::uniform_real_distribution<double> within(0.0, 60.0);
-  std::uniform_real_distribution<double> coin(0.0, 1.0);
+  // The trace's active span: its first and last minutes with an invocation among the kept rows. Time 0 is the
+  // start of the first, so that selecting or trimming empty minutes around it changes nothing.
+  trace.first_active_minute = trace.last_minute;
+  trace.last_active_minute = trace.first_minute;
+  for (const Row& r : rows) {
+    const std::vector<std::string_view> fields = Split(r.line);
+    for (const auto& [minute, column] : minutes) {
+      int64_t count = 0;
+      ParseCount(fields[column], &count);  // checked in pass 1
+      if (count == 0) continue;
+      trace.first_active_minute = std::min(trace.first_active_minute, minute);
+      trace.last_active_minute = std::max(trace.last_active_minute, minute);
+    }
+  }
+  if (rows.empty()) trace.first_active_minute = trace.last_active_minute = trace.first_minute;
+
+  // Pass 2: each kept row is a function; its counts become arrivals, each function-minute from a random stream of
+  // its own (the seed, the row's ids and the minute), so that no other row or minute changes its arrivals.
   trace.arrivals.reserve(static_cast<size_t>(expected_total) + rows.size());
   for (const Row& r : rows) {
     const std::vector<std::string_view> fields = Split(r.line);
@@ -194,17 +223,20 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
       }
     }
     f.invocations = r.total;
+    const uint64_t row_key = Fnv1a(f.id);
     const auto index = static_cast<uint32_t>(trace.functions.size());
     trace.functions.push_back(std::move(f));
     for (const auto& [minute, column] : minutes) {
       int64_t count = 0;
       ParseCount(fields[column], &count);  // checked in pass 1
+      if (count == 0) continue;
+      SplitMix64 stream(options.seed ^ SplitMix64::Mix(row_key ^ SplitMix64::Mix(static_cast<uint64_t>(minute))));
       const double expected = static_cast<double>(count) * options.rate_scale;
       auto n = static_cast<int64_t>(expected);
-      if (coin(rng) < expected - static_cast<double>(n)) ++n;
-      const double minute_start = 60.0 * (minute - trace.first_minute);
+      if (stream.Unit() < expected - static_cast<double>(n)) ++n;
+      const double minute_start = 60.0 * (minute - trace.first_active_minute);
       for (int64_t k = 0; k < n; ++k) {
-        trace.arrivals.push_back(Arrival{TimePoint{} + SecondsF(minute_start + within(rng)), index});
+        trace.arrivals.push_back(Arrival{TimePoint{} + SecondsF(minute_start + 60.0 * stream.Unit()), index});
       }
     }
   }

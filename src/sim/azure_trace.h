@@ -9,9 +9,12 @@
 // the mix's cumulative weights covers it (the same file and mix always give the same models; the seed only
 // spreads each minute's count within the minute). Rows with no invocations in the selected minutes are left out,
 // and of the rest the `max_functions` busiest are kept (ties: the earlier row); the others are counted as dropped.
-// A minute's count is spread uniformly at random within the minute. A minute range can be selected, and the
+// A minute's count is spread uniformly at random within the minute, from a random stream of that function-minute
+// alone (the seed, the row's ids and the minute: a counter-based generator), so trimming empty minutes, selecting
+// a range around the busy ones or reordering rows changes no arrival. A minute range can be selected, and the
 // rate scaled (a fractional expected count is rounded up with the probability of its fraction). Time 0 is the
-// start of the first selected minute.
+// start of the first minute with an invocation (among the kept rows); the trace's span runs from there to the end
+// of the last such minute.
 //
 // A malformed row (wrong field count, a count that is not a non-negative integer) is an error naming the file
 // and line, or, with `lenient`, skipped and counted. The header is strict: minute columns are 1..20160 and
@@ -58,9 +61,13 @@ struct Trace {
   int64_t dropped_invocations = 0;       // theirs
   size_t skipped_rows = 0;               // malformed rows skipped (lenient)
   std::string first_skip;                // why the first skipped row was skipped
-  int first_minute = 0;
+  int first_minute = 0;                  // the minutes selected
   int last_minute = 0;
-  Duration duration{0};
+  Duration duration{0};         // of the minutes selected
+  int first_active_minute = 0;  // the first and last of them with an invocation (kept rows)
+  int last_active_minute = 0;
+  // From the start of the first active minute to the end of the last: what the arrivals span.
+  Duration span() const { return Seconds(60) * (last_active_minute - first_active_minute + 1); }
 };
 
 Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, const TraceOptions& options);

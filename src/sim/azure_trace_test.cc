@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <limits>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace fluidfaas::sim {
 namespace {
@@ -102,6 +105,50 @@ TEST(AzureTraceTest, MinuteRangeAndRateScale) {
   o.first_minute = 470;
   EXPECT_EQ(ParseAzureTrace(kSample, "t", o).status().message(),
             "t: minutes 470..481 are not within the file's 480..482");
+}
+
+// The arrivals as (time, function id) pairs, sorted.
+std::vector<std::pair<Duration, std::string>> Keyed(const Trace& t) {
+  std::vector<std::pair<Duration, std::string>> out;
+  for (const Arrival& a : t.arrivals) out.emplace_back(a.at.time_since_epoch(), t.functions[a.function].id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(AzureTraceTest, TrimmingEmptyMinutesOrReorderingRowsChangesNoArrival) {
+  // Minutes 1..6 with invocations only in 3..4; the same trace cut to 3..4, and with its rows reversed.
+  const std::string padded =
+      "HashOwner,HashApp,HashFunction,Trigger,1,2,3,4,5,6\n"
+      "o1,a1,f1,http,0,0,7,3,0,0\n"
+      "o2,a2,f2,http,0,0,0,9,0,0\n";
+  const std::string trimmed =
+      "HashOwner,HashApp,HashFunction,Trigger,3,4\n"
+      "o1,a1,f1,http,7,3\n"
+      "o2,a2,f2,http,0,9\n";
+  const std::string reversed =
+      "HashOwner,HashApp,HashFunction,Trigger,3,4\n"
+      "o2,a2,f2,http,0,9\n"
+      "o1,a1,f1,http,7,3\n";
+  TraceOptions o = Options();
+  o.rate_scale = 1.5;  // fractional counts draw from the stream too
+  const Trace a = *ParseAzureTrace(padded, "a", o);
+  const Trace b = *ParseAzureTrace(trimmed, "b", o);
+  const Trace c = *ParseAzureTrace(reversed, "c", o);
+  EXPECT_EQ(a.first_active_minute, 3);
+  EXPECT_EQ(a.last_active_minute, 4);
+  EXPECT_EQ(a.span(), Seconds(120));  // not the 360 s of columns
+  EXPECT_EQ(a.duration, Seconds(360));
+  ASSERT_FALSE(a.arrivals.empty());
+  EXPECT_EQ(Keyed(a), Keyed(b));
+  EXPECT_EQ(Keyed(a), Keyed(c));
+  // A range selected around the busy minutes gives them too.
+  o.first_minute = 2;
+  o.last_minute = 5;
+  EXPECT_EQ(Keyed(*ParseAzureTrace(padded, "a", o)), Keyed(a));
+  // Another seed moves them.
+  o.first_minute = o.last_minute = 0;
+  o.seed = 5;
+  EXPECT_NE(Keyed(*ParseAzureTrace(padded, "a", o)), Keyed(a));
 }
 
 TEST(AzureTraceTest, BadRowsAreErrorsWithTheLineOrSkippedWhenLenient) {

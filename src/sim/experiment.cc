@@ -225,10 +225,19 @@ Result<std::unique_ptr<Preset>> MakePreset(const std::string& name, const Preset
   for (const std::string& m : models) ++per_model[m];
   std::vector<NodeFunction> functions;
   std::vector<double> weights;
+  if (!options.weights.empty() && (options.weights.size() != models.size() || options.models.empty())) {
+    return Status::InvalidArgument("preset: weights are given with the functions' models, one each");
+  }
   for (const std::string& m : models) {
     const int k = seen[m]++;
     functions.push_back(NodeFunction{m, 0, per_model[m] > 1 ? m + "." + std::to_string(k) : m});
-    weights.push_back(1.0 / std::pow(static_cast<double>(weights.size()) + 1.0, zipf));
+    if (options.weights.empty()) {
+      weights.push_back(1.0 / std::pow(static_cast<double>(weights.size()) + 1.0, zipf));
+    } else {
+      const double w = options.weights[weights.size()];
+      if (!(w > 0) || !std::isfinite(w)) return Status::InvalidArgument("preset: a function's weight must be > 0");
+      weights.push_back(w);
+    }
   }
   FF_ASSIGN_OR_RETURN(auto preset, BuildPreset(name, std::move(slices), functions, weights, options.slo_scale));
   preset->cv = cv;

@@ -90,6 +90,8 @@ struct PresetOptions {
   std::optional<double> active_share;  // (0, 1]
   std::optional<double> mean_on_s;
   std::vector<std::string> models;  // each function's zoo model, given (a trace's rows); replaces functions and mix
+  std::vector<double> weights;      // with `models`: each function's share of the requests (a trace's invocations,
+                                    // > 0); replaces the popularity, so the capacity is the trace's mix's
   // The A100-80GB MIG layouts (gpu/layout.h's written form): none, the preset's own; one, every GPU's; `gpus` of
   // them, one per GPU. mig advise tries layouts this way.
   std::vector<std::string> layouts;

@@ -138,6 +138,25 @@ TEST(PresetTest, KnobsReshapeAPresetAndAreChecked) {
   EXPECT_NE(MakePreset("cloud").status().message().find("serverless"), std::string::npos);
 }
 
+TEST(PresetTest, ATracesInvocationsAreItsPopularityAndItsCapacityIsItsMix) {
+  // Two functions as a trace gives them: the big one rarely invoked, the small one often.
+  PresetOptions o{.models = {"llama2-13b", "resnet50"}, .weights = {1, 99}};
+  auto p = MakePreset("serverless", o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_NEAR((*p)->popularity[0], 0.01, 1e-12);
+  EXPECT_NEAR((*p)->popularity[1], 0.99, 1e-12);
+  // The mix's fluid bound: mostly resnet50, so far above the bound with the shares the other way round.
+  o.weights = {99, 1};
+  auto heavy = MakePreset("serverless", o);
+  ASSERT_TRUE(heavy.ok());
+  EXPECT_GT((*p)->capacity_rps, 3 * (*heavy)->capacity_rps);
+  o.weights = {1};
+  EXPECT_FALSE(MakePreset("serverless", o).ok());  // one weight per function
+  o.weights = {1, 0};
+  EXPECT_FALSE(MakePreset("serverless", o).ok());
+  EXPECT_FALSE(MakePreset("serverless", {.functions = 2, .weights = {1, 1}}).ok());  // only with given models
+}
+
 TEST(PresetTest, TenantsTakeTheSameShareOfTheClusterFromEveryPolicy) {
   auto p = MakePreset("tenants");
   ASSERT_TRUE(p.ok());
