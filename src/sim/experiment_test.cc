@@ -157,6 +157,24 @@ TEST(PresetTest, ATracesInvocationsAreItsPopularityAndItsCapacityIsItsMix) {
   EXPECT_FALSE(MakePreset("serverless", {.functions = 2, .weights = {1, 1}}).ok());  // only with given models
 }
 
+TEST(PresetTest, InflessServesASingleHotFunctionAtARateOneGpuServes) {
+  // Issue 21 saw INFless turn away 96% of one hot function's requests as deadline_unreachable on a trace. One
+  // function, resnet50, 300 req/s in Poisson arrivals (one 7g GPU at batch 8 serves about 370 within the SLO), on
+  // the paper's hardware: INFless, on whole GPUs shared by MPS, serves most of it, as ESG and FluidFaaS do (the
+  // first seconds' cold starts miss: INFless 89%, ESG 96%, FluidFaaS 94% here).
+  auto p = MakePreset("serverless", {.functions = 1, .mix = {{"resnet50", 1}}, .cv = 1.0, .active_share = 1.0});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  const auto arrivals = GenerateWorkload(PresetWorkload(**p, 300, Seconds(60), 1));
+  for (const std::string policy : {"infless", "esg", "fluidfaas"}) {
+    auto scheduler = MakeScheduler(policy, **p);
+    ASSERT_TRUE(scheduler.ok());
+    const SimResult r = Simulate(ClusterFor(policy, **p), (*p)->functions, arrivals, **scheduler, {});
+    ASSERT_TRUE(r.errors.empty()) << policy << ": " << r.errors.front();
+    const RunSummary s = Summarize(r, 0, (*p)->functions);
+    EXPECT_GT(s.hit_rate, 0.85) << policy;
+  }
+}
+
 TEST(PresetTest, TenantsTakeTheSameShareOfTheClusterFromEveryPolicy) {
   auto p = MakePreset("tenants");
   ASSERT_TRUE(p.ok());
