@@ -11,6 +11,7 @@
 
 #include "common/limits.h"
 #include "common/result.h"
+#include "sim/azure_trace.h"
 
 namespace fluidfaas::cli {
 
@@ -30,6 +31,9 @@ Result<std::pair<std::string, int>> ParseListen(const std::string& text, const s
 // A token file's content without surrounding whitespace (a trailing newline is the usual way to write one).
 std::string TrimToken(const std::string& text);
 bool Loopback(const std::string& host);
+
+// A trace's minutes flag, "A..B" with 1 <= A <= B <= kMaxTraceMinute, into its options (sim and mig advise).
+Status ParseMinutes(const std::string& text, sim::TraceOptions& t);
 
 void AddMigCommands(CLI::App& app, int& exit_code);
 void AddNodeCommands(CLI::App& app, int& exit_code);

@@ -26,6 +26,9 @@ struct MigOptions {
   std::string preset = "serverless";
   std::string mix;
   int functions = 0;
+  std::string trace;  // mig advise: an Azure Functions trace as the workload
+  std::string minutes;
+  double rate_scale = 1.0;
   std::string policy = "fluidfaas";
   std::string load = "medium";
   double budget_s = 60;
@@ -129,6 +132,17 @@ int RunAdvise(const MigOptions& opts) {
   auto share = sim::LoadShare(opts.load);
   if (!share.ok()) return fail(share.status());
   o.load_share = *share;
+  if (!opts.trace.empty()) {
+    o.trace = opts.trace;
+    o.trace_options.mix = o.preset_options.mix.empty() ? sim::PresetMix(opts.preset) : o.preset_options.mix;
+    o.trace_options.max_functions = opts.functions > 0 ? static_cast<size_t>(opts.functions) : 512;
+    o.preset_options.functions = 0;  // the trace's rows are the functions
+    if (Status st = CheckRange("--rate-scale", opts.rate_scale, 0, 1e6, /*open_low=*/true); !st.ok()) return fail(st);
+    o.trace_options.rate_scale = opts.rate_scale;
+    if (!opts.minutes.empty()) {
+      if (Status st = ParseMinutes(opts.minutes, o.trace_options); !st.ok()) return fail(st);
+    }
+  }
   o.policy = opts.policy;
   o.profiles = opts.profiles == "all" ? gpu::ProfileSet::kAll : gpu::ProfileSet::kClassic;
   o.budget_s = opts.budget_s;
@@ -173,8 +187,13 @@ int RunAdvise(const MigOptions& opts) {
   }
   std::string seeds;
   for (uint64_t s : opts.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(s);
-  std::printf("%s on %d x a100-80gb, %s at %.1f req/s (%s load on the preset's own layout)\n", opts.policy.c_str(),
-              advice->gpus, advice->preset.c_str(), advice->rate_rps, opts.load.c_str());
+  if (opts.trace.empty()) {
+    std::printf("%s on %d x a100-80gb, %s at %.1f req/s (%s load on the preset's own layout)\n", opts.policy.c_str(),
+                advice->gpus, advice->preset.c_str(), advice->rate_rps, opts.load.c_str());
+  } else {
+    std::printf("%s on %d x a100-80gb, trace %s at %.1f req/s (its busiest rows as functions)\n", opts.policy.c_str(),
+                advice->gpus, opts.trace.c_str(), advice->rate_rps);
+  }
   std::printf(
       "%d candidates, ranked by fluid bound; %d simulated %.0f s (seed %llu); %d finalists %.0f s x seeds %s; %.1f "
       "s\n\n",
@@ -249,7 +268,15 @@ void AddMigCommands(CLI::App& app, int& exit_code) {
   advise->add_option("--preset", opts->preset, "The workload: serverless, tenants, paper or fragmented")
       ->capture_default_str();
   advise->add_option("--mix", opts->mix, "Model mix instead of the preset's: llama2-13b:3,resnet50:1");
-  advise->add_option("--functions", opts->functions, "Functions dealt from the mix (default: the preset's)");
+  advise->add_option("--functions", opts->functions,
+                     "Functions dealt from the mix (default: the preset's); with --trace, its busiest rows kept (512)");
+  advise
+      ->add_option("--trace", opts->trace,
+                   "An Azure Functions 2019 invocations file as the workload instead of the preset's (its rows are "
+                   "the functions, models by the preset's mix or --mix; --load is unused)")
+      ->check(CLI::ExistingFile);
+  advise->add_option("--minutes", opts->minutes, "With --trace: the minute columns A..B");
+  advise->add_option("--rate-scale", opts->rate_scale, "With --trace: multiplies every count")->capture_default_str();
   advise->add_option("--policy", opts->policy, "The policy the layout is chosen for")->capture_default_str();
   advise->add_option("--load", opts->load, "light, medium, heavy or a share of the preset's capacity on its layout")
       ->capture_default_str();

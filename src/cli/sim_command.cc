@@ -23,6 +23,23 @@
 #include "sim/plots.h"
 
 namespace fluidfaas::cli {
+
+// "A..B" (1 <= A <= B <= kMaxTraceMinute) into the trace's options.
+Status ParseMinutes(const std::string& text, sim::TraceOptions& t) {
+  const size_t dots = text.find("..");
+  auto bad = Status::InvalidArgument("--minutes: '" + Printable(text, 30) +
+                                     "' is not A..B with 1 <= A <= B <= " + std::to_string(kMaxTraceMinute));
+  if (dots == std::string::npos) return bad;
+  const std::optional<double> a = ParseFiniteDouble(text.substr(0, dots));
+  const std::optional<double> b = ParseFiniteDouble(text.substr(dots + 2));
+  if (!a || !b || *a != std::floor(*a) || *b != std::floor(*b) || *a < 1 || *a > *b || *b > kMaxTraceMinute) {
+    return bad;
+  }
+  t.first_minute = static_cast<int>(*a);
+  t.last_minute = static_cast<int>(*b);
+  return Status::Ok();
+}
+
 namespace {
 
 using nlohmann::json;
@@ -59,22 +76,6 @@ struct SimOptions {
   int nodes = 1;
   std::vector<std::string> routings = policy::RoutingNames();
 };
-
-// "A..B" (1 <= A <= B <= kMaxTraceMinute) into the trace's options.
-Status ParseMinutes(const std::string& text, sim::TraceOptions& t) {
-  const size_t dots = text.find("..");
-  auto bad = Status::InvalidArgument("--minutes: '" + Printable(text, 30) +
-                                     "' is not A..B with 1 <= A <= B <= " + std::to_string(kMaxTraceMinute));
-  if (dots == std::string::npos) return bad;
-  const std::optional<double> a = ParseFiniteDouble(text.substr(0, dots));
-  const std::optional<double> b = ParseFiniteDouble(text.substr(dots + 2));
-  if (!a || !b || *a != std::floor(*a) || *b != std::floor(*b) || *a < 1 || *a > *b || *b > kMaxTraceMinute) {
-    return bad;
-  }
-  t.first_minute = static_cast<int>(*a);
-  t.last_minute = static_cast<int>(*b);
-  return Status::Ok();
-}
 
 // The preset's options from the flags.
 Result<sim::PresetOptions> PresetOptionsFrom(const SimOptions& o) {

@@ -146,7 +146,18 @@ class Runner {
   // The same arrivals for every candidate: the functions and their popularity do not depend on the layout.
   const std::vector<Arrival>& Arrivals(double seconds, uint64_t seed) {
     auto& a = arrivals_[{seconds, seed}];
-    if (a.empty()) a = GenerateWorkload(PresetWorkload(base_, rate_, SecondsF(seconds), seed));
+    if (!a.empty()) return a;
+    if (o_.trace.empty()) {
+      a = GenerateWorkload(PresetWorkload(base_, rate_, SecondsF(seconds), seed));
+    } else {
+      TraceOptions t = o_.trace_options;
+      t.seed = seed;
+      Result<Trace> trace = ReadAzureTrace(o_.trace, t);  // read once already: it parses
+      if (trace.ok()) {
+        a = std::move(trace->arrivals);
+        std::erase_if(a, [&](const Arrival& x) { return x.at >= TimePoint{} + SecondsF(seconds); });
+      }
+    }
     return a;
   }
   const AdviseOptions& o_;
@@ -169,6 +180,18 @@ Result<Advice> AdviseLayouts(const AdviseOptions& o) {
   }
   PresetOptions base_options = o.preset_options;
   base_options.layouts.clear();
+  double trace_rate = 0;
+  if (!o.trace.empty()) {
+    // The trace's busiest rows are the functions, their invocations the popularity, its arrivals the load.
+    FF_ASSIGN_OR_RETURN(const Trace trace, ReadAzureTrace(o.trace, o.trace_options));
+    base_options.models.clear();
+    base_options.weights.clear();
+    for (const TraceFunction& f : trace.functions) {
+      base_options.models.push_back(f.model);
+      base_options.weights.push_back(static_cast<double>(f.invocations));
+    }
+    trace_rate = static_cast<double>(trace.arrivals.size()) / ToSeconds(trace.span());
+  }
   FF_ASSIGN_OR_RETURN(std::unique_ptr<Preset> base, MakePreset(o.preset, base_options));
   FF_RETURN_IF_ERROR(MakeScheduler(o.policy, *base).status());
   const int gpus = o.preset_options.gpus;
@@ -176,7 +199,7 @@ Result<Advice> AdviseLayouts(const AdviseOptions& o) {
   advice.preset = o.preset;
   advice.policy = o.policy;
   advice.gpus = gpus;
-  advice.rate_rps = o.load_share * base->capacity_rps;
+  advice.rate_rps = o.trace.empty() ? o.load_share * base->capacity_rps : trace_rate;
 
   // Candidates, each GPU list once (an anchor keeps its name when another rule finds it too).
   std::vector<LayoutCandidate> all;
@@ -247,7 +270,10 @@ Result<Advice> AdviseLayouts(const AdviseOptions& o) {
     if (a.bound_rps != b.bound_rps) return a.bound_rps > b.bound_rps;
     return a.stranded_mib < b.stranded_mib;
   });
-  Runner runner(o, *base, advice.rate_rps);
+  AdviseOptions run_options = o;
+  run_options.preset_options.models = base_options.models;  // a trace's functions in every candidate's preset
+  run_options.preset_options.weights = base_options.weights;
+  Runner runner(run_options, *base, advice.rate_rps);
   for (LayoutCandidate& c : all) {
     if (!c.anchor && elapsed() > o.budget_s / 2) break;
     const auto t0 = Clock::now();

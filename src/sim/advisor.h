@@ -2,7 +2,7 @@
 // by simulation within a time budget.
 //
 // The workload is fixed first: the preset's functions and arrivals at `load_share` of its capacity on its own
-// layout, so every candidate serves the same requests per second. Then:
+// layout, or a trace's functions and arrivals, so every candidate serves the same requests. Then:
 //
 //   candidates  every maximal A100-80GB layout on all GPUs (19 classic, 239 with every profile); the anchors an
 //               operator would type (the seed's 1g.10gb+2g.20gb+4g.40gb, all 7g.80gb, all 1g.10gb); a greedy
@@ -27,6 +27,7 @@
 
 #include "common/result.h"
 #include "gpu/layout.h"
+#include "sim/azure_trace.h"
 #include "sim/experiment.h"
 
 namespace fluidfaas::sim {
@@ -42,6 +43,11 @@ struct AdviseOptions {
   double full_s = 600;   // in the finalists' runs
   int finalists = 5;     // from the short round, besides the anchors
   std::vector<uint64_t> seeds = {1, 2, 3, 4};  // of the finalists' runs; the short round uses the first
+  // An Azure Functions trace instead of the preset's synthetic load (sim/azure_trace.h): its busiest rows are the
+  // functions (models by the trace rule, popularity their invocations), its arrivals the load (the first `short_s`
+  // and `full_s` seconds of them; each seed spreads them within their minutes). `load_share` is then unused.
+  std::string trace;
+  TraceOptions trace_options;  // mix, functions, minutes, rate scale; its seed is the run's
 };
 
 struct LayoutCandidate {

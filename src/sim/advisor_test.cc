@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 
 #include "gpu/gpu_type.h"
@@ -73,6 +74,28 @@ TEST(AdvisorTest, TheRankingPutsTheBestFinalistFirstAndAlwaysRunsTheAnchors) {
   EXPECT_EQ(all_1g->stranded_mib, 2 * (gpu::GetGpuType(gpu::GpuModel::kA100_80GB).memory_mib / 8));
   EXPECT_EQ(all_1g->bound_rps, 0);
   EXPECT_NE(all_1g->note.find("llama2-13b"), std::string::npos) << all_1g->note;
+}
+
+TEST(AdvisorTest, ATracesRowsAreTheFunctionsAndItsArrivalsTheLoad) {
+  // Three functions over two minutes, 40 invocations a minute in all; the mix maps them onto resnet50 alone.
+  const std::string path = ::testing::TempDir() + "/advisor_trace.csv";
+  {
+    std::ofstream out(path);
+    out << "HashOwner,HashApp,HashFunction,Trigger,1,2\n"
+           "o,a,f1,http,30,30\no,a,f2,http,9,9\no,a,f3,http,1,1\n";
+  }
+  AdviseOptions o = Small();
+  o.trace = path;
+  o.trace_options.mix = {{"resnet50", 1}};
+  Result<Advice> a = AdviseLayouts(o);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_NEAR(a->rate_rps, 80.0 / 120, 1e-9);  // the trace's own rate, not a share of a capacity
+  ASSERT_FALSE(a->ranking.empty());
+  EXPECT_TRUE(a->ranking.front().full_hit.has_value());
+  // Every anchor served the same 80 requests in full: a light load of small models, all of them met somewhere.
+  EXPECT_GT(*a->ranking.front().full_hit, 0.5);
+  o.trace = ::testing::TempDir() + "/no_such_trace.csv";
+  EXPECT_FALSE(AdviseLayouts(o).ok());
 }
 
 TEST(AdvisorTest, WholeGpuPoliciesAndBadOptionsAreRefused) {
