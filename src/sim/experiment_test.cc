@@ -157,6 +157,16 @@ TEST(PresetTest, ATracesInvocationsAreItsPopularityAndItsCapacityIsItsMix) {
   EXPECT_FALSE(MakePreset("serverless", {.functions = 2, .weights = {1, 1}}).ok());  // only with given models
 }
 
+// One policy's run on the preset's cluster; the run's own errors (the answer rule) fail the test.
+RunSummary RunPolicy(const Preset& p, const std::string& policy, const std::vector<Arrival>& arrivals) {
+  auto scheduler = MakeScheduler(policy, p);
+  EXPECT_TRUE(scheduler.ok()) << policy;
+  if (!scheduler.ok()) return {};
+  const SimResult r = Simulate(ClusterFor(policy, p), p.functions, arrivals, **scheduler, {});
+  EXPECT_TRUE(r.errors.empty()) << policy << ": " << (r.errors.empty() ? "" : r.errors.front());
+  return Summarize(r, 0, p.functions);
+}
+
 TEST(PresetTest, InflessServesASingleHotFunctionAtARateOneGpuServes) {
   // Issue 21 saw INFless turn away 96% of one hot function's requests as deadline_unreachable on a trace. One
   // function, resnet50, 300 req/s in Poisson arrivals (one 7g GPU at batch 8 serves about 370 within the SLO), on
@@ -166,12 +176,7 @@ TEST(PresetTest, InflessServesASingleHotFunctionAtARateOneGpuServes) {
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   const auto arrivals = GenerateWorkload(PresetWorkload(**p, 300, Seconds(60), 1));
   for (const std::string policy : {"infless", "esg", "fluidfaas"}) {
-    auto scheduler = MakeScheduler(policy, **p);
-    ASSERT_TRUE(scheduler.ok());
-    const SimResult r = Simulate(ClusterFor(policy, **p), (*p)->functions, arrivals, **scheduler, {});
-    ASSERT_TRUE(r.errors.empty()) << policy << ": " << r.errors.front();
-    const RunSummary s = Summarize(r, 0, (*p)->functions);
-    EXPECT_GT(s.hit_rate, 0.85) << policy;
+    EXPECT_GT(RunPolicy(**p, policy, arrivals).hit_rate, 0.85) << policy;
   }
 }
 
@@ -195,11 +200,7 @@ TEST(PresetTest, OnServerlessEveryPolicyEndsEveryRequestOnceAndFluidFaaSLeadsEsg
   const auto arrivals = GenerateWorkload(PresetWorkload(**p, 0.5 * (*p)->capacity_rps, Seconds(300), 1));
   std::map<std::string, double> hit;
   for (const std::string policy : {"fluidfaas", "esg", "exclusive:keep_alive=60s"}) {
-    auto scheduler = MakeScheduler(policy, **p);
-    ASSERT_TRUE(scheduler.ok());
-    const SimResult r = Simulate(ClusterFor(policy, **p), (*p)->functions, arrivals, **scheduler, {});
-    ASSERT_TRUE(r.errors.empty()) << policy << ": " << r.errors.front();
-    const RunSummary s = Summarize(r, 0, (*p)->functions);
+    const RunSummary s = RunPolicy(**p, policy, arrivals);
     EXPECT_EQ(s.requests, static_cast<int64_t>(arrivals.size()));
     EXPECT_EQ(s.hits + s.late + s.rejected + s.failed, s.requests);
     hit[policy] = s.hit_rate;
