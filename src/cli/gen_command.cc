@@ -82,7 +82,8 @@ json FunctionJson(const sim::GenFunctionResult& f) {
           {"tpot_p50_ms", f.tpot_p50_ms}, {"tpot_p99_ms", f.tpot_p99_ms},
           {"tokens", f.tokens},           {"preemptions", f.preemptions},
           {"instances", f.instances},     {"pipelined", f.pipelined},
-          {"max_stages", f.max_stages},   {"placements", f.placements}};
+          {"max_stages", f.max_stages},   {"migrations", f.migrations},
+          {"placements", f.placements}};
 }
 
 std::string Refusals(const std::map<std::string, int64_t>& refused) {
@@ -114,28 +115,36 @@ int Run(const GenFlags& f) {
     std::cerr << "trace " << f.trace << ": " << trace->arrivals.size() << " requests over " << Fixed(trace->span_s, 0)
               << " s, dealt to the functions by rate; " << trace->clipped << " cut to the models' lengths\n";
   }
-  std::vector<sim::GenPolicy> policies;
-  for (const std::string& p : Split(f.policies, ',')) {
-    Result<sim::GenPolicy> parsed = sim::ParseGenPolicy(p);
+  // Each policy spec: fluidfaas or exclusive, fluidfaas:migration=off for the ablation.
+  std::vector<std::pair<std::string, sim::GenOptions>> policies;
+  for (const std::string& spec : Split(f.policies, ',')) {
+    const size_t colon = spec.find(':');
+    Result<sim::GenPolicy> parsed = sim::ParseGenPolicy(spec.substr(0, colon));
     if (!parsed.ok()) return fail(parsed.status());
-    policies.push_back(*parsed);
+    sim::GenOptions o{.policy = *parsed, .keep_alive_s = f.keep_alive_s, .max_batch = f.max_batch};
+    if (colon != std::string::npos) {
+      if (spec.substr(colon + 1) != "migration=off" || *parsed != sim::GenPolicy::kFluidFaaS) {
+        return fail(Status::InvalidArgument("--policies: '" + spec + "': the one option is fluidfaas:migration=off"));
+      }
+      o.migrate_back = false;
+    }
+    policies.emplace_back(spec, o);
   }
   json runs = json::array();
   Table table({"policy", ">seed", "function", ">requests", ">met %", ">TTFT p50", ">p99 ms", ">TPOT p50", ">p99 ms",
-               ">tokens/s", ">preempt", ">inst", ">pipes", "refused"});
+               ">tokens/s", ">preempt", ">inst", ">pipes", ">migr", "refused"});
   Table totals(
       {"policy", ">seed", ">requests", ">SLO met %", ">per-function mean %", ">tokens/s", ">goodput tokens/s"});
   for (uint64_t seed : f.seeds) {
     const std::vector<sim::GenArrival> arrivals =
         trace ? trace->arrivals : sim::GenArrivals(*scenario, f.duration_s, seed);
-    for (sim::GenPolicy p : policies) {
-      Result<sim::GenResult> r = sim::SimulateGeneration(
-          *scenario, arrivals, f.duration_s,
-          sim::GenOptions{.policy = p, .keep_alive_s = f.keep_alive_s, .max_batch = f.max_batch});
+    for (const auto& [label, options] : policies) {
+      Result<sim::GenResult> r = sim::SimulateGeneration(*scenario, arrivals, f.duration_s, options);
       if (!r.ok()) {
         std::cerr << "fluidfaas sim-gen: " << r.status().message() << '\n';
         return kExitFailure;
       }
+      r->policy = label;
       json fns = json::array();
       for (const sim::GenFunctionResult& fr : r->functions) {
         fns.push_back(FunctionJson(fr));
@@ -143,7 +152,8 @@ int Run(const GenFlags& f) {
                       Fixed(100 * fr.attainment(), 1), Fixed(fr.ttft_p50_ms, 0), Fixed(fr.ttft_p99_ms, 0),
                       Fixed(fr.tpot_p50_ms, 1), Fixed(fr.tpot_p99_ms, 1),
                       Fixed(static_cast<double>(fr.tokens) / f.duration_s, 1), std::to_string(fr.preemptions),
-                      std::to_string(fr.instances), std::to_string(fr.pipelined), Refusals(fr.refused)});
+                      std::to_string(fr.instances), std::to_string(fr.pipelined), std::to_string(fr.migrations),
+                      Refusals(fr.refused)});
       }
       totals.AddRow({r->policy, std::to_string(seed), std::to_string(r->requests), Fixed(100 * r->attainment(), 1),
                      Fixed(100 * r->function_mean_attainment(), 1), Fixed(r->tokens_per_s(), 1),
@@ -199,7 +209,8 @@ void AddGenCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--preset", f->preset, "gen-fragmented or gen-mixed")->capture_default_str();
   cmd->add_option("--load", f->load, "light (0.4), medium (1), heavy (1.6) of the preset's rates, or a number")
       ->capture_default_str();
-  cmd->add_option("--policies", f->policies, "Comma-separated: fluidfaas, exclusive")->capture_default_str();
+  cmd->add_option("--policies", f->policies, "Comma-separated: fluidfaas, exclusive, fluidfaas:migration=off")
+      ->capture_default_str();
   cmd->add_option("--duration", f->duration_s, "Seconds of arrivals")->capture_default_str();
   cmd->add_option("--seed", f->seeds, "Seeds (comma-separated); each policy runs on the same arrivals")
       ->delimiter(',')

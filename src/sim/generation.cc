@@ -195,6 +195,7 @@ struct Inst {
   double ready_at = 0;
   bool ready = false;
   bool alive = true;
+  bool draining = false;  // migrated away: takes no new sequence, released once its own have finished
   uint64_t idle_stamp = 0;
   size_t Load() const {
     size_t n = 0;
@@ -331,6 +332,7 @@ class GenSim {
     const int64_t tokens = int64_t{q.prompt} + q.output;
     for (size_t i : fn.instances) {
       const Inst& inst = insts_[i];
+      if (inst.draining) continue;
       const policy::ContinuousBatcher& b = inst.lanes.front().batcher;
       if (b.BlocksFor(tokens) > b.options().kv_blocks) continue;
       if (!best || inst.Load() < insts_[*best].Load()) best = i;
@@ -365,11 +367,12 @@ class GenSim {
     return best;
   }
 
-  // A new instance of function `f` on the free slices, taking its pending sequences. False when none fits now.
-  bool ScaleOut(size_t f) {
+  // A new instance of function `f` on the free slices (of at most `stages` stages; 0: the policy's), taking its
+  // pending sequences. False when none fits now.
+  bool ScaleOut(size_t f, int stages = 0) {
     Fn& fn = fns_[f];
     auto [free, index] = Free();
-    Result<policy::GenerativePlacement> p = fn.placer->Place(free, max_stages());
+    Result<policy::GenerativePlacement> p = fn.placer->Place(free, stages > 0 ? stages : max_stages());
     if (!p.ok()) return false;
     const size_t id = insts_.size();
     int64_t largest_stage = 0;
@@ -418,6 +421,7 @@ class GenSim {
     if (!inst.alive || !inst.ready || lane.busy) return;
     lane.step = lane.batcher.Next();
     if (lane.step.kind == policy::GenStep::Kind::kIdle) {
+      if (inst.Idle() && inst.draining) return Release(i);
       if (inst.Idle()) Push(now_ + o_.keep_alive_s, Event::kIdleCheck, i, ++inst.idle_stamp);
       return;
     }
@@ -475,16 +479,39 @@ class GenSim {
   }
 
   void IdleCheck(size_t i, uint64_t stamp) {
-    Inst& inst = insts_[i];
+    const Inst& inst = insts_[i];
     if (!inst.alive || stamp != inst.idle_stamp || !inst.Idle()) return;
+    Release(i);
+  }
+
+  // Instance `i` gives its slices back. Then functions with sequences waiting for an instance may start one, and a
+  // pipeline that a freed slice now holds alone migrates back to it.
+  void Release(size_t i) {
+    Inst& inst = insts_[i];
     inst.alive = false;
     Fn& fn = fns_[inst.fn];
     fn.result.preemptions += Preemptions(inst);
     std::erase(fn.instances, i);
     for (const policy::PlanStage& st : inst.stages) busy_[st.slice] = false;
-    // Freed slices: functions with sequences waiting for an instance may start one.
     for (size_t f = 0; f < fns_.size(); ++f) {
       if (!fns_[f].pending.empty()) ScaleOut(f);
+    }
+    if (o_.migrate_back) MigrateBack();
+  }
+
+  // The design's migration, for generation: a pipeline whose function a free slice now serves alone gets a
+  // single-slice instance there (loaded cold), and the pipeline drains: it takes no new sequence and is released
+  // when its own have finished. Live sequences finish where they are rather than moving their caches: a sequence
+  // lasts seconds, and its cache is spread over the pipeline's stages.
+  void MigrateBack() {
+    for (size_t f = 0; f < fns_.size(); ++f) {
+      for (size_t i : std::vector<size_t>(fns_[f].instances)) {
+        if (insts_[i].draining || insts_[i].stages.size() < 2) continue;
+        if (!ScaleOut(f, /*stages=*/1)) break;  // no single slice serves it now
+        ++fns_[f].result.migrations;
+        insts_[i].draining = true;
+        if (insts_[i].Idle()) Release(i);
+      }
     }
   }
 

@@ -12,13 +12,16 @@
 //
 // Policies, one rule each for every function:
 //   - fluidfaas: the smallest single free slice that holds the instance and meets the TPOT objective, else a
-//     pipeline over free slices (the design's first point, applied to generation);
+//     pipeline over free slices (the design's first point, applied to generation); when slices free, a pipeline
+//     that one of them now holds alone migrates back to it (`migrate_back`): a single-slice instance starts there,
+//     cold, and the pipeline drains, its live sequences finishing where they are (a sequence lasts seconds and its
+//     cache is spread over the stages; moving it would cost a copy of every stage's share);
 //   - exclusive: single slices only, the same smallest-adequate rule: one engine per slice with continuous
 //     batching and a keep-alive, what an operator running vLLM per MIG slice deploys.
 // Both scale out alike: a function gets another instance when a sequence routed to its least loaded one leaves
 // that one with more sequences than the design batch its placement was checked for, or short of cache for those
-// waiting, and the free slices allow one. Time sharing, eviction to host memory and migration back to one slice are not
-// applied to generative functions yet.
+// waiting, and the free slices allow one. Time sharing and eviction to host memory are not applied to generative
+// functions yet.
 //
 // Every sequence ends exactly once: completed, or refused with a reason (fits_no_slice: no placement even on the
 // empty node; too_long: longer than any instance's cache; unserved: still waiting when the run's drain ends). A
@@ -100,10 +103,11 @@ Result<GenPolicy> ParseGenPolicy(const std::string& text);
 struct GenOptions {
   GenPolicy policy = GenPolicy::kFluidFaaS;
   double keep_alive_s = 60;
-  int max_batch = 32;    // sequences per step
-  int design_batch = 8;  // sequences an instance's cache must hold (placement)
-  int max_stages = 4;    // pipelines (fluidfaas); exclusive uses 1
-  double drain_s = 600;  // after the last arrival, how long sequences may still finish
+  int max_batch = 32;        // sequences per step
+  int design_batch = 8;      // sequences an instance's cache must hold (placement)
+  int max_stages = 4;        // pipelines (fluidfaas); exclusive uses 1
+  double drain_s = 600;      // after the last arrival, how long sequences may still finish
+  bool migrate_back = true;  // fluidfaas: a pipeline moves to one slice when one frees (exclusive has none)
 };
 
 struct GenFunctionResult {
@@ -117,6 +121,7 @@ struct GenFunctionResult {
   int instances = 0;  // started over the run
   int pipelined = 0;  // of which pipelines
   int max_stages = 0;
+  int migrations = 0;                   // pipelines moved back to one slice
   std::vector<std::string> placements;  // each instance's slices, "0:2g.20gb@0+0:2g.20gb@2", and its start time
   double attainment() const { return requests ? static_cast<double>(met) / static_cast<double>(requests) : 0; }
 };

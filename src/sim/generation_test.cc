@@ -4,6 +4,7 @@
 
 #include "model/generation.h"
 #include "model/load_cost.h"
+#include "sim/experiment.h"
 
 namespace fluidfaas::sim {
 namespace {
@@ -18,6 +19,12 @@ GenResult Simulate(const GenScenario& s, const std::vector<GenArrival>& arrivals
   Result<GenResult> r = SimulateGeneration(s, arrivals, duration, o);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return std::move(r).value();
+}
+
+std::string Refusals(const GenFunctionResult& f) {
+  std::string out;
+  for (const auto& [reason, n] : f.refused) out += reason + "=" + std::to_string(n) + " ";
+  return out;
 }
 
 const GenFunctionResult& Of(const GenResult& r, const std::string& name) {
@@ -157,6 +164,42 @@ TEST(LlmTraceTest, CutsLengthsToTheModelAndRefusesBadRows) {
   }
   EXPECT_FALSE(ParseLlmTrace("TIME,ContextTokens\n1,1\n", "nohead.csv", s, 100).ok());
   EXPECT_FALSE(ReadLlmTrace("/nonexistent/trace.csv", s, 100).ok());
+}
+
+TEST(GenerationSimTest, APipelineMigratesBackToASliceThatFreesAndDrains) {
+  // One A100 as 3g.40gb + 2g.20gb x2, two deployments of llama2-13b. "b" takes the 3g first; "a" then gets a
+  // pipeline over the two 2g slices. When "b" has idled past its keep-alive, the 3g frees while "a" still generates
+  // a long sequence: "a" starts a single-slice instance on the 3g and its pipeline drains.
+  GenScenario s;
+  s.name = "migration";
+  s.slices = *LayoutSlices({"3g.40gb+2g.20gb+2g.20gb"});
+  for (const char* name : {"a", "b"}) {
+    s.functions.push_back(GenFunction{.name = name,
+                                      .model = "llama2-13b",
+                                      .prompt = {100, 200},
+                                      .output = {10, 1500},
+                                      .ttft_slo_ms = 60000,
+                                      .tpot_slo_ms = 1000});
+  }
+  const std::vector<GenArrival> arrivals = {{.t_s = 0, .function = 1, .prompt = 100, .output = 10},
+                                            {.t_s = 1, .function = 0, .prompt = 100, .output = 1500},
+                                            {.t_s = 200, .function = 0, .prompt = 100, .output = 10}};
+  const GenResult r = Simulate(s, arrivals, 300, {.keep_alive_s = 5});
+  const GenFunctionResult& a = Of(r, "a");
+  ASSERT_EQ(a.completed, 2) << Refusals(a);
+  EXPECT_EQ(a.migrations, 1);
+  ASSERT_GE(a.placements.size(), 2u);  // and a third, cold, at 200 s: the 3g instance idled past its keep-alive
+  EXPECT_NE(a.placements[0].find('+'), std::string::npos) << a.placements[0];  // the pipeline
+  EXPECT_EQ(a.placements[1].rfind("0:3g.40gb@", 0), 0u) << a.placements[1];    // then the 3g alone
+  // Without migration the pipeline keeps serving "a".
+  const GenFunctionResult& still = Of(Simulate(s, arrivals, 300, {.keep_alive_s = 5, .migrate_back = false}), "a");
+  EXPECT_EQ(still.migrations, 0);
+  EXPECT_EQ(still.instances, 1);
+  // The exclusive policy has no pipeline: "a" waits for the 3g.
+  const GenFunctionResult& excl =
+      Of(Simulate(s, arrivals, 300, {.policy = GenPolicy::kExclusive, .keep_alive_s = 5}), "a");
+  EXPECT_EQ(excl.pipelined, 0);
+  EXPECT_EQ(excl.completed, 2);
 }
 
 TEST(GenerationSimTest, RefusesWhatItCannotSimulate) {
