@@ -33,6 +33,7 @@ struct GenFlags {
   double keep_alive_s = 60;
   int max_batch = 32;
   double slo_scale = 5;
+  int prefill_chunk = 0;
   std::string trace;        // an LLM inference trace (Azure's format) instead of Poisson arrivals
   std::string llm_lengths;  // "prompt=LO-HI,output=LO-HI"
   bool json_output = false;
@@ -121,7 +122,8 @@ int Run(const GenFlags& f) {
     const size_t colon = spec.find(':');
     Result<sim::GenPolicy> parsed = sim::ParseGenPolicy(spec.substr(0, colon));
     if (!parsed.ok()) return fail(parsed.status());
-    sim::GenOptions o{.policy = *parsed, .keep_alive_s = f.keep_alive_s, .max_batch = f.max_batch};
+    sim::GenOptions o{
+        .policy = *parsed, .keep_alive_s = f.keep_alive_s, .max_batch = f.max_batch, .prefill_chunk = f.prefill_chunk};
     if (colon != std::string::npos) {
       if (spec.substr(colon + 1) != "migration=off" || *parsed != sim::GenPolicy::kFluidFaaS) {
         return fail(Status::InvalidArgument("--policies: '" + spec + "': the one option is fluidfaas:migration=off"));
@@ -223,6 +225,11 @@ void AddGenCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--llm-lengths", f->llm_lengths,
                   "Prompt and output lengths drawn uniformly: prompt=LO-HI,output=LO-HI (default 128-1024, 32-256)");
+  cmd->add_option("--prefill-chunk", f->prefill_chunk,
+                  "Chunked prefill: tokens per step, decodes included (Sarathi-Serve); 0: whole prefills that stall "
+                  "decoding")
+      ->check(CLI::Range(0, 65536))
+      ->capture_default_str();
   cmd->add_option("--slo-scale", f->slo_scale,
                   "TTFT and TPOT objectives as multiples of each model's batch-1 figures on a 7g.80gb")
       ->capture_default_str();

@@ -32,6 +32,10 @@ struct BatcherOptions {
   int64_t kv_blocks = 0;  // blocks in the pool. REQUIRES: >= 1
   int block_tokens = 16;  // tokens per block (vLLM's default). REQUIRES: >= 1
   int max_batch = 64;     // sequences in one step. REQUIRES: >= 1
+  // Chunked prefill (Sarathi-Serve, OSDI'24): 0, off (a step prefills the admitted prompts whole, and running
+  // sequences wait); else a step decodes every running sequence and fills the rest of this many tokens with chunks
+  // of the prompts being prefilled, so decoding never stalls behind a long prompt. REQUIRES: 0 or >= 1
+  int prefill_chunk = 0;
 };
 
 struct GenSequence {
@@ -41,10 +45,18 @@ struct GenSequence {
 };
 
 struct GenStep {
-  enum class Kind { kIdle, kPrefill, kDecode };
+  enum class Kind { kIdle, kPrefill, kDecode, kMixed };
   Kind kind = Kind::kIdle;
-  std::vector<uint64_t> sequences;  // those this step runs
+  std::vector<uint64_t> sequences;  // those this step runs whole: prefills (kPrefill) or decodes (kDecode, kMixed)
   std::vector<int> tokens;          // per sequence: tokens it prefills (prompt + generated) or its context (decode)
+  // kMixed: chunks of prefills beside the decodes; a chunk that ends its prefill yields its sequence's next token.
+  struct Chunk {
+    uint64_t sequence = 0;
+    int tokens = 0;   // in this chunk
+    int context = 0;  // prefilled before it
+    bool last = false;
+  };
+  std::vector<Chunk> chunks;
   std::vector<uint64_t> preempted;  // sent back to the queue to make room for this step
 };
 
@@ -82,8 +94,10 @@ class ContinuousBatcher {
     GenSequence s;
     int generated = 0;  // tokens generated so far (kept across a preemption)
     int64_t blocks = 0;
+    int prefilled = -1;  // chunked prefill: tokens of its (re)prefill done; -1 when prefilled (decoding)
     int Tokens() const { return s.prompt + generated; }
   };
+  GenStep NextChunked();
   void Preempt(size_t running_index, GenStep& step);
 
   BatcherOptions options_;

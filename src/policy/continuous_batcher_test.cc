@@ -106,6 +106,32 @@ TEST(ContinuousBatcherTest, AShortPoolPreemptsTheYoungestWhichResumesAndFinishes
   EXPECT_EQ(b.used_blocks(), 0);
 }
 
+TEST(ContinuousBatcherTest, ChunkedPrefillKeepsDecodingBesideALongPrompt) {
+  ContinuousBatcher b({.kv_blocks = 1000, .block_tokens = 16, .max_batch = 8, .prefill_chunk = 256});
+  b.Enqueue({.id = 1, .prompt = 10, .output = 50});
+  GenStep s = b.Next();
+  ASSERT_EQ(s.kind, Kind::kMixed);  // a short prompt: one chunk, and its first token
+  ASSERT_EQ(s.chunks.size(), 1u);
+  EXPECT_TRUE(s.chunks[0].last);
+  b.Complete(s);
+  b.Enqueue({.id = 2, .prompt = 1000, .output = 5});
+  // Sequence 1 decodes every step while 2's 1,000 tokens go through in chunks of 255 (the budget less one decode).
+  std::vector<int> chunks;
+  for (int i = 0; i < 4; ++i) {
+    s = b.Next();
+    EXPECT_EQ(s.kind, Kind::kMixed);
+    EXPECT_EQ(s.sequences, (std::vector<uint64_t>{1}));
+    ASSERT_EQ(s.chunks.size(), 1u);
+    chunks.push_back(s.chunks[0].tokens);
+    EXPECT_EQ(s.chunks[0].last, i == 3);
+    b.Complete(s);
+  }
+  EXPECT_EQ(chunks, (std::vector<int>{255, 255, 255, 235}));
+  s = b.Next();
+  EXPECT_EQ(s.kind, Kind::kDecode);
+  EXPECT_EQ(s.sequences, (std::vector<uint64_t>{1, 2}));
+}
+
 TEST(ContinuousBatcherTest, CancelFreesTheBlocksAtOnce) {
   ContinuousBatcher b({.kv_blocks = 10, .block_tokens = 16, .max_batch = 8});
   b.Enqueue({.id = 1, .prompt = 100, .output = 50});
@@ -133,7 +159,9 @@ RC_GTEST_PROP(ContinuousBatcherProperty, EverySequenceFinishesExactlyOnce, ()) {
   const int block_tokens = *rc::gen::inRange(1, 33);
   const int64_t blocks = *rc::gen::inRange(1, 200);
   const int max_batch = *rc::gen::inRange(1, 17);
-  ContinuousBatcher b({.kv_blocks = blocks, .block_tokens = block_tokens, .max_batch = max_batch});
+  const int chunk = *rc::gen::element(0, 1, 7, 64, 512);  // 0: whole prefills
+  ContinuousBatcher b(
+      {.kv_blocks = blocks, .block_tokens = block_tokens, .max_batch = max_batch, .prefill_chunk = chunk});
   const int n = *rc::gen::inRange(0, 40);
   std::map<uint64_t, int> accepted;  // id -> output tokens
   for (int i = 0; i < n; ++i) {
@@ -151,6 +179,14 @@ RC_GTEST_PROP(ContinuousBatcherProperty, EverySequenceFinishesExactlyOnce, ()) {
     RC_ASSERT(b.used_blocks() <= blocks);
     RC_ASSERT(s.sequences.size() <= static_cast<size_t>(max_batch));
     for (uint64_t id : s.sequences) ++tokens[id];
+    int step_tokens = static_cast<int>(s.sequences.size());
+    for (const GenStep::Chunk& c : s.chunks) {
+      if (c.last) ++tokens[c.sequence];
+      step_tokens += c.tokens;
+    }
+    // A chunked step holds its budget, or one prefill token beside the decodes when they alone fill it.
+    if (chunk > 0 && !s.chunks.empty())
+      RC_ASSERT(step_tokens <= std::max(chunk, static_cast<int>(s.sequences.size()) + 1));
     for (uint64_t id : b.Complete(s)) ++finished[id];
   }
   RC_ASSERT(b.waiting() == 0u);

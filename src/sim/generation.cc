@@ -387,8 +387,10 @@ class GenSim {
     Inst& inst = insts_.back();
     inst.stage_free.assign(inst.stages.size(), now_);
     for (size_t l = 0; l < lanes; ++l) {
-      inst.lanes.push_back(Lane{.batcher = policy::ContinuousBatcher(
-                                    {.kv_blocks = blocks, .block_tokens = kBlockTokens, .max_batch = o_.max_batch})});
+      inst.lanes.push_back(Lane{.batcher = policy::ContinuousBatcher({.kv_blocks = blocks,
+                                                                      .block_tokens = kBlockTokens,
+                                                                      .max_batch = o_.max_batch,
+                                                                      .prefill_chunk = o_.prefill_chunk})});
     }
     ++fn.result.instances;
     if (inst.stages.size() > 1) ++fn.result.pipelined;
@@ -444,11 +446,32 @@ class GenSim {
     return {batch, tokens / batch};
   }
 
+  // Tokens a step's chunks of prefills carry.
+  static int ChunkTokens(const policy::GenStep& step) {
+    int n = 0;
+    for (const policy::GenStep::Chunk& c : step.chunks) n += c.tokens;
+    return n;
+  }
+
   double StageMs(const Inst& inst, const policy::GenStep& step, size_t k) const {
     const model::GenerationCosts& c = *fns_[inst.fn].costs;
-    const auto [batch, mean] = Shape(step);
     const policy::PlanStage& st = inst.stages[k];
     const policy::SliceKind& kind = s_.slices[st.slice].kind;
+    if (step.kind == policy::GenStep::Kind::kMixed) {
+      // One fused pass: the GEMMs take the chunks' tokens and one row per decoding sequence, as a prefill of that
+      // many tokens; the decoding sequences read their caches besides. (The prefill's attention over all of those
+      // tokens at once overstates a chunk's; its attention to its earlier chunks is left out.)
+      const int decoding = static_cast<int>(step.sequences.size());
+      const int rows = std::clamp(ChunkTokens(step) + decoding, 1, c.max_positions());
+      double ms = c.PrefillMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, rows, 1);
+      if (decoding > 0) {
+        const double context = std::min(Shape(step).second, c.max_positions() - 1.0);
+        ms += c.DecodeStepMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, decoding, context) -
+              c.DecodeStepMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, decoding, 0);
+      }
+      return ms;
+    }
+    const auto [batch, mean] = Shape(step);
     if (step.kind == policy::GenStep::Kind::kPrefill) {
       const int p = std::clamp(static_cast<int>(std::lround(mean)), 1, c.max_positions());
       return c.PrefillMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, p, batch);
@@ -460,11 +483,11 @@ class GenSim {
   // The hop after stage `k` (none after the last).
   double HopMs(const Inst& inst, const policy::GenStep& step, size_t k) const {
     if (k + 1 >= inst.stages.size()) return 0;
-    const auto [batch, mean] = Shape(step);
-    const bool prefill = step.kind == policy::GenStep::Kind::kPrefill;
-    const double per_sequence =
-        static_cast<double>(fns_[inst.fn].costs->StepHandoffBytes(inst.stages[k].last_block)) * (prefill ? mean : 1);
-    return policy::TransferModel().HopMs(static_cast<int64_t>(per_sequence * batch));
+    const double per_token = static_cast<double>(fns_[inst.fn].costs->StepHandoffBytes(inst.stages[k].last_block));
+    // Tokens whose hidden states cross: a whole prefill's prompts, one per decoding sequence, the chunks' tokens.
+    double tokens = ChunkTokens(step);
+    for (int t : step.tokens) tokens += step.kind == policy::GenStep::Kind::kPrefill ? t : 1;
+    return policy::TransferModel().HopMs(static_cast<int64_t>(per_token * tokens));
   }
 
   void StepDone(size_t i, size_t l) {
@@ -473,6 +496,10 @@ class GenSim {
     for (uint64_t id : lane.step.sequences) {
       Seq& q = seqs_[id];
       if (q.first < 0) q.first = now_;
+    }
+    for (const policy::GenStep::Chunk& c : lane.step.chunks) {
+      Seq& q = seqs_[c.sequence];
+      if (c.last && q.first < 0) q.first = now_;
     }
     for (uint64_t done : lane.batcher.Complete(lane.step)) End(done, "");
     Kick(i, l);

@@ -108,6 +108,7 @@ struct GenOptions {
   int max_stages = 4;        // pipelines (fluidfaas); exclusive uses 1
   double drain_s = 600;      // after the last arrival, how long sequences may still finish
   bool migrate_back = true;  // fluidfaas: a pipeline moves to one slice when one frees (exclusive has none)
+  int prefill_chunk = 0;     // chunked prefill's token budget per step (policy/continuous_batcher.h); 0: off
 };
 
 struct GenFunctionResult {

@@ -60,9 +60,10 @@ TEST(GenerationSimTest, OnlyAPipelineServesLlama13BOnFragmentedSlices) {
 TEST(GenerationSimTest, EverySequenceEndsExactlyOnceAndTheSameSeedGivesTheSameRun) {
   const GenScenario s = Preset("gen-mixed", 1.6);
   const std::vector<GenArrival> arrivals = GenArrivals(s, 300, 7);
-  for (GenPolicy p : {GenPolicy::kFluidFaaS, GenPolicy::kExclusive}) {
-    const GenResult a = Simulate(s, arrivals, 300, {.policy = p});
-    const GenResult b = Simulate(s, arrivals, 300, {.policy = p});
+  for (const GenOptions& o : {GenOptions{.policy = GenPolicy::kFluidFaaS}, GenOptions{.policy = GenPolicy::kExclusive},
+                              GenOptions{.policy = GenPolicy::kFluidFaaS, .prefill_chunk = 512}}) {
+    const GenResult a = Simulate(s, arrivals, 300, o);
+    const GenResult b = Simulate(s, arrivals, 300, o);
     EXPECT_EQ(a.requests, static_cast<int64_t>(arrivals.size()));
     for (const GenFunctionResult& f : a.functions) {
       int64_t refused = 0;
