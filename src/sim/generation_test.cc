@@ -193,14 +193,13 @@ TEST(GenerationSimTest, APipelineMigratesBackToASliceThatFreesAndDrains) {
   EXPECT_NE(a.placements[0].find('+'), std::string::npos) << a.placements[0];  // the pipeline
   EXPECT_EQ(a.placements[1].rfind("0:3g.40gb@", 0), 0u) << a.placements[1];    // then the 3g alone
   // Without migration the pipeline keeps serving "a".
-  const GenFunctionResult& still = Of(Simulate(s, arrivals, 300, {.keep_alive_s = 5, .migrate_back = false}), "a");
-  EXPECT_EQ(still.migrations, 0);
-  EXPECT_EQ(still.instances, 1);
+  const GenResult kept = Simulate(s, arrivals, 300, {.keep_alive_s = 5, .migrate_back = false});
+  EXPECT_EQ(Of(kept, "a").migrations, 0);
+  EXPECT_EQ(Of(kept, "a").instances, 1);
   // The exclusive policy has no pipeline: "a" waits for the 3g.
-  const GenFunctionResult& excl =
-      Of(Simulate(s, arrivals, 300, {.policy = GenPolicy::kExclusive, .keep_alive_s = 5}), "a");
-  EXPECT_EQ(excl.pipelined, 0);
-  EXPECT_EQ(excl.completed, 2);
+  const GenResult exclusive = Simulate(s, arrivals, 300, {.policy = GenPolicy::kExclusive, .keep_alive_s = 5});
+  EXPECT_EQ(Of(exclusive, "a").pipelined, 0);
+  EXPECT_EQ(Of(exclusive, "a").completed, 2);
 }
 
 TEST(GenerationSimTest, RefusesWhatItCannotSimulate) {
