@@ -135,8 +135,8 @@ int Run(const GenFlags& f) {
   json runs = json::array();
   Table table({"policy", ">seed", "function", ">requests", ">met %", ">TTFT p50", ">p99 ms", ">TPOT p50", ">p99 ms",
                ">tokens/s", ">preempt", ">inst", ">pipes", ">migr", "refused"});
-  Table totals(
-      {"policy", ">seed", ">requests", ">SLO met %", ">per-function mean %", ">tokens/s", ">goodput tokens/s"});
+  Table totals({"policy", ">seed", ">requests", ">SLO met %", ">per-function mean %", ">tokens/s", ">goodput req/s",
+                ">met tokens/s"});
   for (uint64_t seed : f.seeds) {
     const std::vector<sim::GenArrival> arrivals =
         trace ? trace->arrivals : sim::GenArrivals(*scenario, f.duration_s, seed);
@@ -159,14 +159,15 @@ int Run(const GenFlags& f) {
       }
       totals.AddRow({r->policy, std::to_string(seed), std::to_string(r->requests), Fixed(100 * r->attainment(), 1),
                      Fixed(100 * r->function_mean_attainment(), 1), Fixed(r->tokens_per_s(), 1),
-                     Fixed(r->goodput_tokens_per_s(), 1)});
+                     Fixed(r->goodput_rps(), 2), Fixed(r->met_tokens_per_s(), 1)});
       runs.push_back({{"policy", r->policy},
                       {"seed", seed},
                       {"requests", r->requests},
                       {"attainment", r->attainment()},
                       {"function_mean_attainment", r->function_mean_attainment()},
                       {"tokens_per_s", r->tokens_per_s()},
-                      {"goodput_tokens_per_s", r->goodput_tokens_per_s()},
+                      {"goodput_rps", r->goodput_rps()},
+                      {"met_tokens_per_s", r->met_tokens_per_s()},
                       {"functions", fns}});
     }
   }

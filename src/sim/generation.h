@@ -141,7 +141,10 @@ struct GenResult {
     return functions.empty() ? 0 : sum / static_cast<double>(functions.size());
   }
   double tokens_per_s() const { return duration_s > 0 ? static_cast<double>(tokens) / duration_s : 0; }
-  double goodput_tokens_per_s() const { return duration_s > 0 ? static_cast<double>(met_tokens) / duration_s : 0; }
+  // Goodput as the field counts it: requests per second that met both objectives (DistServe, OSDI'24).
+  double goodput_rps() const { return duration_s > 0 ? static_cast<double>(met) / duration_s : 0; }
+  // The tokens of those requests, per second.
+  double met_tokens_per_s() const { return duration_s > 0 ? static_cast<double>(met_tokens) / duration_s : 0; }
 };
 
 // Runs the arrivals on the scenario's slices. InvalidArgument for a function whose model does not generate, or
