@@ -69,7 +69,7 @@ Result<Target> ResolveTarget(const ZooOptions& o, bool need_profile) {
 
 int RunList(const ZooOptions& o) {
   json out = json::array();
-  Table table({"model", ">blocks", ">params", ">GFLOPs", "dtype", ">seq", "description"});
+  Table table({"model", ">blocks", ">params", ">GFLOPs", "dtype", ">seq", "generates", "description"});
   for (const model::ZooEntry& e : model::ZooModels()) {
     const model::FunctionSpec f = *model::BuildZooModel(e.name);
     // GFLOPs as model zoos count them: one multiply-add is one operation (torchvision: ResNet-50 4.09).
@@ -84,7 +84,7 @@ int RunList(const ZooOptions& o) {
                    {"generates", model::IsGenerativeZooModel(e.name)}});
     table.AddRow({f.name, std::to_string(f.blocks.size()), std::to_string(f.TotalParams()), Fixed(gflops, 2),
                   std::string(model::ToString(f.dtype)), f.seq_len ? std::to_string(f.seq_len) : "-",
-                  std::string(e.description)});
+                  model::IsGenerativeZooModel(e.name) ? "yes" : "-", std::string(e.description)});
   }
   if (o.json_output) {
     std::cout << out.dump(2) << '\n';
