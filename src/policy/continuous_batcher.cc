@@ -18,59 +18,32 @@ bool ContinuousBatcher::Enqueue(const GenSequence& s) {
 }
 
 GenStep ContinuousBatcher::Next() {
-  if (options_.prefill_chunk > 0) return NextChunked();
   GenStep step;
-  // 1. Admit from the queue, first come first served, while the batch and the pool have room.
+  const bool chunked = options_.prefill_chunk > 0;
+  // 1. Admit from the queue, first come first served, while the batch and the pool have room. Without chunks the
+  // step prefills the admitted whole; with chunks they start their prefills beside the decodes below.
+  const size_t admitted_from = running_.size();
   while (!waiting_.empty() && running_.size() < static_cast<size_t>(options_.max_batch)) {
     Live& next = waiting_.front();
-    const int64_t need = BlocksFor(int64_t{next.Tokens()} + 1);
+    const int64_t need = AdmissionBlocks(next);
     if (need > free_blocks()) break;
     next.blocks = need;
+    next.prefilled = chunked ? 0 : -1;
     used_blocks_ += need;
-    step.sequences.push_back(next.s.id);
-    step.tokens.push_back(next.Tokens());
     running_.push_back(next);
     waiting_.pop_front();
   }
-  if (!step.sequences.empty()) {
+  if (!chunked && running_.size() > admitted_from) {
+    for (size_t i = admitted_from; i < running_.size(); ++i) {
+      step.sequences.push_back(running_[i].s.id);
+      step.tokens.push_back(running_[i].Tokens());
+    }
     step.kind = GenStep::Kind::kPrefill;
     return step;
   }
   if (running_.empty()) return step;
-  // 2. Decode: each running sequence writes one more token's keys and values; the youngest make way.
-  auto extra = [this] {
-    int64_t n = 0;
-    for (const Live& l : running_) n += BlocksFor(l.Tokens()) - l.blocks;
-    return n;
-  };
-  while (extra() > free_blocks() && running_.size() > 1) Preempt(running_.size() - 1, step);
-  for (Live& l : running_) {
-    const int64_t need = BlocksFor(l.Tokens());
-    used_blocks_ += need - l.blocks;
-    l.blocks = need;
-    step.sequences.push_back(l.s.id);
-    step.tokens.push_back(l.Tokens());
-  }
-  step.kind = GenStep::Kind::kDecode;
-  return step;
-}
-
-GenStep ContinuousBatcher::NextChunked() {
-  GenStep step;
-  // 1. Admit from the queue as above; an admitted sequence starts its prefill in chunks.
-  while (!waiting_.empty() && running_.size() < static_cast<size_t>(options_.max_batch)) {
-    Live& next = waiting_.front();
-    const int64_t need = BlocksFor(int64_t{next.Tokens()} + 1);
-    if (need > free_blocks()) break;
-    next.blocks = need;
-    next.prefilled = 0;
-    used_blocks_ += need;
-    running_.push_back(next);
-    waiting_.pop_front();
-  }
-  if (running_.empty()) return step;
-  // 2. Every prefilled sequence decodes a token; the youngest make way when the pool is short. A prefilling one
-  // already holds the blocks of its whole prefill and first token.
+  // 2. Every prefilled sequence writes one more token's keys and values; the youngest make way when the pool is
+  // short. A prefilling one already holds the blocks of its whole prefill and first token.
   auto extra = [this] {
     int64_t n = 0;
     for (const Live& l : running_) {
@@ -89,9 +62,10 @@ GenStep ContinuousBatcher::NextChunked() {
     step.tokens.push_back(l.Tokens());
     --budget;
   }
-  // 3. The rest of the token budget goes to prefills, oldest first (one token at least, so prefills never stop).
+  // 3. Chunked: the rest of the token budget goes to prefills, oldest first (one token at least, so prefills never
+  // stop).
   for (const Live& l : running_) {
-    if (l.prefilled < 0) continue;
+    if (!chunked || l.prefilled < 0) continue;
     const int chunk = std::min(l.Tokens() - l.prefilled, std::max(budget, step.chunks.empty() ? 1 : 0));
     if (chunk <= 0) break;
     step.chunks.push_back(
@@ -138,7 +112,7 @@ std::vector<uint64_t> ContinuousBatcher::Complete(const GenStep& step) {
 bool ContinuousBatcher::AdmitsAllWaiting() const {
   if (running_.size() + waiting_.size() > static_cast<size_t>(options_.max_batch)) return false;
   int64_t need = 0;
-  for (const Live& l : waiting_) need += BlocksFor(int64_t{l.Tokens()} + 1);
+  for (const Live& l : waiting_) need += AdmissionBlocks(l);
   return need <= free_blocks();
 }
 

@@ -97,7 +97,8 @@ class ContinuousBatcher {
     int prefilled = -1;  // chunked prefill: tokens of its (re)prefill done; -1 when prefilled (decoding)
     int Tokens() const { return s.prompt + generated; }
   };
-  GenStep NextChunked();
+  // Blocks a sequence takes when admitted: its prompt and generated tokens, and the next one's.
+  int64_t AdmissionBlocks(const Live& l) const { return BlocksFor(int64_t{l.Tokens()} + 1); }
   void Preempt(size_t running_index, GenStep& step);
 
   BatcherOptions options_;
