@@ -121,6 +121,8 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
     std::string_view line;
     size_t line_no = 0;
     int64_t total = 0;
+    int first_active = 0;  // its first and last minutes with an invocation
+    int last_active = 0;
   };
   std::vector<Row> rows;
   const size_t owner_col = named["HashOwner"];
@@ -140,6 +142,8 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
       problem = std::to_string(fields.size()) + " fields, the header has " + std::to_string(header.size());
     }
     int64_t total = 0;
+    int first_active = 0;
+    int last_active = 0;
     for (size_t i = 0; problem.empty() && i < minutes.size(); ++i) {
       int64_t count = 0;
       if (!ParseCount(fields[minutes[i].second], &count)) {
@@ -148,6 +152,10 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
         break;
       }
       total = SaturatingAdd(total, count);
+      if (count > 0) {
+        if (first_active == 0) first_active = minutes[i].first;
+        last_active = minutes[i].first;
+      }
     }
     if (!problem.empty()) {
       std::string where = source;
@@ -158,7 +166,7 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
       continue;
     }
     ++trace.rows;
-    if (total > 0) rows.push_back(Row{line, line_no, total});
+    if (total > 0) rows.push_back(Row{line, line_no, total, first_active, last_active});
   }
   // The busiest rows, kept in file order.
   if (rows.size() > options.max_functions) {
@@ -194,14 +202,8 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
   trace.first_active_minute = trace.last_minute;
   trace.last_active_minute = trace.first_minute;
   for (const Row& r : rows) {
-    const std::vector<std::string_view> fields = Split(r.line);
-    for (const auto& [minute, column] : minutes) {
-      int64_t count = 0;
-      ParseCount(fields[column], &count);  // checked in pass 1
-      if (count == 0) continue;
-      trace.first_active_minute = std::min(trace.first_active_minute, minute);
-      trace.last_active_minute = std::max(trace.last_active_minute, minute);
-    }
+    trace.first_active_minute = std::min(trace.first_active_minute, r.first_active);
+    trace.last_active_minute = std::max(trace.last_active_minute, r.last_active);
   }
   if (rows.empty()) trace.first_active_minute = trace.last_active_minute = trace.first_minute;
 
