@@ -136,29 +136,27 @@ class Runner {
     SimOptions so;
     so.seed = seed;
     so.take = TakingFor(o_.policy, *preset, preset->take);
-    const SimResult r =
-        Simulate(ClusterFor(o_.policy, *preset), preset->functions, Arrivals(seconds, seed), *scheduler, so);
+    FF_ASSIGN_OR_RETURN(const std::vector<Arrival>* arrivals, Arrivals(seconds, seed));
+    const SimResult r = Simulate(ClusterFor(o_.policy, *preset), preset->functions, *arrivals, *scheduler, so);
     if (!r.errors.empty()) return Status::Internal("simulating " + Label(per_gpu) + ": " + r.errors.front());
     return Summarize(r, 0, preset->functions).hit_rate;
   }
 
  private:
   // The same arrivals for every candidate: the functions and their popularity do not depend on the layout.
-  const std::vector<Arrival>& Arrivals(double seconds, uint64_t seed) {
+  Result<const std::vector<Arrival>*> Arrivals(double seconds, uint64_t seed) {
     auto& a = arrivals_[{seconds, seed}];
-    if (!a.empty()) return a;
+    if (!a.empty()) return &a;
     if (o_.trace.empty()) {
       a = GenerateWorkload(PresetWorkload(base_, rate_, SecondsF(seconds), seed));
     } else {
       TraceOptions t = o_.trace_options;
       t.seed = seed;
-      Result<Trace> trace = ReadAzureTrace(o_.trace, t);  // read once already: it parses
-      if (trace.ok()) {
-        a = std::move(trace->arrivals);
-        std::erase_if(a, [&](const Arrival& x) { return x.at >= TimePoint{} + SecondsF(seconds); });
-      }
+      FF_ASSIGN_OR_RETURN(Trace trace, ReadAzureTrace(o_.trace, t));
+      a = std::move(trace.arrivals);
+      std::erase_if(a, [&](const Arrival& x) { return x.at >= TimePoint{} + SecondsF(seconds); });
     }
-    return a;
+    return &a;
   }
   const AdviseOptions& o_;
   const Preset& base_;
