@@ -122,13 +122,15 @@ int Run(const GenFlags& f) {
     const size_t colon = spec.find(':');
     Result<sim::GenPolicy> parsed = sim::ParseGenPolicy(spec.substr(0, colon));
     if (!parsed.ok()) return fail(parsed.status());
-    sim::GenOptions o{
-        .policy = *parsed, .keep_alive_s = f.keep_alive_s, .max_batch = f.max_batch, .prefill_chunk = f.prefill_chunk};
+    sim::GenOptions o{.node = {.policy = *parsed,
+                               .keep_alive_s = f.keep_alive_s,
+                               .max_batch = f.max_batch,
+                               .prefill_chunk = f.prefill_chunk}};
     if (colon != std::string::npos) {
       if (spec.substr(colon + 1) != "migration=off" || *parsed != sim::GenPolicy::kFluidFaaS) {
         return fail(Status::InvalidArgument("--policies: '" + spec + "': the one option is fluidfaas:migration=off"));
       }
-      o.migrate_back = false;
+      o.node.migrate_back = false;
     }
     policies.emplace_back(spec, o);
   }

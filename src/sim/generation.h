@@ -1,27 +1,10 @@
 // The generation simulator: language-model functions that prefill a prompt and decode tokens, served on a node's
 // MIG slices, judged by time to first token (TTFT) and time per output token (TPOT).
 //
-// Each instance runs iteration-level batching over a paged KV cache (policy/continuous_batcher.h) on the slices
-// the placement rule gives it (policy/generative_placer.h); a step is priced by the latency model
-// (model/generation.h): a prefill of the admitted prompts, or a decode step of the running sequences at their mean
-// context, through every stage in turn, with the hops between stages. A pipeline of S stages runs S lanes (batches
-// with their own batcher and 1/S of the cache), so each stage steps one lane while the next steps another, as
-// pipeline-parallel engines do (vLLM's virtual engines); a lane's step enters each stage once that stage has
-// finished the steps given to it before. Instances start cold (model/load_cost.h: a process, the largest stage's
-// weights read and copied) and are released after `keep_alive_s` without a sequence.
-//
-// Policies, one rule each for every function:
-//   - fluidfaas: the smallest single free slice that holds the instance and meets the TPOT objective, else a
-//     pipeline over free slices (the design's first point, applied to generation); when slices free, a pipeline
-//     that one of them now holds alone migrates back to it (`migrate_back`): a single-slice instance starts there,
-//     cold, and the pipeline drains, its live sequences finishing where they are (a sequence lasts seconds and its
-//     cache is spread over the stages; moving it would cost a copy of every stage's share);
-//   - exclusive: single slices only, the same smallest-adequate rule: one engine per slice with continuous
-//     batching and a keep-alive, what an operator running vLLM per MIG slice deploys.
-// Both scale out alike: a function gets another instance when a sequence routed to its least loaded one leaves
-// that one with more sequences than the design batch its placement was checked for, or short of cache for those
-// waiting, and the free slices allow one. Time sharing and eviction to host memory are not applied to generative
-// functions yet.
+// The node is carrier/generation_node.h, the one the daemon serves generation with: placement (fluidfaas:
+// pipelines over fragmented slices, migrating back; exclusive: single slices), continuous batching over a paged KV
+// cache, steps priced by the latency model, cold starts and keep-alive. Here it owns every slice, and the arrivals
+// come from a preset's rates or an Azure LLM trace.
 //
 // Every sequence ends exactly once: completed, or refused with a reason (fits_no_slice: no placement even on the
 // empty node; too_long: longer than any instance's cache; unserved: still waiting when the run's drain ends). A
@@ -36,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "carrier/generation_node.h"
 #include "common/result.h"
 #include "policy/scheduler.h"
 
@@ -96,19 +80,13 @@ Result<TraceArrivals> ParseLlmTrace(std::string_view text, const std::string& so
 // function's rate (1 = medium).
 Result<GenScenario> GenPreset(const std::string& name, double load = 1.0, double slo_scale = 5.0);
 
-enum class GenPolicy { kFluidFaaS, kExclusive };
-std::string ToString(GenPolicy p);
-Result<GenPolicy> ParseGenPolicy(const std::string& text);
+using carrier::GenPolicy;
+using carrier::ParseGenPolicy;
+using carrier::ToString;
 
 struct GenOptions {
-  GenPolicy policy = GenPolicy::kFluidFaaS;
-  double keep_alive_s = 60;
-  int max_batch = 32;        // sequences per step
-  int design_batch = 8;      // sequences an instance's cache must hold (placement)
-  int max_stages = 4;        // pipelines (fluidfaas); exclusive uses 1
-  double drain_s = 600;      // after the last arrival, how long sequences may still finish
-  bool migrate_back = true;  // fluidfaas: a pipeline moves to one slice when one frees (exclusive has none)
-  int prefill_chunk = 0;     // chunked prefill's token budget per step (policy/continuous_batcher.h); 0: off
+  carrier::GenNodeOptions node;  // the policy, batching, placement and keep-alive
+  double drain_s = 600;          // after the last arrival, how long sequences may still finish
 };
 
 struct GenFunctionResult {

@@ -37,8 +37,8 @@ const GenFunctionResult& Of(const GenResult& r, const std::string& name) {
 TEST(GenerationSimTest, OnlyAPipelineServesLlama13BOnFragmentedSlices) {
   const GenScenario s = Preset("gen-fragmented", 0.4);
   const std::vector<GenArrival> arrivals = GenArrivals(s, 600, 1);
-  const GenResult fluid = Simulate(s, arrivals, 600, {.policy = GenPolicy::kFluidFaaS});
-  const GenResult exclusive = Simulate(s, arrivals, 600, {.policy = GenPolicy::kExclusive});
+  const GenResult fluid = Simulate(s, arrivals, 600, {.node = {.policy = GenPolicy::kFluidFaaS}});
+  const GenResult exclusive = Simulate(s, arrivals, 600, {.node = {.policy = GenPolicy::kExclusive}});
   const GenFunctionResult& f13 = Of(fluid, "llama2-13b");
   const GenFunctionResult& e13 = Of(exclusive, "llama2-13b");
   ASSERT_GT(f13.requests, 0);
@@ -60,8 +60,9 @@ TEST(GenerationSimTest, OnlyAPipelineServesLlama13BOnFragmentedSlices) {
 TEST(GenerationSimTest, EverySequenceEndsExactlyOnceAndTheSameSeedGivesTheSameRun) {
   const GenScenario s = Preset("gen-mixed", 1.6);
   const std::vector<GenArrival> arrivals = GenArrivals(s, 300, 7);
-  for (const GenOptions& o : {GenOptions{.policy = GenPolicy::kFluidFaaS}, GenOptions{.policy = GenPolicy::kExclusive},
-                              GenOptions{.policy = GenPolicy::kFluidFaaS, .prefill_chunk = 512}}) {
+  for (const GenOptions& o :
+       {GenOptions{.node = {.policy = GenPolicy::kFluidFaaS}}, GenOptions{.node = {.policy = GenPolicy::kExclusive}},
+        GenOptions{.node = {.policy = GenPolicy::kFluidFaaS, .prefill_chunk = 512}}}) {
     const GenResult a = Simulate(s, arrivals, 300, o);
     const GenResult b = Simulate(s, arrivals, 300, o);
     EXPECT_EQ(a.requests, static_cast<int64_t>(arrivals.size()));
@@ -100,8 +101,8 @@ TEST(GenerationSimTest, IdleInstancesGoAfterTheKeepAliveAndComeBackCold) {
   GenScenario s = Preset("gen-fragmented", 1);
   const std::vector<GenArrival> arrivals = {{.t_s = 1, .function = 2, .prompt = 100, .output = 20},
                                             {.t_s = 300, .function = 2, .prompt = 100, .output = 20}};
-  EXPECT_EQ(Of(Simulate(s, arrivals, 400, {.keep_alive_s = 60}), "tinyllama-1.1b").instances, 2);
-  EXPECT_EQ(Of(Simulate(s, arrivals, 400, {.keep_alive_s = 1000}), "tinyllama-1.1b").instances, 1);
+  EXPECT_EQ(Of(Simulate(s, arrivals, 400, {.node = {.keep_alive_s = 60}}), "tinyllama-1.1b").instances, 2);
+  EXPECT_EQ(Of(Simulate(s, arrivals, 400, {.node = {.keep_alive_s = 1000}}), "tinyllama-1.1b").instances, 1);
 }
 
 TEST(GenerationSimTest, MoreLoadThanOneInstanceTakesScalesOut) {
@@ -185,7 +186,7 @@ TEST(GenerationSimTest, APipelineMigratesBackToASliceThatFreesAndDrains) {
   const std::vector<GenArrival> arrivals = {{.t_s = 0, .function = 1, .prompt = 100, .output = 10},
                                             {.t_s = 1, .function = 0, .prompt = 100, .output = 1500},
                                             {.t_s = 200, .function = 0, .prompt = 100, .output = 10}};
-  const GenResult r = Simulate(s, arrivals, 300, {.keep_alive_s = 5});
+  const GenResult r = Simulate(s, arrivals, 300, {.node = {.keep_alive_s = 5}});
   const GenFunctionResult& a = Of(r, "a");
   ASSERT_EQ(a.completed, 2) << Refusals(a);
   EXPECT_EQ(a.migrations, 1);
@@ -193,11 +194,12 @@ TEST(GenerationSimTest, APipelineMigratesBackToASliceThatFreesAndDrains) {
   EXPECT_NE(a.placements[0].find('+'), std::string::npos) << a.placements[0];  // the pipeline
   EXPECT_EQ(a.placements[1].rfind("0:3g.40gb@", 0), 0u) << a.placements[1];    // then the 3g alone
   // Without migration the pipeline keeps serving "a".
-  const GenResult kept = Simulate(s, arrivals, 300, {.keep_alive_s = 5, .migrate_back = false});
+  const GenResult kept = Simulate(s, arrivals, 300, {.node = {.keep_alive_s = 5, .migrate_back = false}});
   EXPECT_EQ(Of(kept, "a").migrations, 0);
   EXPECT_EQ(Of(kept, "a").instances, 1);
   // The exclusive policy has no pipeline: "a" waits for the 3g.
-  const GenResult exclusive = Simulate(s, arrivals, 300, {.policy = GenPolicy::kExclusive, .keep_alive_s = 5});
+  const GenResult exclusive =
+      Simulate(s, arrivals, 300, {.node = {.policy = GenPolicy::kExclusive, .keep_alive_s = 5}});
   EXPECT_EQ(Of(exclusive, "a").pipelined, 0);
   EXPECT_EQ(Of(exclusive, "a").completed, 2);
 }

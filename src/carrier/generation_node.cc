@@ -1,0 +1,396 @@
+#include "carrier/generation_node.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/load_cost.h"
+
+namespace fluidfaas::carrier {
+
+namespace {
+constexpr int kBlockTokens = 16;
+}  // namespace
+
+std::string ToString(GenPolicy p) {
+  return p == GenPolicy::kFluidFaaS ? "fluidfaas" : "exclusive";
+}
+
+Result<GenPolicy> ParseGenPolicy(const std::string& text) {
+  if (text == "fluidfaas") return GenPolicy::kFluidFaaS;
+  if (text == "exclusive") return GenPolicy::kExclusive;
+  return Status::InvalidArgument("unknown generation policy '" + text + "' (fluidfaas, exclusive)");
+}
+
+Status Validate(const GenNodeOptions& o) {
+  if (o.max_batch < 1 || o.design_batch < 1 || o.max_stages < 1 || o.prefill_chunk < 0) {
+    return Status::InvalidArgument("generation options: batches and stages must be >= 1, the prefill chunk >= 0");
+  }
+  if (!(o.keep_alive_s >= 0) || !std::isfinite(o.keep_alive_s)) {
+    return Status::InvalidArgument("generation options: the keep-alive must be a finite time >= 0");
+  }
+  return Status::Ok();
+}
+
+size_t GenerationNode::Inst::Load() const {
+  size_t n = 0;
+  for (const Lane& l : lanes) n += l.Load();
+  return n;
+}
+
+bool GenerationNode::Inst::Idle() const {
+  return std::all_of(lanes.begin(), lanes.end(), [](const Lane& l) { return !l.busy && l.Load() == 0; });
+}
+
+GenerationNode::GenerationNode(std::vector<policy::ClusterSlice> slices, GenNodeOptions options, SliceLease& lease,
+                               GenListener& listener)
+    : slices_(std::move(slices)), options_(options), lease_(lease), listener_(listener) {
+  for (const policy::ClusterSlice& c : slices_) {
+    if (std::find(kinds_.begin(), kinds_.end(), c.kind) == kinds_.end()) kinds_.push_back(c.kind);
+  }
+}
+
+Result<size_t> GenerationNode::AddFunction(const GenSpec& spec) {
+  Fn fn;
+  fn.spec = spec;
+  FF_ASSIGN_OR_RETURN(model::GenerationCosts costs, model::GenerationCosts::Build(spec.model));
+  fn.costs = std::make_unique<model::GenerationCosts>(std::move(costs));
+  if (spec.max_prompt < 1 || spec.design_context < 1 || spec.design_context >= fn.costs->max_positions() ||
+      !(spec.tpot_slo_ms > 0) || !std::isfinite(spec.tpot_slo_ms)) {
+    return Status::InvalidArgument(spec.name + ": the design context must be within 1.." +
+                                   std::to_string(fn.costs->max_positions() - 1) +
+                                   " tokens, the longest prompt >= 1, the TPOT objective positive");
+  }
+  const policy::GenerativeTarget target{.design_batch = options_.design_batch,
+                                        .design_context = spec.design_context,
+                                        .max_prompt = spec.max_prompt,
+                                        .tpot_slo_ms = spec.tpot_slo_ms};
+  FF_ASSIGN_OR_RETURN(policy::GenerativePlacer placer, policy::GenerativePlacer::Build(*fn.costs, target, kinds_));
+  fn.placer = std::make_unique<policy::GenerativePlacer>(std::move(placer));
+  fn.placeable = fn.placer->FitsSomewhere(Free(/*everything=*/true).first, max_stages());
+  fns_.push_back(std::move(fn));
+  return fns_.size() - 1;
+}
+
+std::pair<std::vector<policy::FreeSlice>, std::vector<size_t>> GenerationNode::Free(bool everything) const {
+  std::vector<policy::FreeSlice> free;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    if (!everything && !lease_.IsFree(i)) continue;
+    const policy::ClusterSlice& c = slices_[i];
+    free.push_back({.id = c.id, .gpu = c.gpu, .kind = c.kind, .free_mib = c.kind.profile->memory_mib});
+    index.push_back(i);
+  }
+  return {std::move(free), std::move(index)};
+}
+
+void GenerationNode::Push(double t, Event::Kind kind, size_t id, uint64_t stamp) {
+  events_.push(Event{t, order_++, kind, id, stamp});
+}
+
+std::optional<double> GenerationNode::NextDue() const {
+  if (events_.empty()) return std::nullopt;
+  return events_.top().t;
+}
+
+void GenerationNode::Advance(double now) {
+  while (!events_.empty() && events_.top().t <= now) {
+    const Event e = events_.top();
+    events_.pop();
+    now_ = e.t;
+    switch (e.kind) {
+      case Event::kReady: Ready(e.id); break;
+      case Event::kStepDone: StepDone(e.id, e.stamp); break;
+      case Event::kIdleCheck: IdleCheck(e.id, e.stamp); break;
+    }
+  }
+  now_ = std::max(now_, now);
+}
+
+void GenerationNode::End(uint64_t seq, std::string_view refusal) {
+  seqs_.erase(seq);
+  listener_.Ended(seq, refusal, now_);
+}
+
+uint64_t GenerationNode::Arrive(double now, size_t f, int prompt, int output) {
+  now_ = std::max(now_, now);
+  const uint64_t id = next_seq_++;
+  seqs_.emplace(id, Seq{.fn = f, .prompt = prompt, .output = output});
+  if (!fns_[f].placeable) {
+    End(id, "fits_no_slice");
+  } else {
+    Route(id);
+  }
+  return id;
+}
+
+bool GenerationNode::Cancel(double now, uint64_t seq) {
+  now_ = std::max(now_, now);
+  auto it = seqs_.find(seq);
+  if (it == seqs_.end()) return false;
+  const Seq q = it->second;
+  if (!q.inst) {
+    std::erase(fns_[q.fn].pending, seq);
+    End(seq, "cancelled");
+    return true;
+  }
+  // Out of its batcher at once, even from a step in flight (the step's end passes over it): its blocks serve the
+  // lane's next step.
+  insts_[*q.inst].lanes[q.lane].batcher.Cancel(seq);
+  End(seq, "cancelled");
+  Kick(*q.inst, q.lane);  // a waiting sequence may now be admitted, or the lane is idle
+  return true;
+}
+
+// To the least loaded instance that can hold the sequence; another instance when it cannot start at once.
+void GenerationNode::Route(uint64_t id) {
+  const Seq& q = seqs_.at(id);
+  const size_t f = q.fn;
+  Fn& fn = fns_[f];
+  std::optional<size_t> best;
+  const int64_t tokens = int64_t{q.prompt} + q.output;
+  for (size_t i : fn.instances) {
+    const Inst& inst = insts_[i];
+    if (inst.draining) continue;
+    const policy::ContinuousBatcher& b = inst.lanes.front().batcher;
+    if (b.BlocksFor(tokens) > b.options().kv_blocks) continue;
+    if (!best || inst.Load() < insts_[*best].Load()) best = i;
+  }
+  if (!best) {
+    fn.pending.push_back(id);
+    if (fn.instances.empty()) {
+      ScaleOut(f);  // else the sequence waits for slices to free
+    } else if (!ScaleOut(f)) {
+      // Instances run, none can hold it, and no new one fits now: too long for this node's caches.
+      fn.pending.pop_back();
+      End(id, "too_long");
+    }
+    return;
+  }
+  const size_t lane = LeastLoadedLane(insts_[*best]);
+  Enqueue(*best, lane, id);
+  const policy::ContinuousBatcher& b = insts_[*best].lanes[lane].batcher;
+  // Past the batch its placement was checked for (its TPOT objective holds up to there), or short of cache for what
+  // waits: another instance, if the free slices allow one.
+  const bool crowded =
+      b.waiting() + b.running() > static_cast<size_t>(options_.design_batch) || !b.AdmitsAllWaiting();
+  Kick(*best, lane);
+  if (crowded) ScaleOut(f);
+}
+
+void GenerationNode::Enqueue(size_t inst, size_t lane, uint64_t seq) {
+  Seq& q = seqs_.at(seq);
+  if (!insts_[inst].lanes[lane].batcher.Enqueue({.id = seq, .prompt = q.prompt, .output = q.output})) {
+    return End(seq, "too_long");
+  }
+  q.inst = inst;
+  q.lane = lane;
+}
+
+size_t GenerationNode::LeastLoadedLane(const Inst& inst) {
+  size_t best = 0;
+  for (size_t l = 1; l < inst.lanes.size(); ++l) {
+    if (inst.lanes[l].Load() < inst.lanes[best].Load()) best = l;
+  }
+  return best;
+}
+
+// A new instance of function `f` on the free slices (of at most `stages` stages; 0: the policy's), taking its
+// pending sequences. False when none fits now.
+bool GenerationNode::ScaleOut(size_t f, int stages) {
+  Fn& fn = fns_[f];
+  auto [free, index] = Free(/*everything=*/false);
+  Result<policy::GenerativePlacement> p = fn.placer->Place(free, stages > 0 ? stages : max_stages());
+  if (!p.ok()) return false;
+  const size_t id = insts_.size();
+  int64_t largest_stage = 0;
+  for (policy::PlanStage& st : p->stages) {
+    st.slice = index[st.slice];
+    lease_.Take(st.slice);
+    largest_stage = std::max(largest_stage, fn.costs->WeightBytes(st.first_block, st.last_block));
+  }
+  const size_t lanes = p->stages.size();
+  const int64_t blocks = std::max<int64_t>(p->kv_tokens / kBlockTokens / static_cast<int64_t>(lanes), 1);
+  insts_.push_back(Inst{.fn = f, .stages = std::move(p->stages)});
+  Inst& inst = insts_.back();
+  inst.stage_free.assign(inst.stages.size(), now_);
+  for (size_t l = 0; l < lanes; ++l) {
+    inst.lanes.push_back(Lane{.batcher = policy::ContinuousBatcher({.kv_blocks = blocks,
+                                                                    .block_tokens = kBlockTokens,
+                                                                    .max_batch = options_.max_batch,
+                                                                    .prefill_chunk = options_.prefill_chunk})});
+  }
+  ++fn.stats.instances;
+  if (inst.stages.size() > 1) ++fn.stats.pipelined;
+  fn.stats.max_stages = std::max(fn.stats.max_stages, static_cast<int>(inst.stages.size()));
+  fn.instances.push_back(id);
+  std::string where;
+  for (const policy::PlanStage& st : inst.stages) where += (where.empty() ? "" : "+") + slices_[st.slice].id;
+  fn.stats.placements.push_back(where + " at " + std::to_string(static_cast<int64_t>(now_)) + " s");
+  Push(now_ + ToSeconds(model::LoadCostModel().LoadTime(largest_stage, /*from_warm=*/false)), Event::kReady, id);
+  std::deque<uint64_t> pending;
+  pending.swap(fn.pending);
+  for (uint64_t q : pending) Enqueue(id, LeastLoadedLane(insts_[id]), q);
+  return true;
+}
+
+void GenerationNode::Ready(size_t i) {
+  insts_[i].ready = true;
+  for (size_t l = 0; l < insts_[i].lanes.size(); ++l) Kick(i, l);
+}
+
+// Lane `l` of instance `i` takes its next step if it is free: through every stage in turn, each stage starting it
+// once that stage has finished the steps of other lanes given to it before.
+void GenerationNode::Kick(size_t i, size_t l) {
+  Inst& inst = insts_[i];
+  Lane& lane = inst.lanes[l];
+  if (!inst.alive || !inst.ready || lane.busy) return;
+  lane.step = lane.batcher.Next();
+  if (lane.step.kind == policy::GenStep::Kind::kIdle) {
+    if (inst.Idle() && inst.draining) return Release(i);
+    if (inst.Idle()) Push(now_ + options_.keep_alive_s, Event::kIdleCheck, i, ++inst.idle_stamp);
+    return;
+  }
+  ++inst.idle_stamp;
+  lane.busy = true;
+  double t = now_;
+  for (size_t k = 0; k < inst.stages.size(); ++k) {
+    const double start = std::max(t, inst.stage_free[k]);
+    inst.stage_free[k] = start + StageMs(inst, lane.step, k) / 1e3;
+    t = inst.stage_free[k] + HopMs(inst, lane.step, k) / 1e3;
+  }
+  Push(t, Event::kStepDone, i, l);
+}
+
+namespace {
+
+// A step's batch and its mean tokens (prompt tokens of a prefill, context of a decode step).
+std::pair<int, double> Shape(const policy::GenStep& step) {
+  double tokens = 0;
+  for (int t : step.tokens) tokens += t;
+  const int batch = static_cast<int>(step.sequences.size());
+  return {batch, tokens / batch};
+}
+
+// Tokens a step's chunks of prefills carry.
+int ChunkTokens(const policy::GenStep& step) {
+  int n = 0;
+  for (const policy::GenStep::Chunk& c : step.chunks) n += c.tokens;
+  return n;
+}
+
+}  // namespace
+
+double GenerationNode::StageMs(const Inst& inst, const policy::GenStep& step, size_t k) const {
+  const model::GenerationCosts& c = *fns_[inst.fn].costs;
+  const policy::PlanStage& st = inst.stages[k];
+  const policy::SliceKind& kind = slices_[st.slice].kind;
+  if (step.kind == policy::GenStep::Kind::kMixed) {
+    // One fused pass: the GEMMs take the chunks' tokens and one row per decoding sequence, as a prefill of that
+    // many tokens; the decoding sequences read their caches besides. (The prefill's attention over all of those
+    // tokens at once overstates a chunk's; its attention to its earlier chunks is left out.)
+    const int decoding = static_cast<int>(step.sequences.size());
+    const int rows = std::clamp(ChunkTokens(step) + decoding, 1, c.max_positions());
+    double ms = c.PrefillMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, rows, 1);
+    if (decoding > 0) {
+      const double context = std::min(Shape(step).second, c.max_positions() - 1.0);
+      ms += c.DecodeStepMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, decoding, context) -
+            c.DecodeStepMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, decoding, 0);
+    }
+    return ms;
+  }
+  const auto [batch, mean] = Shape(step);
+  if (step.kind == policy::GenStep::Kind::kPrefill) {
+    const int p = std::clamp(static_cast<int>(std::lround(mean)), 1, c.max_positions());
+    return c.PrefillMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, p, batch);
+  }
+  return c.DecodeStepMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, batch,
+                        std::min(mean, c.max_positions() - 1.0));
+}
+
+// The hop after stage `k` (none after the last).
+double GenerationNode::HopMs(const Inst& inst, const policy::GenStep& step, size_t k) const {
+  if (k + 1 >= inst.stages.size()) return 0;
+  const double per_token = static_cast<double>(fns_[inst.fn].costs->StepHandoffBytes(inst.stages[k].last_block));
+  // Tokens whose hidden states cross: a whole prefill's prompts, one per decoding sequence, the chunks' tokens.
+  double tokens = ChunkTokens(step);
+  for (int t : step.tokens) tokens += step.kind == policy::GenStep::Kind::kPrefill ? t : 1;
+  return policy::TransferModel().HopMs(static_cast<int64_t>(per_token * tokens));
+}
+
+void GenerationNode::StepDone(size_t i, size_t l) {
+  Lane& lane = insts_[i].lanes[l];
+  lane.busy = false;
+  const auto token = [&](uint64_t id) {
+    auto it = seqs_.find(id);
+    if (it != seqs_.end()) listener_.Token(id, it->second.generated++, now_);  // else cancelled during the step
+  };
+  for (uint64_t id : lane.step.sequences) token(id);
+  for (const policy::GenStep::Chunk& c : lane.step.chunks) {
+    if (c.last) token(c.sequence);
+  }
+  for (uint64_t done : lane.batcher.Complete(lane.step)) End(done, "");
+  Kick(i, l);
+}
+
+void GenerationNode::IdleCheck(size_t i, uint64_t stamp) {
+  const Inst& inst = insts_[i];
+  if (!inst.alive || stamp != inst.idle_stamp || !inst.Idle()) return;
+  Release(i);
+}
+
+// Instance `i` gives its slices back. Then functions with sequences waiting for an instance may start one, and a
+// pipeline that a freed slice now holds alone migrates back to it.
+void GenerationNode::Release(size_t i) {
+  Inst& inst = insts_[i];
+  inst.alive = false;
+  Fn& fn = fns_[inst.fn];
+  for (const Lane& l : inst.lanes) fn.stats.preemptions += static_cast<int64_t>(l.batcher.preemptions());
+  std::erase(fn.instances, i);
+  for (const policy::PlanStage& st : inst.stages) lease_.Give(st.slice);
+  SlicesFreed(now_);
+}
+
+void GenerationNode::SlicesFreed(double now) {
+  now_ = std::max(now_, now);
+  for (size_t f = 0; f < fns_.size(); ++f) {
+    if (!fns_[f].pending.empty()) ScaleOut(f);
+  }
+  if (options_.migrate_back && options_.policy == GenPolicy::kFluidFaaS) MigrateBack();
+}
+
+// The design's migration, for generation: a pipeline whose function a free slice now serves alone gets a
+// single-slice instance there (loaded cold), and the pipeline drains: it takes no new sequence and is released when
+// its own have finished. Live sequences finish where they are rather than moving their caches: a sequence lasts
+// seconds, and its cache is spread over the pipeline's stages.
+void GenerationNode::MigrateBack() {
+  for (size_t f = 0; f < fns_.size(); ++f) {
+    for (size_t i : std::vector<size_t>(fns_[f].instances)) {
+      if (insts_[i].draining || insts_[i].stages.size() < 2) continue;
+      if (!ScaleOut(f, /*stages=*/1)) break;  // no single slice serves it now
+      ++fns_[f].stats.migrations;
+      insts_[i].draining = true;
+      if (insts_[i].Idle()) Release(i);
+    }
+  }
+}
+
+GenInstanceStats GenerationNode::Stats(size_t f) const {
+  GenInstanceStats s = fns_[f].stats;
+  for (size_t i : fns_[f].instances) {
+    for (const Lane& l : insts_[i].lanes) s.preemptions += static_cast<int64_t>(l.batcher.preemptions());
+  }
+  return s;
+}
+
+std::vector<GenInstanceView> GenerationNode::Instances() const {
+  std::vector<GenInstanceView> out;
+  for (const Inst& inst : insts_) {
+    if (!inst.alive) continue;
+    GenInstanceView v{.function = inst.fn, .ready = inst.ready, .draining = inst.draining, .sequences = inst.Load()};
+    for (const policy::PlanStage& st : inst.stages) v.slices.push_back(st.slice);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+}  // namespace fluidfaas::carrier

@@ -1,0 +1,222 @@
+// GenerationNode: language-model functions served on a node's MIG slices, written once for the generation
+// simulator (sim/generation.h) and the node daemon.
+//
+// Each instance runs iteration-level batching over a paged KV cache (policy/continuous_batcher.h) on the slices
+// the placement rule gives it (policy/generative_placer.h); a step is priced by the latency model
+// (model/generation.h): a prefill of the admitted prompts, or a decode step of the running sequences at their mean
+// context, through every stage in turn, with the hops between stages. A pipeline of S stages runs S lanes (batches
+// with their own batcher and 1/S of the cache), so each stage steps one lane while the next steps another, as
+// pipeline-parallel engines do (vLLM's virtual engines); a lane's step enters each stage once that stage has
+// finished the steps given to it before. Instances start cold (model/load_cost.h: a process, the largest stage's
+// weights read and copied) and are released after `keep_alive_s` without a sequence.
+//
+// Policies, one rule each for every function:
+//   - fluidfaas: the smallest single free slice that holds the instance and meets the TPOT objective, else a
+//     pipeline over free slices (the design's first point, applied to generation); when slices free, a pipeline
+//     that one of them now holds alone migrates back to it (`migrate_back`): a single-slice instance starts there,
+//     cold, and the pipeline drains, its live sequences finishing where they are (a sequence lasts seconds and its
+//     cache is spread over the stages; moving it would cost a copy of every stage's share);
+//   - exclusive: single slices only, the same smallest-adequate rule: one engine per slice with continuous
+//     batching and a keep-alive, what an operator running vLLM per MIG slice deploys.
+// Both scale out alike: a function gets another instance when a sequence routed to its least loaded one leaves
+// that one with more sequences than the design batch its placement was checked for, or short of cache for those
+// waiting, and the free slices allow one.
+//
+// The node's slices may be shared with another tenant (the daemon's single-pass scheduler): a SliceLease says
+// which slices are free, and hears which ones an instance takes and gives back.
+//
+// Every sequence ends exactly once (Listener::Ended): completed, cancelled by its caller, or refused with a reason
+// (fits_no_slice: no placement even on the empty node; too_long: longer than any instance's cache).
+//
+// Thread safety: none; one thread drives it. It reads no clock and does no I/O: every call carries `now`, in
+// seconds on the caller's timeline.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+#include "model/generation.h"
+#include "policy/continuous_batcher.h"
+#include "policy/generative_placer.h"
+#include "policy/scheduler.h"
+
+namespace fluidfaas::carrier {
+
+enum class GenPolicy { kFluidFaaS, kExclusive };
+std::string ToString(GenPolicy p);
+Result<GenPolicy> ParseGenPolicy(const std::string& text);
+
+struct GenNodeOptions {
+  GenPolicy policy = GenPolicy::kFluidFaaS;
+  double keep_alive_s = 60;
+  int max_batch = 32;        // sequences per step
+  int design_batch = 8;      // sequences an instance's cache must hold (placement)
+  int max_stages = 4;        // pipelines (fluidfaas); exclusive uses 1
+  bool migrate_back = true;  // fluidfaas: a pipeline moves to one slice when one frees (exclusive has none)
+  int prefill_chunk = 0;     // chunked prefill's token budget per step (policy/continuous_batcher.h); 0: off
+};
+// InvalidArgument when a batch or stage count is < 1, or a time is negative or not finite.
+Status Validate(const GenNodeOptions& o);
+
+// A generating function as the node serves it.
+struct GenSpec {
+  std::string name;
+  std::string model;        // a zoo model that generates
+  double tpot_slo_ms = 0;   // > 0: the placement's objective
+  int design_context = 0;   // tokens (prompt and output) its instances' caches are sized for, < the model's positions
+  int max_prompt = 1;       // the longest prompt its placement must prefill, >= 1
+};
+
+// Which of the node's slices the generation node may take. The simulator's gives it every slice; the daemon's
+// shares them with the single-pass scheduler.
+class SliceLease {
+ public:
+  virtual ~SliceLease() = default;
+  virtual bool IsFree(size_t slice) const = 0;
+  virtual void Take(size_t slice) = 0;  // an instance starts on it
+  virtual void Give(size_t slice) = 0;  // ... and has left it
+};
+
+class GenListener {
+ public:
+  virtual ~GenListener() = default;
+  // Sequence `seq` generated its token number `index` (0: the first, from its prefill) at `t`.
+  virtual void Token(uint64_t seq, int index, double t) = 0;
+  // It ended: `refusal` empty when it completed, else "cancelled", "fits_no_slice" or "too_long".
+  virtual void Ended(uint64_t seq, std::string_view refusal, double t) = 0;
+};
+
+// What happened to a function's instances.
+struct GenInstanceStats {
+  int instances = 0;  // started
+  int pipelined = 0;  // of which pipelines
+  int max_stages = 0;
+  int migrations = 0;  // pipelines moved back to one slice
+  int64_t preemptions = 0;
+  std::vector<std::string> placements;  // each instance's slices, "0:2g.20gb@0+0:2g.20gb@2", and its start time
+};
+
+// One live instance, for a node's report.
+struct GenInstanceView {
+  size_t function = 0;
+  std::vector<size_t> slices;
+  bool ready = false;
+  bool draining = false;
+  size_t sequences = 0;  // waiting and running
+};
+
+class GenerationNode {
+ public:
+  // `slices` are the node's; the lease and the listener must outlive the node.
+  GenerationNode(std::vector<policy::ClusterSlice> slices, GenNodeOptions options, SliceLease& lease,
+                 GenListener& listener);
+
+  // Adds a function; its index. InvalidArgument when its model does not generate or the spec is out of range.
+  Result<size_t> AddFunction(const GenSpec& spec);
+  size_t functions() const { return fns_.size(); }
+  const GenSpec& spec(size_t f) const { return fns_[f].spec; }
+  const model::GenerationCosts& costs(size_t f) const { return *fns_[f].costs; }
+
+  // A sequence arrives; its id (0, 1, 2, ... in arrival order). It may end at once (Ended, inside this call).
+  // REQUIRES: f < functions(), prompt >= 1, output >= 1.
+  uint64_t Arrive(double now, size_t f, int prompt, int output);
+  // Its caller gave up on it: it ends "cancelled" now, and its cache is free for the next step. False when it
+  // has ended.
+  bool Cancel(double now, uint64_t seq);
+
+  // When the next internal event is due (a load finished, a step done, a keep-alive run out), if any.
+  std::optional<double> NextDue() const;
+  // Runs every internal event due at or before `now`, in order.
+  void Advance(double now);
+  // The lease freed slices (another tenant gave them back): waiting functions may start instances, and pipelines
+  // may migrate.
+  void SlicesFreed(double now);
+
+  GenInstanceStats Stats(size_t f) const;
+  std::vector<GenInstanceView> Instances() const;
+  size_t open_sequences() const { return seqs_.size(); }
+
+ private:
+  struct Fn {
+    GenSpec spec;
+    std::unique_ptr<model::GenerationCosts> costs;
+    std::unique_ptr<policy::GenerativePlacer> placer;
+    bool placeable = false;       // on the empty node
+    std::deque<uint64_t> pending;  // sequences waiting for an instance
+    std::vector<size_t> instances;
+    GenInstanceStats stats;
+  };
+  struct Lane {
+    policy::ContinuousBatcher batcher;
+    bool busy = false;
+    policy::GenStep step;
+    size_t Load() const { return batcher.waiting() + batcher.running(); }
+  };
+  struct Inst {
+    size_t fn = 0;
+    std::vector<policy::PlanStage> stages;  // slice: index into the node's slices
+    std::vector<Lane> lanes;
+    std::vector<double> stage_free;  // when each stage has finished the steps given to it so far
+    bool ready = false;
+    bool alive = true;
+    bool draining = false;  // migrated away: takes no new sequence, released once its own have finished
+    uint64_t idle_stamp = 0;
+    size_t Load() const;
+    bool Idle() const;
+  };
+  struct Seq {
+    size_t fn = 0;
+    int prompt = 0, output = 0;
+    int generated = 0;
+    std::optional<size_t> inst;  // where it was enqueued (none: pending an instance)
+    size_t lane = 0;
+  };
+  struct Event {
+    double t;
+    uint64_t order;
+    enum Kind { kReady, kStepDone, kIdleCheck } kind;
+    size_t id;
+    uint64_t stamp;
+    bool operator>(const Event& o) const { return t != o.t ? t > o.t : order > o.order; }
+  };
+
+  int max_stages() const { return options_.policy == GenPolicy::kExclusive ? 1 : options_.max_stages; }
+  std::pair<std::vector<policy::FreeSlice>, std::vector<size_t>> Free(bool everything) const;
+  void Push(double t, Event::Kind kind, size_t id, uint64_t stamp = 0);
+  void End(uint64_t seq, std::string_view refusal);
+  void Route(uint64_t id);
+  bool ScaleOut(size_t f, int stages = 0);
+  void Enqueue(size_t inst, size_t lane, uint64_t seq);
+  void Ready(size_t i);
+  void Kick(size_t i, size_t l);
+  double StageMs(const Inst& inst, const policy::GenStep& step, size_t k) const;
+  double HopMs(const Inst& inst, const policy::GenStep& step, size_t k) const;
+  void StepDone(size_t i, size_t l);
+  void IdleCheck(size_t i, uint64_t stamp);
+  void Release(size_t i);
+  void MigrateBack();
+  static size_t LeastLoadedLane(const Inst& inst);
+
+  std::vector<policy::ClusterSlice> slices_;
+  std::vector<policy::SliceKind> kinds_;
+  GenNodeOptions options_;
+  SliceLease& lease_;
+  GenListener& listener_;
+  std::vector<Fn> fns_;
+  std::vector<Inst> insts_;
+  std::unordered_map<uint64_t, Seq> seqs_;  // open sequences
+  uint64_t next_seq_ = 0;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+  uint64_t order_ = 0;
+  double now_ = 0;
+};
+
+}  // namespace fluidfaas::carrier

@@ -1,0 +1,124 @@
+#include "carrier/generation_node.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "gpu/topology.h"
+
+namespace fluidfaas::carrier {
+namespace {
+
+const gpu::GpuType& A100() {
+  return gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+}
+
+policy::ClusterSlice Slice(const std::string& id) {
+  const gpu::SliceId sid = *gpu::SliceId::Parse(id);
+  return policy::ClusterSlice{id, sid.gpu, policy::SliceKind{&A100(), A100().FindProfile(sid.profile)}, true};
+}
+
+// A lease over the test's slices, some of them held by "another tenant"; and a listener that records everything.
+struct Recorder : SliceLease, GenListener {
+  std::set<size_t> other;  // held by the other tenant
+  std::set<size_t> taken;  // by the generation node
+  std::map<uint64_t, std::vector<std::pair<int, double>>> tokens;
+  std::map<uint64_t, std::vector<std::string>> ends;
+  bool IsFree(size_t s) const override { return !other.contains(s) && !taken.contains(s); }
+  void Take(size_t s) override {
+    EXPECT_TRUE(IsFree(s)) << "slice " << s << " taken while not free";
+    taken.insert(s);
+  }
+  void Give(size_t s) override {
+    EXPECT_TRUE(taken.contains(s)) << "slice " << s << " given back but not taken";
+    taken.erase(s);
+  }
+  void Token(uint64_t seq, int index, double t) override { tokens[seq].emplace_back(index, t); }
+  void Ended(uint64_t seq, std::string_view refusal, double) override { ends[seq].emplace_back(refusal); }
+};
+
+GenSpec Tiny() {
+  return {.name = "tiny", .model = "tinyllama-1.1b", .tpot_slo_ms = 200, .design_context = 512, .max_prompt = 256};
+}
+
+// Runs the node until nothing is due, or `until`.
+void Drain(GenerationNode& node, double until = 1e9) {
+  while (node.NextDue() && *node.NextDue() <= until) node.Advance(*node.NextDue());
+}
+
+TEST(GenerationNodeTest, GeneratesEveryTokenInOrderAndEndsEachSequenceOnce) {
+  Recorder r;
+  GenerationNode node({Slice("0:1g.10gb@6"), Slice("0:2g.20gb@4")}, {.keep_alive_s = 5}, r, r);
+  ASSERT_TRUE(node.AddFunction(Tiny()).ok());
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back(node.Arrive(0.05 * i, 0, 100 + i, 10 + i));
+  Drain(node);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_EQ(r.ends[ids[i]], std::vector<std::string>{""}) << "sequence " << i;
+    const auto& t = r.tokens[ids[i]];
+    ASSERT_EQ(t.size(), 10 + i);
+    for (size_t k = 0; k < t.size(); ++k) {
+      EXPECT_EQ(t[k].first, static_cast<int>(k));
+      if (k > 0) {
+        EXPECT_GT(t[k].second, t[k - 1].second);
+      }
+    }
+  }
+  EXPECT_EQ(node.open_sequences(), 0u);
+  EXPECT_TRUE(r.taken.empty()) << "the idle instance is released after its keep-alive";
+  EXPECT_GE(node.Stats(0).instances, 1);
+}
+
+TEST(GenerationNodeTest, TakesOnlyWhatTheLeaseFreesAndStartsWhenASliceIsGivenBack) {
+  Recorder r;
+  r.other = {0, 1};
+  GenerationNode node({Slice("0:1g.10gb@6"), Slice("0:2g.20gb@4")}, {.keep_alive_s = 5}, r, r);
+  ASSERT_TRUE(node.AddFunction(Tiny()).ok());
+  const uint64_t id = node.Arrive(0, 0, 64, 4);
+  EXPECT_FALSE(node.NextDue()) << "no slice is free: the sequence waits, nothing starts";
+  EXPECT_TRUE(r.taken.empty());
+  r.other.erase(1);
+  node.SlicesFreed(1.0);
+  EXPECT_EQ(r.taken, std::set<size_t>{1});
+  Drain(node, 100);
+  EXPECT_EQ(r.ends[id], std::vector<std::string>{""});
+  ASSERT_FALSE(r.tokens[id].empty());
+  EXPECT_GT(r.tokens[id].front().second, 1.0) << "it waited for the slice and the cold start";
+}
+
+TEST(GenerationNodeTest, CancelEndsASequenceOnceWhereverItIs) {
+  Recorder r;
+  GenerationNode node({Slice("0:2g.20gb@4")}, {.keep_alive_s = 5}, r, r);
+  ASSERT_TRUE(node.AddFunction(Tiny()).ok());
+  const uint64_t running = node.Arrive(0, 0, 64, 500);
+  const uint64_t other = node.Arrive(0, 0, 64, 20);
+  // Into the generation: some tokens, then the caller goes.
+  while (r.tokens[running].size() < 5) node.Advance(*node.NextDue());
+  EXPECT_TRUE(node.Cancel(node.NextDue().value(), running));
+  EXPECT_FALSE(node.Cancel(node.NextDue().value(), running)) << "a second cancel finds it ended";
+  const size_t tokens_at_cancel = r.tokens[running].size();
+  Drain(node);
+  EXPECT_EQ(r.ends[running], std::vector<std::string>{"cancelled"});
+  EXPECT_EQ(r.tokens[running].size(), tokens_at_cancel) << "no token after the cancel";
+  EXPECT_EQ(r.ends[other], std::vector<std::string>{""});
+  EXPECT_EQ(r.tokens[other].size(), 20u);
+  EXPECT_TRUE(r.taken.empty());
+}
+
+TEST(GenerationNodeTest, RefusesWhatNoSliceOfTheNodeCanServe) {
+  Recorder r;
+  GenerationNode node({Slice("0:1g.10gb@6")}, {}, r, r);
+  ASSERT_TRUE(node.AddFunction({.name = "big",
+                                .model = "llama2-13b",
+                                .tpot_slo_ms = 100,
+                                .design_context = 640,
+                                .max_prompt = 1024})
+                  .ok());
+  const uint64_t id = node.Arrive(0, 0, 100, 10);
+  EXPECT_EQ(r.ends[id], std::vector<std::string>{"fits_no_slice"});
+  EXPECT_FALSE(node.AddFunction({.name = "x", .model = "bert-base", .tpot_slo_ms = 1, .design_context = 10}).ok());
+}
+
+}  // namespace
+}  // namespace fluidfaas::carrier
