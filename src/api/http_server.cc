@@ -174,9 +174,16 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   // Answers from other threads: queued here and handed to the loop by one posted drain, so a thread that answers
   // a batch of requests wakes the loop once, not once per answer. Refused once the loop is stopped, so nothing is
   // queued on a dead loop.
+  // A posted item: a whole answer, or a stream's head, chunk, end or cut (its producer dropped it unended).
+  struct Posted {
+    enum class Kind { kAnswer, kStreamHead, kChunk, kEnd, kCut } kind = Kind::kAnswer;
+    std::weak_ptr<Connection> connection;
+    HttpResponse response;       // kAnswer, kStreamHead; kChunk: the bytes in its body
+    std::function<void()> gone;  // kStreamHead
+  };
   Mutex post_mu;
   bool stopped GUARDED_BY(post_mu) = false;
-  std::vector<std::pair<std::weak_ptr<Connection>, HttpResponse>> answers GUARDED_BY(post_mu);
+  std::vector<Posted> answers GUARDED_BY(post_mu);
   void DrainAnswers();
 
   mutable Mutex stats_mu;
@@ -216,20 +223,25 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 };
 
 struct Responder::Exchange {
+  using Kind = HttpServer::Impl::Posted::Kind;
   std::shared_ptr<HttpServer::Impl> server;
   std::weak_ptr<HttpServer::Impl::Connection> connection;
   std::atomic<bool> sent{false};
+  std::atomic<bool> streaming{false};
+  std::atomic<bool> ended{false};
   ~Exchange() {
     if (!sent.load()) {
-      Post(JsonError(500, "the request was dropped without an answer", "internal"));
+      Post(Kind::kAnswer, JsonError(500, "the request was dropped without an answer", "internal"));
+    } else if (streaming.load() && !ended.load()) {
+      Post(Kind::kCut, {});
     }
   }
-  void Post(HttpResponse response);
+  void Post(Kind kind, HttpResponse response, std::function<void()> gone = nullptr);
 };
 
 class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connection> {
  public:
-  enum class Phase { kIdle, kHeader, kBody, kHandling, kWriting, kClosed };
+  enum class Phase { kIdle, kHeader, kBody, kHandling, kWriting, kStreaming, kClosed };
 
   Connection(Impl& server, tcp::socket socket) : server_(server), socket_(std::move(socket)) {}
 
@@ -244,7 +256,12 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   void Close() {
     if (phase_ == Phase::kClosed) return;
     if (phase_ == Phase::kIdle) server_.idle.erase(idle_at_);
+    const bool cut = phase_ == Phase::kStreaming;
     phase_ = Phase::kClosed;
+    if (cut) {
+      server_.Update([](EdgeStats& s) { ++s.streams_cut; });
+      if (auto gone = std::move(stream_gone_)) gone();
+    }
     ReleaseInflight();
     Disarm();
     beast::error_code ignored;
@@ -256,6 +273,65 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
 
   // Accepted over the connection limit with none idle to close: answered 503 at once, then closed.
   void Overflow() { Refuse(503, "every connection the node takes is busy; retry", "connections"); }
+
+  // A streamed answer (loop thread): its head, then chunks, then its end. While it streams, one read watches the
+  // socket: the client closing it ends the stream (`gone`); bytes of a next request it brings wait in the buffer.
+  void StreamHead(HttpResponse head, std::function<void()> gone) {
+    if (phase_ != Phase::kHandling) {
+      if (gone) gone();
+      return;
+    }
+    phase_ = Phase::kStreaming;
+    stream_gone_ = std::move(gone);
+    close_after_write_ = !keep_alive_ || server_.stopping;
+    server_.Update([](EdgeStats& s) { ++s.streams; });
+    std::string& out = stream_out_;
+    out += "HTTP/1.1 " + std::to_string(head.status) + " " +
+           std::string(http::obsolete_reason(static_cast<http::status>(head.status))) +
+           "\r\nServer: fluidfaas\r\nContent-Type: " + head.content_type +
+           "\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
+    for (const auto& [k, v] : head.headers) out += k + ": " + v + "\r\n";
+    if (close_after_write_) out += "Connection: close\r\n";
+    out += "\r\n";
+    Flush();
+    if (buffer_.size() > 0) return;  // a pipelined request is read already: it waits for the stream's end
+    watching_ = true;
+    socket_.async_read_some(buffer_.prepare(kIdleReadBytes),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->watching_ = false;
+                              if (self->phase_ == Phase::kClosed) return;
+                              self->buffer_.commit(n);
+                              if (ec || n == 0 || self->timed_out_) {
+                                if (self->phase_ == Phase::kIdle && self->timed_out_)
+                                  self->server_.Update([](EdgeStats& s) { ++s.idle_closed; });
+                                return self->Close();  // the client went away (mid-stream: the producer hears `gone`)
+                              }
+                              if (self->phase_ == Phase::kIdle) {  // the stream had ended: this is the next request
+                                self->server_.idle.erase(self->idle_at_);
+                                self->ReadHeader();
+                              }
+                            });
+  }
+  void StreamChunk(std::string bytes) {
+    if (phase_ != Phase::kStreaming || stream_ended_ || bytes.empty()) return;
+    char size[24];
+    const int len = std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
+    stream_out_.append(size, static_cast<size_t>(len)).append(bytes).append("\r\n");
+    Flush();
+  }
+  // The producer dropped the stream without its end: the connection is cut, so the client sees it broken.
+  // What was written before goes out first.
+  void CutStream() {
+    if (phase_ != Phase::kStreaming || stream_ended_) return;
+    stream_cut_ = true;
+    if (!stream_writing_) Close();
+  }
+  void StreamEnd() {
+    if (phase_ != Phase::kStreaming || stream_ended_) return;
+    stream_ended_ = true;
+    stream_out_ += "0\r\n\r\n";
+    Flush();
+  }
 
  private:
   // Waits for the next request's first bytes with one read of up to kIdleReadBytes: a connection holds no parser
@@ -409,6 +485,37 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     });
   }
 
+  // Writes what the stream has queued, one write at a time; once its end is written, the connection closes or
+  // takes its next request.
+  void Flush() {
+    if (stream_writing_ || stream_out_.empty()) return;
+    stream_writing_ = true;
+    stream_inflight_.clear();
+    stream_inflight_.swap(stream_out_);
+    Arm(server_.limits.write_timeout);
+    asio::async_write(socket_, asio::buffer(stream_inflight_),
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        self->stream_writing_ = false;
+                        if (self->phase_ == Phase::kClosed) return;
+                        self->Disarm();
+                        if (ec || self->timed_out_) return self->Close();
+                        if (!self->stream_out_.empty()) return self->Flush();
+                        if (self->stream_ended_) return self->FinishStream();
+                        if (self->stream_cut_) self->Close();
+                      });
+  }
+  void FinishStream() {
+    phase_ = Phase::kWriting;  // ended: a close now is no cut
+    stream_gone_ = nullptr;
+    stream_ended_ = false;
+    ReleaseInflight();
+    if (close_after_write_) return Close();
+    if (!watching_) return WaitForRequest();  // the watch read brought a next request's bytes
+    phase_ = Phase::kIdle;                    // the watch read goes on as the idle connection's read
+    idle_at_ = server_.idle.insert(server_.idle.end(), this);
+    Arm(server_.limits.idle_timeout);
+  }
+
   // The deadline of the current phase, checked by the server's sweep (Impl::Sweep) rather than by a timer per
   // connection: arming one costs a clock read, where an asio timer cost an allocation, a heap update and, when
   // cancelled, a handler run, three times per request.
@@ -429,7 +536,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     timed_out_ = true;
     beast::error_code ignored;
     socket_.cancel(ignored);
-    if (phase_ == Phase::kWriting) Close();
+    if (phase_ == Phase::kWriting || phase_ == Phase::kStreaming) Close();
   }
 
  private:
@@ -446,23 +553,48 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   size_t body_limit_ = 0;  // of the request being read
   bool keep_alive_ = true;
   bool close_after_write_ = false;
+  // A streamed answer's state.
+  std::function<void()> stream_gone_;
+  std::string stream_out_;       // queued, not yet written
+  std::string stream_inflight_;  // being written
+  bool stream_writing_ = false;
+  bool stream_ended_ = false;
+  bool stream_cut_ = false;
+  bool watching_ = false;  // the read that watches for the client's close is pending
 };
 
-void Responder::Exchange::Post(HttpResponse response) {
-  MutexLock lock(server->post_mu);
-  if (server->stopped) return;
-  server->answers.emplace_back(connection, std::move(response));
-  if (server->answers.size() == 1) asio::post(server->io, [s = server] { s->DrainAnswers(); });
+void Responder::Exchange::Post(Kind kind, HttpResponse response, std::function<void()> gone) {
+  {
+    MutexLock lock(server->post_mu);
+    if (!server->stopped) {
+      server->answers.push_back({kind, connection, std::move(response), std::move(gone)});
+      if (server->answers.size() == 1) asio::post(server->io, [s = server] { s->DrainAnswers(); });
+      return;
+    }
+  }
+  if (gone) gone();  // a stream's head on a stopped server: its producer must still hear it
 }
 
 void HttpServer::Impl::DrainAnswers() {
-  std::vector<std::pair<std::weak_ptr<Connection>, HttpResponse>> ready;
+  std::vector<Posted> ready;
   {
     MutexLock lock(post_mu);
     ready.swap(answers);
   }
-  for (auto& [c, response] : ready) {
-    if (auto conn = c.lock()) conn->Answer(std::move(response));
+  using Kind = Posted::Kind;
+  for (Posted& p : ready) {
+    auto conn = p.connection.lock();
+    if (!conn) {
+      if (p.gone) p.gone();
+      continue;
+    }
+    switch (p.kind) {
+      case Kind::kAnswer: conn->Answer(std::move(p.response)); break;
+      case Kind::kStreamHead: conn->StreamHead(std::move(p.response), std::move(p.gone)); break;
+      case Kind::kChunk: conn->StreamChunk(std::move(p.response.body)); break;
+      case Kind::kEnd: conn->StreamEnd(); break;
+      case Kind::kCut: conn->CutStream(); break;
+    }
   }
 }
 
@@ -472,7 +604,26 @@ void Responder::Send(HttpResponse response) const {
     spdlog::warn("http: a second answer to one request was dropped");
     return;
   }
-  exchange_->Post(std::move(response));
+  exchange_->Post(Exchange::Kind::kAnswer, std::move(response));
+}
+
+StreamWriter Responder::Stream(HttpResponse head, std::function<void()> gone) const {
+  if (!exchange_ || exchange_->sent.exchange(true)) return StreamWriter();
+  exchange_->streaming = true;
+  exchange_->Post(Exchange::Kind::kStreamHead, std::move(head), std::move(gone));
+  return StreamWriter(exchange_);
+}
+
+void StreamWriter::Write(std::string bytes) const {
+  if (!exchange_ || exchange_->ended.load() || bytes.empty()) return;
+  HttpResponse chunk;
+  chunk.body = std::move(bytes);
+  exchange_->Post(Responder::Exchange::Kind::kChunk, std::move(chunk));
+}
+
+void StreamWriter::End() const {
+  if (!exchange_ || exchange_->ended.exchange(true)) return;
+  exchange_->Post(Responder::Exchange::Kind::kEnd, {});
 }
 
 void HttpServer::Impl::Sweep() {

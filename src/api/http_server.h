@@ -94,6 +94,7 @@ struct HttpRefusal {
 std::variant<HttpRequest, HttpRefusal> ParseHttpRequest(std::string_view bytes, const HttpLimits& limits);
 
 class HttpServer;
+class StreamWriter;
 
 // Answers one request, once, from any thread. Copies share the answer: the first Send wins, later ones are
 // dropped (and logged). The last copy dropped without a Send answers 500 `internal`.
@@ -101,13 +102,35 @@ class Responder {
  public:
   Responder() = default;
   void Send(HttpResponse response) const;
+  // Answers with a stream instead (server-sent events, one write per token): `head`'s status, content type and
+  // headers now, its body ignored, with Transfer-Encoding: chunked; then each StreamWriter::Write as one chunk, in
+  // order. `gone` runs once, on the loop thread, if the connection closes before the stream's End (the client went
+  // away, a write timed out, the server stopped): the producer should stop, and its later writes are dropped. An
+  // empty StreamWriter when the request was answered already.
+  StreamWriter Stream(HttpResponse head, std::function<void()> gone) const;
   bool valid() const { return exchange_ != nullptr; }
 
  private:
   friend class HttpServer;
+  friend class StreamWriter;
   struct Exchange;
   explicit Responder(std::shared_ptr<Exchange> exchange) : exchange_(std::move(exchange)) {}
   std::shared_ptr<Exchange> exchange_;
+};
+
+// A streamed answer's body, from any thread. The last copy dropped before End cuts the connection, so that the
+// client sees the stream broken rather than complete.
+class StreamWriter {
+ public:
+  StreamWriter() = default;
+  void Write(std::string bytes) const;  // one chunk; empty bytes are skipped
+  void End() const;                     // the last chunk; the connection then takes its next request
+  bool valid() const { return exchange_ != nullptr; }
+
+ private:
+  friend class Responder;
+  explicit StreamWriter(std::shared_ptr<Responder::Exchange> exchange) : exchange_(std::move(exchange)) {}
+  std::shared_ptr<Responder::Exchange> exchange_;
 };
 
 using HttpHandler = std::function<void(HttpRequest&&, Responder)>;
@@ -125,6 +148,8 @@ struct EdgeStats {
   uint64_t connections_evicted = 0;  // idle ones closed to make room
   uint64_t idle_closed = 0;          // idle past idle_timeout
   uint64_t requests = 0;             // whose headers were read
+  uint64_t streams = 0;              // answers streamed
+  uint64_t streams_cut = 0;          // ... whose connection closed before their end
   uint64_t inflight_bytes = 0;
   std::map<std::string, uint64_t> refusals;
 };
@@ -145,6 +170,7 @@ class HttpServer {
 
  private:
   friend struct Responder::Exchange;
+  friend class StreamWriter;
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };

@@ -25,6 +25,7 @@ class EdgeTest : public ::testing::Test {
         return;
       }
       if (req.target == "/drop") return;  // the Responder goes out of scope unanswered
+      if (req.target.starts_with("/stream")) return Stream(req.target, std::move(r));
       if (req.target == "/throw") throw std::runtime_error("boom");
       r.Send(HttpResponse{.body = req.method == "GET" ? "ok" : std::to_string(req.body.size())});
     });
@@ -36,6 +37,7 @@ class EdgeTest : public ::testing::Test {
     {
       std::lock_guard<std::mutex> lock(mu_);
       held_.clear();
+      held_streams_.clear();
     }
     if (server_) server_->Stop();
   }
@@ -72,10 +74,33 @@ class EdgeTest : public ::testing::Test {
     return l;
   }
 
+  // /stream: three chunks from another thread, then the end. /stream/hold: one chunk, the writer kept (held_streams_)
+  // until the test drops it. /stream/drop: one chunk, then the writer dropped without its end.
+  void Stream(const std::string& target, Responder r) {
+    StreamWriter w = r.Stream(HttpResponse{.content_type = "text/event-stream"}, [this] { ++gone_; });
+    if (target == "/stream") {
+      std::thread([w] {
+        for (const char* c : {"a", "bb", "ccc"}) {
+          w.Write(c);
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        w.End();
+      }).detach();
+      return;
+    }
+    w.Write("first");
+    if (target == "/stream/hold") {
+      std::lock_guard<std::mutex> lock(mu_);
+      held_streams_.push_back(w);
+    }
+  }
+
   std::unique_ptr<HttpServer> server_;
   int port_ = 0;
   std::mutex mu_;
   std::vector<Responder> held_;
+  std::vector<StreamWriter> held_streams_;
+  std::atomic<int> gone_{0};
 };
 
 TEST_F(EdgeTest, ServesKeepAliveAndPipelinedRequestsInOrder) {
@@ -88,6 +113,57 @@ TEST_F(EdgeTest, ServesKeepAliveAndPipelinedRequestsInOrder) {
   EXPECT_EQ(c.Read().body, "3");
   EXPECT_EQ(c.Read().body, "ok");
   EXPECT_EQ(server_->Stats().connections_accepted, 1u);
+}
+
+TEST_F(EdgeTest, StreamsChunksFromAnotherThreadThenTakesTheNextRequest) {
+  Start(Short());
+  RawClient c(port_);
+  // The stream, and a request pipelined behind it: answered once the stream has ended, on the same connection.
+  ASSERT_TRUE(c.Send(RawClient::Get("/stream") + RawClient::Post("/", "abcd")));
+  const RawClient::Chunked s = c.ReadChunked();
+  EXPECT_EQ(s.status, 200);
+  EXPECT_NE(s.head.find("Transfer-Encoding: chunked"), std::string::npos) << s.head;
+  EXPECT_NE(s.head.find("Content-Type: text/event-stream"), std::string::npos) << s.head;
+  EXPECT_TRUE(s.complete);
+  EXPECT_EQ(s.chunks, (std::vector<std::string>{"a", "bb", "ccc"}));
+  EXPECT_EQ(c.Read().body, "4");
+  EXPECT_EQ(c.Request(RawClient::Get("/")).body, "ok");
+  EXPECT_EQ(server_->Stats().connections_accepted, 1u);
+  EXPECT_EQ(server_->Stats().streams, 1u);
+  EXPECT_EQ(gone_.load(), 0);
+}
+
+TEST_F(EdgeTest, AClientThatLeavesMidStreamIsHeardAsGone) {
+  Start(Short());
+  {
+    RawClient c(port_);
+    ASSERT_TRUE(c.Send(RawClient::Get("/stream/hold")));
+    const RawClient::Chunked s = c.ReadChunked(0.5);
+    EXPECT_EQ(s.chunks, std::vector<std::string>{"first"});
+    EXPECT_FALSE(s.complete);
+  }  // closed
+  for (int i = 0; i < 200 && gone_.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(gone_.load(), 1);
+  EXPECT_EQ(server_->Stats().streams_cut, 1u);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSERT_EQ(held_streams_.size(), 1u);
+    held_streams_[0].Write("late");  // dropped, harmless
+    held_streams_[0].End();
+  }
+  ExpectGoodClientServed();
+  EXPECT_EQ(gone_.load(), 1) << "gone runs once";
+}
+
+TEST_F(EdgeTest, AStreamDroppedWithoutItsEndIsCutNotCompleted) {
+  Start(Short());
+  RawClient c(port_);
+  ASSERT_TRUE(c.Send(RawClient::Get("/stream/drop")));
+  const RawClient::Chunked s = c.ReadChunked(2);
+  EXPECT_EQ(s.chunks, std::vector<std::string>{"first"});
+  EXPECT_FALSE(s.complete) << "the client must not take a cut stream for a whole one";
+  EXPECT_TRUE(c.ClosedWithin(1));
+  EXPECT_EQ(gone_.load(), 1);
 }
 
 TEST_F(EdgeTest, SlowHeadersGet408AtTheDeadlineWhileOthersAreServed) {

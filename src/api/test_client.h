@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fluidfaas::api::testing {
 
@@ -87,6 +88,51 @@ class RawClient {
     }
     r.seconds = Elapsed(start);
     return r;
+  }
+
+  // Reads one response with a chunked body (a stream) within `timeout_s`: its chunks in order. `complete` is false
+  // when the connection closed or the time ran out before the last chunk.
+  struct Chunked {
+    int status = 0;
+    std::string head;
+    std::vector<std::string> chunks;
+    bool complete = false;
+  };
+  Chunked ReadChunked(double timeout_s = 10) {
+    const auto start = std::chrono::steady_clock::now();
+    Chunked r;
+    size_t at = std::string::npos;  // where the next chunk's size line starts, once the head is in
+    for (;;) {
+      if (at == std::string::npos) {
+        const size_t end = buffer_.find("\r\n\r\n");
+        if (end != std::string::npos) {
+          r.head = buffer_.substr(0, end);
+          r.status = std::stoi(r.head.substr(9, 3));
+          at = end + 4;
+        }
+      }
+      while (at != std::string::npos) {
+        const size_t line = buffer_.find("\r\n", at);
+        if (line == std::string::npos) break;
+        const size_t size = std::stoul(buffer_.substr(at, line - at), nullptr, 16);
+        if (buffer_.size() < line + 2 + size + 2) break;
+        if (size == 0) {
+          buffer_.erase(0, line + 4);
+          r.complete = true;
+          return r;
+        }
+        r.chunks.push_back(buffer_.substr(line + 2, size));
+        at = line + 2 + size + 2;
+      }
+      const double left = timeout_s - Elapsed(start);
+      if (left <= 0) return r;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left * 1000) + 1) <= 0) return r;
+      char chunk[65536];
+      const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+      if (n <= 0) return r;
+      buffer_.append(chunk, static_cast<size_t>(n));
+    }
   }
 
   // True when the server closed the connection within `timeout_s`.

@@ -171,8 +171,7 @@ void GenerationNode::Route(uint64_t id) {
   const policy::ContinuousBatcher& b = insts_[*best].lanes[lane].batcher;
   // Past the batch its placement was checked for (its TPOT objective holds up to there), or short of cache for what
   // waits: another instance, if the free slices allow one.
-  const bool crowded =
-      b.waiting() + b.running() > static_cast<size_t>(options_.design_batch) || !b.AdmitsAllWaiting();
+  const bool crowded = b.waiting() + b.running() > static_cast<size_t>(options_.design_batch) || !b.AdmitsAllWaiting();
   Kick(*best, lane);
   if (crowded) ScaleOut(f);
 }

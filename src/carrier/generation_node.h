@@ -69,10 +69,10 @@ Status Validate(const GenNodeOptions& o);
 // A generating function as the node serves it.
 struct GenSpec {
   std::string name;
-  std::string model;        // a zoo model that generates
-  double tpot_slo_ms = 0;   // > 0: the placement's objective
-  int design_context = 0;   // tokens (prompt and output) its instances' caches are sized for, < the model's positions
-  int max_prompt = 1;       // the longest prompt its placement must prefill, >= 1
+  std::string model;       // a zoo model that generates
+  double tpot_slo_ms = 0;  // > 0: the placement's objective
+  int design_context = 0;  // tokens (prompt and output) its instances' caches are sized for, < the model's positions
+  int max_prompt = 1;      // the longest prompt its placement must prefill, >= 1
 };
 
 // Which of the node's slices the generation node may take. The simulator's gives it every slice; the daemon's
@@ -149,7 +149,7 @@ class GenerationNode {
     GenSpec spec;
     std::unique_ptr<model::GenerationCosts> costs;
     std::unique_ptr<policy::GenerativePlacer> placer;
-    bool placeable = false;       // on the empty node
+    bool placeable = false;        // on the empty node
     std::deque<uint64_t> pending;  // sequences waiting for an instance
     std::vector<size_t> instances;
     GenInstanceStats stats;

@@ -109,12 +109,10 @@ TEST(GenerationNodeTest, CancelEndsASequenceOnceWhereverItIs) {
 TEST(GenerationNodeTest, RefusesWhatNoSliceOfTheNodeCanServe) {
   Recorder r;
   GenerationNode node({Slice("0:1g.10gb@6")}, {}, r, r);
-  ASSERT_TRUE(node.AddFunction({.name = "big",
-                                .model = "llama2-13b",
-                                .tpot_slo_ms = 100,
-                                .design_context = 640,
-                                .max_prompt = 1024})
-                  .ok());
+  ASSERT_TRUE(
+      node.AddFunction(
+              {.name = "big", .model = "llama2-13b", .tpot_slo_ms = 100, .design_context = 640, .max_prompt = 1024})
+          .ok());
   const uint64_t id = node.Arrive(0, 0, 100, 10);
   EXPECT_EQ(r.ends[id], std::vector<std::string>{"fits_no_slice"});
   EXPECT_FALSE(node.AddFunction({.name = "x", .model = "bert-base", .tpot_slo_ms = 1, .design_context = 10}).ok());
