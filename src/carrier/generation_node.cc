@@ -55,10 +55,11 @@ Result<size_t> GenerationNode::AddFunction(const GenSpec& spec) {
   FF_ASSIGN_OR_RETURN(model::GenerationCosts costs, model::GenerationCosts::Build(spec.model));
   fn.costs = std::make_unique<model::GenerationCosts>(std::move(costs));
   if (spec.max_prompt < 1 || spec.design_context < 1 || spec.design_context >= fn.costs->max_positions() ||
-      !(spec.tpot_slo_ms > 0) || !std::isfinite(spec.tpot_slo_ms)) {
+      !(spec.tpot_slo_ms > 0) || !std::isfinite(spec.tpot_slo_ms) || !(spec.time_scale > 0) ||
+      !std::isfinite(spec.time_scale)) {
     return Status::InvalidArgument(spec.name + ": the design context must be within 1.." +
                                    std::to_string(fn.costs->max_positions() - 1) +
-                                   " tokens, the longest prompt >= 1, the TPOT objective positive");
+                                   " tokens, the longest prompt >= 1, the TPOT objective and the time scale positive");
   }
   const policy::GenerativeTarget target{.design_batch = options_.design_batch,
                                         .design_context = spec.design_context,
@@ -225,7 +226,8 @@ bool GenerationNode::ScaleOut(size_t f, int stages) {
   std::string where;
   for (const policy::PlanStage& st : inst.stages) where += (where.empty() ? "" : "+") + slices_[st.slice].id;
   fn.stats.placements.push_back(where + " at " + std::to_string(static_cast<int64_t>(now_)) + " s");
-  Push(now_ + ToSeconds(model::LoadCostModel().LoadTime(largest_stage, /*from_warm=*/false)), Event::kReady, id);
+  Push(now_ + fn.spec.time_scale * ToSeconds(model::LoadCostModel().LoadTime(largest_stage, /*from_warm=*/false)),
+       Event::kReady, id);
   std::deque<uint64_t> pending;
   pending.swap(fn.pending);
   for (uint64_t q : pending) Enqueue(id, LeastLoadedLane(insts_[id]), q);
@@ -252,10 +254,11 @@ void GenerationNode::Kick(size_t i, size_t l) {
   ++inst.idle_stamp;
   lane.busy = true;
   double t = now_;
+  const double scale = fns_[inst.fn].spec.time_scale;  // of the modelled milliseconds
   for (size_t k = 0; k < inst.stages.size(); ++k) {
     const double start = std::max(t, inst.stage_free[k]);
-    inst.stage_free[k] = start + StageMs(inst, lane.step, k) / 1e3;
-    t = inst.stage_free[k] + HopMs(inst, lane.step, k) / 1e3;
+    inst.stage_free[k] = start + StageMs(inst, lane.step, k) * scale / 1e3;
+    t = inst.stage_free[k] + HopMs(inst, lane.step, k) * scale / 1e3;
   }
   Push(t, Event::kStepDone, i, l);
 }

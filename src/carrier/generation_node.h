@@ -73,6 +73,7 @@ struct GenSpec {
   double tpot_slo_ms = 0;  // > 0: the placement's objective
   int design_context = 0;  // tokens (prompt and output) its instances' caches are sized for, < the model's positions
   int max_prompt = 1;      // the longest prompt its placement must prefill, >= 1
+  double time_scale = 1;   // its steps and loads take this times the modelled time (the daemon's emulation), > 0
 };
 
 // Which of the node's slices the generation node may take. The simulator's gives it every slice; the daemon's
@@ -143,6 +144,7 @@ class GenerationNode {
   GenInstanceStats Stats(size_t f) const;
   std::vector<GenInstanceView> Instances() const;
   size_t open_sequences() const { return seqs_.size(); }
+  uint64_t next_sequence() const { return next_seq_; }  // the id the next Arrive gives
 
  private:
   struct Fn {

@@ -61,6 +61,7 @@ struct ServeOptions {
   std::string grpc_listen;  // empty: --listen's host and port + 1 (any free port when that is 0); "off": none
   std::string policy = "fluidfaas";
   std::vector<std::string> functions = {"resnet50", "bert-base", "llama2-13b"};
+  std::vector<std::string> generate;  // zoo models served token by token
   double time_scale = 1.0;
   std::string worker;
   std::string repository;
@@ -171,6 +172,9 @@ int RunServe(const ServeOptions& o) {
     fc.time_scale = o.time_scale;
     (std::binary_search(dirs.begin(), dirs.end(), f) ? fc.directory : fc.model) = f;
     functions.push_back(fc);
+  }
+  for (const std::string& m : o.generate) {
+    functions.push_back({.name = m, .model = m, .time_scale = o.time_scale, .generate = true});
   }
 
   // SIGTERM and SIGINT are taken by one thread (blocked everywhere else, before any thread starts).
@@ -498,6 +502,11 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
                    "Zoo models or repository directories to deploy at start (comma-separated)")
       ->delimiter(',')
       ->capture_default_str();
+  serve
+      ->add_option("--generate", o->generate,
+                   "Zoo models that generate (tinyllama-1.1b, llama2-7b, ...) to serve token by token at start: "
+                   "POST /v2/models/M/generate[_stream], /v1/completions, /v1/chat/completions (comma-separated)")
+      ->delimiter(',');
   serve->add_option("--time-scale", o->time_scale, "Emulated executor's time factor (0.1: ten times faster)")
       ->check(CLI::Range(1e-6, 1000.0))
       ->capture_default_str();

@@ -37,7 +37,8 @@ std::optional<size_t> Controller::Impl::Turn(bool wait) {
     MutexLock lock(mu);
     if (wait) {
       auto timeout = std::chrono::milliseconds(20);
-      if (const std::optional<TimePoint> due = carrier->NextDue()) {
+      for (const std::optional<TimePoint> due : {carrier->NextDue(), GenNextDue()}) {
+        if (!due) continue;
         timeout =
             std::min(timeout, std::chrono::ceil<std::chrono::milliseconds>(std::max(Duration{0}, *due - clock->Now())));
       }
@@ -60,9 +61,11 @@ std::optional<size_t> Controller::Impl::Turn(bool wait) {
   const TimePoint now = clock->Now();
   carrier->Flush(now);
   carrier->DispatchDue(now);
+  GenAdvance(now);
   if (now >= next_tick) {
     next_tick = now + kTick;
     carrier->Tick(now);
+    gen->SlicesFreed(GenSeconds(now));  // generative instances waiting for slices the single-pass side let go
     CountViolations();
     if (Status s = scheduler->Invariants(); !s.ok()) spdlog::error("scheduler invariants: {}", s.message());
     Snapshot();
@@ -88,6 +91,7 @@ void Controller::Impl::Close() {
     requests.erase(it);
     AnswerShutdown(r);
   }
+  CloseGenerations();
 }
 
 void Controller::Impl::AnswerShutdown(const Request& r) {

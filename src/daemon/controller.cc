@@ -68,9 +68,15 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
   }
   impl.runtime = c->runtime_.get();
   impl.carrier = std::make_unique<carrier::Carrier>(impl.cluster, *impl.scheduler, impl, impl);
+  impl.StartGeneration();
   for (const FunctionConfig& f : functions) {
-    auto prepared = impl.Prepare(f);
-    Status s = prepared.ok() ? impl.Install(std::move(*prepared)) : prepared.status();
+    Status s;
+    if (f.generate) {
+      s = impl.DeployGenerative(f);
+    } else {
+      auto prepared = impl.Prepare(f);
+      s = prepared.ok() ? impl.Install(std::move(*prepared)) : prepared.status();
+    }
     if (!s.ok()) return s.WithContext("deploying '" + (f.name.empty() ? f.model + f.directory : f.name) + "'");
   }
   impl.Snapshot();
@@ -103,6 +109,9 @@ void Controller::Shutdown() {
 
 FunctionRef Controller::Function(const std::string& name) const {
   MutexLock lock(impl_->mu);
+  if (const auto g = impl_->gen_functions.find(name); g != impl_->gen_functions.end() && !g->second.removed) {
+    return g->second.info;
+  }
   const auto it = impl_->functions.find(name);
   if (it == impl_->functions.end() || it->second.removed) return nullptr;
   return it->second.info;
@@ -114,6 +123,10 @@ std::vector<FunctionInfo> Controller::Functions() const {
   for (const auto& [name, f] : impl_->functions) {
     if (!f.removed) out.push_back(*f.info);
   }
+  for (const auto& [name, f] : impl_->gen_functions) {
+    if (!f.removed) out.push_back(*f.info);
+  }
+  std::sort(out.begin(), out.end(), [](const FunctionInfo& a, const FunctionInfo& b) { return a.name < b.name; });
   return out;
 }
 

@@ -46,6 +46,12 @@ struct FunctionConfig {
   double time_scale = 1.0;  // the emulated executor's clock speed factor, (0, 1000]
   std::string directory;    // a function directory of the repository, by its plain name
   int max_batch = 0;        // 0: the model's or manifest's; else 1..kMaxBatch (cost tables stop at 32)
+  // A zoo model that generates (model::IsGenerativeZooModel), served token by token (Controller::Generate) rather
+  // than as one forward pass: the node's GenerationNode (carrier/generation_node.h) places and batches it. Its
+  // objectives: time to first token `slo_ms` and per output token `tpot_ms` (0: 5 x the model's batch-1 figures on
+  // a whole GPU, as sim-gen's).
+  bool generate = false;
+  double tpot_ms = 0;
 };
 
 struct FunctionInfo {
@@ -58,6 +64,9 @@ struct FunctionInfo {
   std::string datatype;               // "FP32" | "FP16"
   std::vector<int64_t> input_shape;   // per sample
   std::vector<int64_t> output_shape;  // per sample
+  bool generative = false;            // served by Generate; slo_ms is then the time to first token's
+  double tpot_ms = 0;                 // generative: the time per output token's objective
+  int max_positions = 0;              // generative: prompt and output tokens together at most
 };
 // A deployed function's description, shared: the edge reads it per request without copying it.
 using FunctionRef = std::shared_ptr<const FunctionInfo>;
@@ -106,6 +115,23 @@ struct InferResult {
 };
 using InferCallback = std::function<void(InferResult)>;
 
+// A generation's end: completed (every token asked for, or the caller's Stop), or rejected or failed with a code.
+struct GenerateEnd {
+  Outcome outcome = Outcome::kCompleted;
+  std::string code;  // "" when completed; else unknown_function, not_generative, too_long, fits_no_slice,
+                     // overloaded, draining, cancelled, shutdown
+  std::string detail;
+  int prompt_tokens = 0;
+  int generated = 0;
+  double ttft_ms = 0;   // arrival to the first token (0 when none came)
+  double total_ms = 0;  // arrival to the end
+};
+// Called on the control thread: `token` for each generated token in order (its id and index, 0 first), then `end`
+// exactly once. Neither may block.
+struct GenerateCallbacks {
+  std::function<void(int token, int index)> token;
+  std::function<void(GenerateEnd)> end;
+};
 class Controller {
  public:
   // Starts the runtime and the control thread and deploys `functions`. InvalidArgument for a bad option.
@@ -116,6 +142,15 @@ class Controller {
   // `input`: one sample in row-major order, `shape` with a leading batch dimension of 1. Calls `done` once.
   void Infer(const std::string& function, std::vector<std::byte> input, std::optional<double> timeout_ms,
              InferCallback done);
+
+  // Generates up to `max_tokens` tokens after `prompt` (token ids of the function's tokenizer; the emulated
+  // executor's is byte-level, ids 0..255) with a generative function. Returns a handle for Stop. The callbacks run
+  // as GenerateCallbacks says; a request refused at once ends before this returns.
+  uint64_t Generate(const std::string& function, std::vector<int> prompt, int max_tokens, GenerateCallbacks callbacks);
+  // The caller needs no more tokens (a stop string seen: `completed`; or the client went away: `cancelled`): the
+  // sequence leaves its batch and frees its cache at the next step boundary, and ends with that outcome. Unknown or
+  // ended handles are ignored.
+  void Stop(uint64_t handle, bool completed);
 
   // Builds the function's cost tables (and inspects a repository directory through the worker, about a second)
   // on the caller's thread, then installs it on the control thread. AlreadyExists, NotFound (no such zoo model or

@@ -7,6 +7,8 @@
 //                      to the runtime, requests ended
 //   runtime_events.cc  the runtime's events handed to the carrier
 //   deploy.cc          deploying and removing functions
+//   generation.cc      generative functions: the GenerationNode on the control thread, the node's slices leased
+//                      to it from the scheduler's, sequences and their tokens
 //   snapshot.cc        /v1/node
 //   metrics.cc         Prometheus text
 // controller.cc is the wiring: Start, the public methods that only delegate.
@@ -33,6 +35,7 @@
 #include <vector>
 
 #include "carrier/carrier.h"
+#include "carrier/generation_node.h"
 #include "common/limits.h"
 #include "common/mutex.h"
 #include "common/rate_meter.h"
@@ -266,6 +269,49 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   void AnswerShutdown(const Request& r);
 
   void Snapshot();
+
+  // ---------------------------------------------------------------- generation (generation.cc)
+  struct GenFunction {
+    size_t index = 0;  // in the GenerationNode
+    FunctionRef info;
+    bool removed = false;
+  };
+  struct Generation {
+    uint64_t handle = 0;
+    size_t function = 0;  // GenerationNode index
+    std::string name;
+    int prompt_tokens = 0;
+    uint64_t seed = 0;  // the emulated executor's tokens: from the prompt
+    GenerateCallbacks callbacks;
+    TimePoint arrival;
+    std::optional<TimePoint> first;
+    int generated = 0;
+    bool stop_completes = false;  // Stop(completed): a cancel that ends it completed
+  };
+  struct GenBridge;  // the GenerationNode's lease of the node's slices and its listener
+  std::map<std::string, GenFunction> gen_functions GUARDED_BY(mu);  // written on the control thread only
+  std::shared_ptr<GenBridge> gen_bridge;  // shared: its type is complete only in generation.cc
+  std::unique_ptr<carrier::GenerationNode> gen;
+  std::vector<bool> gen_taken;                           // slices the generation node holds (control thread)
+  std::unordered_map<uint64_t, Generation> generations;  // open, by sequence id (control thread)
+  std::unordered_map<uint64_t, uint64_t> gen_sequences;  // handle -> sequence id (control thread)
+  std::atomic<uint64_t> next_gen_handle{1};
+  std::map<std::string, Histogram> ttft_hist GUARDED_BY(mu);  // by function
+  std::map<std::string, Histogram> tpot_hist GUARDED_BY(mu);
+  std::map<std::string, uint64_t> gen_tokens GUARDED_BY(mu);
+
+  void StartGeneration();  // at Start: the node and its bridge
+  double GenSeconds(TimePoint t) const { return static_cast<double>(ToMicros(t)) / 1e6; }
+  std::optional<TimePoint> GenNextDue() const;
+  void GenAdvance(TimePoint now);
+  Result<GenFunction> InstallGenerative(const FunctionConfig& c);
+  Status DeployGenerative(const FunctionConfig& c);
+  void GenArrive(Generation g, int prompt_tokens, int max_tokens);
+  void GenStop(uint64_t handle, bool completed);
+  void GenToken(uint64_t seq, int index);
+  void GenEnded(uint64_t seq, std::string_view refusal);
+  void FinishGeneration(Generation& g, GenerateEnd end);
+  void CloseGenerations();  // after the loop: every open generation ends "shutdown"
 };
 
 }  // namespace fluidfaas::daemon

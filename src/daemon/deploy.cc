@@ -8,6 +8,31 @@ Status Controller::Impl::CheckNotDeployed(const std::string& name) const {
   if (auto it = functions.find(name); it != functions.end() && !it->second.removed) {
     return Status::AlreadyExists("function '" + name + "' is deployed");
   }
+  if (auto it = gen_functions.find(name); it != gen_functions.end() && !it->second.removed) {
+    return Status::AlreadyExists("function '" + name + "' is deployed");
+  }
+  return Status::Ok();
+}
+
+// Control thread: a generative function into the generation node (generation.cc).
+Status Controller::Impl::DeployGenerative(const FunctionConfig& in) {
+  FunctionConfig c = in;
+  if (c.model.empty() || !c.directory.empty()) {
+    return Status::InvalidArgument("a generative function is a zoo model (TorchScript generative functions: not yet)");
+  }
+  if (c.name.empty()) c.name = c.model;
+  FF_RETURN_IF_ERROR(CheckName("function name", c.name));
+  FF_RETURN_IF_ERROR(CheckRange("time_scale", c.time_scale, 0.0, 1000.0, /*open_low=*/true));
+  if (c.slo_ms != 0) FF_RETURN_IF_ERROR(CheckRange("slo_ms", c.slo_ms, 0.0, 1e7, /*open_low=*/true));
+  if (c.tpot_ms != 0) FF_RETURN_IF_ERROR(CheckRange("tpot_ms", c.tpot_ms, 0.0, 1e6, /*open_low=*/true));
+  FF_RETURN_IF_ERROR(CheckNotDeployed(c.name));
+  const auto zoo = model::ZooModels();
+  if (std::none_of(zoo.begin(), zoo.end(), [&](const model::ZooEntry& e) { return e.name == c.model; })) {
+    return Status::NotFound("no zoo model '" + Printable(c.model) + "' (fluidfaas zoo list)");
+  }
+  FF_ASSIGN_OR_RETURN(GenFunction f, InstallGenerative(c));
+  MutexLock lock(mu);
+  gen_functions[c.name] = std::move(f);  // a removed one of the name is replaced: its sequences run out in the node
   return Status::Ok();
 }
 
@@ -104,6 +129,7 @@ Status Controller::Impl::Install(Prepared p) {
 }
 
 Status Controller::Deploy(const FunctionConfig& config) {
+  if (config.generate) return impl_->RunOnControl<Status>([this, config] { return impl_->DeployGenerative(config); });
   auto prepared = impl_->Prepare(config);
   if (!prepared.ok()) return prepared.status();
   return impl_->RunOnControl<Status>(
@@ -120,6 +146,10 @@ Status Controller::Remove(const std::string& name) {
     FunctionId id = 0;
     {
       MutexLock lock(impl.mu);
+      if (auto g = impl.gen_functions.find(name); g != impl.gen_functions.end() && !g->second.removed) {
+        g->second.removed = true;  // new requests are refused; open ones finish (the node releases when idle)
+        return Status::Ok();
+      }
       auto it = impl.functions.find(name);
       if (it == impl.functions.end() || it->second.removed) return Status::NotFound("no function '" + name + "'");
       it->second.removed = true;

@@ -68,9 +68,15 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
     const auto tensor = [&f](inference::ModelMetadataResponse::TensorMetadata* t, const char* name,
                              const std::vector<int64_t>& shape) {
       t->set_name(name);
-      t->set_datatype(f.datatype);
+      t->set_datatype(f.datatype);  // "BYTES" for a generative function's text
       for (int64_t d : WithBatch(shape, -1)) t->add_shape(d);
     };
+    if (f.generative) {
+      res->set_platform("fluidfaas_generative");
+      tensor(res->add_inputs(), "text_input", {});
+      tensor(res->add_outputs(), "text_output", {});
+      return Done(ctx, grpc::Status::OK);
+    }
     tensor(res->add_inputs(), "input", f.input_shape);
     tensor(res->add_outputs(), "output", f.output_shape);
     return Done(ctx, grpc::Status::OK);
@@ -88,6 +94,11 @@ struct GrpcApi::Service final : inference::GRPCInferenceService::CallbackService
       c.CountRefused(f.name, "bad_input");
       return Done(ctx, GrpcStatusFor(400, "bad_input", message));
     };
+    if (f.generative) {
+      c.CountRefused(f.name, "generative");
+      return Done(ctx,
+                  GrpcStatusFor(400, "generative", "'" + f.name + "' generates text: use the HTTP generate routes"));
+    }
     if (req->inputs_size() != 1) return refuse("inputs must hold one tensor");
     const auto& in = req->inputs(0);
     api::DecodedInput input;

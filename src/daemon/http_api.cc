@@ -23,6 +23,7 @@
 #include "common/half.h"
 #include "common/limits.h"
 #include "common/mutex.h"
+#include "daemon/generate_api.h"
 #include "daemon/inference.h"
 #include "model/zoo.h"
 
@@ -54,6 +55,21 @@ HttpResponse DeployError(const Status& st) {
 }
 
 json ModelMetadata(const FunctionInfo& f) {
+  if (f.generative) {
+    // As Triton describes an LLM for its generate extension: text in, text out.
+    return {{"name", f.name},
+            {"versions", {"1"}},
+            {"platform", "fluidfaas_generative"},
+            {"parameters",
+             {{"zoo_model", f.model},
+              {"generative", true},
+              {"ttft_slo_ms", f.slo_ms},
+              {"tpot_slo_ms", f.tpot_ms},
+              {"max_positions", f.max_positions},
+              {"time_scale", f.time_scale}}},
+            {"inputs", {{{"name", "text_input"}, {"datatype", "BYTES"}, {"shape", {1}}}}},
+            {"outputs", {{{"name", "text_output"}, {"datatype", "BYTES"}, {"shape", {1}}}}}};
+  }
   json params = {{"slo_ms", f.slo_ms}, {"max_batch", f.max_batch}, {"time_scale", f.time_scale}};
   if (f.directory.empty()) {
     params["zoo_model"] = f.model;
@@ -157,6 +173,7 @@ struct HttpApi::Routes {
   Routes(Controller& controller, const HttpApiOptions& o) : c(controller), options(o) {
     Health();
     Models();
+    AddGenerateRoutes(router, c, options.max_control_body_bytes);
     Repository();
     Node();
     deployer = std::thread([this] {
@@ -204,9 +221,9 @@ struct HttpApi::Routes {
       r.Send(JsonResponse(ready ? 200 : 503, {{"ready", ready}}));
     });
     router.Add("GET", "/v2", [](HttpRequest&&, const RouteParams&, const Responder& r) {
-      r.Send(JsonResponse(
-          200,
-          {{"name", "fluidfaas"}, {"version", "0.1.0"}, {"extensions", {"model_repository", "binary_tensor_data"}}}));
+      r.Send(JsonResponse(200, {{"name", "fluidfaas"},
+                                {"version", "0.1.0"},
+                                {"extensions", {"model_repository", "binary_tensor_data", "generate"}}}));
     });
   }
 
@@ -231,7 +248,7 @@ struct HttpApi::Routes {
   // An unknown function's is answered 404 without reading much.
   size_t InferBodyLimit(const std::string& function) const {
     const auto f = c.Function(function);
-    if (!f) return options.max_control_body_bytes;
+    if (!f || f->generative) return options.max_control_body_bytes;
     const size_t elems = DecodeLimitsFor(*f).max_elements;  // deployed shapes hold under 2^31 values
     return elems > (SIZE_MAX >> 6) ? options.limits.max_body_bytes : elems * 32 + (size_t{64} << 10);
   }
@@ -239,6 +256,11 @@ struct HttpApi::Routes {
   void Infer(HttpRequest&& req, const RouteParams& p, Responder responder) {
     const auto f = Model(p, responder, true);
     if (!f) return;
+    if (f->generative) {
+      c.CountRefused(f->name, "generative");
+      return responder.Send(
+          JsonError(400, "'" + f->name + "' generates text: POST .../generate or /v1/completions", "generative"));
+    }
     const auto refuse = [&](const std::string& message) {
       c.CountRefused(f->name, "bad_input");
       responder.Send(JsonError(400, message, "bad_input"));
@@ -412,12 +434,22 @@ Result<FunctionConfig> ParseFunctionConfig(const nlohmann::json& body) {
   if (!body.is_object() || text("model").empty() == text("directory").empty()) {
     return Status::InvalidArgument(
         "body: {\"model\": zoo model} or {\"directory\": a function directory of the repository}, with "
-        "\"name\", \"slo_ms\", \"max_batch\", \"time_scale\"");
+        "\"name\", \"slo_ms\", \"max_batch\", \"time_scale\"; \"generate\": true and \"tpot_ms\" for a zoo model "
+        "that generates");
   }
   FunctionConfig f;
   f.model = text("model");
   f.directory = text("directory");
   f.name = text("name");
+  if (body.contains("generate")) {
+    if (!body["generate"].is_boolean()) return Status::InvalidArgument("generate must be a boolean");
+    f.generate = body["generate"].get<bool>();
+  }
+  if (body.contains("tpot_ms")) {
+    if (!body["tpot_ms"].is_number()) return Status::InvalidArgument("tpot_ms must be a number");
+    f.tpot_ms = body["tpot_ms"].get<double>();
+    FF_RETURN_IF_ERROR(CheckRange("tpot_ms", f.tpot_ms, 0.0, 1e6, /*open_low=*/true));
+  }
   for (const char* field : {"slo_ms", "time_scale", "max_batch"}) {
     if (!body.contains(field)) continue;
     const json& v = body[field];
@@ -442,6 +474,8 @@ nlohmann::json FunctionConfigJson(const FunctionConfig& f) {
   if (!f.directory.empty()) j["directory"] = f.directory;
   if (f.slo_ms > 0) j["slo_ms"] = f.slo_ms;
   if (f.max_batch > 0) j["max_batch"] = f.max_batch;
+  if (f.generate) j["generate"] = true;
+  if (f.tpot_ms > 0) j["tpot_ms"] = f.tpot_ms;
   return j;
 }
 

@@ -11,7 +11,10 @@
 //   FluidFaaS's own:
 //     GET  /v1/node                          slices, residents, instances and pipelines, host memory
 //     GET  /v1/functions, DELETE /v1/functions/{name}
-//     POST /v1/functions {"model" | "directory", "name", "slo_ms", "max_batch", "time_scale"}
+//     POST /v1/functions {"model" | "directory", "name", "slo_ms", "max_batch", "time_scale",
+//                         "generate", "tpot_ms"}
+//   Generation (daemon/generate_api.h): POST /v2/models/{m}/generate, /generate_stream, /v1/completions,
+//     /v1/chat/completions
 //     GET  /metrics                          Prometheus text format (the controller's, then the edge's)
 //
 // Every error is {"error": "...", "code": "..."}: 400 bad body, shape or datatype (naming the input), 401 without

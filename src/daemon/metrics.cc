@@ -43,6 +43,14 @@ std::string Controller::MetricsText(const std::map<std::string, uint64_t>& edge_
   histogram("fluidfaas_queue_duration_seconds", "Arrival to the start of the first stage, completed requests.",
             impl.queue_hist);
   histogram("fluidfaas_compute_duration_seconds", "Time in the stages, completed requests.", impl.compute_hist);
+  histogram("fluidfaas_time_to_first_token_seconds", "Generation: arrival to the first token.", impl.ttft_hist);
+  histogram("fluidfaas_time_per_output_token_seconds", "Generation: first to last token, per token after the first.",
+            impl.tpot_hist);
+  o << "# HELP fluidfaas_generated_tokens_total Tokens generated, by function.\n"
+       "# TYPE fluidfaas_generated_tokens_total counter\n";
+  for (const auto& [function, n] : impl.gen_tokens) {
+    o << "fluidfaas_generated_tokens_total" << Labels({{"function", function}}) << ' ' << n << '\n';
+  }
   const auto gauge = [&o](const char* name, const char* type, const char* help, double v) {
     o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n' << name << ' ' << v << '\n';
   };

@@ -31,6 +31,21 @@ void Controller::Impl::Snapshot() {
                      {"pipeline", inst.stages.size() > 1},
                      {"stages", stages}});
   }
+  // Generative instances (generation.cc): their slices are taken from the scheduler's while they run.
+  nlohmann::json gen_insts = nlohmann::json::array();
+  for (const carrier::GenInstanceView& v : gen->Instances()) {
+    nlohmann::json on = nlohmann::json::array();
+    for (size_t s : v.slices) {
+      on.push_back(cluster[s].id);
+      slices[s]["residents"].push_back("generative:" + gen->spec(v.function).name);
+    }
+    gen_insts.push_back({{"function", gen->spec(v.function).name},
+                         {"slices", on},
+                         {"pipeline", v.slices.size() > 1},
+                         {"ready", v.ready},
+                         {"draining", v.draining},
+                         {"sequences", v.sequences}});
+  }
   const runtime::RuntimeStats rs = runtime->Stats();
   nlohmann::json totals;
   {
@@ -48,6 +63,7 @@ void Controller::Impl::Snapshot() {
                          {"late_margin", LateMargin()},
                          {"slices", slices},
                          {"instances", insts},
+                         {"generative_instances", gen_insts},
                          {"host_memory", {{"warm_bytes", rs.warm_bytes}, {"warm_copies", rs.warm_copies}}},
                          {"totals", totals},
                          {"workers", {{"alive", rs.workers_alive}, {"restarts", rs.worker_restarts}}}};
