@@ -8,6 +8,8 @@
 #   resnet50, bert-base and llama2-13b at 24 requests/s in all: batching on the small slices.
 #   the same three at 8 requests/s from newcomers (no timeout_ms): the first requests of each function wait for
 #   its cold start (the daemon's --cold-start-wait, policy/cold_start.h), in both.
+#   tinyllama-1.1b generating (serve --generate) at 8 requests/s, streamed (fluidfaas gen-load --agree 3): the
+#   daemon's and the simulator's GenerationNode on the same arrivals; three instances, one per slice.
 # Every other workload names each function's SLO as its requests' deadline, as a benchmark client does.
 # Usage: scripts/sim-vs-daemon.sh [--duration S]     (after a release build)
 set -euo pipefail
@@ -40,4 +42,18 @@ run() {
 run pipeline llama2-13b 10
 run mix resnet50,bert-base,llama2-13b 24
 run newcomers resnet50,bert-base,llama2-13b 8 --newcomer
+
+start_daemon "$out/generate.log" --functions bert-base --generate tinyllama-1.1b
+echo "== generate: tinyllama-1.1b at 8 requests/s for $((duration / 2)) s, streamed"
+code=0
+"$bin/fluidfaas" gen-load --url "$url" --model tinyllama-1.1b --rate 8 --duration "$((duration / 2))" --agree 3 \
+  >"$out/generate.txt" 2>&1 || code=$?
+cat "$out/generate.txt"
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" || true
+if [ "$code" != 0 ]; then
+  echo "sim-vs-daemon: generate disagrees; daemon log:"
+  tail -20 "$out/generate.log"
+  exit 1
+fi
 echo "sim-vs-daemon: ok (summaries in $out)"

@@ -6,11 +6,13 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 
 #include "common/limits.h"
 #include "common/result.h"
+#include "policy/scheduler.h"
 #include "sim/azure_trace.h"
 
 namespace fluidfaas::cli {
@@ -35,6 +37,10 @@ bool Loopback(const std::string& host);
 // A trace's minutes flag, "A..B" with 1 <= A <= B <= kMaxTraceMinute, into its options (sim and mig advise).
 Status ParseMinutes(const std::string& text, sim::TraceOptions& t);
 
+// A node's slices as its GET /v1/node lists them (A100-80GB profiles only): the simulated rows of `load` and
+// `gen-load` run on them.
+Result<std::vector<policy::ClusterSlice>> NodeSlicesOf(const nlohmann::json& node);
+
 void AddMigCommands(CLI::App& app, int& exit_code);
 void AddNodeCommands(CLI::App& app, int& exit_code);
 void AddZooCommands(CLI::App& app, int& exit_code);
@@ -45,5 +51,7 @@ void AddBenchCommands(CLI::App& app, int& exit_code);
 void AddServeCommands(CLI::App& app, int& exit_code);
 void AddLoadCommand(CLI::App& app, int& exit_code);
 void AddGatewayCommand(CLI::App& app, int& exit_code);
+void AddGenerateCommand(CLI::App& app, int& exit_code);
+void AddGenLoadCommand(CLI::App& app, int& exit_code);
 
 }  // namespace fluidfaas::cli

@@ -159,24 +159,9 @@ std::map<std::string, int64_t> Totals(const json& node) {
 }
 
 // The simulator's run of the same arrivals on the daemon's node, functions and policy, or why there is none.
-// A node's slices as its /v1/node lists them (A100-80GB profiles only).
-Result<std::vector<policy::ClusterSlice>> NodeSlices(const json& node) {
-  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
-  std::vector<policy::ClusterSlice> slices;
-  for (const json& s : node.value("slices", json::array())) {
-    const std::string profile = s.value("profile", "");
-    const auto p = std::find_if(a100.profiles.begin(), a100.profiles.end(),
-                                [&](const gpu::MigProfile& m) { return m.name == profile; });
-    if (p == a100.profiles.end())
-      return Status::Unimplemented("slice profile '" + profile + "' is not an A100-80GB one");
-    slices.push_back(policy::ClusterSlice{s.value("id", ""), s.value("gpu", 0), policy::SliceKind{&a100, &*p}, true});
-  }
-  return slices;
-}
-
 Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& targets,
                                 const std::vector<sim::Arrival>& arrivals, bool newcomer) {
-  FF_ASSIGN_OR_RETURN(std::vector<policy::ClusterSlice> slices, NodeSlices(node));
+  FF_ASSIGN_OR_RETURN(std::vector<policy::ClusterSlice> slices, NodeSlicesOf(node));
   std::vector<sim::NodeFunction> functions;
   for (const Target& t : targets) {
     if (t.model.empty()) {
@@ -210,7 +195,7 @@ Result<sim::RunSummary> Predict(const json& node, const std::vector<Target>& tar
     std::vector<policy::Scheduler*> schedulers;
     std::vector<std::vector<policy::ClusterSlice>> node_slices;
     for (const json& n : node["cluster_nodes"]) {
-      FF_ASSIGN_OR_RETURN(std::vector<policy::ClusterSlice> ns, NodeSlices(n));
+      FF_ASSIGN_OR_RETURN(std::vector<policy::ClusterSlice> ns, NodeSlicesOf(n));
       FF_ASSIGN_OR_RETURN(auto p, sim::MakeNodePreset(std::move(ns), functions));
       FF_ASSIGN_OR_RETURN(auto s, sim::MakeScheduler(n.value("policy", policy), *p));
       node_slices.push_back(p->slices);
@@ -486,6 +471,20 @@ void AddLoadCommand(CLI::App& app, int& exit_code) {
                    "the measured one and its pipelines within 1")
       ->check(CLI::Range(0.01, 100.0));
   load->callback([o, &exit_code] { exit_code = RunLoad(*o); });
+}
+
+Result<std::vector<policy::ClusterSlice>> NodeSlicesOf(const nlohmann::json& node) {
+  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+  std::vector<policy::ClusterSlice> slices;
+  for (const nlohmann::json& s : node.value("slices", json::array())) {
+    const std::string profile = s.value("profile", "");
+    const auto p = std::find_if(a100.profiles.begin(), a100.profiles.end(),
+                                [&](const gpu::MigProfile& m) { return m.name == profile; });
+    if (p == a100.profiles.end())
+      return Status::Unimplemented("slice profile '" + profile + "' is not an A100-80GB one");
+    slices.push_back(policy::ClusterSlice{s.value("id", ""), s.value("gpu", 0), policy::SliceKind{&a100, &*p}, true});
+  }
+  return slices;
 }
 
 }  // namespace fluidfaas::cli

@@ -27,6 +27,8 @@ int Run(int argc, char** argv) {
   fluidfaas::cli::AddServeCommands(app, exit_code);
   fluidfaas::cli::AddLoadCommand(app, exit_code);
   fluidfaas::cli::AddGatewayCommand(app, exit_code);
+  fluidfaas::cli::AddGenerateCommand(app, exit_code);
+  fluidfaas::cli::AddGenLoadCommand(app, exit_code);
   app.parse_complete_callback([&log_level] {
     if (fluidfaas::Status s = fluidfaas::ConfigureLogging(log_level); !s.ok()) {
       throw CLI::ValidationError("--log-level", s.message());

@@ -314,6 +314,7 @@ struct ClientOptions {
   double slo_ms = 0;
   int repeat = 1;
   bool json_output = false;
+  bool generate = false;
 };
 
 Result<std::string> Token(const std::string& file) {
@@ -386,6 +387,7 @@ int RunDeploy(const ClientOptions& o) {
   if (!o.name.empty()) body["name"] = o.name;
   if (o.slo_ms > 0) body["slo_ms"] = o.slo_ms;
   if (o.max_batch > 0) body["max_batch"] = o.max_batch;
+  if (o.generate) body["generate"] = true;
   return Show(c.Post("/v1/functions", h, body.dump(), "application/json"), "deploy");
 }
 
@@ -608,6 +610,8 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
       ->add_option("--slo-ms", c->slo_ms,
                    "SLO (default: the manifest's, or 5 x a zoo model's batch-1 latency on a full GPU)")
       ->check(CLI::Range(0.001, 1e7));
+  deploy->add_flag("--generate", c->generate,
+                   "Serve the zoo model token by token (a model that generates: fluidfaas generate, /v1/completions)");
   deploy->add_option("--token-file", c->token_file, "File holding the bearer token");
   deploy->callback([c, &exit_code] { exit_code = RunDeploy(*c); });
   CLI::App* functions = app.add_subcommand("functions", "List a daemon's functions");

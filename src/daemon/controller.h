@@ -67,6 +67,8 @@ struct FunctionInfo {
   bool generative = false;            // served by Generate; slo_ms is then the time to first token's
   double tpot_ms = 0;                 // generative: the time per output token's objective
   int max_positions = 0;              // generative: prompt and output tokens together at most
+  int design_context = 0;             // generative: the context and longest prompt its placement is checked for
+  int max_prompt = 0;
 };
 // A deployed function's description, shared: the edge reads it per request without copying it.
 using FunctionRef = std::shared_ptr<const FunctionInfo>;

@@ -138,10 +138,10 @@ int StatusFor(const std::string& code) {
 
 HttpResponse ErrorAnswer(Form form, int status, const std::string& message, const std::string& code) {
   if (form == Form::kTriton) return api::JsonError(status, message, code);
-  return api::JsonResponse(status, {{"error",
-                                     {{"message", message},
-                                      {"type", status < 500 ? "invalid_request_error" : "server_error"},
-                                      {"code", code}}}});
+  return api::JsonResponse(
+      status,
+      {{"error",
+        {{"message", message}, {"type", status < 500 ? "invalid_request_error" : "server_error"}, {"code", code}}}});
 }
 
 std::string Sse(const json& event) {
@@ -168,10 +168,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     std::vector<int> tokens(call_.prompt.begin(), call_.prompt.end());
     for (int& t : tokens) t &= 0xff;  // byte-level: char may be signed
     auto self = shared_from_this();
-    const uint64_t handle =
-        c_.Generate(call_.model, std::move(tokens), call_.max_tokens,
-                    {.token = [self](int token, int) { self->Token(token); },
-                     .end = [self](GenerateEnd end) { self->End(std::move(end)); }});
+    const uint64_t handle = c_.Generate(call_.model, std::move(tokens), call_.max_tokens,
+                                        {.token = [self](int token, int) { self->Token(token); },
+                                         .end = [self](GenerateEnd end) { self->End(std::move(end)); }});
     MutexLock lock(mu_);
     handle_ = handle;
     if (stop_asked_) c_.Stop(handle, stop_completes_);
@@ -257,9 +256,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
                 {"created", created_},
                 {"model", call_.model},
                 {"choices",
-                 {{{"index", 0},
-                   {"message", {{"role", "assistant"}, {"content", text_}}},
-                   {"finish_reason", finish}}}},
+                 {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", text_}}}, {"finish_reason", finish}}}},
                 {"usage", Usage(end)}};
     }
     return {};

@@ -64,12 +64,12 @@ TEST_F(GenerateApiTest, GeneratesWholeAndStreamedTheSameDeterministicText) {
   EXPECT_EQ(Post("/v2/models/tinyllama-1.1b/versions/1/generate",
                  {{"text_input", "Hello"}, {"parameters", {{"max_tokens", 24}}}}, 200)["text_output"],
             text);
-  EXPECT_NE(Post("/v2/models/tinyllama-1.1b/generate", {{"text_input", "Other"}, {"max_tokens", 24}},
-                 200)["text_output"],
-            text);
+  EXPECT_NE(
+      Post("/v2/models/tinyllama-1.1b/generate", {{"text_input", "Other"}, {"max_tokens", 24}}, 200)["text_output"],
+      text);
 
-  const RawClient::Chunked s = Stream("/v2/models/tinyllama-1.1b/generate_stream",
-                                      {{"text_input", "Hello"}, {"max_tokens", 24}});
+  const RawClient::Chunked s =
+      Stream("/v2/models/tinyllama-1.1b/generate_stream", {{"text_input", "Hello"}, {"max_tokens", 24}});
   EXPECT_EQ(s.status, 200);
   EXPECT_TRUE(s.complete);
   EXPECT_NE(s.head.find("text/event-stream"), std::string::npos);
@@ -99,8 +99,12 @@ TEST_F(GenerateApiTest, SpeaksOpenAIsCompletionsAndChatWithStopStrings) {
   ASSERT_NE(space, std::string::npos);
   const std::string stop = text.substr(space, 3);
   const json stopped = Post("/v1/completions",
-                            {{"model", "tinyllama-1.1b"}, {"prompt", "abc"}, {"max_tokens", 40}, {"stop", stop},
-                             {"temperature", 0.7}, {"top_p", 0.9}},
+                            {{"model", "tinyllama-1.1b"},
+                             {"prompt", "abc"},
+                             {"max_tokens", 40},
+                             {"stop", stop},
+                             {"temperature", 0.7},
+                             {"top_p", 0.9}},
                             200);
   EXPECT_EQ(stopped["choices"][0]["finish_reason"], "stop");
   EXPECT_EQ(stopped["choices"][0]["text"], text.substr(0, text.find(stop)));
@@ -123,17 +127,20 @@ TEST_F(GenerateApiTest, SpeaksOpenAIsCompletionsAndChatWithStopStrings) {
   }
   EXPECT_EQ(streamed, text.substr(0, text.find(stop)));
 
-  const json chat = Post("/v1/chat/completions",
-                         {{"model", "tinyllama-1.1b"},
-                          {"messages", {{{"role", "system"}, {"content", "be brief"}}, {{"role", "user"}, {"content", "hi"}}}},
-                          {"max_tokens", 6}},
-                         200);
+  const json chat =
+      Post("/v1/chat/completions",
+           {{"model", "tinyllama-1.1b"},
+            {"messages", {{{"role", "system"}, {"content", "be brief"}}, {{"role", "user"}, {"content", "hi"}}}},
+            {"max_tokens", 6}},
+           200);
   EXPECT_EQ(chat["object"], "chat.completion");
   EXPECT_EQ(chat["choices"][0]["message"]["role"], "assistant");
   EXPECT_EQ(chat["choices"][0]["message"]["content"].get<std::string>().size(), 6u);
-  const std::vector<std::string> chunks = Events(Stream(
-      "/v1/chat/completions",
-      {{"model", "tinyllama-1.1b"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 3}, {"stream", true}}));
+  const std::vector<std::string> chunks =
+      Events(Stream("/v1/chat/completions", {{"model", "tinyllama-1.1b"},
+                                             {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                                             {"max_tokens", 3},
+                                             {"stream", true}}));
   ASSERT_EQ(chunks.size(), 6u) << "role, three tokens, the finish, [DONE]";
   EXPECT_EQ(json::parse(chunks[0])["choices"][0]["delta"]["role"], "assistant");
   EXPECT_EQ(json::parse(chunks[4])["choices"][0]["finish_reason"], "length");
@@ -144,8 +151,7 @@ TEST_F(GenerateApiTest, RefusesWhatItCannotServeWithAStatusAndACode) {
   Start(1e-3);
   const json unknown = Post("/v1/completions", {{"model", "nope"}, {"prompt", "x"}}, 404);
   EXPECT_EQ(unknown["error"]["code"], "unknown_function");
-  EXPECT_EQ(Post("/v1/completions", {{"model", "bert-base"}, {"prompt", "x"}}, 400)["error"]["code"],
-            "not_generative");
+  EXPECT_EQ(Post("/v1/completions", {{"model", "bert-base"}, {"prompt", "x"}}, 400)["error"]["code"], "not_generative");
   EXPECT_EQ(Post("/v1/completions", {{"model", "tinyllama-1.1b"}, {"prompt", "x"}, {"max_tokens", 5000}},
                  400)["error"]["code"],
             "too_long");
@@ -172,8 +178,8 @@ TEST_F(GenerateApiTest, AClientThatLeavesMidStreamStopsItsSequence) {
   Start(0.05);  // ~1 ms a token
   {
     RawClient c(d_.port());
-    ASSERT_TRUE(c.Send(RawClient::Post("/v2/models/tinyllama-1.1b/generate_stream",
-                                       R"({"text_input":"go","max_tokens":1500})")));
+    ASSERT_TRUE(c.Send(
+        RawClient::Post("/v2/models/tinyllama-1.1b/generate_stream", R"({"text_input":"go","max_tokens":1500})")));
     const RawClient::Chunked first = c.ReadChunked(0.5);
     EXPECT_FALSE(first.chunks.empty());
     EXPECT_FALSE(first.complete);
@@ -218,7 +224,9 @@ TEST_F(GenerateApiTest, GenerativeInstancesTakeSlicesTheSingleScheduleLeavesFree
   }
   // bert-base is still served, on another slice.
   RawClient c(d_.port());
-  json infer = {{"inputs", {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {1, 128}}, {"data", std::vector<float>(128, 0.5f)}}}}};
+  json infer = {
+      {"inputs",
+       {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {1, 128}}, {"data", std::vector<float>(128, 0.5f)}}}}};
   EXPECT_EQ(c.Request(RawClient::Post("/v2/models/bert-base/infer", infer.dump()), 30).status, 200);
   const json after = json::parse(d_.Client().Get("/v1/node")->body);
   for (const json& inst : after["instances"]) {

@@ -11,10 +11,11 @@
 // (the byte-level tokenizer's ids), at the times the latency model gives each step (the function's time scale
 // applied). A real executor (TorchScript blocks with their KV caches in the workers) would take the engine's steps
 // instead.
+#include "model/generation.h"
+
 #include <array>
 
 #include "daemon/controller_impl.h"
-#include "model/generation.h"
 
 namespace fluidfaas::daemon {
 
@@ -109,7 +110,8 @@ Result<Controller::Impl::GenFunction> Controller::Impl::InstallGenerative(const 
   const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
   const gpu::MigProfile& whole = *a100.FindProfile("7g.80gb");
   const size_t last = costs.spec().blocks.size() - 1;
-  const double ttft = c.slo_ms > 0 ? c.slo_ms : kDefaultSloScale * costs.PrefillMs(0, last, a100, whole, mean_prompt, 1);
+  const double ttft =
+      c.slo_ms > 0 ? c.slo_ms : kDefaultSloScale * costs.PrefillMs(0, last, a100, whole, mean_prompt, 1);
   const double tpot =
       c.tpot_ms > 0 ? c.tpot_ms : kDefaultSloScale * costs.DecodeStepMs(0, last, a100, whole, 1, mean_prompt + 72.0);
   FF_ASSIGN_OR_RETURN(const size_t index, gen->AddFunction({.name = c.name,
@@ -128,7 +130,9 @@ Result<Controller::Impl::GenFunction> Controller::Impl::InstallGenerative(const 
                     .output_shape = {-1},
                     .generative = true,
                     .tpot_ms = tpot,
-                    .max_positions = positions};
+                    .max_positions = positions,
+                    .design_context = design_context,
+                    .max_prompt = max_prompt};
   return GenFunction{.index = index, .info = std::make_shared<const FunctionInfo>(std::move(info))};
 }
 
@@ -266,9 +270,8 @@ void Controller::Impl::CloseGenerations() {
   for (uint64_t seq : open_ids) {
     Generation g = std::move(generations.at(seq));
     generations.erase(seq);
-    FinishGeneration(g, {.outcome = Outcome::kFailed,
-                         .code = "shutdown",
-                         .detail = "the node stopped before the generation ended"});
+    FinishGeneration(
+        g, {.outcome = Outcome::kFailed, .code = "shutdown", .detail = "the node stopped before the generation ended"});
   }
   gen_sequences.clear();
 }

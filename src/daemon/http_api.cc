@@ -66,6 +66,8 @@ json ModelMetadata(const FunctionInfo& f) {
               {"ttft_slo_ms", f.slo_ms},
               {"tpot_slo_ms", f.tpot_ms},
               {"max_positions", f.max_positions},
+              {"design_context", f.design_context},
+              {"max_prompt", f.max_prompt},
               {"time_scale", f.time_scale}}},
             {"inputs", {{{"name", "text_input"}, {"datatype", "BYTES"}, {"shape", {1}}}}},
             {"outputs", {{{"name", "text_output"}, {"datatype", "BYTES"}, {"shape", {1}}}}}};

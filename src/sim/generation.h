@@ -38,6 +38,10 @@ struct GenFunction {
   TokenRange output{32, 256};
   double ttft_slo_ms = 0;  // > 0
   double tpot_slo_ms = 0;  // > 0
+  // The placement's design (carrier::GenSpec); 0: from the ranges (mean prompt plus mean output; the longest prompt).
+  // A daemon's functions state theirs (`gen-load` simulates them as served).
+  int design_context = 0;
+  int max_prompt = 0;
 };
 
 struct GenArrival {
