@@ -276,7 +276,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
 
   // A streamed answer (loop thread): its head, then chunks, then its end. While it streams, one read watches the
   // socket: the client closing it ends the stream (`gone`); bytes of a next request it brings wait in the buffer.
-  void StreamHead(HttpResponse head, std::function<void()> gone) {
+  void StreamHead(const HttpResponse& head, std::function<void()> gone) {
     if (phase_ != Phase::kHandling) {
       if (gone) gone();
       return;
@@ -286,11 +286,11 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     close_after_write_ = !keep_alive_ || server_.stopping;
     server_.Update([](EdgeStats& s) { ++s.streams; });
     std::string& out = stream_out_;
-    out += "HTTP/1.1 " + std::to_string(head.status) + " " +
-           std::string(http::obsolete_reason(static_cast<http::status>(head.status))) +
-           "\r\nServer: fluidfaas\r\nContent-Type: " + head.content_type +
-           "\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
-    for (const auto& [k, v] : head.headers) out += k + ": " + v + "\r\n";
+    out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ");
+    out.append(http::obsolete_reason(static_cast<http::status>(head.status)));
+    out.append("\r\nServer: fluidfaas\r\nContent-Type: ").append(head.content_type);
+    out.append("\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n");
+    for (const auto& [k, v] : head.headers) out.append(k).append(": ").append(v).append("\r\n");
     if (close_after_write_) out += "Connection: close\r\n";
     out += "\r\n";
     Flush();
@@ -312,7 +312,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
                               }
                             });
   }
-  void StreamChunk(std::string bytes) {
+  void StreamChunk(const std::string& bytes) {
     if (phase_ != Phase::kStreaming || stream_ended_ || bytes.empty()) return;
     char size[24];
     const int len = std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
@@ -590,8 +590,8 @@ void HttpServer::Impl::DrainAnswers() {
     }
     switch (p.kind) {
       case Kind::kAnswer: conn->Answer(std::move(p.response)); break;
-      case Kind::kStreamHead: conn->StreamHead(std::move(p.response), std::move(p.gone)); break;
-      case Kind::kChunk: conn->StreamChunk(std::move(p.response.body)); break;
+      case Kind::kStreamHead: conn->StreamHead(p.response, std::move(p.gone)); break;
+      case Kind::kChunk: conn->StreamChunk(p.response.body); break;
       case Kind::kEnd: conn->StreamEnd(); break;
       case Kind::kCut: conn->CutStream(); break;
     }

@@ -159,7 +159,7 @@ void GenerationNode::Route(uint64_t id) {
   if (!best) {
     fn.pending.push_back(id);
     if (fn.instances.empty()) {
-      ScaleOut(f);  // else the sequence waits for slices to free
+      if (!ScaleOut(f)) DisplaceFor(f);  // else the sequence waits for slices to free
     } else if (!ScaleOut(f)) {
       // Instances run, none can hold it, and no new one fits now: too long for this node's caches.
       fn.pending.pop_back();
@@ -174,6 +174,8 @@ void GenerationNode::Route(uint64_t id) {
   // waits: another instance, if the free slices allow one.
   const bool crowded = b.waiting() + b.running() > static_cast<size_t>(options_.design_batch) || !b.AdmitsAllWaiting();
   Kick(*best, lane);
+  // Not displacement: an instance's idle moment between a steady function's sequences is no sign it is cold (giving
+  // those slices to the crowded function cost 1.3 points on gen-fragmented at medium load).
   if (crowded) ScaleOut(f);
 }
 
@@ -226,8 +228,9 @@ bool GenerationNode::ScaleOut(size_t f, int stages) {
   std::string where;
   for (const policy::PlanStage& st : inst.stages) where += (where.empty() ? "" : "+") + slices_[st.slice].id;
   fn.stats.placements.push_back(where + " at " + std::to_string(static_cast<int64_t>(now_)) + " s");
-  Push(now_ + fn.spec.time_scale * ToSeconds(model::LoadCostModel().LoadTime(largest_stage, /*from_warm=*/false)),
-       Event::kReady, id);
+  const bool warm = fn.warm_until >= now_;
+  if (warm) ++fn.stats.warm_starts;
+  Push(now_ + fn.spec.time_scale * ToSeconds(model::LoadCostModel().LoadTime(largest_stage, warm)), Event::kReady, id);
   std::deque<uint64_t> pending;
   pending.swap(fn.pending);
   for (uint64_t q : pending) Enqueue(id, LeastLoadedLane(insts_[id]), q);
@@ -248,7 +251,11 @@ void GenerationNode::Kick(size_t i, size_t l) {
   lane.step = lane.batcher.Next();
   if (lane.step.kind == policy::GenStep::Kind::kIdle) {
     if (inst.Idle() && inst.draining) return Release(i);
-    if (inst.Idle()) Push(now_ + options_.keep_alive_s, Event::kIdleCheck, i, ++inst.idle_stamp);
+    if (inst.Idle()) {
+      inst.idle_since = now_;
+      if (WaitingFor(i)) return Displace(i);
+      Push(now_ + options_.keep_alive_s, Event::kIdleCheck, i, ++inst.idle_stamp);
+    }
     return;
   }
   ++inst.idle_stamp;
@@ -374,6 +381,64 @@ void GenerationNode::MigrateBack() {
       if (insts_[i].Idle()) Release(i);
     }
   }
+}
+
+// Whether function `f` could start an instance if instance `i`'s slices were free too.
+bool GenerationNode::FreeingHelps(size_t i, size_t f) const {
+  std::vector<policy::FreeSlice> free;
+  for (size_t s = 0; s < slices_.size(); ++s) {
+    const auto& st = insts_[i].stages;
+    const bool its = std::any_of(st.begin(), st.end(), [s](const policy::PlanStage& p) { return p.slice == s; });
+    if (!its && !lease_.IsFree(s)) continue;
+    const policy::ClusterSlice& c = slices_[s];
+    free.push_back({.id = c.id, .gpu = c.gpu, .kind = c.kind, .free_mib = c.kind.profile->memory_mib});
+  }
+  return fns_[f].placer->Place(free, max_stages()).ok();
+}
+
+// A function with sequences waiting for an instance that idle instance `i`'s slices would let start.
+std::optional<size_t> GenerationNode::WaitingFor(size_t i) const {
+  if (!options_.displace || options_.policy != GenPolicy::kFluidFaaS) return std::nullopt;
+  for (size_t f = 0; f < fns_.size(); ++f) {
+    if (f != insts_[i].fn && !fns_[f].pending.empty() && FreeingHelps(i, f)) return f;
+  }
+  return std::nullopt;
+}
+
+int64_t GenerationNode::WarmBytes() const {
+  int64_t n = 0;
+  for (const Fn& fn : fns_) {
+    if (fn.warm_until >= now_) n += fn.costs->WeightBytes(0, fn.costs->spec().blocks.size() - 1);
+  }
+  return n;
+}
+
+// Idle instance `i` gives its slices up; its weights stay warm in host memory while there is room.
+void GenerationNode::Displace(size_t i) {
+  Fn& fn = fns_[insts_[i].fn];
+  ++fn.stats.displaced;
+  const int64_t bytes = fn.costs->WeightBytes(0, fn.costs->spec().blocks.size() - 1);
+  if (fn.warm_until >= now_ || WarmBytes() + bytes <= options_.warm_host_bytes) {
+    fn.warm_until = std::max(fn.warm_until, now_ + options_.keep_alive_s);
+  }
+  Release(i);  // the waiting function starts on the slices
+}
+
+// Function `f`'s sequences wait for slices: the longest-idle instance whose slices would let it start gives them up.
+bool GenerationNode::DisplaceFor(size_t f) {
+  if (!options_.displace || options_.policy != GenPolicy::kFluidFaaS) return false;
+  std::optional<size_t> victim;
+  for (size_t g = 0; g < fns_.size(); ++g) {
+    if (g == f) continue;
+    for (size_t i : fns_[g].instances) {
+      const Inst& inst = insts_[i];
+      if (!inst.ready || inst.draining || !inst.Idle() || !FreeingHelps(i, f)) continue;
+      if (!victim || inst.idle_since < insts_[*victim].idle_since) victim = i;
+    }
+  }
+  if (!victim) return false;
+  Displace(*victim);
+  return true;
 }
 
 GenInstanceStats GenerationNode::Stats(size_t f) const {

@@ -22,6 +22,13 @@
 // that one with more sequences than the design batch its placement was checked for, or short of cache for those
 // waiting, and the free slices allow one.
 //
+// fluidfaas also displaces idle instances (the design's eviction to host memory, for generation): when a function
+// has sequences waiting for an instance and another function's instance holds, idle (no sequence), slices that would
+// let one start, that instance gives them up, the longest idle first. Its weights stay in host memory (no KV: it
+// has no sequence) until its keep-alive would have ended, within `warm_host_bytes`; its function's next instance
+// then loads by a host-to-device copy instead of a cold start. An instance is displaced when it goes idle if a
+// waiting function needs its slices, or when such a function's sequence arrives.
+//
 // The node's slices may be shared with another tenant (the daemon's single-pass scheduler): a SliceLease says
 // which slices are free, and hears which ones an instance takes and gives back.
 //
@@ -61,7 +68,11 @@ struct GenNodeOptions {
   int design_batch = 8;      // sequences an instance's cache must hold (placement)
   int max_stages = 4;        // pipelines (fluidfaas); exclusive uses 1
   bool migrate_back = true;  // fluidfaas: a pipeline moves to one slice when one frees (exclusive has none)
-  int prefill_chunk = 0;     // chunked prefill's token budget per step (policy/continuous_batcher.h); 0: off
+  // fluidfaas: an idle instance gives its slices to another function that waits for them (displacement), its
+  // weights kept warm in host memory until its keep-alive would have ended (exclusive has none)
+  bool displace = true;
+  int64_t warm_host_bytes = int64_t{128} << 30;  // host memory for those warm copies
+  int prefill_chunk = 0;  // chunked prefill's token budget per step (policy/continuous_batcher.h); 0: off
 };
 // InvalidArgument when a batch or stage count is < 1, or a time is negative or not finite.
 Status Validate(const GenNodeOptions& o);
@@ -100,7 +111,9 @@ struct GenInstanceStats {
   int instances = 0;  // started
   int pipelined = 0;  // of which pipelines
   int max_stages = 0;
-  int migrations = 0;  // pipelines moved back to one slice
+  int migrations = 0;   // pipelines moved back to one slice
+  int displaced = 0;    // idle instances that gave their slices to another function
+  int warm_starts = 0;  // instances loaded from a warm copy in host memory
   int64_t preemptions = 0;
   std::vector<std::string> placements;  // each instance's slices, "0:2g.20gb@0+0:2g.20gb@2", and its start time
 };
@@ -152,6 +165,7 @@ class GenerationNode {
     std::unique_ptr<model::GenerationCosts> costs;
     std::unique_ptr<policy::GenerativePlacer> placer;
     bool placeable = false;        // on the empty node
+    double warm_until = -1;        // a warm copy of its weights is in host memory until then
     std::deque<uint64_t> pending;  // sequences waiting for an instance
     std::vector<size_t> instances;
     GenInstanceStats stats;
@@ -171,6 +185,7 @@ class GenerationNode {
     bool alive = true;
     bool draining = false;  // migrated away: takes no new sequence, released once its own have finished
     uint64_t idle_stamp = 0;
+    double idle_since = 0;  // when it last had no sequence
     size_t Load() const;
     bool Idle() const;
   };
@@ -205,6 +220,11 @@ class GenerationNode {
   void IdleCheck(size_t i, uint64_t stamp);
   void Release(size_t i);
   void MigrateBack();
+  bool FreeingHelps(size_t i, size_t f) const;
+  std::optional<size_t> WaitingFor(size_t i) const;
+  void Displace(size_t i);
+  bool DisplaceFor(size_t f);
+  int64_t WarmBytes() const;
   static size_t LeastLoadedLane(const Inst& inst);
 
   std::vector<policy::ClusterSlice> slices_;

@@ -106,6 +106,37 @@ TEST(GenerationNodeTest, CancelEndsASequenceOnceWhereverItIs) {
   EXPECT_TRUE(r.taken.empty());
 }
 
+// One slice, two functions taking turns: each waits for the other's instance to go idle, not for its keep-alive,
+// and comes back from host memory faster than it first started.
+TEST(GenerationNodeTest, AnIdleInstanceGivesItsSliceToAWaitingFunctionAndComesBackWarm) {
+  for (const bool displace : {true, false}) {
+    Recorder r;
+    GenerationNode node({Slice("0:2g.20gb@4")}, {.keep_alive_s = 60, .displace = displace}, r, r);
+    ASSERT_TRUE(node.AddFunction(Tiny()).ok());
+    GenSpec other = Tiny();
+    other.name = "other";
+    ASSERT_TRUE(node.AddFunction(other).ok());
+    const uint64_t a1 = node.Arrive(0, 0, 64, 8);
+    Drain(node, 10);
+    const double a1_first = r.tokens[a1].front().second;  // a cold start
+    const uint64_t b = node.Arrive(10, 1, 64, 8);
+    Drain(node, 30);
+    const uint64_t a2 = node.Arrive(30, 0, 64, 8);
+    Drain(node, 200);
+    ASSERT_EQ(r.ends[b], std::vector<std::string>{""});
+    ASSERT_EQ(r.ends[a2], std::vector<std::string>{""});
+    if (displace) {
+      EXPECT_LT(r.tokens[b].front().second, 20) << "b started on a's slice at once";
+      EXPECT_LT(r.tokens[a2].front().second - 30, a1_first) << "a came back from host memory, faster than cold";
+      EXPECT_EQ(node.Stats(0).displaced, 1);
+      EXPECT_EQ(node.Stats(0).warm_starts, 1);
+    } else {
+      EXPECT_GT(r.tokens[b].front().second, 60) << "b waited out a's keep-alive";
+      EXPECT_EQ(node.Stats(0).warm_starts + node.Stats(1).warm_starts, 0);
+    }
+  }
+}
+
 TEST(GenerationNodeTest, RefusesWhatNoSliceOfTheNodeCanServe) {
   Recorder r;
   GenerationNode node({Slice("0:1g.10gb@6")}, {}, r, r);

@@ -84,6 +84,7 @@ json FunctionJson(const sim::GenFunctionResult& f) {
           {"tokens", f.tokens},           {"preemptions", f.preemptions},
           {"instances", f.instances},     {"pipelined", f.pipelined},
           {"max_stages", f.max_stages},   {"migrations", f.migrations},
+          {"displaced", f.displaced},     {"warm_starts", f.warm_starts},
           {"placements", f.placements}};
 }
 
@@ -127,16 +128,19 @@ int Run(const GenFlags& f) {
                                .max_batch = f.max_batch,
                                .prefill_chunk = f.prefill_chunk}};
     if (colon != std::string::npos) {
-      if (spec.substr(colon + 1) != "migration=off" || *parsed != sim::GenPolicy::kFluidFaaS) {
-        return fail(Status::InvalidArgument("--policies: '" + spec + "': the one option is fluidfaas:migration=off"));
+      // The ablations: each mechanism of fluidfaas's off, one per spec.
+      const std::string option = spec.substr(colon + 1);
+      if (*parsed != sim::GenPolicy::kFluidFaaS || (option != "migration=off" && option != "displace=off")) {
+        return fail(Status::InvalidArgument("--policies: '" + spec +
+                                            "': the options are fluidfaas:migration=off and fluidfaas:displace=off"));
       }
-      o.node.migrate_back = false;
+      (option == "migration=off" ? o.node.migrate_back : o.node.displace) = false;
     }
     policies.emplace_back(spec, o);
   }
   json runs = json::array();
   Table table({"policy", ">seed", "function", ">requests", ">met %", ">TTFT p50", ">p99 ms", ">TPOT p50", ">p99 ms",
-               ">tokens/s", ">preempt", ">inst", ">pipes", ">migr", "refused"});
+               ">tokens/s", ">preempt", ">inst", ">pipes", ">migr", ">displ", ">warm", "refused"});
   Table totals({"policy", ">seed", ">requests", ">SLO met %", ">per-function mean %", ">tokens/s", ">goodput req/s",
                 ">met tokens/s"});
   for (uint64_t seed : f.seeds) {
@@ -157,7 +161,7 @@ int Run(const GenFlags& f) {
                       Fixed(fr.tpot_p50_ms, 1), Fixed(fr.tpot_p99_ms, 1),
                       Fixed(static_cast<double>(fr.tokens) / f.duration_s, 1), std::to_string(fr.preemptions),
                       std::to_string(fr.instances), std::to_string(fr.pipelined), std::to_string(fr.migrations),
-                      Refusals(fr.refused)});
+                      std::to_string(fr.displaced), std::to_string(fr.warm_starts), Refusals(fr.refused)});
       }
       totals.AddRow({r->policy, std::to_string(seed), std::to_string(r->requests), Fixed(100 * r->attainment(), 1),
                      Fixed(100 * r->function_mean_attainment(), 1), Fixed(r->tokens_per_s(), 1),

@@ -20,8 +20,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -61,7 +63,7 @@ struct Session {
   std::string body;  // the chunked body's bytes, decoded, not yet split into events
   bool head_done = false;
   int status = 0;
-  int64_t chunk_left = -1;  // bytes of the current chunk still to come; -1: reading a size line
+  int64_t chunk_left = -1;     // bytes of the current chunk still to come; -1: reading a size line
   std::vector<double> tokens;  // each token's time
   bool finished = false, failed = false;
   std::string error;
@@ -105,12 +107,14 @@ class Runner {
     for (;;) {
       const double now = Now();
       if (o_.concurrency > 0) {
-        while (now < o_.duration && live.size() < static_cast<size_t>(o_.concurrency)) live.push_back(Open(closed_next()));
+        while (now < o_.duration && live.size() < static_cast<size_t>(o_.concurrency))
+          live.push_back(Open(closed_next()));
       } else {
         while (next < arrivals.size() && arrivals[next].t_s <= now) live.push_back(Open(arrivals[next++]));
       }
       if (live.empty() && (o_.concurrency > 0 ? now >= o_.duration : next >= arrivals.size())) break;
       std::vector<pollfd> fds;
+      fds.reserve(live.size());
       for (const auto& s : live) {
         fds.push_back({s->fd, static_cast<short>(POLLIN | (s->out.empty() ? 0 : POLLOUT)), 0});
       }
@@ -154,14 +158,17 @@ class Runner {
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port_));
     ::inet_pton(AF_INET, host_.c_str(), &addr.sin_addr);
-    ::connect(s->fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);  // EINPROGRESS: POLLOUT says when
+    if (::connect(s->fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno != EINPROGRESS) {
+      Fail(*s, "connect: " + std::string(strerror(errno)));  // reported when the loop collects it
+    }
     // The prompt: printable bytes, one token each (the zoo models' byte-level tokenizer).
     std::string text(static_cast<size_t>(a.prompt), 'a');
     for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('a' + (i * 7 + a.prompt) % 26);
     const std::string body = json{{"text_input", text}, {"max_tokens", a.output}}.dump();
-    s->out = "POST /v2/models/" + model_ + "/generate_stream HTTP/1.1\r\nHost: " + host_ +
-             "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
-             std::to_string(body.size()) + "\r\n\r\n" + body;
+    s->out =
+        "POST /v2/models/" + model_ + "/generate_stream HTTP/1.1\r\nHost: " + host_ +
+        "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n" + body;
     return s;
   }
 
@@ -324,7 +331,7 @@ int RunGenLoad(const GenLoadOptions& o) {
     tokens += r.output;
     if (r.ttft_ms <= fn.ttft_slo_ms && r.tpot_ms <= fn.tpot_slo_ms) ++met;
   }
-  const auto pct = [](std::vector<double> v, double q) { return v.empty() ? 0.0 : Percentile(v, q); };
+  const auto pct = [](const std::vector<double>& v, double q) { return v.empty() ? 0.0 : Percentile(v, q); };
   const double attainment = outcomes.empty() ? 0 : 100.0 * static_cast<double>(met) / outcomes.size();
   json out = {{"model", o.model},
               {"requests", outcomes.size()},
@@ -341,8 +348,8 @@ int RunGenLoad(const GenLoadOptions& o) {
               {"errors", errors}};
   Table table({"row", ">requests", ">met %", ">TTFT p50", ">p99 ms", ">TPOT p50", ">p99 ms", ">tokens/s"});
   table.AddRow({"measured", std::to_string(outcomes.size()), Fixed(attainment, 1), Fixed(pct(ttft, 0.5), 1),
-             Fixed(pct(ttft, 0.99), 1), Fixed(pct(tpot, 0.5), 2), Fixed(pct(tpot, 0.99), 2),
-             Fixed(out["tokens_per_s"].get<double>(), 0)});
+                Fixed(pct(ttft, 0.99), 1), Fixed(pct(tpot, 0.5), 2), Fixed(pct(tpot, 0.99), 2),
+                Fixed(out["tokens_per_s"].get<double>(), 0)});
   int code = kExitOk;
   if (o.rate > 0 && !scenario.slices.empty()) {
     // The simulator's times are the model's: at a time scale below 1 the daemon runs faster than it.
@@ -351,8 +358,8 @@ int RunGenLoad(const GenLoadOptions& o) {
       const sim::GenFunctionResult& f = r->functions[0];
       const double sim_pct = 100.0 * f.attainment();
       table.AddRow({"simulated", std::to_string(f.requests), Fixed(sim_pct, 1), Fixed(f.ttft_p50_ms, 1),
-                 Fixed(f.ttft_p99_ms, 1), Fixed(f.tpot_p50_ms, 2), Fixed(f.tpot_p99_ms, 2),
-                 Fixed(r->tokens_per_s(), 0)});
+                    Fixed(f.ttft_p99_ms, 1), Fixed(f.tpot_p50_ms, 2), Fixed(f.tpot_p99_ms, 2),
+                    Fixed(r->tokens_per_s(), 0)});
       out["simulated"] = {{"met_pct", sim_pct},
                           {"ttft_p50_ms", f.ttft_p50_ms},
                           {"tpot_p50_ms", f.tpot_p50_ms},
@@ -365,7 +372,9 @@ int RunGenLoad(const GenLoadOptions& o) {
   if (o.json_output) {
     std::cout << out.dump(2) << '\n';
   } else {
-    std::cout << o.model << ": " << (o.rate > 0 ? Fixed(o.rate, 2) + " req/s open loop" : std::to_string(o.concurrency) + " sequences closed loop")
+    std::cout << o.model << ": "
+              << (o.rate > 0 ? Fixed(o.rate, 2) + " req/s open loop"
+                             : std::to_string(o.concurrency) + " sequences closed loop")
               << " for " << Fixed(o.duration, 0) << " s; objectives TTFT " << Fixed(fn.ttft_slo_ms, 1) << " ms, TPOT "
               << Fixed(fn.tpot_slo_ms, 1) << " ms; time scale " << scale << "\n";
     table.Print(std::cout);
@@ -391,7 +400,9 @@ void AddGenLoadCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--model", o->model, "Generative function")->required();
   cmd->add_option("--rate", o->rate, "Open loop: Poisson arrivals per second")->check(CLI::Range(0.001, 1e5));
   cmd->add_option("--concurrency", o->concurrency, "Closed loop: sequences at all times")->check(CLI::Range(1, 4096));
-  cmd->add_option("--duration", o->duration, "Seconds of arrivals")->check(CLI::Range(0.1, 86400.0))->capture_default_str();
+  cmd->add_option("--duration", o->duration, "Seconds of arrivals")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
   cmd->add_option("--prompt", o->prompt, "Prompt tokens, uniform in A..B")->capture_default_str();
   cmd->add_option("--output", o->output, "Tokens to generate, uniform in A..B")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Arrivals' seed")->capture_default_str();

@@ -61,7 +61,7 @@ std::optional<size_t> Controller::Impl::Turn(bool wait) {
   const TimePoint now = clock->Now();
   carrier->Flush(now);
   carrier->DispatchDue(now);
-  GenAdvance(now);
+  gen->Advance(GenSeconds(now));
   if (now >= next_tick) {
     next_tick = now + kTick;
     carrier->Tick(now);

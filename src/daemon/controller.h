@@ -148,7 +148,8 @@ class Controller {
   // Generates up to `max_tokens` tokens after `prompt` (token ids of the function's tokenizer; the emulated
   // executor's is byte-level, ids 0..255) with a generative function. Returns a handle for Stop. The callbacks run
   // as GenerateCallbacks says; a request refused at once ends before this returns.
-  uint64_t Generate(const std::string& function, std::vector<int> prompt, int max_tokens, GenerateCallbacks callbacks);
+  uint64_t Generate(const std::string& function, const std::vector<int>& prompt, int max_tokens,
+                    GenerateCallbacks callbacks);
   // The caller needs no more tokens (a stop string seen: `completed`; or the client went away: `cancelled`): the
   // sequence leaves its batch and frees its cache at the next step boundary, and ends with that outcome. Unknown or
   // ended handles are ignored.

@@ -303,8 +303,7 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   void StartGeneration();  // at Start: the node and its bridge
   double GenSeconds(TimePoint t) const { return static_cast<double>(ToMicros(t)) / 1e6; }
   std::optional<TimePoint> GenNextDue() const;
-  void GenAdvance(TimePoint now);
-  Result<GenFunction> InstallGenerative(const FunctionConfig& c);
+  static Result<GenFunction> AddGenerative(carrier::GenerationNode& node, const FunctionConfig& c);
   Status DeployGenerative(const FunctionConfig& c);
   void GenArrive(Generation g, int prompt_tokens, int max_tokens);
   void GenStop(uint64_t handle, bool completed);

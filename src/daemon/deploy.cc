@@ -30,7 +30,7 @@ Status Controller::Impl::DeployGenerative(const FunctionConfig& in) {
   if (std::none_of(zoo.begin(), zoo.end(), [&](const model::ZooEntry& e) { return e.name == c.model; })) {
     return Status::NotFound("no zoo model '" + Printable(c.model) + "' (fluidfaas zoo list)");
   }
-  FF_ASSIGN_OR_RETURN(GenFunction f, InstallGenerative(c));
+  FF_ASSIGN_OR_RETURN(GenFunction f, AddGenerative(*gen, c));
   MutexLock lock(mu);
   gen_functions[c.name] = std::move(f);  // a removed one of the name is replaced: its sequences run out in the node
   return Status::Ok();

@@ -91,11 +91,9 @@ std::optional<TimePoint> Controller::Impl::GenNextDue() const {
   return AtMicros(static_cast<int64_t>(std::ceil(*due * 1e6)));
 }
 
-void Controller::Impl::GenAdvance(TimePoint now) {
-  gen->Advance(GenSeconds(now));
-}
-
-Result<Controller::Impl::GenFunction> Controller::Impl::InstallGenerative(const FunctionConfig& c) {
+// A generative function's spec for the generation node, and its description.
+Result<Controller::Impl::GenFunction> Controller::Impl::AddGenerative(carrier::GenerationNode& node,
+                                                                      const FunctionConfig& c) {
   if (!model::IsGenerativeZooModel(c.model)) {
     return Status::InvalidArgument("'" + Printable(c.model) +
                                    "' does not generate (generative zoo models: fluidfaas zoo list, 'generates')");
@@ -114,7 +112,7 @@ Result<Controller::Impl::GenFunction> Controller::Impl::InstallGenerative(const 
       c.slo_ms > 0 ? c.slo_ms : kDefaultSloScale * costs.PrefillMs(0, last, a100, whole, mean_prompt, 1);
   const double tpot =
       c.tpot_ms > 0 ? c.tpot_ms : kDefaultSloScale * costs.DecodeStepMs(0, last, a100, whole, 1, mean_prompt + 72.0);
-  FF_ASSIGN_OR_RETURN(const size_t index, gen->AddFunction({.name = c.name,
+  FF_ASSIGN_OR_RETURN(const size_t index, node.AddFunction({.name = c.name,
                                                             .model = c.model,
                                                             .tpot_slo_ms = tpot,
                                                             .design_context = design_context,
@@ -136,7 +134,7 @@ Result<Controller::Impl::GenFunction> Controller::Impl::InstallGenerative(const 
   return GenFunction{.index = index, .info = std::make_shared<const FunctionInfo>(std::move(info))};
 }
 
-uint64_t Controller::Generate(const std::string& function, std::vector<int> prompt, int max_tokens,
+uint64_t Controller::Generate(const std::string& function, const std::vector<int>& prompt, int max_tokens,
                               GenerateCallbacks callbacks) {
   Impl& impl = *impl_;
   Impl::Generation g;

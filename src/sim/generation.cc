@@ -249,6 +249,8 @@ class GenSim : public carrier::SliceLease, public carrier::GenListener {
       fr.pipelined = st.pipelined;
       fr.max_stages = st.max_stages;
       fr.migrations = st.migrations;
+      fr.displaced = st.displaced;
+      fr.warm_starts = st.warm_starts;
       fr.preemptions = st.preemptions;
       fr.placements = st.placements;
     }

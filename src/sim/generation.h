@@ -105,6 +105,8 @@ struct GenFunctionResult {
   int pipelined = 0;  // of which pipelines
   int max_stages = 0;
   int migrations = 0;                   // pipelines moved back to one slice
+  int displaced = 0;                    // idle instances that gave their slices to another function
+  int warm_starts = 0;                  // instances loaded from a warm copy in host memory
   std::vector<std::string> placements;  // each instance's slices, "0:2g.20gb@0+0:2g.20gb@2", and its start time
   double attainment() const { return requests ? static_cast<double>(met) / static_cast<double>(requests) : 0; }
 };
