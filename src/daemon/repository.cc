@@ -7,13 +7,13 @@
 
 #include "common/limits.h"
 #include "common/subprocess.h"
+#include "model/manifest.h"
 
 namespace fluidfaas::daemon {
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kMaxBlocks = 1024;          // as the manifest's
 constexpr int64_t kMaxBlockParams = 1e12;    // a trillion parameters in one block is a mistake
 constexpr size_t kMaxCheckOutput = 1 << 20;  // the check's JSON
 constexpr Duration kCheckTimeout = Seconds(10);
@@ -85,8 +85,9 @@ Result<model::FunctionSpec> SpecFromCheck(const nlohmann::json& check,
   f.max_batch = batch->get<int>();
   FF_ASSIGN_OR_RETURN(f.input_shape, Shape(check.value("input_shape", nlohmann::json()), "check.input_shape"));
   const auto blocks = check.find("blocks");
-  if (blocks == check.end() || !blocks->is_array() || blocks->empty() || blocks->size() > kMaxBlocks) {
-    return Status::InvalidArgument("check.blocks: expected a list of 1.." + std::to_string(kMaxBlocks) + " blocks");
+  if (blocks == check.end() || !blocks->is_array() || blocks->empty() || blocks->size() > model::kMaxBlocks) {
+    return Status::InvalidArgument("check.blocks: expected a list of 1.." + std::to_string(model::kMaxBlocks) +
+                                   " blocks");
   }
   int64_t in_elems = Elements(f.input_shape);
   std::vector<std::vector<int64_t>> inputs = {f.input_shape};

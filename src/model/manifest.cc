@@ -8,8 +8,6 @@
 namespace fluidfaas::model {
 namespace {
 
-constexpr size_t kMaxBlocks = 1024;
-
 // A block file: a plain relative path that stays inside the function directory.
 Status CheckBlockFile(const std::string& where, const std::string& file) {
   const std::filesystem::path p(file);

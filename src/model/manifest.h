@@ -24,6 +24,9 @@
 
 namespace fluidfaas::model {
 
+// Blocks a function directory's manifest may list (single-pass and generative alike).
+inline constexpr size_t kMaxBlocks = 1024;
+
 struct BlockFile {
   std::string name;
   std::string file;  // relative to the function directory

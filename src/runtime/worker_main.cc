@@ -21,6 +21,7 @@
 #include "runtime/worker.h"
 
 #ifdef FLUIDFAAS_HAS_TORCH
+#include "model/torch_generative.h"
 #include "model/torchscript.h"
 #include "runtime/torch_executor.h"
 #endif
@@ -32,8 +33,42 @@ std::string Shape(const std::vector<int64_t>& s) {
   return "[" + fluidfaas::Join(s, ", ", [](int64_t d) { return std::to_string(d); }) + "]";
 }
 
+// A generative function (kind: generative): its blocks chained over a prompt of one token, four generated.
+int RunGenerativeCheck(const std::string& dir, const fluidfaas::model::GenerativeManifest& m, bool json_output) {
+  const auto tokens = fluidfaas::model::GenerateWithoutCache(dir, {1}, 4);
+  if (!tokens.ok()) {
+    if (json_output) {
+      std::cout << nlohmann::json{{"valid", false}, {"reason", tokens.status().message()}}.dump(2) << '\n';
+    } else {
+      std::cerr << "fluidfaas-worker: " << tokens.status().message() << '\n';
+    }
+    return 2;
+  }
+  if (json_output) {
+    nlohmann::json blocks = nlohmann::json::array();
+    for (const auto& b : m.blocks) blocks.push_back({{"name", b.name}, {"file", b.file}});
+    std::cout << nlohmann::json{{"valid", true},
+                                {"name", m.name},
+                                {"kind", "generative"},
+                                {"vocab", m.vocab},
+                                {"d_model", m.d_model},
+                                {"heads", m.heads},
+                                {"max_positions", m.max_positions},
+                                {"blocks", blocks},
+                                {"sample_tokens", *tokens}}
+                     .dump(2)
+              << '\n';
+    return 0;
+  }
+  std::cout << m.name << ": generative, " << m.blocks.size() << " blocks (embed, " << m.blocks.size() - 2
+            << " layers, head), vocab " << m.vocab << ", d_model " << m.d_model << ", " << m.heads << " heads, "
+            << m.max_positions << " positions; after token 1 it generates " << Shape(*tokens) << '\n';
+  return 0;
+}
+
 int RunCheck(const std::string& dir, bool json_output) {
   using fluidfaas::model::TorchScriptFunction;
+  if (auto g = fluidfaas::model::ReadGenerativeManifest(dir); g.ok()) return RunGenerativeCheck(dir, *g, json_output);
   auto f = TorchScriptFunction::Load(dir);
   if (!f.ok()) {
     if (json_output) {
@@ -113,12 +148,17 @@ int main(int argc, char** argv) {
   check->add_option("DIR", dir, "Function directory")->required();
   check->add_flag("--json", json_output, "Print JSON");
   check->callback([&] { exit_code = RunCheck(dir, json_output); });
-  CLI::App* example = app.add_subcommand("example", "Write an example function directory (a three-block MLP)");
+  CLI::App* example = app.add_subcommand(
+      "example", "Write an example function directory (a three-block MLP; --generative: a tiny byte-level GPT)");
   example->add_option("DIR", dir, "Directory to create (refused when it exists and is not empty)")->required();
   bool force = false;
+  bool generative = false;
   example->add_flag("--force", force, "Write into DIR even when it is not empty");
+  example->add_flag("--generative", generative,
+                    "A decoder of embed, 4 layers carrying their KV caches, and a greedy head (kind: generative)");
   example->callback([&] {
-    const fluidfaas::Status s = fluidfaas::model::WriteExampleFunction(dir, force);
+    const fluidfaas::Status s = generative ? fluidfaas::model::WriteGenerativeExample(dir, force)
+                                           : fluidfaas::model::WriteExampleFunction(dir, force);
     if (!s.ok()) std::cerr << "fluidfaas-worker: " << s.message() << '\n';
     exit_code = s.ok() ? 0 : (s.code() == fluidfaas::StatusCode::kAlreadyExists ? 2 : 1);
   });
