@@ -16,7 +16,9 @@ nlohmann::json StageSpec::ToJson() const {
           {"profile", profile},
           {"time_scale", time_scale},
           {"dir", dir},
-          {"input_shape", input_shape}};
+          {"input_shape", input_shape},
+          {"kv_pages", kv_pages},
+          {"kv_page_tokens", kv_page_tokens}};
 }
 
 Result<StageSpec> StageSpec::FromJson(const nlohmann::json& j) {
@@ -40,8 +42,9 @@ Result<StageSpec> StageSpec::FromJson(const nlohmann::json& j) {
     return v;
   };
   FF_RETURN_IF_ERROR(text("executor", s.executor));
-  if (s.executor != "emulated" && s.executor != "torchscript") {
-    return Status::InvalidArgument("stage spec: executor '" + s.executor + "' is not emulated or torchscript");
+  if (s.executor != "emulated" && s.executor != "torchscript" && s.executor != "torchscript-generative") {
+    return Status::InvalidArgument("stage spec: executor '" + s.executor +
+                                   "' is not emulated, torchscript or torchscript-generative");
   }
   FF_RETURN_IF_ERROR(text("function", s.function));
   FF_ASSIGN_OR_RETURN(int64_t first, integer("first_block", 0, 1 << 20));
@@ -68,6 +71,11 @@ Result<StageSpec> StageSpec::FromJson(const nlohmann::json& j) {
       s.input_shape.push_back(d.get<int64_t>());
     }
     if (elems > kMaxTensorElements) return Status::InvalidArgument("stage spec: input_shape is over the limit");
+  }
+  if (j.contains("kv_pages")) {  // optional
+    FF_ASSIGN_OR_RETURN(s.kv_pages, integer("kv_pages", 1, int64_t{1} << 24));
+    FF_ASSIGN_OR_RETURN(const int64_t page_tokens, integer("kv_page_tokens", 1, 4096));
+    s.kv_page_tokens = static_cast<int>(page_tokens);
   }
   const auto scale = j.find("time_scale");
   if (scale == j.end() || !scale->is_number()) return Status::InvalidArgument("stage spec: \"time_scale\" missing");

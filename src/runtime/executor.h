@@ -3,6 +3,8 @@
 //   emulated     a zoo model on an emulated slice: a batch takes the latency model's time for the stage, batch and
 //                slice kind on the real clock and writes an output of the stage's real activation size. Device and
 //                host memory are booked, not allocated, so llama2-13b "runs" on a laptop. (emulated_executor.h)
+//   torchscript-generative  a generative function's blocks (model/torch_generative.h) with the KV caches of the
+//                sequences they serve; a batch is one generation step's message (runtime/generative_step.h)
 //   torchscript  the blocks of a function directory through LibTorch, on the device the process sees (CUDA when
 //                the LibTorch build has it and a device is visible, the CPU otherwise). Input and output are views
 //                of ring slots. Only the worker binary links it. (torch_executor.h)
@@ -29,7 +31,7 @@ namespace fluidfaas::runtime {
 
 // What a worker needs to know to run one stage; travels in the "load" control message.
 struct StageSpec {
-  std::string executor = "emulated";  // "emulated" | "torchscript"
+  std::string executor = "emulated";  // "emulated" | "torchscript" | "torchscript-generative"
   std::string function;               // the function's name (logs)
   size_t first_block = 0;
   size_t last_block = 0;
@@ -43,6 +45,9 @@ struct StageSpec {
   // torchscript
   std::string dir;                   // the function directory
   std::vector<int64_t> input_shape;  // the stage's input per sample; when known, a load warms the blocks up
+  // torchscript-generative: pages of the stage's KV pool (runtime/generative_step.h)
+  int64_t kv_pages = 256;
+  int kv_page_tokens = 16;
 
   nlohmann::json ToJson() const;
   // InvalidArgument naming the field for anything missing or out of range.

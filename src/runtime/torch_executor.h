@@ -24,6 +24,9 @@ namespace fluidfaas::runtime {
 // NotFound / InvalidArgument from the manifest, or for a block range outside it. Loads nothing yet.
 Result<std::unique_ptr<StageExecutor>> MakeTorchExecutor(const StageSpec& spec);
 
+// A stage of a generative function (executor "torchscript-generative", torch_generative_executor.cc).
+Result<std::unique_ptr<StageExecutor>> MakeTorchGenerativeExecutor(const StageSpec& spec);
+
 // "cuda" or "cpu": where TorchExecutors in this process run.
 std::string TorchDeviceName();
 

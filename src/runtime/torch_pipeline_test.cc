@@ -8,7 +8,9 @@
 #include <map>
 #include <thread>
 
+#include "model/torch_generative.h"
 #include "model/torchscript.h"
+#include "runtime/generative_step.h"
 #include "runtime/runtime_test_util.h"
 
 namespace fluidfaas::runtime {
@@ -171,6 +173,136 @@ TEST_F(TorchPipelineTest, AnInputTheBlocksRejectFailsItsBatchAndTheStageServesOn
   auto done = log_.Next<BatchCompleted>();
   ASSERT_TRUE(done.has_value());
   ExpectSameAsWholeFunction(*done, good);
+}
+
+// A generative function through worker processes: each stage's worker keeps the KV caches of its layers, steps
+// pass hidden states through the rings, and the tokens are those of the whole model run in this process.
+class TorchGenerativePipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) / "tgp_example";
+    fs::remove_all(dir_);
+    ASSERT_TRUE(model::WriteGenerativeExample(dir_.string(), /*force=*/true).ok());
+    RuntimeOptions o;
+    o.worker_binary = FLUIDFAAS_WORKER;
+    o.slices = EmulatedSlices(3);
+    auto rt = NodeRuntime::Start(o, log_.Sink());
+    ASSERT_TRUE(rt.ok()) << rt.status().ToString();
+    runtime_ = std::move(*rt);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  PipelineSpec Pipeline(uint64_t instance, const std::vector<std::pair<size_t, size_t>>& ranges) const {
+    constexpr uint64_t kStepBytes = 64 << 10;
+    PipelineSpec p;
+    p.instance = instance;
+    p.max_batch = 1;
+    p.input_bytes_per_sample = kStepBytes;
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      PipelineStage s;
+      s.slice = i;
+      s.spec.executor = "torchscript-generative";
+      s.spec.function = "tiny-gpt";
+      s.spec.dir = dir_.string();
+      s.spec.first_block = ranges[i].first;
+      s.spec.last_block = ranges[i].second;
+      s.spec.kv_pages = 32;
+      s.spec.kv_page_tokens = 8;
+      s.output_bytes_per_sample = kStepBytes;
+      p.stages.push_back(s);
+    }
+    return p;
+  }
+
+  // One step through the pipeline: its message as a batch of one, the last stage's message back.
+  Result<GenStepMessage> Step(uint64_t instance, const GenStepMessage& m) {
+    const std::vector<std::byte> bytes = EncodeStep(m);
+    const TensorView view{.dtype = static_cast<uint32_t>(model::DType::kFp32),
+                          .shape = {1, static_cast<int64_t>(bytes.size() / 4)},
+                          .bytes = bytes};
+    const uint64_t id = next_++;
+    const std::vector<uint64_t> ids = {id};
+    FF_RETURN_IF_ERROR(runtime_->Submit(instance, id, ids, view));
+    for (;;) {
+      auto done = log_.Next<BatchCompleted>(std::chrono::seconds(30));
+      if (!done) return Status::DeadlineExceeded("no answer to step " + std::to_string(id));
+      if (done->batch != id) continue;
+      return DecodeStep(done->output);
+    }
+  }
+
+  fs::path dir_;
+  EventLog log_;
+  std::unique_ptr<NodeRuntime> runtime_;
+  uint64_t next_ = 1;
+};
+
+TEST_F(TorchGenerativePipelineTest, TwoAndThreeWorkersGenerateTheSameTokensAsOneProcess) {
+  const std::vector<std::vector<int64_t>> prompts = {{72, 105, 33}, {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 11}};
+  constexpr int kCount = 20;
+  std::vector<std::vector<int64_t>> want;
+  for (const auto& p : prompts) {
+    auto r = model::GenerateWithoutCache(dir_.string(), p, kCount);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    want.push_back(*r);
+  }
+  uint64_t instance = 0;
+  for (const auto& ranges :
+       std::vector<std::vector<std::pair<size_t, size_t>>>{{{0, 2}, {3, 5}}, {{0, 1}, {2, 3}, {4, 5}}}) {
+    ++instance;
+    ASSERT_TRUE(runtime_->Launch(Pipeline(instance, ranges)).ok());
+    auto loaded = log_.Next<LoadDone>();
+    ASSERT_TRUE(loaded && loaded->ok) << (loaded ? loaded->detail : "no load event");
+    std::vector<std::vector<int64_t>> got(prompts.size());
+    std::vector<uint64_t> seqs;
+    for (size_t p = 0; p < prompts.size(); ++p) {
+      seqs.push_back(p + 1);
+      auto out = Step(instance, {.kind = GenStepMessage::Kind::kPrefill,
+                                 .sequences = {seqs.back()},
+                                 .tokens_per_sequence = static_cast<uint32_t>(prompts[p].size()),
+                                 .tokens = prompts[p]});
+      ASSERT_TRUE(out.ok()) << out.status().ToString();
+      ASSERT_EQ(out->tokens.size(), 1u);
+      got[p].push_back(out->tokens[0]);
+    }
+    for (int i = 1; i < kCount; ++i) {
+      GenStepMessage decode{.kind = GenStepMessage::Kind::kDecode, .sequences = seqs};
+      for (const auto& g : got) decode.tokens.push_back(g.back());
+      auto out = Step(instance, decode);
+      ASSERT_TRUE(out.ok()) << out.status().ToString();
+      ASSERT_EQ(out->tokens.size(), seqs.size());
+      for (size_t p = 0; p < seqs.size(); ++p) got[p].push_back(out->tokens[p]);
+    }
+    EXPECT_EQ(got, want) << ranges.size() << " workers";
+    // Freed in every stage: the same ids prefill again from scratch.
+    ASSERT_TRUE(Step(instance, {.kind = GenStepMessage::Kind::kFree, .sequences = seqs}).ok());
+    auto again = Step(instance, {.kind = GenStepMessage::Kind::kPrefill,
+                                 .sequences = {1},
+                                 .tokens_per_sequence = static_cast<uint32_t>(prompts[0].size()),
+                                 .tokens = prompts[0]});
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ(again->tokens.at(0), want[0][0]);
+    ASSERT_TRUE(runtime_->Retire(instance).ok());
+  }
+}
+
+TEST(GenStepMessageTest, RoundTripsAndRefusesWhatIsNotAWholeMessage) {
+  const GenStepMessage m{.kind = GenStepMessage::Kind::kDecode,
+                         .sequences = {3, 4},
+                         .tokens_per_sequence = 1,
+                         .hidden_shape = {2, 1, 2},
+                         .hidden = {1, 2, 3, 4}};
+  const std::vector<std::byte> bytes = EncodeStep(m);
+  EXPECT_EQ(bytes.size() % 4, 0u);
+  auto back = DecodeStep(bytes);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->sequences, m.sequences);
+  EXPECT_EQ(back->hidden, m.hidden);
+  EXPECT_EQ(back->hidden_shape, m.hidden_shape);
+  EXPECT_FALSE(DecodeStep(std::span(bytes).first(bytes.size() - 8)).ok());
+  std::vector<std::byte> bad = bytes;
+  bad[0] = std::byte{0};
+  EXPECT_FALSE(DecodeStep(bad).ok());
 }
 
 }  // namespace

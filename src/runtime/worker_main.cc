@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
     options.device = "emulated";
 #ifdef FLUIDFAAS_HAS_TORCH
     options.executors["torchscript"] = fluidfaas::runtime::MakeTorchExecutor;
+    options.executors["torchscript-generative"] = fluidfaas::runtime::MakeTorchGenerativeExecutor;
     options.device = fluidfaas::runtime::TorchDeviceName();
 #endif
     exit_code = fluidfaas::runtime::ServeWorker(options);
