@@ -44,9 +44,10 @@ run mix resnet50,bert-base,llama2-13b 24
 run newcomers resnet50,bert-base,llama2-13b 8 --newcomer
 
 start_daemon "$out/generate.log" --functions bert-base --generate tinyllama-1.1b
-echo "== generate: tinyllama-1.1b at 8 requests/s for $((duration / 2)) s, streamed"
+gen_duration=$((duration / 3))
+echo "== generate: tinyllama-1.1b at 8 requests/s for $gen_duration s, streamed"
 code=0
-"$bin/fluidfaas" gen-load --url "$url" --model tinyllama-1.1b --rate 8 --duration "$((duration / 2))" --agree 3 \
+"$bin/fluidfaas" gen-load --url "$url" --model tinyllama-1.1b --rate 8 --duration "$gen_duration" --agree 3 \
   >"$out/generate.txt" 2>&1 || code=$?
 cat "$out/generate.txt"
 kill -TERM "$daemon_pid"
