@@ -160,10 +160,30 @@ struct Gateway::Impl {
     router.Add("GET", "/metrics", [this](HttpRequest&&, const RouteParams&, const Responder& r) {
       r.Send(HttpResponse{.status = 200, .content_type = "text/plain; version=0.0.4", .body = Metrics()});
     });
-    for (const std::string base : {"/v2/models/{}", "/v2/models/{}/versions/{}"}) {
-      router.Add("POST", base + "/infer", [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
-        Call(std::move(req), p[0], r);
+    // OpenAI's routes name the function in the body.
+    for (const char* route : {"/v1/completions", "/v1/chat/completions"}) {
+      router.Add("POST", route, [this](HttpRequest&& req, const RouteParams&, const Responder& r) {
+        const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+        const auto model = body.is_object() ? body.find("model") : body.end();
+        if (model == body.end() || !model->is_string() || model->get_ref<const std::string&>().empty()) {
+          Count("bad_input");
+          return r.Send(JsonResponse(400, {{"error",
+                                            {{"message", "\"model\" must name a function"},
+                                             {"type", "invalid_request_error"},
+                                             {"code", "bad_input"}}}}));
+        }
+        const std::string name = model->get<std::string>();
+        Call(std::move(req), name, r);
       });
+    }
+    for (const std::string base : {"/v2/models/{}", "/v2/models/{}/versions/{}"}) {
+      // Generation too: a node's answer comes back whole (a stream's events all at once: the forwarder reads whole
+      // answers), so through the gateway generate_stream is not incremental yet.
+      for (const char* route : {"/infer", "/generate", "/generate_stream"}) {
+        router.Add("POST", base + route, [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
+          Call(std::move(req), p[0], r);
+        });
+      }
       for (const std::string tail : {"", "/ready"}) {
         router.Add("GET", base + tail, [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
           Call(std::move(req), p[0], r);

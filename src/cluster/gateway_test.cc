@@ -368,6 +368,41 @@ TEST_F(GatewayTest, AFunctionDeployedAtTheGatewayIsServedByEveryNodeAndRemovedFr
   EXPECT_EQ(unloaded->status, 404);
 }
 
+TEST_F(GatewayTest, AGenerativeFunctionDeployedAtTheGatewayGeneratesThroughIt) {
+  auto deploy = Client().Post("/v1/functions", R"({"model": "tinyllama-1.1b", "name": "chat", "generate": true})",
+                              "application/json");
+  ASSERT_TRUE(deploy);
+  ASSERT_EQ(deploy->status, 202) << deploy->body;
+  ASSERT_TRUE(WaitFor([&] {
+    return a->daemon.controller().Function("chat") && b->daemon.controller().Function("chat") &&
+           gateway->table().SloMs("chat") > 0;  // both nodes report it
+  }));
+  EXPECT_TRUE(a->daemon.controller().Function("chat")->generative);
+  // OpenAI's route names it in the body; Triton's in the path. Either way a node generates it.
+  auto completion =
+      Client().Post("/v1/completions", R"({"model": "chat", "prompt": "hello", "max_tokens": 12})", "application/json");
+  ASSERT_TRUE(completion);
+  ASSERT_EQ(completion->status, 200) << completion->body;
+  const nlohmann::json c = nlohmann::json::parse(completion->body);
+  EXPECT_EQ(c["choices"][0]["text"].get<std::string>().size(), 12u);
+  EXPECT_EQ(c["usage"]["completion_tokens"], 12);
+  auto generated =
+      Client().Post("/v2/models/chat/generate", R"({"text_input": "hello", "max_tokens": 12})", "application/json");
+  ASSERT_TRUE(generated);
+  ASSERT_EQ(generated->status, 200) << generated->body;
+  EXPECT_EQ(nlohmann::json::parse(generated->body)["text_output"], c["choices"][0]["text"]) << "one text per prompt";
+  auto stream = Client().Post("/v2/models/chat/generate_stream", R"({"text_input": "hello", "max_tokens": 4})",
+                              "application/json");
+  ASSERT_TRUE(stream);
+  EXPECT_EQ(stream->status, 200);
+  size_t events = 0;
+  for (size_t at = 0; (at = stream->body.find("data: ", at)) != std::string::npos; ++at) ++events;
+  EXPECT_EQ(events, 5u) << stream->body;  // four tokens and the finish
+  auto unknown = Client().Post("/v1/chat/completions", R"({"messages": []})", "application/json");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 400);
+}
+
 TEST_F(GatewayTest, AsynchronousCallsAreQueuedRunOnceAndTheirAnswersKept) {
   const std::vector<std::string> ids = SubmitAsync(40);
   ASSERT_EQ(ids.size(), 40u);

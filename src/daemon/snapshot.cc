@@ -107,6 +107,27 @@ cluster::NodeReport Controller::ClusterReport() const {
       out.open = static_cast<int64_t>(impl.open);
       out.draining = impl.draining;
     }
+    // Generative functions (generation.cc), after the single-pass ones: each ready instance can take a sequence
+    // at once (continuous batching), so it counts as hot with no wait.
+    std::vector<cluster::ReportedFunction> generative;
+    {
+      MutexLock lock(impl.mu);
+      for (const auto& [name, g] : impl.gen_functions) {
+        if (g.removed) continue;
+        cluster::ReportedFunction f{.name = name, .model = g.info->model, .slo_ms = g.info->slo_ms};
+        uint64_t n = 0;
+        for (const carrier::GenInstanceView& v : impl.gen->Instances()) {
+          ++n;
+          if (v.function != g.index) continue;
+          if (v.ready && !v.draining) ++f.hot;
+          cluster::ReportedInstance ri{
+              (uint64_t{1} << 40) + n, v.ready ? "generating" : "loading", {}, static_cast<int64_t>(v.sequences)};
+          for (size_t sl : v.slices) ri.slices.push_back(impl.cluster[sl].id);
+          f.instances.push_back(std::move(ri));
+        }
+        generative.push_back(std::move(f));
+      }
+    }
     for (const policy::NodeFunction& nf : r.functions) {
       const auto it = by_id.find(nf.function);
       if (it == by_id.end()) continue;  // removed
@@ -128,6 +149,7 @@ cluster::NodeReport Controller::ClusterReport() const {
       }
       out.functions.push_back(std::move(f));
     }
+    for (cluster::ReportedFunction& f : generative) out.functions.push_back(std::move(f));
     const int64_t budget = impl.options.host_memory_bytes.value_or(runtime::DefaultHostMemoryBytes());
     out.host_free_mib = std::max<int64_t>(0, budget - impl.runtime->Stats().warm_bytes) >> 20;
     return out;

@@ -26,8 +26,8 @@ struct GenStepMessage {
   enum class Kind : uint32_t { kPrefill = 1, kDecode = 2, kFree = 3 };
   Kind kind = Kind::kDecode;
   std::vector<uint64_t> sequences;
-  uint32_t tokens_per_sequence = 1;  // T
-  std::vector<int64_t> tokens;       // ids, when the message carries them
+  uint32_t tokens_per_sequence = 1;   // T
+  std::vector<int64_t> tokens;        // ids, when the message carries them
   std::vector<int64_t> hidden_shape;  // [N, T, D] when it carries hidden states
   std::vector<float> hidden;
 };

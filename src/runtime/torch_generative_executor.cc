@@ -5,9 +5,8 @@
 // the node evicts only an instance that has no sequence.
 //
 // Only the worker binary compiles this file.
-#include <cstring>
-
 #include <chrono>
+#include <cstring>
 
 #include "model/block.h"
 #include "model/torch_generative.h"
@@ -25,7 +24,7 @@ class TorchGenerativeExecutor final : public StageExecutor {
   Result<LoadReport> Load() override {
     const auto start = std::chrono::steady_clock::now();
     FF_ASSIGN_OR_RETURN(stage_, model::GenerativeStage::Load(spec_.dir, spec_.first_block, spec_.last_block,
-                                                            spec_.kv_pages, spec_.kv_page_tokens));
+                                                             spec_.kv_pages, spec_.kv_page_tokens));
     LoadReport r;
     r.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     return r;
@@ -60,8 +59,8 @@ class TorchGenerativeExecutor final : public StageExecutor {
     }
     const std::vector<std::byte> bytes = EncodeStep(next);
     if (bytes.size() > out.payload.size()) {
-      return Status::ResourceExhausted("a step's output of " + std::to_string(bytes.size()) + " bytes over the slot's " +
-                                       std::to_string(out.payload.size()));
+      return Status::ResourceExhausted("a step's output of " + std::to_string(bytes.size()) +
+                                       " bytes over the slot's " + std::to_string(out.payload.size()));
     }
     std::memcpy(out.payload.data(), bytes.data(), bytes.size());
     out.header->payload_bytes = bytes.size();
