@@ -54,6 +54,7 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
   std::string aborted;  // Forwarder::Abort's reason
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::string_body>> parser;
+  std::shared_ptr<const ForwardStream> streaming;  // when the caller takes a stream as it comes
   ForwardResult result;
 
   void Start() {
@@ -93,10 +94,57 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
   void Read() {
     parser.emplace();
     parser->body_limit(impl->o.max_body_bytes);
-    http::async_read(*stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, size_t n) {
+    if (!streaming) {
+      http::async_read(*stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, size_t n) {
+        if (ec) return self->Failed(ec, n > 0);
+        self->Answered();
+      });
+      return;
+    }
+    http::async_read_header(*stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, size_t n) {
       if (ec) return self->Failed(ec, n > 0);
-      self->Answered();
+      const auto& head = self->parser->get();
+      if (head.result_int() != 200 || !head[http::field::content_type].starts_with("text/event-stream")) {
+        // Not a stream: the rest read whole.
+        return http::async_read(*self->stream, self->buffer, *self->parser, [self](beast::error_code rec, size_t) {
+          if (rec) return self->Failed(rec, true);
+          self->Answered();
+        });
+      }
+      self->parser->body_limit(boost::none);  // a stream is as long as it lasts; what it holds is passed on at once
+      self->result.streamed = true;
+      self->streaming->head(self->Head(self->parser->get()));
+      self->ReadSome();
     });
+  }
+
+  // A stream's body, a piece at a time.
+  void ReadSome() {
+    stream->expires_after(Steady(impl->o.timeout));
+    http::async_read_some(*stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, size_t) {
+      std::string& body = self->parser->get().body();
+      if (!body.empty()) {
+        self->streaming->chunk(body);
+        body.clear();
+      }
+      if (ec) return self->Failed(ec, true);
+      if (self->parser->is_done()) return self->Answered();
+      self->ReadSome();
+    });
+  }
+
+  // The answer's status, type and the headers passed back.
+  template <typename Message>
+  static api::HttpResponse Head(const Message& res) {
+    api::HttpResponse out;
+    out.status = static_cast<int>(res.result_int());
+    out.content_type = std::string(res[http::field::content_type]);
+    for (std::string_view name : kPassedBack) {
+      if (auto it = res.find(beast::string_view(name.data(), name.size())); it != res.end()) {
+        out.headers.emplace_back(std::string(name), std::string(it->value()));
+      }
+    }
+    return out;
   }
 
   // A pooled connection the node had closed: once more on a new one, if no answer had begun.
@@ -114,13 +162,7 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
   void Answered() {
     http::response<http::string_body> res = parser->release();
     result.answered = true;
-    result.response.status = static_cast<int>(res.result_int());
-    result.response.content_type = std::string(res[http::field::content_type]);
-    for (std::string_view name : kPassedBack) {
-      if (auto it = res.find(beast::string_view(name.data(), name.size())); it != res.end()) {
-        result.response.headers.emplace_back(std::string(name), std::string(it->value()));
-      }
-    }
+    result.response = Head(res);
     result.response.body = std::move(res.body());
     if (res.keep_alive() && !impl->stopping && buffer.size() == 0) {
       auto& pool = impl->idle[address];
@@ -185,9 +227,10 @@ void Forwarder::Abort(const std::string& address, const std::string& reason) {
 }
 
 void Forwarder::Send(const std::string& address, std::shared_ptr<const api::HttpRequest> request,
-                     std::function<void(ForwardResult)> done) {
+                     std::function<void(ForwardResult)> done, std::shared_ptr<const ForwardStream> stream) {
   auto x = std::make_shared<Impl::Exchange>();
   x->impl = impl_;
+  x->streaming = std::move(stream);
   x->address = address;
   x->done = std::move(done);
   const size_t colon = address.rfind(':');

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "api/http_server.h"
 #include "common/time.h"
@@ -20,7 +21,8 @@ namespace fluidfaas::cluster {
 
 struct ForwardResult {
   bool reached = false;   // a connection to the node was made (or reused)
-  bool answered = false;  // a whole answer came back (then `response` holds it)
+  bool answered = false;  // a whole answer came back (then `response` holds it; streamed: its head only)
+  bool streamed = false;  // its body went to the ForwardStream as it came
   api::HttpResponse response;
   std::string error;  // when not answered
 };
@@ -30,6 +32,15 @@ struct ForwarderOptions {
   Duration timeout = Seconds(120);  // a request's whole exchange
   size_t max_idle_per_node = 64;
   size_t max_body_bytes = size_t{256} << 20;
+};
+
+// A node's answer passed on as it comes rather than whole, when it is a stream: status 200, Content-Type
+// text/event-stream (server-sent events: a generation's tokens). `head` runs once with its status, type and the
+// headers passed back, then `chunk` with each piece of its body, in order, on the forwarder's loop thread; `done`
+// follows as for any answer. An answer that is not a stream is read whole, as without one.
+struct ForwardStream {
+  std::function<void(const api::HttpResponse& head)> head;
+  std::function<void(std::string_view bytes)> chunk;
 };
 
 class Forwarder {
@@ -43,7 +54,7 @@ class Forwarder {
   // localhost). `done` runs exactly once. The body is sent from `request` itself, not a copy: a call tried on
   // several nodes shares one.
   void Send(const std::string& address, std::shared_ptr<const api::HttpRequest> request,
-            std::function<void(ForwardResult)> done);
+            std::function<void(ForwardResult)> done, std::shared_ptr<const ForwardStream> stream = nullptr);
   // Closes the idle connections to `address` (a node that left or went down: they would sit half-closed).
   void Forget(const std::string& address);
   // Gives up on every request in flight to `address` (a node fallen silent: stopped, hung or cut off): each ends

@@ -173,15 +173,18 @@ struct Gateway::Impl {
                                              {"code", "bad_input"}}}}));
         }
         const std::string name = model->get<std::string>();
-        Call(std::move(req), name, r);
+        const auto flag = body.find("stream");
+        const bool stream = flag != body.end() && flag->is_boolean() && flag->get<bool>();
+        Call(std::move(req), name, r, stream);
       });
     }
     for (const std::string base : {"/v2/models/{}", "/v2/models/{}/versions/{}"}) {
-      // Generation too: a node's answer comes back whole (a stream's events all at once: the forwarder reads whole
-      // answers), so through the gateway generate_stream is not incremental yet.
-      for (const char* route : {"/infer", "/generate", "/generate_stream"}) {
-        router.Add("POST", base + route, [this](HttpRequest&& req, const RouteParams& p, const Responder& r) {
-          Call(std::move(req), p[0], r);
+      // Generation too: a stream (generate_stream, or OpenAI's with "stream": true) is passed on as the node writes
+      // it (Forwarder's ForwardStream).
+      for (const std::string route : {"/infer", "/generate", "/generate_stream"}) {
+        const bool stream = route == "/generate_stream";
+        router.Add("POST", base + route, [this, stream](HttpRequest&& req, const RouteParams& p, const Responder& r) {
+          Call(std::move(req), p[0], r, stream);
         });
       }
       for (const std::string tail : {"", "/ready"}) {
@@ -294,25 +297,61 @@ struct Gateway::Impl {
     TimePoint arrival;
     double slo_ms = 0;
     std::vector<std::string> tried;
-    std::optional<HttpResponse> refusal;  // the last node's 429 or 503, answered when no other node is left
+    std::optional<HttpResponse> refusal;          // the last node's 429 or 503, answered when no other node is left
+    std::shared_ptr<const ForwardStream> stream;  // a stream passed on as it comes (generate_stream)
+    std::function<bool()> began;                  // ... whose head has gone to the client: it runs nowhere else
   };
 
-  void Call(HttpRequest&& req, const std::string& function, Responder r) {
+  // A streamed call's client side: the stream opened with the node's head, its pieces written as they come, ended
+  // with the node's end, or cut when the node is lost mid-stream (the client must not take it for a whole one).
+  struct ClientStream {
+    Responder responder;
+    api::StreamWriter writer;
+    std::atomic<bool> began{false};
+  };
+
+  void Call(HttpRequest&& req, const std::string& function, Responder r, bool stream = false) {
     if (!api::Authorized(req, options.token)) {
       Count("unauthorized");
       return r.Send(api::Unauthorized());
     }
-    Run(std::make_shared<const HttpRequest>(std::move(req)), function,
-        [r = std::move(r)](HttpResponse response) { r.Send(std::move(response)); });
+    if (!stream) {
+      Run(std::make_shared<const HttpRequest>(std::move(req)), function,
+          [r = std::move(r)](HttpResponse response) { r.Send(std::move(response)); });
+      return;
+    }
+    // The forwarder's callbacks (head, chunks, then the answer) run one after another on its loop thread.
+    auto client = std::make_shared<ClientStream>();
+    client->responder = std::move(r);
+    auto fs = std::make_shared<ForwardStream>();
+    fs->head = [client](const HttpResponse& head) {
+      client->writer = client->responder.Stream(head, nullptr);
+      client->began = true;
+    };
+    fs->chunk = [client](std::string_view bytes) { client->writer.Write(std::string(bytes)); };
+    Run(
+        std::make_shared<const HttpRequest>(std::move(req)), function,
+        [client](HttpResponse response) {
+          if (!client->began) return client->responder.Send(std::move(response));
+          if (response.status < 400) client->writer.End();
+          // Unended (the node lost mid-stream): the last copies dropped cut the client's connection.
+          client->writer = api::StreamWriter();
+          client->responder = Responder();
+        },
+        fs, [client] { return client->began.load(); });
   }
 
-  // One call through the routing, synchronous or asynchronous: `answer` is called once.
+  // One call through the routing, synchronous or asynchronous: `answer` is called once. A stream's pieces go to
+  // `stream` as they come; once `began` says its head went out, the call is tried on no other node.
   void Run(std::shared_ptr<const HttpRequest> request, const std::string& function,
-           std::function<void(HttpResponse)> answer) {
+           std::function<void(HttpResponse)> answer, std::shared_ptr<const ForwardStream> stream = nullptr,
+           std::function<bool()> began = nullptr) {
     auto a = std::make_shared<Attempt>();
     a->request = std::move(request);
     a->function = function;
     a->answer = std::move(answer);
+    a->stream = std::move(stream);
+    a->began = std::move(began);
     a->id = next_request.fetch_add(1);
     a->arrival = SteadyNow();
     a->slo_ms = table.SloMs(function);
@@ -349,43 +388,52 @@ struct Gateway::Impl {
       MutexLock lock(metrics_mu);
       ++forwards[to->node];
     }
-    forwarder->Send(to->advertise, a->request, [this, a, node = to->node](ForwardResult res) mutable {
-      table.Answered(node);
-      // Turned away before it ran (the node's deadline or limit, or no slice): the next node may take it.
-      if (res.answered && (res.response.status == 429 || res.response.status == 503)) {
-        table.MarkBusy(node, a->function);
-        a->refusal = res.response;
-        const bool time_left = a->slo_ms <= 0 || ToMillis(SteadyNow() - a->arrival) < a->slo_ms;
-        if (static_cast<int>(a->tried.size()) < options.max_tries && time_left) {
-          {
-            MutexLock lock(metrics_mu);
-            ++retries;
+    forwarder->Send(
+        to->advertise, a->request,
+        [this, a, node = to->node](ForwardResult res) mutable {
+          table.Answered(node);
+          if (a->began && a->began()) {  // the client has part of this node's stream: no other node continues it
+            Count(res.answered ? "" : "node_lost");
+            if (!res.answered) spdlog::warn("gateway: {} on node {} cut mid-stream: {}", a->function, node, res.error);
+            return a->answer(res.answered ? std::move(res.response)
+                                          : JsonError(502, "node " + node + " was lost mid-stream", "node_lost"));
           }
-          return Forward(std::move(a));
-        }
-      }
-      if (res.answered) {
-        Count(res.response.status < 400 ? "" : "node_" + std::to_string(res.response.status));
-        return a->answer(std::move(res.response));
-      }
-      if (!res.reached) {
-        table.MarkUnreachable(node);
-        forwarder->Forget(table.Address(node));
-      }
-      spdlog::warn("gateway: {} on node {}: {}", a->function, node, res.error);
-      // Not reached: the call never ran there. Reached and lost: it may have, but an infer call is a pure function
-      // of its input, so it runs again elsewhere while its SLO allows.
-      const bool time_left = a->slo_ms <= 0 || ToMillis(SteadyNow() - a->arrival) < a->slo_ms;
-      if (static_cast<int>(a->tried.size()) < options.max_tries && (!res.reached || time_left)) {
-        {
-          MutexLock lock(metrics_mu);
-          ++retries;
-        }
-        return Forward(std::move(a));
-      }
-      Count("node_lost");
-      a->answer(JsonError(502, "node " + node + " was lost with the call: " + res.error, "node_lost"));
-    });
+          // Turned away before it ran (the node's deadline or limit, or no slice): the next node may take it.
+          if (res.answered && (res.response.status == 429 || res.response.status == 503)) {
+            table.MarkBusy(node, a->function);
+            a->refusal = res.response;
+            const bool time_left = a->slo_ms <= 0 || ToMillis(SteadyNow() - a->arrival) < a->slo_ms;
+            if (static_cast<int>(a->tried.size()) < options.max_tries && time_left) {
+              {
+                MutexLock lock(metrics_mu);
+                ++retries;
+              }
+              return Forward(std::move(a));
+            }
+          }
+          if (res.answered) {
+            Count(res.response.status < 400 ? "" : "node_" + std::to_string(res.response.status));
+            return a->answer(std::move(res.response));
+          }
+          if (!res.reached) {
+            table.MarkUnreachable(node);
+            forwarder->Forget(table.Address(node));
+          }
+          spdlog::warn("gateway: {} on node {}: {}", a->function, node, res.error);
+          // Not reached: the call never ran there. Reached and lost: it may have, but an infer call is a pure function
+          // of its input, so it runs again elsewhere while its SLO allows.
+          const bool time_left = a->slo_ms <= 0 || ToMillis(SteadyNow() - a->arrival) < a->slo_ms;
+          if (static_cast<int>(a->tried.size()) < options.max_tries && (!res.reached || time_left)) {
+            {
+              MutexLock lock(metrics_mu);
+              ++retries;
+            }
+            return Forward(std::move(a));
+          }
+          Count("node_lost");
+          a->answer(JsonError(502, "node " + node + " was lost with the call: " + res.error, "node_lost"));
+        },
+        a->stream);
   }
 
   static HttpResponse Retryable(HttpResponse r) {

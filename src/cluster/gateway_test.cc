@@ -17,6 +17,7 @@
 #include <map>
 #include <thread>
 
+#include "api/test_client.h"
 #include "cluster/function_sync.h"
 #include "daemon/daemon_test_util.h"
 #include "grpc_predict_v2.grpc.pb.h"
@@ -391,13 +392,22 @@ TEST_F(GatewayTest, AGenerativeFunctionDeployedAtTheGatewayGeneratesThroughIt) {
   ASSERT_TRUE(generated);
   ASSERT_EQ(generated->status, 200) << generated->body;
   EXPECT_EQ(nlohmann::json::parse(generated->body)["text_output"], c["choices"][0]["text"]) << "one text per prompt";
-  auto stream = Client().Post("/v2/models/chat/generate_stream", R"({"text_input": "hello", "max_tokens": 4})",
-                              "application/json");
-  ASSERT_TRUE(stream);
-  EXPECT_EQ(stream->status, 200);
-  size_t events = 0;
-  for (size_t at = 0; (at = stream->body.find("data: ", at)) != std::string::npos; ++at) ++events;
-  EXPECT_EQ(events, 5u) << stream->body;  // four tokens and the finish
+  // A stream is passed on as the node writes it: chunked, not one body at its end.
+  for (const auto& [path, body, want] : std::vector<std::tuple<std::string, std::string, size_t>>{
+           {"/v2/models/chat/generate_stream", R"({"text_input": "hello", "max_tokens": 4})", 5},
+           {"/v1/completions", R"({"model": "chat", "prompt": "hello", "max_tokens": 4, "stream": true})", 6}}) {
+    api::testing::RawClient raw(gateway->port());
+    ASSERT_TRUE(raw.Send(api::testing::RawClient::Post(path, body)));
+    const auto s = raw.ReadChunked(30);
+    EXPECT_EQ(s.status, 200) << path;
+    EXPECT_TRUE(s.complete) << path;
+    EXPECT_NE(s.head.find("text/event-stream"), std::string::npos) << s.head;
+    std::string all;
+    for (const std::string& piece : s.chunks) all += piece;
+    size_t events = 0;
+    for (size_t at = 0; (at = all.find("data: ", at)) != std::string::npos; ++at) ++events;
+    EXPECT_EQ(events, want) << path << ": " << all;  // the tokens, the finish (and OpenAI's [DONE])
+  }
   auto unknown = Client().Post("/v1/chat/completions", R"({"messages": []})", "application/json");
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 400);
