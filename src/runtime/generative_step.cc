@@ -65,14 +65,14 @@ Result<GenStepMessage> DecodeStep(std::span<const std::byte> bytes) {
   m.kind = static_cast<GenStepMessage::Kind>(h.kind);
   m.tokens_per_sequence = h.tokens_per_sequence;
   const std::byte* p = bytes.data() + sizeof h;
-  m.sequences.resize(h.sequences);
-  std::memcpy(m.sequences.data(), p, h.sequences * 8);
-  p += h.sequences * 8;
-  m.tokens.resize(h.tokens);
-  std::memcpy(m.tokens.data(), p, h.tokens * 8);
-  p += h.tokens * 8;
-  m.hidden.resize(h.hidden);
-  std::memcpy(m.hidden.data(), p, h.hidden * 4);
+  const auto take = [&p](auto& out, uint64_t n) {
+    out.resize(n);
+    if (n > 0) std::memcpy(out.data(), p, n * sizeof(out[0]));  // an empty vector's data() may be null
+    p += n * sizeof(out[0]);
+  };
+  take(m.sequences, h.sequences);
+  take(m.tokens, h.tokens);
+  take(m.hidden, h.hidden);
   m.hidden_shape.assign(h.hidden_shape, h.hidden_shape + h.hidden_rank);
   uint64_t elems = h.hidden_rank > 0 ? 1 : 0;
   for (int64_t d : m.hidden_shape) elems = d >= 0 ? elems * static_cast<uint64_t>(d) : kMaxItems + 1;
