@@ -168,7 +168,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     std::vector<int> tokens(call_.prompt.begin(), call_.prompt.end());
     for (int& t : tokens) t &= 0xff;  // byte-level: char may be signed
     auto self = shared_from_this();
-    const uint64_t handle = c_.Generate(call_.model, std::move(tokens), call_.max_tokens,
+    const uint64_t handle = c_.Generate(call_.model, tokens, call_.max_tokens,
                                         {.token = [self](int token, int) { self->Token(token); },
                                          .end = [self](GenerateEnd end) { self->End(std::move(end)); }});
     MutexLock lock(mu_);

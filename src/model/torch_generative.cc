@@ -53,8 +53,10 @@ Result<GenerativeManifest> Parse(const YAML::Node& doc) {
     const Kind expected = i == 0 ? Kind::kEmbed : (i + 1 == blocks.size() ? Kind::kHead : Kind::kLayer);
     const char* names[] = {"embed", "layer", "head"};
     if (k != names[static_cast<int>(expected)]) {
-      return Status::InvalidArgument(where + ".kind: '" + k + "' (expected " + names[static_cast<int>(expected)] +
-                                     ": an embed block first, the head last, layers between)");
+      std::string message = where;
+      message.append(".kind: '").append(k).append("' (expected ").append(names[static_cast<int>(expected)]);
+      message.append(": an embed block first, the head last, layers between)");
+      return Status::InvalidArgument(message);
     }
     b.kind = expected;
     m.blocks.push_back(std::move(b));
@@ -91,7 +93,7 @@ std::vector<int64_t> Ids(const torch::Tensor& t) {
 
 // The example's layer: pre-norm attention over past and new positions, then a GELU MLP, residuals around both.
 std::string LayerSource(int heads, int dh) {
-  const std::string H = std::to_string(heads), Dh = std::to_string(dh);
+  const std::string heads_text = std::to_string(heads), dh_text = std::to_string(dh);
   return R"(
 def forward(self, x, past_k, past_v, past_len):
     B = x.size(0)
@@ -100,11 +102,11 @@ def forward(self, x, past_k, past_v, past_len):
     P = past_k.size(2)
     h = torch.layer_norm(x, [D], self.ln1_w, self.ln1_b)
     q = torch.matmul(h, self.wq.t()).reshape([B, T, )" +
-         H + ", " + Dh + R"(]).transpose(1, 2)
+         heads_text + ", " + dh_text + R"(]).transpose(1, 2)
     k = torch.matmul(h, self.wk.t()).reshape([B, T, )" +
-         H + ", " + Dh + R"(]).transpose(1, 2)
+         heads_text + ", " + dh_text + R"(]).transpose(1, 2)
     v = torch.matmul(h, self.wv.t()).reshape([B, T, )" +
-         H + ", " + Dh + R"(]).transpose(1, 2)
+         heads_text + ", " + dh_text + R"(]).transpose(1, 2)
     keys = torch.cat([past_k, k], 2)
     values = torch.cat([past_v, v], 2)
     scores = torch.matmul(q, keys.transpose(2, 3)) / )" +

@@ -59,7 +59,7 @@ Result<GenStepMessage> DecodeStep(std::span<const std::byte> bytes) {
       h.hidden_rank > 3) {
     return Status::InvalidArgument("generation step: a count out of range");
   }
-  const uint64_t need = sizeof h + h.sequences * 8 + h.tokens * 8 + h.hidden * 4;
+  const uint64_t need = sizeof h + uint64_t{h.sequences} * 8 + h.tokens * 8 + h.hidden * 4;
   if (bytes.size() < need) return Status::InvalidArgument("generation step: shorter than its counts say");
   GenStepMessage m;
   m.kind = static_cast<GenStepMessage::Kind>(h.kind);

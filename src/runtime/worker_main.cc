@@ -34,7 +34,7 @@ std::string Shape(const std::vector<int64_t>& s) {
 }
 
 // A generative function (kind: generative): its blocks chained over a prompt of one token, four generated.
-int RunGenerativeCheck(const std::string& dir, const fluidfaas::model::GenerativeManifest& m, bool json_output) {
+int RunGenerativeCheck(const std::string& dir, const fluidfaas::model::GenerativeManifest& m, bool json_output) try {
   const auto tokens = fluidfaas::model::GenerateWithoutCache(dir, {1}, 4);
   if (!tokens.ok()) {
     if (json_output) {
@@ -64,6 +64,9 @@ int RunGenerativeCheck(const std::string& dir, const fluidfaas::model::Generativ
             << " layers, head), vocab " << m.vocab << ", d_model " << m.d_model << ", " << m.heads << " heads, "
             << m.max_positions << " positions; after token 1 it generates " << Shape(*tokens) << '\n';
   return 0;
+} catch (const std::exception& e) {  // printing its JSON
+  std::cerr << "fluidfaas-worker: " << e.what() << '\n';
+  return 1;
 }
 
 int RunCheck(const std::string& dir, bool json_output) {
