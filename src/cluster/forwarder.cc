@@ -129,6 +129,11 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
       }
       if (ec) return self->Failed(ec, true);
       if (self->parser->is_done()) return self->Answered();
+      if (self->streaming->stop->load()) {
+        beast::error_code ignored;
+        self->stream->socket().close(ignored);  // the node hears its client leave and stops
+        return self->Finish("client_gone");
+      }
       self->ReadSome();
     });
   }

@@ -9,6 +9,7 @@
 // Thread safety: Send from any thread; `done` runs on the forwarder's loop thread.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,6 +42,9 @@ struct ForwarderOptions {
 struct ForwardStream {
   std::function<void(const api::HttpResponse& head)> head;
   std::function<void(std::string_view bytes)> chunk;
+  // Set from any thread when the caller's client has gone: at the stream's next piece the node's connection is
+  // closed (so the node stops what it streams), and the exchange ends, not answered, with error "client_gone".
+  std::shared_ptr<std::atomic<bool>> stop = std::make_shared<std::atomic<bool>>(false);
 };
 
 class Forwarder {

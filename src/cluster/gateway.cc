@@ -324,8 +324,8 @@ struct Gateway::Impl {
     auto client = std::make_shared<ClientStream>();
     client->responder = std::move(r);
     auto fs = std::make_shared<ForwardStream>();
-    fs->head = [client](const HttpResponse& head) {
-      client->writer = client->responder.Stream(head, nullptr);
+    fs->head = [client, stop = fs->stop](const HttpResponse& head) {
+      client->writer = client->responder.Stream(head, [stop] { stop->store(true); });
       client->began = true;
     };
     fs->chunk = [client](std::string_view bytes) { client->writer.Write(std::string(bytes)); };

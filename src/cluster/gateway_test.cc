@@ -408,6 +408,25 @@ TEST_F(GatewayTest, AGenerativeFunctionDeployedAtTheGatewayGeneratesThroughIt) {
     for (size_t at = 0; (at = all.find("data: ", at)) != std::string::npos; ++at) ++events;
     EXPECT_EQ(events, want) << path << ": " << all;  // the tokens, the finish (and OpenAI's [DONE])
   }
+  // A client that leaves a stream stops the node's sequence too: the gateway closes its connection to the node.
+  {
+    api::testing::RawClient raw(gateway->port());
+    ASSERT_TRUE(raw.Send(api::testing::RawClient::Post("/v2/models/chat/generate_stream",
+                                                       R"({"text_input": "go", "max_tokens": 1900})")));
+    const auto first = raw.ReadChunked(0.2);
+    EXPECT_FALSE(first.chunks.empty());
+    EXPECT_FALSE(first.complete);
+  }
+  const auto cancelled = [&] {
+    int n = 0;
+    for (TestNode* node : {a.get(), b.get()}) {
+      const std::string m = node->daemon.controller().MetricsText();
+      n += m.find("fluidfaas_requests_total{function=\"chat\",outcome=\"failed\",code=\"cancelled\"} 1") !=
+           std::string::npos;
+    }
+    return n == 1;
+  };
+  EXPECT_TRUE(WaitFor(cancelled, 5000)) << "the node's sequence ran on after its client left";
   auto unknown = Client().Post("/v1/chat/completions", R"({"messages": []})", "application/json");
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 400);
