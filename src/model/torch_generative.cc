@@ -9,6 +9,7 @@
 #include "common/config.h"
 #include "common/limits.h"
 #include "model/manifest.h"
+#include "model/torch_support.h"
 
 namespace fluidfaas::model {
 namespace {
@@ -62,24 +63,6 @@ Result<GenerativeManifest> Parse(const YAML::Node& doc) {
     m.blocks.push_back(std::move(b));
   }
   return m;
-}
-
-std::string Message(const std::exception& e) {
-  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
-  const std::string what = c10 != nullptr ? c10->what_without_backtrace() : e.what();
-  return what.substr(0, what.find('\n'));
-}
-
-torch::Tensor Tensor(const HostTensor& t) {
-  return torch::from_blob(const_cast<float*>(t.data.data()), t.shape, torch::kFloat32).clone();
-}
-
-HostTensor Host(const torch::Tensor& t) {
-  const torch::Tensor c = t.to(torch::kFloat32).contiguous();
-  HostTensor out;
-  out.shape.assign(c.sizes().begin(), c.sizes().end());
-  out.data.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-  return out;
 }
 
 torch::Tensor Tokens(const std::vector<int64_t>& ids, int64_t rows, int64_t cols) {
@@ -187,7 +170,7 @@ def forward(self, x):
 )");
     head.save(path("head.pt"));
   } catch (const std::exception& e) {
-    return Status::IoError("cannot write the example's blocks into '" + dir + "': " + Message(e));
+    return Status::IoError("cannot write the example's blocks into '" + dir + "': " + TorchMessage(e));
   }
   std::ofstream manifest(path("manifest.yaml"));
   manifest << "# A generative FluidFaaS function: a byte-level decoder whose layers carry their KV caches.\n"
@@ -281,7 +264,7 @@ struct GenerativeStage::Impl {
         for (const Sequence* s : ss) start.push_back(s->length);
         x = modules[0].forward({Tokens(in.tokens, batch, t), torch::tensor(start, torch::kInt64)}).toTensor();
       } else {
-        x = Tensor(in.hidden);
+        x = ToTorch(in.hidden);
         if (x.dim() != 3 || x.size(0) != batch || x.size(1) != t || x.size(2) != manifest.d_model) {
           return Status::InvalidArgument("hidden states of the wrong shape for this stage");
         }
@@ -314,10 +297,10 @@ struct GenerativeStage::Impl {
         ++layer;
       }
       for (Sequence* s : ss) s->length += t;
-      return StageData{.hidden = Host(x)};
+      return StageData{.hidden = FromTorch(x)};
     } catch (const std::exception& e) {
       return Status::InvalidArgument("stage blocks " + std::to_string(first) + ".." + std::to_string(last) + ": " +
-                                     Message(e));
+                                     TorchMessage(e));
     }
   }
 };
@@ -347,7 +330,7 @@ Result<std::unique_ptr<GenerativeStage>> GenerativeStage::Load(const std::string
       impl->modules.push_back(torch::jit::load(file));
       impl->modules.back().eval();
     } catch (const std::exception& e) {
-      return Status::InvalidArgument(file + ": not a loadable TorchScript file: " + Message(e));
+      return Status::InvalidArgument(file + ": not a loadable TorchScript file: " + TorchMessage(e));
     }
     if (m.blocks[b].kind == Kind::kLayer) {
       impl->k_pool.push_back(torch::zeros({pages, m.heads, page_tokens, impl->dh}));
@@ -417,7 +400,7 @@ Result<std::vector<int64_t>> GenerateWithoutCache(const std::string& dir, const 
       tokens.push_back(next);
     }
   } catch (const std::exception& e) {
-    return Status::InvalidArgument(dir + ": " + Message(e));
+    return Status::InvalidArgument(dir + ": " + TorchMessage(e));
   }
   return out;
 }

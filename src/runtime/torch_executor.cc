@@ -13,18 +13,13 @@
 
 #include "common/limits.h"
 #include "model/manifest.h"
+#include "model/torch_support.h"
 
 namespace fluidfaas::runtime {
 namespace {
 
 torch::Device Device() {
   return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-}
-
-std::string Cause(const std::exception& e) {
-  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
-  const std::string what = c10 != nullptr ? c10->what_without_backtrace() : e.what();
-  return what.substr(0, what.find('\n'));
 }
 
 // Sets the parameter named "a.b.weight" of `m` (walking its submodules).
@@ -64,7 +59,8 @@ class TorchExecutor final : public StageExecutor {
       if (!warmed_up_) WarmUp();
     } catch (const std::exception& e) {
       return Status::ResourceExhausted("loading blocks " + std::to_string(spec_.first_block) + ".." +
-                                       std::to_string(spec_.last_block) + " of " + manifest_.name + ": " + Cause(e));
+                                       std::to_string(spec_.last_block) + " of " + manifest_.name + ": " +
+                                       model::TorchMessage(e));
     }
     r.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     warm_ = true;
@@ -121,7 +117,7 @@ class TorchExecutor final : public StageExecutor {
       for (int64_t i = 0; i < x.dim(); ++i) out.header->shape[i] = x.size(i);
     } catch (const std::exception& e) {
       return Status::InvalidArgument(manifest_.name + " blocks " + std::to_string(spec_.first_block) + ".." +
-                                     std::to_string(spec_.last_block) + ": " + Cause(e));
+                                     std::to_string(spec_.last_block) + ": " + model::TorchMessage(e));
     }
     return Status::Ok();
   }
@@ -255,7 +251,7 @@ Result<ReloadBench> MeasureReload(const std::string& dir, int mib, int trials) {
     block.define("def forward(self, x):\n    return torch.matmul(x, self.weight.t())\n");
     block.save((std::filesystem::path(dir) / "big.pt").string());
   } catch (const std::exception& e) {
-    return Status::IoError("writing the block: " + Cause(e));
+    return Status::IoError("writing the block: " + model::TorchMessage(e));
   }
   std::ofstream(std::filesystem::path(dir) / "manifest.yaml")
       << "name: reload-bench\nslo_ms: 1000\nmax_batch: 1\ninput_shape: [" << side
