@@ -15,6 +15,7 @@
 
 #include <array>
 
+#include "common/splitmix.h"
 #include "daemon/controller_impl.h"
 
 namespace fluidfaas::daemon {
@@ -50,11 +51,9 @@ struct Controller::Impl::GenBridge final : carrier::SliceLease, carrier::GenList
 
 namespace {
 
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
+// The first draw of a SplitMix64 stream seeded with `x`.
+uint64_t Draw(uint64_t x) {
+  return SplitMix64(x).Next();
 }
 
 constexpr std::array<std::string_view, 32> kWords = {
@@ -68,7 +67,7 @@ int EmulatedToken(uint64_t seed, int index) {
   uint64_t word = 0;
   int at = 0;
   for (;;) {
-    const std::string_view w = kWords[SplitMix64(seed + word) % kWords.size()];
+    const std::string_view w = kWords[Draw(seed + word) % kWords.size()];
     if (index < at + static_cast<int>(w.size())) return static_cast<unsigned char>(w[index - at]);
     at += static_cast<int>(w.size());
     if (index == at) return ' ';
@@ -172,7 +171,7 @@ uint64_t Controller::Generate(const std::string& function, const std::vector<int
       g.function = it->second.index;
       g.arrival = impl.clock->Now();
       uint64_t seed = 0x5eed;
-      for (int t : prompt) seed = SplitMix64(seed ^ static_cast<uint64_t>(t));
+      for (int t : prompt) seed = Draw(seed ^ static_cast<uint64_t>(t));
       g.seed = seed;
       const uint64_t handle = g.handle;
       impl.PostLocked([&impl, g = std::move(g), n = static_cast<int>(prompt.size()), max_tokens]() mutable {

@@ -5,6 +5,8 @@
 #include <numeric>
 #include <utility>
 
+#include "common/splitmix.h"
+
 namespace fluidfaas::policy {
 
 std::string_view ToString(Routing r) {
@@ -29,10 +31,7 @@ Result<Routing> ParseRouting(std::string_view text) {
 }
 
 uint64_t MixHash(uint64_t a, uint64_t b) {
-  uint64_t z = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  return SplitMix64::Mix(a * SplitMix64::kGamma + b + 0x632BE59BD9B4E019ull);
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "common/limits.h"
+#include "common/splitmix.h"
 
 namespace fluidfaas::sim {
 namespace {
@@ -28,22 +29,6 @@ bool ParseCount(std::string_view s, int64_t* out) {
 }
 
 // FNV-1a, 64 bits: fixed, so a row's model never depends on the seed.
-// A counter-based random stream (SplitMix64, Steele et al., OOPSLA'14): a 64-bit state, one mix per draw.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  static constexpr uint64_t Mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  uint64_t Next() { return Mix(state_ += 0x9e3779b97f4a7c15ULL); }
-  double Unit() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }  // in [0, 1)
-
- private:
-  uint64_t state_;
-};
-
 uint64_t Fnv1a(std::string_view s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) {
