@@ -242,17 +242,8 @@ class GenSim : public carrier::SliceLease, public carrier::GenListener {
     std::vector<GenFunctionResult> results(n);
     std::vector<std::vector<double>> ttft(n), tpot(n);
     for (size_t f = 0; f < n; ++f) {
-      const carrier::GenInstanceStats st = node_.Stats(f);
-      GenFunctionResult& fr = results[f];
-      fr.name = s_.functions[f].name;
-      fr.instances = st.instances;
-      fr.pipelined = st.pipelined;
-      fr.max_stages = st.max_stages;
-      fr.migrations = st.migrations;
-      fr.displaced = st.displaced;
-      fr.warm_starts = st.warm_starts;
-      fr.preemptions = st.preemptions;
-      fr.placements = st.placements;
+      static_cast<carrier::GenInstanceStats&>(results[f]) = node_.Stats(f);
+      results[f].name = s_.functions[f].name;
     }
     for (Seq& q : seqs_) {
       if (q.ends == 0) {
