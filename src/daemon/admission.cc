@@ -3,6 +3,18 @@
 
 namespace fluidfaas::daemon {
 
+std::optional<std::pair<std::string, std::string>> Controller::Impl::NodeRefusal(size_t input_bytes) const {
+  if (stop) return std::pair<std::string, std::string>{"shutdown", "the node has stopped"};
+  if (draining) return std::pair<std::string, std::string>{"draining", "the node is draining: it takes no new request"};
+  if (open >= options.max_open_requests || open_bytes + input_bytes > options.max_open_bytes) {
+    return std::pair<std::string, std::string>{std::string(policy::ToString(Reason::kOverloaded)),
+                                               "the node has " + std::to_string(open) + " requests (" +
+                                                   std::to_string(open_bytes >> 20) +
+                                                   " MiB of inputs) open: its limit"};
+  }
+  return std::nullopt;
+}
+
 void Controller::Infer(const std::string& function, std::vector<std::byte> input, std::optional<double> timeout_ms,
                        InferCallback done) {
   Impl& impl = *impl_;
@@ -17,17 +29,8 @@ void Controller::Infer(const std::string& function, std::vector<std::byte> input
     if (it == impl.functions.end() || it->second.removed) {
       refusal.code = std::string(policy::ToString(Reason::kUnknownFunction));
       refusal.detail = "no function '" + function + "' is deployed";
-    } else if (impl.stop) {
-      refusal.code = "shutdown";
-      refusal.detail = "the node has stopped";
-    } else if (impl.draining) {
-      refusal.code = "draining";
-      refusal.detail = "the node is draining: it takes no new request";
-    } else if (impl.open >= impl.options.max_open_requests ||
-               impl.open_bytes + r.input.size() > impl.options.max_open_bytes) {
-      refusal.code = std::string(policy::ToString(Reason::kOverloaded));
-      refusal.detail = "the node has " + std::to_string(impl.open) + " requests (" +
-                       std::to_string(impl.open_bytes >> 20) + " MiB of inputs) open: its limit";
+    } else if (auto node = impl.NodeRefusal(r.input.size())) {
+      std::tie(refusal.code, refusal.detail) = std::move(*node);
     } else if (r.input.size() != it->second.input_bytes) {
       refusal.code = "bad_input";
       refusal.detail = "input of " + std::to_string(r.input.size()) + " bytes; '" + function + "' takes " +

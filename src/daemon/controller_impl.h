@@ -31,7 +31,9 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "carrier/carrier.h"
@@ -164,6 +166,9 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
     // An edge's loop hands over its round's requests with one wake-up (common/wake_round.h).
     DeferWake(this, [](void* impl) { static_cast<Impl*>(impl)->wake.notify_one(); });
   }
+  // Why the node turns any new request away, whatever its function: stopped, draining, or at its limit of open
+  // requests or of their input bytes; as (code, detail). None when it may be admitted. Infer and Generate ask it.
+  std::optional<std::pair<std::string, std::string>> NodeRefusal(size_t input_bytes) const REQUIRES(mu);
   // The function label of a request turned away: its name when deployed, else "unknown" (names from outside
   // never become label values).
   std::string RefusedLabel(const std::string& function) const REQUIRES(mu) {

@@ -151,15 +151,8 @@ uint64_t Controller::Generate(const std::string& function, const std::vector<int
       refusal.code = other ? "not_generative" : std::string(policy::ToString(Reason::kUnknownFunction));
       refusal.detail = other ? "'" + function + "' answers one forward pass (infer), not generate"
                              : "no generative function '" + function + "' is deployed";
-    } else if (impl.stop) {
-      refusal.code = "shutdown";
-      refusal.detail = "the node has stopped";
-    } else if (impl.draining) {
-      refusal.code = "draining";
-      refusal.detail = "the node is draining: it takes no new request";
-    } else if (impl.open >= impl.options.max_open_requests) {
-      refusal.code = std::string(policy::ToString(Reason::kOverloaded));
-      refusal.detail = "the node has " + std::to_string(impl.open) + " requests open: its limit";
+    } else if (auto node = impl.NodeRefusal(/*input_bytes=*/0)) {
+      std::tie(refusal.code, refusal.detail) = std::move(*node);
     } else if (prompt.empty() || max_tokens < 1 ||
                static_cast<int64_t>(prompt.size()) + max_tokens > it->second.info->max_positions) {
       refusal.code = "too_long";
