@@ -142,6 +142,7 @@ class Runner {
     prompt_ = p;
     output_ = q;
   }
+  const std::vector<double>& gaps() const { return gaps_; }  // microseconds between a sequence's tokens
 
  private:
   double Now() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
@@ -250,16 +251,13 @@ class Runner {
     return o;
   }
 
- public:
-  std::vector<double> gaps_;  // microseconds between a sequence's tokens
-
- private:
   const GenLoadOptions& o_;
   std::string host_;
   int port_;
   std::string model_;
   sim::TokenRange prompt_, output_;
   Clock::time_point start_;
+  std::vector<double> gaps_;  // microseconds between a sequence's tokens
 };
 
 int RunGenLoad(const GenLoadOptions& o) {
@@ -341,8 +339,8 @@ int RunGenLoad(const GenLoadOptions& o) {
               {"ttft_p99_ms", pct(ttft, 0.99)},
               {"tpot_p50_ms", pct(tpot, 0.5)},
               {"tpot_p99_ms", pct(tpot, 0.99)},
-              {"gap_p50_us", pct(runner.gaps_, 0.5)},
-              {"gap_p99_us", pct(runner.gaps_, 0.99)},
+              {"gap_p50_us", pct(runner.gaps(), 0.5)},
+              {"gap_p99_us", pct(runner.gaps(), 0.99)},
               // Per second of arrivals, as the simulator counts them (closed loop: of the run).
               {"tokens_per_s", static_cast<double>(tokens) / (o.rate > 0 ? o.duration : std::max(wall, 1e-9))},
               {"errors", errors}};
@@ -378,8 +376,8 @@ int RunGenLoad(const GenLoadOptions& o) {
               << " for " << Fixed(o.duration, 0) << " s; objectives TTFT " << Fixed(fn.ttft_slo_ms, 1) << " ms, TPOT "
               << Fixed(fn.tpot_slo_ms, 1) << " ms; time scale " << scale << "\n";
     table.Print(std::cout);
-    std::cout << "between tokens of a sequence: p50 " << Fixed(pct(runner.gaps_, 0.5), 0) << " us, p99 "
-              << Fixed(pct(runner.gaps_, 0.99), 0) << " us";
+    std::cout << "between tokens of a sequence: p50 " << Fixed(pct(runner.gaps(), 0.5), 0) << " us, p99 "
+              << Fixed(pct(runner.gaps(), 0.99), 0) << " us";
     if (failed > 0) std::cout << "; " << failed << " failed";
     std::cout << '\n';
     for (const auto& [e, n] : errors) std::cout << "  " << n << " x " << e << '\n';

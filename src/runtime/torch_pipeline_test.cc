@@ -20,6 +20,14 @@ namespace fs = std::filesystem;
 using testing::EmulatedSlices;
 using testing::EventLog;
 
+// The node's runtime on three emulated slices (the CPU as their device), with this build's worker.
+Result<std::unique_ptr<NodeRuntime>> StartRuntime(EventLog& log) {
+  RuntimeOptions o;
+  o.worker_binary = FLUIDFAAS_WORKER;
+  o.slices = EmulatedSlices(3);
+  return NodeRuntime::Start(o, log.Sink());
+}
+
 class TorchPipelineTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -30,10 +38,7 @@ class TorchPipelineTest : public ::testing::Test {
     auto f = model::TorchScriptFunction::Load(dir_.string());
     ASSERT_TRUE(f.ok()) << f.status().ToString();
     function_ = std::move(*f);
-    RuntimeOptions o;
-    o.worker_binary = FLUIDFAAS_WORKER;
-    o.slices = EmulatedSlices(3);
-    auto rt = NodeRuntime::Start(o, log_.Sink());
+    auto rt = StartRuntime(log_);
     ASSERT_TRUE(rt.ok()) << rt.status().ToString();
     runtime_ = std::move(*rt);
   }
@@ -183,10 +188,7 @@ class TorchGenerativePipelineTest : public ::testing::Test {
     dir_ = fs::path(::testing::TempDir()) / "tgp_example";
     fs::remove_all(dir_);
     ASSERT_TRUE(model::WriteGenerativeExample(dir_.string(), /*force=*/true).ok());
-    RuntimeOptions o;
-    o.worker_binary = FLUIDFAAS_WORKER;
-    o.slices = EmulatedSlices(3);
-    auto rt = NodeRuntime::Start(o, log_.Sink());
+    auto rt = StartRuntime(log_);
     ASSERT_TRUE(rt.ok()) << rt.status().ToString();
     runtime_ = std::move(*rt);
   }

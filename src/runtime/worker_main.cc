@@ -33,17 +33,20 @@ std::string Shape(const std::vector<int64_t>& s) {
   return "[" + fluidfaas::Join(s, ", ", [](int64_t d) { return std::to_string(d); }) + "]";
 }
 
+// `check`'s answer for a directory that does not load or run: exit 2.
+int Invalid(const fluidfaas::Status& s, bool json_output) {
+  if (json_output) {
+    std::cout << nlohmann::json{{"valid", false}, {"reason", s.message()}}.dump(2) << '\n';
+  } else {
+    std::cerr << "fluidfaas-worker: " << s.message() << '\n';
+  }
+  return 2;
+}
+
 // A generative function (kind: generative): its blocks chained over a prompt of one token, four generated.
 int RunGenerativeCheck(const std::string& dir, const fluidfaas::model::GenerativeManifest& m, bool json_output) try {
   const auto tokens = fluidfaas::model::GenerateWithoutCache(dir, {1}, 4);
-  if (!tokens.ok()) {
-    if (json_output) {
-      std::cout << nlohmann::json{{"valid", false}, {"reason", tokens.status().message()}}.dump(2) << '\n';
-    } else {
-      std::cerr << "fluidfaas-worker: " << tokens.status().message() << '\n';
-    }
-    return 2;
-  }
+  if (!tokens.ok()) return Invalid(tokens.status(), json_output);
   if (json_output) {
     nlohmann::json blocks = nlohmann::json::array();
     for (const auto& b : m.blocks) blocks.push_back({{"name", b.name}, {"file", b.file}});
@@ -73,14 +76,7 @@ int RunCheck(const std::string& dir, bool json_output) {
   using fluidfaas::model::TorchScriptFunction;
   if (auto g = fluidfaas::model::ReadGenerativeManifest(dir); g.ok()) return RunGenerativeCheck(dir, *g, json_output);
   auto f = TorchScriptFunction::Load(dir);
-  if (!f.ok()) {
-    if (json_output) {
-      std::cout << nlohmann::json{{"valid", false}, {"reason", f.status().message()}}.dump(2) << '\n';
-    } else {
-      std::cerr << "fluidfaas-worker: " << f.status().message() << '\n';
-    }
-    return 2;
-  }
+  if (!f.ok()) return Invalid(f.status(), json_output);
   const auto& m = (*f)->manifest();
   if (json_output) {
     nlohmann::json blocks = nlohmann::json::array();
