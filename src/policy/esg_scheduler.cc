@@ -87,7 +87,8 @@ std::optional<EsgScheduler::Refusal> EsgScheduler::Admit(EsgFunction& fn, const 
     if (fresh && EstimatedFinish(instances_.at(*fresh), now) <= request.deadline) best = fresh;
   }
   if (!best) {
-    refusal.detail = "no ESG instance of " + fn.served.spec->name + " can meet the deadline: " + refusal.detail;
+    refusal.detail =
+        "no ESG instance of " + std::string(fn.served.Name()) + " can meet the deadline: " + refusal.detail;
     return refusal;
   }
   EsgInstance& inst = instances_.at(*best);

@@ -67,7 +67,7 @@ std::optional<ExclusiveScheduler::Refusal> ExclusiveScheduler::Admit(ExclusiveFu
     }
   }
   if (best == 0) {
-    refusal.detail = "no exclusive instance of " + f.spec->name + " can meet the deadline: " + refusal.detail;
+    refusal.detail = "no exclusive instance of " + std::string(f.Name()) + " can meet the deadline: " + refusal.detail;
     return refusal;
   }
   ExclusiveInstance& inst = instances_.at(best);

@@ -6,7 +6,7 @@
 namespace fluidfaas::policy {
 
 Status CheckServedFunction(const ServedFunction& f, bool needs_batched, bool needs_mps) {
-  const std::string name = f.spec != nullptr ? f.spec->name : "function " + std::to_string(f.id);
+  const std::string name = f.spec != nullptr ? std::string(f.Name()) : "function " + std::to_string(f.id);
   if (f.spec == nullptr || f.spec->blocks.empty()) return Status::InvalidArgument(name + ": no model blocks");
   if (f.costs == nullptr || f.costs->blocks() != f.spec->blocks.size()) {
     return Status::InvalidArgument(name + ": no batch-1 cost table over its blocks");
@@ -43,14 +43,15 @@ Status FluidFaaSScheduler::Deploy(ServedFunction function) {
   if (functions_.contains(function.id)) {
     return Status::AlreadyExists("function id " + std::to_string(function.id) + " is deployed already");
   }
-  placer_.Forget(function.id);
-  functions_.emplace(function.id, std::move(function));
+  const FunctionId id = function.id;
+  placer_.Deployed(functions_.emplace(id, std::move(function)).first->second);
   return Status::Ok();
 }
 
 Status FluidFaaSScheduler::Remove(FunctionId function, TimePoint now, std::vector<Decision>& out) {
   if (functions_.erase(function) == 0)
     return Status::NotFound("function id " + std::to_string(function) + " is not deployed");
+  placer_.Removed(function);
   const std::vector<InstanceRec*> mine = instances_.OfFunction(function);
   for (InstanceRec* inst : mine) {
     if (inst->state == InstanceState::kWarm) {
@@ -99,7 +100,7 @@ std::optional<FluidFaaSScheduler::Refusal> FluidFaaSScheduler::Admit(const Serve
     router_.Route(*c.earliest, request, now, out);
     return std::nullopt;
   }
-  refusal.detail = "no instance of " + f.spec->name + " can finish before the deadline: " + refusal.detail;
+  refusal.detail = "no instance of " + std::string(f.Name()) + " can finish before the deadline: " + refusal.detail;
   if (c.earliest != nullptr) {
     refusal.detail += " (earliest estimate " + FormatDuration(c.earliest_finish - request.deadline) + " late)";
   }

@@ -20,9 +20,12 @@ void Hotness::Promote(InstanceRec& inst, TimePoint now, std::vector<Decision>& o
 }
 
 void Hotness::Tick(TimePoint now, std::vector<Decision>& out) {
-  std::vector<InstanceId> expire;
+  // Only instances on slices are judged (a promotion may evict others: hence the copy); warm copies are ordered by
+  // when they turned warm and leave from the front. Idle functions cost nothing here.
+  const std::vector<InstanceId> placed(instances_.on_slices().begin(), instances_.on_slices().end());
   std::vector<InstanceId> retire;
-  for (auto& [id, inst] : instances_.all()) {
+  for (InstanceId id : placed) {
+    InstanceRec& inst = instances_.at(id);
     switch (inst.state) {
       case InstanceState::kTimeSharing: {
         if (inst.load.BusyFraction(now) >= options_.promote_busy) {
@@ -41,33 +44,20 @@ void Hotness::Tick(TimePoint now, std::vector<Decision>& out) {
           instances_.SetState(inst, InstanceState::kTimeSharing, now, out);
         }
         break;
-      case InstanceState::kWarm:
-        if (now - inst.state_since >= options_.keep_alive) expire.push_back(id);
-        break;
       case InstanceState::kDraining:
         if (inst.outstanding == 0) retire.push_back(id);
         break;
-      default: break;
+      default: break;  // evicted by a promotion above: warm now
     }
   }
-  // Host memory: the warm copies that stay must fit; the least recently used go first.
-  if (options_.host_memory_mib > 0) {
-    std::vector<const InstanceRec*> warm;
-    int64_t held = 0;
-    for (const auto& [id, inst] : instances_.all()) {
-      if (inst.state != InstanceState::kWarm || std::find(expire.begin(), expire.end(), id) != expire.end()) continue;
-      warm.push_back(&inst);
-      held += inst.weights_mib;
-    }
-    std::sort(warm.begin(), warm.end(), [](const InstanceRec* a, const InstanceRec* b) {
-      return a->state_since != b->state_since ? a->state_since < b->state_since : a->id < b->id;
-    });
-    for (size_t i = 0; held > options_.host_memory_mib && i < warm.size(); ++i) {
-      expire.push_back(warm[i]->id);
-      held -= warm[i]->weights_mib;
-    }
+  // Warm copies past their keep-alive turn cold; then, while the copies overflow host memory, the least recently
+  // used go too.
+  while (!instances_.warm().empty()) {
+    const auto [since, id] = *instances_.warm().begin();
+    const bool overflow = options_.host_memory_mib > 0 && instances_.warm_mib() > options_.host_memory_mib;
+    if (now - since < options_.keep_alive && !overflow) break;
+    instances_.Expire(instances_.at(id), now, out);
   }
-  for (InstanceId id : expire) instances_.Expire(instances_.at(id), now, out);
   for (InstanceId id : retire) instances_.Retire(instances_.at(id), now, out);
 }
 

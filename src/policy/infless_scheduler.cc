@@ -108,7 +108,8 @@ std::optional<InflessScheduler::Refusal> InflessScheduler::Admit(InflessFunction
     }
   }
   if (pick == 0) {
-    refusal.detail = "no INFless instance of " + fn.served.spec->name + " can meet the deadline: " + refusal.detail;
+    refusal.detail =
+        "no INFless instance of " + std::string(fn.served.Name()) + " can meet the deadline: " + refusal.detail;
     return refusal;
   }
   InflessInstance& inst = instances_.at(pick);

@@ -44,9 +44,37 @@ bool InstanceTable::SetState(InstanceRec& inst, InstanceState to, TimePoint now,
     return false;
   }
   if (announce) out.push_back(StateDecision{inst.id, inst.state, to});
+  Index(inst, false);
   inst.state = to;
   inst.state_since = now;
+  Index(inst, true);
   return true;
+}
+
+void InstanceTable::Index(const InstanceRec& inst, bool add) {
+  switch (inst.state) {
+    case InstanceState::kTimeSharing:
+    case InstanceState::kExclusiveHot:
+    case InstanceState::kDraining:
+      if (add) {
+        on_slices_.insert(inst.id);
+        if (inst.stages.size() > 1) pipelines_.insert(inst.id);
+      } else {
+        on_slices_.erase(inst.id);
+        pipelines_.erase(inst.id);
+      }
+      break;
+    case InstanceState::kWarm:
+      if (add) {
+        warm_.emplace(inst.state_since, inst.id);
+        warm_mib_ += inst.weights_mib;
+      } else {
+        warm_.erase({inst.state_since, inst.id});
+        warm_mib_ -= inst.weights_mib;
+      }
+      break;
+    default: break;
+  }
 }
 
 void InstanceTable::Place(InstanceRec& inst, const ServedFunction& f, std::vector<StagePlacement> stages,
@@ -160,8 +188,10 @@ void InstanceTable::Expire(InstanceRec& inst, TimePoint now, std::vector<Decisio
 }
 
 void InstanceTable::Erase(InstanceRec& inst) {
-  std::vector<InstanceRec*>& list = by_function_[inst.function];
-  list.erase(std::remove(list.begin(), list.end(), &inst), list.end());
+  Index(inst, false);  // a no-op: only cold and retired records leave
+  auto list = by_function_.find(inst.function);
+  std::erase(list->second, &inst);
+  if (list->second.empty()) by_function_.erase(list);  // a function that is not served holds nothing here
   instances_.erase(inst.id);
 }
 

@@ -13,7 +13,9 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "policy/fluidfaas_options.h"
@@ -78,7 +80,15 @@ class InstanceTable {
   const InstanceRec& at(InstanceId id) const { return instances_.at(id); }
   const std::vector<InstanceRec*>& OfFunction(FunctionId fn) const;
   const std::map<InstanceId, InstanceRec>& all() const { return instances_; }
-  std::map<InstanceId, InstanceRec>& all() { return instances_; }
+  // The instances on slices (time-sharing, exclusive or draining), by id: what a tick judges. Warm copies and
+  // idle functions are not here, so a tick's work follows what is placed.
+  const std::set<InstanceId>& on_slices() const { return on_slices_; }
+  // Those of them with more than one stage: the pipelines that may migrate back or yield their slices.
+  const std::set<InstanceId>& pipelines() const { return pipelines_; }
+  // The warm instances, oldest first (by when they turned warm), and the host memory their copies hold: expiry
+  // and eviction from host memory take them from the front.
+  const std::set<std::pair<TimePoint, InstanceId>>& warm() const { return warm_; }
+  int64_t warm_mib() const { return warm_mib_; }
   // A warm instance of `fn` to reload, else a new one.
   InstanceRec& ReusableOrNew(FunctionId fn);
 
@@ -108,11 +118,17 @@ class InstanceTable {
  private:
   void Unplace(InstanceRec& inst);
   void Erase(InstanceRec& inst);
+  // Adds `inst` to the index of its state (on_slices_ or warm_), or removes it.
+  void Index(const InstanceRec& inst, bool add);
 
   const FluidFaaSOptions& options_;
   SliceBooks& slices_;
   std::map<InstanceId, InstanceRec> instances_;
   std::map<FunctionId, std::vector<InstanceRec*>> by_function_;  // the same records (map nodes are stable)
+  std::set<InstanceId> on_slices_;
+  std::set<InstanceId> pipelines_;
+  std::set<std::pair<TimePoint, InstanceId>> warm_;
+  int64_t warm_mib_ = 0;
   InstanceId next_instance_ = 1;
   uint64_t placement_epoch_ = 0;
   std::vector<std::string> errors_;

@@ -5,7 +5,8 @@ namespace fluidfaas::policy {
 void Migrator::Consider(TimePoint now, std::vector<Decision>& out) {
   if (!options_.migration) return;
   std::vector<InstanceId> pipelines;
-  for (const auto& [id, inst] : instances_.all()) {
+  for (InstanceId id : instances_.pipelines()) {
+    const InstanceRec& inst = instances_.at(id);
     if (inst.stages.size() > 1 && !inst.migrating &&
         (inst.state == InstanceState::kExclusiveHot || inst.state == InstanceState::kTimeSharing)) {
       pipelines.push_back(id);

@@ -8,17 +8,60 @@ namespace fluidfaas::policy {
 InstanceRec* Placer::ScaleUp(const ServedFunction& f, TimePoint now, std::vector<Decision>& out) {
   // In a burst every request would otherwise repeat the same search over every slice and resident; the
   // time-sharing test reads hotness, which drifts, hence the retry after scale_up_retry.
-  if (auto failed = failed_.find(f.id); failed != failed_.end() &&
-                                        failed->second.first == instances_.placement_epoch() &&
-                                        now - failed->second.second < options_.scale_up_retry) {
-    return nullptr;
+  const uint64_t epoch = instances_.placement_epoch();
+  const auto recent = [&](const std::pair<uint64_t, TimePoint>& failed) {
+    return failed.first == epoch && now - failed.second < options_.scale_up_retry;
+  };
+  if (auto failed = failed_.find(f.id); failed != failed_.end() && recent(failed->second)) return nullptr;
+  // A function with no instance at all climbs the same ladder as any other such function of its model and SLO
+  // (nothing of its own is placed, warm or measured): where thousands of functions are deployed and many turn
+  // cold, one failed climb stands for all of them until a placement changes or the retry passes.
+  const bool cold = instances_.OfFunction(f.id).empty();
+  const ColdKey key{f.costs.get(), f.slo_ms};
+  if (cold) {
+    if (auto failed = cold_failed_.find(key); failed != cold_failed_.end() && recent(failed->second)) {
+      failed_[f.id] = {epoch, now};
+      ShortOf(f.id, now);
+      return nullptr;
+    }
   }
   InstanceRec* added = TryScaleUp(f, now, out);
   if (added == nullptr) {
-    failed_[f.id] = {instances_.placement_epoch(), now};
-    short_of_[f.id] = now;
+    failed_[f.id] = {epoch, now};
+    if (cold) cold_failed_[key] = {epoch, now};
+    ShortOf(f.id, now);
   }
   return added;
+}
+
+void Placer::ShortOf(FunctionId f, TimePoint now) {
+  if (auto it = short_of_.find(f); it != short_of_.end()) short_by_time_.erase({it->second, f});
+  short_of_[f] = now;
+  short_by_time_.emplace(now, f);
+  while (now - short_by_time_.begin()->first > options_.contest_window) {
+    short_of_.erase(short_by_time_.begin()->second);
+    short_by_time_.erase(short_by_time_.begin());
+  }
+}
+
+void Placer::Deployed(const ServedFunction& f) {
+  Removed(f.id);
+  const int64_t smallest = SmallestServing(f);
+  smallest_[f.id] = smallest;
+  ++smallest_count_[smallest];
+}
+
+void Placer::Removed(FunctionId fn) {
+  failed_.erase(fn);
+  if (auto it = short_of_.find(fn); it != short_of_.end()) {
+    short_by_time_.erase({it->second, fn});
+    short_of_.erase(it);
+  }
+  turned_away_.erase(fn);
+  if (auto it = smallest_.find(fn); it != smallest_.end()) {
+    if (--smallest_count_[it->second] == 0) smallest_count_.erase(it->second);
+    smallest_.erase(it);
+  }
 }
 
 void Placer::TurnedAway(const ServedFunction& f, TimePoint now, std::vector<Decision>& out) {
@@ -30,7 +73,8 @@ void Placer::TurnedAway(const ServedFunction& f, TimePoint now, std::vector<Deci
   const double wanted = away.RateShort(now);
   InstanceRec* yielding = nullptr;
   double yielding_rate = 0;
-  for (const auto& [id, rec] : instances_.all()) {
+  for (InstanceId id : instances_.pipelines()) {
+    const InstanceRec& rec = instances_.at(id);
     if (rec.stages.size() < 2 || rec.function == f.id || rec.migrating || rec.evict_pending ||
         (rec.state != InstanceState::kExclusiveHot && rec.state != InstanceState::kTimeSharing) ||
         now - rec.state_since < options_.contest_window) {
@@ -213,27 +257,31 @@ std::optional<size_t> Placer::Reclaimable(const ServedFunction& f, TimePoint now
   return best;
 }
 
-bool Placer::Needed(const ServedFunction& f, const SliceKind& kind) const {
-  const auto smallest = [&](const ServedFunction& g) {
-    int64_t best = INT64_MAX;
-    for (size_t i = 0; i < slices_.size(); ++i) {
-      const SliceKind& k = slices_.info(i).kind;
-      if (g.costs->ServesAlone(g.costs->KindIndex(k), k.profile->memory_mib, g.slo_ms)) {
-        best = std::min<int64_t>(best, k.profile->memory_mib);
-      }
+int64_t Placer::SmallestServing(const ServedFunction& f) const {
+  int64_t best = INT64_MAX;
+  for (const SliceKind& k : kinds_) {
+    if (f.costs->ServesAlone(f.costs->KindIndex(k), k.profile->memory_mib, f.slo_ms)) {
+      best = std::min<int64_t>(best, k.profile->memory_mib);
     }
-    return best;
-  };
+  }
+  return best;
+}
+
+bool Placer::Needed(const ServedFunction& f, const SliceKind& kind) const {
   const int64_t size = kind.profile->memory_mib;
-  if (size <= smallest(f)) return false;
-  return std::any_of(functions_.begin(), functions_.end(),
-                     [&](const auto& entry) { return entry.first != f.id && smallest(entry.second) == size; });
+  const auto mine = smallest_.find(f.id);
+  if (mine == smallest_.end() || size <= mine->second) return false;
+  // Every function counted at `size` is another one: this one's smallest is below it.
+  const auto others = smallest_count_.find(size);
+  return others != smallest_count_.end() && others->second > 0;
 }
 
 bool Placer::Contested(const ServedFunction& f, const SliceKind& kind, TimePoint now) const {
   if (options_.contest_window <= Duration{0}) return false;
-  for (const auto& [g, when] : short_of_) {
-    if (g == f.id || now - when > options_.contest_window) continue;
+  for (auto recent = short_by_time_.rbegin(); recent != short_by_time_.rend(); ++recent) {  // the latest first
+    const auto& [when, g] = *recent;
+    if (now - when > options_.contest_window) break;
+    if (g == f.id) continue;
     const auto it = functions_.find(g);
     if (it == functions_.end()) continue;
     const ServedFunction& other = it->second;

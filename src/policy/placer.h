@@ -14,9 +14,11 @@
 // Thread safety: none; owned by one scheduler.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -28,7 +30,15 @@ class Placer {
  public:
   Placer(const FluidFaaSOptions& options, SliceBooks& slices, InstanceTable& instances,
          const std::map<FunctionId, ServedFunction>& functions)
-      : options_(options), slices_(slices), instances_(instances), functions_(functions), planner_(options.planner) {}
+      : options_(options), slices_(slices), instances_(instances), functions_(functions), planner_(options.planner) {
+    for (size_t i = 0; i < slices_.size(); ++i) {
+      const SliceKind& k = slices_.info(i).kind;
+      if (std::none_of(kinds_.begin(), kinds_.end(),
+                       [&](const SliceKind& seen) { return seen.gpu == k.gpu && seen.profile == k.profile; })) {
+        kinds_.push_back(k);
+      }
+    }
+  }
 
   // Places an instance of `f` (a warm one reloaded, or a new one), or nullptr when nothing fits.
   InstanceRec* ScaleUp(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
@@ -47,11 +57,9 @@ class Placer {
   // turned-away rate, capped at what that one slice serves at batch 1, exceeds the pipeline's own request rate.
   void TurnedAway(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
 
-  void Forget(FunctionId fn) {
-    failed_.erase(fn);
-    short_of_.erase(fn);
-    turned_away_.erase(fn);
-  }
+  // `f` is deployed (it is in the functions map now) or removed: what is known of it is set up or forgotten.
+  void Deployed(const ServedFunction& f);
+  void Removed(FunctionId fn);
 
  private:
   InstanceRec* TryScaleUp(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
@@ -72,6 +80,10 @@ class Placer {
   std::optional<size_t> Reclaimable(const ServedFunction& f, TimePoint now) const;
   // Whether a free slice of `kind`, larger than `f` needs, is the smallest one another function is served on.
   bool Needed(const ServedFunction& f, const SliceKind& kind) const;
+  // The memory of the smallest slice kind of the cluster that serves `f` alone (INT64_MAX: none does).
+  int64_t SmallestServing(const ServedFunction& f) const;
+  // `f` found no place at `now`: remembered for contest_window.
+  void ShortOf(FunctionId f, TimePoint now);
   // A time-sharing slice `f` can join, with the idle residents to evict first (the fewest).
   std::optional<std::pair<size_t, std::vector<InstanceId>>> TimeSharingSlot(const ServedFunction& f,
                                                                             TimePoint now) const;
@@ -86,9 +98,18 @@ class Placer {
   InstanceTable& instances_;
   const std::map<FunctionId, ServedFunction>& functions_;
   PipelinePlanner planner_;
-  std::map<FunctionId, std::pair<uint64_t, TimePoint>> failed_;  // epoch and time of the last failed ladder
-  std::map<FunctionId, TimePoint> short_of_;                     // when each function last found no place
-  std::map<FunctionId, LoadTracker> turned_away_;                // requests turned away for want of capacity
+  std::map<FunctionId, std::pair<uint64_t, TimePoint>> failed_;    // epoch and time of the last failed ladder
+  using ColdKey = std::pair<const StageCostTable*, double>;        // a model's costs and an SLO
+  std::map<ColdKey, std::pair<uint64_t, TimePoint>> cold_failed_;  // the same, of a function with no instance
+  // Functions that found no place within contest_window: when, by function and by time (older ones are dropped).
+  std::map<FunctionId, TimePoint> short_of_;
+  std::set<std::pair<TimePoint, FunctionId>> short_by_time_;
+  // Needed's index: each function's SmallestServing, and how many functions have each (the slice kinds are fixed,
+  // so a deploy computes it once and a placement asks in O(log F), not by a scan of every function).
+  std::vector<SliceKind> kinds_;  // the cluster's slice kinds, each once
+  std::map<FunctionId, int64_t> smallest_;
+  std::map<int64_t, int> smallest_count_;
+  std::map<FunctionId, LoadTracker> turned_away_;  // requests turned away for want of capacity
 };
 
 }  // namespace fluidfaas::policy

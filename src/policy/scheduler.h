@@ -89,11 +89,13 @@ struct StagePlacement {
 // A function a scheduler serves; the scheduler holds its cost tables (shared, immutable).
 struct ServedFunction {
   FunctionId id = 0;
-  std::shared_ptr<const model::FunctionSpec> spec;
-  std::shared_ptr<const StageCostTable> costs;  // MIG slice kinds, batch 1 (every policy)
+  std::shared_ptr<const model::FunctionSpec> spec;  // may be shared by the functions of one model
+  std::shared_ptr<const StageCostTable> costs;      // MIG slice kinds, batch 1 (every policy)
   double slo_ms = 0;
   std::shared_ptr<const BatchCosts> batched;  // MIG slice kinds at several batch sizes (batching policies)
   std::shared_ptr<const BatchCosts> mps;      // MPS share kinds (MpsKinds) at several batch sizes (INFless)
+  std::string name;                           // the function's own; empty: its model's (spec->name)
+  std::string_view Name() const { return name.empty() ? std::string_view(spec->name) : std::string_view(name); }
 };
 
 // The checks every policy makes of a function it is asked to serve: a spec and batch-1 costs that agree on the
