@@ -340,7 +340,9 @@ int RunSim(SimOptions o) {
       return fail(st, kExitBadInput);
     }
     trace_options.seed = o.seeds.front();
-    Result<sim::Trace> first = sim::ReadAzureTrace(o.trace, trace_options);
+    sim::TraceOptions header_options = trace_options;
+    header_options.materialize = false;  // its functions and counts only
+    Result<sim::Trace> first = sim::ReadAzureTrace(o.trace, header_options);
     if (!first.ok()) return fail(first.status(), kExitBadInput);
     preset_options->models.clear();
     preset_options->weights.clear();
@@ -384,19 +386,29 @@ int RunSim(SimOptions o) {
   double trace_span_s = 0;
   double trace_rate_rps = 0;
   for (uint64_t seed : o.seeds) {
-    // (load name, arrivals) pairs: a trace gives one, the synthetic loads one each.
-    std::vector<std::pair<std::string, std::vector<sim::Arrival>>> workloads;
+    // A trace gives one workload, the synthetic loads one each. A synthetic one on one node is generated as the
+    // run goes (a stream: memory follows the open requests, not the duration); a trace, or a cluster's, is a vector.
+    struct Workload {
+      std::string name;
+      std::optional<sim::WorkloadSpec> spec;    // synthetic
+      std::shared_ptr<const sim::Trace> trace;  // a trace's cells
+      std::vector<sim::Arrival> arrivals;       // a cluster's: the trace's or the synthetic ones
+    };
+    std::vector<Workload> workloads;
     std::vector<double> shares;
     std::vector<double> spans;  // seconds of arrivals in each workload
     if (!o.trace.empty()) {
       sim::TraceOptions t = trace_options;
       t.seed = seed;  // spreads each minute's invocations; the functions and their models stay
+      t.materialize = o.nodes > 1;
       Result<sim::Trace> trace = sim::ReadAzureTrace(o.trace, t);
       if (!trace.ok()) return fail(trace.status(), kExitBadInput);
       spans.push_back(ToSeconds(trace->span()));  // first to last minute with an invocation
       trace_span_s = spans.back();
-      trace_rate_rps = static_cast<double>(trace->arrivals.size()) / trace_span_s;
-      workloads.emplace_back("trace", std::move(trace->arrivals));
+      trace_rate_rps = static_cast<double>(trace->invocations) / trace_span_s;
+      std::vector<sim::Arrival> arrivals = std::move(trace->arrivals);
+      workloads.push_back(
+          Workload{"trace", std::nullopt, std::make_shared<const sim::Trace>(std::move(trace).value()), arrivals});
       shares.push_back(0);
     } else {
       for (const std::string& load : o.loads) {
@@ -404,7 +416,8 @@ int RunSim(SimOptions o) {
         if (!share.ok()) return fail(share.status(), kExitBadInput);
         const sim::WorkloadSpec w =
             sim::PresetWorkload(**preset, *share * (*preset)->capacity_rps, SecondsF(o.duration_s), seed);
-        workloads.emplace_back(load, sim::GenerateWorkload(w));
+        workloads.push_back(
+            Workload{load, w, nullptr, o.nodes > 1 ? sim::GenerateWorkload(w) : std::vector<sim::Arrival>{}});
         shares.push_back(*share);
         spans.push_back(o.duration_s);
       }
@@ -416,17 +429,27 @@ int RunSim(SimOptions o) {
           if (!routing.empty()) label.append("@").append(routing);
           if (progress) {
             std::cerr << "\r[" << runs.size() + 1 << "/" << per_seed * o.seeds.size() << "] seed " << seed << " "
-                      << label << " " << workloads[w].first << "   " << std::flush;
+                      << label << " " << workloads[w].name << "   " << std::flush;
           }
           sim::SimOptions run_options = sim_options;
           run_options.seed = seed;
           run_options.take = sim::TakingFor(p, **preset, run_options.take);
+          run_options.keep_records = false;
           const auto t0 = std::chrono::steady_clock::now();
           sim::SimResult r;
           if (routing.empty()) {
             std::unique_ptr<policy::Scheduler> scheduler = std::move(sim::MakeScheduler(p, **preset)).value();
-            r = sim::Simulate(sim::ClusterFor(p, **preset), (*preset)->functions, workloads[w].second, *scheduler,
-                              run_options);
+            sim::ArrivalStream stream;
+            if (workloads[w].spec) {
+              stream = [generator = std::make_shared<sim::WorkloadGenerator>(*workloads[w].spec)] {
+                return generator->Next();
+              };
+            } else {
+              stream = [arrivals = std::make_shared<sim::AzureArrivals>(*workloads[w].trace)] {
+                return arrivals->Next();
+              };
+            }
+            r = sim::Simulate(sim::ClusterFor(p, **preset), (*preset)->functions, stream, *scheduler, run_options);
           } else {
             const auto nodes = sim::SplitIntoNodes(sim::ClusterFor(p, **preset), o.nodes);
             std::vector<std::unique_ptr<policy::Scheduler>> owned;
@@ -437,7 +460,7 @@ int RunSim(SimOptions o) {
               owned.push_back(std::move(made).value());
               schedulers.push_back(owned.back().get());
             }
-            r = sim::SimulateCluster(nodes, (*preset)->functions, workloads[w].second, schedulers,
+            r = sim::SimulateCluster(nodes, (*preset)->functions, workloads[w].arrivals, schedulers,
                                      *policy::ParseRouting(routing), run_options);
           }
           const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -445,10 +468,10 @@ int RunSim(SimOptions o) {
           sim::RunSummary s = sim::Summarize(r, wall, (*preset)->functions);
           for (size_t f = 0; f < s.functions.size(); ++f) s.functions[f].model = (*preset)->models[f];
           s.policy = label;
-          s.load = workloads[w].first;
+          s.load = workloads[w].name;
           s.seed = seed;
           s.load_share = shares[w];
-          s.rate_rps = static_cast<double>(workloads[w].second.size()) / spans[w];
+          s.rate_rps = static_cast<double>(r.totals.requests) / spans[w];
           runs.push_back(std::move(s));
         }
       }

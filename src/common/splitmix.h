@@ -19,6 +19,9 @@ class SplitMix64 {
   static constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ULL;
   uint64_t Next() { return Mix(state_ += kGamma); }
   double Unit() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }  // in [0, 1)
+  // The stream's position, to resume it later (FromState) without replaying its draws.
+  uint64_t state() const { return state_; }
+  static SplitMix64 FromState(uint64_t state) { return SplitMix64(state); }
 
  private:
   uint64_t state_;

@@ -136,6 +136,7 @@ class Runner {
     SimOptions so;
     so.seed = seed;
     so.take = TakingFor(o_.policy, *preset, preset->take);
+    so.keep_records = false;
     FF_ASSIGN_OR_RETURN(const std::vector<Arrival>* arrivals, Arrivals(seconds, seed));
     const SimResult r = Simulate(ClusterFor(o_.policy, *preset), preset->functions, *arrivals, *scheduler, so);
     if (!r.errors.empty()) return Status::Internal("simulating " + Label(per_gpu) + ": " + r.errors.front());
@@ -181,14 +182,16 @@ Result<Advice> AdviseLayouts(const AdviseOptions& o) {
   double trace_rate = 0;
   if (!o.trace.empty()) {
     // The trace's busiest rows are the functions, their invocations the popularity, its arrivals the load.
-    FF_ASSIGN_OR_RETURN(const Trace trace, ReadAzureTrace(o.trace, o.trace_options));
+    TraceOptions header_options = o.trace_options;
+    header_options.materialize = false;  // its functions and counts only
+    FF_ASSIGN_OR_RETURN(const Trace trace, ReadAzureTrace(o.trace, header_options));
     base_options.models.clear();
     base_options.weights.clear();
     for (const TraceFunction& f : trace.functions) {
       base_options.models.push_back(f.model);
       base_options.weights.push_back(static_cast<double>(f.invocations));
     }
-    trace_rate = static_cast<double>(trace.arrivals.size()) / ToSeconds(trace.span());
+    trace_rate = static_cast<double>(trace.invocations) / ToSeconds(trace.span());
   }
   FF_ASSIGN_OR_RETURN(std::unique_ptr<Preset> base, MakePreset(o.preset, base_options));
   FF_RETURN_IF_ERROR(MakeScheduler(o.policy, *base).status());

@@ -192,9 +192,8 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
   }
   if (rows.empty()) trace.first_active_minute = trace.last_active_minute = trace.first_minute;
 
-  // Pass 2: each kept row is a function; its counts become arrivals, each function-minute from a random stream of
-  // its own (the seed, the row's ids and the minute), so that no other row or minute changes its arrivals.
-  trace.arrivals.reserve(static_cast<size_t>(expected_total) + rows.size());
+  // Pass 2: each kept row is a function; each of its function-minutes a cell, with a random stream of its own (the
+  // seed, the row's ids and the minute), so that no other row or minute changes its arrivals.
   for (const Row& r : rows) {
     const std::vector<std::string_view> fields = Split(r.line);
     TraceFunction f;
@@ -221,19 +220,45 @@ Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, 
       const double expected = static_cast<double>(count) * options.rate_scale;
       auto n = static_cast<int64_t>(expected);
       if (stream.Unit() < expected - static_cast<double>(n)) ++n;
-      const double minute_start = 60.0 * (minute - trace.first_active_minute);
-      for (int64_t k = 0; k < n; ++k) {
-        trace.arrivals.push_back(Arrival{TimePoint{} + SecondsF(minute_start + 60.0 * stream.Unit()), index});
-      }
+      if (n == 0) continue;
+      trace.cells.push_back(TraceCell{minute - trace.first_active_minute, index, n, stream.state()});
+      trace.invocations += n;
     }
   }
-  if (trace.arrivals.empty()) {
+  if (trace.invocations == 0) {
     return Status::InvalidArgument(source + ": no invocations in minutes " + std::to_string(trace.first_minute) + ".." +
                                    std::to_string(trace.last_minute) + (trace.rows == 0 ? " (no function rows)" : ""));
   }
-  std::sort(trace.arrivals.begin(), trace.arrivals.end(),
-            [](const Arrival& a, const Arrival& b) { return a.at != b.at ? a.at < b.at : a.function < b.function; });
+  std::sort(trace.cells.begin(), trace.cells.end(), [](const TraceCell& a, const TraceCell& b) {
+    return a.minute != b.minute ? a.minute < b.minute : a.function < b.function;
+  });
+  if (options.materialize) {
+    trace.arrivals.reserve(static_cast<size_t>(trace.invocations));
+    AzureArrivals stream(trace);
+    while (std::optional<Arrival> a = stream.Next()) trace.arrivals.push_back(*a);
+  }
   return trace;
+}
+
+std::optional<Arrival> AzureArrivals::Next() {
+  if (at_ == minute_.size()) {
+    minute_.clear();
+    at_ = 0;
+    const std::vector<TraceCell>& cells = trace_.cells;
+    if (cell_ == cells.size()) return std::nullopt;
+    // The minutes are disjoint spans of time: sorting each one's arrivals sorts them all.
+    const int minute = cells[cell_].minute;
+    for (; cell_ < cells.size() && cells[cell_].minute == minute; ++cell_) {
+      const TraceCell& c = cells[cell_];
+      SplitMix64 stream = SplitMix64::FromState(c.stream);
+      for (int64_t k = 0; k < c.arrivals; ++k) {
+        minute_.push_back(Arrival{TimePoint{} + SecondsF(60.0 * minute + 60.0 * stream.Unit()), c.function});
+      }
+    }
+    std::sort(minute_.begin(), minute_.end(),
+              [](const Arrival& a, const Arrival& b) { return a.at != b.at ? a.at < b.at : a.function < b.function; });
+  }
+  return minute_[at_++];
 }
 
 Result<Trace> ReadAzureTrace(const std::string& path, const TraceOptions& options) {

@@ -25,6 +25,8 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -45,6 +47,7 @@ struct TraceOptions {
   uint64_t seed = 1;                                // spreads counts within their minute; the mapping does not use it
   bool lenient = false;                             // skip malformed rows instead of failing
   int64_t max_invocations = kMaxRequestsPerRun;     // after scaling. REQUIRES: 1..kMaxRequestsPerRun
+  bool materialize = true;  // fill Trace::arrivals; false: only AzureArrivals streams them (memory: the cells)
 };
 
 struct TraceFunction {
@@ -53,8 +56,19 @@ struct TraceFunction {
   int64_t invocations = 0;  // in the selected minutes, before rate scaling
 };
 
+// One function-minute with invocations: how many arrivals it makes (after scaling) and the random stream that
+// places them in the minute.
+struct TraceCell {
+  int minute = 0;  // minutes after the first active one
+  uint32_t function = 0;
+  int64_t arrivals = 0;
+  uint64_t stream = 0;  // SplitMix64 state
+};
+
 struct Trace {
-  std::vector<Arrival> arrivals;         // Arrival::function indexes `functions`; sorted by time
+  std::vector<Arrival> arrivals;         // Arrival::function indexes `functions`; sorted by time (materialize)
+  std::vector<TraceCell> cells;          // by minute, then function
+  int64_t invocations = 0;               // arrivals in all, after scaling
   std::vector<TraceFunction> functions;  // the rows kept, in file order
   size_t rows = 0;                       // well-formed function rows read
   size_t dropped_rows = 0;               // rows with invocations beyond max_functions
@@ -71,6 +85,21 @@ struct Trace {
 };
 
 Result<Trace> ParseAzureTrace(std::string_view text, const std::string& source, const TraceOptions& options);
+
+// The trace's arrivals in time order, generated a minute at a time from its cells (the same ones, in the same order,
+// as Trace::arrivals): a stream for the simulator whose memory is one minute's arrivals. Keeps a reference to
+// `trace`.
+class AzureArrivals {
+ public:
+  explicit AzureArrivals(const Trace& trace) : trace_(trace) {}
+  std::optional<Arrival> Next();
+
+ private:
+  const Trace& trace_;
+  size_t cell_ = 0;              // the next minute's first cell
+  std::vector<Arrival> minute_;  // the current minute's arrivals, sorted
+  size_t at_ = 0;                // the next of them
+};
 Result<Trace> ReadAzureTrace(const std::string& path, const TraceOptions& options);
 
 }  // namespace fluidfaas::sim

@@ -45,6 +45,41 @@ TEST(AzureTraceTest, ReadsMinuteColumnsByHeaderAndSpreadsCountsWithinTheMinute) 
   for (size_t i = 1; i < t->arrivals.size(); ++i) ASSERT_LE(t->arrivals[i - 1].at, t->arrivals[i].at);
 }
 
+TEST(AzureTraceTest, AStreamOfTheCellsGivesTheSameArrivalsAMinuteAtATime) {
+  // 40 rows over 30 minutes, some cells empty, with a fractional rate scale.
+  std::string text = "HashOwner,HashApp,HashFunction,Trigger";
+  for (int m = 1; m <= 30; ++m) text += "," + std::to_string(m);
+  text += "\n";
+  for (int i = 0; i < 40; ++i) {
+    text += "o,a,f" + std::to_string(i) + ",http";
+    for (int m = 1; m <= 30; ++m) text += "," + std::to_string((i * 7 + m * 3) % 5 == 0 ? 0 : (i + m) % 9);
+    text += "\n";
+  }
+  TraceOptions o = Options();
+  o.rate_scale = 1.7;
+  const Trace whole = *ParseAzureTrace(text, "t", o);
+  o.materialize = false;
+  const Trace cells = *ParseAzureTrace(text, "t", o);
+  EXPECT_TRUE(cells.arrivals.empty());
+  EXPECT_EQ(cells.invocations, whole.invocations);
+  ASSERT_EQ(static_cast<int64_t>(whole.arrivals.size()), whole.invocations);
+  AzureArrivals stream(cells);
+  std::vector<Arrival> streamed;
+  while (std::optional<Arrival> a = stream.Next()) streamed.push_back(*a);
+  EXPECT_FALSE(stream.Next().has_value());
+  ASSERT_EQ(streamed.size(), whole.arrivals.size());
+  // In time order over the whole trace (each minute sorted on its own), and the same arrivals.
+  std::vector<Arrival> sorted = streamed;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Arrival& a, const Arrival& b) {
+    return a.at != b.at ? a.at < b.at : a.function < b.function;
+  });
+  for (size_t i = 0; i < streamed.size(); ++i) {
+    ASSERT_EQ(streamed[i].at, sorted[i].at) << i;
+    ASSERT_EQ(streamed[i].function, sorted[i].function) << i;
+    ASSERT_EQ(streamed[i].at, whole.arrivals[i].at) << i;
+  }
+}
+
 TEST(AzureTraceTest, ModelsFollowTheMixAndNeverTheSeed) {
   // 2,000 rows, one invocation each: the rule hashes each row's ids onto the mix's weights.
   std::string text = "HashOwner,HashApp,HashFunction,Trigger,1\n";

@@ -51,36 +51,39 @@ Result<std::unique_ptr<Preset>> BuildPreset(std::string name, std::vector<policy
     }
     policy::ServedFunction served = it->second;
     served.id = static_cast<policy::FunctionId>(i);
-    if (!functions[i].name.empty() && functions[i].name != served.spec->name) {
-      auto named = std::make_shared<model::FunctionSpec>(*served.spec);
-      named->name = functions[i].name;
-      served.spec = std::move(named);
-    }
+    if (!functions[i].name.empty() && functions[i].name != served.spec->name) served.name = functions[i].name;
     if (functions[i].slo_ms > 0) served.slo_ms = functions[i].slo_ms;
     p->specs.push_back(served.spec);
     p->costs.push_back(served.costs);
     p->batched.push_back(served.batched);
     p->mps.push_back(served.mps);
-    p->functions.push_back(
-        SimFunction{served.spec.get(), served.costs.get(), served.slo_ms, served.batched.get(), served.mps.get()});
+    p->functions.push_back(SimFunction{served.spec.get(), served.costs.get(), served.slo_ms, served.batched.get(),
+                                       served.mps.get(), served.name});
     p->served.push_back(std::move(served));
     p->models.push_back(functions[i].model);
     p->popularity.push_back(weights.at(i));
     weight_sum += p->popularity.back();
   }
   for (double& w : p->popularity) w /= weight_sum;
+  // What one slice of each kind serves of the mix, worked out once per kind (a node has a few kinds, and may have
+  // thousands of functions).
+  std::map<int, double> per_kind;
   for (const policy::ClusterSlice& s : p->slices) {
     const int k = p->costs.front()->KindIndex(s.kind);
-    double share = 0;
-    double ms = 0;
-    for (size_t i = 0; i < p->functions.size(); ++i) {
-      const policy::StageCostTable& c = *p->costs[i];
-      const size_t last = p->specs[i]->blocks.size() - 1;
-      if (c.MemoryMib(k, 0, last) > s.kind.profile->memory_mib) continue;
-      share += p->popularity[i];
-      ms += p->popularity[i] * c.ComputeMs(k, 0, last);
+    auto [it, fresh] = per_kind.try_emplace(k, 0.0);
+    if (fresh) {
+      double share = 0;
+      double ms = 0;
+      for (size_t i = 0; i < p->functions.size(); ++i) {
+        const policy::StageCostTable& c = *p->costs[i];
+        const size_t last = p->specs[i]->blocks.size() - 1;
+        if (c.MemoryMib(k, 0, last) > s.kind.profile->memory_mib) continue;
+        share += p->popularity[i];
+        ms += p->popularity[i] * c.ComputeMs(k, 0, last);
+      }
+      it->second = share > 0 ? 1000.0 / (ms / share) : 0;
     }
-    if (share > 0) p->capacity_rps += 1000.0 / (ms / share);
+    p->capacity_rps += it->second;
   }
   p->fluid_capacity_rps = FluidBound(*p, p->slices);
   return p;
@@ -438,53 +441,35 @@ void SetFairness(RunSummary& s) {
 
 RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<SimFunction>& functions) {
   RunSummary s;
-  for (const SimFunction& f : functions) s.functions.push_back(FunctionSummary{f.spec->name});
-  std::vector<double> latencies;
-  double queue = 0, load = 0, compute = 0, transfer = 0;
-  double all_ms = 0;  // completed at their latency, the others at their deadline
-  for (const RequestRecord& q : r.requests) {
-    ++s.requests;
-    FunctionSummary* fs = q.function < s.functions.size() ? &s.functions[q.function] : nullptr;
-    if (fs != nullptr) ++fs->requests;
-    if (q.outcome == Outcome::kRejected || q.outcome == Outcome::kFailed || q.outcome == Outcome::kPending) {
-      const bool failed = q.outcome != Outcome::kRejected;  // a request that never ended counts as failed
-      (failed ? s.failed : s.rejected) += 1;
-      all_ms += ToMillis(q.deadline - q.arrival);
-      if (fs != nullptr) (failed ? fs->failed : fs->rejected) += 1;
-      continue;
-    }
-    const double ms = ToMillis(q.finished - q.arrival);
-    all_ms += ms;
-    (q.outcome == Outcome::kHit ? s.hits : s.late) += 1;
-    if (fs != nullptr) {
-      fs->hits += q.outcome == Outcome::kHit;
-      fs->mean_ms += ms;
-    }
-    latencies.push_back(ms);
-    queue += ToMillis(q.queue);
-    load += ToMillis(q.load);
-    compute += ToMillis(q.compute);
-    transfer += ToMillis(q.transfer);
+  for (const SimFunction& f : functions) s.functions.push_back(FunctionSummary{std::string(f.Name())});
+  const RequestTotals& t = r.totals;
+  for (size_t i = 0; i < s.functions.size() && i < t.functions.size(); ++i) {
+    const FunctionTotals& ft = t.functions[i];
+    FunctionSummary& fs = s.functions[i];
+    fs.requests = ft.requests;
+    fs.hits = ft.hits;
+    fs.rejected = ft.rejected;
+    fs.failed = ft.failed;
+    const int64_t completed = ft.requests - ft.rejected - ft.failed;
+    fs.mean_ms = completed > 0 ? ft.completed_ms / static_cast<double>(completed) : 0;
   }
-  for (FunctionSummary& fs : s.functions) {
-    const int64_t completed = fs.requests - fs.rejected - fs.failed;
-    fs.mean_ms = completed > 0 ? fs.mean_ms / static_cast<double>(completed) : 0;
-  }
-  const double served = static_cast<double>(latencies.size());
+  s.requests = t.requests;
+  s.hits = t.hits;
+  s.late = t.late;
+  s.rejected = t.rejected;
+  s.failed = t.failed;
   s.hit_rate = s.requests > 0 ? static_cast<double>(s.hits) / static_cast<double>(s.requests) : 0;
   SetFairness(s);
-  s.mean_all_ms = s.requests > 0 ? all_ms / static_cast<double>(s.requests) : 0;
-  if (!latencies.empty()) {
-    std::sort(latencies.begin(), latencies.end());
-    double sum = 0;
-    for (double l : latencies) sum += l;
-    s.mean_ms = sum / served;
-    s.p50_ms = latencies[latencies.size() / 2];
-    s.p99_ms = latencies[std::min(latencies.size() - 1, static_cast<size_t>(0.99 * served))];
-    s.queue_ms = queue / served;
-    s.load_ms = load / served;
-    s.compute_ms = compute / served;
-    s.transfer_ms = transfer / served;
+  s.mean_all_ms = s.requests > 0 ? t.all_ms / static_cast<double>(s.requests) : 0;
+  if (const int64_t served = t.completed.count(); served > 0) {
+    const auto n = static_cast<double>(served);
+    s.mean_ms = t.completed_ms / n;
+    s.p50_ms = ToMillis(t.completed.Quantile(0.5));
+    s.p99_ms = ToMillis(t.completed.Quantile(0.99));
+    s.queue_ms = t.queue_ms / n;
+    s.load_ms = t.load_ms / n;
+    s.compute_ms = t.compute_ms / n;
+    s.transfer_ms = t.transfer_ms / n;
   }
   // Throughput and utilization are over the arrivals' span (the drain after the last arrival would dilute
   // them); the active fraction is over the whole horizon, since instances stay resident through the drain.
@@ -523,7 +508,7 @@ RunSummary Summarize(const SimResult& r, double wall_seconds, const std::vector<
   s.slices_taken = r.slices_taken;
   for (const auto& [key, end] : r.ends) {
     const auto& [function, outcome, code] = key;
-    const std::string name = function < functions.size() ? functions[function].spec->name : "?";
+    const std::string name = function < functions.size() ? std::string(functions[function].Name()) : "?";
     s.ends.push_back(RunSummary::End{name, outcome == Outcome::kFailed ? "failed" : "rejected",
                                      std::string(policy::ToString(code)), end.count, end.example});
   }

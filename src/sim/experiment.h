@@ -99,7 +99,7 @@ struct PresetOptions {
 
 // The preset's model mix: its seven models, weight 1 each (serverless and tenants: llama2-13b 6).
 std::vector<std::pair<std::string, double>> PresetMix(const std::string& name);
-inline constexpr int kMaxFunctions = 4096;
+inline constexpr int kMaxFunctions = 100000;
 
 // The model of each of `n` functions dealt from `mix` (see above). REQUIRES: mix not empty, weights > 0.
 std::vector<std::string> DealFunctions(const std::vector<std::pair<std::string, double>>& mix, int n);

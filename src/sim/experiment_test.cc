@@ -70,7 +70,9 @@ TEST(SummarizeTest, MeanLatencyOverAllRequestsCountsTheTurnedAwayAtTheirDeadline
   done.outcome = Outcome::kHit;
   RequestRecord rejected = done;
   rejected.outcome = Outcome::kRejected;
-  r.requests = {done, rejected};
+  r.totals.functions.resize((*p)->functions.size());
+  r.totals.Add(done);
+  r.totals.Add(rejected);
   const RunSummary s = Summarize(r, 0, (*p)->functions);
   EXPECT_DOUBLE_EQ(s.mean_ms, 10);      // completed only: turning requests away looks fast
   EXPECT_DOUBLE_EQ(s.mean_all_ms, 55);  // (10 + 100) / 2
@@ -99,7 +101,7 @@ TEST(PresetTest, ServerlessHasManyMostlyIdleFunctionsHalfOfThemTooBigForA2gSlice
   std::set<std::string> names;
   for (size_t i = 0; i < s.functions.size(); ++i) {
     ++per_model[s.models[i]];
-    names.insert(s.functions[i].spec->name);
+    names.insert(std::string(s.functions[i].Name()));
     EXPECT_EQ(s.served[i].id, i);
     EXPECT_DOUBLE_EQ(s.popularity[i], 1.0 / 96);  // uniform: half the load on llama2-13b
   }
@@ -131,7 +133,7 @@ TEST(PresetTest, KnobsReshapeAPresetAndAreChecked) {
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_EQ((*p)->functions.size(), 10U);
   EXPECT_EQ(std::count((*p)->models.begin(), (*p)->models.end(), "llama2-13b"), 2);
-  EXPECT_EQ((*p)->functions[0].spec->name, "bert-base.0");
+  EXPECT_EQ((*p)->functions[0].Name(), "bert-base.0");
   EXPECT_NEAR((*p)->popularity[0] / (*p)->popularity[3], 2.0, 1e-9);  // (4/1)^0.5
   EXPECT_EQ((*p)->mean_on_s, 20.0);
   EXPECT_FALSE(MakePreset("paper", {.functions = kMaxFunctions + 1}).ok());

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <optional>
 #include <random>
+#include <unordered_map>
 #include <variant>
 
 #include "carrier/carrier.h"
@@ -21,12 +23,14 @@ using policy::Reason;
 // host of its requests' records.
 class Engine final : public carrier::Mechanism, public carrier::Host {
  public:
+  // `records`: the number of arrivals whose records are kept, indexed by arrival (a cluster's engines); otherwise
+  // they are kept as they come when options.keep_records, or only while open.
   Engine(ManualClock& clock, const std::vector<policy::ClusterSlice>& slices, const std::vector<SimFunction>& functions,
-         const std::vector<Arrival>& arrivals, policy::Scheduler& scheduler, const SimOptions& options)
+         policy::Scheduler& scheduler, const SimOptions& options, size_t records = 0)
       : clock_(clock),
         slices_(slices),
         functions_(functions),
-        arrivals_(arrivals),
+        keep_(options.keep_records || records > 0),
         scheduler_(scheduler),
         options_(options),
         carrier_(slices, scheduler, *this, *this, options.transfer),
@@ -47,38 +51,51 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     result_.slice_active.assign(slices.size(), Duration{0});
     result_.slice_timeline.resize(slices.size());
     result_.timeline_bucket = options.timeline_bucket;
-    result_.requests.resize(arrivals.size());
+    result_.requests.resize(records);
+    result_.totals.functions.resize(functions.size());
     if (options.exec_noise_cv > 0) {
       const double sigma2 = std::log(1 + options.exec_noise_cv * options.exec_noise_cv);
       noise_ = std::lognormal_distribution<double>(-sigma2 / 2, std::sqrt(sigma2));
     }
   }
 
-  // Ticks and slice taking until `end`; the arrivals too when `own_arrivals` (else Admit hands them over).
-  void Start(TimePoint end, bool own_arrivals) {
-    if (own_arrivals && !arrivals_.empty()) clock_.ScheduleAt(arrivals_.front().at, [this] { Arrive(0, true); });
-    // One pending tick at a time (like arrivals): the event queue stays small however long the run.
-    if (TimePoint{} + options_.tick <= end) clock_.ScheduleAt(TimePoint{} + options_.tick, [this, end] { Tick(end); });
-    if (options_.take.every > Duration{0} && !slices_.empty()) ScheduleTake(end);
+  // A cluster's engine: ticks and slice taking until `last_arrival` plus the drain; the router hands arrivals over
+  // (Admit).
+  void Start(TimePoint last_arrival) {
+    last_at_ = last_arrival;
+    end_ = last_arrival + options_.drain;
+    StartTimers();
   }
 
   // Arrival `i`, now (a cluster's router sent it here).
-  void Admit(size_t i) { Arrive(i, false); }
+  void Admit(size_t i, const Arrival& a) { Arrive(i, a); }
   const RequestRecord& record(size_t i) const { return result_.requests[i]; }
 
   // Called once per request that ends here (completed, rejected or failed).
   std::function<void(size_t)> on_end;
 
-  SimResult Run() {
-    const TimePoint end = (arrivals_.empty() ? TimePoint{} : arrivals_.back().at) + options_.drain;
-    Start(end, true);
-    return Finish(static_cast<int64_t>(clock_.RunUntilIdle()), end);
+  // A node on its own: its arrivals come from `arrivals`, one pending at a time, so a trace of any length takes
+  // no more memory than its open requests.
+  SimResult Run(const ArrivalStream& arrivals) {
+    stream_ = &arrivals;
+    Pull();
+    StartTimers();
+    ScheduleArrival();
+    return Finish(static_cast<int64_t>(clock_.RunUntilIdle()));
   }
 
-  SimResult Finish(int64_t events, TimePoint end) {
+  SimResult Finish(int64_t events) {
+    // Requests that never ended count as failed in the totals (Summarize); their records stay pending.
+    if (keep_) {
+      for (const RequestRecord& r : result_.requests) {
+        if (r.outcome == Outcome::kPending && r.function < functions_.size()) result_.totals.Add(r);
+      }
+    } else {
+      for (const auto& [id, r] : live_) result_.totals.Add(r);
+    }
     result_.events = events;
-    result_.horizon = std::max(end, clock_.Now()) - TimePoint{};
-    result_.arrival_span = arrivals_.empty() ? Duration{0} : arrivals_.back().at - TimePoint{};
+    result_.horizon = std::max(end_, clock_.Now()) - TimePoint{};
+    result_.arrival_span = last_at_ - TimePoint{};
     for (size_t s = 0; s < slices_.size(); ++s) {
       if (residents_[s] > 0) result_.slice_active[s] += clock_.Now() - active_since_[s];
     }
@@ -162,7 +179,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
 
   // ---- carrier::Host
   void Ended(policy::RequestId id, carrier::Ending ending, Reason code, const std::string& detail) override {
-    RequestRecord& r = result_.requests[id];
+    RequestRecord& r = Rec(id);
     if (const carrier::OpenRequest* open = carrier_.Find(id)) r.routes = open->routes;
     r.outcome = ending == carrier::Ending::kRejected ? Outcome::kRejected : Outcome::kFailed;
     r.code = code;
@@ -170,7 +187,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     r.instance = 0;
     EndCount& c = result_.ends[{r.function, r.outcome, code}];
     if (c.count++ == 0) c.example = detail;
-    if (on_end) on_end(id);
+    Close(id);
   }
 
   void Later(std::function<void(TimePoint)> task) override {
@@ -235,21 +252,68 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     return policy::ColdStartDeadline(r.arrival, planned, !r.cold_wait, options_.cold_start_wait);
   }
 
-  void Arrive(size_t i, bool chain) {
-    const Arrival& a = arrivals_[i];
-    RequestRecord& r = result_.requests[i];
+  // The record of request `id`: kept by arrival, or while open.
+  RequestRecord& Rec(size_t id) {
+    if (!keep_) return live_[id];
+    if (id >= result_.requests.size()) result_.requests.resize(id + 1);
+    return result_.requests[id];
+  }
+
+  // Request `id` ended: counted in the totals, its record dropped unless kept.
+  void Close(size_t id) {
+    if (on_end) on_end(id);
+    if (keep_) {
+      result_.totals.Add(result_.requests[id]);
+      return;
+    }
+    auto it = live_.find(id);
+    result_.totals.Add(it->second);
+    live_.erase(it);
+  }
+
+  // The next arrival from the stream (or the end: the run then lasts until the last arrival plus the drain).
+  void Pull() {
+    next_ = (*stream_)();
+    if (next_) {
+      last_at_ = next_->at;
+    } else {
+      end_ = last_at_ + options_.drain;
+    }
+    if (deferred_take_) ScheduleTakeAt(*deferred_take_);
+  }
+
+  // One pending arrival event at a time keeps the event queue small on long traces.
+  void ScheduleArrival() {
+    if (!next_) return;
+    clock_.ScheduleAt(next_->at, [this] {
+      const Arrival a = *next_;
+      const size_t id = next_id_++;
+      Pull();
+      Arrive(id, a);
+      ScheduleArrival();
+    });
+  }
+
+  void StartTimers() {
+    // One pending tick at a time (like arrivals): the event queue stays small however long the run.
+    if (TimePoint{} + options_.tick <= end_) clock_.ScheduleAt(TimePoint{} + options_.tick, [this] { Tick(); });
+    if (options_.take.every > Duration{0} && !slices_.empty()) ScheduleTake();
+  }
+
+  void Arrive(size_t i, const Arrival& a) {
+    RequestRecord& r = Rec(i);
     r.function = a.function;
     r.arrival = a.at;
     r.deadline = a.at + MillisF(functions_[a.function].slo_ms);
     if (options_.cold_start_wait > Duration{0}) r.cold_wait = !carrier_.Warm(a.function);
     carrier_.Arrive(policy::RequestEvent{i, r.function, r.arrival, PlannedDeadline(r)}, clock_.Now());
     ReportViolations();
-    // One pending arrival event at a time keeps the event queue small on long traces.
-    if (chain && i + 1 < arrivals_.size()) clock_.ScheduleAt(arrivals_[i + 1].at, [this, i] { Arrive(i + 1, true); });
   }
 
-  void Tick(TimePoint end) {
-    if (clock_.Now() + options_.tick <= end) clock_.ScheduleAfter(options_.tick, [this, end] { Tick(end); });
+  // The run's end is the last arrival plus the drain: while arrivals remain it is not known yet (and lies past
+  // any tick that asks).
+  void Tick() {
+    if (clock_.Now() + options_.tick <= end_) clock_.ScheduleAfter(options_.tick, [this] { Tick(); });
     if (options_.faults.worker > 0) {
       const double p = 1 - std::exp(-options_.faults.worker * ToSeconds(options_.tick));
       for (size_t s = 0; s < slices_.size(); ++s) {
@@ -267,11 +331,21 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     }
   }
 
-  void ScheduleTake(TimePoint end) {
+  void ScheduleTake() {
     const double mean_s = ToSeconds(options_.take.every);
-    const TimePoint at = clock_.Now() + SecondsF(std::exponential_distribution<double>(1.0 / mean_s)(worker_rng_));
-    if (at > end) return;
-    clock_.ScheduleAt(at, [this, end] {
+    ScheduleTakeAt(clock_.Now() + SecondsF(std::exponential_distribution<double>(1.0 / mean_s)(worker_rng_)));
+  }
+
+  // The next take at `at`, if the run lasts that long: while arrivals may still extend the run past the last one
+  // seen plus the drain, a later take waits (deferred_take_) until they tell.
+  void ScheduleTakeAt(TimePoint at) {
+    deferred_take_.reset();
+    if (at > end_) return;
+    if (end_ == TimePoint::max() && at > last_at_ + options_.drain) {
+      deferred_take_ = at;
+      return;
+    }
+    clock_.ScheduleAt(at, [this] {
       std::vector<size_t> candidates;
       for (size_t s = 0; s < slices_.size(); ++s) {
         if (!taken_[s]) candidates.push_back(s);
@@ -286,7 +360,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
           carrier_.SliceFreed(s, clock_.Now());
         });
       }
-      ScheduleTake(end);
+      ScheduleTake();
     });
   }
 
@@ -335,7 +409,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
       for (policy::RequestId req : c->second.queue) {
         const carrier::OpenRequest* open = carrier_.Find(req);
         const TimePoint since = std::max(it->second.load_started, open != nullptr ? open->routed : clock_.Now());
-        result_.requests[req].load += clock_.Now() - std::min(since, clock_.Now());
+        Rec(req).load += clock_.Now() - std::min(since, clock_.Now());
       }
     }
     if (fail) ++result_.load_failures;
@@ -485,7 +559,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     Duration compute{0};
     for (const carrier::StageRun& run : task.runs) compute += run.finished - run.started;
     for (policy::RequestId id : ids) {
-      RequestRecord& r = result_.requests[id];
+      RequestRecord& r = Rec(id);
       if (const carrier::OpenRequest* open = carrier_.Find(id)) r.routes = open->routes;
       r.finished = clock_.Now();
       r.outcome = r.finished <= r.deadline ? Outcome::kHit : Outcome::kMiss;
@@ -493,7 +567,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
       r.compute = compute;
       r.transfer = task.hops;
       r.queue = r.finished - r.arrival - r.load - r.compute - r.transfer;
-      if (on_end) on_end(id);
+      Close(id);
     }
   }
 
@@ -515,7 +589,14 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
   ManualClock& clock_;
   const std::vector<policy::ClusterSlice>& slices_;
   const std::vector<SimFunction>& functions_;
-  const std::vector<Arrival>& arrivals_;
+  const bool keep_;  // records kept (result_.requests), else only the open ones (live_)
+  std::unordered_map<size_t, RequestRecord> live_;
+  const ArrivalStream* stream_ = nullptr;
+  std::optional<Arrival> next_;  // the next arrival, pulled from the stream
+  size_t next_id_ = 0;
+  TimePoint last_at_{};                     // the last arrival seen
+  TimePoint end_ = TimePoint::max();        // the last arrival plus the drain, once known
+  std::optional<TimePoint> deferred_take_;  // see ScheduleTakeAt
   policy::Scheduler& scheduler_;
   const SimOptions& options_;
   carrier::Carrier carrier_;
@@ -590,7 +671,8 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
           Duration(static_cast<int64_t>(static_cast<double>(options.take.every.count()) * static_cast<double>(total) /
                                         static_cast<double>(nodes[n].size())));
     }
-    engines.push_back(std::make_unique<Engine>(clock, nodes[n], functions, arrivals, *schedulers[n], node_options[n]));
+    engines.push_back(
+        std::make_unique<Engine>(clock, nodes[n], functions, *schedulers[n], node_options[n], arrivals.size()));
     // As the gateway does: a request turned away before it ran goes to the next node while its SLO allows, at most
     // kMaxTries nodes in all (cluster/gateway.h).
     engines.back()->on_end = [&, n](size_t id) {
@@ -603,8 +685,8 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
       clock.ScheduleAfter(Duration{0}, [&route, id] { route(id); });
     };
   }
-  const TimePoint end = (arrivals.empty() ? TimePoint{} : arrivals.back().at) + options.drain;
-  for (auto& e : engines) e->Start(end, /*own_arrivals=*/false);
+  const TimePoint last = arrivals.empty() ? TimePoint{} : arrivals.back().at;
+  for (auto& e : engines) e->Start(last);
   route = [&](size_t i) {
     for (size_t n = 0; n < nodes.size(); ++n) {
       refresh(n);
@@ -618,7 +700,7 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
     sent_to[i] = *to;
     tried[i].push_back(static_cast<uint32_t>(*to));
     ++outstanding[*to];
-    engines[*to]->Admit(i);
+    engines[*to]->Admit(i, a);
   };
   std::function<void(size_t)> arrive = [&](size_t i) {
     route(i);
@@ -631,7 +713,7 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
   all.requests.resize(arrivals.size());
   all.timeline_bucket = options.timeline_bucket;
   for (size_t n = 0; n < engines.size(); ++n) {
-    SimResult r = engines[n]->Finish(n == 0 ? events : 0, end);
+    SimResult r = engines[n]->Finish(n == 0 ? events : 0);
     for (size_t i = 0; i < arrivals.size(); ++i) {
       if (sent_to[i] == n) all.requests[i] = r.requests[i];
     }
@@ -654,8 +736,10 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
       if (all.ends[key].example.empty()) all.ends[key].example = c.example;
     }
   }
-  // Rejections and failures as the requests finally ended (one retried elsewhere counts where it ended).
+  // Totals, rejections and failures as the requests finally ended (one retried elsewhere counts where it ended).
+  all.totals.functions.resize(functions.size());
   for (const RequestRecord& q : all.requests) {
+    all.totals.Add(q);
     if (q.outcome == Outcome::kRejected || q.outcome == Outcome::kFailed)
       ++all.ends[{q.function, q.outcome, q.code}].count;
   }
@@ -664,9 +748,46 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
 }
 
 SimResult Simulate(const std::vector<policy::ClusterSlice>& slices, const std::vector<SimFunction>& functions,
-                   const std::vector<Arrival>& arrivals, policy::Scheduler& scheduler, const SimOptions& options) {
+                   const ArrivalStream& arrivals, policy::Scheduler& scheduler, const SimOptions& options) {
   ManualClock clock;
-  return Engine(clock, slices, functions, arrivals, scheduler, options).Run();
+  return Engine(clock, slices, functions, scheduler, options).Run(arrivals);
+}
+
+SimResult Simulate(const std::vector<policy::ClusterSlice>& slices, const std::vector<SimFunction>& functions,
+                   const std::vector<Arrival>& arrivals, policy::Scheduler& scheduler, const SimOptions& options) {
+  size_t next = 0;
+  const ArrivalStream stream = [&]() -> std::optional<Arrival> {
+    if (next == arrivals.size()) return std::nullopt;
+    return arrivals[next++];
+  };
+  return Simulate(slices, functions, stream, scheduler, options);
+}
+
+void RequestTotals::Add(const RequestRecord& r) {
+  ++requests;
+  FunctionTotals* f = r.function < functions.size() ? &functions[r.function] : nullptr;
+  if (f != nullptr) ++f->requests;
+  if (r.outcome == Outcome::kRejected || r.outcome == Outcome::kFailed || r.outcome == Outcome::kPending) {
+    const bool failed_here = r.outcome != Outcome::kRejected;  // a request that never ended counts as failed
+    (failed_here ? failed : rejected) += 1;
+    all_ms += ToMillis(r.deadline - r.arrival);
+    if (f != nullptr) (failed_here ? f->failed : f->rejected) += 1;
+    return;
+  }
+  const Duration latency = r.finished - r.arrival;
+  const double ms = ToMillis(latency);
+  all_ms += ms;
+  (r.outcome == Outcome::kHit ? hits : late) += 1;
+  if (f != nullptr) {
+    f->hits += r.outcome == Outcome::kHit;
+    f->completed_ms += ms;
+  }
+  completed.Add(latency);
+  completed_ms += ms;
+  queue_ms += ToMillis(r.queue);
+  load_ms += ToMillis(r.load);
+  compute_ms += ToMillis(r.compute);
+  transfer_ms += ToMillis(r.transfer);
 }
 
 }  // namespace fluidfaas::sim

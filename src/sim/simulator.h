@@ -32,20 +32,26 @@
 // violation goes to SimResult::errors.
 //
 // Per request it records arrival, deadline, queue, load wait, compute, transfer, finish, outcome and, for a
-// rejection or failure, its reason code; per slice its busy time and the time it had residents. Deterministic:
-// the same inputs and seed give the same results, bit for bit.
+// rejection or failure, its reason code, and folds each record into running totals (SimResult::totals: counts per
+// function, latency sums and a latency histogram) when the request ends; per slice its busy time and the time it
+// had residents. Records are kept only when asked (SimOptions::keep_records): otherwise a node's memory follows its
+// open requests, not the trace's length, and the arrivals may come as a stream. Deterministic: the same inputs and
+// seed give the same results, bit for bit.
 //
 // Thread safety: one simulation per object, on one thread.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "carrier/carrier.h"
+#include "common/stats.h"
 #include "policy/cluster_router.h"
 #include "policy/pipeline_planner.h"
 #include "policy/scheduler.h"
@@ -54,11 +60,13 @@
 namespace fluidfaas::sim {
 
 struct SimFunction {
-  const model::FunctionSpec* spec = nullptr;
+  const model::FunctionSpec* spec = nullptr;      // shared by the functions of one model
   const policy::StageCostTable* costs = nullptr;  // MIG slice kinds, batch 1
   double slo_ms = 0;
   const policy::BatchCosts* batched = nullptr;  // MIG slice kinds by batch: needed for batches > 1
   const policy::BatchCosts* mps = nullptr;      // MPS share kinds (policy::MpsKinds): needed for MPS stages
+  std::string name;                             // the function's own; empty: its model's (spec->name)
+  std::string_view Name() const { return name.empty() ? std::string_view(spec->name) : std::string_view(name); }
 };
 
 struct Faults {
@@ -87,6 +95,7 @@ struct SimOptions {
   Duration timeline_bucket = Seconds(1);  // resolution of SimResult::slice_timeline
   double slo_margin = 0;                  // the scheduler plans for deadlines this share of the SLO early (the
                                           // daemon's --slo-margin); hits are judged at the SLO. [0, 0.5]
+  bool keep_records = true;               // SimResult::requests, one record per arrival (a cluster always keeps them)
   Duration cold_start_wait{0};            // the newcomer's rule (policy/cold_start.h): requests name no deadline of
                                           // their own and wait this long for a cold start (the daemon's
                                           // --cold-start-wait, for clients that send no timeout_ms); 0: off
@@ -110,6 +119,21 @@ struct RequestRecord {
   policy::Reason code = policy::Reason::kNoCapacity;  // for kRejected and kFailed
 };
 
+// What a run's requests came to, folded in as each one ends (one still open at the end counts as failed).
+struct FunctionTotals {
+  int64_t requests = 0, hits = 0, rejected = 0, failed = 0;
+  double completed_ms = 0;  // the sum of its completed requests' latencies
+};
+struct RequestTotals {
+  int64_t requests = 0;  // = hits + late + rejected + failed
+  int64_t hits = 0, late = 0, rejected = 0, failed = 0;
+  std::vector<FunctionTotals> functions;  // by function index
+  DurationHistogram completed;            // latencies of the completed requests
+  // Sums over the completed requests; all_ms also counts the others, each at its deadline.
+  double completed_ms = 0, queue_ms = 0, load_ms = 0, compute_ms = 0, transfer_ms = 0, all_ms = 0;
+  void Add(const RequestRecord& r);
+};
+
 // Rejections and failures of one function with one code: their count and the first one's detail.
 struct EndCount {
   int64_t count = 0;
@@ -117,7 +141,8 @@ struct EndCount {
 };
 
 struct SimResult {
-  std::vector<RequestRecord> requests;
+  std::vector<RequestRecord> requests;  // by arrival, with SimOptions::keep_records (else empty)
+  RequestTotals totals;
   std::vector<Duration> slice_busy;    // per slice
   std::vector<Duration> slice_active;  // per slice: time with at least one resident instance
   // Per slice, its busy time in each timeline_bucket of simulated time (bucket i covers [i, i + 1) buckets):
@@ -138,7 +163,13 @@ struct SimResult {
   std::map<std::tuple<uint32_t, Outcome, policy::Reason>, EndCount> ends;
 };
 
-// Runs `arrivals` (sorted by time; Arrival::function indexes `functions`) through `scheduler`.
+// Arrivals in time order, one per call; nullopt once there are no more.
+using ArrivalStream = std::function<std::optional<Arrival>()>;
+
+// Runs `arrivals` (in time order; Arrival::function indexes `functions`) through `scheduler`, one pending at a time.
+SimResult Simulate(const std::vector<policy::ClusterSlice>& slices, const std::vector<SimFunction>& functions,
+                   const ArrivalStream& arrivals, policy::Scheduler& scheduler, const SimOptions& options = {});
+// The same over a vector of arrivals.
 SimResult Simulate(const std::vector<policy::ClusterSlice>& slices, const std::vector<SimFunction>& functions,
                    const std::vector<Arrival>& arrivals, policy::Scheduler& scheduler, const SimOptions& options = {});
 

@@ -92,6 +92,63 @@ TEST(SimulatorTest, SameInputsSameResults) {
   EXPECT_EQ(a.events, b.events);
 }
 
+// The totals a run folds in as requests end are what its records add up to.
+void ExpectTotalsOfRecords(const SimResult& r) {
+  RequestTotals sum;
+  sum.functions.resize(r.totals.functions.size());
+  for (const RequestRecord& q : r.requests) sum.Add(q);
+  EXPECT_EQ(r.totals.requests, static_cast<int64_t>(r.requests.size()));
+  EXPECT_EQ(r.totals.hits, sum.hits);
+  EXPECT_EQ(r.totals.late, sum.late);
+  EXPECT_EQ(r.totals.rejected, sum.rejected);
+  EXPECT_EQ(r.totals.failed, sum.failed);
+  EXPECT_DOUBLE_EQ(r.totals.all_ms, sum.all_ms);
+  EXPECT_EQ(r.totals.completed.Quantile(0.99), sum.completed.Quantile(0.99));
+  for (size_t f = 0; f < sum.functions.size(); ++f) {
+    EXPECT_EQ(r.totals.functions[f].hits, sum.functions[f].hits) << f;
+    EXPECT_EQ(r.totals.functions[f].rejected, sum.functions[f].rejected) << f;
+  }
+}
+
+TEST(SimulatorTest, AStreamWithoutRecordsComesToTheSameTotalsAsKeptRecords) {
+  // Faults, noise and slices taken by other tenants: every way a request ends, and the slice taking whose end
+  // a stream only learns at its last arrival.
+  TestCluster s(2, "1g.10gb+2g.20gb+4g.40gb", {"resnet50", "bert-base", "vit-b16", "llama2-7b"});
+  const WorkloadSpec spec{.rate_rps = 120, .cv = 3, .functions = 4, .duration = Seconds(150), .seed = 5};
+  const std::vector<Arrival> arrivals = GenerateWorkload(spec);
+  SimOptions options;
+  options.seed = 9;
+  options.faults = Faults{.load = 0.05, .stage = 0.002, .worker = 0.002};
+  options.exec_noise_cv = 0.3;
+  options.take = SliceTaking{Seconds(20), Seconds(30)};
+  auto kept_scheduler = std::move(policy::FluidFaaSScheduler::Create(s.slices, s.served)).value();
+  const SimResult kept = Simulate(s.slices, s.functions, arrivals, *kept_scheduler, options);
+  ExpectConserved(kept, arrivals.size());
+  ExpectTotalsOfRecords(kept);
+
+  options.keep_records = false;
+  WorkloadGenerator generator(spec);
+  const ArrivalStream stream = [&generator] { return generator.Next(); };
+  auto streamed_scheduler = std::move(policy::FluidFaaSScheduler::Create(s.slices, s.served)).value();
+  const SimResult streamed = Simulate(s.slices, s.functions, stream, *streamed_scheduler, options);
+  EXPECT_TRUE(streamed.errors.empty());
+  EXPECT_TRUE(streamed.requests.empty());
+  EXPECT_EQ(streamed.events, kept.events);
+  EXPECT_EQ(streamed.horizon, kept.horizon);
+  EXPECT_EQ(streamed.arrival_span, kept.arrival_span);
+  EXPECT_GT(streamed.slices_taken, 0);
+  EXPECT_EQ(streamed.slices_taken, kept.slices_taken);
+  EXPECT_EQ(streamed.workers_lost, kept.workers_lost);
+  EXPECT_EQ(streamed.totals.requests, kept.totals.requests);
+  EXPECT_EQ(streamed.totals.hits, kept.totals.hits);
+  EXPECT_EQ(streamed.totals.rejected, kept.totals.rejected);
+  EXPECT_EQ(streamed.totals.failed, kept.totals.failed);
+  EXPECT_GT(streamed.totals.failed, 0);
+  EXPECT_DOUBLE_EQ(streamed.totals.queue_ms, kept.totals.queue_ms);
+  EXPECT_EQ(streamed.totals.completed.Quantile(0.5), kept.totals.completed.Quantile(0.5));
+  EXPECT_EQ(streamed.slice_busy, kept.slice_busy);
+}
+
 TEST(SimulatorTest, EveryRequestEndsExactlyOnceUnderEachPolicy) {
   TestCluster s(2, "1g.10gb+2g.20gb+4g.40gb", {"resnet50", "bert-base", "vit-b16", "llama2-7b"});
   const auto arrivals = GenerateWorkload({.rate_rps = 150,
@@ -103,6 +160,7 @@ TEST(SimulatorTest, EveryRequestEndsExactlyOnceUnderEachPolicy) {
                                           .seed = 8});
   const SimResult fluid = RunFluid(s, arrivals);
   ExpectConserved(fluid, arrivals.size());
+  ExpectTotalsOfRecords(fluid);
   const SimResult exclusive = RunExclusive(s, arrivals);
   ExpectConserved(exclusive, arrivals.size());
   size_t hits = 0;
