@@ -28,7 +28,7 @@ FluidFaaSScheduler::FluidFaaSScheduler(std::vector<ClusterSlice> slices, FluidFa
       router_(options_, slices_, instances_),
       placer_(options_, slices_, instances_, functions_),
       hotness_(options_, slices_, instances_),
-      migrator_(options_, instances_, placer_, functions_) {}
+      migrator_(options_, slices_, instances_, placer_, functions_) {}
 
 Result<std::unique_ptr<FluidFaaSScheduler>> FluidFaaSScheduler::Create(std::vector<ClusterSlice> slices,
                                                                        std::vector<ServedFunction> functions,
@@ -250,6 +250,7 @@ std::vector<InstanceView> FluidFaaSScheduler::Instances() const {
   std::vector<InstanceView> out;
   for (const auto& [id, inst] : instances_.all())
     out.push_back(InstanceView{id, inst.function, inst.state, inst.stages, inst.outstanding});
+  std::sort(out.begin(), out.end(), [](const InstanceView& a, const InstanceView& b) { return a.id < b.id; });
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -79,7 +80,8 @@ class InstanceTable {
   InstanceRec& at(InstanceId id) { return instances_.at(id); }
   const InstanceRec& at(InstanceId id) const { return instances_.at(id); }
   const std::vector<InstanceRec*>& OfFunction(FunctionId fn) const;
-  const std::map<InstanceId, InstanceRec>& all() const { return instances_; }
+  // Every record, in no particular order (a hash map: placement reads residents by id on every scale-up).
+  const std::unordered_map<InstanceId, InstanceRec>& all() const { return instances_; }
   // The instances on slices (time-sharing, exclusive or draining), by id: what a tick judges. Warm copies and
   // idle functions are not here, so a tick's work follows what is placed.
   const std::set<InstanceId>& on_slices() const { return on_slices_; }
@@ -123,8 +125,8 @@ class InstanceTable {
 
   const FluidFaaSOptions& options_;
   SliceBooks& slices_;
-  std::map<InstanceId, InstanceRec> instances_;
-  std::map<FunctionId, std::vector<InstanceRec*>> by_function_;  // the same records (map nodes are stable)
+  std::unordered_map<InstanceId, InstanceRec> instances_;        // nodes are stable: by_function_ points into it
+  std::map<FunctionId, std::vector<InstanceRec*>> by_function_;  // the same records
   std::set<InstanceId> on_slices_;
   std::set<InstanceId> pipelines_;
   std::set<std::pair<TimePoint, InstanceId>> warm_;

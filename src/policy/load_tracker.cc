@@ -16,6 +16,7 @@ void LoadTracker::OnArrival(TimePoint now) {
   rate_at_ = std::max(rate_at_, now);
   last_arrival_ = std::max(last_arrival_, now);
   seen_arrival_ = true;
+  short_asked_ = TimePoint::min();
 }
 
 void LoadTracker::OnBusy(TimePoint start, TimePoint end) {
@@ -38,7 +39,11 @@ void LoadTracker::OnBusy(TimePoint start, TimePoint end) {
 }
 
 double LoadTracker::RateShort(TimePoint now) const {
-  return Decayed(rate_short_, rate_at_, now, options_.short_tau);
+  if (now != short_asked_) {
+    short_answer_ = Decayed(rate_short_, rate_at_, now, options_.short_tau);
+    short_asked_ = now;
+  }
+  return short_answer_;
 }
 double LoadTracker::RateLong(TimePoint now) const {
   return Decayed(rate_long_, rate_at_, now, options_.long_tau);

@@ -46,6 +46,10 @@ class LoadTracker {
   TimePoint rate_at_{};
   TimePoint last_arrival_{};
   bool seen_arrival_ = false;
+  // RateShort's last answer: a scale-up asks it of every resident of every candidate slice, several times (exact:
+  // the rate is a function of the state and `now`, and the state changes only in OnArrival, which clears it).
+  mutable TimePoint short_asked_ = TimePoint::min();
+  mutable double short_answer_ = 0;
   std::deque<std::pair<TimePoint, TimePoint>> busy_;  // disjoint, in order, ending within the window
   Duration busy_sum_{0};                              // their total length
 };

@@ -12,6 +12,9 @@ void Migrator::Consider(TimePoint now, std::vector<Decision>& out) {
       pipelines.push_back(id);
     }
   }
+  if (slices_.version() == seen_version_ && pipelines == seen_pipelines_) return;
+  seen_version_ = slices_.version();
+  seen_pipelines_ = pipelines;
   for (InstanceId id : pipelines) {
     InstanceRec& old = instances_.at(id);
     auto f = functions_.find(old.function);

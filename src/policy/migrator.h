@@ -6,6 +6,7 @@
 // Thread safety: none; owned by one scheduler.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <vector>
 
@@ -15,9 +16,9 @@ namespace fluidfaas::policy {
 
 class Migrator {
  public:
-  Migrator(const FluidFaaSOptions& options, InstanceTable& instances, Placer& placer,
+  Migrator(const FluidFaaSOptions& options, const SliceBooks& slices, InstanceTable& instances, Placer& placer,
            const std::map<FunctionId, ServedFunction>& functions)
-      : options_(options), instances_(instances), placer_(placer), functions_(functions) {}
+      : options_(options), slices_(slices), instances_(instances), placer_(placer), functions_(functions) {}
 
   // Starts the migrations that pay off now.
   void Consider(TimePoint now, std::vector<Decision>& out);
@@ -26,9 +27,14 @@ class Migrator {
 
  private:
   const FluidFaaSOptions& options_;
+  const SliceBooks& slices_;
   InstanceTable& instances_;
   Placer& placer_;
   const std::map<FunctionId, ServedFunction>& functions_;
+  // What the last look saw: the slice books' version and the pipelines that could move. While both stand, every
+  // plan would come out as it did (no migration), so the planner is not run again every tick.
+  uint64_t seen_version_ = UINT64_MAX;
+  std::vector<InstanceId> seen_pipelines_;
 };
 
 }  // namespace fluidfaas::policy

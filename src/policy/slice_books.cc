@@ -31,6 +31,7 @@ int64_t SliceBooks::FreeMib(size_t s, int64_t reserve_mib) const {
 }
 
 void SliceBooks::Book(size_t s, InstanceId id, int64_t own_mib, int64_t reserve_mib) {
+  ++version_;
   Slice& sl = slices_[s];
   sl.residents.push_back(id);
   sl.own.emplace_back(id, own_mib);
@@ -39,6 +40,7 @@ void SliceBooks::Book(size_t s, InstanceId id, int64_t own_mib, int64_t reserve_
 }
 
 void SliceBooks::Unbook(size_t s, InstanceId id) {
+  ++version_;
   Slice& sl = slices_[s];
   sl.residents.erase(std::remove(sl.residents.begin(), sl.residents.end(), id), sl.residents.end());
   const int64_t mib = Take(sl.own, id);
@@ -50,6 +52,7 @@ void SliceBooks::Unbook(size_t s, InstanceId id) {
 }
 
 bool SliceBooks::TakeOver(size_t s, InstanceId id) {
+  ++version_;
   Slice& sl = slices_[s];
   const int64_t mib = Take(sl.releasing, id);
   if (mib < 0) return false;
@@ -65,6 +68,7 @@ int64_t SliceBooks::ReleasingMib(size_t s, InstanceId id) const {
 }
 
 void SliceBooks::Acknowledge(size_t s, InstanceId id) {
+  ++version_;
   if (s >= slices_.size()) return;
   Slice& sl = slices_[s];
   const int64_t mib = Take(sl.releasing, id);
@@ -73,6 +77,7 @@ void SliceBooks::Acknowledge(size_t s, InstanceId id) {
 }
 
 std::vector<InstanceId> SliceBooks::Lose(size_t s) {
+  ++version_;
   Slice& sl = slices_[s];
   std::vector<InstanceId> gone = std::move(sl.residents);
   sl.residents.clear();

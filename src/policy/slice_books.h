@@ -41,7 +41,13 @@ class SliceBooks {
   const ClusterSlice& info(size_t s) const { return slices_[s].info; }
   int64_t capacity_mib(size_t s) const { return slices_[s].info.kind.profile->memory_mib; }
   bool available(size_t s) const { return slices_[s].info.available; }
-  void SetAvailable(size_t s, bool available) { slices_[s].info.available = available; }
+  void SetAvailable(size_t s, bool available) {
+    slices_[s].info.available = available;
+    ++version_;
+  }
+  // Bumped by every change to availability, residents or releasing memory: while it stands, every slice is as
+  // free as it was (a plan over the free slices would come out the same).
+  uint64_t version() const { return version_; }
 
   // ---- occupancy and memory
   const std::vector<InstanceId>& residents(size_t s) const { return slices_[s].residents; }
@@ -102,6 +108,7 @@ class SliceBooks {
   void Consume(size_t s, InstanceId id, size_t stage, int n, std::optional<TimePoint> finished);
 
   std::vector<Slice> slices_;
+  uint64_t version_ = 0;
 };
 
 }  // namespace fluidfaas::policy
