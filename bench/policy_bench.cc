@@ -1,10 +1,11 @@
 // Decision time of a policy as the deployed functions grow (issue 21): N functions deployed on one node, about 1%
-// of them active at any time (on/off arrivals, 60 s active periods, 2 req/s each while active, uniform popularity,
-// small models that can time-share), on 56 or 448 A100-80GB slices (seven 1g.10gb per GPU: 8 or 64 GPUs), run by the simulator for
-// --duration simulated seconds. Every call into the policy is timed on the wall clock; the table prints, per N and
-// slice count, the requests, the p50/p99/max of a request's decision, the p50/p99 of a tick, the p99 over every
-// call, the whole run's wall time and the peak RSS. A policy whose work follows the events shows flat columns as
-// N grows: idle functions cost nothing per request or tick.
+// of them active at any time (on/off arrivals, 60 s active periods, 2 req/s each while active, uniform
+// popularity, small models that can time-share), on 56 or 448 A100-80GB slices (seven 1g.10gb per GPU: 8 or 64
+// GPUs), run by the simulator for --duration simulated seconds. Every call into the policy is timed on the wall
+// clock; the table prints, per N and slice count, the requests, the p50/p99/max of a request's decision, the
+// p50/p99 of a tick, the p99 over every call, the run's wall time and the process's peak RSS so far (rows run in
+// order). A policy whose work follows the events shows flat columns as N grows: idle functions cost nothing per
+// request or tick. With few functions the run may see none active (the first rows can be empty).
 //
 //   build/release/bench/policy_bench [--functions 100,1000,10000,100000] [--slices 56,448] [--duration 60]
 //                                    [--policy fluidfaas]
@@ -74,8 +75,8 @@ class TimedScheduler final : public policy::Scheduler {
   void Time(std::vector<int64_t>* kind, const Call& call) {
     const auto start = std::chrono::steady_clock::now();
     call();
-    const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-                           .count();
+    const int64_t ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
     all.push_back(ns);
     if (kind != nullptr) kind->push_back(ns);
   }
@@ -125,8 +126,7 @@ int Run(const std::string& policy, int functions, int slices, double duration_s,
   }
   // 2 req/s per active function: rate = functions x active share x 2.
   const double rate = static_cast<double>(functions) * options.active_share.value() * 2.0;
-  sim::WorkloadGenerator generator(
-      sim::PresetWorkload(p, rate, SecondsF(duration_s), /*seed=*/1));
+  sim::WorkloadGenerator generator(sim::PresetWorkload(p, rate, SecondsF(duration_s), /*seed=*/1));
   std::vector<sim::Arrival> arrivals;
   while (std::optional<sim::Arrival> a = generator.Next()) arrivals.push_back(*a);
 
@@ -143,8 +143,8 @@ int Run(const std::string& policy, int functions, int slices, double duration_s,
   table.AddRow({std::to_string(functions), std::to_string(p.slices.size()), std::to_string(arrivals.size()),
                 Us(100.0 * static_cast<double>(hits) / static_cast<double>(std::max<size_t>(1, arrivals.size()))),
                 Us(QuantileUs(timed.requests, 0.5)), Us(QuantileUs(timed.requests, 0.99)),
-                Us(QuantileUs(timed.requests, 1.0)), Us(QuantileUs(timed.ticks, 0.5)), Us(QuantileUs(timed.ticks, 0.99)),
-                Us(QuantileUs(timed.all, 0.99)), Us(wall), Us(PeakRssMib())});
+                Us(QuantileUs(timed.requests, 1.0)), Us(QuantileUs(timed.ticks, 0.5)),
+                Us(QuantileUs(timed.ticks, 0.99)), Us(QuantileUs(timed.all, 0.99)), Us(wall), Us(PeakRssMib())});
   return 0;
 }
 
