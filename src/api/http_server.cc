@@ -176,10 +176,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   // queued on a dead loop.
   // A posted item: a whole answer, or a stream's head, chunk, end or cut (its producer dropped it unended).
   struct Posted {
-    enum class Kind { kAnswer, kStreamHead, kChunk, kEnd, kCut } kind = Kind::kAnswer;
+    enum class Kind { kAnswer, kStreamHead, kChunk, kEnd, kCut, kWatch } kind = Kind::kAnswer;
     std::weak_ptr<Connection> connection;
     HttpResponse response;       // kAnswer, kStreamHead; kChunk: the bytes in its body
-    std::function<void()> gone;  // kStreamHead
+    std::function<void()> gone;  // kStreamHead, kWatch
   };
   Mutex post_mu;
   bool stopped GUARDED_BY(post_mu) = false;
@@ -250,17 +250,30 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   // The answer to the request being handled (loop thread).
   void Answer(HttpResponse response) {
     if (phase_ != Phase::kHandling) return;
+    handling_gone_ = nullptr;
     Write(std::move(response), /*close=*/!keep_alive_);
+  }
+
+  // Responder::OnGone (loop thread): the client leaving before the answer runs `gone`.
+  void WatchHandling(std::function<void()> gone) {
+    if (phase_ != Phase::kHandling) return;  // answered (or closed) already
+    handling_gone_ = std::move(gone);
+    Watch();
   }
 
   void Close() {
     if (phase_ == Phase::kClosed) return;
     if (phase_ == Phase::kIdle) server_.idle.erase(idle_at_);
     const bool cut = phase_ == Phase::kStreaming;
+    const bool abandoned = phase_ == Phase::kHandling && handling_gone_;
     phase_ = Phase::kClosed;
     if (cut) {
       server_.Update([](EdgeStats& s) { ++s.streams_cut; });
       if (auto gone = std::move(stream_gone_)) gone();
+    }
+    if (abandoned) {
+      server_.Update([](EdgeStats& s) { ++s.abandoned; });
+      if (auto gone = std::move(handling_gone_)) gone();
     }
     ReleaseInflight();
     Disarm();
@@ -282,6 +295,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
       return;
     }
     phase_ = Phase::kStreaming;
+    handling_gone_ = nullptr;  // the stream's `gone` takes over
     stream_gone_ = std::move(gone);
     close_after_write_ = !keep_alive_ || server_.stopping;
     server_.Update([](EdgeStats& s) { ++s.streams; });
@@ -294,7 +308,15 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     if (close_after_write_) out += "Connection: close\r\n";
     out += "\r\n";
     Flush();
-    if (buffer_.size() > 0) return;  // a pipelined request is read already: it waits for the stream's end
+    Watch();
+  }
+
+  // One read that watches the socket while a request is handled or streamed: the client closing it closes the
+  // connection (the producer hears `gone`); bytes of a next request it brings wait in the buffer, and once the
+  // answer is written the same read goes on as the idle connection's. None when a pipelined request is read
+  // already (it waits for this answer) or one is pending.
+  void Watch() {
+    if (watching_ || buffer_.size() > 0) return;
     watching_ = true;
     socket_.async_read_some(buffer_.prepare(kIdleReadBytes),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
@@ -304,9 +326,9 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
                               if (ec || n == 0 || self->timed_out_) {
                                 if (self->phase_ == Phase::kIdle && self->timed_out_)
                                   self->server_.Update([](EdgeStats& s) { ++s.idle_closed; });
-                                return self->Close();  // the client went away (mid-stream: the producer hears `gone`)
+                                return self->Close();  // the client went away (the producer hears `gone`)
                               }
-                              if (self->phase_ == Phase::kIdle) {  // the stream had ended: this is the next request
+                              if (self->phase_ == Phase::kIdle) {  // the answer was written: this is the next request
                                 self->server_.idle.erase(self->idle_at_);
                                 self->ReadHeader();
                               }
@@ -481,8 +503,17 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
       self->Disarm();
       self->ReleaseInflight();
       if (ec || self->timed_out_ || self->close_after_write_) return self->Close();
-      self->WaitForRequest();
+      self->NextRequest();
     });
+  }
+
+  // After an answer: the next request, read already, or awaited by the watch read if one is pending, else by a
+  // new read.
+  void NextRequest() {
+    if (!watching_) return WaitForRequest();
+    phase_ = Phase::kIdle;
+    idle_at_ = server_.idle.insert(server_.idle.end(), this);
+    Arm(server_.limits.idle_timeout);
   }
 
   // Writes what the stream has queued, one write at a time; once its end is written, the connection closes or
@@ -510,10 +541,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     stream_ended_ = false;
     ReleaseInflight();
     if (close_after_write_) return Close();
-    if (!watching_) return WaitForRequest();  // the watch read brought a next request's bytes
-    phase_ = Phase::kIdle;                    // the watch read goes on as the idle connection's read
-    idle_at_ = server_.idle.insert(server_.idle.end(), this);
-    Arm(server_.limits.idle_timeout);
+    NextRequest();
   }
 
   // The deadline of the current phase, checked by the server's sweep (Impl::Sweep) rather than by a timer per
@@ -555,8 +583,9 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   bool close_after_write_ = false;
   // A streamed answer's state.
   std::function<void()> stream_gone_;
-  std::string stream_out_;       // queued, not yet written
-  std::string stream_inflight_;  // being written
+  std::function<void()> handling_gone_;  // Responder::OnGone, while the request is handled
+  std::string stream_out_;               // queued, not yet written
+  std::string stream_inflight_;          // being written
   bool stream_writing_ = false;
   bool stream_ended_ = false;
   bool stream_cut_ = false;
@@ -594,6 +623,7 @@ void HttpServer::Impl::DrainAnswers() {
       case Kind::kChunk: conn->StreamChunk(p.response.body); break;
       case Kind::kEnd: conn->StreamEnd(); break;
       case Kind::kCut: conn->CutStream(); break;
+      case Kind::kWatch: conn->WatchHandling(std::move(p.gone)); break;
     }
   }
 }
@@ -605,6 +635,11 @@ void Responder::Send(HttpResponse response) const {
     return;
   }
   exchange_->Post(Exchange::Kind::kAnswer, std::move(response));
+}
+
+void Responder::OnGone(std::function<void()> gone) const {
+  if (!exchange_ || exchange_->sent.load()) return;
+  exchange_->Post(Exchange::Kind::kWatch, {}, std::move(gone));
 }
 
 StreamWriter Responder::Stream(HttpResponse head, std::function<void()> gone) const {

@@ -108,6 +108,11 @@ class Responder {
   // away, a write timed out, the server stopped): the producer should stop, and its later writes are dropped. An
   // empty StreamWriter when the request was answered already.
   StreamWriter Stream(HttpResponse head, std::function<void()> gone) const;
+  // For a request whose answer takes long (a generation answered whole): `gone` runs once, on the loop thread, if
+  // the client closes the connection before the answer is written, so the work behind it can stop; a later Send
+  // is dropped. While the request is handled, one read watches the socket (bytes of a pipelined request it brings
+  // wait in the buffer). Nothing runs when the request was answered already.
+  void OnGone(std::function<void()> gone) const;
   bool valid() const { return exchange_ != nullptr; }
 
  private:
@@ -150,6 +155,7 @@ struct EdgeStats {
   uint64_t requests = 0;             // whose headers were read
   uint64_t streams = 0;              // answers streamed
   uint64_t streams_cut = 0;          // ... whose connection closed before their end
+  uint64_t abandoned = 0;            // requests watched with OnGone whose client left before the answer
   uint64_t inflight_bytes = 0;
   std::map<std::string, uint64_t> refusals;
 };

@@ -14,12 +14,14 @@ namespace {
 
 using testing::RawClient;
 
-// An echo server: GET answers "ok"; POST answers the body's size; POST /hold keeps the responder until Release.
+// An echo server: GET answers "ok"; POST answers the body's size; POST /hold keeps the responder until Release;
+// /watch is held too, with OnGone counting in watch_gone_.
 class EdgeTest : public ::testing::Test {
  protected:
   void Start(HttpLimits limits) {
     server_ = std::make_unique<HttpServer>(limits, [this](HttpRequest&& req, Responder r) {
-      if (req.target == "/hold") {
+      if (req.target == "/hold" || req.target == "/watch") {
+        if (req.target == "/watch") r.OnGone([this] { ++watch_gone_; });
         std::lock_guard<std::mutex> lock(mu_);
         held_.push_back(std::move(r));
         return;
@@ -101,6 +103,7 @@ class EdgeTest : public ::testing::Test {
   std::vector<Responder> held_;
   std::vector<StreamWriter> held_streams_;
   std::atomic<int> gone_{0};
+  std::atomic<int> watch_gone_{0};
 };
 
 TEST_F(EdgeTest, ServesKeepAliveAndPipelinedRequestsInOrder) {
@@ -153,6 +156,44 @@ TEST_F(EdgeTest, AClientThatLeavesMidStreamIsHeardAsGone) {
   }
   ExpectGoodClientServed();
   EXPECT_EQ(gone_.load(), 1) << "gone runs once";
+}
+
+TEST_F(EdgeTest, AClientThatLeavesAWatchedRequestIsHeardAsGoneOnce) {
+  Start(Short());
+  {
+    RawClient c(port_);
+    ASSERT_TRUE(c.Send(RawClient::Get("/watch")));
+    AwaitHeld(1);
+    ASSERT_EQ(Held(), 1u);
+  }  // closed before the answer
+  for (int i = 0; i < 200 && watch_gone_.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(watch_gone_.load(), 1);
+  EXPECT_EQ(server_->Stats().abandoned, 1u);
+  ReleaseAll();  // the late answer is dropped, harmless
+  ExpectGoodClientServed();
+  EXPECT_EQ(watch_gone_.load(), 1) << "gone runs once";
+}
+
+TEST_F(EdgeTest, AWatchedRequestAnsweredKeepsItsConnectionAndThePipelinedRequestBehindIt) {
+  Start(Short());
+  RawClient c(port_);
+  // The watched request, and one pipelined behind it (the watch read may take its bytes): both answered, in order.
+  ASSERT_TRUE(c.Send(RawClient::Get("/watch") + RawClient::Post("/", "abcdef")));
+  AwaitHeld(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ReleaseAll();
+  EXPECT_EQ(c.Read().body, "released");
+  EXPECT_EQ(c.Read().body, "6");
+  // Watched again, answered, then the connection's next request: the watch read serves as the idle read.
+  ASSERT_TRUE(c.Send(RawClient::Get("/watch")));
+  AwaitHeld(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ReleaseAll();
+  EXPECT_EQ(c.Read().body, "released");
+  EXPECT_EQ(c.Request(RawClient::Get("/")).body, "ok");
+  EXPECT_EQ(server_->Stats().connections_accepted, 1u);
+  EXPECT_EQ(watch_gone_.load(), 0);
+  EXPECT_EQ(server_->Stats().abandoned, 0u);
 }
 
 TEST_F(EdgeTest, AStreamDroppedWithoutItsEndIsCutNotCompleted) {

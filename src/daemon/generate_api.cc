@@ -168,6 +168,13 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     std::vector<int> tokens(call_.prompt.begin(), call_.prompt.end());
     for (int& t : tokens) t &= 0xff;  // byte-level: char may be signed
     auto self = shared_from_this();
+    if (!call_.stream) {
+      // Answered whole: a client that leaves first stops the sequence (its KV is free at the next step), as a
+      // stream's does.
+      responder_.OnGone([weak = weak_from_this()] {
+        if (auto exchange = weak.lock()) exchange->AskStop(/*completed=*/false);
+      });
+    }
     const uint64_t handle = c_.Generate(call_.model, tokens, call_.max_tokens,
                                         {.token = [self](int token, int) { self->Token(token); },
                                          .end = [self](GenerateEnd end) { self->End(std::move(end)); }});

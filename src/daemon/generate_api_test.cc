@@ -191,6 +191,33 @@ TEST_F(GenerateApiTest, AClientThatLeavesMidStreamStopsItsSequence) {
   EXPECT_NE(Metrics().find("outcome=\"failed\",code=\"cancelled\"} 1"), std::string::npos);
 }
 
+TEST_F(GenerateApiTest, AClientThatLeavesBeforeAWholeAnswerStopsItsSequence) {
+  Start(0.05);  // ~1 ms a token
+  for (const char* path : {"/v2/models/tinyllama-1.1b/generate", "/v1/completions"}) {
+    {
+      RawClient c(d_.port());
+      const json body = std::string(path) == "/v1/completions"
+                            ? json{{"model", "tinyllama-1.1b"}, {"prompt", "go"}, {"max_tokens", 1500}}
+                            : json{{"text_input", "go"}, {"max_tokens", 1500}};
+      ASSERT_TRUE(c.Send(RawClient::Post(path, body.dump())));
+      for (int i = 0; i < 200 && d_.controller().open_requests() == 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      ASSERT_EQ(d_.controller().open_requests(), 1u) << path;
+    }  // gone before its 1,500 tokens (about 1.5 s)
+    for (int i = 0; i < 100 && d_.controller().open_requests() > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(d_.controller().open_requests(), 0u) << path << ": the sequence ended long before its 1,500 tokens";
+  }
+  EXPECT_NE(Metrics().find("outcome=\"failed\",code=\"cancelled\"} 2"), std::string::npos) << Metrics();
+  // The node serves on.
+  EXPECT_EQ(Post("/v2/models/tinyllama-1.1b/generate", {{"text_input", "Hi"}, {"max_tokens", 4}}, 200)["text_output"]
+                .get<std::string>()
+                .size(),
+            4u);
+}
+
 TEST_F(GenerateApiTest, ShutdownEndsEveryOpenGeneration) {
   Start(1.0);  // real time: a cold start of seconds, so these are open when the node stops
   std::vector<std::thread> clients;
