@@ -303,7 +303,12 @@ Plan EvaluatePlan(const StageCostTable& costs, const TransferModel& transfer, st
   return p;
 }
 
-Result<Plan> PipelinePlanner::Best(const StageCostTable& costs, double slo_ms, std::span<const FreeSlice> free) const {
+struct PipelinePlanner::Classes {
+  std::vector<SliceClass> classes;
+};
+
+Result<PipelinePlanner::Classes> PipelinePlanner::Classify(const StageCostTable& costs,
+                                                           std::span<const FreeSlice> free) const {
   if (options_.max_stages < 1 || options_.max_stages > 8) {
     return Status::InvalidArgument("max_stages must be in 1..8, not " + std::to_string(options_.max_stages));
   }
@@ -311,7 +316,8 @@ Result<Plan> PipelinePlanner::Best(const StageCostTable& costs, double slo_ms, s
   const size_t n = costs.blocks();
 
   // Group interchangeable slices, and find for each class and first block the last block that fits.
-  std::vector<SliceClass> classes;
+  Classes out;
+  std::vector<SliceClass>& classes = out.classes;
   for (size_t i = 0; i < free.size(); ++i) {
     const int kind = costs.KindIndex(free[i].kind);
     if (kind < 0) {
@@ -342,17 +348,29 @@ Result<Plan> PipelinePlanner::Best(const StageCostTable& costs, double slo_ms, s
       c.max_last[first] = last;
     }
   }
+  return out;
+}
 
+std::optional<Plan> PipelinePlanner::Find(const StageCostTable& costs, double slo_ms,
+                                          std::span<const FreeSlice> free) const {
+  Result<Classes> c = Classify(costs, free);
+  if (!c.ok()) return std::nullopt;
   // A slice that serves the function alone is never split; only when none does is a pipeline built.
-  Search single(costs, options_.transfer, free, classes, 1, slo_ms);
+  Search single(costs, options_.transfer, free, c->classes, 1, slo_ms);
   if (single.Run()) return single.TakeBest();
   if (options_.max_stages > 1) {
-    Search search(costs, options_.transfer, free, classes, options_.max_stages, slo_ms);
+    Search search(costs, options_.transfer, free, c->classes, options_.max_stages, slo_ms);
     if (search.Run()) return search.TakeBest();
   }
+  return std::nullopt;
+}
+
+Result<Plan> PipelinePlanner::Best(const StageCostTable& costs, double slo_ms, std::span<const FreeSlice> free) const {
+  FF_ASSIGN_OR_RETURN(Classes c, Classify(costs, free));
+  if (std::optional<Plan> plan = Find(costs, slo_ms, free)) return std::move(*plan);
 
   // Why none: memory alone, or the SLO?
-  Search unbounded(costs, options_.transfer, free, classes, options_.max_stages, kInf);
+  Search unbounded(costs, options_.transfer, free, c.classes, options_.max_stages, kInf);
   if (!unbounded.Run()) {
     return Status::ResourceExhausted("does not fit the free memory in up to " + std::to_string(options_.max_stages) +
                                      " stages on the " + std::to_string(free.size()) + " free slice(s)");

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -89,8 +90,15 @@ class PipelinePlanner {
   // does not fit the free memory with up to max_stages stages), DeadlineExceeded (it fits, but no plan meets
   // the SLO), InvalidArgument (a free slice of a kind the cost table does not know).
   Result<Plan> Best(const StageCostTable& costs, double slo_ms, std::span<const FreeSlice> free) const;
+  // The same best plan, or nullopt, without working out why there is none (Best's diagnosis runs one more search,
+  // over every plan that fits): what a scheduler asks on its hot path, where a failed plan is common and the reason
+  // unused.
+  std::optional<Plan> Find(const StageCostTable& costs, double slo_ms, std::span<const FreeSlice> free) const;
 
  private:
+  struct Classes;
+  // Best's checks and its slice classes; an error for bad options or input.
+  Result<Classes> Classify(const StageCostTable& costs, std::span<const FreeSlice> free) const;
   PlannerOptions options_;
 };
 

@@ -312,8 +312,8 @@ std::optional<Plan> Placer::PlanOver(const ServedFunction& f, int max_stages,
   if (candidates.empty()) return std::nullopt;
   PlannerOptions po = options_.planner;
   po.max_stages = max_stages;
-  Result<Plan> plan = PipelinePlanner(po).Best(*f.costs, f.slo_ms, candidates);
-  if (!plan.ok()) return std::nullopt;
+  std::optional<Plan> plan = PipelinePlanner(po).Find(*f.costs, f.slo_ms, candidates);
+  if (!plan) return std::nullopt;
   for (PlanStage& st : plan->stages) st.slice = index[st.slice];  // back to cluster indices
   return std::move(plan).value();
 }
