@@ -26,7 +26,8 @@ std::vector<Arrival> Arrivals(const Preset& p, double share, double seconds, uin
   return GenerateWorkload(PresetWorkload(p, share * p.capacity_rps, SecondsF(seconds), seed));
 }
 
-SimResult RunCluster(const Preset& p, int nodes, policy::Routing routing, const std::vector<Arrival>& arrivals) {
+SimResult RunCluster(const Preset& p, int nodes, policy::Routing routing, const std::vector<Arrival>& arrivals,
+                     const SimOptions& options = {}) {
   const auto split = SplitIntoNodes(p.slices, nodes);
   std::vector<std::unique_ptr<policy::Scheduler>> owned;
   std::vector<policy::Scheduler*> schedulers;
@@ -34,7 +35,7 @@ SimResult RunCluster(const Preset& p, int nodes, policy::Routing routing, const 
     owned.push_back(std::move(MakeNodeScheduler("fluidfaas", p, slices, nodes)).value());
     schedulers.push_back(owned.back().get());
   }
-  return SimulateCluster(split, p.functions, arrivals, schedulers, routing);
+  return SimulateCluster(split, p.functions, arrivals, schedulers, routing, options);
 }
 
 int64_t Hits(const SimResult& r) {
@@ -93,6 +94,31 @@ TEST(ClusterSimTest, WarmFirstKeepsFunctionsOnTheNodesThatHoldThemAndStartsFewer
   const SimResult least = RunCluster(*p, 4, policy::Routing::kLeastLoaded, arrivals);
   EXPECT_LT(warm.launches, least.launches);
   EXPECT_GT(Hits(warm), Hits(least));
+}
+
+TEST(ClusterSimTest, WithoutRecordsTheTotalsAreThoseOfTheRecords) {
+  // Heavy load on few GPUs: many rejections, retried on other nodes; faults fail some requests.
+  const auto p = Serverless(4);
+  const auto arrivals = Arrivals(*p, 0.9, 120, 6);
+  SimOptions o;
+  o.seed = 3;
+  o.faults = Faults{.load = 0.05, .stage = 0.002};
+  const SimResult kept = RunCluster(*p, 3, policy::Routing::kWarmFirst, arrivals, o);
+  o.keep_records = false;
+  const SimResult streamed = RunCluster(*p, 3, policy::Routing::kWarmFirst, arrivals, o);
+  EXPECT_TRUE(streamed.errors.empty());
+  EXPECT_TRUE(streamed.requests.empty());
+  ASSERT_EQ(kept.totals.requests, static_cast<int64_t>(arrivals.size()));
+  EXPECT_EQ(streamed.totals.requests, kept.totals.requests);
+  EXPECT_EQ(streamed.totals.hits, kept.totals.hits);
+  EXPECT_EQ(streamed.totals.late, kept.totals.late);
+  EXPECT_EQ(streamed.totals.rejected, kept.totals.rejected);
+  EXPECT_EQ(streamed.totals.failed, kept.totals.failed);
+  EXPECT_GT(kept.totals.rejected, 0);
+  EXPECT_GT(kept.totals.failed, 0);
+  EXPECT_DOUBLE_EQ(streamed.totals.all_ms, kept.totals.all_ms);
+  ASSERT_EQ(streamed.ends.size(), kept.ends.size());
+  for (const auto& [key, c] : kept.ends) EXPECT_EQ(streamed.ends.at(key).count, c.count);
 }
 
 TEST(ClusterSimTest, TheSameInputsGiveTheSameRun) {

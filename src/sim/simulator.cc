@@ -69,7 +69,13 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
 
   // Arrival `i`, now (a cluster's router sent it here).
   void Admit(size_t i, const Arrival& a) { Arrive(i, a); }
-  const RequestRecord& record(size_t i) const { return result_.requests[i]; }
+  const RequestRecord& record(size_t i) const { return keep_ ? result_.requests[i] : live_.at(i); }
+  // The records of the requests still open here (without kept records: what a cluster counts as never ended).
+  std::vector<RequestRecord> OpenRecords() const {
+    std::vector<RequestRecord> open;
+    for (const auto& [id, r] : live_) open.push_back(r);
+    return open;
+  }
 
   // Called once per request that ends here (completed, rejected or failed).
   std::function<void(size_t)> on_end;
@@ -658,8 +664,20 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
       if (f.function == function) f.finish_ms = std::max(f.finish_ms, 1e9);
     }
   };
-  std::vector<size_t> sent_to(arrivals.size(), 0);
-  std::vector<std::vector<uint32_t>> tried(arrivals.size());  // nodes each request was sent to
+  // With records kept, each request's is the one of the node it was last sent to; without, each request is counted
+  // in `finals` when it finally ends (a rejection retried elsewhere is not an end), and what is open is by id only.
+  const bool keep = options.keep_records;
+  std::vector<size_t> sent_to(keep ? arrivals.size() : 0, 0);
+  std::unordered_map<size_t, std::vector<uint32_t>> tried;  // nodes each open request was sent to
+  std::unordered_map<size_t, RequestRecord> retrying;       // rejected and sent on: its rejection, should none take it
+  RequestTotals finals;
+  finals.functions.resize(functions.size());
+  std::map<std::tuple<uint32_t, Outcome, policy::Reason>, int64_t> final_ends;
+  const auto final_end = [&](const RequestRecord& r) {
+    if (keep) return;  // counted from the records at the end
+    finals.Add(r);
+    if (r.outcome == Outcome::kRejected || r.outcome == Outcome::kFailed) ++final_ends[{r.function, r.outcome, r.code}];
+  };
   std::function<void(size_t)> route;
   for (size_t n = 0; n < nodes.size(); ++n) {
     node_options[n].seed = options.seed + 7919 * n;  // each node its own faults and noise
@@ -671,18 +689,23 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
           Duration(static_cast<int64_t>(static_cast<double>(options.take.every.count()) * static_cast<double>(total) /
                                         static_cast<double>(nodes[n].size())));
     }
-    engines.push_back(
-        std::make_unique<Engine>(clock, nodes[n], functions, *schedulers[n], node_options[n], arrivals.size()));
+    engines.push_back(std::make_unique<Engine>(clock, nodes[n], functions, *schedulers[n], node_options[n],
+                                               keep ? arrivals.size() : 0));
     // As the gateway does: a request turned away before it ran goes to the next node while its SLO allows, at most
     // kMaxTries nodes in all (cluster/gateway.h).
     engines.back()->on_end = [&, n](size_t id) {
       --outstanding[n];
       const RequestRecord& r = engines[n]->record(id);
-      if (r.outcome != Outcome::kRejected) return;
-      mark_busy(n, r.function);
-      if (tried[id].size() >= kMaxTries) return;
-      if (clock.Now() - arrivals[id].at >= MillisF(functions[arrivals[id].function].slo_ms)) return;
-      clock.ScheduleAfter(Duration{0}, [&route, id] { route(id); });
+      if (r.outcome == Outcome::kRejected) {
+        mark_busy(n, r.function);
+        if (tried[id].size() < kMaxTries && clock.Now() - r.arrival < MillisF(functions[r.function].slo_ms)) {
+          if (!keep) retrying[id] = r;
+          clock.ScheduleAfter(Duration{0}, [&route, id] { route(id); });
+          return;
+        }
+      }
+      final_end(r);
+      tried.erase(id);
     };
   }
   const TimePoint last = arrivals.empty() ? TimePoint{} : arrivals.back().at;
@@ -695,9 +718,24 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
     const Arrival& a = arrivals[i];
     const double room_ms = functions[a.function].slo_ms * (1 - options.slo_margin) - ToMillis(clock.Now() - a.at);
     const std::optional<size_t> to = router.Route(a.function, room_ms, i, views, tried[i]);
-    if (!to) return;  // every node tried: the last one's rejection stands
+    if (!to) {  // every node tried: the last one's rejection stands
+      if (auto it = retrying.find(i); it != retrying.end()) {
+        final_end(it->second);
+        retrying.erase(it);
+      } else {  // no node at all
+        RequestRecord r;
+        r.function = a.function;
+        r.arrival = a.at;
+        r.deadline = a.at + MillisF(functions[a.function].slo_ms);
+        r.outcome = Outcome::kRejected;
+        final_end(r);
+      }
+      tried.erase(i);
+      return;
+    }
+    retrying.erase(i);
     views[*to].ChargeSent(a.function, router.ChargeMs(a.function));
-    sent_to[i] = *to;
+    if (keep) sent_to[i] = *to;
     tried[i].push_back(static_cast<uint32_t>(*to));
     ++outstanding[*to];
     engines[*to]->Admit(i, a);
@@ -710,11 +748,12 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
   const auto events = static_cast<int64_t>(clock.RunUntilIdle());
 
   SimResult all;
-  all.requests.resize(arrivals.size());
+  if (keep) all.requests.resize(arrivals.size());
   all.timeline_bucket = options.timeline_bucket;
   for (size_t n = 0; n < engines.size(); ++n) {
+    for (const RequestRecord& open : engines[n]->OpenRecords()) final_end(open);  // never ended: failed
     SimResult r = engines[n]->Finish(n == 0 ? events : 0);
-    for (size_t i = 0; i < arrivals.size(); ++i) {
+    for (size_t i = 0; i < sent_to.size(); ++i) {
       if (sent_to[i] == n) all.requests[i] = r.requests[i];
     }
     all.slice_busy.insert(all.slice_busy.end(), r.slice_busy.begin(), r.slice_busy.end());
@@ -737,11 +776,16 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
     }
   }
   // Totals, rejections and failures as the requests finally ended (one retried elsewhere counts where it ended).
-  all.totals.functions.resize(functions.size());
-  for (const RequestRecord& q : all.requests) {
-    all.totals.Add(q);
-    if (q.outcome == Outcome::kRejected || q.outcome == Outcome::kFailed)
-      ++all.ends[{q.function, q.outcome, q.code}].count;
+  if (keep) {
+    all.totals.functions.resize(functions.size());
+    for (const RequestRecord& q : all.requests) {
+      all.totals.Add(q);
+      if (q.outcome == Outcome::kRejected || q.outcome == Outcome::kFailed)
+        ++all.ends[{q.function, q.outcome, q.code}].count;
+    }
+  } else {
+    all.totals = std::move(finals);
+    for (const auto& [key, count] : final_ends) all.ends[key].count = count;
   }
   std::erase_if(all.ends, [](const auto& e) { return e.second.count == 0; });
   return all;
