@@ -369,6 +369,39 @@ TEST(CliTest, SimWithFaultsAccountsForEveryRequest) {
   EXPECT_EQ(Fluidfaas("sim --take-slices 0:5 --duration 5 --out " + out).exit_code, 2);
 }
 
+TEST(CliTest, SimRecordsWritesEveryRequestOnceAsTheTablesCountThem) {
+  const std::string out = testing::TempDir() + "/sim_records";
+  // One node, and three behind the router (a rejection sent on to another node is not an end).
+  for (const std::string nodes : {"1", "3"}) {
+    const CommandRun r = Fluidfaas(
+        "sim --preset paper --policies fluidfaas,esg --load heavy --duration 30 --gpus 3 "
+        "--faults stage=0.002 --nodes " +
+        nodes + " --routing warm-first --json --records " + out + ".csv --out " + out);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    std::map<std::string, std::map<std::string, int64_t>> seen;  // policy -> outcome -> records
+    std::ifstream csv(out + ".csv");
+    std::string line;
+    std::getline(csv, line);
+    EXPECT_EQ(line.rfind("policy,load,seed,function,arrival_ms,", 0), 0u) << line;
+    while (std::getline(csv, line)) {
+      const std::string policy = line.substr(0, line.find(','));
+      std::string rest = line;
+      for (int i = 0; i < 7; ++i) rest = rest.substr(rest.find(',') + 1);
+      ++seen[policy][rest.substr(0, rest.find(','))];
+    }
+    for (const auto& run : Json(r)) {
+      const std::map<std::string, int64_t>& outcomes = seen[run["policy"].get<std::string>()];
+      const auto count = [&](const char* o) { return outcomes.contains(o) ? outcomes.at(o) : 0; };
+      EXPECT_EQ(count("hit"), run["hits"].get<int64_t>()) << nodes;
+      EXPECT_EQ(count("miss"), run["late"].get<int64_t>()) << nodes;
+      EXPECT_EQ(count("rejected"), run["rejected"].get<int64_t>()) << nodes;
+      EXPECT_EQ(count("failed") + count("pending"), run["failed"].get<int64_t>()) << nodes;
+      EXPECT_GT(run["rejected"].get<int64_t>(), 0);
+    }
+  }
+  EXPECT_EQ(Fluidfaas("sim --duration 5 --records /nonexistent/dir/r.csv --out " + out).exit_code, 1);
+}
+
 TEST(CliTest, SimOnATraceMakesEachBusyRowAFunction) {
   const std::string dir = testing::TempDir();
   std::ofstream(dir + "/rows.csv") << "HashOwner,HashApp,HashFunction,Trigger,1,2,3\n"

@@ -60,6 +60,7 @@ struct SimOptions {
   double slo_scale = 5.0;
   int gpus = 8;
   std::string out = "out/sim";
+  std::string records;  // --records FILE: every request's record, as CSV
   bool json_output = false;
   std::string faults;  // "load=P,stage=P,worker=P"
   double exec_noise = 0;
@@ -379,6 +380,13 @@ int RunSim(SimOptions o) {
   }
 
   const bool progress = isatty(STDERR_FILENO) != 0 && !o.json_output;
+  std::ofstream records;
+  if (!o.records.empty()) {
+    records.open(o.records);
+    if (!records) return fail(Status::IoError("--records: cannot write " + o.records), kExitFailure);
+    records << "policy,load,seed,function,arrival_ms,deadline_ms,finished_ms,outcome,code,queue_ms,load_ms,compute_ms,"
+               "transfer_ms,routes\n";
+  }
   std::vector<sim::RunSummary> runs;
   // A cluster run is (policy, routing): shown as "policy@routing".
   const std::vector<std::string> routings = o.nodes > 1 ? o.routings : std::vector<std::string>{""};
@@ -435,6 +443,23 @@ int RunSim(SimOptions o) {
           run_options.seed = seed;
           run_options.take = sim::TakingFor(p, **preset, run_options.take);
           run_options.keep_records = false;
+          if (records) {
+            run_options.on_record = [&records, &preset, label, load = workloads[w].name,
+                                     seed](const sim::RequestRecord& r) {
+              const auto ms = [](Duration d) { return ToMillis(d); };
+              const sim::SimFunction& f = (*preset)->functions[r.function];
+              const bool ended = r.outcome != sim::Outcome::kPending;
+              records << label << ',' << load << ',' << seed << ',' << f.Name() << ',' << ms(r.arrival - TimePoint{})
+                      << ',' << ms(r.deadline - TimePoint{}) << ',';
+              if (ended) records << ms(r.finished - TimePoint{});
+              records << ',' << sim::ToString(r.outcome) << ','
+                      << (r.outcome == sim::Outcome::kRejected || r.outcome == sim::Outcome::kFailed
+                              ? policy::ToString(r.code)
+                              : "")
+                      << ',' << ms(r.queue) << ',' << ms(r.load) << ',' << ms(r.compute) << ',' << ms(r.transfer) << ','
+                      << r.routes << '\n';
+            };
+          }
           const auto t0 = std::chrono::steady_clock::now();
           sim::SimResult r;
           if (routing.empty()) {
@@ -478,6 +503,9 @@ int RunSim(SimOptions o) {
     }
   }
   if (progress) std::cerr << "\r" << std::string(60, ' ') << "\r";
+  if (records.is_open() && !records.flush()) {
+    return fail(Status::IoError("--records: writing " + o.records + " failed"), kExitFailure);
+  }
   if (Status s = WriteFiles(o.out, runs); !s.ok()) return fail(s, kExitFailure);
   // Tables and plots show one row per (policy, load): the mean over the seeds when there are several.
   const std::vector<sim::RunSummary> shown = o.seeds.size() > 1 ? sim::MeanOverSeeds(runs) : runs;
@@ -614,6 +642,9 @@ void AddSimCommand(CLI::App& app, int& exit_code) {
                   "MIG layout instead of the preset's (A100-80GB): once for every GPU, or once per GPU, in order "
                   "(fluidfaas mig advise suggests one; loads stay shares of the capacity on the given layout)");
   sim->add_option("--out", o->out, "Output folder")->capture_default_str();
+  sim->add_option("--records", o->records,
+                  "Write every request's record to this CSV file as the runs go (policy, load, seed, function, "
+                  "times in ms, outcome, code); the simulator keeps none in memory otherwise");
   sim->add_option("--faults", o->faults,
                   "Inject faults: load=P (a load fails), stage=P (a stage's batch fails), worker=P (per second of "
                   "a slice in use, its worker dies); e.g. load=0.05,stage=0.001,worker=0.0005");

@@ -92,12 +92,16 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
 
   SimResult Finish(int64_t events) {
     // Requests that never ended count as failed in the totals (Summarize); their records stay pending.
+    const auto pending = [&](const RequestRecord& r) {
+      result_.totals.Add(r);
+      if (options_.on_record && !on_end) options_.on_record(r);
+    };
     if (keep_) {
       for (const RequestRecord& r : result_.requests) {
-        if (r.outcome == Outcome::kPending && r.function < functions_.size()) result_.totals.Add(r);
+        if (r.outcome == Outcome::kPending && r.function < functions_.size()) pending(r);
       }
     } else {
-      for (const auto& [id, r] : live_) result_.totals.Add(r);
+      for (const auto& [id, r] : live_) pending(r);
     }
     result_.events = events;
     result_.horizon = std::max(end_, clock_.Now()) - TimePoint{};
@@ -265,16 +269,14 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
     return result_.requests[id];
   }
 
-  // Request `id` ended: counted in the totals, its record dropped unless kept.
+  // Request `id` ended: counted in the totals (and given to on_record, on a node alone), its record dropped unless
+  // kept. A cluster's engine leaves on_record to the cluster, which knows when a request has ended for good.
   void Close(size_t id) {
     if (on_end) on_end(id);
-    if (keep_) {
-      result_.totals.Add(result_.requests[id]);
-      return;
-    }
-    auto it = live_.find(id);
-    result_.totals.Add(it->second);
-    live_.erase(it);
+    RequestRecord& r = keep_ ? result_.requests[id] : live_.at(id);
+    result_.totals.Add(r);
+    if (options_.on_record && !on_end) options_.on_record(r);
+    if (!keep_) live_.erase(id);
   }
 
   // The next arrival from the stream (or the end: the run then lasts until the last arrival plus the drain).
@@ -674,6 +676,7 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
   finals.functions.resize(functions.size());
   std::map<std::tuple<uint32_t, Outcome, policy::Reason>, int64_t> final_ends;
   const auto final_end = [&](const RequestRecord& r) {
+    if (options.on_record) options.on_record(r);
     if (keep) return;  // counted from the records at the end
     finals.Add(r);
     if (r.outcome == Outcome::kRejected || r.outcome == Outcome::kFailed) ++final_ends[{r.function, r.outcome, r.code}];
@@ -779,6 +782,7 @@ SimResult SimulateCluster(const std::vector<std::vector<policy::ClusterSlice>>& 
   if (keep) {
     all.totals.functions.resize(functions.size());
     for (const RequestRecord& q : all.requests) {
+      if (q.outcome == Outcome::kPending && options.on_record) options.on_record(q);
       all.totals.Add(q);
       if (q.outcome == Outcome::kRejected || q.outcome == Outcome::kFailed)
         ++all.ends[{q.function, q.outcome, q.code}].count;
@@ -805,6 +809,17 @@ SimResult Simulate(const std::vector<policy::ClusterSlice>& slices, const std::v
     return arrivals[next++];
   };
   return Simulate(slices, functions, stream, scheduler, options);
+}
+
+std::string_view ToString(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kPending: return "pending";
+    case Outcome::kHit: return "hit";
+    case Outcome::kMiss: return "miss";
+    case Outcome::kRejected: return "rejected";
+    case Outcome::kFailed: return "failed";
+  }
+  return "?";
 }
 
 void RequestTotals::Add(const RequestRecord& r) {

@@ -82,6 +82,8 @@ struct SliceTaking {
   Duration hold{0};
 };
 
+struct RequestRecord;
+
 struct SimOptions {
   uint64_t seed = 1;  // faults, noise and slice taking
   Faults faults;
@@ -95,13 +97,17 @@ struct SimOptions {
   Duration timeline_bucket = Seconds(1);  // resolution of SimResult::slice_timeline
   double slo_margin = 0;                  // the scheduler plans for deadlines this share of the SLO early (the
                                           // daemon's --slo-margin); hits are judged at the SLO. [0, 0.5]
-  bool keep_records = true;               // SimResult::requests, one record per arrival (a cluster always keeps them)
-  Duration cold_start_wait{0};            // the newcomer's rule (policy/cold_start.h): requests name no deadline of
-                                          // their own and wait this long for a cold start (the daemon's
-                                          // --cold-start-wait, for clients that send no timeout_ms); 0: off
+  bool keep_records = true;               // SimResult::requests, one record per arrival
+  // Each request's record once it has ended for good (a cluster's: where it finally ended), in the order they end;
+  // the ones still open when the run stops come last, pending. For writing records out as the run goes.
+  std::function<void(const RequestRecord&)> on_record;
+  Duration cold_start_wait{0};  // the newcomer's rule (policy/cold_start.h): requests name no deadline of
+                                // their own and wait this long for a cold start (the daemon's
+                                // --cold-start-wait, for clients that send no timeout_ms); 0: off
 };
 
 enum class Outcome : uint8_t { kPending, kHit, kMiss, kRejected, kFailed };
+std::string_view ToString(Outcome outcome);  // "pending", "hit", "miss", "rejected", "failed"
 
 struct RequestRecord {
   uint32_t function = 0;
