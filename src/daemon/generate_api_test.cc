@@ -211,6 +211,7 @@ TEST_F(GenerateApiTest, AClientThatLeavesBeforeAWholeAnswerStopsItsSequence) {
     EXPECT_EQ(d_.controller().open_requests(), 0u) << path << ": the sequence ended long before its 1,500 tokens";
   }
   EXPECT_NE(Metrics().find("outcome=\"failed\",code=\"cancelled\"} 2"), std::string::npos) << Metrics();
+  EXPECT_NE(Metrics().find("fluidfaas_http_abandoned_total 2"), std::string::npos) << Metrics();
   // The node serves on.
   EXPECT_EQ(Post("/v2/models/tinyllama-1.1b/generate", {{"text_input", "Hi"}, {"max_tokens", 4}}, 200)["text_output"]
                 .get<std::string>()

@@ -527,6 +527,11 @@ std::string HttpApi::EdgeMetrics() const {
   metric("fluidfaas_http_idle_closed_total", "counter", "HTTP connections closed after the idle timeout.",
          s.idle_closed);
   metric("fluidfaas_http_requests_total", "counter", "HTTP requests whose headers were read.", s.requests);
+  metric("fluidfaas_http_streams_total", "counter", "Answers streamed (server-sent events).", s.streams);
+  metric("fluidfaas_http_streams_cut_total", "counter", "Streams whose connection closed before their end.",
+         s.streams_cut);
+  metric("fluidfaas_http_abandoned_total", "counter",
+         "Requests answered whole whose client left first (a generation: its sequence stopped).", s.abandoned);
   metric("fluidfaas_http_inflight_bytes", "gauge", "Request body bytes held by the edge.", s.inflight_bytes);
   o += "# HELP fluidfaas_http_refusals_total Requests or connections the edge refused, by code.\n"
        "# TYPE fluidfaas_http_refusals_total counter\n";
