@@ -188,7 +188,7 @@ void InstanceTable::Expire(InstanceRec& inst, TimePoint now, std::vector<Decisio
 }
 
 void InstanceTable::Erase(InstanceRec& inst) {
-  Index(inst, false);  // a no-op: only cold and retired records leave
+  Index(inst, false);  // cold and retired records are in no index, unless the change to that state was refused
   auto list = by_function_.find(inst.function);
   std::erase(list->second, &inst);
   if (list->second.empty()) by_function_.erase(list);  // a function that is not served holds nothing here

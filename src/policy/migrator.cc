@@ -7,8 +7,7 @@ void Migrator::Consider(TimePoint now, std::vector<Decision>& out) {
   std::vector<InstanceId> pipelines;
   for (InstanceId id : instances_.pipelines()) {
     const InstanceRec& inst = instances_.at(id);
-    if (inst.stages.size() > 1 && !inst.migrating &&
-        (inst.state == InstanceState::kExclusiveHot || inst.state == InstanceState::kTimeSharing)) {
+    if (!inst.migrating && (inst.state == InstanceState::kExclusiveHot || inst.state == InstanceState::kTimeSharing)) {
       pipelines.push_back(id);
     }
   }

@@ -351,23 +351,28 @@ Result<PipelinePlanner::Classes> PipelinePlanner::Classify(const StageCostTable&
   return out;
 }
 
-std::optional<Plan> PipelinePlanner::Find(const StageCostTable& costs, double slo_ms,
-                                          std::span<const FreeSlice> free) const {
-  Result<Classes> c = Classify(costs, free);
-  if (!c.ok()) return std::nullopt;
+std::optional<Plan> PipelinePlanner::FindIn(const StageCostTable& costs, double slo_ms, std::span<const FreeSlice> free,
+                                            const Classes& c) const {
   // A slice that serves the function alone is never split; only when none does is a pipeline built.
-  Search single(costs, options_.transfer, free, c->classes, 1, slo_ms);
+  Search single(costs, options_.transfer, free, c.classes, 1, slo_ms);
   if (single.Run()) return single.TakeBest();
   if (options_.max_stages > 1) {
-    Search search(costs, options_.transfer, free, c->classes, options_.max_stages, slo_ms);
+    Search search(costs, options_.transfer, free, c.classes, options_.max_stages, slo_ms);
     if (search.Run()) return search.TakeBest();
   }
   return std::nullopt;
 }
 
+std::optional<Plan> PipelinePlanner::Find(const StageCostTable& costs, double slo_ms,
+                                          std::span<const FreeSlice> free) const {
+  Result<Classes> c = Classify(costs, free);
+  if (!c.ok()) return std::nullopt;
+  return FindIn(costs, slo_ms, free, *c);
+}
+
 Result<Plan> PipelinePlanner::Best(const StageCostTable& costs, double slo_ms, std::span<const FreeSlice> free) const {
   FF_ASSIGN_OR_RETURN(Classes c, Classify(costs, free));
-  if (std::optional<Plan> plan = Find(costs, slo_ms, free)) return std::move(*plan);
+  if (std::optional<Plan> plan = FindIn(costs, slo_ms, free, c)) return std::move(*plan);
 
   // Why none: memory alone, or the SLO?
   Search unbounded(costs, options_.transfer, free, c.classes, options_.max_stages, kInf);

@@ -99,6 +99,9 @@ class PipelinePlanner {
   struct Classes;
   // Best's checks and its slice classes; an error for bad options or input.
   Result<Classes> Classify(const StageCostTable& costs, std::span<const FreeSlice> free) const;
+  // Find over slices already classified.
+  std::optional<Plan> FindIn(const StageCostTable& costs, double slo_ms, std::span<const FreeSlice> free,
+                             const Classes& c) const;
   PlannerOptions options_;
 };
 

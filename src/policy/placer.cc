@@ -75,7 +75,7 @@ void Placer::TurnedAway(const ServedFunction& f, TimePoint now, std::vector<Deci
   double yielding_rate = 0;
   for (InstanceId id : instances_.pipelines()) {
     const InstanceRec& rec = instances_.at(id);
-    if (rec.stages.size() < 2 || rec.function == f.id || rec.migrating || rec.evict_pending ||
+    if (rec.function == f.id || rec.migrating || rec.evict_pending ||
         (rec.state != InstanceState::kExclusiveHot && rec.state != InstanceState::kTimeSharing) ||
         now - rec.state_since < options_.contest_window) {
       continue;
@@ -272,8 +272,7 @@ bool Placer::Needed(const ServedFunction& f, const SliceKind& kind) const {
   const auto mine = smallest_.find(f.id);
   if (mine == smallest_.end() || size <= mine->second) return false;
   // Every function counted at `size` is another one: this one's smallest is below it.
-  const auto others = smallest_count_.find(size);
-  return others != smallest_count_.end() && others->second > 0;
+  return smallest_count_.contains(size);
 }
 
 bool Placer::Contested(const ServedFunction& f, const SliceKind& kind, TimePoint now) const {

@@ -273,7 +273,7 @@ class Engine final : public carrier::Mechanism, public carrier::Host {
   // kept. A cluster's engine leaves on_record to the cluster, which knows when a request has ended for good.
   void Close(size_t id) {
     if (on_end) on_end(id);
-    RequestRecord& r = keep_ ? result_.requests[id] : live_.at(id);
+    const RequestRecord& r = Rec(id);
     result_.totals.Add(r);
     if (options_.on_record && !on_end) options_.on_record(r);
     if (!keep_) live_.erase(id);
