@@ -414,9 +414,9 @@ int RunSim(SimOptions o) {
       spans.push_back(ToSeconds(trace->span()));  // first to last minute with an invocation
       trace_span_s = spans.back();
       trace_rate_rps = static_cast<double>(trace->invocations) / trace_span_s;
-      std::vector<sim::Arrival> arrivals = std::move(trace->arrivals);
-      workloads.push_back(
-          Workload{"trace", std::nullopt, std::make_shared<const sim::Trace>(std::move(trace).value()), arrivals});
+      std::vector<sim::Arrival> arrivals = std::move(trace->arrivals);  // a cluster's; empty otherwise
+      workloads.push_back(Workload{"trace", std::nullopt, std::make_shared<const sim::Trace>(std::move(trace).value()),
+                                   std::move(arrivals)});
       shares.push_back(0);
     } else {
       for (const std::string& load : o.loads) {
