@@ -9,13 +9,14 @@
 #include <boost/beast/http.hpp>
 #include <list>
 #include <nlohmann/json.hpp>
+#include <future>
 #include <optional>
 #include <thread>
 #include <unordered_map>
 #include <variant>
 
+#include "api/event_loop.h"
 #include "common/mutex.h"
-#include "common/wake_round.h"
 
 namespace fluidfaas::api {
 
@@ -156,15 +157,22 @@ std::variant<HttpRequest, HttpRefusal> ParseHttpRequest(std::string_view bytes, 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   class Connection;
 
-  Impl(HttpLimits l, HttpHandler h, BodyLimit b) : limits(l), handler(std::move(h)), body_limit(std::move(b)) {}
+  Impl(HttpLimits l, HttpHandler h, BodyLimit b, EventLoop* shared)
+      : limits(l),
+        handler(std::move(h)),
+        body_limit(std::move(b)),
+        own_loop(shared == nullptr ? std::make_unique<EventLoop>() : nullptr),
+        loop(shared == nullptr ? *own_loop : *shared) {}
 
   const HttpLimits limits;
   const HttpHandler handler;
   const BodyLimit body_limit;
-  asio::io_context io{1};
+  const std::unique_ptr<EventLoop> own_loop;  // when none is shared with the server
+  EventLoop& loop;
+  asio::io_context& io = loop.io();
   tcp::acceptor acceptor{io};
   asio::steady_timer accept_retry{io};
-  std::thread thread;
+  bool started = false;
 
   // Loop thread only.
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections;
@@ -208,18 +216,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::chrono::steady_clock::duration sweep_every{};
   void Sweep();
 
-  // The loop, in rounds of at most kRoundHandlers handlers: what is ready now, then what became ready meanwhile.
-  // The wake-ups of other threads that a round's handlers ask for (a request handed to the controller) are made
-  // once, when the round ends (common/wake_round.h), so a burst of requests reaches the controller as one batch.
-  static constexpr int kRoundHandlers = 64;
-  void Run() {
-    for (;;) {
-      WakeRound round;
-      if (io.run_one() == 0) return;
-      for (int i = 1; i < kRoundHandlers && io.poll_one() > 0; ++i) {
-      }
-    }
-  }
+  // Stop's work on the loop thread: the listener and every connection closed.
+  void CloseAll();
 };
 
 struct Responder::Exchange {
@@ -243,7 +241,8 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
  public:
   enum class Phase { kIdle, kHeader, kBody, kHandling, kWriting, kStreaming, kClosed };
 
-  Connection(Impl& server, tcp::socket socket) : server_(server), socket_(std::move(socket)) {}
+  Connection(std::shared_ptr<Impl> server, tcp::socket socket)
+      : keep_(std::move(server)), server_(*keep_), socket_(std::move(socket)) {}
 
   void Start() { WaitForRequest(); }
 
@@ -568,6 +567,9 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   }
 
  private:
+  // Kept alive by its connections: on a shared loop, a closed connection's last handlers may run after Stop.
+  // The cycle (the server's table holds its connections) ends when a connection leaves the table.
+  const std::shared_ptr<Impl> keep_;
   Impl& server_;
   tcp::socket socket_;
   std::chrono::steady_clock::time_point deadline_ = kNever;
@@ -700,7 +702,7 @@ void HttpServer::Impl::Accept() {
     if (self->connections.size() >= self->limits.max_connections) self->CloseOldestIdle();
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);  // an answer is one write: never wait for the last ACK
-    auto conn = std::make_shared<Connection>(*self, std::move(socket));
+    auto conn = std::make_shared<Connection>(self, std::move(socket));
     self->Update([](EdgeStats& s) {
       ++s.connections_open;
       ++s.connections_accepted;
@@ -716,8 +718,8 @@ void HttpServer::Impl::Accept() {
   });
 }
 
-HttpServer::HttpServer(HttpLimits limits, HttpHandler handler, BodyLimit body_limit)
-    : impl_(std::make_shared<Impl>(limits, std::move(handler), std::move(body_limit))) {}
+HttpServer::HttpServer(HttpLimits limits, HttpHandler handler, BodyLimit body_limit, EventLoop* loop)
+    : impl_(std::make_shared<Impl>(limits, std::move(handler), std::move(body_limit), loop)) {}
 
 HttpServer::~HttpServer() {
   Stop();
@@ -743,38 +745,48 @@ Result<int> HttpServer::Start(const std::string& host, int port) {
                  std::chrono::steady_clock::duration(std::chrono::milliseconds(100)));
   impl_->Accept();
   impl_->Sweep();
-  impl_->thread = std::thread([impl = impl_] {
-    for (;;) {
-      try {
-        impl->Run();
-        return;
-      } catch (const std::exception& e) {
-        spdlog::error("http: the event loop caught: {}", e.what());
-      }
-    }
-  });
+  impl_->started = true;
+  if (impl_->own_loop) impl_->own_loop->Start();
   return bound;
+}
+
+void HttpServer::Impl::CloseAll() {
+  stopping = true;
+  beast::error_code ignored;
+  acceptor.close(ignored);
+  accept_retry.cancel();
+  sweep.cancel();
+  std::vector<std::shared_ptr<Connection>> open;
+  for (auto& [ptr, conn] : connections) open.push_back(conn);
+  for (auto& conn : open) conn->Close();
+  // Each closed connection has left the table; its handlers still queued hold it (and this server) until they
+  // have run.
 }
 
 void HttpServer::Stop() {
   Impl& s = *impl_;
-  if (!s.thread.joinable()) return;
+  if (!s.started) return;
+  s.started = false;
   {
     MutexLock lock(s.post_mu);
     s.stopped = true;
   }
-  asio::post(s.io, [&s] {
-    s.stopping = true;
-    beast::error_code ignored;
-    s.acceptor.close(ignored);
-    s.accept_retry.cancel();
-    s.sweep.cancel();
-    std::vector<std::shared_ptr<Impl::Connection>> open;
-    for (auto& [ptr, conn] : s.connections) open.push_back(conn);
-    for (auto& conn : open) conn->Close();
-  });
-  s.thread.join();  // run() returns once the closed connections' handlers have finished
-  s.connections.clear();
+  if (s.own_loop) {
+    // The loop is this server's: closing everything leaves it no work, and it ends once the closed connections'
+    // handlers have run.
+    asio::post(s.io, [impl = impl_] { impl->CloseAll(); });
+    s.own_loop->Stop();
+    return;
+  }
+  // A shared loop goes on: the closing runs there, and this waits for it.
+  std::promise<void> closed;
+  if (!s.loop.Post([impl = impl_, &closed] {
+        impl->CloseAll();
+        closed.set_value();
+      })) {
+    return;  // the loop has stopped already: nothing of this server runs any more
+  }
+  closed.get_future().wait();
 }
 
 EdgeStats HttpServer::Stats() const {

@@ -2,7 +2,7 @@
 // HTTP/1.1 server on Boost.Beast over Asio, with the overload manager's limits on every connection.
 //
 // One event-loop thread serves every connection: a connection costs memory (a few KiB while it idles), never a
-// thread. A handler runs on the loop thread, must not block, and answers through its Responder from any thread,
+// thread. The loop is the server's own, or one it shares (the node daemon's controller runs its turns on it). A handler runs on the loop thread, must not block, and answers through its Responder from any thread,
 // now or later (the controller answers inference from its own thread). A request is answered exactly once: a
 // Responder dropped without an answer answers 500 `internal` itself.
 //
@@ -160,17 +160,22 @@ struct EdgeStats {
   std::map<std::string, uint64_t> refusals;
 };
 
+class EventLoop;
+
 class HttpServer {
  public:
-  HttpServer(HttpLimits limits, HttpHandler handler, BodyLimit body_limit = nullptr);
+  // `loop`: the event loop to serve on, shared with other work (api/event_loop.h), started and stopped by its
+  // owner, after this server's Stop. REQUIRES: outlives this server. Null: a loop of the server's own.
+  HttpServer(HttpLimits limits, HttpHandler handler, BodyLimit body_limit = nullptr, EventLoop* loop = nullptr);
   ~HttpServer();  // stops
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds `host`:`port` (0: any free port) and starts the loop thread. Returns the bound port. IoError when the
-  // address cannot be bound.
+  // Binds `host`:`port` (0: any free port) and starts its own loop's thread. Returns the bound port. IoError when
+  // the address cannot be bound.
   Result<int> Start(const std::string& host, int port);
-  // Closes the listener and every connection, then joins the loop thread. Answers that arrive later are dropped.
+  // Closes the listener and every connection, on the loop, and waits for that (and, with a loop of its own, ends
+  // it). Answers that arrive later are dropped. Not on the loop's thread.
   void Stop();
   EdgeStats Stats() const;
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "api/event_loop.h"
 #include "api/http_server.h"
 #include "cli/commands.h"
 #include "cli/table.h"
@@ -71,6 +72,7 @@ struct ServeOptions {
   double slo_margin = 0.1;
   double late_margin_cap = 0.3;
   double cold_start_wait_s = 30;
+  bool control_thread = false;  // the controller on a thread of its own, not the edge's loop (an ablation)
   // The edge's limits (api/http_server.h), seconds and bytes.
   size_t max_connections = 16384;
   double idle_timeout_s = 30, header_timeout_s = 10, body_timeout_s = 30;
@@ -200,12 +202,17 @@ int RunServe(const ServeOptions& o) {
                reserve);
   co.cold_start_wait = SecondsF(o.cold_start_wait_s);
 
+  // One event loop for the edge and the controller: a request is read, decided and answered on one thread. It
+  // outlives both (declared first, stopped last).
+  api::EventLoop loop;
+  loop.Start();
+  if (!o.control_thread) co.loop = &loop;
   auto controller = daemon::Controller::Start(co, functions);
   if (!controller.ok()) {
     std::cerr << "fluidfaas serve: " << controller.status().message() << '\n';
     return controller.status().code() == StatusCode::kInvalidArgument ? kExitBadInput : kExitFailure;
   }
-  daemon::HttpApi api(**controller, daemon::HttpApiOptions{.token = token, .limits = limits});
+  daemon::HttpApi api(**controller, daemon::HttpApiOptions{.token = token, .limits = limits, .loop = &loop});
   daemon::GrpcApi grpc(**controller, daemon::GrpcApiOptions{.max_message_bytes = limits.max_body_bytes});
   if (o.grpc_listen != "off") {
     auto grpc_port = grpc.Start(grpc_listen->first, grpc_listen->second);
@@ -297,6 +304,7 @@ int RunServe(const ServeOptions& o) {
   (*controller)->Shutdown();  // answers what is still open while the edge can still deliver it
   grpc.Stop();
   api.Stop();
+  loop.Stop();
   return kExitOk;
 }
 
@@ -551,6 +559,9 @@ void AddServeCommands(CLI::App& app, int& exit_code) {
                    "like the rest)")
       ->check(CLI::Range(0.0, 600.0))
       ->capture_default_str();
+  serve->add_flag("--control-thread", o->control_thread,
+                  "Run the controller on a thread of its own, not on the HTTP edge's event loop (the layout before; "
+                  "a request then crosses two threads each way)");
   serve
       ->add_option("--max-connections", o->max_connections,
                    "HTTP connections open at once (at most the open-file "

@@ -14,7 +14,40 @@ void Controller::Impl::PostRuntime(std::function<void()> task) {
   MutexLock lock(mu);
   if (stop) return;  // the runtime's events after shutdown: every request was answered by Close
   runtime_tasks.push_back(std::move(task));
+  if (options.loop != nullptr) return Kick();
   wake.notify_one();
+}
+
+void Controller::Impl::Kick() {
+  if (turn_posted) return;
+  turn_posted = true;
+  if (!options.loop->Post([l = link] {
+        if (l->impl != nullptr) l->impl->LoopTurn();
+      })) {
+    spdlog::error("controller: its event loop has stopped; what is queued waits for Shutdown");
+  }
+}
+
+void Controller::Impl::LoopTurn() {
+  Turn(/*wait=*/false);
+  ArmTimer();
+}
+
+void Controller::Impl::ArmTimer() {
+  // The same bound as the control thread's wait: at least one turn per 20 ms, and one at the next due batch.
+  const TimePoint now = clock->Now();
+  TimePoint due = std::min(next_tick, now + Millis(20));
+  for (const std::optional<TimePoint> d : {carrier->NextDue(), GenNextDue()}) {
+    if (d) due = std::min(due, *d);
+  }
+  if (timer_at && *timer_at <= due) return;  // a turn is already set for then or earlier
+  timer_at = due;
+  options.loop->PostAfter(std::max(Duration{0}, due - now), [l = link, due] {
+    Impl* impl = l->impl;
+    if (impl == nullptr || impl->timer_at != due) return;  // stopped, or set again since for another time
+    impl->timer_at.reset();
+    impl->LoopTurn();
+  });
 }
 
 void Controller::Impl::RunRuntimeTasks() {
@@ -49,6 +82,7 @@ std::optional<size_t> Controller::Impl::Turn(bool wait) {
     }
     if (stop) return std::nullopt;
     batch.swap(tasks);
+    turn_posted = false;
   }
   // What was posted since the last turn is delivered together: requests that arrived together leave as one batch.
   carrier->Hold();

@@ -81,7 +81,15 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
   }
   impl.Snapshot();
   impl.next_tick = impl.clock->Now() + kTick;
-  if (!impl.options.manual_loop) impl.thread = std::thread([&impl] { impl.Loop(); });
+  if (impl.options.loop != nullptr) {
+    impl.link = std::make_shared<Impl::LoopLink>();
+    impl.link->impl = &impl;  // before any turn is posted: the loop reads it only in what is posted after this
+    impl.options.loop->Post([l = impl.link] {
+      if (l->impl != nullptr) l->impl->LoopTurn();
+    });
+  } else if (!impl.options.manual_loop) {
+    impl.thread = std::thread([&impl] { impl.Loop(); });
+  }
   return c;
 }
 
@@ -104,7 +112,32 @@ void Controller::Shutdown() {
     impl_->wake.notify_all();
   }
   if (impl_->thread.joinable()) impl_->thread.join();
+  if (impl_->link != nullptr) CutLoop();
   impl_->Close();
+}
+
+// On a loop: no turn runs after this, and none is running (the cut runs on the loop, or the loop has ended).
+void Controller::CutLoop() {
+  const auto link = impl_->link;
+  TaskLoop& loop = *impl_->options.loop;
+  if (loop.InLoop()) {
+    link->impl = nullptr;
+    return;
+  }
+  auto cut = std::make_shared<std::promise<void>>();
+  auto done = cut->get_future();
+  if (!loop.Post([link, cut] {
+        link->impl = nullptr;
+        cut->set_value();
+      })) {
+    link->impl = nullptr;  // the loop has ended: nothing of this controller runs there any more
+    return;
+  }
+  try {
+    done.get();
+  } catch (const std::future_error&) {
+    link->impl = nullptr;  // dropped unrun by a loop that stopped meanwhile: nothing runs there any more
+  }
 }
 
 FunctionRef Controller::Function(const std::string& name) const {

@@ -1,4 +1,4 @@
-// Controller: the node daemon's core. One control thread owns the Scheduler (the same policy objects as the
+// Controller: the node daemon's core. One control thread (its own, or an event loop it is given) owns the Scheduler (the same policy objects as the
 // simulator), the answer-rule checker, the table of open requests and the per-instance queues; it carries the
 // scheduler's decisions out on the NodeRuntime (runtime/node_runtime.h) and turns the runtime's events back into
 // the scheduler's events. HTTP threads and the runtime's threads only post work to it.
@@ -29,6 +29,7 @@
 #include "cluster/report.h"
 #include "common/clock.h"
 #include "common/result.h"
+#include "common/task_loop.h"
 #include "daemon/repository.h"
 #include "gpu/topology.h"
 #include "policy/answer_checker.h"
@@ -98,6 +99,10 @@ struct ControllerOptions {
   std::function<Result<std::unique_ptr<runtime::NodeMechanism>>(runtime::EventSink)> mechanism;
   Clock* clock = nullptr;
   bool manual_loop = false;
+  // The loop to run the controller's turns on instead of a control thread of its own: the HTTP edge's
+  // (api/event_loop.h), so a request read there is decided and answered on the same thread. REQUIRES: it runs
+  // until Shutdown returns. Null: a control thread.
+  TaskLoop* loop = nullptr;
 };
 
 enum class Outcome { kCompleted, kRejected, kFailed };
@@ -191,6 +196,7 @@ class Controller {
  private:
   struct Impl;
   Controller() = default;
+  void CutLoop();
   std::unique_ptr<Impl> impl_;
   std::unique_ptr<runtime::NodeMechanism> runtime_;
   runtime::NodeRuntime* node_runtime_ = nullptr;  // runtime_, when it is the worker-process one

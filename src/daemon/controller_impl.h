@@ -153,7 +153,18 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   std::unordered_map<FunctionId, RateMeter> arrival_rates;  // requests admitted, per function (the cluster report)
   RequestId next_request = 1;
   FunctionId next_function = 0;
-  std::thread thread;
+  std::thread thread;  // without options.loop
+  // On options.loop: a turn is posted to it when work comes in and none is pending; a timer wakes it for the
+  // next due batch or tick. What is posted holds `link`, not the controller: Shutdown cuts it (on the loop).
+  struct LoopLink {
+    Impl* impl = nullptr;  // loop thread; null once the controller has stopped
+  };
+  std::shared_ptr<LoopLink> link;
+  bool turn_posted GUARDED_BY(mu) = false;
+  std::optional<TimePoint> timer_at;  // the turn the loop's timer is set for (control thread)
+  void Kick() REQUIRES(mu);           // posts a turn to options.loop unless one is pending
+  void LoopTurn();                    // a turn on options.loop, then its timer
+  void ArmTimer();
   Mutex closed_mu;       // after the thread ends: serializes Close and the calls that run in its place
   bool closing = false;  // the loop has stopped; set by Close
 
@@ -163,6 +174,7 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   // Post's queueing, for a caller that holds mu (and has checked stop).
   void PostLocked(std::function<void()> task) REQUIRES(mu) {
     tasks.push_back(std::move(task));
+    if (options.loop != nullptr) return Kick();
     // An edge's loop hands over its round's requests with one wake-up (common/wake_round.h).
     DeferWake(this, [](void* impl) { static_cast<Impl*>(impl)->wake.notify_one(); });
   }
@@ -259,6 +271,11 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   // Runs `task` on the control thread and waits for it.
   template <typename T>
   T RunOnControl(std::function<T()> task) {
+    if (options.loop != nullptr && options.loop->InLoop()) {
+      if (link->impl != nullptr) return task();  // this thread is the control thread, between turns
+      MutexLock lock(closed_mu);
+      return task();
+    }
     std::promise<T> promise;
     auto future = promise.get_future();
     if (!Post([&] { promise.set_value(task()); })) {

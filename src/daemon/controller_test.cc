@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <optional>
+#include <thread>
 
+#include "api/event_loop.h"
 #include "daemon/fake_mechanism.h"
 #include "gpu/node_config.h"
 
@@ -143,6 +146,106 @@ TEST_F(ControllerTest, AFailedLoadHandsItsRequestsBackAndEachIsAnsweredOnce) {
   }
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->outcome == Outcome::kCompleted || r->code == "load_failed") << r->code;
+  EXPECT_EQ(controller_->open_requests(), 0u);
+}
+
+
+// The same controller on an event loop (ControllerOptions::loop, as `fluidfaas serve` runs it on the edge's): its
+// turns, the fake runtime's events and the clock all live on the loop's thread, which the test enters with OnLoop.
+class ControllerOnLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    loop_.Start();
+    ControllerOptions o;
+    auto config = gpu::LoadNodeConfig("");
+    ASSERT_TRUE(config.ok());
+    config->discovery = gpu::DiscoveryMode::kEmulated;
+    auto node = gpu::EmulateNode(*config);
+    ASSERT_TRUE(node.ok());
+    o.node = *node;
+    o.clock = &clock_;
+    o.loop = &loop_;
+    o.mechanism = [this](runtime::EventSink sink) -> Result<std::unique_ptr<runtime::NodeMechanism>> {
+      auto fake = std::make_unique<testing::FakeMechanism>(std::move(sink), clock_);
+      fake_ = fake.get();
+      return std::unique_ptr<runtime::NodeMechanism>(std::move(fake));
+    };
+    auto c = Controller::Start(o, {FunctionConfig{"bert", "bert-base"}});
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    controller_ = std::move(*c);
+    info_ = *controller_->Function("bert");
+  }
+  void TearDown() override {
+    controller_.reset();  // before the loop stops: its shutdown cuts the loop's link on the loop
+    loop_.Stop();
+  }
+  // Runs `f` on the loop after everything posted so far (the controller's turns included), and waits for it.
+  template <typename F>
+  void OnLoop(F f) {
+    std::promise<void> done;
+    ASSERT_TRUE(loop_.Post([&] {
+      f();
+      done.set_value();
+    }));
+    done.get_future().wait();
+  }
+
+  api::EventLoop loop_;
+  ManualClock clock_{AtMicros(1'000'000)};
+  testing::FakeMechanism* fake_ = nullptr;
+  std::unique_ptr<Controller> controller_;
+  FunctionInfo info_;
+};
+
+TEST_F(ControllerOnLoopTest, ARequestIsDecidedAndAnsweredOnTheLoopThread) {
+  std::optional<InferResult> r;
+  std::thread::id answered_on, loop_thread;
+  size_t elems = 1;
+  for (int64_t d : info_.input_shape) elems *= static_cast<size_t>(d);
+  controller_->Infer("bert", std::vector<std::byte>(elems * 4), std::nullopt, [&](InferResult result) {
+    answered_on = std::this_thread::get_id();
+    r = std::move(result);
+  });
+  OnLoop([&] {
+    loop_thread = std::this_thread::get_id();
+    ASSERT_EQ(fake_->launched.size(), 1u);  // the turn ran before this: a cold start, the request waiting for it
+    EXPECT_FALSE(r);
+    clock_.AdvanceBy(Seconds(2));
+    fake_->FinishLoad(fake_->launched[0].instance);
+  });
+  size_t output_elems = 1;
+  for (int64_t d : info_.output_shape) output_elems *= static_cast<size_t>(d);
+  OnLoop([&] {
+    ASSERT_EQ(fake_->submitted.size(), 1u);
+    const TimePoint started = clock_.Now();
+    clock_.AdvanceBy(Millis(3));
+    fake_->Complete(fake_->submitted[0], started, fake_->launched[0].stages.size(), output_elems * 4);
+  });
+  OnLoop([&] {
+    // A call that waits for the control thread, made on it (an HTTP handler on the shared loop): run in place.
+    const nlohmann::json node = controller_->NodeJson();
+    EXPECT_EQ(node["instances"].size(), 1u);
+  });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->outcome, Outcome::kCompleted) << r->code << " " << r->detail;
+  EXPECT_DOUBLE_EQ(r->total_ms, 2003.0);
+  EXPECT_EQ(answered_on, loop_thread);
+  EXPECT_NE(loop_thread, std::this_thread::get_id());
+}
+
+TEST_F(ControllerOnLoopTest, ShutdownAnswersWhatIsOpenAndNoTurnRunsAfterIt) {
+  std::optional<InferResult> waiting;
+  size_t elems = 1;
+  for (int64_t d : info_.input_shape) elems *= static_cast<size_t>(d);
+  controller_->Infer("bert", std::vector<std::byte>(elems * 4), std::nullopt,
+                     [&](InferResult result) { waiting = std::move(result); });
+  OnLoop([&] { ASSERT_EQ(fake_->launched.size(), 1u); });  // arrived: waiting for its cold start
+  controller_->Shutdown();
+  ASSERT_TRUE(waiting);
+  EXPECT_EQ(waiting->code, "shutdown");
+  // A load finishing now reaches no turn: nothing is submitted, nothing answered twice.
+  OnLoop([&] { fake_->FinishLoad(fake_->launched[0].instance); });
+  OnLoop([&] { EXPECT_TRUE(fake_->submitted.empty()); });
   EXPECT_EQ(controller_->open_requests(), 0u);
 }
 

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/event_loop.h"
 #include "daemon/http_api.h"
 #include "gpu/node_config.h"
 
@@ -36,7 +37,12 @@ class TestDaemon {
   ~TestDaemon() { Stop(); }
 
   // Fails the test (and leaves nothing started) when the controller does not start.
+  // As `fluidfaas serve` runs them, the edge and the controller share one event loop.
   void Start(ControllerOptions options, const std::vector<FunctionConfig>& functions, HttpApiOptions api = {}) {
+    loop_ = std::make_unique<api::EventLoop>();
+    loop_->Start();
+    options.loop = loop_.get();
+    api.loop = loop_.get();
     auto c = Controller::Start(std::move(options), functions);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     controller_ = std::move(*c);
@@ -49,6 +55,7 @@ class TestDaemon {
     if (api_) api_->Stop();
     api_.reset();
     controller_.reset();
+    loop_.reset();
   }
 
   Controller& controller() { return *controller_; }
@@ -60,6 +67,7 @@ class TestDaemon {
   }
 
  private:
+  std::unique_ptr<api::EventLoop> loop_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<HttpApi> api_;
   int port_ = 0;

@@ -23,6 +23,7 @@
 #include "common/half.h"
 #include "common/limits.h"
 #include "common/mutex.h"
+#include "common/work_queue.h"
 #include "daemon/generate_api.h"
 #include "daemon/inference.h"
 #include "model/zoo.h"
@@ -165,12 +166,8 @@ struct HttpApi::Routes {
   const HttpApiOptions& options;
   api::Router router;
   // Deploys build cost tables (and may inspect a TorchScript directory through a worker, about a second): they run
-  // here, one at a time, off the loop thread, and answer when done.
-  Mutex mu;
-  std::condition_variable_any wake;
-  std::deque<std::function<void()>> jobs GUARDED_BY(mu);
-  bool stop GUARDED_BY(mu) = false;
-  std::thread deployer;
+  // here, one at a time, off the loop thread, and answer when done (those asked for before the API stops too).
+  WorkQueue deployer;
 
   Routes(Controller& controller, const HttpApiOptions& o) : c(controller), options(o) {
     Health();
@@ -178,30 +175,6 @@ struct HttpApi::Routes {
     AddGenerateRoutes(router, c, options.max_control_body_bytes);
     Repository();
     Node();
-    deployer = std::thread([this] {
-      for (;;) {
-        std::function<void()> job;
-        {
-          MutexLock lock(mu);
-          lock.Wait(wake, [this] {
-            mu.AssertHeld();
-            return stop || !jobs.empty();
-          });
-          if (jobs.empty()) return;
-          job = std::move(jobs.front());
-          jobs.pop_front();
-        }
-        job();
-      }
-    });
-  }
-  ~Routes() {
-    {
-      MutexLock lock(mu);
-      stop = true;
-    }
-    wake.notify_all();
-    deployer.join();  // runs the deploys already asked for: each is answered
   }
 
   // The function a models route names, with its version checked; answers 404 itself when there is none.
@@ -389,14 +362,12 @@ struct HttpApi::Routes {
   }
 
   void Deploy(FunctionConfig f, Responder r, int ok_status) {
-    MutexLock lock(mu);
-    jobs.push_back([this, f = std::move(f), r = std::move(r), ok_status] {
+    deployer.Push([this, f = std::move(f), r = std::move(r), ok_status] {
       const Status st = c.Deploy(f);
       if (!st.ok()) return r.Send(DeployError(st));
       const auto info = c.Function(f.name.empty() ? f.model + f.directory : f.name);
       r.Send(JsonResponse(ok_status, ok_status == 201 && info ? ModelMetadata(*info) : json::object()));
     });
-    wake.notify_one();
   }
   void Remove(const std::string& name, const Responder& r) {
     const Status st = c.Remove(name);
@@ -494,7 +465,8 @@ HttpApi::HttpApi(Controller& controller, HttpApiOptions options)
       options_.limits, [&router](HttpRequest&& req, Responder r) { router.Handle(std::move(req), std::move(r)); },
       [this, &router](std::string_view method, std::string_view target) {
         return router.BodyLimit(method, target, options_.max_control_body_bytes);
-      });
+      },
+      options_.loop);
 }
 
 HttpApi::~HttpApi() {

@@ -23,7 +23,8 @@
 // deadline cannot be met now, or the node is full), 503 (no capacity, draining, a worker lost, too many request
 // bytes at once). Every infer request's end is counted in fluidfaas_requests_total.
 //
-// Thread safety: handlers run on the edge's loop thread and never wait; the controller answers from its thread.
+// Thread safety: handlers run on the edge's loop thread and never wait; the controller answers from its thread
+// (the same one when they share the loop).
 #pragma once
 
 #include <memory>
@@ -38,6 +39,9 @@ struct HttpApiOptions {
   std::string token;  // non-empty: deploy, delete, load and unload need "Bearer <token>"
   api::HttpLimits limits;
   size_t max_control_body_bytes = 1 << 20;  // bodies of the routes that are not infer (deploy, index): JSON trees
+  // The event loop to serve on, the controller's too (ControllerOptions::loop): an infer request is then read,
+  // decided and answered on one thread. REQUIRES: it outlives the API and runs until its Stop. Null: its own.
+  api::EventLoop* loop = nullptr;
 };
 
 class HttpApi {
