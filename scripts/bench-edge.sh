@@ -7,7 +7,8 @@
 # time, the daemon's RSS).
 #
 # Usage: scripts/bench-edge.sh [SECONDS_PER_RUN]     (default 10; CI runs it with 2 and BUSY_CORE=0)
-# Environment: BUSY_CORE=0 leaves out the run with a core busy; SLOW_CONNECTIONS, IDLE_CONNECTIONS (2000 each).
+# Environment: BUSY_CORE=0 leaves out the run with a core busy; SLOW_CONNECTIONS, IDLE_CONNECTIONS (2000 each);
+# CONTROL_THREAD=1 runs the daemon with --control-thread (the controller off the edge's loop: the ablation).
 # The function is bert-base at --time-scale 1e-6: the model's time is ~0, so what is measured is the edge, the
 # control thread and the worker hop.
 set -euo pipefail
@@ -29,8 +30,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+layout=()
+[ "${CONTROL_THREAD:-0}" = 1 ] && layout=(--control-thread)
 "$bin" serve --functions bert-base --time-scale 1e-6 --listen "127.0.0.1:$port" --grpc-listen "127.0.0.1:$grpc_port" \
-  >"$work/serve.log" 2>&1 &
+  "${layout[@]}" >"$work/serve.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break; sleep 0.1; done
 url="http://127.0.0.1:$port/v2/models/bert-base/infer"
