@@ -5,11 +5,14 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <future>
 #include <map>
 #include <optional>
 #include <set>
 #include <thread>
 #include <vector>
+
+#include "api/event_loop.h"
 
 namespace fluidfaas::cluster {
 namespace {
@@ -30,11 +33,14 @@ constexpr std::string_view kPassedBack[] = {"Retry-After", "Inference-Header-Con
 
 struct Forwarder::Impl : std::enable_shared_from_this<Forwarder::Impl> {
   struct Exchange;
-  explicit Impl(ForwarderOptions opts) : o(opts) {}
+  explicit Impl(ForwarderOptions opts)
+      : o(opts),
+        own_loop(o.loop == nullptr ? std::make_unique<api::EventLoop>() : nullptr),
+        loop(o.loop == nullptr ? *own_loop : *o.loop) {}
   const ForwarderOptions o;
-  asio::io_context io{1};
-  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
-  std::thread thread;
+  const std::unique_ptr<api::EventLoop> own_loop;  // when none is shared with the forwarder
+  api::EventLoop& loop;
+  asio::io_context& io = loop.io();
   // Loop thread only.
   std::map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle;
   std::set<Exchange*> live;
@@ -190,19 +196,11 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
 };
 
 Forwarder::Forwarder(ForwarderOptions options) : impl_(std::make_shared<Impl>(options)) {
-  impl_->thread = std::thread([impl = impl_] {
-    for (;;) {
-      try {
-        impl->io.run();
-        return;
-      } catch (const std::exception& e) {
-        spdlog::error("forwarder: the loop caught: {}", e.what());
-      }
-    }
-  });
+  if (impl_->own_loop) impl_->own_loop->Start();
 }
 
 Forwarder::~Forwarder() {
+  // Every exchange in flight is cancelled on the loop, and ends (done() with answered = false) there.
   asio::post(impl_->io, [impl = impl_] {
     impl->stopping = true;
     impl->idle.clear();
@@ -210,9 +208,24 @@ Forwarder::~Forwarder() {
     for (Impl::Exchange* e : live) {
       if (e->stream) e->stream->cancel();
     }
-    impl->work.reset();
   });
-  impl_->thread.join();
+  if (impl_->own_loop) {
+    impl_->own_loop->Stop();  // ends once the cancelled exchanges have finished
+    return;
+  }
+  // A shared loop goes on: wait until the last exchange has ended, since their callbacks reach the caller's state.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    std::promise<bool> ended;
+    auto answer = ended.get_future();
+    if (!impl_->loop.Post([impl = impl_, &ended] { ended.set_value(impl->live.empty()); })) return;
+    if (answer.get()) return;
+    if (std::chrono::steady_clock::now() > give_up) {
+      spdlog::error("forwarder: exchanges still open 5 s after the stop; left to the loop");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void Forwarder::Forget(const std::string& address) {

@@ -1,4 +1,5 @@
-// Forwarder: the gateway's HTTP/1.1 client to the nodes, asynchronous on a loop thread of its own (Boost.Beast),
+// Forwarder: the gateway's HTTP/1.1 client to the nodes, asynchronous on an event loop (Boost.Beast; its own, or
+// the gateway edge's),
 // with a pool of keep-alive connections per node: a request costs no connect while the node is busy. Any body size
 // (tensors do not ride NATS: its max_payload is 1 MiB by default).
 //
@@ -6,7 +7,8 @@
 // new connection, when not a byte of an answer came back. `reached` tells the caller whether the node accepted a
 // connection at all: a node that refuses connections is down, and the request can go elsewhere untried.
 //
-// Thread safety: Send from any thread; `done` runs on the forwarder's loop thread.
+// Thread safety: Send from any thread; `done` runs on the forwarder's loop thread. The destructor waits until
+// every exchange has ended.
 #pragma once
 
 #include <atomic>
@@ -33,6 +35,9 @@ struct ForwarderOptions {
   Duration timeout = Seconds(120);  // a request's whole exchange
   size_t max_idle_per_node = 64;
   size_t max_body_bytes = size_t{256} << 20;
+  // The event loop to run on, shared (the gateway's edge: a call is read, forwarded and answered on one thread).
+  // REQUIRES: it runs until the forwarder is destroyed. Null: a loop of its own.
+  api::EventLoop* loop = nullptr;
 };
 
 // A node's answer passed on as it comes rather than whole, when it is a stream: status 200, Content-Type

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "api/auth.h"
+#include "api/event_loop.h"
 #include "api/router.h"
 #include "cluster/function_sync.h"
 #include "cluster/gateway_grpc.h"
@@ -34,6 +35,9 @@ TimePoint SteadyNow() {
 }  // namespace
 
 struct Gateway::Impl {
+  // The edge's and the forwarder's loop: a call is read, sent on to its node and answered on one thread. First
+  // here, so that it outlives both.
+  api::EventLoop loop;
   GatewayOptions options;
   NodeTable table;
   std::unique_ptr<NatsConnection> nats;
@@ -484,7 +488,10 @@ Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options, const st
   FF_ASSIGN_OR_RETURN(g.nats, NatsConnection::Connect(g.options.nats));
   FF_ASSIGN_OR_RETURN(g.bucket, g.nats->Bucket(g.options.bucket));
   FF_ASSIGN_OR_RETURN(g.functions, g.nats->Bucket(kFunctionsBucket));
-  g.forwarder = std::make_unique<Forwarder>(g.options.forward);
+  g.loop.Start();
+  ForwarderOptions forward = g.options.forward;
+  forward.loop = &g.loop;
+  g.forwarder = std::make_unique<Forwarder>(forward);
   FF_ASSIGN_OR_RETURN(
       g.async, AsyncCalls::Start(
                    *g.nats, g.options.async,
@@ -496,7 +503,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options, const st
       g.options.limits, [&g](HttpRequest&& req, Responder r) { g.router.Handle(std::move(req), std::move(r)); },
       [&g](std::string_view method, std::string_view target) {
         return g.router.BodyLimit(method, target, g.options.limits.max_body_bytes);
-      });
+      },
+      &g.loop);
   FF_ASSIGN_OR_RETURN(g.port, g.server->Start(host, port));
   if (!g.options.grpc_host.empty()) {
     g.grpc = std::make_unique<GatewayGrpc>(
@@ -521,6 +529,7 @@ Gateway::~Gateway() {
   // Calls in flight are answered (their responders drop into 500s if not; asynchronous ones go back to the queue).
   impl_->forwarder.reset();
   impl_->async.reset();
+  impl_->loop.Stop();
 }
 
 int Gateway::port() const {
