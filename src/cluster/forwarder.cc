@@ -61,11 +61,13 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::string_body>> parser;
   std::shared_ptr<const ForwardStream> streaming;  // when the caller takes a stream as it comes
+  std::shared_ptr<std::atomic<bool>> stop;          // the caller's client has gone (Interrupt)
   ForwardResult result;
 
   void Start() {
     impl->live.insert(this);
     if (impl->stopping) return Finish("the gateway is stopping");
+    if (stop && stop->load()) return Finish("client_gone");
     auto& pool = impl->idle[address];
     if (!pool.empty()) {
       stream = std::move(pool.back());
@@ -81,7 +83,10 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
     stream = std::make_unique<beast::tcp_stream>(impl->io);
     stream->expires_after(Steady(impl->o.connect_timeout));
     stream->async_connect(endpoint, [self = shared_from_this()](beast::error_code ec) {
-      if (ec) return self->Finish("cannot connect to " + self->address + ": " + ec.message());
+      if (ec) {
+        return self->Finish(self->aborted.empty() ? "cannot connect to " + self->address + ": " + ec.message()
+                                                  : self->aborted);
+      }
       self->result.reached = true;
       beast::error_code ignored;
       self->stream->socket().set_option(tcp::no_delay(true), ignored);
@@ -135,7 +140,7 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
       }
       if (ec) return self->Failed(ec, true);
       if (self->parser->is_done()) return self->Answered();
-      if (self->streaming->stop->load()) {
+      if (self->stop->load()) {
         beast::error_code ignored;
         self->stream->socket().close(ignored);  // the node hears its client leave and stops
         return self->Finish("client_gone");
@@ -244,10 +249,24 @@ void Forwarder::Abort(const std::string& address, const std::string& reason) {
   });
 }
 
+void Forwarder::Interrupt(const std::shared_ptr<std::atomic<bool>>& stop) {
+  asio::post(impl_->io, [impl = impl_, stop] {
+    const std::set<Impl::Exchange*> live = impl->live;
+    for (Impl::Exchange* e : live) {
+      if (e->stop != stop || !e->stream) continue;
+      e->aborted = "client_gone";
+      beast::error_code ignored;
+      e->stream->socket().close(ignored);  // its pending read or write fails at once; the node sees the close
+    }
+  });
+}
+
 void Forwarder::Send(const std::string& address, std::shared_ptr<const api::HttpRequest> request,
-                     std::function<void(ForwardResult)> done, std::shared_ptr<const ForwardStream> stream) {
+                     std::function<void(ForwardResult)> done, std::shared_ptr<const ForwardStream> stream,
+                     std::shared_ptr<std::atomic<bool>> stop) {
   auto x = std::make_shared<Impl::Exchange>();
   x->impl = impl_;
+  x->stop = stop ? std::move(stop) : stream ? stream->stop : nullptr;
   x->streaming = std::move(stream);
   x->address = address;
   x->done = std::move(done);

@@ -62,8 +62,16 @@ class Forwarder {
   // Sends `request` (its method, target, headers and body as they are) to `address` (HOST:PORT, an IP address or
   // localhost). `done` runs exactly once. The body is sent from `request` itself, not a copy: a call tried on
   // several nodes shares one.
+  //
+  // `stop` (a stream's own when null and `stream` is given): set when the caller's client has gone; Interrupt
+  // then ends the exchange at once. An exchange started with it set ends at once, error "client_gone".
   void Send(const std::string& address, std::shared_ptr<const api::HttpRequest> request,
-            std::function<void(ForwardResult)> done, std::shared_ptr<const ForwardStream> stream = nullptr);
+            std::function<void(ForwardResult)> done, std::shared_ptr<const ForwardStream> stream = nullptr,
+            std::shared_ptr<std::atomic<bool>> stop = nullptr);
+  // The exchange sent with `stop` (set by the caller) ends now, not answered, error "client_gone"; its connection
+  // to the node is closed, so the node hears its client leave and stops the work (a generation answered whole).
+  // Any thread; nothing happens when no such exchange is in flight.
+  void Interrupt(const std::shared_ptr<std::atomic<bool>>& stop);
   // Closes the idle connections to `address` (a node that left or went down: they would sit half-closed).
   void Forget(const std::string& address);
   // Gives up on every request in flight to `address` (a node fallen silent: stopped, hung or cut off): each ends

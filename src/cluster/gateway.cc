@@ -179,16 +179,18 @@ struct Gateway::Impl {
         const std::string name = model->get<std::string>();
         const auto flag = body.find("stream");
         const bool stream = flag != body.end() && flag->is_boolean() && flag->get<bool>();
-        Call(std::move(req), name, r, stream);
+        Call(std::move(req), name, r, stream ? Answer::kStream : Answer::kWatched);
       });
     }
     for (const std::string base : {"/v2/models/{}", "/v2/models/{}/versions/{}"}) {
       // Generation too: a stream (generate_stream, or OpenAI's with "stream": true) is passed on as the node writes
       // it (Forwarder's ForwardStream).
       for (const std::string route : {"/infer", "/generate", "/generate_stream"}) {
-        const bool stream = route == "/generate_stream";
-        router.Add("POST", base + route, [this, stream](HttpRequest&& req, const RouteParams& p, const Responder& r) {
-          Call(std::move(req), p[0], r, stream);
+        const Answer how = route == "/infer"      ? Answer::kWhole
+                           : route == "/generate" ? Answer::kWatched
+                                                  : Answer::kStream;
+        router.Add("POST", base + route, [this, how](HttpRequest&& req, const RouteParams& p, const Responder& r) {
+          Call(std::move(req), p[0], r, how);
         });
       }
       for (const std::string tail : {"", "/ready"}) {
@@ -304,7 +306,12 @@ struct Gateway::Impl {
     std::optional<HttpResponse> refusal;          // the last node's 429 or 503, answered when no other node is left
     std::shared_ptr<const ForwardStream> stream;  // a stream passed on as it comes (generate_stream)
     std::function<bool()> began;                  // ... whose head has gone to the client: it runs nowhere else
+    std::shared_ptr<std::atomic<bool>> stop;      // set when the client has gone (a watched or streamed call)
   };
+
+  // How a call's answer goes back: whole (infer, metadata: short); whole, with the client watched (a generation
+  // answered whole: its client leaving stops the node's sequence); or streamed as the node writes it.
+  enum class Answer { kWhole, kWatched, kStream };
 
   // A streamed call's client side: the stream opened with the node's head, its pieces written as they come, ended
   // with the node's end, or cut when the node is lost mid-stream (the client must not take it for a whole one).
@@ -314,22 +321,42 @@ struct Gateway::Impl {
     std::atomic<bool> began{false};
   };
 
-  void Call(HttpRequest&& req, const std::string& function, Responder r, bool stream = false) {
+  // The client left before its answer: the call goes to no other node. Its answer is not read by anyone.
+  void ClientGone(Attempt& a) {
+    Count("client_gone");
+    a.answer(JsonError(503, "the client closed its connection before the answer", "client_gone"));
+  }
+
+  void Call(HttpRequest&& req, const std::string& function, Responder r, Answer how = Answer::kWhole) {
     if (!api::Authorized(req, options.token)) {
       Count("unauthorized");
       return r.Send(api::Unauthorized());
     }
-    if (!stream) {
+    if (how == Answer::kWhole) {
       Run(std::make_shared<const HttpRequest>(std::move(req)), function,
           [r = std::move(r)](HttpResponse response) { r.Send(std::move(response)); });
+      return;
+    }
+    if (how == Answer::kWatched) {
+      auto gone = std::make_shared<std::atomic<bool>>(false);
+      r.OnGone([this, gone] {
+        gone->store(true);
+        forwarder->Interrupt(gone);
+      });
+      Run(
+          std::make_shared<const HttpRequest>(std::move(req)), function,
+          [r = std::move(r)](HttpResponse response) { r.Send(std::move(response)); }, nullptr, nullptr, gone);
       return;
     }
     // The forwarder's callbacks (head, chunks, then the answer) run one after another on its loop thread.
     auto client = std::make_shared<ClientStream>();
     client->responder = std::move(r);
     auto fs = std::make_shared<ForwardStream>();
-    fs->head = [client, stop = fs->stop](const HttpResponse& head) {
-      client->writer = client->responder.Stream(head, [stop] { stop->store(true); });
+    fs->head = [this, client, stop = fs->stop](const HttpResponse& head) {
+      client->writer = client->responder.Stream(head, [this, stop] {
+        stop->store(true);
+        forwarder->Interrupt(stop);  // now, not at the stream's next piece
+      });
       client->began = true;
     };
     fs->chunk = [client](std::string_view bytes) { client->writer.Write(std::string(bytes)); };
@@ -349,11 +376,12 @@ struct Gateway::Impl {
   // `stream` as they come; once `began` says its head went out, the call is tried on no other node.
   void Run(std::shared_ptr<const HttpRequest> request, const std::string& function,
            std::function<void(HttpResponse)> answer, std::shared_ptr<const ForwardStream> stream = nullptr,
-           std::function<bool()> began = nullptr) {
+           std::function<bool()> began = nullptr, std::shared_ptr<std::atomic<bool>> gone = nullptr) {
     auto a = std::make_shared<Attempt>();
     a->request = std::move(request);
     a->function = function;
     a->answer = std::move(answer);
+    a->stop = gone ? std::move(gone) : stream ? stream->stop : nullptr;
     a->stream = std::move(stream);
     a->began = std::move(began);
     a->id = next_request.fetch_add(1);
@@ -367,6 +395,7 @@ struct Gateway::Impl {
       Count("shutdown");
       return a->answer(JsonError(503, "the gateway is stopping", "shutdown"));
     }
+    if (a->stop && a->stop->load()) return ClientGone(*a);
     const TimePoint now = SteadyNow();
     const double room_ms = a->slo_ms > 0 ? a->slo_ms - ToMillis(now - a->arrival) : 1e9;
     const std::optional<RouteChoice> to = table.Route(a->function, room_ms, a->id, now, a->tried);
@@ -396,6 +425,7 @@ struct Gateway::Impl {
         to->advertise, a->request,
         [this, a, node = to->node](ForwardResult res) mutable {
           table.Answered(node);
+          if (!res.answered && res.error == "client_gone") return ClientGone(*a);
           if (a->began && a->began()) {  // the client has part of this node's stream: no other node continues it
             Count(res.answered ? "" : "node_lost");
             if (!res.answered) spdlog::warn("gateway: {} on node {} cut mid-stream: {}", a->function, node, res.error);
@@ -437,7 +467,7 @@ struct Gateway::Impl {
           Count("node_lost");
           a->answer(JsonError(502, "node " + node + " was lost with the call: " + res.error, "node_lost"));
         },
-        a->stream);
+        a->stream, a->stop);
   }
 
   static HttpResponse Retryable(HttpResponse r) {

@@ -417,16 +417,30 @@ TEST_F(GatewayTest, AGenerativeFunctionDeployedAtTheGatewayGeneratesThroughIt) {
     EXPECT_FALSE(first.chunks.empty());
     EXPECT_FALSE(first.complete);
   }
+  // The nodes' sequences ended `cancelled`, over both nodes.
   const auto cancelled = [&] {
-    int n = 0;
+    uint64_t n = 0;
+    const std::string line = "fluidfaas_requests_total{function=\"chat\",outcome=\"failed\",code=\"cancelled\"} ";
     for (TestNode* node : {a.get(), b.get()}) {
       const std::string m = node->daemon.controller().MetricsText();
-      n += m.find("fluidfaas_requests_total{function=\"chat\",outcome=\"failed\",code=\"cancelled\"} 1") !=
-           std::string::npos;
+      if (const size_t at = m.find(line); at != std::string::npos) n += std::stoull(m.substr(at + line.size()));
     }
-    return n == 1;
+    return n;
   };
-  EXPECT_TRUE(WaitFor(cancelled, 5000)) << "the node's sequence ran on after its client left";
+  EXPECT_TRUE(WaitFor([&] { return cancelled() == 1; }, 5000)) << "the node's sequence ran on after its client left";
+  // So does a client that leaves a generation answered whole: the gateway watches it and closes its connection to
+  // the node at once.
+  {
+    api::testing::RawClient raw(gateway->port());
+    ASSERT_TRUE(raw.Send(api::testing::RawClient::Post("/v2/models/chat/generate",
+                                                       R"({"text_input": "go", "max_tokens": 1900})")));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // generating by now (1,900 tokens take seconds)
+  }
+  EXPECT_TRUE(WaitFor([&] { return cancelled() == 2; }, 5000)) << "a whole generation ran on after its client left";
+  auto metrics = Client().Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("fluidfaas_gateway_answers_total{code=\"client_gone\"} 2"), std::string::npos)
+      << metrics->body;
   auto unknown = Client().Post("/v1/chat/completions", R"({"messages": []})", "application/json");
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 400);
