@@ -87,7 +87,7 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
   const auto leftover = [&]() -> Status {
     if (options.empty()) return Status::Ok();
     return Status::InvalidArgument("policy " + name + " has no option '" + Printable(options.begin()->first, 30) +
-                                   "' (options: " + (name == "infless" ? "margin" : "keep_alive") +
+                                   "' (options: " + (name == "infless" ? "margin, refusals" : "keep_alive") +
                                    (name == "fluidfaas" ? ", idle_evict, dwell, displace_idle, contest, pipelines, "
                                                           "time_sharing, migration, urgency, yield, displacement"
                                                         : "") +
@@ -130,6 +130,7 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
       o.interference_margin = *v;
       options.erase(it);
     }
+    FF_RETURN_IF_ERROR(take_switch("refusals", o.refusals_overflow));
     FF_RETURN_IF_ERROR(leftover());
     return Upcast(InflessScheduler::Create(std::move(cluster), std::move(functions), o));
   }

@@ -51,6 +51,10 @@ TimePoint InflessScheduler::EstimatedFinish(const InflessInstance& inst, TimePoi
   return start + MillisF(inst.config.exec_ms * (batches_ahead + 1));
 }
 
+bool InflessScheduler::Loaded(const InflessFunction& fn) const {
+  return std::any_of(fn.instances.begin(), fn.instances.end(), [&](InstanceId id) { return !instances_.at(id).loading; });
+}
+
 double InflessScheduler::Capacity(const InflessFunction& fn) const {
   double rps = 0;
   for (InstanceId id : fn.instances) rps += instances_.at(id).config.throughput_rps;
@@ -59,8 +63,7 @@ double InflessScheduler::Capacity(const InflessFunction& fn) const {
 
 std::optional<InstanceId> InflessScheduler::PickWeighted(InflessFunction& fn) {
   // Smooth weighted round robin over the loaded instances (all of them while none is loaded yet).
-  const bool any_loaded =
-      std::any_of(fn.instances.begin(), fn.instances.end(), [&](InstanceId id) { return !instances_.at(id).loading; });
+  const bool any_loaded = Loaded(fn);
   double total = 0;
   InflessInstance* pick = nullptr;
   InstanceId pick_id = 0;
@@ -90,7 +93,9 @@ std::optional<InflessScheduler::Refusal> InflessScheduler::Admit(InflessFunction
   Split(now);
   fn.rate.OnArrival(now);
   ++fn.arrivals;
-  if (static_cast<double>(++fn.arrivals_this_split) > Capacity(fn) * ToSeconds(options_.split_period)) ++fn.overflow;
+  const bool over_capacity =
+      static_cast<double>(++fn.arrivals_this_split) > Capacity(fn) * ToSeconds(options_.split_period);
+  if (over_capacity) ++fn.overflow;
   Refusal refusal{Reason::kDeadlineUnreachable, "none of its instances can finish in time"};
   if (fn.instances.empty() && !Launch(fn, now, out)) {
     refusal = Refusal{Reason::kNoCapacity, "no GPU has the SM share and memory for an instance"};
@@ -108,6 +113,10 @@ std::optional<InflessScheduler::Refusal> InflessScheduler::Admit(InflessFunction
     }
   }
   if (pick == 0) {
+    // Turned away within the instances' nominal capacity (their throughput alone, while MPS neighbours slow them,
+    // or a burst inside the split): overflow all the same, so that a function that keeps losing requests scales
+    // out. Counted once.
+    if (!over_capacity && options_.refusals_overflow && Loaded(fn)) ++fn.overflow;
     refusal.detail =
         "no INFless instance of " + std::string(fn.served.Name()) + " can meet the deadline: " + refusal.detail;
     return refusal;

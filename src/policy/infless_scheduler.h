@@ -16,9 +16,12 @@
 //    instance that cannot meet its deadline goes to the instance with the earliest estimated finish, and is
 //    rejected at once when none meets it (as every policy here does).
 //  - Scaling: a function with no instance starts one on its first request; every `scale_period`, a function
-//    whose overflow (requests beyond its instances' capacity, per second) exceeded `overflow_threshold` of its
-//    requests gets instances for the overflow rate; an instance that served nothing for `idle_periods` scaling
-//    periods is retired.
+//    whose overflow exceeded `overflow_threshold` of its requests gets instances for the overflow rate; an
+//    instance that served nothing for `idle_periods` scaling periods is retired. Overflow is the requests its
+//    instances could not take: beyond their capacity in the split period, or turned away by them within it
+//    (`refusals_overflow`). Capacity is the instances' throughput alone; MPS neighbours slow them, and a burst
+//    inside one split fills their queues, so counting the requests beyond it alone let a function lose 7% of its
+//    requests for good at a rate one GPU serves (docs/simulator.md, "One hot function").
 //
 // Thread safety: none (see Scheduler).
 #pragma once
@@ -41,6 +44,8 @@ struct InflessOptions {
   int idle_periods = 3;
   double exec_budget_batching = 0.5;  // of the SLO, when the batch is larger than 1
   double interference_margin = 0.3;   // the batch timeout plans for this slowdown (the simulator's MPS factor)
+  bool refusals_overflow = true;      // a request its instances turn away counts as overflow (policy spec:
+                                      // infless:refusals=off counts only arrivals beyond capacity, as before)
   LoadCostModel load;
   LoadTrackerOptions tracker;
 };
@@ -102,6 +107,7 @@ class InflessScheduler final : public BaselineScheduler<InflessInstance, Infless
   void SliceGone(size_t gpu) override;
 
   TimePoint EstimatedFinish(const InflessInstance& inst, TimePoint now) const;
+  bool Loaded(const InflessFunction& fn) const;  // one of its instances has loaded
   double Capacity(const InflessFunction& fn) const;  // requests per second of its instances
   std::optional<InstanceId> Launch(InflessFunction& fn, TimePoint now, std::vector<Decision>& out);
   std::optional<InstanceId> PickWeighted(InflessFunction& fn);
