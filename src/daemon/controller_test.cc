@@ -17,7 +17,8 @@ namespace {
 
 class ControllerTest : public ::testing::Test {
  protected:
-  void Start(Duration cold_start_wait = Seconds(30)) {
+  // `loop`: the controller's turns run there (ControllerOptions::loop); none: the test runs them (RunPending).
+  void Start(Duration cold_start_wait = Seconds(30), TaskLoop* loop = nullptr) {
     ControllerOptions o;
     auto config = gpu::LoadNodeConfig("");
     ASSERT_TRUE(config.ok());
@@ -26,7 +27,8 @@ class ControllerTest : public ::testing::Test {
     ASSERT_TRUE(node.ok());
     o.node = *node;
     o.clock = &clock_;
-    o.manual_loop = true;
+    o.manual_loop = loop == nullptr;
+    o.loop = loop;
     o.cold_start_wait = cold_start_wait;
     o.mechanism = [this](runtime::EventSink sink) -> Result<std::unique_ptr<runtime::NodeMechanism>> {
       auto fake = std::make_unique<testing::FakeMechanism>(std::move(sink), clock_);
@@ -152,28 +154,11 @@ TEST_F(ControllerTest, AFailedLoadHandsItsRequestsBackAndEachIsAnsweredOnce) {
 
 // The same controller on an event loop (ControllerOptions::loop, as `fluidfaas serve` runs it on the edge's): its
 // turns, the fake runtime's events and the clock all live on the loop's thread, which the test enters with OnLoop.
-class ControllerOnLoopTest : public ::testing::Test {
+class ControllerOnLoopTest : public ControllerTest {
  protected:
   void SetUp() override {
     loop_.Start();
-    ControllerOptions o;
-    auto config = gpu::LoadNodeConfig("");
-    ASSERT_TRUE(config.ok());
-    config->discovery = gpu::DiscoveryMode::kEmulated;
-    auto node = gpu::EmulateNode(*config);
-    ASSERT_TRUE(node.ok());
-    o.node = *node;
-    o.clock = &clock_;
-    o.loop = &loop_;
-    o.mechanism = [this](runtime::EventSink sink) -> Result<std::unique_ptr<runtime::NodeMechanism>> {
-      auto fake = std::make_unique<testing::FakeMechanism>(std::move(sink), clock_);
-      fake_ = fake.get();
-      return std::unique_ptr<runtime::NodeMechanism>(std::move(fake));
-    };
-    auto c = Controller::Start(o, {FunctionConfig{"bert", "bert-base"}});
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    controller_ = std::move(*c);
-    info_ = *controller_->Function("bert");
+    Start(Seconds(30), &loop_);
   }
   void TearDown() override {
     controller_.reset();  // before the loop stops: its shutdown cuts the loop's link on the loop
@@ -191,10 +176,6 @@ class ControllerOnLoopTest : public ::testing::Test {
   }
 
   api::EventLoop loop_;
-  ManualClock clock_{AtMicros(1'000'000)};
-  testing::FakeMechanism* fake_ = nullptr;
-  std::unique_ptr<Controller> controller_;
-  FunctionInfo info_;
 };
 
 TEST_F(ControllerOnLoopTest, ARequestIsDecidedAndAnsweredOnTheLoopThread) {
