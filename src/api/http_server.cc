@@ -7,9 +7,9 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <future>
 #include <list>
 #include <nlohmann/json.hpp>
-#include <future>
 #include <optional>
 #include <thread>
 #include <unordered_map>

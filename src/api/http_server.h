@@ -2,9 +2,10 @@
 // HTTP/1.1 server on Boost.Beast over Asio, with the overload manager's limits on every connection.
 //
 // One event-loop thread serves every connection: a connection costs memory (a few KiB while it idles), never a
-// thread. The loop is the server's own, or one it shares (the node daemon's controller runs its turns on it). A handler runs on the loop thread, must not block, and answers through its Responder from any thread,
-// now or later (the controller answers inference from its own thread). A request is answered exactly once: a
-// Responder dropped without an answer answers 500 `internal` itself.
+// thread. The loop is the server's own, or one it shares (the node daemon's controller runs its turns on it). A handler
+// runs on the loop thread, must not block, and answers through its Responder from any thread, now or later (the
+// controller answers inference from its own thread). A request is answered exactly once: a Responder dropped without an
+// answer answers 500 `internal` itself.
 //
 // The limits, each checked before anything that could amplify the bytes a client sends:
 //   - an idle connection (no byte of a next request) is closed after `idle_timeout`; when the connection limit

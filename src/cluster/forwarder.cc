@@ -61,7 +61,7 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::string_body>> parser;
   std::shared_ptr<const ForwardStream> streaming;  // when the caller takes a stream as it comes
-  std::shared_ptr<std::atomic<bool>> stop;          // the caller's client has gone (Interrupt)
+  std::shared_ptr<std::atomic<bool>> stop;         // the caller's client has gone (Interrupt)
   ForwardResult result;
 
   void Start() {

@@ -432,8 +432,8 @@ TEST_F(GatewayTest, AGenerativeFunctionDeployedAtTheGatewayGeneratesThroughIt) {
   // the node at once.
   {
     api::testing::RawClient raw(gateway->port());
-    ASSERT_TRUE(raw.Send(api::testing::RawClient::Post("/v2/models/chat/generate",
-                                                       R"({"text_input": "go", "max_tokens": 1900})")));
+    ASSERT_TRUE(raw.Send(
+        api::testing::RawClient::Post("/v2/models/chat/generate", R"({"text_input": "go", "max_tokens": 1900})")));
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // generating by now (1,900 tokens take seconds)
   }
   EXPECT_TRUE(WaitFor([&] { return cancelled() == 2; }, 5000)) << "a whole generation ran on after its client left";

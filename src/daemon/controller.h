@@ -1,7 +1,7 @@
-// Controller: the node daemon's core. One control thread (its own, or an event loop it is given) owns the Scheduler (the same policy objects as the
-// simulator), the answer-rule checker, the table of open requests and the per-instance queues; it carries the
-// scheduler's decisions out on the NodeRuntime (runtime/node_runtime.h) and turns the runtime's events back into
-// the scheduler's events. HTTP threads and the runtime's threads only post work to it.
+// Controller: the node daemon's core. One control thread (its own, or an event loop it is given) owns the Scheduler
+// (the same policy objects as the simulator), the answer-rule checker, the table of open requests and the per-instance
+// queues; it carries the scheduler's decisions out on the NodeRuntime (runtime/node_runtime.h) and turns the runtime's
+// events back into the scheduler's events. HTTP threads and the runtime's threads only post work to it.
 //
 // A request: Infer() checks it against the function (unknown: rejected at once; queue full or draining: turned
 // away with a code), gives it a deadline (the function's SLO, or the caller's timeout) and posts it. The control

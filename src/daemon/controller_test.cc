@@ -151,7 +151,6 @@ TEST_F(ControllerTest, AFailedLoadHandsItsRequestsBackAndEachIsAnsweredOnce) {
   EXPECT_EQ(controller_->open_requests(), 0u);
 }
 
-
 // The same controller on an event loop (ControllerOptions::loop, as `fluidfaas serve` runs it on the edge's): its
 // turns, the fake runtime's events and the clock all live on the loop's thread, which the test enters with OnLoop.
 class ControllerOnLoopTest : public ControllerTest {

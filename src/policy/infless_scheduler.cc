@@ -52,7 +52,8 @@ TimePoint InflessScheduler::EstimatedFinish(const InflessInstance& inst, TimePoi
 }
 
 bool InflessScheduler::Loaded(const InflessFunction& fn) const {
-  return std::any_of(fn.instances.begin(), fn.instances.end(), [&](InstanceId id) { return !instances_.at(id).loading; });
+  return std::any_of(fn.instances.begin(), fn.instances.end(),
+                     [&](InstanceId id) { return !instances_.at(id).loading; });
 }
 
 double InflessScheduler::Capacity(const InflessFunction& fn) const {

@@ -107,7 +107,7 @@ class InflessScheduler final : public BaselineScheduler<InflessInstance, Infless
   void SliceGone(size_t gpu) override;
 
   TimePoint EstimatedFinish(const InflessInstance& inst, TimePoint now) const;
-  bool Loaded(const InflessFunction& fn) const;  // one of its instances has loaded
+  bool Loaded(const InflessFunction& fn) const;      // one of its instances has loaded
   double Capacity(const InflessFunction& fn) const;  // requests per second of its instances
   std::optional<InstanceId> Launch(InflessFunction& fn, TimePoint now, std::vector<Decision>& out);
   std::optional<InstanceId> PickWeighted(InflessFunction& fn);
