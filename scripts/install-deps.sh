@@ -9,6 +9,7 @@ packages=(
   libcpp-httplib-dev libboost-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev
+  libgoogle-perftools-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   gnuplot-nox
   nats-server libnats-dev

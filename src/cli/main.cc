@@ -5,13 +5,28 @@
 #include "cli/commands.h"
 #include "common/log.h"
 
+#ifdef FLUIDFAAS_TCMALLOC
+#include <gperftools/tcmalloc.h>
+#endif
+
 namespace {
+
+// The version, and the allocator the binary runs on (src/cli/CMakeLists.txt links tcmalloc where it is found).
+std::string VersionText() {
+  std::string text = "fluidfaas 0.1.0";
+#ifdef FLUIDFAAS_TCMALLOC
+  text += std::string(" (malloc: ") + tc_version(nullptr, nullptr, nullptr) + ")";
+#else
+  text += " (malloc: glibc)";
+#endif
+  return text;
+}
 
 int Run(int argc, char** argv) {
   using fluidfaas::cli::kExitBadInput;
   CLI::App app{"FluidFaaS: serverless ML inference on MIG-partitioned GPUs", "fluidfaas"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "fluidfaas 0.1.0");
+  app.set_version_flag("--version", VersionText());
   std::string log_level = "warn";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off (logs go to stderr)")
       ->capture_default_str();
