@@ -42,7 +42,7 @@ namespace {
 constexpr uint64_t kHeaderBytes = 4096;
 constexpr uint64_t kAlign = 64;
 constexpr uint32_t kMinSpinNs = 1'000;
-constexpr uint32_t kMaxSpinNs = 50'000;
+constexpr uint32_t kMaxSpinNs = 500'000;
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<uint32_t>::is_always_lock_free,
               "rings need lock-free atomics in shared memory");
