@@ -1,5 +1,5 @@
 // Controller::Impl: the node daemon's controller inside, shared by the files that each do one of its jobs:
-//   control_loop.cc    the control thread, its task queues, shutdown
+//   control_loop.cc    the control thread (its own, or turns posted to an event loop), its task queues, shutdown
 //   admission.cc       Controller::Infer: the checks before a request is admitted
 //   request_table.cc   open requests: arrival (with the newcomer's cold-start rule), answers, the one callback
 //   carrier.cc         the node's side of the shared carrier (carrier/carrier.h, which carries out the scheduler's
