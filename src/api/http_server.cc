@@ -239,7 +239,7 @@ struct Responder::Exchange {
 
 class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connection> {
  public:
-  enum class Phase { kIdle, kHeader, kBody, kHandling, kWriting, kStreaming, kClosed };
+  enum class Phase { kIdle, kHeader, kBody, kHandling, kWriting, kStreaming, kLingering, kClosed };
 
   Connection(std::shared_ptr<Impl> server, tcp::socket socket)
       : keep_(std::move(server)), server_(*keep_), socket_(std::move(socket)) {}
@@ -284,7 +284,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   }
 
   // Accepted over the connection limit with none idle to close: answered 503 at once, then closed.
-  void Overflow() { Refuse(503, "every connection the node takes is busy; retry", "connections"); }
+  void Overflow() { Refuse(503, "every connection the node takes is busy; retry", "connections", /*linger=*/false); }
 
   // A streamed answer (loop thread): its head, then chunks, then its end. While it streams, one read watches the
   // socket: the client closing it ends the stream (`gone`); bytes of a next request it brings wait in the buffer.
@@ -459,12 +459,37 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     }
   }
 
-  // A refusal: the rest of the request is not read, so the connection closes after the answer.
-  void Refuse(int status, const std::string& message, const std::string& code) {
+  // A refusal: the rest of the request is not read, so the connection closes after the answer, lingering (below)
+  // unless `linger` is false (a connection over the limit goes at once).
+  void Refuse(int status, const std::string& message, const std::string& code, bool linger = true) {
     server_.Count(code);
     HttpResponse r = JsonError(status, message, code);
     if (status == 503) r.headers.emplace_back("Retry-After", "1");
+    linger_after_write_ = linger;
     Write(std::move(r), /*close=*/true);
+  }
+
+  // A refusal's close. The client may still be sending the rest of its request, and a close with unread bytes
+  // resets the connection, which can discard the answer before the client has read it (RFC 9112 9.6; seen as
+  // status 0 for a 413 in edge_daemon_test). So the server stops sending, reads and drops what still comes, and
+  // closes when the client does, or after kLingerTime or kLingerBytes, as nginx's lingering close does.
+  static constexpr Duration kLingerTime = Seconds(2);
+  static constexpr size_t kLingerBytes = size_t{64} << 20;  // 2 s of loopback at most; a slow sender meets the time
+  void Linger() {
+    phase_ = Phase::kLingering;
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    Arm(std::min(kLingerTime, server_.limits.body_timeout));
+    DropIncoming();
+  }
+  void DropIncoming() {
+    buffer_.consume(buffer_.size());
+    socket_.async_read_some(buffer_.prepare(16 << 10), [self = shared_from_this()](beast::error_code ec, size_t n) {
+      if (self->phase_ != Phase::kLingering) return;
+      self->lingered_ += n;
+      if (ec || self->timed_out_ || self->lingered_ > kLingerBytes) return self->Close();
+      self->DropIncoming();
+    });
   }
   void RefuseBodyTooLarge() {
     Refuse(413, "the body is over " + std::to_string(body_limit_) + " bytes, this request's limit", "body_too_large");
@@ -501,7 +526,11 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
       if (self->phase_ == Phase::kClosed) return;
       self->Disarm();
       self->ReleaseInflight();
-      if (ec || self->timed_out_ || self->close_after_write_) return self->Close();
+      if (ec || self->timed_out_) return self->Close();
+      if (self->close_after_write_) {
+        // No second read while the watch read is pending.
+        return self->linger_after_write_ && !self->watching_ ? self->Linger() : self->Close();
+      }
       self->NextRequest();
     });
   }
@@ -583,6 +612,8 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   size_t body_limit_ = 0;  // of the request being read
   bool keep_alive_ = true;
   bool close_after_write_ = false;
+  bool linger_after_write_ = false;  // a refusal: the close lingers (Linger)
+  size_t lingered_ = 0;              // bytes read and dropped while lingering
   // A streamed answer's state.
   std::function<void()> stream_gone_;
   std::function<void()> handling_gone_;  // Responder::OnGone, while the request is handled
