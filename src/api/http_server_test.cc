@@ -263,9 +263,8 @@ TEST_F(EdgeTest, AClientStillSendingARefusedBodyReadsTheRefusal) {
   const std::string body(16 << 20, 'a');
   for (int round = 0; round < 3; ++round) {
     RawClient c(port_);
-    const auto r = c.Request("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
-                                 "\r\n\r\n" + body,
-                             5);
+    const auto r = c.Request(
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body, 5);
     ASSERT_EQ(r.status, 413) << "round " << round;
     EXPECT_NE(r.body.find("body_too_large"), std::string::npos);
   }
