@@ -84,7 +84,7 @@ void EventLoop::Start() {
   impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
 }
 
-void EventLoop::Stop(Duration grace) {
+void EventLoop::Stop() {
   Impl& s = *impl_;
   if (s.stopped.exchange(true)) return;
   if (!s.thread.joinable()) return;
@@ -95,11 +95,11 @@ void EventLoop::Stop(Duration grace) {
   });
   {
     MutexLock lock(s.done_mu);
-    if (!lock.WaitFor(s.done_cv, std::chrono::microseconds(ToMicros(grace)), [&s] {
+    if (!lock.WaitFor(s.done_cv, std::chrono::microseconds(ToMicros(kStopGrace)), [&s] {
           s.done_mu.AssertHeld();
           return s.done;
         })) {
-      spdlog::warn("event loop: work still queued after {} ms; dropped", ToMicros(grace) / 1000);
+      spdlog::warn("event loop: work still queued after {} ms; dropped", ToMicros(kStopGrace) / 1000);
       s.io.stop();
     }
   }

@@ -32,9 +32,10 @@ class EventLoop final : public TaskLoop {
   // Starts the loop's thread. Idempotent.
   void Start();
   // Drops the tasks waiting on a delay, lets the work already queued finish (a closed connection's last
-  // handlers), then ends the thread; what is still queued after `grace` is dropped unrun. Later Posts return
+  // handlers), then ends the thread; what is still queued after kStopGrace is dropped unrun. Later Posts return
   // false. Idempotent.
-  void Stop(Duration grace = Seconds(2));
+  static constexpr Duration kStopGrace = Seconds(2);
+  void Stop();
 
   bool Post(std::function<void()> task) override;
   void PostAfter(Duration delay, std::function<void()> task) override;

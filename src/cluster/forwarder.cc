@@ -9,7 +9,7 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "api/event_loop.h"
@@ -45,6 +45,11 @@ struct Forwarder::Impl : std::enable_shared_from_this<Forwarder::Impl> {
   std::map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle;
   std::set<Exchange*> live;
   bool stopping = false;
+  std::function<void()> drained;  // on a shared loop, once stopping: called when the last exchange has ended
+
+  // Ends every exchange in flight that `which` picks, with `reason`: its socket closes, its pending read or write
+  // fails at once, and Failed ends it.
+  void EndWhere(const std::function<bool(const Exchange&)>& which, const std::string& reason) const;
 };
 
 struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
@@ -192,6 +197,9 @@ struct Forwarder::Impl::Exchange : std::enable_shared_from_this<Exchange> {
 
   void Finish(const std::string& error) {
     impl->live.erase(this);
+    // Posted: it runs once this callback (which may send a retry that ends at once) has unwound.
+    if (impl->stopping && impl->live.empty() && impl->drained)
+      asio::post(impl->io, std::exchange(impl->drained, nullptr));
     if (!done) return;
     result.error = error;
     auto d = std::move(done);
@@ -204,32 +212,37 @@ Forwarder::Forwarder(ForwarderOptions options) : impl_(std::make_shared<Impl>(op
   if (impl_->own_loop) impl_->own_loop->Start();
 }
 
+void Forwarder::Impl::EndWhere(const std::function<bool(const Exchange&)>& which, const std::string& reason) const {
+  const std::set<Exchange*> ending = live;
+  for (Exchange* e : ending) {
+    if (!e->stream || !which(*e)) continue;
+    e->aborted = reason;
+    beast::error_code ignored;
+    e->stream->socket().close(ignored);  // the node sees the close
+  }
+}
+
 Forwarder::~Forwarder() {
-  // Every exchange in flight is cancelled on the loop, and ends (done() with answered = false) there.
-  asio::post(impl_->io, [impl = impl_] {
+  // Every exchange in flight is cancelled on the loop, and ends (done() with answered = false) there. On a shared
+  // loop, which goes on, this waits for the last one: their callbacks reach the caller's state.
+  auto drained = std::make_shared<std::promise<void>>();
+  asio::post(impl_->io, [impl = impl_, drained, shared = impl_->own_loop == nullptr] {
     impl->stopping = true;
     impl->idle.clear();
     const std::set<Impl::Exchange*> live = impl->live;
     for (Impl::Exchange* e : live) {
       if (e->stream) e->stream->cancel();
     }
+    if (!shared) return;
+    if (impl->live.empty()) return drained->set_value();
+    impl->drained = [drained] { drained->set_value(); };
   });
   if (impl_->own_loop) {
     impl_->own_loop->Stop();  // ends once the cancelled exchanges have finished
     return;
   }
-  // A shared loop goes on: wait until the last exchange has ended, since their callbacks reach the caller's state.
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  for (;;) {
-    std::promise<bool> ended;
-    auto answer = ended.get_future();
-    if (!impl_->loop.Post([impl = impl_, &ended] { ended.set_value(impl->live.empty()); })) return;
-    if (answer.get()) return;
-    if (std::chrono::steady_clock::now() > give_up) {
-      spdlog::error("forwarder: exchanges still open 5 s after the stop; left to the loop");
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (drained->get_future().wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    spdlog::error("forwarder: exchanges still open 5 s after the stop; left to the loop");
   }
 }
 
@@ -240,24 +253,13 @@ void Forwarder::Forget(const std::string& address) {
 void Forwarder::Abort(const std::string& address, const std::string& reason) {
   asio::post(impl_->io, [impl = impl_, address, reason] {
     impl->idle.erase(address);
-    const std::set<Impl::Exchange*> live = impl->live;
-    for (Impl::Exchange* e : live) {
-      if (e->address != address || !e->stream) continue;
-      e->aborted = reason;
-      e->stream->cancel();  // its pending read or write fails at once, and Failed ends it with the reason
-    }
+    impl->EndWhere([&](const Impl::Exchange& e) { return e.address == address; }, reason);
   });
 }
 
 void Forwarder::Interrupt(const std::shared_ptr<std::atomic<bool>>& stop) {
   asio::post(impl_->io, [impl = impl_, stop] {
-    const std::set<Impl::Exchange*> live = impl->live;
-    for (Impl::Exchange* e : live) {
-      if (e->stop != stop || !e->stream) continue;
-      e->aborted = "client_gone";
-      beast::error_code ignored;
-      e->stream->socket().close(ignored);  // its pending read or write fails at once; the node sees the close
-    }
+    impl->EndWhere([&](const Impl::Exchange& e) { return e.stop == stop; }, "client_gone");
   });
 }
 

@@ -332,17 +332,15 @@ struct Gateway::Impl {
       Count("unauthorized");
       return r.Send(api::Unauthorized());
     }
-    if (how == Answer::kWhole) {
-      Run(std::make_shared<const HttpRequest>(std::move(req)), function,
-          [r = std::move(r)](HttpResponse response) { r.Send(std::move(response)); });
-      return;
-    }
-    if (how == Answer::kWatched) {
-      auto gone = std::make_shared<std::atomic<bool>>(false);
-      r.OnGone([this, gone] {
-        gone->store(true);
-        forwarder->Interrupt(gone);
-      });
+    if (how != Answer::kStream) {
+      std::shared_ptr<std::atomic<bool>> gone;
+      if (how == Answer::kWatched) {
+        gone = std::make_shared<std::atomic<bool>>(false);
+        r.OnGone([this, gone] {
+          gone->store(true);
+          forwarder->Interrupt(gone);
+        });
+      }
       Run(
           std::make_shared<const HttpRequest>(std::move(req)), function,
           [r = std::move(r)](HttpResponse response) { r.Send(std::move(response)); }, nullptr, nullptr, gone);
