@@ -393,7 +393,8 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   void OnHeader(beast::error_code ec) {
     if (phase_ == Phase::kClosed) return;
     if (timed_out_)
-      return Refuse(408, "the request's headers did not arrive within the header deadline", "header_timeout");
+      return Refuse(408, "the request's headers did not arrive within the header deadline", "header_timeout",
+                    /*linger=*/false);
     if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) {
       return Close();  // the client went away between or during requests
     }
@@ -432,7 +433,9 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
 
   void OnBody(beast::error_code ec) {
     if (phase_ == Phase::kClosed) return;
-    if (timed_out_) return Refuse(408, "the body did not arrive within the body deadline", "body_timeout");
+    if (timed_out_) {
+      return Refuse(408, "the body did not arrive within the body deadline", "body_timeout", /*linger=*/false);
+    }
     if (ec == http::error::body_limit) return RefuseBodyTooLarge();
     if (ec == asio::error::eof || ec == http::error::partial_message || ec == asio::error::connection_reset) {
       return Close();
@@ -460,7 +463,8 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   }
 
   // A refusal: the rest of the request is not read, so the connection closes after the answer, lingering (below)
-  // unless `linger` is false (a connection over the limit goes at once).
+  // unless `linger` is false: a connection over the limit, or a client too slow to finish its request in time
+  // (a slow sender loses nothing to a reset, and lingering would hold its connection longer), goes at once.
   void Refuse(int status, const std::string& message, const std::string& code, bool linger = true) {
     server_.Count(code);
     HttpResponse r = JsonError(status, message, code);
