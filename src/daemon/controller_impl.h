@@ -139,6 +139,11 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   std::map<std::string, Histogram> latency_hist GUARDED_BY(mu);                               // by function
   std::map<std::string, Histogram> queue_hist GUARDED_BY(mu);
   std::map<std::string, Histogram> compute_hist GUARDED_BY(mu);
+  struct BatchCount {
+    uint64_t batches = 0;
+    uint64_t requests = 0;
+  };
+  std::map<std::string, BatchCount> batches GUARDED_BY(mu);  // completed, by function
   uint64_t violations GUARDED_BY(mu) = 0;
   nlohmann::json node_snapshot GUARDED_BY(mu) = nlohmann::json::object();
 

@@ -199,6 +199,16 @@ TEST_F(DaemonTest, EveryConcurrentRequestIsAnsweredOnceAndCounted) {
             std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("# TYPE fluidfaas_request_duration_seconds histogram"), std::string::npos);
+  // Every completed request was in exactly one completed batch; concurrent callers share some of them.
+  const auto counter = [&metrics](const std::string& series) -> int64_t {
+    const size_t at = metrics.find("\n" + series + " ");
+    return at == std::string::npos ? -1 : std::stoll(metrics.substr(at + series.size() + 2));
+  };
+  const int64_t batched = counter(R"(fluidfaas_batched_requests_total{function="bert"})");
+  const int64_t batches = counter(R"(fluidfaas_batches_total{function="bert"})");
+  EXPECT_EQ(batched, ok.load() + 1) << metrics;
+  EXPECT_GE(batches, 1);
+  EXPECT_LE(batches, batched);
   const json node = json::parse(Client().Get("/v1/node")->body);
   EXPECT_EQ(node["slices"].size(), 3u);
   EXPECT_GE(node["instances"].size(), 1u);

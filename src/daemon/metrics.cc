@@ -46,6 +46,17 @@ std::string Controller::MetricsText(const std::map<std::string, uint64_t>& edge_
   histogram("fluidfaas_time_to_first_token_seconds", "Generation: arrival to the first token.", impl.ttft_hist);
   histogram("fluidfaas_time_per_output_token_seconds", "Generation: first to last token, per token after the first.",
             impl.tpot_hist);
+  o << "# HELP fluidfaas_batches_total Batches completed, by function.\n"
+       "# TYPE fluidfaas_batches_total counter\n";
+  for (const auto& [function, b] : impl.batches) {
+    o << "fluidfaas_batches_total" << Labels({{"function", function}}) << ' ' << b.batches << '\n';
+  }
+  o << "# HELP fluidfaas_batched_requests_total Requests in completed batches, by function (over batches_total: "
+       "the mean batch size).\n"
+       "# TYPE fluidfaas_batched_requests_total counter\n";
+  for (const auto& [function, b] : impl.batches) {
+    o << "fluidfaas_batched_requests_total" << Labels({{"function", function}}) << ' ' << b.requests << '\n';
+  }
   o << "# HELP fluidfaas_generated_tokens_total Tokens generated, by function.\n"
        "# TYPE fluidfaas_generated_tokens_total counter\n";
   for (const auto& [function, n] : impl.gen_tokens) {

@@ -15,6 +15,14 @@ void Controller::Impl::BatchCompleted(runtime::BatchCompleted& done) {
   const auto answer = [&](std::span<const RequestId> ids) {
     const size_t n = ids.size();
     const size_t row = n > 0 ? done.output.size() / n : 0;
+    if (n > 0) {
+      if (auto first = requests.find(ids[0]); first != requests.end()) {
+        MutexLock lock(mu);
+        BatchCount& b = batches[FunctionName(first->second.function)];
+        ++b.batches;
+        b.requests += n;
+      }
+    }
     for (size_t i = 0; i < n; ++i) {
       auto r = requests.find(ids[i]);
       if (r == requests.end()) continue;
