@@ -30,29 +30,45 @@ Result<GenerationCosts> GenerationCosts::Build(std::string_view zoo_name, const 
     return Status::InvalidArgument(std::string(zoo_name) +
                                    " is not a decoder-only language model: it does not generate");
   }
-  GenerationCosts c(latency, ZooMaxPositions(zoo_name));
-  FF_ASSIGN_OR_RETURN(c.spec_, BuildZooModel(zoo_name, options));
-  const ZooOptions grid_options{.seq_len = 0, .dtype = c.spec_.dtype};
+  const GenerationCosts c(latency, ZooMaxPositions(zoo_name));
+  FF_ASSIGN_OR_RETURN(const FunctionSpec whole, BuildZooModel(zoo_name, options));
+  const DType dtype = whole.dtype;
+  return FromBuilders(
+      c,
+      [&](int seq) { return BuildZooModel(zoo_name, {.seq_len = seq == 0 ? options.seq_len : seq, .dtype = dtype}); },
+      [&](int context) { return BuildZooDecodeStep(zoo_name, context, {.seq_len = 0, .dtype = dtype}); });
+}
+
+Result<GenerationCosts> GenerationCosts::Build(const DecoderShape& shape, const LatencyModel& latency) {
+  FF_RETURN_IF_ERROR(BuildDecoderStep(shape, 0).status());  // the shape checked
+  const GenerationCosts c(latency, static_cast<int>(shape.max_positions));
+  return FromBuilders(
+      c,
+      [&](int seq) {
+        // spec(): the whole-sequence pass at the zoo's default prompt, within the positions
+        return BuildDecoderModel(shape, seq == 0 ? std::min<int>(512, static_cast<int>(shape.max_positions)) : seq);
+      },
+      [&](int context) { return BuildDecoderStep(shape, context); });
+}
+
+template <typename Prefill, typename Step>
+Result<GenerationCosts> GenerationCosts::FromBuilders(GenerationCosts c, Prefill&& prefill, Step&& step) {
+  FF_ASSIGN_OR_RETURN(c.spec_, prefill(0));
   // A one-token prompt is a decode step on an empty cache.
   c.prompts_ = {1, 16, 32};
   for (int p = kGridStep; p < c.max_positions_; p += kGridStep) c.prompts_.push_back(p);
   c.prompts_.push_back(c.max_positions_);
+  std::erase_if(c.prompts_, [&](int p) { return p > c.max_positions_; });
+  c.prompts_.erase(std::unique(c.prompts_.begin(), c.prompts_.end()), c.prompts_.end());
   for (int p : c.prompts_) {
-    if (p == 1) {
-      FF_ASSIGN_OR_RETURN(FunctionSpec step, BuildZooDecodeStep(zoo_name, 0, grid_options));
-      c.grid_prefill_.push_back(std::move(step));
-    } else {
-      ZooOptions at = grid_options;
-      at.seq_len = p;
-      FF_ASSIGN_OR_RETURN(FunctionSpec prefill, BuildZooModel(zoo_name, at));
-      c.grid_prefill_.push_back(std::move(prefill));
-    }
+    FF_ASSIGN_OR_RETURN(FunctionSpec pass, p == 1 ? step(0) : prefill(p));
+    c.grid_prefill_.push_back(std::move(pass));
   }
   for (int ctx = 0; ctx < c.max_positions_ - 1; ctx += kGridStep) c.contexts_.push_back(ctx);
   c.contexts_.push_back(c.max_positions_ - 1);
   for (int ctx : c.contexts_) {
-    FF_ASSIGN_OR_RETURN(FunctionSpec step, BuildZooDecodeStep(zoo_name, ctx, grid_options));
-    c.grid_decode_.push_back(std::move(step));
+    FF_ASSIGN_OR_RETURN(FunctionSpec s, step(ctx));
+    c.grid_decode_.push_back(std::move(s));
   }
   return c;
 }

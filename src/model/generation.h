@@ -34,6 +34,8 @@ class GenerationCosts {
   // InvalidArgument for a zoo model that does not generate (IsGenerativeZooModel) or an unknown one.
   static Result<GenerationCosts> Build(std::string_view zoo_name, const LatencyModel& latency = LatencyModel(),
                                        const ZooOptions& options = {});
+  // The same for a decoder given by its dimensions (a generative TorchScript function's manifest).
+  static Result<GenerationCosts> Build(const DecoderShape& shape, const LatencyModel& latency = LatencyModel());
 
   // The model's blocks (its prefill at the default prompt): stages are ranges of these.
   const FunctionSpec& spec() const { return spec_; }
@@ -62,6 +64,9 @@ class GenerationCosts {
 
  private:
   GenerationCosts(LatencyModel latency, int max_positions) : latency_(latency), max_positions_(max_positions) {}
+  // Fills the grids from `prefill(seq_len)` (2..max_positions) and `step(context)`.
+  template <typename Prefill, typename Step>
+  static Result<GenerationCosts> FromBuilders(GenerationCosts c, Prefill&& prefill, Step&& step);
 
   LatencyModel latency_;
   int max_positions_ = 0;

@@ -134,5 +134,39 @@ TEST(GenerationCostsTest, RefusesModelsThatDoNotGenerate) {
   EXPECT_NE(unknown.status().message().find("zoo:"), std::string::npos);
 }
 
+// A decoder given by its dimensions is priced as the zoo's GPT-2 of the same dimensions.
+TEST(GenerationCostsTest, ADecoderByItsDimensionsPricesAsTheZoosGpt2) {
+  const DecoderShape xl{.name = "gpt2-xl-by-shape",
+                        .d = 1600,
+                        .heads = 25,
+                        .ffn = 6400,
+                        .layers = 48,
+                        .vocab = 50257,
+                        .max_positions = 1024,
+                        .dtype = DType::kFp16};
+  auto by_shape = GenerationCosts::Build(xl);
+  auto zoo = GenerationCosts::Build("gpt2-xl");
+  ASSERT_TRUE(by_shape.ok()) << by_shape.status().message();
+  ASSERT_TRUE(zoo.ok());
+  const size_t last = zoo->spec().blocks.size() - 1;
+  ASSERT_EQ(by_shape->spec().blocks.size(), zoo->spec().blocks.size());
+  EXPECT_EQ(by_shape->WeightBytes(0, last), zoo->WeightBytes(0, last));
+  EXPECT_EQ(by_shape->KvBytesPerToken(0, last), zoo->KvBytesPerToken(0, last));
+  const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
+  const gpu::MigProfile& g2 = *a100.FindProfile("2g.20gb");
+  EXPECT_DOUBLE_EQ(by_shape->DecodeStepMs(0, last, a100, g2, 4, 300), zoo->DecodeStepMs(0, last, a100, g2, 4, 300));
+  EXPECT_DOUBLE_EQ(by_shape->PrefillMs(0, last, a100, g2, 200, 1), zoo->PrefillMs(0, last, a100, g2, 200, 1));
+  // A tiny one (the TorchScript example's dimensions) has a short grid and fits anywhere.
+  auto tiny = GenerationCosts::Build(
+      DecoderShape{.name = "tiny", .d = 32, .heads = 4, .ffn = 64, .layers = 4, .vocab = 256, .max_positions = 256});
+  ASSERT_TRUE(tiny.ok()) << tiny.status().message();
+  EXPECT_EQ(tiny->max_positions(), 256);
+  EXPECT_GT(tiny->PrefillMs(0, 5, a100, g2, 256, 1), 0);
+  EXPECT_FALSE(
+      GenerationCosts::Build(
+          DecoderShape{.name = "bad", .d = 30, .heads = 4, .ffn = 1, .layers = 1, .vocab = 256, .max_positions = 16})
+          .ok());
+}
+
 }  // namespace
 }  // namespace fluidfaas::model

@@ -62,6 +62,63 @@ Result<FunctionManifest> Parse(const YAML::Node& doc) {
   return m;
 }
 
+constexpr int kMaxVocab = 1 << 20;
+constexpr int kMaxModel = 1 << 16;
+
+Result<GenerativeManifest> ParseGenerative(const YAML::Node& doc) {
+  using Kind = GenerativeManifest::Block::Kind;
+  FF_RETURN_IF_ERROR(config::CheckMap(
+      doc, "manifest",
+      {"name", "kind", "vocab", "d_model", "heads", "ffn", "max_positions", "slo_ms", "tpot_ms", "blocks"}));
+  GenerativeManifest m;
+  FF_ASSIGN_OR_RETURN(m.name, config::Required<std::string>(doc, "name", "manifest"));
+  FF_RETURN_IF_ERROR(CheckName("manifest.name", m.name));
+  FF_ASSIGN_OR_RETURN(const std::string kind, config::Required<std::string>(doc, "kind", "manifest"));
+  if (kind != "generative") return Status::InvalidArgument("manifest.kind: '" + kind + "' (expected generative)");
+  FF_ASSIGN_OR_RETURN(m.vocab, config::Required<int>(doc, "vocab", "manifest"));
+  FF_ASSIGN_OR_RETURN(m.d_model, config::Required<int>(doc, "d_model", "manifest"));
+  FF_ASSIGN_OR_RETURN(m.heads, config::Required<int>(doc, "heads", "manifest"));
+  FF_ASSIGN_OR_RETURN(m.max_positions, config::Required<int>(doc, "max_positions", "manifest"));
+  FF_RETURN_IF_ERROR(CheckRange("manifest.vocab", int64_t{m.vocab}, 2, kMaxVocab));
+  FF_RETURN_IF_ERROR(CheckRange("manifest.d_model", int64_t{m.d_model}, 1, kMaxModel));
+  FF_RETURN_IF_ERROR(CheckRange("manifest.heads", int64_t{m.heads}, 1, m.d_model));
+  if (m.d_model % m.heads != 0) return Status::InvalidArgument("manifest.heads must divide manifest.d_model");
+  FF_ASSIGN_OR_RETURN(std::optional<int> ffn, config::Optional<int>(doc, "ffn", "manifest"));
+  m.ffn = ffn.value_or(4 * m.d_model);
+  FF_RETURN_IF_ERROR(CheckRange("manifest.ffn", int64_t{m.ffn}, 1, int64_t{4} * kMaxModel));
+  for (const auto& [field, value] : {std::pair{"slo_ms", &m.slo_ms}, std::pair{"tpot_ms", &m.tpot_ms}}) {
+    FF_ASSIGN_OR_RETURN(std::optional<double> v, config::Optional<double>(doc, field, "manifest"));
+    if (!v) continue;
+    FF_RETURN_IF_ERROR(CheckRange(std::string("manifest.") + field, *v, 0, 1e7, /*open_low=*/true));
+    *value = *v;
+  }
+  FF_RETURN_IF_ERROR(CheckRange("manifest.max_positions", int64_t{m.max_positions}, 2, kMaxModel));
+  const YAML::Node blocks = doc["blocks"];
+  if (!blocks || !blocks.IsSequence() || blocks.size() < 3 || blocks.size() > kMaxBlocks) {
+    return Status::InvalidArgument("manifest.blocks: expected an embed block, layers, then a head block");
+  }
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const std::string where = "manifest.blocks[" + std::to_string(i) + "]";
+    FF_RETURN_IF_ERROR(config::CheckMap(blocks[i], where, {"name", "file", "kind"}));
+    GenerativeManifest::Block b;
+    FF_ASSIGN_OR_RETURN(b.name, config::Required<std::string>(blocks[i], "name", where));
+    FF_ASSIGN_OR_RETURN(b.file, config::Required<std::string>(blocks[i], "file", where));
+    FF_RETURN_IF_ERROR(CheckBlockFile(where, b.file));
+    FF_ASSIGN_OR_RETURN(const std::string k, config::Required<std::string>(blocks[i], "kind", where));
+    const Kind expected = i == 0 ? Kind::kEmbed : (i + 1 == blocks.size() ? Kind::kHead : Kind::kLayer);
+    const char* names[] = {"embed", "layer", "head"};
+    if (k != names[static_cast<int>(expected)]) {
+      std::string message = where;
+      message.append(".kind: '").append(k).append("' (expected ").append(names[static_cast<int>(expected)]);
+      message.append(": an embed block first, the head last, layers between)");
+      return Status::InvalidArgument(message);
+    }
+    b.kind = expected;
+    m.blocks.push_back(std::move(b));
+  }
+  return m;
+}
+
 }  // namespace
 
 Result<FunctionManifest> ParseManifest(const std::string& text, const std::string& source) {
@@ -80,6 +137,34 @@ Result<FunctionManifest> ReadManifest(const std::string& dir) {
   const std::string path = (std::filesystem::path(dir) / "manifest.yaml").string();
   FF_ASSIGN_OR_RETURN(std::string text, ReadBoundedFile(path, kMaxConfigBytes, "manifest"));
   return ParseManifest(text, path);
+}
+
+Result<GenerativeManifest> ReadGenerativeManifest(const std::string& dir) {
+  const std::string path = (std::filesystem::path(dir) / "manifest.yaml").string();
+  FF_ASSIGN_OR_RETURN(std::string text, ReadBoundedFile(path, kMaxConfigBytes, "manifest"));
+  FF_ASSIGN_OR_RETURN(YAML::Node doc, config::ParseYaml(text, path));
+  Result<GenerativeManifest> m = Status::Internal("unset");
+  try {
+    m = ParseGenerative(doc);
+  } catch (const YAML::Exception& e) {
+    m = Status::InvalidArgument(std::string("manifest: ") + e.what());
+  }
+  if (!m.ok()) return m.status().WithContext(path);
+  return m;
+}
+
+bool IsGenerativeDirectory(const std::string& dir) {
+  const std::string path = (std::filesystem::path(dir) / "manifest.yaml").string();
+  Result<std::string> text = ReadBoundedFile(path, kMaxConfigBytes, "manifest");
+  if (!text.ok()) return false;
+  Result<YAML::Node> doc = config::ParseYaml(*text, path);
+  if (!doc.ok() || !doc->IsMap()) return false;
+  try {
+    const YAML::Node kind = (*doc)["kind"];
+    return kind && kind.IsScalar() && kind.as<std::string>() == "generative";
+  } catch (const YAML::Exception&) {
+    return false;
+  }
 }
 
 }  // namespace fluidfaas::model

@@ -47,4 +47,43 @@ Result<FunctionManifest> ParseManifest(const std::string& text, const std::strin
 // Reads and validates DIR/manifest.yaml (at most kMaxConfigBytes).
 Result<FunctionManifest> ReadManifest(const std::string& dir);
 
+// A generative function's directory (kind: generative): a decoder split into an embed block, layers and a head,
+// each layer carrying its KV cache (model/torch_generative.h has the blocks' signatures).
+//
+//   name: tiny-gpt
+//   kind: generative
+//   vocab: 256            # 2..2^20; a vocabulary of 256 is byte-level text (a token is a byte of UTF-8)
+//   d_model: 32           # 1..65536
+//   heads: 4              # divides d_model
+//   ffn: 64               # optional: the MLP's inner size (default 4 x d_model), for its cost
+//   max_positions: 256    # 2..65536: the longest sequence, prompt and generated tokens together
+//   slo_ms: 200           # optional: the time to first token objective
+//   tpot_ms: 50           # optional: the time per output token objective
+//   blocks:
+//     - {name: embed, file: embed.pt, kind: embed}
+//     - {name: layer0, file: layer0.pt, kind: layer}
+//     - {name: head, file: head.pt, kind: head}
+struct GenerativeManifest {
+  std::string name;
+  int vocab = 256;
+  int d_model = 0;
+  int heads = 0;
+  int ffn = 0;  // the MLP's inner size (default 4 x d_model): its cost, not its load
+  int max_positions = 0;
+  double slo_ms = 0;   // time to first token objective (optional; 0: the daemon's default)
+  double tpot_ms = 0;  // time per output token objective (optional; 0: the daemon's default)
+  struct Block {
+    std::string name;
+    std::string file;
+    enum class Kind { kEmbed, kLayer, kHead } kind = Kind::kLayer;
+  };
+  std::vector<Block> blocks;  // embed, layers..., head
+};
+
+// Whether DIR/manifest.yaml declares `kind: generative` (false when there is none or it does not parse).
+bool IsGenerativeDirectory(const std::string& dir);
+
+// Reads DIR/manifest.yaml of a generative function. InvalidArgument naming the field for a bad one.
+Result<GenerativeManifest> ReadGenerativeManifest(const std::string& dir);
+
 }  // namespace fluidfaas::model

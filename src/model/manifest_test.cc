@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 namespace fluidfaas::model {
 namespace {
 
@@ -38,6 +41,46 @@ TEST(ManifestTest, NumbersNamesAndPathsFromOutsideAreChecked) {
     EXPECT_NE(m.status().message().find(want), std::string::npos) << m.status().message();
     EXPECT_EQ(m.status().message().find('\x1b'), std::string::npos) << "echoed an escape sequence raw";
   }
+}
+
+// A generative directory's manifest parses without LibTorch: defaults, objectives, and the checks on each field.
+TEST(ManifestTest, AGenerativeManifestParsesWithItsDefaultsAndChecks) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "gen_manifest";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto write = [&](const std::string& text) { std::ofstream(dir / "manifest.yaml") << text; };
+  const std::string blocks =
+      "blocks:\n  - {name: e, file: e.pt, kind: embed}\n  - {name: l, file: l.pt, kind: layer}\n"
+      "  - {name: h, file: h.pt, kind: head}\n";
+  write("name: g\nkind: generative\nvocab: 256\nd_model: 32\nheads: 4\nmax_positions: 128\ntpot_ms: 40\n" + blocks);
+  EXPECT_TRUE(IsGenerativeDirectory(dir.string()));
+  Result<GenerativeManifest> m = ReadGenerativeManifest(dir.string());
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->ffn, 128);  // 4 x d_model
+  EXPECT_EQ(m->tpot_ms, 40);
+  EXPECT_EQ(m->slo_ms, 0);
+  EXPECT_EQ(m->blocks.size(), 3u);
+  const std::pair<std::string, const char*> bad[] = {
+      {"name: g\nkind: generative\nvocab: 256\nd_model: 30\nheads: 4\nmax_positions: 128\n" + blocks, "divide"},
+      {"name: g\nkind: generative\nvocab: 256\nd_model: 32\nheads: 4\nmax_positions: 128\ntpot_ms: .nan\n" + blocks,
+       "manifest.tpot_ms"},
+      {"name: g\nkind: generative\nvocab: 256\nd_model: 32\nheads: 4\nmax_positions: 128\nffn: 0\n" + blocks,
+       "manifest.ffn"},
+      {"name: g\nkind: generative\nvocab: 256\nd_model: 32\nheads: 4\nmax_positions: 128\nblocks:\n"
+       "  - {name: e, file: ../e.pt, kind: embed}\n  - {name: l, file: l.pt, kind: layer}\n"
+       "  - {name: h, file: h.pt, kind: head}\n",
+       "inside the function"},
+  };
+  for (const auto& [text, want] : bad) {
+    write(text);
+    Result<GenerativeManifest> r = ReadGenerativeManifest(dir.string());
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_NE(r.status().message().find(want), std::string::npos) << r.status().message();
+  }
+  write(kGood);
+  EXPECT_FALSE(IsGenerativeDirectory(dir.string()));
+  std::filesystem::remove_all(dir);
+  EXPECT_FALSE(IsGenerativeDirectory(dir.string()));
 }
 
 }  // namespace

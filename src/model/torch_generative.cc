@@ -16,55 +16,6 @@ namespace {
 
 using Kind = GenerativeManifest::Block::Kind;
 
-constexpr int kMaxVocab = 1 << 20;
-constexpr int kMaxModel = 1 << 16;
-
-Result<GenerativeManifest> Parse(const YAML::Node& doc) {
-  FF_RETURN_IF_ERROR(
-      config::CheckMap(doc, "manifest", {"name", "kind", "vocab", "d_model", "heads", "max_positions", "blocks"}));
-  GenerativeManifest m;
-  FF_ASSIGN_OR_RETURN(m.name, config::Required<std::string>(doc, "name", "manifest"));
-  FF_RETURN_IF_ERROR(CheckName("manifest.name", m.name));
-  FF_ASSIGN_OR_RETURN(const std::string kind, config::Required<std::string>(doc, "kind", "manifest"));
-  if (kind != "generative") return Status::InvalidArgument("manifest.kind: '" + kind + "' (expected generative)");
-  FF_ASSIGN_OR_RETURN(m.vocab, config::Required<int>(doc, "vocab", "manifest"));
-  FF_ASSIGN_OR_RETURN(m.d_model, config::Required<int>(doc, "d_model", "manifest"));
-  FF_ASSIGN_OR_RETURN(m.heads, config::Required<int>(doc, "heads", "manifest"));
-  FF_ASSIGN_OR_RETURN(m.max_positions, config::Required<int>(doc, "max_positions", "manifest"));
-  FF_RETURN_IF_ERROR(CheckRange("manifest.vocab", int64_t{m.vocab}, 2, kMaxVocab));
-  FF_RETURN_IF_ERROR(CheckRange("manifest.d_model", int64_t{m.d_model}, 1, kMaxModel));
-  FF_RETURN_IF_ERROR(CheckRange("manifest.heads", int64_t{m.heads}, 1, m.d_model));
-  if (m.d_model % m.heads != 0) return Status::InvalidArgument("manifest.heads must divide manifest.d_model");
-  FF_RETURN_IF_ERROR(CheckRange("manifest.max_positions", int64_t{m.max_positions}, 2, kMaxModel));
-  const YAML::Node blocks = doc["blocks"];
-  if (!blocks || !blocks.IsSequence() || blocks.size() < 3 || blocks.size() > kMaxBlocks) {
-    return Status::InvalidArgument("manifest.blocks: expected an embed block, layers, then a head block");
-  }
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    const std::string where = "manifest.blocks[" + std::to_string(i) + "]";
-    FF_RETURN_IF_ERROR(config::CheckMap(blocks[i], where, {"name", "file", "kind"}));
-    GenerativeManifest::Block b;
-    FF_ASSIGN_OR_RETURN(b.name, config::Required<std::string>(blocks[i], "name", where));
-    FF_ASSIGN_OR_RETURN(b.file, config::Required<std::string>(blocks[i], "file", where));
-    const std::filesystem::path file(b.file);
-    if (file.is_absolute() || b.file.find("..") != std::string::npos || b.file.empty()) {
-      return Status::InvalidArgument(where + ".file: '" + b.file + "' is not a relative path inside the directory");
-    }
-    FF_ASSIGN_OR_RETURN(const std::string k, config::Required<std::string>(blocks[i], "kind", where));
-    const Kind expected = i == 0 ? Kind::kEmbed : (i + 1 == blocks.size() ? Kind::kHead : Kind::kLayer);
-    const char* names[] = {"embed", "layer", "head"};
-    if (k != names[static_cast<int>(expected)]) {
-      std::string message = where;
-      message.append(".kind: '").append(k).append("' (expected ").append(names[static_cast<int>(expected)]);
-      message.append(": an embed block first, the head last, layers between)");
-      return Status::InvalidArgument(message);
-    }
-    b.kind = expected;
-    m.blocks.push_back(std::move(b));
-  }
-  return m;
-}
-
 torch::Tensor Tokens(const std::vector<int64_t>& ids, int64_t rows, int64_t cols) {
   return torch::tensor(ids, torch::kInt64).reshape({rows, cols});
 }
@@ -110,20 +61,6 @@ def forward(self, x, past_k, past_v, past_len):
 }
 
 }  // namespace
-
-Result<GenerativeManifest> ReadGenerativeManifest(const std::string& dir) {
-  const std::string path = (std::filesystem::path(dir) / "manifest.yaml").string();
-  FF_ASSIGN_OR_RETURN(std::string text, ReadBoundedFile(path, kMaxConfigBytes, "manifest"));
-  FF_ASSIGN_OR_RETURN(YAML::Node doc, config::ParseYaml(text, path));
-  Result<GenerativeManifest> m = Status::Internal("unset");
-  try {
-    m = Parse(doc);
-  } catch (const YAML::Exception& e) {
-    m = Status::InvalidArgument(std::string("manifest: ") + e.what());
-  }
-  if (!m.ok()) return m.status().WithContext(path);
-  return m;
-}
 
 Status WriteGenerativeExample(const std::string& dir, bool force) {
   std::error_code ec;
@@ -175,8 +112,8 @@ def forward(self, x):
   std::ofstream manifest(path("manifest.yaml"));
   manifest << "# A generative FluidFaaS function: a byte-level decoder whose layers carry their KV caches.\n"
               "name: tiny-gpt\nkind: generative\nvocab: "
-           << kVocab << "\nd_model: " << kD << "\nheads: " << kHeads << "\nmax_positions: " << kPositions
-           << "\nblocks:\n  - {name: embed, file: embed.pt, kind: embed}\n";
+           << kVocab << "\nd_model: " << kD << "\nheads: " << kHeads << "\nffn: " << kHidden
+           << "\nmax_positions: " << kPositions << "\nblocks:\n  - {name: embed, file: embed.pt, kind: embed}\n";
   for (int l = 0; l < kLayers; ++l) {
     manifest << "  - {name: layer" << l << ", file: layer" << l << ".pt, kind: layer}\n";
   }

@@ -27,26 +27,10 @@
 #include <vector>
 
 #include "common/result.h"
+#include "model/manifest.h"
 #include "model/torchscript.h"
 
 namespace fluidfaas::model {
-
-struct GenerativeManifest {
-  std::string name;
-  int vocab = 256;
-  int d_model = 0;
-  int heads = 0;
-  int max_positions = 0;
-  struct Block {
-    std::string name;
-    std::string file;
-    enum class Kind { kEmbed, kLayer, kHead } kind = Kind::kLayer;
-  };
-  std::vector<Block> blocks;  // embed, layers..., head
-};
-
-// Reads `dir`/manifest.yaml of a generative function. InvalidArgument naming the field for a bad one.
-Result<GenerativeManifest> ReadGenerativeManifest(const std::string& dir);
 
 // Writes the example into `dir` (AlreadyExists when it is not empty, unless `force`).
 Status WriteGenerativeExample(const std::string& dir, bool force);

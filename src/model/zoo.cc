@@ -469,4 +469,53 @@ Result<FunctionSpec> BuildZooDecodeStep(std::string_view name, int context, cons
   return f;
 }
 
+namespace {
+
+Result<TransformerShape> Checked(const DecoderShape& s) {
+  const bool ok = s.d >= 1 && s.heads >= 1 && s.d % s.heads == 0 && s.ffn >= 1 && s.layers >= 1 && s.vocab >= 2 &&
+                  s.max_positions >= 2 && s.d <= (int64_t{1} << 16) && s.ffn <= (int64_t{1} << 20) &&
+                  s.layers <= 1022 && s.vocab <= (int64_t{1} << 20) && s.max_positions <= (int64_t{1} << 16);
+  if (!ok) {
+    return Status::InvalidArgument(s.name +
+                                   ": a decoder's dimensions must be positive and in range (heads divide "
+                                   "d_model, 1..1022 layers, a vocabulary of 2 or more, 2 or more positions)");
+  }
+  return TransformerShape{s.d, s.heads, s.ffn, s.layers, s.vocab, s.max_positions};
+}
+
+FunctionSpec DecoderSkeleton(const DecoderShape& s) {
+  FunctionSpec f;
+  f.name = s.name;
+  f.dtype = s.dtype;
+  f.max_batch = 8;
+  return f;
+}
+
+}  // namespace
+
+Result<FunctionSpec> BuildDecoderModel(const DecoderShape& shape, int seq_len) {
+  FF_ASSIGN_OR_RETURN(const TransformerShape t, Checked(shape));
+  if (seq_len < 2 || seq_len > t.max_positions) {
+    return Status::InvalidArgument(shape.name + ": sequence length " + std::to_string(seq_len) + " is not in 2.." +
+                                   std::to_string(t.max_positions));
+  }
+  FunctionSpec f = DecoderSkeleton(shape);
+  f.seq_len = seq_len;
+  const auto s = static_cast<double>(seq_len);
+  BuildTransformer(f, Family::kGpt2, t, Tokens{s, s});
+  return f;
+}
+
+Result<FunctionSpec> BuildDecoderStep(const DecoderShape& shape, int context) {
+  FF_ASSIGN_OR_RETURN(const TransformerShape t, Checked(shape));
+  if (context < 0 || context > t.max_positions - 1) {
+    return Status::InvalidArgument(shape.name + ": context " + std::to_string(context) + " is not in 0.." +
+                                   std::to_string(t.max_positions - 1));
+  }
+  FunctionSpec f = DecoderSkeleton(shape);
+  f.seq_len = 1;
+  BuildTransformer(f, Family::kGpt2, t, Tokens{1, static_cast<double>(context) + 1});
+  return f;
+}
+
 }  // namespace fluidfaas::model

@@ -18,6 +18,7 @@
 
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "common/result.h"
@@ -53,5 +54,22 @@ int ZooMaxPositions(std::string_view name);
 // InvalidArgument for a model that does not generate, a seq_len option, or a context outside
 // 0..ZooMaxPositions - 1.
 Result<FunctionSpec> BuildZooDecodeStep(std::string_view name, int context, const ZooOptions& options = {});
+
+// A decoder-only language model of the GPT-2 family given by its dimensions (a generative TorchScript function's
+// manifest): the blocks BuildZooModel gives gpt2-xl (embedding, one per layer, ln_f + LM head), at these sizes.
+struct DecoderShape {
+  std::string name;
+  int64_t d = 0;  // hidden size
+  int64_t heads = 0;
+  int64_t ffn = 0;  // MLP inner size
+  int64_t layers = 0;
+  int64_t vocab = 0;
+  int64_t max_positions = 0;
+  DType dtype = DType::kFp32;
+};
+// A whole-sequence pass of `seq_len` tokens (2..max_positions). InvalidArgument for a shape out of range.
+Result<FunctionSpec> BuildDecoderModel(const DecoderShape& shape, int seq_len);
+// One decode step at `context` (0..max_positions - 1), as BuildZooDecodeStep.
+Result<FunctionSpec> BuildDecoderStep(const DecoderShape& shape, int context);
 
 }  // namespace fluidfaas::model
