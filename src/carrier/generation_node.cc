@@ -49,11 +49,16 @@ GenerationNode::GenerationNode(std::vector<policy::ClusterSlice> slices, GenNode
   }
 }
 
-Result<size_t> GenerationNode::AddFunction(const GenSpec& spec) {
+Result<size_t> GenerationNode::AddFunction(const GenSpec& spec, std::optional<model::GenerationCosts> costs,
+                                           GenEngine* engine) {
   Fn fn;
   fn.spec = spec;
-  FF_ASSIGN_OR_RETURN(model::GenerationCosts costs, model::GenerationCosts::Build(spec.model));
-  fn.costs = std::make_unique<model::GenerationCosts>(std::move(costs));
+  fn.engine = engine != nullptr ? engine : &modelled_;
+  if (!costs) {
+    FF_ASSIGN_OR_RETURN(model::GenerationCosts zoo, model::GenerationCosts::Build(spec.model));
+    costs = std::move(zoo);
+  }
+  fn.costs = std::make_unique<model::GenerationCosts>(std::move(*costs));
   if (spec.max_prompt < 1 || spec.design_context < 1 || spec.design_context >= fn.costs->max_positions() ||
       !(spec.tpot_slo_ms > 0) || !std::isfinite(spec.tpot_slo_ms) || !(spec.time_scale > 0) ||
       !std::isfinite(spec.time_scale)) {
@@ -100,7 +105,7 @@ void GenerationNode::Advance(double now) {
     now_ = e.t;
     switch (e.kind) {
       case Event::kReady: Ready(e.id); break;
-      case Event::kStepDone: StepDone(e.id, e.stamp); break;
+      case Event::kStepDone: StepDone(e.id, e.stamp, {}); break;
       case Event::kIdleCheck: IdleCheck(e.id, e.stamp); break;
     }
   }
@@ -138,6 +143,7 @@ bool GenerationNode::Cancel(double now, uint64_t seq) {
   // lane's next step.
   insts_[*q.inst].lanes[q.lane].batcher.Cancel(seq);
   End(seq, "cancelled");
+  EngineOf(*q.inst).Free(*q.inst, {seq});
   Kick(*q.inst, q.lane);  // a waiting sequence may now be admitted, or the lane is idle
   return true;
 }
@@ -230,10 +236,17 @@ bool GenerationNode::ScaleOut(size_t f, int stages) {
   fn.stats.placements.push_back(where + " at " + std::to_string(static_cast<int64_t>(now_)) + " s");
   const bool warm = fn.warm_until >= now_;
   if (warm) ++fn.stats.warm_starts;
-  Push(now_ + fn.spec.time_scale * ToSeconds(model::LoadCostModel().LoadTime(largest_stage, warm)), Event::kReady, id);
   std::deque<uint64_t> pending;
   pending.swap(fn.pending);
   for (uint64_t q : pending) Enqueue(id, LeastLoadedLane(insts_[id]), q);
+  fn.engine->Load(id, GenLaunch{.function = f,
+                                .stages = insts_[id].stages,
+                                .lanes = lanes,
+                                .kv_blocks_per_lane = blocks,
+                                .block_tokens = kBlockTokens,
+                                .warm = warm,
+                                .modelled_load_s = fn.spec.time_scale *
+                                                   ToSeconds(model::LoadCostModel().LoadTime(largest_stage, warm))});
   return true;
 }
 
@@ -242,8 +255,7 @@ void GenerationNode::Ready(size_t i) {
   for (size_t l = 0; l < insts_[i].lanes.size(); ++l) Kick(i, l);
 }
 
-// Lane `l` of instance `i` takes its next step if it is free: through every stage in turn, each stage starting it
-// once that stage has finished the steps of other lanes given to it before.
+// Lane `l` of instance `i` takes its next step if it is free.
 void GenerationNode::Kick(size_t i, size_t l) {
   Inst& inst = insts_[i];
   Lane& lane = inst.lanes[l];
@@ -260,14 +272,25 @@ void GenerationNode::Kick(size_t i, size_t l) {
   }
   ++inst.idle_stamp;
   lane.busy = true;
-  double t = now_;
-  const double scale = fns_[inst.fn].spec.time_scale;  // of the modelled milliseconds
+  EngineOf(i).Step(i, l, lane.step);
+}
+
+void GenerationNode::Modelled::Load(size_t inst, const GenLaunch& launch) {
+  node_.Push(node_.now_ + launch.modelled_load_s, Event::kReady, inst);
+}
+
+// Through every stage in turn, each stage starting the step once it has finished the steps of other lanes given to
+// it before.
+void GenerationNode::Modelled::Step(size_t i, size_t l, const policy::GenStep& step) {
+  Inst& inst = node_.insts_[i];
+  double t = node_.now_;
+  const double scale = node_.fns_[inst.fn].spec.time_scale;  // of the modelled milliseconds
   for (size_t k = 0; k < inst.stages.size(); ++k) {
     const double start = std::max(t, inst.stage_free[k]);
-    inst.stage_free[k] = start + StageMs(inst, lane.step, k) * scale / 1e3;
-    t = inst.stage_free[k] + HopMs(inst, lane.step, k) * scale / 1e3;
+    inst.stage_free[k] = start + node_.StageMs(inst, step, k) * scale / 1e3;
+    t = inst.stage_free[k] + node_.HopMs(inst, step, k) * scale / 1e3;
   }
-  Push(t, Event::kStepDone, i, l);
+  node_.Push(t, Event::kStepDone, i, l);
 }
 
 namespace {
@@ -326,19 +349,47 @@ double GenerationNode::HopMs(const Inst& inst, const policy::GenStep& step, size
   return policy::TransferModel().HopMs(static_cast<int64_t>(per_token * tokens));
 }
 
-void GenerationNode::StepDone(size_t i, size_t l) {
+void GenerationNode::StepDone(size_t i, size_t l, const std::vector<int64_t>& tokens) {
   Lane& lane = insts_[i].lanes[l];
   lane.busy = false;
+  size_t k = 0;  // into `tokens`
   const auto token = [&](uint64_t id) {
+    const int64_t value = k < tokens.size() ? tokens[k] : -1;
+    ++k;
     auto it = seqs_.find(id);
-    if (it != seqs_.end()) listener_.Token(id, it->second.generated++, now_);  // else cancelled during the step
+    if (it != seqs_.end()) listener_.Token(id, it->second.generated++, now_, value);  // else cancelled during the step
   };
   for (uint64_t id : lane.step.sequences) token(id);
   for (const policy::GenStep::Chunk& c : lane.step.chunks) {
     if (c.last) token(c.sequence);
   }
-  for (uint64_t done : lane.batcher.Complete(lane.step)) End(done, "");
+  const std::vector<uint64_t> finished = lane.batcher.Complete(lane.step);
+  for (uint64_t done : finished) End(done, "");
+  if (!finished.empty()) EngineOf(i).Free(i, finished);
   Kick(i, l);
+}
+
+void GenerationNode::Loaded(double now, size_t i) {
+  now_ = std::max(now_, now);
+  if (i < insts_.size() && insts_[i].alive && !insts_[i].ready) Ready(i);
+}
+
+void GenerationNode::Stepped(double now, size_t i, size_t l, const std::vector<int64_t>& tokens) {
+  now_ = std::max(now_, now);
+  if (i >= insts_.size() || !insts_[i].alive || l >= insts_[i].lanes.size() || !insts_[i].lanes[l].busy) return;
+  StepDone(i, l, tokens);
+}
+
+void GenerationNode::Lost(double now, size_t i, std::string_view reason) {
+  now_ = std::max(now_, now);
+  if (i >= insts_.size() || !insts_[i].alive) return;
+  std::vector<uint64_t> its;
+  for (const auto& [id, q] : seqs_) {
+    if (q.inst == i) its.push_back(id);
+  }
+  std::sort(its.begin(), its.end());
+  for (uint64_t id : its) End(id, reason);
+  Release(i);
 }
 
 void GenerationNode::IdleCheck(size_t i, uint64_t stamp) {
@@ -355,6 +406,7 @@ void GenerationNode::Release(size_t i) {
   Fn& fn = fns_[inst.fn];
   for (const Lane& l : inst.lanes) fn.stats.preemptions += static_cast<int64_t>(l.batcher.preemptions());
   std::erase(fn.instances, i);
+  fn.engine->Release(i);
   for (const policy::PlanStage& st : inst.stages) lease_.Give(st.slice);
   SlicesFreed(now_);
 }

@@ -32,8 +32,14 @@
 // The node's slices may be shared with another tenant (the daemon's single-pass scheduler): a SliceLease says
 // which slices are free, and hears which ones an instance takes and gives back.
 //
-// Every sequence ends exactly once (Listener::Ended): completed, cancelled by its caller, or refused with a reason
-// (fits_no_slice: no placement even on the empty node; too_long: longer than any instance's cache).
+// Every sequence ends exactly once (Listener::Ended): completed, cancelled by its caller, refused with a reason
+// (fits_no_slice: no placement even on the empty node; too_long: longer than any instance's cache), or failed with
+// its instance (Lost: the engine's reason, e.g. a worker that died).
+//
+// What carries out an instance is its function's engine (GenEngine): the node decides, the engine loads, steps and
+// frees, and reports back (Loaded, Stepped, Lost). The node's own engine, the default, prices loads and steps by the
+// latency model and reports them when due (the simulator, the daemon's zoo functions); the daemon's worker engine
+// runs a TorchScript function's stages in the slices' workers (daemon/gen_engine.h).
 //
 // Thread safety: none; one thread drives it. It reads no clock and does no I/O: every call carries `now`, in
 // seconds on the caller's timeline.
@@ -100,10 +106,37 @@ class SliceLease {
 class GenListener {
  public:
   virtual ~GenListener() = default;
-  // Sequence `seq` generated its token number `index` (0: the first, from its prefill) at `t`.
-  virtual void Token(uint64_t seq, int index, double t) = 0;
-  // It ended: `refusal` empty when it completed, else "cancelled", "fits_no_slice" or "too_long".
+  // Sequence `seq` generated its token number `index` (0: the first, from its prefill) at `t`: `token`, the id its
+  // engine computed, or -1 from an engine that prices steps without computing them.
+  virtual void Token(uint64_t seq, int index, double t, int64_t token) = 0;
+  // It ended: `refusal` empty when it completed, else "cancelled", "fits_no_slice", "too_long" or the reason its
+  // instance was lost.
   virtual void Ended(uint64_t seq, std::string_view refusal, double t) = 0;
+};
+
+// An instance as its engine starts it.
+struct GenLaunch {
+  size_t function = 0;
+  std::vector<policy::PlanStage> stages;  // slice: an index into the node's slices
+  size_t lanes = 1;                       // steps in flight at once, one per lane
+  int64_t kv_blocks_per_lane = 0;         // the cache its lanes' batchers keep the books of
+  int block_tokens = 16;
+  bool warm = false;           // its weights are warm in host memory
+  double modelled_load_s = 0;  // the load cost model's time for it (the function's time scale applied)
+};
+
+// What carries out a function's instances. Each call returns at once; the engine reports back through the node
+// (Loaded, Stepped, Lost), on the node's thread, never from inside a call.
+class GenEngine {
+ public:
+  virtual ~GenEngine() = default;
+  virtual void Load(size_t inst, const GenLaunch& launch) = 0;
+  // Lane `lane` of the instance runs `step` (after freeing its `preempted`); Stepped reports it.
+  virtual void Step(size_t inst, size_t lane, const policy::GenStep& step) = 0;
+  // Sequences that left the instance (finished or cancelled): what they held is free.
+  virtual void Free(size_t inst, const std::vector<uint64_t>& sequences) = 0;
+  // The instance gave its slices back (idle, displaced, drained, or lost).
+  virtual void Release(size_t inst) = 0;
 };
 
 // What happened to a function's instances.
@@ -132,9 +165,14 @@ class GenerationNode {
   // `slices` are the node's; the lease and the listener must outlive the node.
   GenerationNode(std::vector<policy::ClusterSlice> slices, GenNodeOptions options, SliceLease& lease,
                  GenListener& listener);
+  GenerationNode(const GenerationNode&) = delete;
+  GenerationNode& operator=(const GenerationNode&) = delete;
 
   // Adds a function; its index. InvalidArgument when its model does not generate or the spec is out of range.
-  Result<size_t> AddFunction(const GenSpec& spec);
+  // `costs`: its model's (none: the zoo's spec.model); `engine`: what runs its instances (none: the node's own,
+  // which prices them by the latency model). The engine must outlive the node.
+  Result<size_t> AddFunction(const GenSpec& spec, std::optional<model::GenerationCosts> costs = std::nullopt,
+                             GenEngine* engine = nullptr);
   size_t functions() const { return fns_.size(); }
   const GenSpec& spec(size_t f) const { return fns_[f].spec; }
   const model::GenerationCosts& costs(size_t f) const { return *fns_[f].costs; }
@@ -154,14 +192,35 @@ class GenerationNode {
   // may migrate.
   void SlicesFreed(double now);
 
+  // An engine's reports. Instance `inst` has loaded (ok), or could not (Lost follows from the caller).
+  void Loaded(double now, size_t inst);
+  // Its lane `lane` ran the step it was given: `tokens`, one per sequence that yielded a token (the step's
+  // sequences, then its chunks that end a prefill), or empty from an engine that computes none.
+  void Stepped(double now, size_t inst, size_t lane, const std::vector<int64_t>& tokens);
+  // It is gone (a worker died, a step failed): each of its sequences ends with `reason`, its slices are free.
+  void Lost(double now, size_t inst, std::string_view reason);
+
   GenInstanceStats Stats(size_t f) const;
   std::vector<GenInstanceView> Instances() const;
   size_t open_sequences() const { return seqs_.size(); }
   uint64_t next_sequence() const { return next_seq_; }  // the id the next Arrive gives
 
  private:
+  // The node's own engine: loads and steps priced by the latency model, reported when due.
+  class Modelled final : public GenEngine {
+   public:
+    explicit Modelled(GenerationNode& node) : node_(node) {}
+    void Load(size_t inst, const GenLaunch& launch) override;
+    void Step(size_t inst, size_t lane, const policy::GenStep& step) override;
+    void Free(size_t, const std::vector<uint64_t>&) override {}
+    void Release(size_t) override {}
+
+   private:
+    GenerationNode& node_;
+  };
   struct Fn {
     GenSpec spec;
+    GenEngine* engine = nullptr;
     std::unique_ptr<model::GenerationCosts> costs;
     std::unique_ptr<policy::GenerativePlacer> placer;
     bool placeable = false;        // on the empty node
@@ -216,7 +275,8 @@ class GenerationNode {
   void Kick(size_t i, size_t l);
   double StageMs(const Inst& inst, const policy::GenStep& step, size_t k) const;
   double HopMs(const Inst& inst, const policy::GenStep& step, size_t k) const;
-  void StepDone(size_t i, size_t l);
+  void StepDone(size_t i, size_t l, const std::vector<int64_t>& tokens);
+  GenEngine& EngineOf(size_t i) { return *fns_[insts_[i].fn].engine; }
   void IdleCheck(size_t i, uint64_t stamp);
   void Release(size_t i);
   void MigrateBack();
@@ -232,6 +292,7 @@ class GenerationNode {
   GenNodeOptions options_;
   SliceLease& lease_;
   GenListener& listener_;
+  Modelled modelled_{*this};
   std::vector<Fn> fns_;
   std::vector<Inst> insts_;
   std::unordered_map<uint64_t, Seq> seqs_;  // open sequences

@@ -34,7 +34,7 @@ struct Recorder : SliceLease, GenListener {
     EXPECT_TRUE(taken.contains(s)) << "slice " << s << " given back but not taken";
     taken.erase(s);
   }
-  void Token(uint64_t seq, int index, double t) override { tokens[seq].emplace_back(index, t); }
+  void Token(uint64_t seq, int index, double t, int64_t /*token*/) override { tokens[seq].emplace_back(index, t); }
   void Ended(uint64_t seq, std::string_view refusal, double) override { ends[seq].emplace_back(refusal); }
 };
 

@@ -334,7 +334,7 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   Status DeployGenerative(const FunctionConfig& c);
   void GenArrive(Generation g, int prompt_tokens, int max_tokens);
   void GenStop(uint64_t handle, bool completed);
-  void GenToken(uint64_t seq, int index);
+  void GenToken(uint64_t seq, int index, int64_t token);
   void GenEnded(uint64_t seq, std::string_view refusal);
   void FinishGeneration(Generation& g, GenerateEnd end);
   void CloseGenerations();  // after the loop: every open generation ends "shutdown"

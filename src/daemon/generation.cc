@@ -45,7 +45,7 @@ struct Controller::Impl::GenBridge final : carrier::SliceLease, carrier::GenList
     impl.carrier->SliceFreed(slice, impl.clock->Now());
     impl.CountViolations();
   }
-  void Token(uint64_t seq, int index, double) override { impl.GenToken(seq, index); }
+  void Token(uint64_t seq, int index, double, int64_t token) override { impl.GenToken(seq, index, token); }
   void Ended(uint64_t seq, std::string_view refusal, double) override { impl.GenEnded(seq, refusal); }
 };
 
@@ -203,13 +203,14 @@ void Controller::Impl::GenStop(uint64_t handle, bool completed) {
   gen->Cancel(GenSeconds(clock->Now()), it->second);
 }
 
-void Controller::Impl::GenToken(uint64_t seq, int index) {
+void Controller::Impl::GenToken(uint64_t seq, int index, int64_t token) {
   auto it = generations.find(seq);
   if (it == generations.end()) return;
   Generation& g = it->second;
   if (!g.first) g.first = clock->Now();
   ++g.generated;
-  if (g.callbacks.token) g.callbacks.token(EmulatedToken(g.seed, index), index);
+  if (token < 0) token = EmulatedToken(g.seed, index);  // the node's own engine computes none
+  if (g.callbacks.token) g.callbacks.token(static_cast<int>(token), index);
 }
 
 void Controller::Impl::GenEnded(uint64_t seq, std::string_view refusal) {

@@ -220,7 +220,7 @@ class GenSim : public carrier::SliceLease, public carrier::GenListener {
   void Give(size_t slice) override { busy_[slice] = false; }
 
   // GenListener
-  void Token(uint64_t seq, int index, double t) override {
+  void Token(uint64_t seq, int index, double t, int64_t /*token*/) override {
     if (index == 0) seqs_[seq].first = t;
   }
   void Ended(uint64_t seq, std::string_view refusal, double t) override {
