@@ -24,6 +24,7 @@ struct Recorder : SliceLease, GenListener {
   std::set<size_t> other;  // held by the other tenant
   std::set<size_t> taken;  // by the generation node
   std::map<uint64_t, std::vector<std::pair<int, double>>> tokens;
+  std::map<uint64_t, std::vector<int64_t>> ids;  // the token ids, as an engine gave them
   std::map<uint64_t, std::vector<std::string>> ends;
   bool IsFree(size_t s) const override { return !other.contains(s) && !taken.contains(s); }
   void Take(size_t s) override {
@@ -34,7 +35,10 @@ struct Recorder : SliceLease, GenListener {
     EXPECT_TRUE(taken.contains(s)) << "slice " << s << " given back but not taken";
     taken.erase(s);
   }
-  void Token(uint64_t seq, int index, double t, int64_t /*token*/) override { tokens[seq].emplace_back(index, t); }
+  void Token(uint64_t seq, int index, double t, int64_t token) override {
+    tokens[seq].emplace_back(index, t);
+    ids[seq].push_back(token);
+  }
   void Ended(uint64_t seq, std::string_view refusal, double) override { ends[seq].emplace_back(refusal); }
 };
 
@@ -147,6 +151,57 @@ TEST(GenerationNodeTest, RefusesWhatNoSliceOfTheNodeCanServe) {
   const uint64_t id = node.Arrive(0, 0, 100, 10);
   EXPECT_EQ(r.ends[id], std::vector<std::string>{"fits_no_slice"});
   EXPECT_FALSE(node.AddFunction({.name = "x", .model = "bert-base", .tpot_slo_ms = 1, .design_context = 10}).ok());
+}
+
+// An engine that runs nothing by itself: the test reports its loads and steps, as the daemon's worker engine does.
+struct ScriptedEngine : GenEngine {
+  std::vector<std::pair<size_t, GenLaunch>> loads;
+  std::vector<std::tuple<size_t, size_t, policy::GenStep>> steps;  // not yet reported
+  std::vector<uint64_t> freed;
+  std::vector<size_t> released;
+  void Load(size_t inst, const GenLaunch& launch) override { loads.emplace_back(inst, launch); }
+  void Step(size_t inst, size_t lane, const policy::GenStep& step) override { steps.emplace_back(inst, lane, step); }
+  void Free(size_t, const std::vector<uint64_t>& seqs) override { freed.insert(freed.end(), seqs.begin(), seqs.end()); }
+  void Release(size_t inst) override { released.push_back(inst); }
+};
+
+TEST(GenerationNodeTest, AnEngineRunsTheStepsItsTokensReachTheListenerAndALostInstanceEndsItsSequencesOnce) {
+  Recorder r;
+  ScriptedEngine engine;
+  GenerationNode node({Slice("0:1g.10gb@6"), Slice("0:2g.20gb@4")}, {.keep_alive_s = 5}, r, r);
+  auto costs = model::GenerationCosts::Build("tinyllama-1.1b");
+  ASSERT_TRUE(costs.ok());
+  ASSERT_TRUE(node.AddFunction(Tiny(), std::move(*costs), &engine).ok());
+  const uint64_t a = node.Arrive(0, 0, 10, 3);
+  ASSERT_EQ(engine.loads.size(), 1u);
+  EXPECT_GT(engine.loads[0].second.kv_blocks_per_lane, 0);
+  EXPECT_EQ(engine.loads[0].second.block_tokens, 16);
+  EXPECT_FALSE(node.NextDue()) << "the engine times the load, not the node";
+  node.Loaded(0.5, engine.loads[0].first);
+  ASSERT_EQ(engine.steps.size(), 1u);
+  EXPECT_EQ(std::get<2>(engine.steps[0]).kind, policy::GenStep::Kind::kPrefill);
+  // Three steps (the prefill, two decodes), each reported with the token the engine computed.
+  for (int64_t token = 100; token < 103; ++token) {
+    ASSERT_EQ(engine.steps.size(), 1u);
+    const auto [inst, lane, step] = engine.steps.front();
+    engine.steps.clear();
+    node.Stepped(1.0 + static_cast<double>(token - 100), inst, lane, {token});
+  }
+  EXPECT_EQ(r.ids[a], (std::vector<int64_t>{100, 101, 102}));
+  EXPECT_EQ(r.ends[a], std::vector<std::string>{""});
+  EXPECT_EQ(engine.freed, std::vector<uint64_t>{a}) << "a finished sequence's cache is freed in the engine";
+  // A second sequence, then the instance is lost mid-step: it ends once, with the reason; the slice is free.
+  const uint64_t b = node.Arrive(5, 0, 10, 50);
+  ASSERT_EQ(engine.steps.size(), 1u);
+  const size_t inst = std::get<0>(engine.steps.front());
+  node.Lost(5.5, inst, "worker_lost");
+  EXPECT_EQ(r.ends[b], std::vector<std::string>{"worker_lost"});
+  EXPECT_EQ(engine.released, std::vector<size_t>{inst});
+  EXPECT_TRUE(r.taken.empty());
+  node.Stepped(6, inst, 0, {7});  // a late report of the lost instance's step: passed over
+  node.Lost(6, inst, "worker_lost");
+  EXPECT_EQ(r.ends[b].size(), 1u);
+  EXPECT_EQ(node.open_sequences(), 0u);
 }
 
 }  // namespace
