@@ -217,7 +217,11 @@ bool GenerationNode::ScaleOut(size_t f, int stages) {
     largest_stage = std::max(largest_stage, fn.costs->WeightBytes(st.first_block, st.last_block));
   }
   const size_t lanes = p->stages.size();
-  const int64_t blocks = std::max<int64_t>(p->kv_tokens / kBlockTokens / static_cast<int64_t>(lanes), 1);
+  // Capped at what a lane can ever hold: a full batch of sequences of the model's whole length (the engine backs
+  // these books with a real pool: a tiny model on a large slice would otherwise allocate gigabytes it never uses).
+  const int64_t most = int64_t{options_.max_batch} * ((fn.costs->max_positions() + kBlockTokens) / kBlockTokens + 1);
+  const int64_t blocks =
+      std::clamp<int64_t>(p->kv_tokens / kBlockTokens / static_cast<int64_t>(lanes), 1, std::max<int64_t>(most, 1));
   insts_.push_back(Inst{.fn = f, .stages = std::move(p->stages)});
   Inst& inst = insts_.back();
   inst.stage_free.assign(inst.stages.size(), now_);

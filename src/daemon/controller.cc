@@ -71,8 +71,13 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerOptions options,
   impl.StartGeneration();
   for (const FunctionConfig& f : functions) {
     Status s;
-    if (f.generate) {
-      s = impl.DeployGenerative(f);
+    auto directory = impl.GenerativeDirectory(f);
+    if (!directory.ok()) {
+      s = directory.status();
+    } else if (*directory) {
+      s = impl.DeployGenerative(f, &**directory);
+    } else if (f.generate) {
+      s = impl.DeployGenerative(f, nullptr);
     } else {
       auto prepared = impl.Prepare(f);
       s = prepared.ok() ? impl.Install(std::move(*prepared)) : prepared.status();

@@ -43,7 +43,9 @@
 #include "common/rate_meter.h"
 #include "common/wake_round.h"
 #include "daemon/controller.h"
+#include "daemon/gen_engine.h"
 #include "daemon/lateness.h"
+#include "daemon/repository.h"
 #include "gpu/mps.h"
 #include "model/zoo.h"
 #include "policy/cold_start.h"
@@ -302,13 +304,15 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
     size_t index = 0;  // in the GenerationNode
     FunctionRef info;
     bool removed = false;
+    bool in_workers = false;  // a TorchScript function: the worker engine runs it (gen_engine.h)
   };
   struct Generation {
     uint64_t handle = 0;
     size_t function = 0;  // GenerationNode index
     std::string name;
     int prompt_tokens = 0;
-    uint64_t seed = 0;  // the emulated executor's tokens: from the prompt
+    uint64_t seed = 0;            // the emulated executor's tokens: from the prompt
+    std::vector<int64_t> prompt;  // a function run in the workers: its tokens
     GenerateCallbacks callbacks;
     TimePoint arrival;
     std::optional<TimePoint> first;
@@ -319,6 +323,7 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   std::map<std::string, GenFunction> gen_functions GUARDED_BY(mu);  // written on the control thread only
   std::shared_ptr<GenBridge> gen_bridge;  // shared: its type is complete only in generation.cc
   std::unique_ptr<carrier::GenerationNode> gen;
+  std::unique_ptr<WorkerGenEngine> gen_engine;           // runs TorchScript generative functions in the workers
   std::vector<bool> gen_taken;                           // slices the generation node holds (control thread)
   std::unordered_map<uint64_t, Generation> generations;  // open, by sequence id (control thread)
   std::unordered_map<uint64_t, uint64_t> gen_sequences;  // handle -> sequence id (control thread)
@@ -330,12 +335,14 @@ struct Controller::Impl final : carrier::Mechanism, carrier::Host {
   void StartGeneration();  // at Start: the node and its bridge
   double GenSeconds(TimePoint t) const { return static_cast<double>(ToMicros(t)) / 1e6; }
   std::optional<TimePoint> GenNextDue() const;
-  static Result<GenFunction> AddGenerative(carrier::GenerationNode& node, const FunctionConfig& c);
-  Status DeployGenerative(const FunctionConfig& c);
+  Result<GenFunction> AddGenerative(const FunctionConfig& c, const InspectedGenerative* directory);
+  Status DeployGenerative(const FunctionConfig& c, const InspectedGenerative* directory);
+  Result<std::optional<InspectedGenerative>> GenerativeDirectory(const FunctionConfig& c) const;
   void GenArrive(Generation g, int prompt_tokens, int max_tokens);
   void GenStop(uint64_t handle, bool completed);
   void GenToken(uint64_t seq, int index, int64_t token);
   void GenEnded(uint64_t seq, std::string_view refusal);
+  bool GenRuntimeEvent(runtime::RuntimeEvent& e);  // the worker engine's instances' events; false: not one of them
   void FinishGeneration(Generation& g, GenerateEnd end);
   void CloseGenerations();  // after the loop: every open generation ends "shutdown"
 };

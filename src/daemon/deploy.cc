@@ -14,23 +14,26 @@ Status Controller::Impl::CheckNotDeployed(const std::string& name) const {
   return Status::Ok();
 }
 
-// Control thread: a generative function into the generation node (generation.cc).
-Status Controller::Impl::DeployGenerative(const FunctionConfig& in) {
+// Control thread: a generative function into the generation node (generation.cc): a zoo model, or a repository
+// directory already inspected (`directory`).
+Status Controller::Impl::DeployGenerative(const FunctionConfig& in, const InspectedGenerative* directory) {
   FunctionConfig c = in;
-  if (c.model.empty() || !c.directory.empty()) {
-    return Status::InvalidArgument("a generative function is a zoo model (TorchScript generative functions: not yet)");
+  if (c.model.empty() == (directory == nullptr)) {
+    return Status::InvalidArgument("a generative function is a zoo model or a repository directory (one of the two)");
   }
-  if (c.name.empty()) c.name = c.model;
+  if (c.name.empty()) c.name = directory != nullptr ? directory->name : c.model;
   FF_RETURN_IF_ERROR(CheckName("function name", c.name));
   FF_RETURN_IF_ERROR(CheckRange("time_scale", c.time_scale, 0.0, 1000.0, /*open_low=*/true));
   if (c.slo_ms != 0) FF_RETURN_IF_ERROR(CheckRange("slo_ms", c.slo_ms, 0.0, 1e7, /*open_low=*/true));
   if (c.tpot_ms != 0) FF_RETURN_IF_ERROR(CheckRange("tpot_ms", c.tpot_ms, 0.0, 1e6, /*open_low=*/true));
   FF_RETURN_IF_ERROR(CheckNotDeployed(c.name));
-  const auto zoo = model::ZooModels();
-  if (std::none_of(zoo.begin(), zoo.end(), [&](const model::ZooEntry& e) { return e.name == c.model; })) {
-    return Status::NotFound("no zoo model '" + Printable(c.model) + "' (fluidfaas zoo list)");
+  if (directory == nullptr) {
+    const auto zoo = model::ZooModels();
+    if (std::none_of(zoo.begin(), zoo.end(), [&](const model::ZooEntry& e) { return e.name == c.model; })) {
+      return Status::NotFound("no zoo model '" + Printable(c.model) + "' (fluidfaas zoo list)");
+    }
   }
-  FF_ASSIGN_OR_RETURN(GenFunction f, AddGenerative(*gen, c));
+  FF_ASSIGN_OR_RETURN(GenFunction f, AddGenerative(c, directory));
   MutexLock lock(mu);
   gen_functions[c.name] = std::move(f);  // a removed one of the name is replaced: its sequences run out in the node
   return Status::Ok();
@@ -128,8 +131,36 @@ Status Controller::Impl::Install(Prepared p) {
   return Status::Ok();
 }
 
+// A config that names a generative repository directory: the directory, inspected (about a second: never on the
+// control thread); none for any other config.
+Result<std::optional<InspectedGenerative>> Controller::Impl::GenerativeDirectory(const FunctionConfig& c) const {
+  if (c.directory.empty() || !options.repository || !CheckName("directory", c.directory).ok() ||
+      !options.repository->IsGenerative(c.directory)) {
+    if (c.generate && !c.directory.empty()) {
+      return Status::InvalidArgument("'" + Printable(c.directory) +
+                                     "' is not a generative function directory (manifest kind: generative)");
+    }
+    return std::optional<InspectedGenerative>();
+  }
+  if (!c.model.empty()) {
+    return Status::InvalidArgument("a function is a zoo model or a repository directory (one of the two)");
+  }
+  FF_RETURN_IF_ERROR(CheckNotDeployed(c.name.empty() ? c.directory : c.name));
+  FF_ASSIGN_OR_RETURN(InspectedGenerative d, options.repository->InspectGenerative(c.directory));
+  return std::optional<InspectedGenerative>(std::move(d));
+}
+
 Status Controller::Deploy(const FunctionConfig& config) {
-  if (config.generate) return impl_->RunOnControl<Status>([this, config] { return impl_->DeployGenerative(config); });
+  FF_ASSIGN_OR_RETURN(std::optional<InspectedGenerative> directory, impl_->GenerativeDirectory(config));
+  if (directory) {
+    return impl_->RunOnControl<Status>(
+        [this, config, d = std::make_shared<InspectedGenerative>(std::move(*directory))] {
+          return impl_->DeployGenerative(config, d.get());
+        });
+  }
+  if (config.generate) {
+    return impl_->RunOnControl<Status>([this, config] { return impl_->DeployGenerative(config, nullptr); });
+  }
   auto prepared = impl_->Prepare(config);
   if (!prepared.ok()) return prepared.status();
   return impl_->RunOnControl<Status>(

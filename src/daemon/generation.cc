@@ -7,10 +7,11 @@
 // giving it back, that it is free again (OnSliceFreed). Generative instances wait for slices the single-pass side
 // holds until it lets them go, and are retried each tick.
 //
-// The emulated executor's tokens are deterministic: a stream of words drawn from the prompt's hash, byte by byte
-// (the byte-level tokenizer's ids), at the times the latency model gives each step (the function's time scale
-// applied). A real executor (TorchScript blocks with their KV caches in the workers) would take the engine's steps
-// instead.
+// Engines: a zoo function's instances run on the node's own engine, whose tokens are deterministic: a stream of
+// words drawn from the prompt's hash, byte by byte (the byte-level tokenizer's ids), at the times the latency model
+// gives each step (the function's time scale applied). A repository's TorchScript generative function runs in the
+// workers (WorkerGenEngine, gen_engine.h): its steps end when its stages have run them, and its tokens are the
+// model's.
 #include "model/generation.h"
 
 #include <array>
@@ -82,6 +83,31 @@ void Controller::Impl::StartGeneration() {
   gen_bridge = std::make_shared<GenBridge>(*this);
   gen_taken.assign(cluster.size(), false);
   gen = std::make_unique<carrier::GenerationNode>(cluster, carrier::GenNodeOptions{}, *gen_bridge, *gen_bridge);
+  gen_engine = std::make_unique<WorkerGenEngine>(
+      *runtime, [this](std::function<void()> task) { Post(std::move(task)); },
+      [this] { return GenSeconds(clock->Now()); });
+  gen_engine->Attach(gen.get());
+}
+
+bool Controller::Impl::GenRuntimeEvent(runtime::RuntimeEvent& e) {
+  return std::visit(
+      [this](auto& event) -> bool {
+        using T = std::decay_t<decltype(event)>;
+        if constexpr (std::is_same_v<T, runtime::WorkerLost>) {
+          for (uint64_t id : event.instances) {
+            if (WorkerGenEngine::Owns(id)) gen_engine->OnInstanceLost(id, event.detail);
+          }
+          // A slice the generation node holds is the scheduler's only once given back.
+          return event.slice < gen_taken.size() && gen_taken[event.slice];
+        } else {
+          if (!WorkerGenEngine::Owns(event.instance)) return false;
+          if constexpr (std::is_same_v<T, runtime::BatchCompleted>) gen_engine->OnBatchCompleted(event);
+          if constexpr (std::is_same_v<T, runtime::BatchFailed>) gen_engine->OnBatchFailed(event);
+          if constexpr (std::is_same_v<T, runtime::LoadDone>) gen_engine->OnLoadDone(event);
+          return true;  // StageReleased: nothing more to do
+        }
+      },
+      e);
 }
 
 std::optional<TimePoint> Controller::Impl::GenNextDue() const {
@@ -90,38 +116,69 @@ std::optional<TimePoint> Controller::Impl::GenNextDue() const {
   return AtMicros(static_cast<int64_t>(std::ceil(*due * 1e6)));
 }
 
-// A generative function's spec for the generation node, and its description.
-Result<Controller::Impl::GenFunction> Controller::Impl::AddGenerative(carrier::GenerationNode& node,
-                                                                      const FunctionConfig& c) {
-  if (!model::IsGenerativeZooModel(c.model)) {
-    return Status::InvalidArgument("'" + Printable(c.model) +
-                                   "' does not generate (generative zoo models: fluidfaas zoo list, 'generates')");
+// A generative function's spec for the generation node, and its description: a zoo model on the node's own
+// engine, or a repository directory's TorchScript decoder run in the workers.
+Result<Controller::Impl::GenFunction> Controller::Impl::AddGenerative(const FunctionConfig& c,
+                                                                      const InspectedGenerative* directory) {
+  std::optional<model::GenerationCosts> costs;
+  if (directory != nullptr) {
+    const model::GenerativeManifest& m = directory->manifest;
+    if (m.vocab != 256) {
+      return Status::InvalidArgument("'" + c.name + "': a vocabulary of " + std::to_string(m.vocab) +
+                                     " tokens; the daemon's tokenizer is byte-level (vocab 256)");
+    }
+    const model::DecoderShape shape{.name = c.name,
+                                    .d = m.d_model,
+                                    .heads = m.heads,
+                                    .ffn = m.ffn,
+                                    .layers = static_cast<int64_t>(m.blocks.size()) - 2,
+                                    .vocab = m.vocab,
+                                    .max_positions = m.max_positions,
+                                    .dtype = model::DType::kFp32};
+    FF_ASSIGN_OR_RETURN(costs, model::GenerationCosts::Build(shape, latency));
+  } else {
+    if (!model::IsGenerativeZooModel(c.model)) {
+      return Status::InvalidArgument("'" + Printable(c.model) +
+                                     "' does not generate (generative zoo models: fluidfaas zoo list, 'generates')");
+    }
+    FF_ASSIGN_OR_RETURN(costs, model::GenerationCosts::Build(c.model));
   }
-  FF_ASSIGN_OR_RETURN(const model::GenerationCosts costs, model::GenerationCosts::Build(c.model));
   // The design the placement checks, as sim-gen's presets have it: prompts up to 1,024 tokens (half the model's
   // positions at most), 576 on average, and a quarter of that again generated.
-  const int positions = costs.max_positions();
+  const int positions = costs->max_positions();
   const int max_prompt = std::min(1024, positions / 2);
   const int mean_prompt = std::min(576, max_prompt);
-  const int design_context = std::min(mean_prompt + 144, positions - 1);
+  const int design_context = std::min(mean_prompt + std::max(1, mean_prompt / 4), positions - 1);
   const gpu::GpuType& a100 = gpu::GetGpuType(gpu::GpuModel::kA100_80GB);
   const gpu::MigProfile& whole = *a100.FindProfile("7g.80gb");
-  const size_t last = costs.spec().blocks.size() - 1;
-  const double ttft =
-      c.slo_ms > 0 ? c.slo_ms : kDefaultSloScale * costs.PrefillMs(0, last, a100, whole, mean_prompt, 1);
-  const double tpot =
-      c.tpot_ms > 0 ? c.tpot_ms : kDefaultSloScale * costs.DecodeStepMs(0, last, a100, whole, 1, mean_prompt + 72.0);
-  FF_ASSIGN_OR_RETURN(const size_t index, node.AddFunction({.name = c.name,
-                                                            .model = c.model,
-                                                            .tpot_slo_ms = tpot,
-                                                            .design_context = design_context,
-                                                            .max_prompt = max_prompt,
-                                                            .time_scale = c.time_scale}));
+  const size_t last = costs->spec().blocks.size() - 1;
+  const double manifest_ttft = directory != nullptr ? directory->manifest.slo_ms : 0;
+  const double manifest_tpot = directory != nullptr ? directory->manifest.tpot_ms : 0;
+  const double ttft = c.slo_ms > 0        ? c.slo_ms
+                      : manifest_ttft > 0 ? manifest_ttft
+                                          : kDefaultSloScale * costs->PrefillMs(0, last, a100, whole, mean_prompt, 1);
+  const double tpot = c.tpot_ms > 0 ? c.tpot_ms
+                      : manifest_tpot > 0
+                          ? manifest_tpot
+                          : kDefaultSloScale * costs->DecodeStepMs(0, last, a100, whole, 1, mean_prompt + 72.0);
+  const double time_scale = directory != nullptr ? 1.0 : c.time_scale;  // real blocks run at their own speed
+  FF_ASSIGN_OR_RETURN(const size_t index,
+                      gen->AddFunction({.name = c.name,
+                                        .model = directory != nullptr ? directory->manifest.name : c.model,
+                                        .tpot_slo_ms = tpot,
+                                        .design_context = design_context,
+                                        .max_prompt = max_prompt,
+                                        .time_scale = time_scale},
+                                       std::move(costs), directory != nullptr ? gen_engine.get() : nullptr));
+  if (directory != nullptr) {
+    gen_engine->AddFunction(index, {.name = c.name, .dir = directory->dir, .manifest = directory->manifest});
+  }
   FunctionInfo info{.name = c.name,
-                    .model = c.model,
+                    .model = directory != nullptr ? "" : c.model,
+                    .directory = directory != nullptr ? directory->name : "",
                     .slo_ms = ttft,
                     .max_batch = carrier::GenNodeOptions{}.max_batch,
-                    .time_scale = c.time_scale,
+                    .time_scale = time_scale,
                     .datatype = "BYTES",
                     .input_shape = {-1},
                     .output_shape = {-1},
@@ -130,7 +187,9 @@ Result<Controller::Impl::GenFunction> Controller::Impl::AddGenerative(carrier::G
                     .max_positions = positions,
                     .design_context = design_context,
                     .max_prompt = max_prompt};
-  return GenFunction{.index = index, .info = std::make_shared<const FunctionInfo>(std::move(info))};
+  return GenFunction{.index = index,
+                     .info = std::make_shared<const FunctionInfo>(std::move(info)),
+                     .in_workers = directory != nullptr};
 }
 
 uint64_t Controller::Generate(const std::string& function, const std::vector<int>& prompt, int max_tokens,
@@ -166,6 +225,7 @@ uint64_t Controller::Generate(const std::string& function, const std::vector<int
       uint64_t seed = 0x5eed;
       for (int t : prompt) seed = Draw(seed ^ static_cast<uint64_t>(t));
       g.seed = seed;
+      if (it->second.in_workers) g.prompt.assign(prompt.begin(), prompt.end());
       const uint64_t handle = g.handle;
       impl.PostLocked([&impl, g = std::move(g), n = static_cast<int>(prompt.size()), max_tokens]() mutable {
         impl.GenArrive(std::move(g), n, max_tokens);
@@ -189,6 +249,7 @@ void Controller::Impl::GenArrive(Generation g, int prompt_tokens, int max_tokens
   // Registered under the id the node gives it before it arrives: a refusal ends it inside Arrive.
   const uint64_t seq = gen->next_sequence();
   const size_t f = g.function;
+  if (!g.prompt.empty()) gen_engine->SetPrompt(seq, std::move(g.prompt));
   gen_sequences[g.handle] = seq;
   generations.emplace(seq, std::move(g));
   gen->Arrive(now, f, prompt_tokens, max_tokens);
@@ -226,11 +287,19 @@ void Controller::Impl::GenEnded(uint64_t seq, std::string_view refusal) {
     end.outcome = Outcome::kFailed;
     end.code = "cancelled";
     end.detail = "the caller went away";
-  } else {
+  } else if (refusal == "fits_no_slice" || refusal == "too_long") {
     end.outcome = Outcome::kRejected;
     end.code = std::string(refusal);
     end.detail = refusal == "fits_no_slice" ? "no slice of this node, nor a pipeline over them, holds the model"
                                             : "longer than any instance's cache holds";
+  } else {
+    // Its instance was lost: "worker_lost: ...", "step_failed: ...", "load_failed: ..." (gen_engine.h).
+    const size_t colon = refusal.find(':');
+    end.outcome = Outcome::kFailed;
+    end.code = std::string(refusal.substr(0, colon));
+    std::string_view detail = colon == std::string_view::npos ? refusal : refusal.substr(colon + 1);
+    while (!detail.empty() && detail.front() == ' ') detail.remove_prefix(1);
+    end.detail = std::string(detail);
   }
   FinishGeneration(g, std::move(end));
 }

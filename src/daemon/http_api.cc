@@ -58,18 +58,22 @@ HttpResponse DeployError(const Status& st) {
 json ModelMetadata(const FunctionInfo& f) {
   if (f.generative) {
     // As Triton describes an LLM for its generate extension: text in, text out.
+    json params = {{"generative", true},
+                   {"ttft_slo_ms", f.slo_ms},
+                   {"tpot_slo_ms", f.tpot_ms},
+                   {"max_positions", f.max_positions},
+                   {"design_context", f.design_context},
+                   {"max_prompt", f.max_prompt},
+                   {"time_scale", f.time_scale}};
+    if (f.directory.empty()) {
+      params["zoo_model"] = f.model;
+    } else {
+      params["directory"] = f.directory;
+    }
     return {{"name", f.name},
             {"versions", {"1"}},
-            {"platform", "fluidfaas_generative"},
-            {"parameters",
-             {{"zoo_model", f.model},
-              {"generative", true},
-              {"ttft_slo_ms", f.slo_ms},
-              {"tpot_slo_ms", f.tpot_ms},
-              {"max_positions", f.max_positions},
-              {"design_context", f.design_context},
-              {"max_prompt", f.max_prompt},
-              {"time_scale", f.time_scale}}},
+            {"platform", f.directory.empty() ? "fluidfaas_generative" : "pytorch_torchscript_generative"},
+            {"parameters", params},
             {"inputs", {{{"name", "text_input"}, {"datatype", "BYTES"}, {"shape", {1}}}}},
             {"outputs", {{{"name", "text_output"}, {"datatype", "BYTES"}, {"shape", {1}}}}}};
   }

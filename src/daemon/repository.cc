@@ -194,4 +194,33 @@ Result<InspectedFunction> FunctionRepository::Inspect(std::string_view name) con
   return out;
 }
 
+bool FunctionRepository::IsGenerative(std::string_view name) const {
+  const Result<std::string> dir = Resolve(name);
+  return dir.ok() && model::IsGenerativeDirectory(*dir);
+}
+
+Result<InspectedGenerative> FunctionRepository::InspectGenerative(std::string_view name) const {
+  InspectedGenerative out;
+  out.name = std::string(name);
+  FF_ASSIGN_OR_RETURN(out.dir, Resolve(name));
+  auto manifest = model::ReadGenerativeManifest(out.dir);
+  if (!manifest.ok()) return manifest.status().WithContext("function '" + out.name + "'");
+  out.manifest = std::move(*manifest);
+  FF_ASSIGN_OR_RETURN(ProcessOutput run,
+                      RunProcess({worker_, "check", out.dir, "--json"}, kCheckTimeout, kMaxCheckOutput));
+  const nlohmann::json check = nlohmann::json::parse(run.out, nullptr, false);
+  if (check.is_discarded() || !check.is_object()) {
+    std::string why = run.err.substr(run.err.size() > 300 ? run.err.size() - 300 : 0);
+    return Status::Unavailable("cannot inspect '" + out.name + "' with " + worker_ +
+                               " (a worker built without LibTorch cannot run TorchScript functions): exit " +
+                               std::to_string(run.exit_code) + (why.empty() ? "" : ": " + Printable(why, 300)));
+  }
+  if (check.value("valid", false) != true || check.value("kind", "") != "generative") {
+    const std::string why = check.contains("reason") && check["reason"].is_string() ? check["reason"].get<std::string>()
+                                                                                    : "its blocks do not generate";
+    return Status::InvalidArgument("function '" + out.name + "': " + Printable(why, 300));
+  }
+  return out;
+}
+
 }  // namespace fluidfaas::daemon

@@ -28,6 +28,7 @@
 
 #include "common/result.h"
 #include "model/block.h"
+#include "model/manifest.h"
 #include "model/profile.h"
 
 namespace fluidfaas::daemon {
@@ -38,6 +39,13 @@ struct InspectedFunction {
   model::FunctionSpec spec;
   std::vector<std::vector<int64_t>> block_inputs;  // the input shape of each block, per sample
   std::optional<model::FunctionProfile> profile;   // from profile.json
+};
+
+// A generative function directory (kind: generative) as the daemon serves it.
+struct InspectedGenerative {
+  std::string name;  // the directory's name
+  std::string dir;   // its resolved path
+  model::GenerativeManifest manifest;
 };
 
 class FunctionRepository {
@@ -54,6 +62,11 @@ class FunctionRepository {
   // Loads and checks the function's blocks through the worker (see above). InvalidArgument with the worker's
   // reason for a directory that does not load; Unavailable when the worker has no LibTorch.
   Result<InspectedFunction> Inspect(std::string_view name) const;
+  // Whether the directory of `name` holds a generative function (kind: generative); false when it does not resolve.
+  bool IsGenerative(std::string_view name) const;
+  // Reads a generative function's manifest and has the worker load its blocks and generate a few tokens (the same
+  // deadlines as Inspect). InvalidArgument for a manifest or blocks that do not load.
+  Result<InspectedGenerative> InspectGenerative(std::string_view name) const;
 
  private:
   FunctionRepository(std::string root, std::string worker) : root_(std::move(root)), worker_(std::move(worker)) {}

@@ -70,6 +70,7 @@ void Controller::Impl::Released(const runtime::StageReleased& r) {
 
 void Controller::Impl::OnRuntimeEvent(runtime::RuntimeEvent e) {
   PostRuntime([this, e = std::move(e)]() mutable {
+    if (GenRuntimeEvent(e)) return;  // a generative instance's, or a slice the generation node holds
     std::visit(
         [this](auto& event) {
           using T = std::decay_t<decltype(event)>;

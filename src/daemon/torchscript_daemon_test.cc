@@ -5,12 +5,15 @@
 #include <httplib.h>
 
 #include <filesystem>
+#include <future>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
 #include "common/subprocess.h"
 #include "daemon/daemon_test_util.h"
+#include "model/torch_generative.h"
 #include "model/torchscript.h"
 
 namespace fluidfaas::daemon {
@@ -138,6 +141,109 @@ TEST_F(TorchScriptDaemonTest, DirectoriesOutsideTheRepositoryAreRefused) {
   ASSERT_EQ(ok->status, 201) << ok->body;
   EXPECT_EQ(json::parse(ok->body)["parameters"]["max_batch"], 2);
   ExpectNear(Infer("tiny-mlp", Input(2)), Expected(Input(2)));
+}
+
+// One generation through the controller: its tokens and its end.
+struct Generated {
+  std::vector<int64_t> tokens;
+  GenerateEnd end;
+};
+std::future<Generated> Generate(Controller& c, const std::string& function, const std::string& prompt, int count) {
+  auto state = std::make_shared<std::pair<Generated, std::promise<Generated>>>();
+  std::future<Generated> done = state->second.get_future();
+  const std::vector<int> ids(prompt.begin(), prompt.end());  // byte-level: a token is a byte
+  c.Generate(function, ids, count,
+             {.token = [state](int token, int) { state->first.tokens.push_back(token); },
+              .end =
+                  [state](GenerateEnd end) {
+                    state->first.end = std::move(end);
+                    state->second.set_value(std::move(state->first));
+                  }});
+  return done;
+}
+
+// A generative TorchScript function deployed from the repository runs in the workers: its tokens are the model's
+// own, token for token against the whole model run in this process without a cache, for several sequences
+// decoded in one batch at different contexts; over HTTP too.
+TEST_F(TorchScriptDaemonTest, AGenerativeDirectoryGeneratesTheModelsOwnTokensInTheWorkers) {
+  const fs::path dir = repo_ / "tiny-gpt";
+  auto made = RunProcess({FLUIDFAAS_WORKER, "example", "--generative", dir.string()}, Seconds(60), 1 << 16);
+  ASSERT_TRUE(made.ok() && made->exit_code == 0) << (made.ok() ? made->err : made.status().ToString());
+  auto deployed = Client().Post("/v1/functions", json{{"directory", "tiny-gpt"}}.dump(), "application/json");
+  ASSERT_TRUE(deployed);
+  ASSERT_EQ(deployed->status, 201) << deployed->body;
+  const json meta = json::parse(Client().Get("/v2/models/tiny-gpt")->body);
+  EXPECT_EQ(meta["platform"], "pytorch_torchscript_generative") << meta.dump();
+  EXPECT_EQ(meta["parameters"]["directory"], "tiny-gpt") << meta.dump();
+  EXPECT_EQ(meta["parameters"]["max_positions"], 256) << meta.dump();
+
+  const std::vector<std::string> prompts = {"Hello", "FluidFaaS splits models", "a"};
+  constexpr int kCount = 24;
+  std::vector<std::future<Generated>> running;
+  for (const std::string& p : prompts) running.push_back(Generate(daemon_.controller(), "tiny-gpt", p, kCount));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ASSERT_EQ(running[i].wait_for(std::chrono::seconds(60)), std::future_status::ready) << prompts[i];
+    const Generated g = running[i].get();
+    ASSERT_EQ(g.end.outcome, Outcome::kCompleted) << g.end.code << ": " << g.end.detail;
+    const std::vector<int64_t> prompt(prompts[i].begin(), prompts[i].end());
+    auto want = model::GenerateWithoutCache(dir.string(), prompt, kCount);
+    ASSERT_TRUE(want.ok()) << want.status().ToString();
+    EXPECT_EQ(g.tokens, *want) << "prompt '" << prompts[i] << "'";
+    EXPECT_EQ(g.end.generated, kCount);
+  }
+
+  auto r = Client().Post("/v2/models/tiny-gpt/generate", json{{"text_input", "Hi"}, {"max_tokens", 8}}.dump(),
+                         "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["usage"]["completion_tokens"], 8) << r->body;
+  // Longer than the model's 256 positions: refused before anything runs.
+  auto too_long = Generate(daemon_.controller(), "tiny-gpt", std::string(250, 'x'), 10).get();
+  EXPECT_EQ(too_long.end.code, "too_long");
+}
+
+// A worker killed while its stage generates: every open sequence ends once, failed worker_lost; the function
+// serves again once the worker is back.
+TEST_F(TorchScriptDaemonTest, AGenerativeInstanceWhoseWorkerDiesFailsItsSequencesOnceAndServesAgain) {
+  const fs::path dir = repo_ / "tiny-gpt";
+  auto made = RunProcess({FLUIDFAAS_WORKER, "example", "--generative", dir.string()}, Seconds(60), 1 << 16);
+  ASSERT_TRUE(made.ok() && made->exit_code == 0);
+  ASSERT_TRUE(daemon_.controller().Deploy({.directory = "tiny-gpt"}).ok());
+  // Warm: the instance is up.
+  ASSERT_EQ(Generate(daemon_.controller(), "tiny-gpt", "warm", 2).get().end.outcome, Outcome::kCompleted);
+  std::vector<std::future<Generated>> running;
+  for (int i = 0; i < 4; ++i)
+    running.push_back(Generate(daemon_.controller(), "tiny-gpt", "kill " + std::to_string(i), 200));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const runtime::RuntimeStats stats = daemon_.controller().node_runtime().Stats();
+  for (size_t slice = 0; slice < stats.worker_pids.size(); ++slice) {
+    if (stats.worker_pids[slice] != 0) {
+      ASSERT_TRUE(daemon_.controller().node_runtime().KillWorker(slice).ok());
+    }
+  }
+  int failed = 0;
+  for (auto& f : running) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+    const Generated g = f.get();
+    if (g.end.outcome == Outcome::kFailed) {
+      EXPECT_EQ(g.end.code, "worker_lost") << g.end.detail;
+      ++failed;
+    } else {
+      EXPECT_EQ(g.end.outcome, Outcome::kCompleted) << g.end.code;  // it may have finished before the kill
+    }
+  }
+  EXPECT_GT(failed, 0) << "200 tokens each take longer than 50 ms";
+  // Served again: a new instance once a worker is back (restarted after its backoff).
+  Generated again;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    again = Generate(daemon_.controller(), "tiny-gpt", "again", 4).get();
+    if (again.end.outcome == Outcome::kCompleted) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(again.end.outcome, Outcome::kCompleted) << again.end.code << ": " << again.end.detail;
+  auto want = model::GenerateWithoutCache(dir.string(), {'a', 'g', 'a', 'i', 'n'}, 4);
+  ASSERT_TRUE(want.ok());
+  EXPECT_EQ(again.tokens, *want);
 }
 
 }  // namespace

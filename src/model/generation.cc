@@ -30,7 +30,8 @@ Result<GenerationCosts> GenerationCosts::Build(std::string_view zoo_name, const 
     return Status::InvalidArgument(std::string(zoo_name) +
                                    " is not a decoder-only language model: it does not generate");
   }
-  const GenerationCosts c(latency, ZooMaxPositions(zoo_name));
+  GenerationCosts c(latency, ZooMaxPositions(zoo_name));
+  c.source_ = std::string(zoo_name);
   FF_ASSIGN_OR_RETURN(const FunctionSpec whole, BuildZooModel(zoo_name, options));
   const DType dtype = whole.dtype;
   return FromBuilders(
@@ -41,7 +42,8 @@ Result<GenerationCosts> GenerationCosts::Build(std::string_view zoo_name, const 
 
 Result<GenerationCosts> GenerationCosts::Build(const DecoderShape& shape, const LatencyModel& latency) {
   FF_RETURN_IF_ERROR(BuildDecoderStep(shape, 0).status());  // the shape checked
-  const GenerationCosts c(latency, static_cast<int>(shape.max_positions));
+  GenerationCosts c(latency, static_cast<int>(shape.max_positions));
+  c.source_ = shape;
   return FromBuilders(
       c,
       [&](int seq) {
@@ -49,6 +51,13 @@ Result<GenerationCosts> GenerationCosts::Build(const DecoderShape& shape, const 
         return BuildDecoderModel(shape, seq == 0 ? std::min<int>(512, static_cast<int>(shape.max_positions)) : seq);
       },
       [&](int context) { return BuildDecoderStep(shape, context); });
+}
+
+Result<FunctionSpec> GenerationCosts::DecodeStep(int context) const {
+  if (const auto* name = std::get_if<std::string>(&source_)) {
+    return BuildZooDecodeStep(*name, context, {.seq_len = 0, .dtype = spec_.dtype});
+  }
+  return BuildDecoderStep(std::get<DecoderShape>(source_), context);
 }
 
 template <typename Prefill, typename Step>

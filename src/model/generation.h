@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "common/result.h"
@@ -39,6 +40,8 @@ class GenerationCosts {
 
   // The model's blocks (its prefill at the default prompt): stages are ranges of these.
   const FunctionSpec& spec() const { return spec_; }
+  // One decode step at `context` (0..max_positions() - 1): its blocks, as BuildZooDecodeStep gives them.
+  Result<FunctionSpec> DecodeStep(int context) const;
   // The longest sequence, prompt and generated tokens together.
   int max_positions() const { return max_positions_; }
   const LatencyModel& latency() const { return latency_; }
@@ -70,6 +73,7 @@ class GenerationCosts {
 
   LatencyModel latency_;
   int max_positions_ = 0;
+  std::variant<std::string, DecoderShape> source_;  // a zoo model's name, or a decoder's dimensions
   FunctionSpec spec_;
   std::vector<int> prompts_;                // grid of prompt lengths, ascending
   std::vector<FunctionSpec> grid_prefill_;  // one per prompt length

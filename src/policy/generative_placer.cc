@@ -19,9 +19,7 @@ Result<GenerativePlacer> GenerativePlacer::Build(const model::GenerationCosts& c
                                    " is not in 0.." + std::to_string(costs.max_positions() - 1));
   }
   GenerativePlacer p(costs, target, planner);
-  FF_ASSIGN_OR_RETURN(const model::FunctionSpec step,
-                      model::BuildZooDecodeStep(costs.spec().name, target.design_context,
-                                                model::ZooOptions{.seq_len = 0, .dtype = costs.spec().dtype}));
+  FF_ASSIGN_OR_RETURN(const model::FunctionSpec step, costs.DecodeStep(target.design_context));
   const model::ModelledBlockTimes times(step, costs.latency());
   p.table_ = std::make_shared<const StageCostTable>(
       StageCostTable::Build(step, times, costs.latency(), target.design_batch, kinds));
