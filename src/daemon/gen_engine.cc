@@ -72,10 +72,11 @@ void WorkerGenEngine::Step(size_t inst, size_t lane, const policy::GenStep& step
   if (step.kind == policy::GenStep::Kind::kPrefill) {
     for (uint64_t seq : step.sequences) {
       const std::vector<int64_t>& tokens = history_[seq];
-      messages.emplace_back(next_message_++, runtime::EncodeStep({.kind = GenStepMessage::Kind::kPrefill,
-                                                                  .sequences = {seq},
-                                                                  .tokens_per_sequence = static_cast<uint32_t>(tokens.size()),
-                                                                  .tokens = tokens}));
+      messages.emplace_back(next_message_++,
+                            runtime::EncodeStep({.kind = GenStepMessage::Kind::kPrefill,
+                                                 .sequences = {seq},
+                                                 .tokens_per_sequence = static_cast<uint32_t>(tokens.size()),
+                                                 .tokens = tokens}));
     }
   } else {
     GenStepMessage m{.kind = GenStepMessage::Kind::kDecode, .sequences = step.sequences};
@@ -184,7 +185,7 @@ void WorkerGenEngine::OnBatchFailed(const runtime::BatchFailed& e) {
 void WorkerGenEngine::OnInstanceLost(uint64_t runtime_instance, const std::string& detail) {
   auto it = insts_.find(runtime_instance);
   if (it == insts_.end()) return;
-  it->second.in_flight = 0;  // the runtime has dropped it and what it had in flight
+  it->second.in_flight = 0;     // the runtime has dropped it and what it had in flight
   it->second.releasing = true;  // nothing to retire
   const size_t inst = it->second.node_index;
   const bool report = !it->second.gone;

@@ -82,9 +82,9 @@ class WorkerGenEngine final : public carrier::GenEngine {
  private:
   struct Pending {  // a step's messages in flight
     size_t lane = 0;
-    size_t messages = 0;                       // not yet back
-    std::vector<uint64_t> order;               // the step's sequences, in the node's order
-    std::map<uint64_t, int64_t> tokens;        // each one's token, once back
+    size_t messages = 0;                 // not yet back
+    std::vector<uint64_t> order;         // the step's sequences, in the node's order
+    std::map<uint64_t, int64_t> tokens;  // each one's token, once back
   };
   struct Inst {
     size_t node_index = 0;
@@ -109,7 +109,7 @@ class WorkerGenEngine final : public carrier::GenEngine {
   Now now_;
   carrier::GenerationNode* node_ = nullptr;
   std::map<size_t, Function> functions_;
-  std::unordered_map<uint64_t, Inst> insts_;  // by runtime id
+  std::unordered_map<uint64_t, Inst> insts_;                    // by runtime id
   std::unordered_map<uint64_t, std::vector<int64_t>> history_;  // per open sequence: its prompt and tokens
   uint64_t next_message_ = 1;
   uint64_t next_step_ = 1;
