@@ -118,6 +118,7 @@ std::optional<TimePoint> Controller::Impl::GenNextDue() const {
 
 // A generative function's spec for the generation node, and its description: a zoo model on the node's own
 // engine, or a repository directory's TorchScript decoder run in the workers.
+// NOLINTNEXTLINE(readability-make-member-function-const): it adds the function to the node and the engine it owns
 Result<Controller::Impl::GenFunction> Controller::Impl::AddGenerative(const FunctionConfig& c,
                                                                       const InspectedGenerative* directory) {
   std::optional<model::GenerationCosts> costs;
