@@ -56,6 +56,7 @@ TEST(GenerationNodeTest, GeneratesEveryTokenInOrderAndEndsEachSequenceOnce) {
   GenerationNode node({Slice("0:1g.10gb@6"), Slice("0:2g.20gb@4")}, {.keep_alive_s = 5}, r, r);
   ASSERT_TRUE(node.AddFunction(Tiny()).ok());
   std::vector<uint64_t> ids;
+  ids.reserve(20);
   for (int i = 0; i < 20; ++i) ids.push_back(node.Arrive(0.05 * i, 0, 100 + i, 10 + i));
   Drain(node);
   for (size_t i = 0; i < ids.size(); ++i) {

@@ -51,7 +51,8 @@ class ScriptedRuntime final : public runtime::NodeMechanism {
 
   // The stage runs the oldest message: a completion, or a failure when its cache disagrees.
   runtime::RuntimeEvent RunOne() {
-    auto [id, m] = std::move(ring.front());
+    const uint64_t id = ring.front().first;
+    const GenStepMessage m = std::move(ring.front().second);
     ring.pop_front();
     GenStepMessage out{.kind = m.kind, .sequences = m.sequences};
     const auto fail = [&](const std::string& why) {
@@ -112,13 +113,14 @@ struct Harness : carrier::SliceLease, carrier::GenListener {
     node = std::make_unique<carrier::GenerationNode>(std::vector<policy::ClusterSlice>{slice},
                                                      carrier::GenNodeOptions{.keep_alive_s = 100}, *this, *this);
     engine.Attach(node.get());
-    model::GenerativeManifest m{.name = "toy", .vocab = 256, .d_model = 32, .heads = 4, .ffn = 64,
-                                .max_positions = 256};
+    model::GenerativeManifest m{
+        .name = "toy", .vocab = 256, .d_model = 32, .heads = 4, .ffn = 64, .max_positions = 256};
     auto costs = model::GenerationCosts::Build(model::DecoderShape{
         .name = "toy", .d = 32, .heads = 4, .ffn = 64, .layers = 4, .vocab = 256, .max_positions = 256});
     EXPECT_TRUE(costs.ok());
-    auto f = node->AddFunction({.name = "toy", .model = "toy", .tpot_slo_ms = 50, .design_context = 160, .max_prompt = 128},
-                               std::move(*costs), &engine);
+    auto f =
+        node->AddFunction({.name = "toy", .model = "toy", .tpot_slo_ms = 50, .design_context = 160, .max_prompt = 128},
+                          std::move(*costs), &engine);
     EXPECT_TRUE(f.ok()) << f.status().message();
     engine.AddFunction(*f, {.name = "toy", .dir = "/nowhere", .manifest = m});
   }

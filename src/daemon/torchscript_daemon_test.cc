@@ -180,6 +180,7 @@ TEST_F(TorchScriptDaemonTest, AGenerativeDirectoryGeneratesTheModelsOwnTokensInT
   const std::vector<std::string> prompts = {"Hello", "FluidFaaS splits models", "a"};
   constexpr int kCount = 24;
   std::vector<std::future<Generated>> running;
+  running.reserve(prompts.size());
   for (const std::string& p : prompts) running.push_back(Generate(daemon_.controller(), "tiny-gpt", p, kCount));
   for (size_t i = 0; i < prompts.size(); ++i) {
     ASSERT_EQ(running[i].wait_for(std::chrono::seconds(60)), std::future_status::ready) << prompts[i];
@@ -212,6 +213,7 @@ TEST_F(TorchScriptDaemonTest, AGenerativeInstanceWhoseWorkerDiesFailsItsSequence
   // Warm: the instance is up.
   ASSERT_EQ(Generate(daemon_.controller(), "tiny-gpt", "warm", 2).get().end.outcome, Outcome::kCompleted);
   std::vector<std::future<Generated>> running;
+  running.reserve(4);
   for (int i = 0; i < 4; ++i)
     running.push_back(Generate(daemon_.controller(), "tiny-gpt", "kill " + std::to_string(i), 200));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
