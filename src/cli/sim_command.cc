@@ -443,7 +443,7 @@ int RunSim(SimOptions o) {
           run_options.seed = seed;
           run_options.take = sim::TakingFor(p, **preset, run_options.take);
           run_options.keep_records = false;
-          if (records) {
+          if (records.is_open()) {  // (an ofstream never opened still tests true)
             run_options.on_record = [&records, &preset, label, load = workloads[w].name,
                                      seed](const sim::RequestRecord& r) {
               const auto ms = [](Duration d) { return ToMillis(d); };

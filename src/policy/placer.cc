@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 
 namespace fluidfaas::policy {
 
@@ -52,6 +53,7 @@ void Placer::Deployed(const ServedFunction& f) {
 }
 
 void Placer::Removed(FunctionId fn) {
+  if (functions_.contains(fn)) plans_.clear();  // a function of these costs goes (Deployed calls this first too)
   failed_.erase(fn);
   if (auto it = short_of_.find(fn); it != short_of_.end()) {
     short_by_time_.erase({it->second, fn});
@@ -300,21 +302,35 @@ std::optional<Plan> Placer::PlanOnFreeSlices(const ServedFunction& f, int max_st
 
 std::optional<Plan> Placer::PlanOver(const ServedFunction& f, int max_stages,
                                      const std::function<bool(size_t)>& include) const {
+  // The question, as bytes: the costs' address, the SLO, the stage limit, then the slices included as bits.
+  std::string key(sizeof(const void*) + sizeof(double) + sizeof(int) + (slices_.size() + 7) / 8, '\0');
+  const void* costs = f.costs.get();
+  std::memcpy(key.data(), &costs, sizeof costs);
+  std::memcpy(key.data() + sizeof costs, &f.slo_ms, sizeof f.slo_ms);
+  std::memcpy(key.data() + sizeof costs + sizeof f.slo_ms, &max_stages, sizeof max_stages);
+  const size_t bits = sizeof costs + sizeof f.slo_ms + sizeof max_stages;
   std::vector<FreeSlice> candidates;
   std::vector<size_t> index;
   for (size_t i = 0; i < slices_.size(); ++i) {
     if (!include(i)) continue;
-    const ClusterSlice& s = slices_.info(i);
-    candidates.push_back(FreeSlice{s.id, s.gpu, s.kind, s.kind.profile->memory_mib});
+    key[bits + i / 8] = static_cast<char>(key[bits + i / 8] | (1 << (i % 8)));
     index.push_back(i);
   }
-  if (candidates.empty()) return std::nullopt;
+  if (index.empty()) return std::nullopt;
+  if (auto known = plans_.find(key); known != plans_.end()) return known->second;
+  for (size_t i : index) {
+    const ClusterSlice& s = slices_.info(i);
+    candidates.push_back(FreeSlice{s.id, s.gpu, s.kind, s.kind.profile->memory_mib});
+  }
   PlannerOptions po = options_.planner;
   po.max_stages = max_stages;
   std::optional<Plan> plan = PipelinePlanner(po).Find(*f.costs, f.slo_ms, candidates);
-  if (!plan) return std::nullopt;
-  for (PlanStage& st : plan->stages) st.slice = index[st.slice];  // back to cluster indices
-  return std::move(plan).value();
+  if (plan) {
+    for (PlanStage& st : plan->stages) st.slice = index[st.slice];  // back to cluster indices
+  }
+  if (plans_.size() >= kPlanMemo) plans_.clear();
+  plans_.emplace(std::move(key), plan);
+  return plan;
 }
 
 std::optional<std::pair<size_t, std::vector<InstanceId>>> Placer::TimeSharingSlot(const ServedFunction& f,

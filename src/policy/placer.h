@@ -19,6 +19,8 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -92,6 +94,13 @@ class Placer {
   // contest_window: a pipeline for `f` leaves it to them (booking two slices for one instance is a loss when one
   // of them would have served another function by itself).
   bool Contested(const ServedFunction& f, const SliceKind& kind, TimePoint now) const;
+
+  // PlanOver's answers. It is a pure function of the function's costs and SLO, the stage limit and the set of slices
+  // it may use (each counted whole), and under load the same question comes back with every request turned away
+  // (the planner's search was a fifth of the simulator's time on serverless). Forgotten when a function is removed
+  // (its costs' address may be reused) and when it holds kPlanMemo answers.
+  static constexpr size_t kPlanMemo = 1 << 14;
+  mutable std::unordered_map<std::string, std::optional<Plan>> plans_;
 
   const FluidFaaSOptions& options_;
   SliceBooks& slices_;
