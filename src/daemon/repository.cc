@@ -167,19 +167,24 @@ std::vector<std::string> FunctionRepository::List() const {
   return names;
 }
 
+// `fluidfaas-worker check DIR --json`'s answer (the worker loads the blocks and runs them).
+Result<nlohmann::json> FunctionRepository::Check(const std::string& name, const std::string& dir) const {
+  FF_ASSIGN_OR_RETURN(ProcessOutput run, RunProcess({worker_, "check", dir, "--json"}, kCheckTimeout, kMaxCheckOutput));
+  nlohmann::json check = nlohmann::json::parse(run.out, nullptr, false);
+  if (check.is_discarded() || !check.is_object()) {
+    std::string why = run.err.substr(run.err.size() > 300 ? run.err.size() - 300 : 0);
+    return Status::Unavailable("cannot inspect '" + name + "' with " + worker_ +
+                               " (a worker built without LibTorch cannot run TorchScript functions): exit " +
+                               std::to_string(run.exit_code) + (why.empty() ? "" : ": " + Printable(why, 300)));
+  }
+  return check;
+}
+
 Result<InspectedFunction> FunctionRepository::Inspect(std::string_view name) const {
   InspectedFunction out;
   out.name = std::string(name);
   FF_ASSIGN_OR_RETURN(out.dir, Resolve(name));
-  FF_ASSIGN_OR_RETURN(ProcessOutput run,
-                      RunProcess({worker_, "check", out.dir, "--json"}, kCheckTimeout, kMaxCheckOutput));
-  const nlohmann::json check = nlohmann::json::parse(run.out, nullptr, false);
-  if (check.is_discarded() || !check.is_object()) {
-    std::string why = run.err.substr(run.err.size() > 300 ? run.err.size() - 300 : 0);
-    return Status::Unavailable("cannot inspect '" + out.name + "' with " + worker_ +
-                               " (a worker built without LibTorch cannot run TorchScript functions): exit " +
-                               std::to_string(run.exit_code) + (why.empty() ? "" : ": " + Printable(why, 300)));
-  }
+  FF_ASSIGN_OR_RETURN(const nlohmann::json check, Check(out.name, out.dir));
   auto spec = SpecFromCheck(check, &out.block_inputs);
   if (!spec.ok()) return spec.status().WithContext("function '" + out.name + "'");
   out.spec = std::move(*spec);
@@ -206,15 +211,7 @@ Result<InspectedGenerative> FunctionRepository::InspectGenerative(std::string_vi
   auto manifest = model::ReadGenerativeManifest(out.dir);
   if (!manifest.ok()) return manifest.status().WithContext("function '" + out.name + "'");
   out.manifest = std::move(*manifest);
-  FF_ASSIGN_OR_RETURN(ProcessOutput run,
-                      RunProcess({worker_, "check", out.dir, "--json"}, kCheckTimeout, kMaxCheckOutput));
-  const nlohmann::json check = nlohmann::json::parse(run.out, nullptr, false);
-  if (check.is_discarded() || !check.is_object()) {
-    std::string why = run.err.substr(run.err.size() > 300 ? run.err.size() - 300 : 0);
-    return Status::Unavailable("cannot inspect '" + out.name + "' with " + worker_ +
-                               " (a worker built without LibTorch cannot run TorchScript functions): exit " +
-                               std::to_string(run.exit_code) + (why.empty() ? "" : ": " + Printable(why, 300)));
-  }
+  FF_ASSIGN_OR_RETURN(const nlohmann::json check, Check(out.name, out.dir));
   if (check.value("valid", false) != true || check.value("kind", "") != "generative") {
     const std::string why = check.contains("reason") && check["reason"].is_string() ? check["reason"].get<std::string>()
                                                                                     : "its blocks do not generate";

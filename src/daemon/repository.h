@@ -70,6 +70,7 @@ class FunctionRepository {
 
  private:
   FunctionRepository(std::string root, std::string worker) : root_(std::move(root)), worker_(std::move(worker)) {}
+  Result<nlohmann::json> Check(const std::string& name, const std::string& dir) const;
   std::string root_;
   std::string worker_;
 };
