@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -246,6 +247,34 @@ TEST_F(TorchScriptDaemonTest, AGenerativeInstanceWhoseWorkerDiesFailsItsSequence
   auto want = model::GenerateWithoutCache(dir.string(), {'a', 'g', 'a', 'i', 'n'}, 4);
   ASSERT_TRUE(want.ok());
   EXPECT_EQ(again.tokens, *want);
+}
+
+// A generative directory that does not load, or whose vocabulary is not byte-level, is refused at deploy with the
+// reason, and nothing is deployed.
+TEST_F(TorchScriptDaemonTest, AGenerativeDirectoryThatCannotServeIsRefusedWithItsReason) {
+  const fs::path broken = repo_ / "broken-gpt";
+  auto made = RunProcess({FLUIDFAAS_WORKER, "example", "--generative", broken.string()}, Seconds(60), 1 << 16);
+  ASSERT_TRUE(made.ok() && made->exit_code == 0);
+  std::ofstream(broken / "layer1.pt", std::ios::trunc) << "not a TorchScript file";
+  auto r = Client().Post("/v1/functions", json{{"directory", "broken-gpt"}}.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("layer1.pt"), std::string::npos) << r->body;
+
+  const fs::path wide = repo_ / "wide-gpt";
+  made = RunProcess({FLUIDFAAS_WORKER, "example", "--generative", wide.string()}, Seconds(60), 1 << 16);
+  ASSERT_TRUE(made.ok() && made->exit_code == 0);
+  std::ifstream in(wide / "manifest.yaml");
+  std::string manifest((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t at = manifest.find("vocab: 256");
+  ASSERT_NE(at, std::string::npos);
+  manifest.replace(at, 10, "vocab: 300");
+  std::ofstream(wide / "manifest.yaml", std::ios::trunc) << manifest;
+  const Status s = daemon_.controller().Deploy({.directory = "wide-gpt"});
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("byte-level"), std::string::npos) << s.message();
+  EXPECT_EQ(Client().Get("/v2/models/broken-gpt")->status, 404);
+  EXPECT_EQ(Client().Get("/v2/models/wide-gpt")->status, 404);
 }
 
 }  // namespace

@@ -323,7 +323,14 @@ Result<std::vector<int64_t>> GenerateWithoutCache(const std::string& dir, const 
   try {
     torch::NoGradGuard no_grad;
     std::vector<torch::jit::Module> blocks;
-    for (const auto& b : m.blocks) blocks.push_back(torch::jit::load((std::filesystem::path(dir) / b.file).string()));
+    for (const auto& b : m.blocks) {
+      const std::string file = (std::filesystem::path(dir) / b.file).string();
+      try {
+        blocks.push_back(torch::jit::load(file));
+      } catch (const std::exception& e) {
+        return Status::InvalidArgument(file + ": not a loadable TorchScript file: " + TorchMessage(e));
+      }
+    }
     const int dh = m.d_model / m.heads;
     for (int i = 0; i < count; ++i) {
       const auto t = static_cast<int64_t>(tokens.size());
