@@ -176,6 +176,71 @@ TEST(PlacerTest, TheLadderTakesTheSmallestSliceThenAPipelineThenTimeSharing) {
   EXPECT_TRUE(slices.Check().ok());
 }
 
+// The placer remembers the planner's answers: as the free slices change and change back, each answer is the one a
+// fresh search over the same slices gives.
+TEST(PlacerTest, RememberedPlansAreThePlannersOwnAnswersAsTheFreeSlicesChange) {
+  Fn resnet("resnet50", 0, 100);
+  Fn llama("llama2-13b", 1, 4000);
+  FluidFaaSOptions options;
+  options.min_dwell = Duration{0};
+  SliceBooks slices({Slice("0:2g.20gb@4"), Slice("0:1g.10gb@6"), Slice("0:2g.20gb@2"), Slice("0:1g.10gb@5")});
+  InstanceTable instances(options, slices);
+  std::map<FunctionId, ServedFunction> functions = {{0, resnet.served}, {1, llama.served}};
+  Placer placer(options, slices, instances, functions);
+  const auto fresh = [&]() -> std::optional<Plan> {
+    std::vector<FreeSlice> free;
+    std::vector<size_t> index;
+    for (size_t i = 0; i < slices.size(); ++i) {
+      if (!slices.Free(i)) continue;
+      const ClusterSlice& c = slices.info(i);
+      free.push_back(FreeSlice{c.id, c.gpu, c.kind, c.kind.profile->memory_mib});
+      index.push_back(i);
+    }
+    PlannerOptions po = options.planner;
+    po.max_stages = 3;
+    std::optional<Plan> plan = PipelinePlanner(po).Find(*llama.served.costs, llama.served.slo_ms, free);
+    if (plan) {
+      for (PlanStage& st : plan->stages) st.slice = index[st.slice];
+    }
+    return plan;
+  };
+  const auto same = [](const std::optional<Plan>& a, const std::optional<Plan>& b) {
+    if (a.has_value() != b.has_value()) return false;
+    if (!a) return true;
+    if (a->stages.size() != b->stages.size()) return false;
+    for (size_t i = 0; i < a->stages.size(); ++i) {
+      const PlanStage& x = a->stages[i];
+      const PlanStage& y = b->stages[i];
+      if (x.slice != y.slice || x.first_block != y.first_block || x.last_block != y.last_block) return false;
+    }
+    return true;
+  };
+  const std::optional<Plan> all_free = placer.PlanOnFreeSlices(llama.served, 3);
+  ASSERT_TRUE(all_free.has_value());
+  EXPECT_TRUE(same(all_free, fresh()));
+  // Each slice the plan uses, taken by another tenant in turn: a different question each time, answered as a fresh
+  // search answers it (never the remembered plan over a slice that is gone); given back, the first answer again.
+  for (const PlanStage& used : all_free->stages) {
+    slices.SetAvailable(used.slice, false);
+    const std::optional<Plan> without = placer.PlanOnFreeSlices(llama.served, 3);
+    EXPECT_TRUE(same(without, fresh())) << "slice " << used.slice << " taken";
+    for (const PlanStage& st : without.value_or(Plan{}).stages) EXPECT_NE(st.slice, used.slice);
+    slices.SetAvailable(used.slice, true);
+    EXPECT_TRUE(same(placer.PlanOnFreeSlices(llama.served, 3), all_free));
+  }
+  // A function of other costs asks about the same slices: its own answer.
+  EXPECT_TRUE(same(placer.PlanOnFreeSlices(resnet.served, 1), [&] {
+    std::vector<FreeSlice> free;
+    for (size_t i = 0; i < slices.size(); ++i) {
+      const ClusterSlice& c = slices.info(i);
+      free.push_back(FreeSlice{c.id, c.gpu, c.kind, c.kind.profile->memory_mib});
+    }
+    PlannerOptions po = options.planner;
+    po.max_stages = 1;
+    return PipelinePlanner(po).Find(*resnet.served.costs, resnet.served.slo_ms, free);
+  }()));
+}
+
 // ---- Hotness
 
 TEST(HotnessTest, PromotesBusyDemotesIdleEvictsAndExpires) {
