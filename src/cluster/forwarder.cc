@@ -306,6 +306,9 @@ void Forwarder::Send(const std::string& address, std::shared_ptr<const api::Http
   x->req.body() = {request->body.data(), request->body.size()};
   x->request = std::move(request);
   x->req.prepare_payload();
+  // Called on the loop (the gateway's edge shares it): started at once, a loop round sooner. `done` may then run
+  // before Send returns, as it does for a bad address.
+  if (impl_->io.get_executor().running_in_this_thread()) return x->Start();
   asio::post(impl_->io, [x] { x->Start(); });
 }
 
