@@ -57,36 +57,47 @@ void WorkerGenEngine::Load(size_t inst, const carrier::GenLaunch& launch) {
 
 void WorkerGenEngine::Step(size_t inst, size_t lane, const policy::GenStep& step) {
   const uint64_t id = kGenInstanceBit | inst;
-  auto it = insts_.find(id);
-  if (it == insts_.end() || it->second.gone) return;  // its Lost is on its way
-  Inst& i = it->second;
+  // Each send may end the instance (a refused submit fails it, and it is retired at once when nothing is in
+  // flight): it is looked up again before every use.
+  const auto live = [&]() -> Inst* {
+    auto it = insts_.find(id);
+    return it == insts_.end() || it->second.gone ? nullptr : &it->second;  // gone: its Lost is on its way
+  };
+  if (live() == nullptr) return;
   if (!step.preempted.empty()) FreeMessage(inst, step.preempted);  // recomputed later from their tokens
   if (step.kind != policy::GenStep::Kind::kPrefill && step.kind != policy::GenStep::Kind::kDecode) {
     return Fail(id, "step_failed: chunked prefill is not run by TorchScript stages");
   }
-  const uint64_t step_id = next_step_++;
-  Pending& p = i.steps[step_id];
-  p.lane = lane;
-  p.order = step.sequences;
   std::vector<std::pair<uint64_t, std::vector<std::byte>>> messages;
-  if (step.kind == policy::GenStep::Kind::kPrefill) {
-    for (uint64_t seq : step.sequences) {
-      const std::vector<int64_t>& tokens = history_[seq];
+  GenStepMessage decode{.kind = GenStepMessage::Kind::kDecode, .sequences = step.sequences};
+  for (uint64_t seq : step.sequences) {
+    const auto h = history_.find(seq);
+    if (h == history_.end() || h->second.empty()) {
+      return Fail(id, "step_failed: sequence " + std::to_string(seq) + " has no tokens");
+    }
+    if (step.kind == policy::GenStep::Kind::kPrefill) {
       messages.emplace_back(next_message_++,
                             runtime::EncodeStep({.kind = GenStepMessage::Kind::kPrefill,
                                                  .sequences = {seq},
-                                                 .tokens_per_sequence = static_cast<uint32_t>(tokens.size()),
-                                                 .tokens = tokens}));
+                                                 .tokens_per_sequence = static_cast<uint32_t>(h->second.size()),
+                                                 .tokens = h->second}));
+    } else {
+      decode.tokens.push_back(h->second.back());
     }
-  } else {
-    GenStepMessage m{.kind = GenStepMessage::Kind::kDecode, .sequences = step.sequences};
-    for (uint64_t seq : step.sequences) m.tokens.push_back(history_[seq].back());
-    messages.emplace_back(next_message_++, runtime::EncodeStep(m));
   }
+  if (step.kind == policy::GenStep::Kind::kDecode) messages.emplace_back(next_message_++, runtime::EncodeStep(decode));
+  Inst* i = live();
+  if (i == nullptr) return;
+  const uint64_t step_id = next_step_++;
+  Pending& p = i->steps[step_id];
+  p.lane = lane;
+  p.order = step.sequences;
   p.messages = messages.size();
   for (auto& [message, bytes] : messages) {
-    i.message_step[message] = step_id;
-    Send(i, id, message, std::move(bytes));
+    i = live();
+    if (i == nullptr) return;
+    i->message_step[message] = step_id;
+    Send(*i, id, message, std::move(bytes));
   }
 }
 

@@ -28,7 +28,8 @@ class ScriptedRuntime final : public runtime::NodeMechanism {
   std::vector<uint64_t> evicted;
   std::map<uint64_t, std::vector<int64_t>> cache;  // the stage's caches: each sequence's tokens
   uint64_t instance = 0;
-  bool fail_next = false;  // the stage refuses the next message
+  bool fail_next = false;      // the stage refuses the next message
+  bool refuse_submit = false;  // the runtime refuses submits (its worker restarting)
 
   Status Launch(const runtime::PipelineSpec& spec) override {
     launched.push_back(spec);
@@ -36,6 +37,7 @@ class ScriptedRuntime final : public runtime::NodeMechanism {
     return Status::Ok();
   }
   Status Submit(uint64_t, uint64_t batch, std::span<const uint64_t>, const runtime::TensorView& input) override {
+    if (refuse_submit) return Status::Unavailable("the slice's worker is restarting");
     if (ring.size() >= ring_slots) return Status::ResourceExhausted("ring full");
     auto m = runtime::DecodeStep(input.bytes);
     if (!m.ok()) return m.status();
@@ -202,6 +204,25 @@ TEST(WorkerGenEngineTest, APreemptedSequenceIsFreedBeforeItsRecomputeAndAFailedS
   ASSERT_EQ(h.ends[a].size(), 1u);
   EXPECT_EQ(h.ends[a][0].rfind("step_failed", 0), 0u) << h.ends[a][0];
   EXPECT_EQ(h.runtime.evicted, std::vector<uint64_t>{h.runtime.instance});
+  EXPECT_EQ(h.node->open_sequences(), 0u);
+}
+
+// A submit refused in the middle of a step's messages (the instance ends there and is retired at once, nothing
+// being in flight): each sequence ends once with the reason, and the rest of the step is not sent.
+TEST(WorkerGenEngineTest, ASubmitRefusedMidStepEndsTheInstanceAndEachSequenceOnce) {
+  Harness h;
+  const uint64_t a = h.Arrive({1, 2}, 4);
+  const uint64_t b = h.Arrive({3, 4}, 4);
+  const uint64_t c = h.Arrive({5, 6}, 4);
+  h.runtime.refuse_submit = true;
+  h.engine.OnLoadDone({.instance = h.runtime.instance, .ok = true});  // the prefill step of three: refused at once
+  h.Run();
+  for (uint64_t seq : {a, b, c}) {
+    ASSERT_EQ(h.ends[seq].size(), 1u) << seq;
+    EXPECT_EQ(h.ends[seq][0].rfind("step_failed", 0), 0u) << h.ends[seq][0];
+  }
+  EXPECT_EQ(h.runtime.evicted, std::vector<uint64_t>{h.runtime.instance});
+  EXPECT_TRUE(h.runtime.ring.empty());
   EXPECT_EQ(h.node->open_sequences(), 0u);
 }
 
