@@ -248,7 +248,6 @@ bool GenerationNode::ScaleOut(size_t f, int stages) {
                                 .lanes = lanes,
                                 .kv_blocks_per_lane = blocks,
                                 .block_tokens = kBlockTokens,
-                                .warm = warm,
                                 .modelled_load_s = fn.spec.time_scale *
                                                    ToSeconds(model::LoadCostModel().LoadTime(largest_stage, warm))});
   return true;

@@ -121,7 +121,6 @@ struct GenLaunch {
   size_t lanes = 1;                       // steps in flight at once, one per lane
   int64_t kv_blocks_per_lane = 0;         // the cache its lanes' batchers keep the books of
   int block_tokens = 16;
-  bool warm = false;           // its weights are warm in host memory
   double modelled_load_s = 0;  // the load cost model's time for it (the function's time scale applied)
 };
 

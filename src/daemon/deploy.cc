@@ -3,6 +3,19 @@
 
 namespace fluidfaas::daemon {
 
+namespace {
+
+// NotFound for a name that is no model of the zoo.
+Status CheckZooModel(const std::string& model) {
+  const auto zoo = model::ZooModels();
+  if (std::none_of(zoo.begin(), zoo.end(), [&](const model::ZooEntry& e) { return e.name == model; })) {
+    return Status::NotFound("no zoo model '" + Printable(model) + "' (fluidfaas zoo list)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status Controller::Impl::CheckNotDeployed(const std::string& name) const {
   MutexLock lock(mu);
   if (auto it = functions.find(name); it != functions.end() && !it->second.removed) {
@@ -27,12 +40,7 @@ Status Controller::Impl::DeployGenerative(const FunctionConfig& in, const Inspec
   if (c.slo_ms != 0) FF_RETURN_IF_ERROR(CheckRange("slo_ms", c.slo_ms, 0.0, 1e7, /*open_low=*/true));
   if (c.tpot_ms != 0) FF_RETURN_IF_ERROR(CheckRange("tpot_ms", c.tpot_ms, 0.0, 1e6, /*open_low=*/true));
   FF_RETURN_IF_ERROR(CheckNotDeployed(c.name));
-  if (directory == nullptr) {
-    const auto zoo = model::ZooModels();
-    if (std::none_of(zoo.begin(), zoo.end(), [&](const model::ZooEntry& e) { return e.name == c.model; })) {
-      return Status::NotFound("no zoo model '" + Printable(c.model) + "' (fluidfaas zoo list)");
-    }
-  }
+  if (directory == nullptr) FF_RETURN_IF_ERROR(CheckZooModel(c.model));
   FF_ASSIGN_OR_RETURN(GenFunction f, AddGenerative(c, directory));
   MutexLock lock(mu);
   gen_functions[c.name] = std::move(f);  // a removed one of the name is replaced: its sequences run out in the node
@@ -66,10 +74,7 @@ Result<Controller::Impl::Prepared> Controller::Impl::Prepare(const FunctionConfi
     p.block_inputs = std::move(found.block_inputs);
     c.time_scale = 1;  // real blocks run at their own speed
   } else {
-    const auto zoo = model::ZooModels();
-    if (std::none_of(zoo.begin(), zoo.end(), [&](const model::ZooEntry& e) { return e.name == c.model; })) {
-      return Status::NotFound("no zoo model '" + Printable(c.model) + "' (fluidfaas zoo list)");
-    }
+    FF_RETURN_IF_ERROR(CheckZooModel(c.model));
     FF_ASSIGN_OR_RETURN(spec, model::BuildZooModel(c.model));
   }
   if (c.max_batch != 0) spec.max_batch = c.max_batch;

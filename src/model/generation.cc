@@ -32,8 +32,7 @@ Result<GenerationCosts> GenerationCosts::Build(std::string_view zoo_name, const 
   }
   GenerationCosts c(latency, ZooMaxPositions(zoo_name));
   c.source_ = std::string(zoo_name);
-  FF_ASSIGN_OR_RETURN(const FunctionSpec whole, BuildZooModel(zoo_name, options));
-  const DType dtype = whole.dtype;
+  const std::optional<DType> dtype = options.dtype;  // none: the model's own, as BuildZooModel resolves it
   return FromBuilders(
       c,
       [&](int seq) { return BuildZooModel(zoo_name, {.seq_len = seq == 0 ? options.seq_len : seq, .dtype = dtype}); },
@@ -41,8 +40,7 @@ Result<GenerationCosts> GenerationCosts::Build(std::string_view zoo_name, const 
 }
 
 Result<GenerationCosts> GenerationCosts::Build(const DecoderShape& shape, const LatencyModel& latency) {
-  FF_RETURN_IF_ERROR(BuildDecoderStep(shape, 0).status());  // the shape checked
-  GenerationCosts c(latency, static_cast<int>(shape.max_positions));
+  GenerationCosts c(latency, static_cast<int>(shape.max_positions));  // the shape is checked by the first build
   c.source_ = shape;
   return FromBuilders(
       c,

@@ -46,6 +46,7 @@ void Placer::ShortOf(FunctionId f, TimePoint now) {
 }
 
 void Placer::Deployed(const ServedFunction& f) {
+  plans_.clear();  // the memo is keyed by costs' addresses: a new function's may reuse a removed one's
   Removed(f.id);
   const int64_t smallest = SmallestServing(f);
   smallest_[f.id] = smallest;
@@ -53,7 +54,6 @@ void Placer::Deployed(const ServedFunction& f) {
 }
 
 void Placer::Removed(FunctionId fn) {
-  if (functions_.contains(fn)) plans_.clear();  // a function of these costs goes (Deployed calls this first too)
   failed_.erase(fn);
   if (auto it = short_of_.find(fn); it != short_of_.end()) {
     short_by_time_.erase({it->second, fn});

@@ -97,8 +97,8 @@ class Placer {
 
   // PlanOver's answers. It is a pure function of the function's costs and SLO, the stage limit and the set of slices
   // it may use (each counted whole), and under load the same question comes back with every request turned away
-  // (the planner's search was a fifth of the simulator's time on serverless). Forgotten when a function is removed
-  // (its costs' address may be reused) and when it holds kPlanMemo answers.
+  // (the planner's search was a fifth of the simulator's time on serverless). Forgotten when a function is deployed
+  // (its costs may sit at a removed function's address) and when it holds kPlanMemo answers.
   static constexpr size_t kPlanMemo = 1 << 14;
   mutable std::unordered_map<std::string, std::optional<Plan>> plans_;
 
