@@ -126,7 +126,7 @@ class InstanceTable {
   const FluidFaaSOptions& options_;
   SliceBooks& slices_;
   std::unordered_map<InstanceId, InstanceRec> instances_;        // nodes are stable: by_function_ points into it
-  std::map<FunctionId, std::vector<InstanceRec*>> by_function_;  // the same records
+  std::unordered_map<FunctionId, std::vector<InstanceRec*>> by_function_;  // the same records
   std::set<InstanceId> on_slices_;
   std::set<InstanceId> pipelines_;
   std::set<std::pair<TimePoint, InstanceId>> warm_;

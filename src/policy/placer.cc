@@ -36,6 +36,7 @@ InstanceRec* Placer::ScaleUp(const ServedFunction& f, TimePoint now, std::vector
 }
 
 void Placer::ShortOf(FunctionId f, TimePoint now) {
+  ++short_version_;
   if (auto it = short_of_.find(f); it != short_of_.end()) short_by_time_.erase({it->second, f});
   short_of_[f] = now;
   short_by_time_.emplace(now, f);
@@ -60,6 +61,7 @@ void Placer::Removed(FunctionId fn) {
     short_of_.erase(it);
   }
   turned_away_.erase(fn);
+  ++short_version_;
   if (auto it = smallest_.find(fn); it != smallest_.end()) {
     if (--smallest_count_[it->second] == 0) smallest_count_.erase(it->second);
     smallest_.erase(it);
@@ -161,7 +163,7 @@ InstanceRec* Placer::Displace(const ServedFunction& f, TimePoint now, std::vecto
   std::optional<Plan> plan = PlanOver(f, 1, [&](size_t i) { return slices_.Free(i) || displaceable[i]; });
   if (!plan && options_.planner.max_stages > 1) {
     plan = PlanOver(f, options_.planner.max_stages, [&](size_t i) {
-      return (slices_.Free(i) || displaceable[i]) && !Contested(f, slices_.info(i).kind, now);
+      return (slices_.Free(i) || displaceable[i]) && !Contested(f, i, now);
     });
   }
   if (!plan) return nullptr;
@@ -277,8 +279,19 @@ bool Placer::Needed(const ServedFunction& f, const SliceKind& kind) const {
   return smallest_count_.contains(size);
 }
 
-bool Placer::Contested(const ServedFunction& f, const SliceKind& kind, TimePoint now) const {
+bool Placer::Contested(const ServedFunction& f, size_t slice, TimePoint now) const {
   if (options_.contest_window <= Duration{0}) return false;
+  ContestMemo& memo = contest_memo_;
+  if (memo.function != f.id || memo.at != now || memo.shortfalls != short_version_) {
+    memo = ContestMemo{.function = f.id, .at = now, .shortfalls = short_version_, .by_kind = {}};
+    memo.by_kind.assign(kinds_.size(), -1);
+  }
+  int8_t& known = memo.by_kind[slice_kind_[slice]];
+  if (known < 0) known = ContestedKind(f, kinds_[slice_kind_[slice]], now) ? 1 : 0;
+  return known == 1;
+}
+
+bool Placer::ContestedKind(const ServedFunction& f, const SliceKind& kind, TimePoint now) const {
   for (auto recent = short_by_time_.rbegin(); recent != short_by_time_.rend(); ++recent) {  // the latest first
     const auto& [when, g] = *recent;
     if (now - when > options_.contest_window) break;
@@ -296,14 +309,15 @@ std::optional<Plan> Placer::PlanOnFreeSlices(const ServedFunction& f, int max_st
   return PlanOver(f, max_stages, [&](size_t i) {
     const SliceKind& kind = slices_.info(i).kind;
     return slices_.Free(i) && !(spare_needed && Needed(f, kind)) &&
-           !(contest_at && max_stages > 1 && Contested(f, kind, *contest_at));
+           !(contest_at && max_stages > 1 && Contested(f, i, *contest_at));
   });
 }
 
 std::optional<Plan> Placer::PlanOver(const ServedFunction& f, int max_stages,
                                      const std::function<bool(size_t)>& include) const {
   // The question, as bytes: the costs' address, the SLO, the stage limit, then the slices included as bits.
-  std::string key(sizeof(const void*) + sizeof(double) + sizeof(int) + (slices_.size() + 7) / 8, '\0');
+  std::string& key = plan_key_;
+  key.assign(sizeof(const void*) + sizeof(double) + sizeof(int) + (slices_.size() + 7) / 8, '\0');
   const void* costs = f.costs.get();
   std::memcpy(key.data(), &costs, sizeof costs);
   std::memcpy(key.data() + sizeof costs, &f.slo_ms, sizeof f.slo_ms);
@@ -329,7 +343,7 @@ std::optional<Plan> Placer::PlanOver(const ServedFunction& f, int max_stages,
     for (PlanStage& st : plan->stages) st.slice = index[st.slice];  // back to cluster indices
   }
   if (plans_.size() >= kPlanMemo) plans_.clear();
-  plans_.emplace(std::move(key), plan);
+  plans_.emplace(key, plan);
   return plan;
 }
 
@@ -341,47 +355,54 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> Placer::TimeSharingSlo
   double newcomer_rate = 0;
   for (const InstanceRec* inst : instances_.OfFunction(f.id)) newcomer_rate += inst->load.RateShort(now);
   std::optional<std::pair<size_t, std::vector<InstanceId>>> best;
+  std::vector<std::pair<double, const InstanceRec*>> idle;  // rate, resident
   for (size_t i = 0; i < slices_.size(); ++i) {
     if (!slices_.available(i) || slices_.residents(i).empty()) continue;
     const int k = f.costs->KindIndex(slices_.info(i).kind);
     if (k < 0 || f.costs->ComputeMs(k, 0, last) > f.slo_ms) continue;
-    bool shareable = true;
-    std::vector<const InstanceRec*> idle;
-    for (InstanceId r : slices_.residents(i)) {
-      const InstanceRec& res = instances_.at(r);
-      // A second instance of the function on the same slice adds no capacity: they would share one queue.
-      shareable =
-          shareable && res.state == InstanceState::kTimeSharing && res.stages.size() == 1 && res.function != f.id;
-      // Residents placed within the dwell time stay: evicting them would undo the last scale-up at once.
-      if (res.outstanding == 0 && res.load.RateShort(now) < newcomer_rate &&
-          now - res.state_since >= options_.min_dwell) {
-        idle.push_back(&res);
-      }
+    // A second instance of the function on the same slice adds no capacity: they would share one queue. The
+    // residents are read cheaply first: most slices fail here, before any rate is worked out.
+    const auto& residents = slices_.residents(i);
+    if (!std::all_of(residents.begin(), residents.end(), [&](InstanceId r) {
+          const InstanceRec& res = instances_.at(r);
+          return res.state == InstanceState::kTimeSharing && res.stages.size() == 1 && res.function != f.id;
+        })) {
+      continue;
     }
-    if (!shareable) continue;
-    // Least hot first: short-window rate, then the oldest last use.
-    std::sort(idle.begin(), idle.end(), [now](const InstanceRec* a, const InstanceRec* b) {
-      const double ra = a->load.RateShort(now);
-      const double rb = b->load.RateShort(now);
-      return ra != rb ? ra < rb : a->load.last_arrival() < b->load.last_arrival();
-    });
     const int64_t reserve = f.costs->ReserveMib(k);
     const int64_t need = f.costs->MemoryMib(k, 0, last) - reserve;
     int64_t free_mib = slices_.FreeMib(i, reserve);
     std::vector<InstanceId> evict;
-    for (size_t v = 0; free_mib < need && v < idle.size(); ++v) {
-      evict.push_back(idle[v]->id);
-      free_mib += idle[v]->stages.front().memory_mib - idle[v]->stages.front().reserve_mib;
+    if (free_mib < need) {
+      // Residents placed within the dwell time stay: evicting them would undo the last scale-up at once.
+      idle.clear();
+      for (InstanceId r : residents) {
+        const InstanceRec& res = instances_.at(r);
+        if (res.outstanding != 0 || now - res.state_since < options_.min_dwell) continue;
+        if (const double rate = res.load.RateShort(now); rate < newcomer_rate) idle.emplace_back(rate, &res);
+      }
+      // Least hot first: short-window rate, then the oldest last use.
+      std::sort(idle.begin(), idle.end(), [](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first < b.first : a.second->load.last_arrival() < b.second->load.last_arrival();
+      });
+      for (size_t v = 0; free_mib < need && v < idle.size(); ++v) {
+        const InstanceRec& victim = *idle[v].second;
+        evict.push_back(victim.id);
+        free_mib += victim.stages.front().memory_mib - victim.stages.front().reserve_mib;
+      }
+      if (free_mib < need) continue;
     }
-    if (free_mib < need) continue;
+    // A later slice is taken only with fewer evictions: none is the best there is.
+    if (best && evict.size() >= best->second.size()) continue;
     // Time sharing is for slices that are mostly idle: the residents that stay must leave room.
     double staying_busy = 0;
-    for (InstanceId r : slices_.residents(i)) {
+    for (InstanceId r : residents) {
       if (std::find(evict.begin(), evict.end(), r) == evict.end())
         staying_busy += instances_.at(r).load.BusyFraction(now);
     }
     if (staying_busy >= options_.share_busy_cap) continue;
-    if (!best || evict.size() < best->second.size()) best = std::make_pair(i, std::move(evict));
+    best = std::make_pair(i, std::move(evict));
+    if (best->second.empty()) break;
   }
   return best;
 }

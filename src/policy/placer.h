@@ -35,10 +35,9 @@ class Placer {
       : options_(options), slices_(slices), instances_(instances), functions_(functions), planner_(options.planner) {
     for (size_t i = 0; i < slices_.size(); ++i) {
       const SliceKind& k = slices_.info(i).kind;
-      if (std::none_of(kinds_.begin(), kinds_.end(),
-                       [&](const SliceKind& seen) { return seen.gpu == k.gpu && seen.profile == k.profile; })) {
-        kinds_.push_back(k);
-      }
+      const auto seen = std::find(kinds_.begin(), kinds_.end(), k);
+      slice_kind_.push_back(static_cast<size_t>(seen - kinds_.begin()));
+      if (seen == kinds_.end()) kinds_.push_back(k);
     }
   }
 
@@ -93,7 +92,21 @@ class Placer {
   // A slice of `kind` is contested for `f` when another function that it would serve alone found no place within
   // contest_window: a pipeline for `f` leaves it to them (booking two slices for one instance is a loss when one
   // of them would have served another function by itself).
-  bool Contested(const ServedFunction& f, const SliceKind& kind, TimePoint now) const;
+  bool Contested(const ServedFunction& f, size_t slice, TimePoint now) const;
+  bool ContestedKind(const ServedFunction& f, const SliceKind& kind, TimePoint now) const;
+  // The slice kind of each slice, as an index into kinds_.
+  std::vector<size_t> slice_kind_;
+  // Contested's answers per slice kind (-1: not asked yet), for one function at one time with the same shortfalls:
+  // a climb asks it of every slice, and the answer depends only on the slice's kind.
+  struct ContestMemo {
+    FunctionId function = 0;
+    TimePoint at = TimePoint::min();
+    uint64_t shortfalls = 0;  // short_version_ when filled
+    std::vector<int8_t> by_kind;
+  };
+  mutable ContestMemo contest_memo_;
+  uint64_t short_version_ = 0;  // changes whenever short_by_time_ does
+  mutable std::string plan_key_;  // PlanOver's key, built in place (no allocation per question)
 
   // PlanOver's answers. It is a pure function of the function's costs and SLO, the stage limit and the set of slices
   // it may use (each counted whole), and under load the same question comes back with every request turned away
