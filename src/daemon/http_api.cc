@@ -1,7 +1,5 @@
 #include "daemon/http_api.h"
 
-#include <fmt/compile.h>
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -20,6 +18,7 @@
 #include "api/auth.h"
 #include "api/oip_decode.h"
 #include "api/router.h"
+#include "common/float_text.h"
 #include "common/half.h"
 #include "common/limits.h"
 #include "common/mutex.h"
@@ -121,15 +120,13 @@ void AppendNumber(std::string& out, Number x) {
 }
 
 // The output's values as a JSON array, each the shortest decimal that reads back as the same float; a value that is
-// not finite is written as 0. Written directly, with fmt's compiled format (Dragonbox): building a json array of the
-// values and printing it took a third of the daemon's time per request, and std::to_chars (Ryu) takes 21 us for
-// bert-base's 768 values where fmt takes 14 (perf, a microbenchmark on this machine).
+// not finite is written as 0. Written directly (common/float_text.h): building a json array of the values and
+// printing it took a third of the daemon's time per request.
 void AppendOutputData(std::string& out, const InferResult& r, const FunctionInfo& f) {
   const bool half = f.datatype == "FP16";
   const size_t n = r.output.size() / (half ? 2 : 4);
-  constexpr size_t kMaxText = 16;  // "-1.1754944e-38" and a comma
   const size_t start = out.size();
-  out.resize(start + n * kMaxText + 2);
+  out.resize(start + n * (kMaxFloatText + 1) + kFloatTextRoom + 2);
   char* p = out.data() + start;
   *p++ = '[';
   for (size_t i = 0; i < n; ++i) {
@@ -142,7 +139,7 @@ void AppendOutputData(std::string& out, const InferResult& r, const FunctionInfo
       std::memcpy(&x, r.output.data() + i * 4, 4);
     }
     if (i > 0) *p++ = ',';
-    p = fmt::format_to(p, FMT_COMPILE("{}"), std::isfinite(x) ? x : 0.0f);
+    p = WriteShortestFloat(p, std::isfinite(x) ? x : 0.0f);
   }
   *p++ = ']';
   out.resize(static_cast<size_t>(p - out.data()));
