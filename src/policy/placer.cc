@@ -235,17 +235,24 @@ std::optional<size_t> Placer::Reclaimable(const ServedFunction& f, TimePoint now
   for (size_t i = 0; i < slices_.size(); ++i) {
     if (!slices_.available(i) || slices_.residents(i).empty() || slices_.releasing(i)) continue;
     const SliceKind& kind = slices_.info(i).kind;
+    // Only a smaller slice than the best found can replace it.
+    if (best && kind.profile->memory_mib >= slices_.capacity_mib(*best)) continue;
     if (!f.costs->ServesAlone(f.costs->KindIndex(kind), kind.profile->memory_mib, f.slo_ms)) continue;
-    bool spare = true;
-    for (InstanceId r : slices_.residents(i)) {
+    // Every resident must be idle and spare. Read in rising cost (the answer is the same in any order): its
+    // state, then its busy fraction, then its function's rates.
+    const auto& residents = slices_.residents(i);
+    const auto idle = [&](InstanceId r) {
       const InstanceRec& res = instances_.at(r);
-      if (res.function == f.id || res.outstanding > 0 || res.stages.size() != 1 ||
-          (res.state != InstanceState::kExclusiveHot && res.state != InstanceState::kTimeSharing) ||
-          now - res.state_since < options_.min_dwell || res.load.BusyFraction(now) >= options_.promote_busy) {
-        spare = false;
-        break;
-      }
-      // What its function keeps without it must still carry its rate with room to spare.
+      return res.function != f.id && res.outstanding == 0 && res.stages.size() == 1 &&
+             (res.state == InstanceState::kExclusiveHot || res.state == InstanceState::kTimeSharing) &&
+             now - res.state_since >= options_.min_dwell;
+    };
+    const auto not_busy = [&](InstanceId r) {
+      return instances_.at(r).load.BusyFraction(now) < options_.promote_busy;
+    };
+    // What its function keeps without it must still carry its rate with room to spare.
+    const auto spare = [&](InstanceId r) {
+      const InstanceRec& res = instances_.at(r);
       double rate = 0;
       double keeps = 0;
       for (const InstanceRec* other : instances_.OfFunction(res.function)) {
@@ -253,10 +260,13 @@ std::optional<size_t> Placer::Reclaimable(const ServedFunction& f, TimePoint now
         if (other->id != res.id && other->Live() && other->state != InstanceState::kLoading)
           keeps += CapacityRps(*other);
       }
-      spare = keeps >= options_.reclaim_headroom * rate && keeps > 0;
-      if (!spare) break;
+      return keeps >= options_.reclaim_headroom * rate && keeps > 0;
+    };
+    if (std::all_of(residents.begin(), residents.end(), idle) &&
+        std::all_of(residents.begin(), residents.end(), not_busy) &&
+        std::all_of(residents.begin(), residents.end(), spare)) {
+      best = i;
     }
-    if (spare && (!best || kind.profile->memory_mib < slices_.capacity_mib(*best))) best = i;
   }
   return best;
 }
@@ -355,6 +365,7 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> Placer::TimeSharingSlo
   double newcomer_rate = 0;
   for (const InstanceRec* inst : instances_.OfFunction(f.id)) newcomer_rate += inst->load.RateShort(now);
   std::optional<std::pair<size_t, std::vector<InstanceId>>> best;
+  std::vector<const InstanceRec*> residents;
   std::vector<std::pair<double, const InstanceRec*>> idle;  // rate, resident
   for (size_t i = 0; i < slices_.size(); ++i) {
     if (!slices_.available(i) || slices_.residents(i).empty()) continue;
@@ -362,13 +373,15 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> Placer::TimeSharingSlo
     if (k < 0 || f.costs->ComputeMs(k, 0, last) > f.slo_ms) continue;
     // A second instance of the function on the same slice adds no capacity: they would share one queue. The
     // residents are read cheaply first: most slices fail here, before any rate is worked out.
-    const auto& residents = slices_.residents(i);
-    if (!std::all_of(residents.begin(), residents.end(), [&](InstanceId r) {
-          const InstanceRec& res = instances_.at(r);
-          return res.state == InstanceState::kTimeSharing && res.stages.size() == 1 && res.function != f.id;
-        })) {
-      continue;
+    residents.clear();  // each looked up once
+    bool shareable = true;
+    for (InstanceId r : slices_.residents(i)) {
+      const InstanceRec& res = instances_.at(r);
+      shareable = res.state == InstanceState::kTimeSharing && res.stages.size() == 1 && res.function != f.id;
+      if (!shareable) break;
+      residents.push_back(&res);
     }
+    if (!shareable) continue;
     const int64_t reserve = f.costs->ReserveMib(k);
     const int64_t need = f.costs->MemoryMib(k, 0, last) - reserve;
     int64_t free_mib = slices_.FreeMib(i, reserve);
@@ -376,8 +389,8 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> Placer::TimeSharingSlo
     if (free_mib < need) {
       // Residents placed within the dwell time stay: evicting them would undo the last scale-up at once.
       idle.clear();
-      for (InstanceId r : residents) {
-        const InstanceRec& res = instances_.at(r);
+      for (const InstanceRec* r : residents) {
+        const InstanceRec& res = *r;
         if (res.outstanding != 0 || now - res.state_since < options_.min_dwell) continue;
         if (const double rate = res.load.RateShort(now); rate < newcomer_rate) idle.emplace_back(rate, &res);
       }
@@ -396,9 +409,8 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> Placer::TimeSharingSlo
     if (best && evict.size() >= best->second.size()) continue;
     // Time sharing is for slices that are mostly idle: the residents that stay must leave room.
     double staying_busy = 0;
-    for (InstanceId r : residents) {
-      if (std::find(evict.begin(), evict.end(), r) == evict.end())
-        staying_busy += instances_.at(r).load.BusyFraction(now);
+    for (const InstanceRec* r : residents) {
+      if (std::find(evict.begin(), evict.end(), r->id) == evict.end()) staying_busy += r->load.BusyFraction(now);
     }
     if (staying_busy >= options_.share_busy_cap) continue;
     best = std::make_pair(i, std::move(evict));
