@@ -1,10 +1,10 @@
 #include "common/float_text.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace fluidfaas {
 namespace {
@@ -15,8 +15,10 @@ constexpr char kPairs[] =
     "8081828384858687888990919293949596979899";
 
 int DigitCount(uint32_t v) {  // v < 10^9: a float's shortest significand has at most 9 digits
-  return v < 10000 ? (v < 100 ? (v < 10 ? 1 : 2) : (v < 1000 ? 3 : 4))
-                   : v < 1000000 ? (v < 100000 ? 5 : 6) : v < 100000000 ? (v < 10000000 ? 7 : 8) : 9;
+  return v < 10000       ? (v < 100 ? (v < 10 ? 1 : 2) : (v < 1000 ? 3 : 4))
+         : v < 1000000   ? (v < 100000 ? 5 : 6)
+         : v < 100000000 ? (v < 10000000 ? 7 : 8)
+                         : 9;
 }
 
 // The 9 digits of `v` (< 10^9, zero-padded on the left) at `p`: the same work for every value, no branches.

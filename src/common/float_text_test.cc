@@ -19,7 +19,9 @@ std::string Mine(float x) {
   return std::string(buf, WriteShortestFloat(buf, x));
 }
 
-std::string Fmt(float x) { return fmt::format(FMT_COMPILE("{}"), x); }
+std::string Fmt(float x) {
+  return fmt::format(FMT_COMPILE("{}"), x);
+}
 
 TEST(FloatTextTest, WritesWhatFmtWritesAtEveryEdge) {
   const float cases[] = {0.0f,

@@ -125,7 +125,7 @@ class InstanceTable {
 
   const FluidFaaSOptions& options_;
   SliceBooks& slices_;
-  std::unordered_map<InstanceId, InstanceRec> instances_;        // nodes are stable: by_function_ points into it
+  std::unordered_map<InstanceId, InstanceRec> instances_;  // nodes are stable: by_function_ points into it
   std::unordered_map<FunctionId, std::vector<InstanceRec*>> by_function_;  // the same records
   std::set<InstanceId> on_slices_;
   std::set<InstanceId> pipelines_;

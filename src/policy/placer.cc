@@ -162,9 +162,8 @@ InstanceRec* Placer::Displace(const ServedFunction& f, TimePoint now, std::vecto
   // One slice first; a pipeline only over slices nobody else is short of.
   std::optional<Plan> plan = PlanOver(f, 1, [&](size_t i) { return slices_.Free(i) || displaceable[i]; });
   if (!plan && options_.planner.max_stages > 1) {
-    plan = PlanOver(f, options_.planner.max_stages, [&](size_t i) {
-      return (slices_.Free(i) || displaceable[i]) && !Contested(f, i, now);
-    });
+    plan = PlanOver(f, options_.planner.max_stages,
+                    [&](size_t i) { return (slices_.Free(i) || displaceable[i]) && !Contested(f, i, now); });
   }
   if (!plan) return nullptr;
   std::vector<InstanceId> evicted;
@@ -247,9 +246,7 @@ std::optional<size_t> Placer::Reclaimable(const ServedFunction& f, TimePoint now
              (res.state == InstanceState::kExclusiveHot || res.state == InstanceState::kTimeSharing) &&
              now - res.state_since >= options_.min_dwell;
     };
-    const auto not_busy = [&](InstanceId r) {
-      return instances_.at(r).load.BusyFraction(now) < options_.promote_busy;
-    };
+    const auto not_busy = [&](InstanceId r) { return instances_.at(r).load.BusyFraction(now) < options_.promote_busy; };
     // What its function keeps without it must still carry its rate with room to spare.
     const auto spare = [&](InstanceId r) {
       const InstanceRec& res = instances_.at(r);

@@ -105,7 +105,7 @@ class Placer {
     std::vector<int8_t> by_kind;
   };
   mutable ContestMemo contest_memo_;
-  uint64_t short_version_ = 0;  // changes whenever short_by_time_ does
+  uint64_t short_version_ = 0;    // changes whenever short_by_time_ does
   mutable std::string plan_key_;  // PlanOver's key, built in place (no allocation per question)
 
   // PlanOver's answers. It is a pure function of the function's costs and SLO, the stage limit and the set of slices
