@@ -22,16 +22,21 @@ int DigitCount(uint32_t v) {  // v < 10^9: a float's shortest significand has at
 }
 
 // The 9 digits of `v` (< 10^9, zero-padded on the left) at `p`: the same work for every value, no branches.
+// The two digits of `v` (< 100).
+const char* Pair(uint32_t v) {
+  return kPairs + size_t{v} * 2;
+}
+
 void WriteNineDigits(char* p, uint32_t v) {
   const uint32_t hi = v / 100000000;
   const uint32_t lo = v % 100000000;
   p[0] = static_cast<char>('0' + hi);
   const uint32_t a = lo / 10000;
   const uint32_t b = lo % 10000;
-  std::memcpy(p + 1, kPairs + (a / 100) * 2, 2);
-  std::memcpy(p + 3, kPairs + (a % 100) * 2, 2);
-  std::memcpy(p + 5, kPairs + (b / 100) * 2, 2);
-  std::memcpy(p + 7, kPairs + (b % 100) * 2, 2);
+  std::memcpy(p + 1, Pair(a / 100), 2);
+  std::memcpy(p + 3, Pair(a % 100), 2);
+  std::memcpy(p + 5, Pair(b / 100), 2);
+  std::memcpy(p + 7, Pair(b % 100), 2);
 }
 
 }  // namespace
@@ -58,7 +63,7 @@ char* WriteShortestFloat(char* p, float x) {
     p[0] = 'e';
     p[1] = output_exp < 0 ? '-' : '+';
     const int e = output_exp < 0 ? -output_exp : output_exp;  // a float's is below 100
-    std::memcpy(p + 2, kPairs + e * 2, 2);
+    std::memcpy(p + 2, Pair(static_cast<uint32_t>(e)), 2);
     return p + 4;
   }
   if (dec.exponent >= 0) {  // 1234e2 -> 123400 (up to 16 digits)
