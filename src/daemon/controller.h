@@ -70,6 +70,7 @@ struct FunctionInfo {
   int max_positions = 0;              // generative: prompt and output tokens together at most
   int design_context = 0;             // generative: the context and longest prompt its placement is checked for
   int max_prompt = 0;
+  std::shared_ptr<const model::Tokenizer> tokenizer;  // generative: its text's tokens (byte-level for zoo models)
 };
 // A deployed function's description, shared: the edge reads it per request without copying it.
 using FunctionRef = std::shared_ptr<const FunctionInfo>;

@@ -165,8 +165,14 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void Start() {
-    std::vector<int> tokens(call_.prompt.begin(), call_.prompt.end());
-    for (int& t : tokens) t &= 0xff;  // byte-level: char may be signed
+    // The function's tokenizer (an unknown function: byte-level; the controller refuses it with a 404).
+    const FunctionRef f = c_.Function(call_.model);
+    if (f != nullptr && f->tokenizer != nullptr) tokenizer_ = f->tokenizer;
+    auto tokens = tokenizer_->Encode(call_.prompt);
+    if (!tokens.ok()) {
+      c_.CountRefused(call_.model, "bad_input");
+      return responder_.Send(ErrorAnswer(call_.form, 400, "the prompt: " + tokens.status().message(), "bad_input"));
+    }
     auto self = shared_from_this();
     if (!call_.stream) {
       // Answered whole: a client that leaves first stops the sequence (its KV is free at the next step), as a
@@ -175,7 +181,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
         if (auto exchange = weak.lock()) exchange->AskStop(/*completed=*/false);
       });
     }
-    const uint64_t handle = c_.Generate(call_.model, tokens, call_.max_tokens,
+    const uint64_t handle = c_.Generate(call_.model, *tokens, call_.max_tokens,
                                         {.token = [self](int token, int) { self->Token(token); },
                                          .end = [self](GenerateEnd end) { self->End(std::move(end)); }});
     MutexLock lock(mu_);
@@ -195,7 +201,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   void Token(int token) {
     if (stopped_) return;
-    text_ += static_cast<char>(token);
+    text_ += tokenizer_->Piece(token);
     for (const std::string& s : call_.stop) {
       const size_t from = text_.size() > s.size() + 1 ? text_.size() - s.size() - 1 : 0;
       if (const size_t at = text_.find(s, from); at != std::string::npos) {
@@ -327,6 +333,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::string id_;
   int64_t created_ = 0;
   size_t hold_ = 0;  // bytes a stream holds back: the longest stop string's, less one
+  std::shared_ptr<const model::Tokenizer> tokenizer_ =
+      std::make_shared<const model::Tokenizer>(model::Tokenizer::Bytes());
   // Control thread (the callbacks).
   std::string text_;
   size_t sent_ = 0;

@@ -124,10 +124,6 @@ Result<Controller::Impl::GenFunction> Controller::Impl::AddGenerative(const Func
   std::optional<model::GenerationCosts> costs;
   if (directory != nullptr) {
     const model::GenerativeManifest& m = directory->manifest;
-    if (m.vocab != 256) {
-      return Status::InvalidArgument("'" + c.name + "': a vocabulary of " + std::to_string(m.vocab) +
-                                     " tokens; the daemon's tokenizer is byte-level (vocab 256)");
-    }
     const model::DecoderShape shape{.name = c.name,
                                     .d = m.d_model,
                                     .heads = m.heads,
@@ -187,7 +183,10 @@ Result<Controller::Impl::GenFunction> Controller::Impl::AddGenerative(const Func
                     .tpot_ms = tpot,
                     .max_positions = positions,
                     .design_context = design_context,
-                    .max_prompt = max_prompt};
+                    .max_prompt = max_prompt,
+                    .tokenizer = directory != nullptr && directory->tokenizer != nullptr
+                                     ? directory->tokenizer
+                                     : std::make_shared<const model::Tokenizer>(model::Tokenizer::Bytes())};
   return GenFunction{.index = index,
                      .info = std::make_shared<const FunctionInfo>(std::move(info)),
                      .in_workers = directory != nullptr};

@@ -63,7 +63,9 @@ json ModelMetadata(const FunctionInfo& f) {
                    {"max_positions", f.max_positions},
                    {"design_context", f.design_context},
                    {"max_prompt", f.max_prompt},
-                   {"time_scale", f.time_scale}};
+                   {"time_scale", f.time_scale},
+                   {"tokenizer", f.tokenizer != nullptr && !f.tokenizer->byte_level() ? "vocabulary" : "bytes"},
+                   {"vocab", f.tokenizer != nullptr ? f.tokenizer->vocab() : 256}};
     if (f.directory.empty()) {
       params["zoo_model"] = f.model;
     } else {

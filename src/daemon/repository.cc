@@ -211,6 +211,14 @@ Result<InspectedGenerative> FunctionRepository::InspectGenerative(std::string_vi
   auto manifest = model::ReadGenerativeManifest(out.dir);
   if (!manifest.ok()) return manifest.status().WithContext("function '" + out.name + "'");
   out.manifest = std::move(*manifest);
+  if (out.manifest.tokenizer.empty()) {
+    out.tokenizer = std::make_shared<const model::Tokenizer>(model::Tokenizer::Bytes());
+  } else {
+    auto tokenizer = model::Tokenizer::ReadVocabulary(
+        (std::filesystem::path(out.dir) / out.manifest.tokenizer).string(), out.manifest.vocab);
+    if (!tokenizer.ok()) return tokenizer.status().WithContext("function '" + out.name + "'");
+    out.tokenizer = std::make_shared<const model::Tokenizer>(std::move(*tokenizer));
+  }
   FF_ASSIGN_OR_RETURN(const nlohmann::json check, Check(out.name, out.dir));
   if (check.value("valid", false) != true || check.value("kind", "") != "generative") {
     const std::string why = check.contains("reason") && check["reason"].is_string() ? check["reason"].get<std::string>()

@@ -20,6 +20,7 @@
 // Thread safety: immutable after Open; Inspect may run from several threads at once (each runs its own check).
 #pragma once
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -30,6 +31,7 @@
 #include "model/block.h"
 #include "model/manifest.h"
 #include "model/profile.h"
+#include "model/tokenizer.h"
 
 namespace fluidfaas::daemon {
 
@@ -46,6 +48,7 @@ struct InspectedGenerative {
   std::string name;  // the directory's name
   std::string dir;   // its resolved path
   model::GenerativeManifest manifest;
+  std::shared_ptr<const model::Tokenizer> tokenizer;  // the manifest's, or byte-level
 };
 
 class FunctionRepository {

@@ -14,6 +14,7 @@
 
 #include "common/subprocess.h"
 #include "daemon/daemon_test_util.h"
+#include "model/tokenizer.h"
 #include "model/torch_generative.h"
 #include "model/torchscript.h"
 
@@ -247,6 +248,76 @@ TEST_F(TorchScriptDaemonTest, AGenerativeInstanceWhoseWorkerDiesFailsItsSequence
   auto want = model::GenerateWithoutCache(dir.string(), {'a', 'g', 'a', 'i', 'n'}, 4);
   ASSERT_TRUE(want.ok());
   EXPECT_EQ(again.tokens, *want);
+}
+
+// Writes `dir`/vocab.txt, 256 tokens: ids 0..127 the ASCII characters, 128 " the", 129 "the", then "w130_".. (as
+// many as make 256, or `count`), and names it in the manifest.
+void WriteVocabulary(const fs::path& dir, int count = 256) {
+  std::ofstream out(dir / "vocab.txt", std::ios::trunc);
+  for (int id = 0; id < count; ++id) {
+    const std::string token = id < 128    ? std::string(1, static_cast<char>(id))
+                              : id == 128 ? " the"
+                              : id == 129 ? "the"
+                                          : "w" + std::to_string(id) + "_";
+    out << json(token).dump() << "\n";
+  }
+  std::ifstream in(dir / "manifest.yaml");
+  std::string manifest((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t at = manifest.find("vocab: 256\n");
+  ASSERT_NE(at, std::string::npos);
+  manifest.insert(at + 11, "tokenizer: vocab.txt\n");
+  std::ofstream(dir / "manifest.yaml", std::ios::trunc) << manifest;
+}
+
+// A generative directory with a vocabulary of its own: prompts are encoded by it (the longest token first) and
+// the model's tokens are answered as their texts; text it cannot encode is a 400; a vocabulary that does not match
+// the model's is refused at deploy.
+TEST_F(TorchScriptDaemonTest, AGenerativeDirectoryWithAVocabularyIsEncodedAndAnsweredByIt) {
+  const fs::path dir = repo_ / "vocab-gpt";
+  auto made = RunProcess({FLUIDFAAS_WORKER, "example", "--generative", dir.string()}, Seconds(60), 1 << 16);
+  ASSERT_TRUE(made.ok() && made->exit_code == 0);
+  WriteVocabulary(dir);
+  auto deployed = Client().Post("/v1/functions", json{{"directory", "vocab-gpt"}}.dump(), "application/json");
+  ASSERT_TRUE(deployed);
+  ASSERT_EQ(deployed->status, 201) << deployed->body;
+  const json meta = json::parse(Client().Get("/v2/models/vocab-gpt")->body);
+  EXPECT_EQ(meta["parameters"]["tokenizer"], "vocabulary") << meta.dump();
+  EXPECT_EQ(meta["parameters"]["vocab"], 256) << meta.dump();
+
+  // "the" " " "c" "a" "t" " " "a" "n" "d" " the" " " "d" "o" "g"
+  const std::vector<int64_t> prompt = {129, ' ', 'c', 'a', 't', ' ', 'a', 'n', 'd', 128, ' ', 'd', 'o', 'g'};
+  constexpr int kCount = 12;
+  auto r = Client().Post("/v1/completions",
+                         json{{"model", "vocab-gpt"}, {"prompt", "the cat and the dog"}, {"max_tokens", kCount}}.dump(),
+                         "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json answer = json::parse(r->body);
+  EXPECT_EQ(answer["usage"]["prompt_tokens"], prompt.size()) << r->body;
+  EXPECT_EQ(answer["usage"]["completion_tokens"], kCount) << r->body;
+  auto want = model::GenerateWithoutCache(dir.string(), prompt, kCount);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  auto vocab = model::Tokenizer::ReadVocabulary((dir / "vocab.txt").string(), 256);
+  ASSERT_TRUE(vocab.ok());
+  std::string text;
+  for (int64_t id : *want) text += vocab->Piece(static_cast<int>(id));
+  EXPECT_EQ(answer["choices"][0]["text"], text) << r->body;
+
+  // "é" is no token's start: refused, counted, before anything runs.
+  auto refused = Client().Post("/v2/models/vocab-gpt/generate",
+                               json{{"text_input", "caf\u00e9"}, {"max_tokens", 4}}.dump(), "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400) << refused->body;
+  EXPECT_EQ(json::parse(refused->body)["code"], "bad_input") << refused->body;
+  EXPECT_NE(refused->body.find("offset 3"), std::string::npos) << refused->body;
+
+  const fs::path short_dir = repo_ / "short-vocab-gpt";
+  made = RunProcess({FLUIDFAAS_WORKER, "example", "--generative", short_dir.string()}, Seconds(60), 1 << 16);
+  ASSERT_TRUE(made.ok() && made->exit_code == 0);
+  WriteVocabulary(short_dir, 255);
+  const Status s = daemon_.controller().Deploy({.directory = "short-vocab-gpt"});
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("255 tokens, but the model's vocab is 256"), std::string::npos) << s.message();
 }
 
 // A generative directory that does not load, or whose vocabulary is not byte-level, is refused at deploy with the

@@ -67,9 +67,9 @@ constexpr int kMaxModel = 1 << 16;
 
 Result<GenerativeManifest> ParseGenerative(const YAML::Node& doc) {
   using Kind = GenerativeManifest::Block::Kind;
-  FF_RETURN_IF_ERROR(config::CheckMap(
-      doc, "manifest",
-      {"name", "kind", "vocab", "d_model", "heads", "ffn", "max_positions", "slo_ms", "tpot_ms", "blocks"}));
+  FF_RETURN_IF_ERROR(config::CheckMap(doc, "manifest",
+                                      {"name", "kind", "vocab", "tokenizer", "d_model", "heads", "ffn", "max_positions",
+                                       "slo_ms", "tpot_ms", "blocks"}));
   GenerativeManifest m;
   FF_ASSIGN_OR_RETURN(m.name, config::Required<std::string>(doc, "name", "manifest"));
   FF_RETURN_IF_ERROR(CheckName("manifest.name", m.name));
@@ -80,6 +80,16 @@ Result<GenerativeManifest> ParseGenerative(const YAML::Node& doc) {
   FF_ASSIGN_OR_RETURN(m.heads, config::Required<int>(doc, "heads", "manifest"));
   FF_ASSIGN_OR_RETURN(m.max_positions, config::Required<int>(doc, "max_positions", "manifest"));
   FF_RETURN_IF_ERROR(CheckRange("manifest.vocab", int64_t{m.vocab}, 2, kMaxVocab));
+  FF_ASSIGN_OR_RETURN(std::optional<std::string> tokenizer,
+                      config::Optional<std::string>(doc, "tokenizer", "manifest"));
+  if (tokenizer) {
+    FF_RETURN_IF_ERROR(CheckBlockFile("manifest.tokenizer", *tokenizer));
+    m.tokenizer = std::move(*tokenizer);
+  } else if (m.vocab != 256) {
+    return Status::InvalidArgument("manifest.vocab: " + std::to_string(m.vocab) +
+                                   " tokens need a tokenizer file (manifest.tokenizer); without one the text is "
+                                   "byte-level, a vocab of 256");
+  }
   FF_RETURN_IF_ERROR(CheckRange("manifest.d_model", int64_t{m.d_model}, 1, kMaxModel));
   FF_RETURN_IF_ERROR(CheckRange("manifest.heads", int64_t{m.heads}, 1, m.d_model));
   if (m.d_model % m.heads != 0) return Status::InvalidArgument("manifest.heads must divide manifest.d_model");

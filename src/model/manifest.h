@@ -52,7 +52,8 @@ Result<FunctionManifest> ReadManifest(const std::string& dir);
 //
 //   name: tiny-gpt
 //   kind: generative
-//   vocab: 256            # 2..2^20; a vocabulary of 256 is byte-level text (a token is a byte of UTF-8)
+//   vocab: 256            # 2..2^20; without a tokenizer it must be 256: byte-level text (a token is a byte)
+//   tokenizer: vocab.txt  # optional: the vocabulary, one token per line as a JSON string (model/tokenizer.h)
 //   d_model: 32           # 1..65536
 //   heads: 4              # divides d_model
 //   ffn: 64               # optional: the MLP's inner size (default 4 x d_model), for its cost
@@ -66,6 +67,7 @@ Result<FunctionManifest> ReadManifest(const std::string& dir);
 struct GenerativeManifest {
   std::string name;
   int vocab = 256;
+  std::string tokenizer;  // the vocabulary file, relative to the directory; empty: byte-level
   int d_model = 0;
   int heads = 0;
   int ffn = 0;  // the MLP's inner size (default 4 x d_model): its cost, not its load

@@ -60,7 +60,19 @@ TEST(ManifestTest, AGenerativeManifestParsesWithItsDefaultsAndChecks) {
   EXPECT_EQ(m->tpot_ms, 40);
   EXPECT_EQ(m->slo_ms, 0);
   EXPECT_EQ(m->blocks.size(), 3u);
+  EXPECT_EQ(m->tokenizer, "");  // byte-level
+  write("name: g\nkind: generative\nvocab: 300\ntokenizer: t/vocab.txt\nd_model: 32\nheads: 4\nmax_positions: 128\n" +
+        blocks);
+  m = ReadGenerativeManifest(dir.string());
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->tokenizer, "t/vocab.txt");
+  EXPECT_EQ(m->vocab, 300);
   const std::pair<std::string, const char*> bad[] = {
+      {"name: g\nkind: generative\nvocab: 300\nd_model: 32\nheads: 4\nmax_positions: 128\n" + blocks,
+       "need a tokenizer file"},
+      {"name: g\nkind: generative\nvocab: 256\ntokenizer: /etc/passwd\nd_model: 32\nheads: 4\nmax_positions: 128\n" +
+           blocks,
+       "inside the function"},
       {"name: g\nkind: generative\nvocab: 256\nd_model: 30\nheads: 4\nmax_positions: 128\n" + blocks, "divide"},
       {"name: g\nkind: generative\nvocab: 256\nd_model: 32\nheads: 4\nmax_positions: 128\ntpot_ms: .nan\n" + blocks,
        "manifest.tpot_ms"},
