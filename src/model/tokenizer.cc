@@ -33,8 +33,8 @@ Result<Tokenizer> Tokenizer::FromVocabulary(std::string_view text, const std::st
     t.pieces_.push_back(std::move(piece));
   }
   if (static_cast<int64_t>(t.pieces_.size()) != vocab) {
-    return Status::InvalidArgument(source + ": " + std::to_string(t.pieces_.size()) + " tokens, but the model's vocab is " +
-                                   std::to_string(vocab));
+    return Status::InvalidArgument(source + ": " + std::to_string(t.pieces_.size()) +
+                                   " tokens, but the model's vocab is " + std::to_string(vocab));
   }
   return t;
 }
@@ -79,7 +79,7 @@ std::string_view Tokenizer::Piece(int id) const {
     return id >= 0 && id < 256 ? std::string_view(kBytes).substr(static_cast<size_t>(id), 1) : std::string_view();
   }
   return id >= 0 && static_cast<size_t>(id) < pieces_.size() ? std::string_view(pieces_[static_cast<size_t>(id)])
-                                                              : std::string_view();
+                                                             : std::string_view();
 }
 
 }  // namespace fluidfaas::model

@@ -45,9 +45,9 @@ class Tokenizer {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
-  std::vector<std::string> pieces_;                                     // by id; empty: byte-level
-  std::unordered_map<std::string, int, Hash, std::equal_to<>> ids_;     // text -> id
-  size_t longest_ = 0;                                                  // bytes of the longest token
+  std::vector<std::string> pieces_;                                  // by id; empty: byte-level
+  std::unordered_map<std::string, int, Hash, std::equal_to<>> ids_;  // text -> id
+  size_t longest_ = 0;                                               // bytes of the longest token
 };
 
 }  // namespace fluidfaas::model

@@ -9,7 +9,9 @@
 namespace fluidfaas::model {
 namespace {
 
-std::string Line(const std::string& token) { return nlohmann::json(token).dump() + "\n"; }
+std::string Line(const std::string& token) {
+  return nlohmann::json(token).dump() + "\n";
+}
 
 // Every ASCII character as a token of its own (ids 0..127, so any ASCII text encodes), then `longer` (128...).
 std::string Vocabulary(const std::vector<std::string>& longer) {
@@ -32,8 +34,8 @@ TEST(TokenizerTest, BytesAreTheirOwnTokens) {
 }
 
 TEST(TokenizerTest, AVocabularyEncodesTheLongestTokenFirstAndDecodesBack) {
-  auto t = Tokenizer::FromVocabulary(Vocabulary({"the", " the", "th", "cat", " cat", "\n\n", "caf\xc3\xa9"}), "vocab",
-                                     135);
+  auto t =
+      Tokenizer::FromVocabulary(Vocabulary({"the", " the", "th", "cat", " cat", "\n\n", "caf\xc3\xa9"}), "vocab", 135);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_FALSE(t->byte_level());
   EXPECT_EQ(t->vocab(), 135);
