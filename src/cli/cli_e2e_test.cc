@@ -422,6 +422,23 @@ TEST(CliTest, SimOnATraceMakesEachBusyRowAFunction) {
   EXPECT_EQ(j[0]["requests"], 150);  // f1's 90 and f4's 60
 }
 
+// Several seeds: the first policy's lead over each other one, paired by seed, with its interval. An ablation that
+// changes nothing (no migration happens on two GPUs for 20 s) leads by exactly 0.0, written so.
+TEST(CliTest, SimWithSeveralSeedsPrintsEachLeadWithItsInterval) {
+  CommandRun r = Fluidfaas(
+      "sim --preset paper --policies fluidfaas,fluidfaas:migration=off,esg --load medium --duration 20 --gpus 2 "
+      "--seed 1,2,3");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("fluidfaas's lead in SLO hit rate, paired by seed (95% interval):"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("medium, over fluidfaas:migration=off: 0.0 +/- 0.0 points (per seed 0.0 to 0.0, 3 seeds); "
+                       "the interval includes zero"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("medium, over esg: "), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("+-"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("-0.0"), std::string::npos) << r.out;
+}
+
 TEST(CliTest, SimWritesTheSummaryForEachPolicyAndLoad) {
   const std::string out = testing::TempDir() + "/sim_out";
   CommandRun r = Fluidfaas(

@@ -554,10 +554,15 @@ int RunSim(SimOptions o) {
       std::cout << "\n" << reference << "'s lead in SLO hit rate, paired by seed (95% interval):\n";
       for (const sim::PairedDifference& p : paired) {
         const bool clear = p.seeds > 1 && std::abs(p.mean) > p.ci95;
-        std::cout << "  " << p.load << ", over " << p.policy << ": " << (p.mean <= 0 ? "+" : "")
-                  << Fixed(-100 * p.mean, 1) << " +/- " << Fixed(100 * p.ci95, 1) << " points (per seed "
-                  << Fixed(-100 * p.max, 1) << " to " << Fixed(-100 * p.min, 1) << ", " << p.seeds << " seeds)"
-                  << (clear ? "" : "; the interval includes zero") << "\n";
+        // Points with their sign, and a zero as 0.0 (not "+-0.0": a lead of exactly nothing, as migration's where
+        // no migration happens).
+        const auto points = [](double share) {
+          const double v = std::round(-1000 * share) / 10 + 0.0;  // + 0.0: no negative zero
+          return (v > 0 ? "+" : "") + Fixed(v, 1);
+        };
+        std::cout << "  " << p.load << ", over " << p.policy << ": " << points(p.mean) << " +/- "
+                  << Fixed(100 * p.ci95, 1) << " points (per seed " << points(p.max) << " to " << points(p.min) << ", "
+                  << p.seeds << " seeds)" << (clear ? "" : "; the interval includes zero") << "\n";
       }
     }
   }
