@@ -333,8 +333,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::string id_;
   int64_t created_ = 0;
   size_t hold_ = 0;  // bytes a stream holds back: the longest stop string's, less one
-  std::shared_ptr<const model::Tokenizer> tokenizer_ =
-      std::make_shared<const model::Tokenizer>(model::Tokenizer::Bytes());
+  std::shared_ptr<const model::Tokenizer> tokenizer_ = model::Tokenizer::SharedBytes();
   // Control thread (the callbacks).
   std::string text_;
   size_t sent_ = 0;

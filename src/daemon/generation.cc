@@ -186,7 +186,7 @@ Result<Controller::Impl::GenFunction> Controller::Impl::AddGenerative(const Func
                     .max_prompt = max_prompt,
                     .tokenizer = directory != nullptr && directory->tokenizer != nullptr
                                      ? directory->tokenizer
-                                     : std::make_shared<const model::Tokenizer>(model::Tokenizer::Bytes())};
+                                     : model::Tokenizer::SharedBytes()};
   return GenFunction{.index = index,
                      .info = std::make_shared<const FunctionInfo>(std::move(info)),
                      .in_workers = directory != nullptr};

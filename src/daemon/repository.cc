@@ -212,7 +212,7 @@ Result<InspectedGenerative> FunctionRepository::InspectGenerative(std::string_vi
   if (!manifest.ok()) return manifest.status().WithContext("function '" + out.name + "'");
   out.manifest = std::move(*manifest);
   if (out.manifest.tokenizer.empty()) {
-    out.tokenizer = std::make_shared<const model::Tokenizer>(model::Tokenizer::Bytes());
+    out.tokenizer = model::Tokenizer::SharedBytes();
   } else {
     auto tokenizer = model::Tokenizer::ReadVocabulary(
         (std::filesystem::path(out.dir) / out.manifest.tokenizer).string(), out.manifest.vocab);

@@ -7,6 +7,11 @@
 
 namespace fluidfaas::model {
 
+const std::shared_ptr<const Tokenizer>& Tokenizer::SharedBytes() {
+  static const std::shared_ptr<const Tokenizer> kBytes = std::make_shared<const Tokenizer>(Bytes());
+  return kBytes;
+}
+
 Result<Tokenizer> Tokenizer::FromVocabulary(std::string_view text, const std::string& source, int vocab) {
   Tokenizer t;
   size_t line = 0;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -25,6 +26,8 @@ class Tokenizer {
 
   // The byte-level tokenizer.
   static Tokenizer Bytes() { return Tokenizer(); }
+  // One byte-level tokenizer shared by every function and request that uses it (it holds nothing to copy).
+  static const std::shared_ptr<const Tokenizer>& SharedBytes();
   // A vocabulary from its file's text; `source` names it in errors. InvalidArgument naming the line for a line that
   // is not one JSON string, an empty or over-long token, or a token listed twice; also when `vocab` (the model's)
   // is not the number of tokens.

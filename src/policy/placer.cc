@@ -290,8 +290,10 @@ bool Placer::Contested(const ServedFunction& f, size_t slice, TimePoint now) con
   if (options_.contest_window <= Duration{0}) return false;
   ContestMemo& memo = contest_memo_;
   if (memo.function != f.id || memo.at != now || memo.shortfalls != short_version_) {
-    memo = ContestMemo{.function = f.id, .at = now, .shortfalls = short_version_, .by_kind = {}};
-    memo.by_kind.assign(kinds_.size(), -1);
+    memo.function = f.id;
+    memo.at = now;
+    memo.shortfalls = short_version_;
+    memo.by_kind.assign(kinds_.size(), -1);  // the same storage, climb after climb
   }
   int8_t& known = memo.by_kind[slice_kind_[slice]];
   if (known < 0) known = ContestedKind(f, kinds_[slice_kind_[slice]], now) ? 1 : 0;

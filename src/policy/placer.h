@@ -94,19 +94,6 @@ class Placer {
   // of them would have served another function by itself).
   bool Contested(const ServedFunction& f, size_t slice, TimePoint now) const;
   bool ContestedKind(const ServedFunction& f, const SliceKind& kind, TimePoint now) const;
-  // The slice kind of each slice, as an index into kinds_.
-  std::vector<size_t> slice_kind_;
-  // Contested's answers per slice kind (-1: not asked yet), for one function at one time with the same shortfalls:
-  // a climb asks it of every slice, and the answer depends only on the slice's kind.
-  struct ContestMemo {
-    FunctionId function = 0;
-    TimePoint at = TimePoint::min();
-    uint64_t shortfalls = 0;  // short_version_ when filled
-    std::vector<int8_t> by_kind;
-  };
-  mutable ContestMemo contest_memo_;
-  uint64_t short_version_ = 0;    // changes whenever short_by_time_ does
-  mutable std::string plan_key_;  // PlanOver's key, built in place (no allocation per question)
 
   // PlanOver's answers. It is a pure function of the function's costs and SLO, the stage limit and the set of slices
   // it may use (each counted whole), and under load the same question comes back with every request turned away
@@ -114,6 +101,7 @@ class Placer {
   // (its costs may sit at a removed function's address) and when it holds kPlanMemo answers.
   static constexpr size_t kPlanMemo = 1 << 14;
   mutable std::unordered_map<std::string, std::optional<Plan>> plans_;
+  mutable std::string plan_key_;  // PlanOver's key, built in place (no allocation per question)
 
   const FluidFaaSOptions& options_;
   SliceBooks& slices_;
@@ -128,7 +116,18 @@ class Placer {
   std::set<std::pair<TimePoint, FunctionId>> short_by_time_;
   // Needed's index: each function's SmallestServing, and how many functions have each (the slice kinds are fixed,
   // so a deploy computes it once and a placement asks in O(log F), not by a scan of every function).
-  std::vector<SliceKind> kinds_;  // the cluster's slice kinds, each once
+  std::vector<SliceKind> kinds_;    // the cluster's slice kinds, each once
+  std::vector<size_t> slice_kind_;  // each slice's kind, as an index into kinds_
+  // Contested's answers per slice kind (-1: not asked yet), for one function at one time with the same shortfalls:
+  // a climb asks it of every slice, and the answer depends only on the slice's kind.
+  struct ContestMemo {
+    FunctionId function = 0;
+    TimePoint at = TimePoint::min();
+    uint64_t shortfalls = 0;  // short_version_ when filled
+    std::vector<int8_t> by_kind;
+  };
+  mutable ContestMemo contest_memo_;
+  uint64_t short_version_ = 0;  // changes whenever short_by_time_ does
   std::map<FunctionId, int64_t> smallest_;
   std::map<int64_t, int> smallest_count_;
   std::map<FunctionId, LoadTracker> turned_away_;  // requests turned away for want of capacity
