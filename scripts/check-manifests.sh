@@ -113,8 +113,11 @@ done
 runtime_packages="$(awk '/^FROM .* AS runtime/{rt=1} rt' "$dockerfile" | tr -d '\\' | tr ' ' '\n' | grep -E '^lib|^ca-' | sort -u)"
 if [ -x build/release/fluidfaas ] && [ -x build/release/fluidfaas-worker ]; then
   for b in build/release/fluidfaas build/release/fluidfaas-worker; do
+    # ldd's whole answer first: an awk that exits at its match can close the pipe while ldd still writes, and under
+    # pipefail the SIGPIPE ended this script without a word (CI, 2026-12-05).
+    resolved="$(ldd "$b")"
     for lib in $(readelf -d "$b" | awk '/NEEDED/ { gsub(/[\[\]]/, "", $5); print $5 }'); do
-      path="$(ldd "$b" | awk -v l="$lib" '$1 == l { print $3; exit }')"
+      path="$(awk -v l="$lib" '$1 == l && !found { print $3; found = 1 }' <<<"$resolved")"
       pkg="$(dpkg -S "$path" 2>/dev/null || dpkg -S "/usr$path" 2>/dev/null || dpkg -S "$(realpath "$path")" 2>/dev/null || true)"
       pkg="${pkg%%:*}"
       case "$pkg" in

@@ -56,7 +56,7 @@ if "$bin" node show --json >"$work/node.json" 2>"$work/node.err" &&
     "$work/node.json"; then
   gpu=1
   record discovery "$(python3 -c 'import json,sys; print(json.dumps({"ran": True, "node": json.load(open(sys.argv[1]))}))' "$work/node.json")"
-  "$bin" node show | head -n 20
+  "$bin" node show >"$work/node.txt" && head -n 20 "$work/node.txt"
 else
   skipped discovery "no NVML GPU here: $(tr '\n' ' ' <"$work/node.err" | cut -c1-200)the node shows as emulated"
 fi

@@ -18,8 +18,11 @@ fail() { echo "serve-smoke: $*"; cat "$log"; exit 1; }
 status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 
 curl -sf "$url/v2/health/live" >/dev/null || fail "not live"
-curl -sf "$url/v2" | grep -q '"name":"fluidfaas"' || fail "server metadata"
-curl -sf "$url/v2/models/bert-base" | grep -q '"shape":\[-1,128\]' || fail "model metadata"
+# Each body is read whole before it is matched: under pipefail, a `grep -q` that stops at its match can leave the
+# writer a SIGPIPE, and the check fails although the body was right.
+body() { curl -sf "$@" || echo "(curl failed: $?)"; }
+grep -q '"name":"fluidfaas"' <<<"$(body "$url/v2")" || fail "server metadata"
+grep -q '"shape":\[-1,128\]' <<<"$(body "$url/v2/models/bert-base")" || fail "model metadata"
 "$bin/fluidfaas" invoke --url "$url" --model bert-base --timeout-ms 30000 >/dev/null || fail "first (cold) request"
 "$bin/fluidfaas" invoke --url "$url" --model bert-base --repeat 20 >/dev/null || fail "warm requests"
 "$bin/fluidfaas" invoke --url "$url" --model llama2-13b --timeout-ms 60000 >/dev/null || fail "llama2-13b"
@@ -31,7 +34,7 @@ completed="$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["hits"
 [ "$(status -X POST -d '{"inputs": 7}' "$url/v2/models/bert-base/infer")" = 400 ] || fail "bad inputs are not 400"
 [ "$(status -X POST -d '{}' "$url/v2/models/nope/infer")" = 404 ] || fail "unknown model is not 404"
 [ "$(status "$url/v2/models/bert-base/ready")" = 200 ] || fail "model not ready"
-curl -sf "$url/v1/node" | grep -q '"instances"' || fail "node state"
+grep -q '"instances"' <<<"$(body "$url/v1/node")" || fail "node state"
 metrics="$(curl -sf "$url/metrics")" || fail "metrics"
 grep -q "fluidfaas_requests_total{function=\"bert-base\",outcome=\"completed\",code=\"\"} $((21 + completed))" \
   <<<"$metrics" || fail "metrics do not count the $((21 + completed)) completed bert-base requests"
