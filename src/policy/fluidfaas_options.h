@@ -12,8 +12,9 @@ struct FluidFaaSOptions {
   double promote_busy = 0.5;              // time_sharing -> exclusive_hot at this busy fraction or more
   double demote_busy = 0.3;               // exclusive_hot -> time_sharing under this busy fraction (the design's)
   double urgent_slack_fraction = 0.25;    // urgent when slack < this x SLO
-  Duration min_dwell = Seconds(120);      // an instance keeps its state (exclusive_hot, or a time-sharing
-                                          // resident that may be evicted for another) at least this long
+  Duration min_dwell = Seconds(20);       // an instance keeps its state (exclusive_hot, or a time-sharing
+                                          // resident that may be evicted for another) at least this long after
+                                          // it was loaded, placed or promoted (docs/policies.md: why 20 s)
   double reclaim_headroom = 1.5;          // a function gives up a slice only if its other instances can carry
                                           // this multiple of its request rate
   Duration ts_idle_evict = Seconds(60);   // idle time-sharing instance -> warm after this

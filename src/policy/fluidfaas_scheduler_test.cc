@@ -42,18 +42,25 @@ TEST(FluidFaaSSchedulerTest, BurstThenIdleCoolsDownToCold) {
   EXPECT_GT(served, 1300);  // all but the cold start's
 }
 
-TEST(FluidFaaSSchedulerTest, AnExclusiveInstanceKeepsItsStateForTheDwellTime) {
+TEST(FluidFaaSSchedulerTest, AnExclusiveInstanceKeepsItsStateForTheDwellTimeAndADemotionDoesNotRestartItsIdleTime) {
   ManualClock clock;
   Fn resnet("resnet50", 0, 50);
-  FakeNode node(clock, {Slice("0:1g.10gb@6")}, {resnet.served});  // default dwell: 120 s
-  node.SubmitEvery(0, At(0), At(20), Millis(20), 50);             // busy for 20 s, then idle
+  FluidFaaSOptions options;
+  options.min_dwell = Seconds(120);
+  options.ts_idle_evict = Seconds(60);
+  FakeNode node(clock, {Slice("0:1g.10gb@6")}, {resnet.served}, options);
+  node.SubmitEvery(0, At(0), At(20), Millis(20), 50);  // busy for 20 s, then idle
   node.Ticks(At(1), At(200));
-  std::optional<S> at_100, at_150;
+  std::optional<S> at_100, at_130;
   clock.ScheduleAt(At(100), [&] { at_100 = node.scheduler().Instances().at(0).state; });
-  clock.ScheduleAt(At(150), [&] { at_150 = node.scheduler().Instances().at(0).state; });
+  clock.ScheduleAt(At(130), [&] { at_130 = node.scheduler().Instances().at(0).state; });
   clock.RunUntilIdle();
   EXPECT_EQ(at_100, S::kExclusiveHot);  // idle long past the busy window, but within the dwell time
-  EXPECT_EQ(at_150, S::kTimeSharing);   // demoted once the dwell time passed
+  // Demoted once the dwell time passed, and evicted to host memory at the next tick: idle for 100 s already, past
+  // the 60 s idle eviction (the demotion used to restart that clock, holding the slice another 60 s).
+  EXPECT_EQ(at_130, S::kWarm);
+  EXPECT_EQ(StatesOf(node.transitions(), node.launches().at(0).instance),
+            (std::vector<S>{S::kExclusiveHot, S::kTimeSharing, S::kWarm}));
 }
 
 // A function that cannot place an instance anywhere takes a slice from a function whose other instances carry

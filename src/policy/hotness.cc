@@ -32,7 +32,7 @@ void Hotness::Tick(TimePoint now, std::vector<Decision>& out) {
           Promote(inst, now, out);
           break;
         }
-        const TimePoint last_use = std::max(inst.state_since, inst.load.last_arrival());
+        const TimePoint last_use = std::max(inst.in_use_since, inst.load.last_arrival());
         if (inst.outstanding == 0 && now - last_use >= options_.ts_idle_evict) instances_.Evict(inst, now, out);
         break;
       }

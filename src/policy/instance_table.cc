@@ -45,6 +45,8 @@ bool InstanceTable::SetState(InstanceRec& inst, InstanceState to, TimePoint now,
   }
   if (announce) out.push_back(StateDecision{inst.id, inst.state, to});
   Index(inst, false);
+  const bool demotion = inst.state == InstanceState::kExclusiveHot && to == InstanceState::kTimeSharing;
+  if (!demotion) inst.in_use_since = now;
   inst.state = to;
   inst.state_since = now;
   Index(inst, true);

@@ -40,6 +40,10 @@ struct InstanceRec {
   double speed_var = 0;                            // its running variance
   double booking_speed = 1.0;  // speed + noise_margin standard deviations: what batches are booked at
   TimePoint state_since;
+  // When it was last loaded, placed or promoted: every state change but a demotion to time sharing. Idleness and the
+  // dwell time count from here, so a demotion does not restart them (a demoted instance had been idle in its exclusive
+  // state, and holding its slice a second dwell time starved functions waiting for one).
+  TimePoint in_use_since;
   int64_t weights_mib = 0;             // its function's weights: what a warm copy holds in host memory
   std::optional<InstanceId> replaces;  // a migration target: the pipeline it will take over from
   bool migrating = false;              // a pipeline with a migration target loading

@@ -81,7 +81,7 @@ void Placer::TurnedAway(const ServedFunction& f, TimePoint now, std::vector<Deci
     const InstanceRec& rec = instances_.at(id);
     if (rec.function == f.id || rec.migrating || rec.evict_pending ||
         (rec.state != InstanceState::kExclusiveHot && rec.state != InstanceState::kTimeSharing) ||
-        now - rec.state_since < options_.contest_window) {
+        now - rec.in_use_since < options_.contest_window) {
       continue;
     }
     const double rate = rec.load.RateShort(now);
@@ -138,7 +138,7 @@ bool Placer::Displaceable(size_t i, const ServedFunction& f, double newcomer_rat
     const InstanceRec& res = instances_.at(r);
     if (res.function == f.id || res.outstanding > 0 ||
         (res.state != InstanceState::kExclusiveHot && res.state != InstanceState::kTimeSharing) ||
-        now - std::max(res.load.last_arrival(), res.state_since) < options_.displace_idle ||
+        now - std::max(res.load.last_arrival(), res.in_use_since) < options_.displace_idle ||
         res.load.RateShort(now) >= newcomer_rate) {
       return false;
     }
@@ -244,7 +244,7 @@ std::optional<size_t> Placer::Reclaimable(const ServedFunction& f, TimePoint now
       const InstanceRec& res = instances_.at(r);
       return res.function != f.id && res.outstanding == 0 && res.stages.size() == 1 &&
              (res.state == InstanceState::kExclusiveHot || res.state == InstanceState::kTimeSharing) &&
-             now - res.state_since >= options_.min_dwell;
+             now - res.in_use_since >= options_.min_dwell;
     };
     const auto not_busy = [&](InstanceId r) { return instances_.at(r).load.BusyFraction(now) < options_.promote_busy; };
     // What its function keeps without it must still carry its rate with room to spare.
@@ -390,7 +390,7 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> Placer::TimeSharingSlo
       idle.clear();
       for (const InstanceRec* r : residents) {
         const InstanceRec& res = *r;
-        if (res.outstanding != 0 || now - res.state_since < options_.min_dwell) continue;
+        if (res.outstanding != 0 || now - res.in_use_since < options_.min_dwell) continue;
         if (const double rate = res.load.RateShort(now); rate < newcomer_rate) idle.emplace_back(rate, &res);
       }
       // Least hot first: short-window rate, then the oldest last use.
