@@ -6,7 +6,7 @@
 #   2. resnet50 and bert-base, 12 requests/s in all (25 s): llama2-13b's burst is over; its idle instances give
 #      way (time sharing, eviction to host memory) to the small models.
 # The policy's state changes are sped up so that they happen within the minute (dwell and idle eviction 10 s;
-# the defaults are 120 s and 60 s). Each phase prints the measured row beside the simulator's prediction.
+# the defaults are 20 s and 60 s). Each phase prints the measured row beside the simulator's prediction.
 # Usage: scripts/demo.sh       (after scripts/run.sh, or any release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
