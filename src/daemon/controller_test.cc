@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <future>
+#include <memory>
 #include <optional>
 #include <thread>
 
@@ -163,13 +165,23 @@ class ControllerOnLoopTest : public ControllerTest {
     controller_.reset();  // before the loop stops: its shutdown cuts the loop's link on the loop
     loop_.Stop();
   }
-  // Runs `f` on the loop after everything posted so far (the controller's turns included), and waits for it.
+  // Runs `f` on the loop after everything posted so far (the controller's turns included), and waits for it and
+  // for what it posted in turn (a fake runtime event is posted to the loop: the wait ends after it has run, and
+  // after a few hops more for what that posts). Signalling from `f` itself raced: a task the test posted next
+  // could run before the event `f` had posted.
   template <typename F>
   void OnLoop(F f) {
     std::promise<void> done;
+    std::function<void(int)> hop = [&](int left) {
+      if (left == 1) {
+        (void)loop_.Post([&done] { done.set_value(); });  // the last task owns nothing on this stack but `done`
+        return;
+      }
+      (void)loop_.Post([&hop, left] { hop(left - 1); });
+    };
     ASSERT_TRUE(loop_.Post([&] {
       f();
-      done.set_value();
+      hop(4);
     }));
     done.get_future().wait();
   }
@@ -178,13 +190,20 @@ class ControllerOnLoopTest : public ControllerTest {
 };
 
 TEST_F(ControllerOnLoopTest, ARequestIsDecidedAndAnsweredOnTheLoopThread) {
-  std::optional<InferResult> r;
-  std::thread::id answered_on, loop_thread;
+  // What the answer writes outlives the test body: a failed assertion returns early, and the controller's
+  // shutdown (TearDown) then answers the request.
+  struct Answer {
+    std::optional<InferResult> result;
+    std::thread::id on;
+  };
+  const auto answer = std::make_shared<Answer>();
+  std::optional<InferResult>& r = answer->result;
+  std::thread::id loop_thread;
   size_t elems = 1;
   for (int64_t d : info_.input_shape) elems *= static_cast<size_t>(d);
-  controller_->Infer("bert", std::vector<std::byte>(elems * 4), std::nullopt, [&](InferResult result) {
-    answered_on = std::this_thread::get_id();
-    r = std::move(result);
+  controller_->Infer("bert", std::vector<std::byte>(elems * 4), std::nullopt, [answer](InferResult result) {
+    answer->on = std::this_thread::get_id();
+    answer->result = std::move(result);
   });
   OnLoop([&] {
     loop_thread = std::this_thread::get_id();
@@ -209,7 +228,7 @@ TEST_F(ControllerOnLoopTest, ARequestIsDecidedAndAnsweredOnTheLoopThread) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->outcome, Outcome::kCompleted) << r->code << " " << r->detail;
   EXPECT_DOUBLE_EQ(r->total_ms, 2003.0);
-  EXPECT_EQ(answered_on, loop_thread);
+  EXPECT_EQ(answer->on, loop_thread);
   EXPECT_NE(loop_thread, std::this_thread::get_id());
 }
 
