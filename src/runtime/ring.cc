@@ -1,7 +1,6 @@
 #include "runtime/ring.h"
 
 #include <linux/futex.h>
-#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -44,12 +43,6 @@ constexpr uint64_t kHeaderBytes = 4096;
 constexpr uint64_t kAlign = 64;
 constexpr uint32_t kMinSpinNs = 1'000;
 constexpr uint32_t kMaxSpinNs = 500'000;
-// Past this, a spin gives up the core at each check (sched_yield), so that a spinning reader never keeps a
-// runnable thread of its core waiting.
-constexpr int64_t kPureSpinNs = 2'000;
-// A sleep shorter than this would have been caught by a spin twice as long, and a wake costs the waking side a
-// futex call (10-13 us each on the 2-core VM: a quarter of the edge loop's time at 17k batches/s).
-constexpr int64_t kCatchNs = 100'000;
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<uint32_t>::is_always_lock_free,
               "rings need lock-free atomics in shared memory");
@@ -186,7 +179,6 @@ Status Ring::Wait(std::atomic<uint32_t>& word, std::atomic<uint32_t>& sleeping, 
     if ((i & 63) == 63) {
       const int64_t now = MonotonicNanos();
       if (now - start >= spin_ns || now >= deadline) break;
-      if (now - start >= kPureSpinNs) sched_yield();
     }
     CpuRelax();
   }
@@ -209,15 +201,9 @@ Status Ring::Wait(std::atomic<uint32_t>& word, std::atomic<uint32_t>& sleeping, 
     }
     FutexWait(word, seen, Micros((deadline - now + 999) / 1000));
     sleeping.store(0, std::memory_order_relaxed);
-    // Woken soon after giving up the spin (or within kCatchNs): a spin of twice that would have caught it. Slept
-    // long: spin less.
+    // Woken soon after giving up the spin: a longer spin would have caught it. Slept long: spin less.
     const int64_t slept = MonotonicNanos() - now;
-    if (slept < 2 * int64_t{spin_ns} || slept < kCatchNs) {
-      spin_ns =
-          static_cast<uint32_t>(std::min<int64_t>(kMaxSpinNs, std::max<int64_t>(2 * int64_t{spin_ns}, 2 * slept)));
-    } else {
-      spin_ns = std::max(kMinSpinNs, spin_ns / 2);
-    }
+    spin_ns = slept < 2 * int64_t{spin_ns} ? std::min(kMaxSpinNs, spin_ns * 2) : std::max(kMinSpinNs, spin_ns / 2);
   }
 }
 
