@@ -148,14 +148,16 @@ bool GenerationNode::Cancel(double now, uint64_t seq) {
   return true;
 }
 
-// To the least loaded instance that can hold the sequence; another instance when it cannot start at once.
+// To the least loaded instance that can hold the sequence (of those that prefill it in time, under prompt routing);
+// another instance when it cannot start at once.
 void GenerationNode::Route(uint64_t id) {
+  const std::vector<size_t> fits = PromptFits(id);
   const Seq& q = seqs_.at(id);
   const size_t f = q.fn;
   Fn& fn = fns_[f];
   std::optional<size_t> best;
   const int64_t tokens = int64_t{q.prompt} + q.output;
-  for (size_t i : fn.instances) {
+  for (size_t i : fits.empty() ? fn.instances : fits) {
     const Inst& inst = insts_[i];
     if (inst.draining) continue;
     const policy::ContinuousBatcher& b = inst.lanes.front().batcher;
@@ -182,7 +184,43 @@ void GenerationNode::Route(uint64_t id) {
   Kick(*best, lane);
   // Not displacement: an instance's idle moment between a steady function's sequences is no sign it is cold (giving
   // those slices to the crowded function cost 1.3 points on gen-fragmented at medium load).
-  if (crowded) ScaleOut(f);
+  if (crowded) ScaleOut(f, HasSingleSlice(f) ? 1 : 0);
+}
+
+double GenerationNode::PrefillMs(const Inst& inst, int prompt) const {
+  const model::GenerationCosts& costs = *fns_[inst.fn].costs;
+  double ms = 0;
+  for (const policy::PlanStage& st : inst.stages) {
+    const policy::SliceKind& kind = slices_[st.slice].kind;
+    ms += costs.PrefillMs(st.first_block, st.last_block, *kind.gpu, *kind.profile, prompt, 1);
+  }
+  return ms;
+}
+
+std::vector<size_t> GenerationNode::PromptFits(uint64_t id) {
+  const Seq& q = seqs_.at(id);
+  Fn& fn = fns_[q.fn];
+  if (options_.policy != GenPolicy::kFluidFaaS || !options_.prompt_routing || !(fn.spec.ttft_slo_ms > 0) ||
+      fn.instances.empty()) {
+    return {};
+  }
+  std::vector<size_t> fits;
+  for (size_t i : fn.instances) {
+    if (!insts_[i].draining && PrefillMs(insts_[i], q.prompt) <= fn.spec.ttft_slo_ms) fits.push_back(i);
+  }
+  // A function waiting for its first instance comes first: such an instance is an extra.
+  const bool waiting = std::any_of(fns_.begin(), fns_.end(), [](const Fn& g) { return !g.pending.empty(); });
+  if (fits.empty() && !waiting && ScaleOut(q.fn, 1, q.prompt)) {
+    insts_[fn.instances.back()].for_prompts = true;
+    ++fn.stats.prompt_routed;
+    fits.push_back(fn.instances.back());
+  }
+  return fits;
+}
+
+bool GenerationNode::HasSingleSlice(size_t f) const {
+  return std::any_of(fns_[f].instances.begin(), fns_[f].instances.end(),
+                     [&](size_t i) { return !insts_[i].draining && insts_[i].stages.size() == 1; });
 }
 
 void GenerationNode::Enqueue(size_t inst, size_t lane, uint64_t seq) {
@@ -204,10 +242,20 @@ size_t GenerationNode::LeastLoadedLane(const Inst& inst) {
 
 // A new instance of function `f` on the free slices (of at most `stages` stages; 0: the policy's), taking its
 // pending sequences. False when none fits now.
-bool GenerationNode::ScaleOut(size_t f, int stages) {
+bool GenerationNode::ScaleOut(size_t f, int stages, int prompt) {
   Fn& fn = fns_[f];
   auto [free, index] = Free(/*everything=*/false);
-  Result<policy::GenerativePlacement> p = fn.placer->Place(free, stages > 0 ? stages : max_stages());
+  const size_t last = fn.costs->spec().blocks.size() - 1;
+  if (prompt == 0 && options_.fit_longest_prompt && fn.spec.ttft_slo_ms > 0 && stages != 1) {
+    if (ScaleOut(f, 1, fn.spec.max_prompt)) return true;
+  }
+  Result<policy::GenerativePlacement> p =
+      prompt > 0 ? fn.placer->PlaceAlone(free,
+                                         [&](const policy::FreeSlice& s) {
+                                           return fn.costs->PrefillMs(0, last, *s.kind.gpu, *s.kind.profile, prompt,
+                                                                      1) <= fn.spec.ttft_slo_ms;
+                                         })
+                 : fn.placer->Place(free, stages > 0 ? stages : max_stages());
   if (!p.ok()) return false;
   const size_t id = insts_.size();
   int64_t largest_stage = 0;
@@ -479,11 +527,12 @@ void GenerationNode::Displace(size_t i) {
   Release(i);  // the waiting function starts on the slices
 }
 
-// Function `f`'s sequences wait for slices: the longest-idle instance whose slices would let it start gives them up.
+// Function `f`'s sequences wait for slices: the longest-idle instance whose slices would let it start gives them up;
+// if none is idle, an instance that prompt routing started drains.
 bool GenerationNode::DisplaceFor(size_t f) {
-  if (!options_.displace || options_.policy != GenPolicy::kFluidFaaS) return false;
+  if (options_.policy != GenPolicy::kFluidFaaS) return false;
   std::optional<size_t> victim;
-  for (size_t g = 0; g < fns_.size(); ++g) {
+  for (size_t g = 0; g < fns_.size() && options_.displace; ++g) {
     if (g == f) continue;
     for (size_t i : fns_[g].instances) {
       const Inst& inst = insts_[i];
@@ -491,9 +540,23 @@ bool GenerationNode::DisplaceFor(size_t f) {
       if (!victim || inst.idle_since < insts_[*victim].idle_since) victim = i;
     }
   }
-  if (!victim) return false;
-  Displace(*victim);
-  return true;
+  if (victim) {
+    Displace(*victim);
+    return true;
+  }
+  // None idle: an instance that prompt routing started drains (it takes no new sequence, and gives its slices up
+  // once its own have finished), so that a function with none does not wait behind another's extra.
+  for (size_t g = 0; g < fns_.size(); ++g) {
+    if (g == f) continue;
+    for (size_t i : fns_[g].instances) {
+      Inst& inst = insts_[i];
+      if (!inst.for_prompts || inst.draining || !FreeingHelps(i, f)) continue;
+      inst.draining = true;
+      if (inst.Idle()) Release(i);
+      return true;
+    }
+  }
+  return false;
 }
 
 GenInstanceStats GenerationNode::Stats(size_t f) const {

@@ -16,11 +16,17 @@
 //     that one of them now holds alone migrates back to it (`migrate_back`): a single-slice instance starts there,
 //     cold, and the pipeline drains, its live sequences finishing where they are (a sequence lasts seconds and its
 //     cache is spread over the stages; moving it would cost a copy of every stage's share);
+//     fluidfaas also routes by prompt (`prompt_routing`, the design's urgency routing for the TTFT objective): a
+//     sequence goes to the least loaded of the instances whose slices prefill its prompt within the objective,
+//     and if none does, an instance starts on the smallest free single slice that does (an extra, which drains
+//     when a function without an instance waits for its slices);
 //   - exclusive: single slices only, the same smallest-adequate rule: one engine per slice with continuous
-//     batching and a keep-alive, what an operator running vLLM per MIG slice deploys.
+//     batching and a keep-alive, what an operator running vLLM per MIG slice deploys; routed by load alone.
 // Both scale out alike: a function gets another instance when a sequence routed to its least loaded one leaves
 // that one with more sequences than the design batch its placement was checked for, or short of cache for those
-// waiting, and the free slices allow one.
+// waiting, and the free slices allow one; on a single slice while it has an instance on one (a pipeline is for a
+// function no free slice holds alone). `fit_longest_prompt` (either policy) places a new instance first on the
+// smallest single slice that also prefills the function's longest prompt within its TTFT objective.
 //
 // fluidfaas also displaces idle instances (the design's eviction to host memory, for generation): when a function
 // has sequences waiting for an instance and another function's instance holds, idle (no sequence), slices that would
@@ -77,6 +83,12 @@ struct GenNodeOptions {
   // fluidfaas: an idle instance gives its slices to another function that waits for them (displacement), its
   // weights kept warm in host memory until its keep-alive would have ended (exclusive has none)
   bool displace = true;
+  // fluidfaas: a prompt that the function's instances could not prefill within its TTFT objective goes to one that
+  // can, started on a larger free slice if none runs (prompt-aware routing; exclusive routes by load alone)
+  bool prompt_routing = true;
+  // Every policy: a new instance goes first to the smallest single slice that also prefills the function's longest
+  // prompt within its TTFT objective, and only if none is free to the smallest that meets the TPOT objective
+  bool fit_longest_prompt = false;
   int64_t warm_host_bytes = int64_t{128} << 30;  // host memory for those warm copies
   int prefill_chunk = 0;  // chunked prefill's token budget per step (policy/continuous_batcher.h); 0: off
 };
@@ -88,6 +100,7 @@ struct GenSpec {
   std::string name;
   std::string model;       // a zoo model that generates
   double tpot_slo_ms = 0;  // > 0: the placement's objective
+  double ttft_slo_ms = 0;  // >= 0: the time to first token it is judged by (0: none; prompt routing then off)
   int design_context = 0;  // tokens (prompt and output) its instances' caches are sized for, < the model's positions
   int max_prompt = 1;      // the longest prompt its placement must prefill, >= 1
   double time_scale = 1;   // its steps and loads take this times the modelled time (the daemon's emulation), > 0
@@ -143,9 +156,10 @@ struct GenInstanceStats {
   int instances = 0;  // started
   int pipelined = 0;  // of which pipelines
   int max_stages = 0;
-  int migrations = 0;   // pipelines moved back to one slice
-  int displaced = 0;    // idle instances that gave their slices to another function
-  int warm_starts = 0;  // instances loaded from a warm copy in host memory
+  int migrations = 0;     // pipelines moved back to one slice
+  int displaced = 0;      // idle instances that gave their slices to another function
+  int prompt_routed = 0;  // instances started for prompts the others could not prefill in time
+  int warm_starts = 0;    // instances loaded from a warm copy in host memory
   int64_t preemptions = 0;
   std::vector<std::string> placements;  // each instance's slices, "0:2g.20gb@0+0:2g.20gb@2", and its start time
 };
@@ -241,7 +255,8 @@ class GenerationNode {
     std::vector<double> stage_free;  // when each stage has finished the steps given to it so far
     bool ready = false;
     bool alive = true;
-    bool draining = false;  // migrated away: takes no new sequence, released once its own have finished
+    bool draining = false;     // migrated away: takes no new sequence, released once its own have finished
+    bool for_prompts = false;  // started by prompt routing: it drains when a function waits for its slices
     uint64_t idle_stamp = 0;
     double idle_since = 0;  // when it last had no sequence
     size_t Load() const;
@@ -268,7 +283,17 @@ class GenerationNode {
   void Push(double t, Event::Kind kind, size_t id, uint64_t stamp = 0);
   void End(uint64_t seq, std::string_view refusal);
   void Route(uint64_t id);
-  bool ScaleOut(size_t f, int stages = 0);
+  // Whether function `f` has a live instance on one slice (not draining).
+  bool HasSingleSlice(size_t f) const;
+  // A new instance of `f` on the free slices, taking its pending sequences: of at most `stages` stages (0: the
+  // policy's); with `prompt` > 0, on one slice that prefills that many tokens within the TTFT objective. False
+  // when none fits now.
+  bool ScaleOut(size_t f, int stages = 0, int prompt = 0);
+  // Modelled milliseconds to prefill one prompt of `prompt` tokens on instance `i`'s stages.
+  double PrefillMs(const Inst& inst, int prompt) const;
+  // Prompt routing: the instances of the sequence's function that prefill it within its TTFT objective, started
+  // for it if none does and a free slice would; empty when routing by load alone.
+  std::vector<size_t> PromptFits(uint64_t id);
   void Enqueue(size_t inst, size_t lane, uint64_t seq);
   void Ready(size_t i);
   void Kick(size_t i, size_t l);

@@ -154,6 +154,102 @@ TEST(GenerationNodeTest, RefusesWhatNoSliceOfTheNodeCanServe) {
   EXPECT_FALSE(node.AddFunction({.name = "x", .model = "bert-base", .tpot_slo_ms = 1, .design_context = 10}).ok());
 }
 
+// A crowded function with an instance on one slice waits for it rather than pipelining over the small slices the
+// others need (a pipeline there met fewer objectives than the queue: docs/generation.md); with no slice to hold
+// it alone, the pipeline is what serves it.
+TEST(GenerationNodeTest, ACrowdedFunctionOnOneSliceDoesNotScaleOutIntoAPipeline) {
+  for (const bool big_slice_free : {true, false}) {
+    Recorder r;
+    if (!big_slice_free) r.other = {0};
+    GenerationNode node({Slice("0:3g.40gb@4"), Slice("0:2g.20gb@0"), Slice("0:2g.20gb@2")}, {.keep_alive_s = 5}, r, r);
+    ASSERT_TRUE(
+        node.AddFunction(
+                {.name = "big", .model = "llama2-13b", .tpot_slo_ms = 250, .design_context = 640, .max_prompt = 1024})
+            .ok());
+    std::vector<uint64_t> ids;
+    for (int i = 0; i < 24; ++i) ids.push_back(node.Arrive(0.01 * i, 0, 256, 16));
+    Drain(node);
+    for (uint64_t id : ids) ASSERT_EQ(r.ends[id], std::vector<std::string>{""});
+    if (big_slice_free) {
+      EXPECT_EQ(node.Stats(0).instances, 1) << "the 3g instance took them all, in turn";
+      EXPECT_EQ(node.Stats(0).pipelined, 0);
+    } else {
+      EXPECT_EQ(node.Stats(0).pipelined, 1) << "no slice holds it alone: a pipeline over the two 2g";
+    }
+  }
+}
+
+GenSpec TinyWithTtft() {
+  return {.name = "tiny",
+          .model = "tinyllama-1.1b",
+          .tpot_slo_ms = 100,
+          .ttft_slo_ms = 132,
+          .design_context = 640,
+          .max_prompt = 1024};
+}
+
+// A 1g.10gb prefills tinyllama's 1,000-token prompt in about 170 ms, a 2g.20gb in about 85: with prompt routing a
+// long prompt gets an instance on the 2g while the short ones stay on the 1g; without it, everything shares the 1g.
+TEST(GenerationNodeTest, PromptRoutingStartsALargerSliceForAPromptTheSmallOneCannotPrefillInTime) {
+  for (const bool routing : {true, false}) {
+    Recorder r;
+    GenerationNode node({Slice("0:1g.10gb@6"), Slice("0:2g.20gb@4")}, {.keep_alive_s = 60, .prompt_routing = routing},
+                        r, r);
+    ASSERT_TRUE(node.AddFunction(TinyWithTtft()).ok());
+    ASSERT_GT(node.costs(0).PrefillMs(0, node.costs(0).spec().blocks.size() - 1, A100(), *A100().FindProfile("1g.10gb"),
+                                      1000, 1),
+              132);
+    const uint64_t short1 = node.Arrive(0, 0, 200, 8);
+    Drain(node, 10);  // loaded, served
+    const uint64_t long1 = node.Arrive(10, 0, 1000, 8);
+    const uint64_t short2 = node.Arrive(10, 0, 200, 8);
+    bool long_on_2g = false;
+    for (const GenInstanceView& v : node.Instances()) {
+      if (v.sequences > 0 && v.slices == std::vector<size_t>{1}) long_on_2g = true;
+    }
+    Drain(node);
+    for (uint64_t id : {short1, long1, short2}) ASSERT_EQ(r.ends[id], std::vector<std::string>{""});
+    if (routing) {
+      EXPECT_TRUE(long_on_2g) << "the long prompt went to a new instance on the 2g";
+      EXPECT_EQ(node.Stats(0).prompt_routed, 1);
+      EXPECT_EQ(node.Stats(0).instances, 2);
+    } else {
+      EXPECT_FALSE(long_on_2g);
+      EXPECT_EQ(node.Stats(0).prompt_routed, 0);
+      EXPECT_EQ(node.Stats(0).instances, 1) << "by load alone: the 1g instance takes both";
+    }
+  }
+}
+
+// An instance prompt routing started is an extra: a function that has no instance and needs its slice gets it
+// once the extra's sequences have finished, even while long prompts keep coming.
+TEST(GenerationNodeTest, AnInstanceStartedForLongPromptsDrainsForAFunctionWaitingForItsSlice) {
+  Recorder r;
+  GenerationNode node({Slice("0:1g.10gb@6"), Slice("0:2g.20gb@4")}, {.keep_alive_s = 60}, r, r);
+  ASSERT_TRUE(node.AddFunction(TinyWithTtft()).ok());
+  ASSERT_TRUE(
+      node.AddFunction(
+              {.name = "seven", .model = "llama2-7b", .tpot_slo_ms = 250, .design_context = 640, .max_prompt = 1024})
+          .ok());
+  node.Arrive(0, 0, 200, 8);
+  Drain(node, 10);
+  const uint64_t long1 = node.Arrive(10, 0, 1000, 64);
+  ASSERT_EQ(node.Stats(0).prompt_routed, 1);
+  const uint64_t seven = node.Arrive(10.5, 1, 200, 8);
+  // Long prompts keep coming: the extra instance would never go idle (displacement takes idle ones only).
+  for (double t = 11; t < 60; t += 0.5) {
+    Drain(node, t);
+    node.Arrive(t, 0, 1000, 64);
+  }
+  Drain(node);
+  ASSERT_EQ(r.ends[long1], std::vector<std::string>{""});
+  ASSERT_EQ(r.ends[seven], std::vector<std::string>{""});
+  const double long_done = r.tokens[long1].back().second;
+  EXPECT_GT(r.tokens[seven].front().second, long_done) << "it started on the 2g after the long sequence";
+  EXPECT_LT(r.tokens[seven].front().second, long_done + 30) << "... at once, not after a 60 s keep-alive";
+  EXPECT_EQ(node.Stats(1).instances, 1);
+}
+
 // An engine that runs nothing by itself: the test reports its loads and steps, as the daemon's worker engine does.
 struct ScriptedEngine : GenEngine {
   std::vector<std::pair<size_t, GenLaunch>> loads;

@@ -148,11 +148,11 @@ TEST(CliTest, SimGenRunsEachPolicyOnTheSameArrivals) {
   CommandRun r = Fluidfaas("sim-gen --preset gen-fragmented --load light --duration 120 --seed 1,2 --json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   nlohmann::json j = Json(r);
-  ASSERT_EQ(j["runs"].size(), 4u);  // two seeds x two policies
+  ASSERT_EQ(j["runs"].size(), 6u);  // two seeds x three policies
   for (const auto& run : j["runs"]) {
     for (const auto& f : run["functions"]) {
       if (f["function"] != "llama2-13b") continue;
-      if (run["policy"] == "exclusive") {
+      if (run["policy"].get<std::string>().starts_with("exclusive")) {
         EXPECT_EQ(f["refused"]["fits_no_slice"], f["requests"]);
       } else {
         EXPECT_EQ(f["completed"], f["requests"]);
@@ -163,6 +163,7 @@ TEST(CliTest, SimGenRunsEachPolicyOnTheSameArrivals) {
   EXPECT_EQ(j["runs"][0]["requests"], j["runs"][1]["requests"]);
   EXPECT_NE(Fluidfaas("sim-gen --load nope").exit_code, 0);
   EXPECT_NE(Fluidfaas("sim-gen --policies esg").exit_code, 0);
+  EXPECT_NE(Fluidfaas("sim-gen --policies exclusive:prompt-routing=off").exit_code, 0);
 }
 
 TEST(CliTest, ZooLatencyJson) {

@@ -27,7 +27,7 @@ struct TokenRangeFlag {
 struct GenFlags {
   std::string preset = "gen-fragmented";
   std::string load = "medium";
-  std::string policies = "fluidfaas,exclusive";
+  std::string policies = "fluidfaas,exclusive,exclusive:fit-longest-prompt";
   double duration_s = 600;
   std::vector<uint64_t> seeds = {1};
   double keep_alive_s = 60;
@@ -76,15 +76,25 @@ Status ApplyLengths(const std::string& spec, sim::GenScenario& s) {
 }
 
 json FunctionJson(const sim::GenFunctionResult& f) {
-  return {{"function", f.name},           {"requests", f.requests},
-          {"completed", f.completed},     {"met", f.met},
-          {"attainment", f.attainment()}, {"refused", f.refused},
-          {"ttft_p50_ms", f.ttft_p50_ms}, {"ttft_p99_ms", f.ttft_p99_ms},
-          {"tpot_p50_ms", f.tpot_p50_ms}, {"tpot_p99_ms", f.tpot_p99_ms},
-          {"tokens", f.tokens},           {"preemptions", f.preemptions},
-          {"instances", f.instances},     {"pipelined", f.pipelined},
-          {"max_stages", f.max_stages},   {"migrations", f.migrations},
-          {"displaced", f.displaced},     {"warm_starts", f.warm_starts},
+  return {{"function", f.name},
+          {"requests", f.requests},
+          {"completed", f.completed},
+          {"met", f.met},
+          {"attainment", f.attainment()},
+          {"refused", f.refused},
+          {"ttft_p50_ms", f.ttft_p50_ms},
+          {"ttft_p99_ms", f.ttft_p99_ms},
+          {"tpot_p50_ms", f.tpot_p50_ms},
+          {"tpot_p99_ms", f.tpot_p99_ms},
+          {"tokens", f.tokens},
+          {"preemptions", f.preemptions},
+          {"instances", f.instances},
+          {"pipelined", f.pipelined},
+          {"max_stages", f.max_stages},
+          {"migrations", f.migrations},
+          {"displaced", f.displaced},
+          {"warm_starts", f.warm_starts},
+          {"prompt_routed", f.prompt_routed},
           {"placements", f.placements}};
 }
 
@@ -117,7 +127,8 @@ int Run(const GenFlags& f) {
     std::cerr << "trace " << f.trace << ": " << trace->arrivals.size() << " requests over " << Fixed(trace->span_s, 0)
               << " s, dealt to the functions by rate; " << trace->clipped << " cut to the models' lengths\n";
   }
-  // Each policy spec: fluidfaas or exclusive, fluidfaas:migration=off for the ablation.
+  // Each policy spec: fluidfaas or exclusive; fluidfaas:MECHANISM=off for an ablation; POLICY:fit-longest-prompt
+  // places new instances where the longest prompt meets its TTFT objective first.
   std::vector<std::pair<std::string, sim::GenOptions>> policies;
   for (const std::string& spec : Split(f.policies, ',')) {
     const size_t colon = spec.find(':');
@@ -130,17 +141,27 @@ int Run(const GenFlags& f) {
     if (colon != std::string::npos) {
       // The ablations: each mechanism of fluidfaas's off, one per spec.
       const std::string option = spec.substr(colon + 1);
-      if (*parsed != sim::GenPolicy::kFluidFaaS || (option != "migration=off" && option != "displace=off")) {
-        return fail(Status::InvalidArgument("--policies: '" + spec +
-                                            "': the options are fluidfaas:migration=off and fluidfaas:displace=off"));
+      bool* mechanism = option == "migration=off"        ? &o.node.migrate_back
+                        : option == "displace=off"       ? &o.node.displace
+                        : option == "prompt-routing=off" ? &o.node.prompt_routing
+                                                         : nullptr;
+      if (option == "fit-longest-prompt") {
+        o.node.fit_longest_prompt = true;
+        policies.emplace_back(spec, o);
+        continue;
       }
-      (option == "migration=off" ? o.node.migrate_back : o.node.displace) = false;
+      if (*parsed != sim::GenPolicy::kFluidFaaS || mechanism == nullptr) {
+        return fail(Status::InvalidArgument("--policies: '" + spec +
+                                            "': the options are fluidfaas:migration=off, fluidfaas:displace=off, "
+                                            "fluidfaas:prompt-routing=off and POLICY:fit-longest-prompt"));
+      }
+      *mechanism = false;
     }
     policies.emplace_back(spec, o);
   }
   json runs = json::array();
   Table table({"policy", ">seed", "function", ">requests", ">met %", ">TTFT p50", ">p99 ms", ">TPOT p50", ">p99 ms",
-               ">tokens/s", ">preempt", ">inst", ">pipes", ">migr", ">displ", ">warm", "refused"});
+               ">tokens/s", ">preempt", ">inst", ">pipes", ">migr", ">displ", ">prompt", ">warm", "refused"});
   Table totals({"policy", ">seed", ">requests", ">SLO met %", ">per-function mean %", ">tokens/s", ">goodput req/s",
                 ">met tokens/s"});
   for (uint64_t seed : f.seeds) {
@@ -161,7 +182,8 @@ int Run(const GenFlags& f) {
                       Fixed(fr.tpot_p50_ms, 1), Fixed(fr.tpot_p99_ms, 1),
                       Fixed(static_cast<double>(fr.tokens) / f.duration_s, 1), std::to_string(fr.preemptions),
                       std::to_string(fr.instances), std::to_string(fr.pipelined), std::to_string(fr.migrations),
-                      std::to_string(fr.displaced), std::to_string(fr.warm_starts), Refusals(fr.refused)});
+                      std::to_string(fr.displaced), std::to_string(fr.prompt_routed), std::to_string(fr.warm_starts),
+                      Refusals(fr.refused)});
       }
       totals.AddRow({r->policy, std::to_string(seed), std::to_string(r->requests), Fixed(100 * r->attainment(), 1),
                      Fixed(100 * r->function_mean_attainment(), 1), Fixed(r->tokens_per_s(), 1),
@@ -218,7 +240,11 @@ void AddGenCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--preset", f->preset, "gen-fragmented or gen-mixed")->capture_default_str();
   cmd->add_option("--load", f->load, "light (0.4), medium (1), heavy (1.6) of the preset's rates, or a number")
       ->capture_default_str();
-  cmd->add_option("--policies", f->policies, "Comma-separated: fluidfaas, exclusive, fluidfaas:migration=off")
+  cmd->add_option("--policies", f->policies,
+                  "Comma-separated: fluidfaas, exclusive; fluidfaas's ablations fluidfaas:migration=off, "
+                  "fluidfaas:displace=off, "
+                  "fluidfaas:prompt-routing=off; POLICY:fit-longest-prompt (new instances first on a slice that "
+                  "prefills the longest prompt within the TTFT objective)")
       ->capture_default_str();
   cmd->add_option("--duration", f->duration_s, "Seconds of arrivals")->capture_default_str();
   cmd->add_option("--seed", f->seeds, "Seeds (comma-separated); each policy runs on the same arrivals")

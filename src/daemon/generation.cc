@@ -163,6 +163,7 @@ Result<Controller::Impl::GenFunction> Controller::Impl::AddGenerative(const Func
                       gen->AddFunction({.name = c.name,
                                         .model = directory != nullptr ? directory->manifest.name : c.model,
                                         .tpot_slo_ms = tpot,
+                                        .ttft_slo_ms = ttft,
                                         .design_context = design_context,
                                         .max_prompt = max_prompt,
                                         .time_scale = time_scale},

@@ -27,36 +27,10 @@ Result<GenerativePlacer> GenerativePlacer::Build(const model::GenerationCosts& c
 }
 
 Result<GenerativePlacement> GenerativePlacer::Place(std::span<const FreeSlice> free, int max_stages) const {
-  const StageCostTable& t = *table_;
-  const size_t last = t.blocks() - 1;
   // 1. The smallest single slice that holds the instance and meets the objective.
-  std::optional<size_t> best;
-  for (size_t i = 0; i < free.size(); ++i) {
-    const int k = t.KindIndex(free[i].kind);
-    if (!t.ServesAlone(k, free[i].free_mib, target_.tpot_slo_ms)) continue;
-    const gpu::MigProfile& p = *free[i].kind.profile;
-    if (costs_->KvCapacityTokens(0, last, p, target_.max_prompt) <= 0) continue;
-    auto smaller = [&](size_t a, size_t b) {
-      const gpu::MigProfile& pa = *free[a].kind.profile;
-      const gpu::MigProfile& pb = *free[b].kind.profile;
-      return std::pair(pa.sms, free[a].free_mib) < std::pair(pb.sms, free[b].free_mib);
-    };
-    if (!best || smaller(i, *best)) best = i;
-  }
-  if (best) {
-    const int k = t.KindIndex(free[*best].kind);
-    return Finish(free, {PlanStage{.slice = *best,
-                                   .slice_id = free[*best].id,
-                                   .gpu = free[*best].gpu,
-                                   .first_block = 0,
-                                   .last_block = last,
-                                   .compute_ms = t.ComputeMs(k, 0, last),
-                                   .memory_mib = t.MemoryMib(k, 0, last)}});
-  }
-  if (max_stages <= 1) {
-    return Status::ResourceExhausted("no single free slice holds " + costs_->spec().name + " with a cache of " +
-                                     std::to_string(target_.design_batch) + " sequences within its TPOT objective");
-  }
+  Result<GenerativePlacement> alone = PlaceAlone(free);
+  if (alone.ok() || max_stages <= 1) return alone;
+  const StageCostTable& t = *table_;
   // 2. A pipeline over the free slices, of as few stages as serve it: the planner's best of two stages, else of
   // three, and so on (left to itself it would spread one function over every free slice for the lowest bottleneck,
   // and leave nothing to the others).
@@ -69,6 +43,39 @@ Result<GenerativePlacement> GenerativePlacer::Place(std::span<const FreeSlice> f
     why = plan.status();
   }
   return why;
+}
+
+Result<GenerativePlacement> GenerativePlacer::PlaceAlone(std::span<const FreeSlice> free,
+                                                         const std::function<bool(const FreeSlice&)>& allowed) const {
+  const StageCostTable& t = *table_;
+  const size_t last = t.blocks() - 1;
+  std::optional<size_t> best;
+  for (size_t i = 0; i < free.size(); ++i) {
+    const int k = t.KindIndex(free[i].kind);
+    if (!t.ServesAlone(k, free[i].free_mib, target_.tpot_slo_ms)) continue;
+    const gpu::MigProfile& p = *free[i].kind.profile;
+    if (costs_->KvCapacityTokens(0, last, p, target_.max_prompt) <= 0) continue;
+    auto smaller = [&](size_t a, size_t b) {
+      const gpu::MigProfile& pa = *free[a].kind.profile;
+      const gpu::MigProfile& pb = *free[b].kind.profile;
+      return std::pair(pa.sms, free[a].free_mib) < std::pair(pb.sms, free[b].free_mib);
+    };
+    if (best && !smaller(i, *best)) continue;
+    if (allowed && !allowed(free[i])) continue;
+    best = i;
+  }
+  if (!best) {
+    return Status::ResourceExhausted("no single free slice holds " + costs_->spec().name + " with a cache of " +
+                                     std::to_string(target_.design_batch) + " sequences within its TPOT objective");
+  }
+  const int k = t.KindIndex(free[*best].kind);
+  return Finish(free, {PlanStage{.slice = *best,
+                                 .slice_id = free[*best].id,
+                                 .gpu = free[*best].gpu,
+                                 .first_block = 0,
+                                 .last_block = last,
+                                 .compute_ms = t.ComputeMs(k, 0, last),
+                                 .memory_mib = t.MemoryMib(k, 0, last)}});
 }
 
 Result<GenerativePlacement> GenerativePlacer::Finish(std::span<const FreeSlice> free,

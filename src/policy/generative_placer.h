@@ -18,6 +18,7 @@
 // Thread safety: immutable after Build; const methods may be called from any thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -50,6 +51,10 @@ class GenerativePlacer {
   // The placement on `free`, or why there is none (the planner's codes: FailedPrecondition, ResourceExhausted,
   // DeadlineExceeded). max_stages 1: single slices only.
   Result<GenerativePlacement> Place(std::span<const FreeSlice> free, int max_stages) const;
+  // Place's first rule alone: the smallest single free slice that serves, of those `allowed` accepts (none: any);
+  // ResourceExhausted when there is none.
+  Result<GenerativePlacement> PlaceAlone(std::span<const FreeSlice> free,
+                                         const std::function<bool(const FreeSlice&)>& allowed = nullptr) const;
 
   // Whether the function could be placed at all on `slices` if they were all free.
   bool FitsSomewhere(std::span<const FreeSlice> slices, int max_stages) const { return Place(slices, max_stages).ok(); }

@@ -186,6 +186,7 @@ class GenSim : public carrier::SliceLease, public carrier::GenListener {
               .AddFunction({.name = f.name,
                             .model = f.model,
                             .tpot_slo_ms = f.tpot_slo_ms,
+                            .ttft_slo_ms = f.ttft_slo_ms,
                             .design_context = (f.prompt.lo + f.prompt.hi) / 2 + (f.output.lo + f.output.hi) / 2,
                             .max_prompt = f.prompt.hi})
               .status());
