@@ -88,9 +88,10 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
     if (options.empty()) return Status::Ok();
     return Status::InvalidArgument("policy " + name + " has no option '" + Printable(options.begin()->first, 30) +
                                    "' (options: " + (name == "infless" ? "margin, refusals" : "keep_alive") +
-                                   (name == "fluidfaas" ? ", idle_evict, dwell, displace_idle, contest, pipelines, "
-                                                          "time_sharing, migration, urgency, yield, displacement"
-                                                        : "") +
+                                   (name == "fluidfaas"
+                                        ? ", idle_evict, dwell, displace_idle, contest, pipelines, "
+                                          "time_sharing, migration, urgency, yield, displacement, cold_starts"
+                                        : "") +
                                    ")");
   };
   if (name == "fluidfaas") {
@@ -104,6 +105,7 @@ Result<std::unique_ptr<Scheduler>> MakeScheduler(std::string_view spec, std::vec
     FF_RETURN_IF_ERROR(take_switch("migration", o.migration));
     FF_RETURN_IF_ERROR(take_switch("urgency", o.urgency));
     FF_RETURN_IF_ERROR(take_switch("yield", o.pipeline_yield));
+    FF_RETURN_IF_ERROR(take_switch("cold_starts", o.cold_starts));
     FF_RETURN_IF_ERROR(take_span("displace_idle", o.displace_idle));
     FF_RETURN_IF_ERROR(take_span("contest", o.contest_window));
     bool displacement = true;

@@ -42,6 +42,8 @@ struct FluidFaaSOptions {
   bool time_sharing = true;  // place an instance on a slice beside idle residents (design point 2); off: only free
                              // or reclaimed slices
   bool migration = true;     // move a pipeline to one slice when one that serves it frees up
+  bool cold_starts = true;   // another cold start may begin while one is loading, when the requests turned away
+                             // meanwhile come faster than the loading instances will serve (off: one at a time)
   bool urgency = false;      // on: urgent requests prefer exclusive instances, the rest time-sharing ones (the
                              // design's routing; off by default, it costs hit rate: docs/policies.md); off: the
                              // earliest finish that meets the deadline, for every request

@@ -95,6 +95,11 @@ class FluidFaaSScheduler final : public Scheduler {
   Placer placer_;
   Hotness hotness_;
   Migrator migrator_;
+  // Per function, the requests turned away while a cold start of it was in flight (ColdStartShort).
+  std::map<FunctionId, LoadTracker> waiting_for_load_;
+  // Whether the requests that find `f` loading come faster than its loading instances will serve them (and so
+  // another cold start should begin); records `now`'s request.
+  bool ColdStartShort(const ServedFunction& f, TimePoint now);
 };
 
 }  // namespace fluidfaas::policy

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include "policy/fake_node.h"
 
 namespace fluidfaas::policy {
@@ -61,6 +63,40 @@ TEST(FluidFaaSSchedulerTest, AnExclusiveInstanceKeepsItsStateForTheDwellTimeAndA
   EXPECT_EQ(at_130, S::kWarm);
   EXPECT_EQ(StatesOf(node.transitions(), node.launches().at(0).instance),
             (std::vector<S>{S::kExclusiveHot, S::kTimeSharing, S::kWarm}));
+}
+
+// A function ramping from nothing at a rate one instance cannot carry starts more cold starts while the first one
+// loads, on free slices nobody else needs; with cold_starts off, one at a time. While another function is loading
+// too, each waits for its own (functions ramping together share the free slices one cold start at a time).
+TEST(FluidFaaSSchedulerTest, AHotFunctionRampingAloneStartsSeveralColdStartsAtOnce) {
+  // The most instances of resnet50 loading at once, sampled every 20 ms: [0] whenever, [1] while bert-base loads.
+  const auto run = [](bool cold_starts, bool other_loading) {
+    ManualClock clock;
+    Fn resnet("resnet50", 0, 50);
+    Fn bert("bert-base", 1, 100);
+    FluidFaaSOptions options;
+    options.cold_starts = cold_starts;
+    FakeNode node(clock, {Slice("0:1g.10gb@0"), Slice("0:1g.10gb@1"), Slice("0:1g.10gb@2"), Slice("0:1g.10gb@3")},
+                  {resnet.served, bert.served}, options);
+    node.SubmitEvery(0, At(0), At(3), Micros(250), 50);  // 4,000 requests/s: a 1g serves 150 at batch 1
+    if (other_loading) node.SubmitEvery(1, At(0), At(3), Millis(200), 100);
+    std::array<size_t, 2> most{0, 0};
+    for (TimePoint t = At(0); t < At(3); t += Millis(20)) {
+      clock.ScheduleAt(t, [&] {
+        std::array<size_t, 2> loading{0, 0};
+        for (const InstanceView& v : node.scheduler().Instances()) loading.at(v.function) += v.state == S::kLoading;
+        most[0] = std::max(most[0], loading[0]);
+        if (loading[1] > 0) most[1] = std::max(most[1], loading[0]);
+      });
+    }
+    clock.RunUntilIdle();
+    return most;
+  };
+  EXPECT_GE(run(true, false)[0], 3u) << "resnet50 loads on several slices at once";
+  EXPECT_EQ(run(false, false)[0], 1u) << "cold_starts off: one at a time";
+  const std::array<size_t, 2> both = run(true, true);
+  EXPECT_EQ(both[1], 1u) << "while bert-base loads, resnet50 waits for its own";
+  EXPECT_GE(both[0], 2u) << "... and starts more once bert-base has loaded";
 }
 
 // A function that cannot place an instance anywhere takes a slice from a function whose other instances carry

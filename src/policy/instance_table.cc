@@ -75,6 +75,7 @@ void InstanceTable::Index(const InstanceRec& inst, bool add) {
         warm_mib_ -= inst.weights_mib;
       }
       break;
+    case InstanceState::kLoading: loading_ += add ? 1 : -1; break;
     default: break;
   }
 }

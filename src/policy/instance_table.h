@@ -91,6 +91,8 @@ class InstanceTable {
   const std::set<InstanceId>& on_slices() const { return on_slices_; }
   // Those of them with more than one stage: the pipelines that may migrate back or yield their slices.
   const std::set<InstanceId>& pipelines() const { return pipelines_; }
+  // Instances loading now, of every function.
+  size_t loading() const { return loading_; }
   // The warm instances, oldest first (by when they turned warm), and the host memory their copies hold: expiry
   // and eviction from host memory take them from the front.
   const std::set<std::pair<TimePoint, InstanceId>>& warm() const { return warm_; }
@@ -133,6 +135,7 @@ class InstanceTable {
   std::unordered_map<FunctionId, std::vector<InstanceRec*>> by_function_;  // the same records
   std::set<InstanceId> on_slices_;
   std::set<InstanceId> pipelines_;
+  size_t loading_ = 0;
   std::set<std::pair<TimePoint, InstanceId>> warm_;
   int64_t warm_mib_ = 0;
   InstanceId next_instance_ = 1;

@@ -132,6 +132,21 @@ InstanceRec* Placer::TryScaleUp(const ServedFunction& f, TimePoint now, std::vec
   return Displace(f, now, out);
 }
 
+InstanceRec* Placer::ScaleUpOnSpare(const ServedFunction& f, TimePoint now, std::vector<Decision>& out) {
+  std::optional<size_t> single;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    if (!slices_.Free(i)) continue;
+    const SliceKind& kind = slices_.info(i).kind;
+    if (!f.costs->ServesAlone(f.costs->KindIndex(kind), kind.profile->memory_mib, f.slo_ms) || Needed(f, kind) ||
+        Contested(f, i, now)) {
+      continue;
+    }
+    if (!single || kind.profile->memory_mib < slices_.capacity_mib(*single)) single = i;
+  }
+  if (!single) return nullptr;
+  return &PlaceWhole(f, *single, InstanceState::kExclusiveHot, now, out);
+}
+
 bool Placer::Displaceable(size_t i, const ServedFunction& f, double newcomer_rate, TimePoint now) const {
   if (!slices_.available(i) || slices_.releasing(i) || slices_.residents(i).empty()) return false;
   for (InstanceId r : slices_.residents(i)) {

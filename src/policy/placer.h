@@ -43,6 +43,10 @@ class Placer {
 
   // Places an instance of `f` (a warm one reloaded, or a new one), or nullptr when nothing fits.
   InstanceRec* ScaleUp(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
+  // A new instance of `f` on the smallest free slice that serves it alone and that no other function needs or was
+  // recently short of (Needed, Contested), taking nothing from anyone; nullptr when there is none. For cold starts
+  // beside one in flight.
+  InstanceRec* ScaleUpOnSpare(const ServedFunction& f, TimePoint now, std::vector<Decision>& out);
 
   // The best plan for `f` on the free slices with at most `max_stages` stages (1: a single slice), in cluster
   // slice indices. `spare_needed`: leave out free slices another function cannot do without.
