@@ -122,27 +122,44 @@ TEST(InstanceTableTest, MeasuredSpeedCorrectsEstimatesAndNoiseWidensTheBookingMa
 
 // ---- Router
 
-TEST(RouterTest, ARequestJoinsTheOpenBatchOnlyWhileEveryDeadlineInItHolds) {
-  FluidFaaSOptions options;
-  SliceBooks slices({Slice("0:1g.10gb@6")});
-  InstanceTable instances(options, slices);
-  Router router(options, slices, instances);
-  InstanceRec& inst = instances.New(0);
-  inst.state = S::kExclusiveHot;
-  inst.stages = {StagePlacement{0}};
-  inst.stage_batch = {{Millis(10), Millis(15), Millis(20)}};
-  inst.hop_time = {Duration{0}};
-  inst.service = Millis(10);
-  std::vector<Decision> out;
-  slices.BookBatch(0, 99, 0, At(0), At(1), At(5), false);                  // another instance's work until 1 s
-  router.Route(inst, RequestEvent{1, 0, At(0.5), At(1.1)}, At(0.5), out);  // its own batch at 1 s
-  EXPECT_EQ(slices.BusyUntil(0), At(1.010));
-  // A second request joins (batch of 2: 15 ms, still before the first one's deadline)...
-  EXPECT_EQ(router.EstimatedFinish(inst, At(0.6), At(2)), At(1.015));
-  router.Route(inst, RequestEvent{2, 0, At(0.6), At(1.016)}, At(0.6), out);
-  // ...a third would make the second late (20 ms > its 1.016 s deadline): it queues after the batch instead.
-  EXPECT_EQ(router.EstimatedFinish(inst, At(0.7), At(2)), At(1.025));
-  EXPECT_EQ(inst.outstanding, 2);
+// A loaded instance's batches go to the mechanism as soon as the carrier has fewer than its stages + 1 in flight
+// (carrier.h): a batch booked behind fewer than that many is already formed, and a request that joined it ran in the
+// next one, late (thousands of late requests per run on paper at heavy load before this rule).
+TEST(RouterTest, ARequestJoinsOnlyABatchNotYetHandedOverAndOnlyWhileEveryDeadlineInItHolds) {
+  for (const bool loading : {false, true}) {
+    FluidFaaSOptions options;
+    SliceBooks slices({Slice("0:1g.10gb@6")});
+    InstanceTable instances(options, slices);
+    Router router(options, slices, instances);
+    InstanceRec& inst = instances.New(0);
+    inst.state = loading ? S::kLoading : S::kExclusiveHot;
+    inst.ready_at = At(0.5);
+    inst.stages = {StagePlacement{0}};
+    inst.stage_batch = {{Millis(10), Millis(15), Millis(20)}};
+    inst.hop_time = {Duration{0}};
+    inst.service = Millis(10);
+    std::vector<Decision> out;
+    slices.BookBatch(0, 99, 0, At(0), At(1), At(5), false);                  // another instance's work until 1 s
+    router.Route(inst, RequestEvent{1, 0, At(0.5), At(1.1)}, At(0.5), out);  // its own batch at 1 s
+    EXPECT_EQ(slices.BusyUntil(0), At(1.010));
+    if (loading) {
+      // Loading: nothing is handed over before the load ends, so a second request joins (batch of 2: 15 ms)...
+      EXPECT_EQ(router.EstimatedFinish(inst, At(0.6), At(2)), At(1.015));
+      router.Route(inst, RequestEvent{2, 0, At(0.6), At(1.016)}, At(0.6), out);
+      // ...and a third would make the second late (20 ms > its 1.016 s deadline): it queues after the batch.
+      EXPECT_EQ(router.EstimatedFinish(inst, At(0.7), At(2)), At(1.025));
+      continue;
+    }
+    // Loaded: the first batch and the one behind it are handed over at once, so the second and the third request
+    // each get a batch of their own...
+    router.Route(inst, RequestEvent{2, 0, At(0.6), At(2)}, At(0.6), out);
+    EXPECT_EQ(slices.BusyUntil(0), At(1.020));
+    router.Route(inst, RequestEvent{3, 0, At(0.6), At(2)}, At(0.6), out);
+    EXPECT_EQ(slices.BusyUntil(0), At(1.030));
+    // ...and the fourth joins the third's, which waits in the carrier's queue until a batch ahead ends.
+    EXPECT_EQ(router.EstimatedFinish(inst, At(0.7), At(2)), At(1.035));
+    EXPECT_EQ(inst.outstanding, 3);
+  }
 }
 
 // ---- Placer

@@ -16,9 +16,14 @@ TimePoint Router::EstimatedFinish(const InstanceRec& inst, TimePoint now, TimePo
     const TimePoint stage_deadline = deadline - after;
     const std::optional<BookedBatch> open = slices_.LastBatch(slice);
     StageBooking b;
-    const bool joinable = open && open->instance == inst.id && open->stage == s && t < open->start &&
-                          open->count < inst.max_batch(s) &&
-                          open->start + inst.BatchTime(s, open->count + 1) <= open->deadline;
+    // A request joins the last batch booked on the slice if it is this stage's of this instance, has not started,
+    // has room and still meets its deadline, and has not been handed to the mechanism yet: the carrier submits a
+    // loaded instance's batches as soon as it has fewer than its stages + 1 in flight, each with the requests
+    // queued then (carrier.h), so only a batch behind that many can still take one more.
+    const bool joinable =
+        open && open->instance == inst.id && open->stage == s && t < open->start && open->count < inst.max_batch(s) &&
+        open->start + inst.BatchTime(s, open->count + 1) <= open->deadline &&
+        (s > 0 || inst.state == InstanceState::kLoading || slices_.Booked(slice, inst.id, 0) >= inst.stages.size() + 2);
     if (joinable) {
       b = StageBooking{open->start, open->start + inst.BatchTime(s, open->count + 1), stage_deadline, true};
     } else {

@@ -104,6 +104,12 @@ std::optional<BookedBatch> SliceBooks::LastBatch(size_t s) const {
   return b;
 }
 
+size_t SliceBooks::Booked(size_t s, InstanceId id, size_t stage) const {
+  const Slice& sl = slices_[s];
+  return static_cast<size_t>(std::count_if(sl.queue.begin(), sl.queue.end(),
+                                           [&](const BookedBatch& b) { return b.instance == id && b.stage == stage; }));
+}
+
 void SliceBooks::BookBatch(size_t s, InstanceId id, size_t stage, TimePoint start, TimePoint end, TimePoint deadline,
                            bool join) {
   Slice& sl = slices_[s];

@@ -75,6 +75,8 @@ class SliceBooks {
   TimePoint BusyUntil(size_t s) const;
   // The last batch booked, at corrected times; none when the queue is empty.
   std::optional<BookedBatch> LastBatch(size_t s) const;
+  // Batches of (`id`, `stage`) booked on the slice and not yet consumed.
+  size_t Booked(size_t s, InstanceId id, size_t stage) const;
   // Books a batch for a request that must leave this stage by `deadline`: `join` adds it to the last batch
   // (moving its end to `end`); otherwise a new one.
   void BookBatch(size_t s, InstanceId id, size_t stage, TimePoint start, TimePoint end, TimePoint deadline, bool join);
