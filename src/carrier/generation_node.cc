@@ -157,13 +157,17 @@ void GenerationNode::Route(uint64_t id) {
   Fn& fn = fns_[f];
   std::optional<size_t> best;
   const int64_t tokens = int64_t{q.prompt} + q.output;
-  for (size_t i : fits.empty() ? fn.instances : fits) {
-    const Inst& inst = insts_[i];
-    if (inst.draining) continue;
-    const policy::ContinuousBatcher& b = inst.lanes.front().batcher;
-    if (b.BlocksFor(tokens) > b.options().kv_blocks) continue;
-    if (!best || inst.Load() < insts_[*best].Load()) best = i;
-  }
+  const auto least_loaded = [&](const std::vector<size_t>& candidates) {
+    for (size_t i : candidates) {
+      const Inst& inst = insts_[i];
+      if (inst.draining) continue;
+      const policy::ContinuousBatcher& b = inst.lanes.front().batcher;
+      if (b.BlocksFor(tokens) > b.options().kv_blocks) continue;
+      if (!best || inst.Load() < insts_[*best].Load()) best = i;
+    }
+  };
+  least_loaded(fits);
+  if (!best) least_loaded(fn.instances);  // none of those holds it: any instance that can
   if (!best) {
     fn.pending.push_back(id);
     if (fn.instances.empty()) {
@@ -184,7 +188,21 @@ void GenerationNode::Route(uint64_t id) {
   Kick(*best, lane);
   // Not displacement: an instance's idle moment between a steady function's sequences is no sign it is cold (giving
   // those slices to the crowded function cost 1.3 points on gen-fragmented at medium load).
-  if (crowded) ScaleOut(f, HasSingleSlice(f) ? 1 : 0);
+  if (!crowded) return;
+  // A long prompt that only some instances prefill in time crowds those: the next one goes where it would fit too.
+  const bool long_prompt = !fits.empty() && std::any_of(fn.instances.begin(), fn.instances.end(), [&](size_t i) {
+    return !insts_[i].draining && std::find(fits.begin(), fits.end(), i) == fits.end();
+  });
+  if (long_prompt && !Waiting() && ScaleOut(f, 1, seqs_.at(id).prompt)) {
+    insts_[fn.instances.back()].for_prompts = true;
+    ++fn.stats.prompt_routed;
+    return;
+  }
+  ScaleOut(f, HasSingleSlice(f) ? 1 : 0);
+}
+
+bool GenerationNode::Waiting() const {
+  return std::any_of(fns_.begin(), fns_.end(), [](const Fn& g) { return !g.pending.empty(); });
 }
 
 double GenerationNode::PrefillMs(const Inst& inst, int prompt) const {
@@ -209,8 +227,7 @@ std::vector<size_t> GenerationNode::PromptFits(uint64_t id) {
     if (!insts_[i].draining && PrefillMs(insts_[i], q.prompt) <= fn.spec.ttft_slo_ms) fits.push_back(i);
   }
   // A function waiting for its first instance comes first: such an instance is an extra.
-  const bool waiting = std::any_of(fns_.begin(), fns_.end(), [](const Fn& g) { return !g.pending.empty(); });
-  if (fits.empty() && !waiting && ScaleOut(q.fn, 1, q.prompt)) {
+  if (fits.empty() && !Waiting() && ScaleOut(q.fn, 1, q.prompt)) {
     insts_[fn.instances.back()].for_prompts = true;
     ++fn.stats.prompt_routed;
     fits.push_back(fn.instances.back());
@@ -246,8 +263,8 @@ bool GenerationNode::ScaleOut(size_t f, int stages, int prompt) {
   Fn& fn = fns_[f];
   auto [free, index] = Free(/*everything=*/false);
   const size_t last = fn.costs->spec().blocks.size() - 1;
-  if (prompt == 0 && options_.fit_longest_prompt && fn.spec.ttft_slo_ms > 0 && stages != 1) {
-    if (ScaleOut(f, 1, fn.spec.max_prompt)) return true;
+  if (prompt == 0 && options_.fit_longest_prompt && fn.spec.ttft_slo_ms > 0 && ScaleOut(f, 1, fn.spec.max_prompt)) {
+    return true;
   }
   Result<policy::GenerativePlacement> p =
       prompt > 0 ? fn.placer->PlaceAlone(free,

@@ -283,6 +283,8 @@ class GenerationNode {
   void Push(double t, Event::Kind kind, size_t id, uint64_t stamp = 0);
   void End(uint64_t seq, std::string_view refusal);
   void Route(uint64_t id);
+  // Whether any function has sequences waiting for an instance.
+  bool Waiting() const;
   // Whether function `f` has a live instance on one slice (not draining).
   bool HasSingleSlice(size_t f) const;
   // A new instance of `f` on the free slices, taking its pending sequences: of at most `stages` stages (0: the

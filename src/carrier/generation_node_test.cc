@@ -221,6 +221,24 @@ TEST(GenerationNodeTest, PromptRoutingStartsALargerSliceForAPromptTheSmallOneCan
   }
 }
 
+// Long prompts that crowd the instance started for them get the next one where they fit too, not on the smallest
+// free slice (a 1g.10gb here, which would prefill them too slowly).
+TEST(GenerationNodeTest, LongPromptsThatCrowdTheirInstanceScaleOutWhereTheyFit) {
+  Recorder r;
+  GenerationNode node({Slice("0:1g.10gb@6"), Slice("0:1g.10gb@5"), Slice("0:2g.20gb@0"), Slice("0:2g.20gb@2")},
+                      {.keep_alive_s = 60}, r, r);
+  ASSERT_TRUE(node.AddFunction(TinyWithTtft()).ok());
+  node.Arrive(0, 0, 200, 8);
+  Drain(node, 10);
+  for (int i = 0; i < 12; ++i) node.Arrive(10, 0, 1000, 64);  // past the design batch of 8
+  std::set<size_t> slices;
+  for (const GenInstanceView& v : node.Instances()) slices.insert(v.slices.begin(), v.slices.end());
+  EXPECT_EQ(slices, (std::set<size_t>{0, 2, 3})) << "the short prompt's 1g, and both 2g for the long ones";
+  EXPECT_EQ(node.Stats(0).prompt_routed, 2);
+  Drain(node);
+  EXPECT_EQ(node.open_sequences(), 0u);
+}
+
 // An instance prompt routing started is an extra: a function that has no instance and needs its slice gets it
 // once the extra's sequences have finished, even while long prompts keep coming.
 TEST(GenerationNodeTest, AnInstanceStartedForLongPromptsDrainsForAFunctionWaitingForItsSlice) {
