@@ -154,6 +154,7 @@ void GenerationNode::Route(uint64_t id) {
   const std::vector<size_t> fits = PromptFits(id);
   const Seq& q = seqs_.at(id);
   const size_t f = q.fn;
+  const int prompt = q.prompt;  // `q` may end (and go) once it is enqueued
   Fn& fn = fns_[f];
   std::optional<size_t> best;
   const int64_t tokens = int64_t{q.prompt} + q.output;
@@ -193,12 +194,17 @@ void GenerationNode::Route(uint64_t id) {
   const bool long_prompt = !fits.empty() && std::any_of(fn.instances.begin(), fn.instances.end(), [&](size_t i) {
     return !insts_[i].draining && std::find(fits.begin(), fits.end(), i) == fits.end();
   });
-  if (long_prompt && !Waiting() && ScaleOut(f, 1, seqs_.at(id).prompt)) {
-    insts_[fn.instances.back()].for_prompts = true;
-    ++fn.stats.prompt_routed;
-    return;
-  }
+  if (long_prompt && StartForPrompt(f, prompt)) return;
   ScaleOut(f, HasSingleSlice(f) ? 1 : 0);
+}
+
+bool GenerationNode::StartForPrompt(size_t f, int prompt) {
+  // A function waiting for its first instance comes first: such an instance is an extra.
+  if (Waiting() || !ScaleOut(f, 1, prompt)) return false;
+  Fn& fn = fns_[f];
+  insts_[fn.instances.back()].for_prompts = true;
+  ++fn.stats.prompt_routed;
+  return true;
 }
 
 bool GenerationNode::Waiting() const {
@@ -226,12 +232,7 @@ std::vector<size_t> GenerationNode::PromptFits(uint64_t id) {
   for (size_t i : fn.instances) {
     if (!insts_[i].draining && PrefillMs(insts_[i], q.prompt) <= fn.spec.ttft_slo_ms) fits.push_back(i);
   }
-  // A function waiting for its first instance comes first: such an instance is an extra.
-  if (fits.empty() && !Waiting() && ScaleOut(q.fn, 1, q.prompt)) {
-    insts_[fn.instances.back()].for_prompts = true;
-    ++fn.stats.prompt_routed;
-    fits.push_back(fn.instances.back());
-  }
+  if (fits.empty() && StartForPrompt(q.fn, q.prompt)) fits.push_back(fn.instances.back());
   return fits;
 }
 

@@ -295,6 +295,9 @@ class GenerationNode {
   double PrefillMs(const Inst& inst, int prompt) const;
   // Prompt routing: the instances of the sequence's function that prefill it within its TTFT objective, started
   // for it if none does and a free slice would; empty when routing by load alone.
+  // An extra instance of `f` on a single free slice that prefills `prompt` tokens in time, unless a function waits
+  // for its first instance; false when none starts.
+  bool StartForPrompt(size_t f, int prompt);
   std::vector<size_t> PromptFits(uint64_t id);
   void Enqueue(size_t inst, size_t lane, uint64_t seq);
   void Ready(size_t i);

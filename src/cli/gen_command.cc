@@ -141,21 +141,21 @@ int Run(const GenFlags& f) {
     if (colon != std::string::npos) {
       // The ablations: each mechanism of fluidfaas's off, one per spec.
       const std::string option = spec.substr(colon + 1);
-      bool* mechanism = option == "migration=off"        ? &o.node.migrate_back
-                        : option == "displace=off"       ? &o.node.displace
-                        : option == "prompt-routing=off" ? &o.node.prompt_routing
-                                                         : nullptr;
+      const bool fluidfaas = *parsed == sim::GenPolicy::kFluidFaaS;
+      bool* off = !fluidfaas                       ? nullptr
+                  : option == "migration=off"      ? &o.node.migrate_back
+                  : option == "displace=off"       ? &o.node.displace
+                  : option == "prompt-routing=off" ? &o.node.prompt_routing
+                                                   : nullptr;
       if (option == "fit-longest-prompt") {
         o.node.fit_longest_prompt = true;
-        policies.emplace_back(spec, o);
-        continue;
-      }
-      if (*parsed != sim::GenPolicy::kFluidFaaS || mechanism == nullptr) {
+      } else if (off != nullptr) {
+        *off = false;
+      } else {
         return fail(Status::InvalidArgument("--policies: '" + spec +
                                             "': the options are fluidfaas:migration=off, fluidfaas:displace=off, "
                                             "fluidfaas:prompt-routing=off and POLICY:fit-longest-prompt"));
       }
-      *mechanism = false;
     }
     policies.emplace_back(spec, o);
   }
@@ -242,9 +242,8 @@ void AddGenCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--policies", f->policies,
                   "Comma-separated: fluidfaas, exclusive; fluidfaas's ablations fluidfaas:migration=off, "
-                  "fluidfaas:displace=off, "
-                  "fluidfaas:prompt-routing=off; POLICY:fit-longest-prompt (new instances first on a slice that "
-                  "prefills the longest prompt within the TTFT objective)")
+                  "fluidfaas:displace=off, fluidfaas:prompt-routing=off; POLICY:fit-longest-prompt (new instances "
+                  "first on a slice that prefills the longest prompt within the TTFT objective)")
       ->capture_default_str();
   cmd->add_option("--duration", f->duration_s, "Seconds of arrivals")->capture_default_str();
   cmd->add_option("--seed", f->seeds, "Seeds (comma-separated); each policy runs on the same arrivals")

@@ -126,8 +126,7 @@ bool FluidFaaSScheduler::ColdStartShort(const ServedFunction& f, TimePoint now) 
   for (const InstanceRec* i : instances_.OfFunction(f.id)) {
     if (i->state != InstanceState::kLoading) continue;
     ++mine;
-    const double ms = ToMillis(i->service) * i->speed;
-    if (ms > 0) loading_rps += 1000.0 / ms;
+    loading_rps += i->CapacityRps();
   }
   // Only while no other function is loading: functions ramping together share the free slices one cold start at a
   // time each (letting the hottest start several lost 2.2 points on paper at heavy load).

@@ -239,11 +239,6 @@ InstanceRec* Placer::Reclaim(const ServedFunction& f, TimePoint now, std::vector
   return &PlaceWhole(f, *slice, InstanceState::kExclusiveHot, now, out, victims);
 }
 
-double Placer::CapacityRps(const InstanceRec& inst) const {
-  const double ms = ToMillis(inst.service) * inst.speed;
-  return ms > 0 ? 1000.0 / ms : 0;
-}
-
 std::optional<size_t> Placer::Reclaimable(const ServedFunction& f, TimePoint now) const {
   std::optional<size_t> best;
   for (size_t i = 0; i < slices_.size(); ++i) {
@@ -270,7 +265,7 @@ std::optional<size_t> Placer::Reclaimable(const ServedFunction& f, TimePoint now
       for (const InstanceRec* other : instances_.OfFunction(res.function)) {
         rate += other->load.RateShort(now);
         if (other->id != res.id && other->Live() && other->state != InstanceState::kLoading)
-          keeps += CapacityRps(*other);
+          keeps += other->CapacityRps();
       }
       return keeps >= options_.reclaim_headroom * rate && keeps > 0;
     };

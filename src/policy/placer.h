@@ -92,7 +92,6 @@ class Placer {
   // A time-sharing slice `f` can join, with the idle residents to evict first (the fewest).
   std::optional<std::pair<size_t, std::vector<InstanceId>>> TimeSharingSlot(const ServedFunction& f,
                                                                             TimePoint now) const;
-  double CapacityRps(const InstanceRec& inst) const;  // requests per second at batch 1
   // A slice of `kind` is contested for `f` when another function that it would serve alone found no place within
   // contest_window: a pipeline for `f` leaves it to them (booking two slices for one instance is a loss when one
   // of them would have served another function by itself).
