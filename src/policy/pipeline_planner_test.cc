@@ -175,6 +175,38 @@ RC_GTEST_PROP(PipelinePlannerProperty, MatchesBruteForceAndIsValid, ()) {
   RC_ASSERT(static_cast<int>(plan->stages.size()) <= max_stages);
 }
 
+// Two blocks, two kinds, each block fastest on a different kind, and neither slice holds both blocks: the only
+// plan within the SLO runs each block on its fast kind (4 + 4 ms). The SLO floor once took the fastest single kind
+// for the whole rest (4 + 10 ms) as a lower bound and pruned that plan.
+TEST(PlannerTest, AMixOfKindsWithinTheSloIsFoundWhenNoSingleKindIsFastestForEveryBlock) {
+  const std::vector<SliceKind> kinds = {Kind("3g.40gb"), Kind("4g.40gb")};
+  const TableBlockTimes times(kinds, {{4, 10}, {10, 4}});
+  model::FunctionSpec f;
+  f.name = "mixed";
+  f.dtype = model::DType::kFp16;
+  for (const char* name : {"b0", "b1"}) {
+    model::Block b;
+    b.name = name;
+    b.params = int64_t{6} << 30;  // 12 GiB at FP16: one block per slice
+    b.out_elems = 1;
+    b.peak_act_elems = 1;
+    f.blocks.push_back(b);
+  }
+  const model::LatencyModel memory;
+  const StageCostTable costs = StageCostTable::Build(f, times, memory, 1, kinds);
+  const std::vector<FreeSlice> free = {FreeSlice{"0:3g.40gb@0", 0, kinds[0], 20'000},
+                                       FreeSlice{"0:4g.40gb@4", 0, kinds[1], 20'000}};
+  PlannerOptions options;
+  options.transfer.hop_fixed_ms = 0;
+  const Result<Plan> plan = PipelinePlanner(options).Best(costs, 9, free);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_EQ(plan->stages.size(), 2u);
+  EXPECT_EQ(plan->stages[0].slice_id, "0:3g.40gb@0");
+  EXPECT_EQ(plan->stages[1].slice_id, "0:4g.40gb@4");
+  EXPECT_NEAR(plan->latency_ms, 8, 1e-6);
+  EXPECT_NEAR(costs.MinSuffixMs(0), 8, 1e-6);
+}
+
 class PlannerScenarioTest : public testing::Test {
  protected:
   Result<Plan> PlanFor(const std::string& model, const std::vector<std::string>& free_ids, double slo_ms = 10'000,

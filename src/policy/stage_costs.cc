@@ -20,12 +20,16 @@ StageCostTable StageCostTable::Build(const model::FunctionSpec& f, const model::
     for (size_t i = 0; i < n; ++i) p[i + 1] = p[i] + times.BlockMs(i, *kinds[k].gpu, *kinds[k].profile, batch);
     t.reserve_bytes_.push_back(memory.ReserveBytes(*kinds[k].profile));
   }
+  // Each block at its fastest kind: a pipeline may run every stage on another kind, so the fastest single kind
+  // for the whole suffix is no lower bound (it pruned plans within the SLO). Shaved by one part in 10^12, so that
+  // rounding never lifts it above the same blocks' times summed by stages.
   t.min_suffix_ms_.assign(n + 1, 0.0);
-  for (size_t i = 0; i < n; ++i) {
-    double best = 1e300;
-    for (size_t k = 0; k < kinds.size(); ++k) best = std::min(best, t.ComputeMs(static_cast<int>(k), i, n - 1));
-    t.min_suffix_ms_[i] = kinds.empty() ? 0 : best;
+  for (size_t i = n; i-- > 0;) {
+    double best = kinds.empty() ? 0.0 : 1e300;
+    for (size_t k = 0; k < kinds.size(); ++k) best = std::min(best, t.ComputeMs(static_cast<int>(k), i, i));
+    t.min_suffix_ms_[i] = t.min_suffix_ms_[i + 1] + best;
   }
+  for (double& floor : t.min_suffix_ms_) floor *= 1 - 1e-12;
   t.prefix_weights_.assign(n + 1, 0);
   t.prefix_state_.assign(n + 1, 0);
   std::vector<int64_t> peaks(n);

@@ -40,7 +40,7 @@ class StageCostTable {
     const double* p = &prefix_ms_[static_cast<size_t>(k) * (n_ + 1)];
     return p[last + 1] - p[first];
   }
-  // Fastest time of blocks [first, n) on any kind (a lower bound for what remains).
+  // A lower bound on the time of blocks [first, n) however they are split over kinds: each block's fastest.
   double MinSuffixMs(size_t first) const { return min_suffix_ms_[first]; }
 
   // Memory of blocks [first, last] on kind `k` for the table's batch, MiB, process reserve included.
