@@ -3,9 +3,10 @@
 // popularity, small models that can time-share), on 56 or 448 A100-80GB slices (seven 1g.10gb per GPU: 8 or 64
 // GPUs), run by the simulator for --duration simulated seconds. Every call into the policy is timed on the wall
 // clock; the table prints, per N and slice count, the requests, the p50/p99/max of a request's decision, the
-// p50/p99 of a tick, the p99 over every call, the run's wall time and the process's peak RSS so far (rows run in
-// order). A policy whose work follows the events shows flat columns as N grows: idle functions cost nothing per
-// request or tick. With few functions the run may see none active (the first rows can be empty).
+// p50/p99 of a tick, the p99 of a tick that decided nothing (judging alone) and of a deciding tick's time per decision
+// it made, the p99 over every call, the run's wall time and the process's peak RSS so far (rows run in order). A policy
+// whose work follows the events shows flat columns as N grows: idle functions cost nothing per request or tick. With
+// few functions the run may see none active (the first rows can be empty).
 //
 //   build/release/bench/policy_bench [--functions 100,1000,10000,100000] [--slices 56,448] [--duration 60]
 //                                    [--policy fluidfaas]
@@ -38,6 +39,8 @@ class TimedScheduler final : public policy::Scheduler {
   explicit TimedScheduler(policy::Scheduler& inner) : inner_(inner) {}
 
   std::vector<int64_t> requests, ticks, all;
+  // Ticks that decided nothing (their cost is judging alone), and for the others their time per decision.
+  std::vector<int64_t> quiet_ticks, tick_per_decision;
 
   std::string_view name() const override { return inner_.name(); }
   void OnRequest(const policy::RequestEvent& r, TimePoint now, std::vector<Decision>& out) override {
@@ -62,7 +65,14 @@ class TimedScheduler final : public policy::Scheduler {
     Time(nullptr, [&] { inner_.OnSliceFreed(slice, now, out); });
   }
   void OnTick(TimePoint now, std::vector<Decision>& out) override {
+    const size_t before = out.size();
     Time(&ticks, [&] { inner_.OnTick(now, out); });
+    const auto decided = static_cast<int64_t>(out.size() - before);
+    if (decided == 0) {
+      quiet_ticks.push_back(ticks.back());
+    } else {
+      tick_per_decision.push_back(ticks.back() / decided);
+    }
   }
   Status Deploy(policy::ServedFunction f) override { return inner_.Deploy(std::move(f)); }
   Status Remove(policy::FunctionId f, TimePoint now, std::vector<Decision>& out) override {
@@ -140,19 +150,21 @@ int Run(const std::string& policy, int functions, int slices, double duration_s,
   }
   int64_t hits = 0;
   for (const sim::RequestRecord& r : result.requests) hits += r.outcome == sim::Outcome::kHit;
-  table.AddRow({std::to_string(functions), std::to_string(p.slices.size()), std::to_string(arrivals.size()),
-                Us(100.0 * static_cast<double>(hits) / static_cast<double>(std::max<size_t>(1, arrivals.size()))),
-                Us(QuantileUs(timed.requests, 0.5)), Us(QuantileUs(timed.requests, 0.99)),
-                Us(QuantileUs(timed.requests, 1.0)), Us(QuantileUs(timed.ticks, 0.5)),
-                Us(QuantileUs(timed.ticks, 0.99)), Us(QuantileUs(timed.all, 0.99)), Us(wall), Us(PeakRssMib())});
+  table.AddRow(
+      {std::to_string(functions), std::to_string(p.slices.size()), std::to_string(arrivals.size()),
+       Us(100.0 * static_cast<double>(hits) / static_cast<double>(std::max<size_t>(1, arrivals.size()))),
+       Us(QuantileUs(timed.requests, 0.5)), Us(QuantileUs(timed.requests, 0.99)), Us(QuantileUs(timed.requests, 1.0)),
+       Us(QuantileUs(timed.ticks, 0.5)), Us(QuantileUs(timed.ticks, 0.99)), Us(QuantileUs(timed.quiet_ticks, 0.99)),
+       Us(QuantileUs(timed.tick_per_decision, 0.99)), Us(QuantileUs(timed.all, 0.99)), Us(wall), Us(PeakRssMib())});
   return 0;
 }
 
 }  // namespace
 }  // namespace fluidfaas
 
-int main(int argc, char** argv) {
-  using namespace fluidfaas;
+namespace fluidfaas {
+namespace {
+int Main(int argc, char** argv) {
   CLI::App app{"Decision time of a policy as deployed functions grow, 1% of them active"};
   std::vector<int> functions = {100, 1000, 10000, 100000};
   std::vector<int> slices = {56, 448};
@@ -168,7 +180,7 @@ int main(int argc, char** argv) {
   app.add_option("--policy", policy, "the policy (fluidfaas, esg, infless, exclusive[:keep_alive=...])");
   CLI11_PARSE(app, argc, argv);
   cli::Table table({"functions", "slices", "requests", "hit %", "request p50 us", "p99", "max", "tick p50 us", "p99",
-                    "any call p99", "wall s", "RSS MiB"});
+                    "quiet tick p99", "per decision p99", "any call p99", "wall s", "RSS MiB"});
   for (int s : slices) {
     for (int f : functions) {
       if (Run(policy, f, s, duration, table) != 0) return 1;
@@ -178,4 +190,15 @@ int main(int argc, char** argv) {
             << " s simulated\n";
   table.Print(std::cout);
   return 0;
+}
+}  // namespace
+}  // namespace fluidfaas
+
+int main(int argc, char** argv) {
+  try {
+    return fluidfaas::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "policy_bench: " << e.what() << '\n';
+    return 1;
+  }
 }

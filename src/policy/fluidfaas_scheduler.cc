@@ -162,6 +162,7 @@ void FluidFaaSScheduler::Reroute(std::span<const RequestEvent> stranded, Reason 
 
 void FluidFaaSScheduler::Ended(InstanceRec& inst, int n, TimePoint now, std::vector<Decision>& out) {
   inst.outstanding = std::max(0, inst.outstanding - n);
+  if (inst.outstanding == 0) hotness_.Idle(inst);
   if (inst.evict_pending) instances_.Evict(inst, now, out);
   if (inst.state == InstanceState::kDraining && inst.outstanding == 0) instances_.Retire(inst, now, out);
 }
@@ -172,6 +173,7 @@ void FluidFaaSScheduler::OnStageFinished(const StageFinished& stage, TimePoint n
   const int n = static_cast<int>(stage.requests.size());
   slices_.BatchDone(inst->stages[stage.stage].slice, inst->id, stage.stage, n, stage.finished);
   inst->load.OnBusy(stage.started, stage.finished);
+  hotness_.Busier(*inst, now);
   // Measured speed: what the batch took against what the cost table said, as a running mean.
   const Duration estimate =
       inst->stage_batch[stage.stage][static_cast<size_t>(std::min(n, inst->max_batch(stage.stage)) - 1)];

@@ -19,12 +19,53 @@ void Hotness::Promote(InstanceRec& inst, TimePoint now, std::vector<Decision>& o
   instances_.SetState(inst, InstanceState::kExclusiveHot, now, out);
 }
 
+void Hotness::Busier(InstanceRec& inst, TimePoint now) {
+  // Promotion is judged at the next tick only if the fraction reaches the threshold now: until another batch it
+  // only falls (an exclusive instance's demotion only moves further off).
+  if (inst.state == InstanceState::kTimeSharing && inst.load.BusyFraction(now) >= options_.promote_busy) {
+    instances_.Judge(inst);
+  }
+}
+
+void Hotness::Idle(InstanceRec& inst) {
+  if (inst.state == InstanceState::kTimeSharing) IdleTimer(inst);
+}
+
+void Hotness::IdleTimer(InstanceRec& inst) {
+  instances_.JudgeAt(inst, std::max(inst.in_use_since, inst.load.last_arrival()) + options_.ts_idle_evict);
+}
+
+void Hotness::Next(InstanceRec& inst, TimePoint now) {
+  switch (inst.state) {
+    case InstanceState::kTimeSharing:
+      // Its busy fraction grows only with a batch done (Busier), so promotion waits for one; eviction waits for
+      // its idle time, once nothing is outstanding (else from its last request's end: Idle).
+      if (inst.outstanding == 0) IdleTimer(inst);
+      break;
+    case InstanceState::kExclusiveHot: {
+      const Duration window = options_.tracker.busy_window;
+      const TimePoint settled = inst.state_since + std::max(window, options_.min_dwell);
+      if (now < settled) {
+        instances_.JudgeAt(inst, settled);
+        break;
+      }
+      // Busy time leaves the window no faster than time passes: the fraction falls by at most dt / window, so it
+      // cannot reach demote_busy sooner than this (shaved, so rounding never makes it late).
+      const double room = std::max(0.0, inst.load.BusyFraction(now) - options_.demote_busy);
+      instances_.JudgeAt(inst,
+                         now + Duration(static_cast<int64_t>(room * static_cast<double>(window.count()) * (1 - 1e-6))));
+      break;
+    }
+    default: break;  // draining: retired below, or when its last request ends; warm or loading: not on a slice
+  }
+}
+
 void Hotness::Tick(TimePoint now, std::vector<Decision>& out) {
-  // Only instances on slices are judged (a promotion may evict others: hence the copy); warm copies are ordered by
-  // when they turned warm and leave from the front. Idle functions cost nothing here.
-  const std::vector<InstanceId> placed(instances_.on_slices().begin(), instances_.on_slices().end());
+  // Only the instances on the agenda are judged (InstanceTable::TakeDue): the others' judgement cannot have changed
+  // since their last one. Warm copies are ordered by when they turned warm and leave from the front. Idle functions,
+  // and placed instances with nothing new, cost nothing here.
   std::vector<InstanceId> retire;
-  for (InstanceId id : placed) {
+  for (InstanceId id : instances_.TakeDue(now)) {
     InstanceRec& inst = instances_.at(id);
     switch (inst.state) {
       case InstanceState::kTimeSharing: {
@@ -49,6 +90,7 @@ void Hotness::Tick(TimePoint now, std::vector<Decision>& out) {
         break;
       default: break;  // evicted by a promotion above: warm now
     }
+    Next(inst, now);
   }
   // Warm copies past their keep-alive turn cold; then, while the copies overflow host memory, the least recently
   // used go too.

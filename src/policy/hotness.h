@@ -23,8 +23,16 @@ class Hotness {
       : options_(options), slices_(slices), instances_(instances) {}
 
   void Tick(TimePoint now, std::vector<Decision>& out);
+  // What the scheduler tells it between ticks, so that a tick judges only the instances these may have changed:
+  // `inst` ran a batch (its busy fraction grew), or its last outstanding request ended.
+  void Busier(InstanceRec& inst, TimePoint now);
+  void Idle(InstanceRec& inst);
 
  private:
+  // Puts a judged instance back on the agenda for when its judgement may next change by itself.
+  void Next(InstanceRec& inst, TimePoint now);
+  // A time-sharing instance with nothing outstanding: judged once it has been idle for ts_idle_evict.
+  void IdleTimer(InstanceRec& inst);
   // Promotes `inst` to exclusive_hot: its co-residents leave its slices.
   void Promote(InstanceRec& inst, TimePoint now, std::vector<Decision>& out);
 

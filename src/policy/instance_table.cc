@@ -53,7 +53,7 @@ bool InstanceTable::SetState(InstanceRec& inst, InstanceState to, TimePoint now,
   return true;
 }
 
-void InstanceTable::Index(const InstanceRec& inst, bool add) {
+void InstanceTable::Index(InstanceRec& inst, bool add) {
   switch (inst.state) {
     case InstanceState::kTimeSharing:
     case InstanceState::kExclusiveHot:
@@ -61,9 +61,11 @@ void InstanceTable::Index(const InstanceRec& inst, bool add) {
       if (add) {
         on_slices_.insert(inst.id);
         if (inst.stages.size() > 1) pipelines_.insert(inst.id);
+        Judge(inst);
       } else {
         on_slices_.erase(inst.id);
         pipelines_.erase(inst.id);
+        JudgeAt(inst, TimePoint::max());  // off the timers; a stale entry of judge_soon_ is dropped by TakeDue
       }
       break;
     case InstanceState::kWarm:
@@ -78,6 +80,42 @@ void InstanceTable::Index(const InstanceRec& inst, bool add) {
     case InstanceState::kLoading: loading_ += add ? 1 : -1; break;
     default: break;
   }
+}
+
+void InstanceTable::Judge(InstanceRec& inst) {
+  if (inst.judge_soon) return;
+  inst.judge_soon = true;
+  judge_soon_.push_back(inst.id);
+}
+
+void InstanceTable::JudgeAt(InstanceRec& inst, TimePoint when) {
+  if (inst.judge_at == when) return;
+  if (inst.judge_at != TimePoint::max()) judge_at_.erase({inst.judge_at, inst.id});
+  inst.judge_at = when;
+  if (when != TimePoint::max()) judge_at_.emplace(when, inst.id);
+}
+
+std::vector<InstanceId> InstanceTable::TakeDue(TimePoint now) {
+  std::vector<InstanceId> due;
+  for (InstanceId id : judge_soon_) {
+    InstanceRec* inst = Find(id);
+    if (inst == nullptr || !inst->judge_soon) continue;
+    inst->judge_soon = false;
+    if (inst->state == InstanceState::kTimeSharing || inst->state == InstanceState::kExclusiveHot ||
+        inst->state == InstanceState::kDraining) {
+      due.push_back(id);  // on a slice
+    }
+  }
+  judge_soon_.clear();
+  while (!judge_at_.empty() && judge_at_.begin()->first <= now) {
+    const InstanceId id = judge_at_.begin()->second;
+    judge_at_.erase(judge_at_.begin());
+    instances_.at(id).judge_at = TimePoint::max();
+    due.push_back(id);  // on a slice: leaving one takes it off the timers
+  }
+  std::sort(due.begin(), due.end());
+  due.erase(std::unique(due.begin(), due.end()), due.end());
+  return due;
 }
 
 void InstanceTable::Place(InstanceRec& inst, const ServedFunction& f, std::vector<StagePlacement> stages,

@@ -48,6 +48,9 @@ struct InstanceRec {
   std::optional<InstanceId> replaces;  // a migration target: the pipeline it will take over from
   bool migrating = false;              // a pipeline with a migration target loading
   bool evict_pending = false;          // leaving its slice (a co-resident was promoted) once idle
+  // Its place on the tick's agenda (InstanceTable::Judge, JudgeAt).
+  bool judge_soon = false;
+  TimePoint judge_at = TimePoint::max();
 
   // Estimated time of a batch of `n` at stage `s`, corrected by measurements.
   // Requests per second it serves at batch 1, at its measured speed (0 before it has a placement).
@@ -96,6 +99,15 @@ class InstanceTable {
   const std::set<InstanceId>& on_slices() const { return on_slices_; }
   // Those of them with more than one stage: the pipelines that may migrate back or yield their slices.
   const std::set<InstanceId>& pipelines() const { return pipelines_; }
+  // The tick's agenda: which instances on slices a tick judges, so that its work follows what changed, not what is
+  // placed. Every instance that arrives on a slice (a state change) is judged at the next tick; so is one whose
+  // judgement a scheduler event may change (Judge: a batch done, a request ended); and one whose judgement may
+  // change by the passing of time alone, at the time its judge gives (JudgeAt: an idle timer, or the earliest a
+  // busy fraction can fall to a threshold). TakeDue hands a tick the instances due, by id (the order a scan of
+  // on_slices() would judge them in).
+  void Judge(InstanceRec& inst);
+  void JudgeAt(InstanceRec& inst, TimePoint when);
+  std::vector<InstanceId> TakeDue(TimePoint now);
   // Instances loading now, of every function.
   size_t loading() const { return loading_; }
   // The warm instances, oldest first (by when they turned warm), and the host memory their copies hold: expiry
@@ -132,7 +144,7 @@ class InstanceTable {
   void Unplace(InstanceRec& inst);
   void Erase(InstanceRec& inst);
   // Adds `inst` to the index of its state (on_slices_ or warm_), or removes it.
-  void Index(const InstanceRec& inst, bool add);
+  void Index(InstanceRec& inst, bool add);
 
   const FluidFaaSOptions& options_;
   SliceBooks& slices_;
@@ -140,6 +152,8 @@ class InstanceTable {
   std::unordered_map<FunctionId, std::vector<InstanceRec*>> by_function_;  // the same records
   std::set<InstanceId> on_slices_;
   std::set<InstanceId> pipelines_;
+  std::vector<InstanceId> judge_soon_;                   // each once (InstanceRec::judge_soon)
+  std::set<std::pair<TimePoint, InstanceId>> judge_at_;  // each once (InstanceRec::judge_at)
   size_t loading_ = 0;
   std::set<std::pair<TimePoint, InstanceId>> warm_;
   int64_t warm_mib_ = 0;

@@ -1,6 +1,9 @@
 // FluidFaaSScheduler's parts, each on its own: SliceBooks, InstanceTable, Router, Placer, Hotness.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+
 #include "policy/fake_node.h"
 #include "policy/hotness.h"
 #include "policy/instance_table.h"
@@ -291,6 +294,97 @@ TEST(HotnessTest, PromotesBusyDemotesIdleEvictsAndExpires) {
   const InstanceId quiet_id = quiet.id;
   hotness.Tick(At(10) + options.keep_alive, out);
   EXPECT_EQ(instances.Find(quiet_id), nullptr);  // expired to cold: gone
+}
+
+// A tick judges only the instances on its agenda (InstanceTable::TakeDue), and decides exactly what judging every
+// placed instance would: random batches, arrivals and ends on instances of both states, one per slice, ticks every
+// 100 ms, and before each tick the decisions a scan of every instance would take, checked against the tick's.
+TEST(HotnessTest, TheAgendaDecidesWhatAScanOfEveryPlacedInstanceWould) {
+  Fn resnet("resnet50", 0, 100);
+  FluidFaaSOptions options;
+  options.min_dwell = Seconds(5);
+  options.ts_idle_evict = Seconds(3);
+  constexpr size_t kSlices = 12;
+  std::vector<ClusterSlice> list;
+  for (size_t i = 0; i < kSlices; ++i) list.push_back(Slice(std::to_string(i) + ":2g.20gb@4"));
+  SliceBooks slices(list);
+  InstanceTable instances(options, slices);
+  Hotness hotness(options, slices, instances);
+  std::vector<Decision> out;
+  const size_t last = resnet.costs->blocks() - 1;
+  const int k = resnet.costs->KindIndex(slices.info(0).kind);
+  std::vector<InstanceId> ids;
+  for (size_t slice = 0; slice < kSlices; ++slice) {
+    InstanceRec& inst = instances.New(0);
+    const S state = slice % 2 == 0 ? S::kTimeSharing : S::kExclusiveHot;
+    instances.Place(inst, resnet.served, {StagePlacement{slice, 0, last, resnet.costs->MemoryMib(k, 0, last)}}, state,
+                    At(0), out);
+    instances.SetState(inst, state, At(0), out);
+    ids.push_back(inst.id);
+  }
+  std::mt19937_64 rng(7);
+  std::vector<TimePoint> busy_until(kSlices, At(0));
+  const Duration tick = Millis(100);
+  int judged_changes = 0;
+  for (TimePoint now = At(0) + tick; now < At(120); now += tick) {
+    // Events between ticks, as the scheduler reports them.
+    for (size_t slice = 0; slice < kSlices; ++slice) {
+      InstanceRec* inst = instances.Find(ids[slice]);
+      if (inst == nullptr || (inst->state != S::kTimeSharing && inst->state != S::kExclusiveHot)) continue;
+      // Bursts: each instance is busy in some 10-second phases and quiet in others.
+      const bool phase_busy = ((now - At(0)) / Seconds(10) + static_cast<int64_t>(slice)) % 3 == 0;
+      const uint64_t draw = rng() % 100;
+      if (draw < (phase_busy ? 60u : 3u)) {
+        inst->load.OnArrival(now - Millis(50));
+        ++inst->outstanding;
+        const TimePoint start = std::max(busy_until[slice], now - Millis(90));
+        const TimePoint end = std::min(now, start + Millis(static_cast<int64_t>(20 + rng() % 70)));
+        if (end > start) {
+          inst->load.OnBusy(start, end);
+          busy_until[slice] = end;
+          hotness.Busier(*inst, now);
+        }
+      }
+      if (inst->outstanding > 0 && rng() % 100 < 50) {
+        if (--inst->outstanding == 0) hotness.Idle(*inst);
+      }
+    }
+    // What a scan of every placed instance decides now (one instance per slice: no co-resident leaves).
+    std::map<InstanceId, S> expected;
+    for (InstanceId id : instances.on_slices()) {
+      const InstanceRec& inst = instances.at(id);
+      const double busy = inst.load.BusyFraction(now);
+      const TimePoint last_use = std::max(inst.in_use_since, inst.load.last_arrival());
+      S next = inst.state;
+      if (inst.state == S::kTimeSharing && busy >= options.promote_busy) {
+        next = S::kExclusiveHot;
+      } else if (inst.state == S::kTimeSharing && inst.outstanding == 0 && now - last_use >= options.ts_idle_evict) {
+        next = S::kWarm;
+      } else if (inst.state == S::kExclusiveHot &&
+                 now - inst.state_since >= std::max(options.tracker.busy_window, options.min_dwell) &&
+                 busy < options.demote_busy) {
+        next = S::kTimeSharing;
+      }
+      expected[id] = next;
+    }
+    hotness.Tick(now, out);
+    for (const auto& [id, state] : expected) {
+      const InstanceRec* inst = instances.Find(id);
+      ASSERT_NE(inst, nullptr);
+      ASSERT_EQ(inst->state, state) << "instance " << id << " at " << ToSeconds(now - At(0)) << " s";
+      if (inst->state_since == now) ++judged_changes;
+    }
+    // A warm copy comes back on its slice, so the run keeps every slice in play.
+    for (size_t slice = 0; slice < kSlices; ++slice) {
+      InstanceRec& inst = instances.at(ids[slice]);
+      if (inst.state != S::kWarm || rng() % 100 >= 5) continue;
+      slices.Acknowledge(slice, inst.id);
+      instances.Place(inst, resnet.served, {StagePlacement{slice, 0, last, resnet.costs->MemoryMib(k, 0, last)}},
+                      S::kTimeSharing, now, out);
+      instances.SetState(inst, S::kTimeSharing, now, out);
+    }
+  }
+  EXPECT_GT(judged_changes, 40);  // promotions, demotions and evictions all happened, many times
 }
 
 TEST(HotnessTest, WarmCopiesBeyondHostMemoryExpireLeastRecentlyUsedFirst) {
