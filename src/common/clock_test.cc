@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <climits>
+#include <cstdio>
 #include <future>
 #include <string>
 #include <vector>
@@ -19,6 +21,33 @@ TEST(TimeTest, ConversionsAndFormatting) {
   EXPECT_EQ(FormatDuration(Micros(1500)), "1.5ms");
   EXPECT_EQ(FormatDuration(Seconds(2)), "2.000s");
   EXPECT_EQ(AtMicros(10) + Micros(5), AtMicros(15));
+}
+
+// FormatDuration writes printf's text: %g to three digits in milliseconds, %.3f in seconds; at the unit boundaries,
+// at halves that round either way, negative, and over a spread of magnitudes.
+TEST(TimeTest, FormatDurationWritesPrintfsText) {
+  const auto printf_text = [](int64_t us) {
+    char text[64];
+    const int64_t mag = us < 0 ? -us : us;
+    if (mag < 1000) {
+      std::snprintf(text, sizeof text, "%lldus", static_cast<long long>(us));
+    } else if (mag < 1'000'000) {
+      std::snprintf(text, sizeof text, "%.3gms", static_cast<double>(us) / 1e3);
+    } else {
+      std::snprintf(text, sizeof text, "%.3fs", static_cast<double>(us) / 1e6);
+    }
+    return std::string(text);
+  };
+  std::vector<int64_t> cases = {0, 1, 999, 1000, 1005, 1015, 1025, 1234, 9995, 99'950, 999'499, 999'500, 999'999,
+                                1'000'000, 1'000'500, 1'001'500, 2'345'500, 123'456'789, INT64_MAX / 2};
+  uint64_t x = 12345;
+  for (int i = 0; i < 20'000; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    cases.push_back(static_cast<int64_t>(x >> (20 + x % 40)));
+  }
+  for (int64_t us : cases) {
+    for (int64_t v : {us, -us}) EXPECT_EQ(FormatDuration(Micros(v)), printf_text(v)) << v << " us";
+  }
 }
 
 TEST(ManualClockTest, CallbacksFireInTimeOrderNotScheduleOrder) {
