@@ -65,7 +65,7 @@ void InstanceTable::Index(InstanceRec& inst, bool add) {
       } else {
         on_slices_.erase(inst.id);
         pipelines_.erase(inst.id);
-        JudgeAt(inst, TimePoint::max());  // off the timers; a stale entry of judge_soon_ is dropped by TakeDue
+        Unjudge(inst);  // off the timers; a stale entry of judge_soon_ is dropped by TakeDue
       }
       break;
     case InstanceState::kWarm:
@@ -89,10 +89,18 @@ void InstanceTable::Judge(InstanceRec& inst) {
 }
 
 void InstanceTable::JudgeAt(InstanceRec& inst, TimePoint when) {
-  if (inst.judge_at == when) return;
-  if (inst.judge_at != TimePoint::max()) judge_at_.erase({inst.judge_at, inst.id});
+  // An earlier timer stands: judged then, the instance decides nothing it would not decide at any tick, and its
+  // judge sets the next one. So a busy instance's request ends cost a comparison, not a reordering of the timers.
+  if (inst.judge_at <= when) return;
+  Unjudge(inst);
   inst.judge_at = when;
-  if (when != TimePoint::max()) judge_at_.emplace(when, inst.id);
+  judge_at_.emplace(when, inst.id);
+}
+
+void InstanceTable::Unjudge(InstanceRec& inst) {
+  if (inst.judge_at == TimePoint::max()) return;
+  judge_at_.erase({inst.judge_at, inst.id});
+  inst.judge_at = TimePoint::max();
 }
 
 std::vector<InstanceId> InstanceTable::TakeDue(TimePoint now) {

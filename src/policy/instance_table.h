@@ -102,11 +102,12 @@ class InstanceTable {
   // The tick's agenda: which instances on slices a tick judges, so that its work follows what changed, not what is
   // placed. Every instance that arrives on a slice (a state change) is judged at the next tick; so is one whose
   // judgement a scheduler event may change (Judge: a batch done, a request ended); and one whose judgement may
-  // change by the passing of time alone, at the time its judge gives (JudgeAt: an idle timer, or the earliest a
+  // change by the passing of time alone, by the time its judge gives (JudgeAt: an idle timer, or the earliest a
   // busy fraction can fall to a threshold). TakeDue hands a tick the instances due, by id (the order a scan of
   // on_slices() would judge them in).
   void Judge(InstanceRec& inst);
-  void JudgeAt(InstanceRec& inst, TimePoint when);
+  void JudgeAt(InstanceRec& inst, TimePoint when);  // an earlier timer of `inst` stands
+  void Unjudge(InstanceRec& inst);                   // off the timers
   std::vector<InstanceId> TakeDue(TimePoint now);
   // Instances loading now, of every function.
   size_t loading() const { return loading_; }
