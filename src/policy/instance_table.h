@@ -107,7 +107,7 @@ class InstanceTable {
   // on_slices() would judge them in).
   void Judge(InstanceRec& inst);
   void JudgeAt(InstanceRec& inst, TimePoint when);  // an earlier timer of `inst` stands
-  void Unjudge(InstanceRec& inst);                   // off the timers
+  void Unjudge(InstanceRec& inst);                  // off the timers
   std::vector<InstanceId> TakeDue(TimePoint now);
   // Instances loading now, of every function.
   size_t loading() const { return loading_; }

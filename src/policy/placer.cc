@@ -380,6 +380,8 @@ std::optional<std::pair<size_t, std::vector<InstanceId>>> Placer::TimeSharingSlo
     if (!slices_.available(i) || slices_.residents(i).empty()) continue;
     const int k = f.costs->KindIndex(slices_.info(i).kind);
     if (k < 0 || f.costs->ComputeMs(k, 0, last) > f.slo_ms) continue;
+    // A slice too small for the function with every resident gone is passed over before its residents are read.
+    if (f.costs->MemoryMib(k, 0, last) > slices_.capacity_mib(i)) continue;
     // A second instance of the function on the same slice adds no capacity: they would share one queue. The
     // residents are read cheaply first: most slices fail here, before any rate is worked out.
     residents.clear();  // each looked up once
