@@ -293,11 +293,11 @@ class GenerationNode {
   bool ScaleOut(size_t f, int stages = 0, int prompt = 0);
   // Modelled milliseconds to prefill one prompt of `prompt` tokens on instance `i`'s stages.
   double PrefillMs(const Inst& inst, int prompt) const;
-  // Prompt routing: the instances of the sequence's function that prefill it within its TTFT objective, started
-  // for it if none does and a free slice would; empty when routing by load alone.
   // An extra instance of `f` on a single free slice that prefills `prompt` tokens in time, unless a function waits
   // for its first instance; false when none starts.
   bool StartForPrompt(size_t f, int prompt);
+  // Prompt routing: the instances of the sequence's function that prefill it within its TTFT objective, started
+  // for it if none does and a free slice would; empty when routing by load alone.
   std::vector<size_t> PromptFits(uint64_t id);
   void Enqueue(size_t inst, size_t lane, uint64_t seq);
   void Ready(size_t i);

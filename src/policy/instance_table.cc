@@ -109,10 +109,7 @@ std::vector<InstanceId> InstanceTable::TakeDue(TimePoint now) {
     InstanceRec* inst = Find(id);
     if (inst == nullptr || !inst->judge_soon) continue;
     inst->judge_soon = false;
-    if (inst->state == InstanceState::kTimeSharing || inst->state == InstanceState::kExclusiveHot ||
-        inst->state == InstanceState::kDraining) {
-      due.push_back(id);  // on a slice
-    }
+    if (on_slices_.contains(id)) due.push_back(id);
   }
   judge_soon_.clear();
   while (!judge_at_.empty() && judge_at_.begin()->first <= now) {

@@ -52,12 +52,12 @@ struct InstanceRec {
   bool judge_soon = false;
   TimePoint judge_at = TimePoint::max();
 
-  // Estimated time of a batch of `n` at stage `s`, corrected by measurements.
   // Requests per second it serves at batch 1, at its measured speed (0 before it has a placement).
   double CapacityRps() const {
     const double ms = ToMillis(service) * speed;
     return ms > 0 ? 1000.0 / ms : 0;
   }
+  // Estimated time of a batch of `n` at stage `s`, corrected by measurements.
   Duration BatchTime(size_t s, int n) const {
     return Duration(
         static_cast<int64_t>(static_cast<double>(stage_batch[s][static_cast<size_t>(n - 1)].count()) * booking_speed));
